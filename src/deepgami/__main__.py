@@ -1,0 +1,5 @@
+import sys
+
+from deepgami.cli import main
+
+sys.exit(main())
