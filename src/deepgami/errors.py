@@ -15,8 +15,9 @@ class InputError(Exception):
 
     def __init__(self, path: str | os.PathLike | None, message: str) -> None:
         self.path = None if path is None else str(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}" if self.path else message)
+        # One line, always: a stray newline from user content must not split the message.
+        self.message = " ".join(str(message).split("\n"))
+        super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
 
 @contextmanager

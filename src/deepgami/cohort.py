@@ -1,0 +1,340 @@
+"""The cohort: one MuData per cohort (or cohort x cell type), built from user files.
+
+Layout (see DESIGN.md): `mdata.mod[m]` holds the samples that HAVE modality m; presence is the
+boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional `split`); priors are
+boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
+`mdata.uns['priors'][NAME]['modality']` names the modality each guides.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from deepgami.errors import InputError, atomic_path
+
+LABEL = "label"
+SPLIT = "split"
+PRIOR_PREFIX = "prior:"
+# A label column with at least this many distinct numeric values is a numeric phenotype.
+MIN_NUMERIC_LEVELS = 10
+
+md.set_options(pull_on_update=False)
+
+
+@dataclass
+class PriorInput:
+    """One prior edge list as read from a file, and the modality whose encoder it guides."""
+
+    modality: str
+    name: str
+    edges: pd.DataFrame
+    path: Path | None = None
+
+
+@dataclass
+class BuildReport:
+    """What `build_cohort` kept and dropped; stored in `mdata.uns['build']` and printed."""
+
+    samples: int = 0
+    samples_without_label: dict[str, int] = field(default_factory=dict)
+    labelled_without_data: int = 0
+    modalities: dict[str, dict[str, Any]] = field(default_factory=dict)
+    priors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    classes: dict[str, int] = field(default_factory=dict)
+    task: str = "classification"
+
+    def lines(self) -> list[str]:
+        out = [f"samples: {self.samples} ({self.task}; "
+               + ", ".join(f"{k}: {v}" for k, v in self.classes.items()) + ")"]
+        if self.labelled_without_data:
+            out.append(f"labelled samples with no modality (dropped): {self.labelled_without_data}")
+        for name, info in self.modalities.items():
+            line = f"modality {name}: {info['samples']} samples x {info['features']} features ({info['dtype']})"
+            if self.samples_without_label.get(name):
+                line += f"; {self.samples_without_label[name]} samples without a label dropped"
+            if info.get("missing_values"):
+                line += f"; {info['missing_values']} missing values ({info['missing_policy']})"
+            if info.get("dropped_features"):
+                line += f"; {info['dropped_features']} features with missing values dropped"
+            out.append(line)
+        for name, info in self.priors.items():
+            out.append(
+                f"prior {name} -> {info['modality']}: {info['edges_kept']} of {info['edges_read']} edges kept "
+                f"({info['edges_unknown_source']} with an unknown source, {info['edges_unknown_target']} with an "
+                f"unknown target, {info['edges_duplicate']} duplicates); {info['sources']} sources, "
+                f"{info['targets']} targets; {info['features_without_edges']} features of {info['modality']} have no edge"
+            )
+        return out
+
+    def to_uns(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "samples_without_label": dict(self.samples_without_label),
+            "labelled_without_data": self.labelled_without_data,
+            "modalities": {k: dict(v) for k, v in self.modalities.items()},
+            "classes": dict(self.classes),
+            "task": self.task,
+        }
+
+
+def _prefixed(modality: str, name: str) -> str:
+    return f"{modality}:{name}"
+
+
+def build_cohort(
+    modalities: dict[str, ad.AnnData],
+    labels: pd.DataFrame,
+    priors: list[PriorInput] | None = None,
+    prefix: bool = False,
+    paths: dict[str, Path] | None = None,
+    labels_path: Path | None = None,
+    read_reports: dict[str, dict] | None = None,
+) -> tuple[md.MuData, BuildReport]:
+    """Assemble a validated cohort MuData from per-modality AnnData, labels and prior edge lists.
+
+    `labels` is indexed by sample with a `label` column (and optional `split`). `paths` names the
+    source file of each modality, used in error messages. With `prefix`, feature names become
+    `<modality>:<feature>` so that colliding names across modalities stay distinct.
+    """
+    priors = priors or []
+    paths = paths or {}
+    report = BuildReport()
+    if not modalities:
+        raise InputError(None, "no modality given (use --modality NAME=PATH)")
+
+    if prefix:
+        for name, adata in modalities.items():
+            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
+    _check_feature_collisions(modalities, paths)
+
+    kept: dict[str, ad.AnnData] = {}
+    for name, adata in modalities.items():
+        shared = adata.obs_names.isin(labels.index)
+        if not shared.any():
+            raise InputError(
+                paths.get(name), f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
+                f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)"
+            )
+        report.samples_without_label[name] = int((~shared).sum())
+        kept[name] = adata[shared].copy() if not shared.all() else adata
+        info = {"samples": kept[name].n_obs, "features": kept[name].n_vars, "dtype": str(kept[name].X.dtype)}
+        if read_reports and name in read_reports:
+            rr = read_reports[name]
+            info.update(missing_values=rr["missing_values"], missing_policy=rr["policy"],
+                        dropped_features=len(rr["dropped_features"]))
+        report.modalities[name] = info
+
+    mdata = md.MuData(kept)
+    with_data = labels.index.isin(mdata.obs_names)
+    # Samples in label-file order, whatever order the modality files used.
+    order = labels.index[with_data]
+    if not order.equals(mdata.obs_names):
+        mdata = mdata[order].copy()
+    report.labelled_without_data = int((~with_data).sum())
+    obs_labels = labels.loc[mdata.obs_names]
+    _set_phenotype(mdata, obs_labels, labels_path, report)
+    report.samples = mdata.n_obs
+
+    mdata.uns["priors"] = {}
+    for prior in priors:
+        _add_prior(mdata, prior, prefix, report)
+    mdata.uns["build"] = report.to_uns()
+    mdata.uns["modality_order"] = list(mdata.mod)
+    return mdata, report
+
+
+def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str, Path]) -> None:
+    seen: dict[str, str] = {}
+    for name, adata in modalities.items():
+        clashes = [v for v in adata.var_names if v in seen]
+        if clashes:
+            other = seen[clashes[0]]
+            raise InputError(
+                paths.get(name),
+                f"{len(clashes)} feature names also appear in modality '{other}' (e.g. {', '.join(clashes[:3])}); "
+                "rerun with --prefix to name features <modality>:<feature>",
+            )
+        seen.update(dict.fromkeys(adata.var_names, name))
+
+
+def _set_phenotype(mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path | None, report: BuildReport) -> None:
+    raw = obs_labels["label"].astype(str)
+    if (raw == "").any() or raw.str.lower().isin(["na", "nan"]).any():
+        bad = obs_labels.index[(raw == "") | raw.str.lower().isin(["na", "nan"])]
+        raise InputError(labels_path, f"{len(bad)} samples have an empty label (e.g. {', '.join(bad[:3])})")
+    numeric = pd.to_numeric(raw, errors="coerce")
+    if numeric.notna().all() and numeric.nunique() >= MIN_NUMERIC_LEVELS:
+        mdata.obs[LABEL] = numeric.to_numpy(dtype=np.float64)
+        report.task = "regression"
+        report.classes = {"min": float(numeric.min()), "max": float(numeric.max())}
+    else:
+        counts = raw.value_counts().sort_index()
+        if len(counts) < 2:
+            raise InputError(labels_path, f"label column has a single class '{counts.index[0]}' among the {len(raw)} samples with data; need at least two")
+        mdata.obs[LABEL] = pd.Categorical(raw.to_numpy(), categories=list(counts.index))
+        report.classes = {str(k): int(v) for k, v in counts.items()}
+    if "split" in obs_labels:
+        mdata.obs[SPLIT] = obs_labels["split"].replace("", "train").to_numpy()
+
+
+def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildReport) -> None:
+    if prior.modality not in mdata.mod:
+        raise InputError(
+            prior.path, f"prior '{prior.name}' names modality '{prior.modality}', which is not one of: {', '.join(mdata.mod)}"
+        )
+    if f"{PRIOR_PREFIX}{prior.name}" in mdata.varp:
+        raise InputError(prior.path, f"prior name '{prior.name}' given twice")
+    features = mdata.mod[prior.modality].var_names
+    sources = prior.edges["source"].astype(str)
+    targets = prior.edges["target"].astype(str)
+    if prefix:
+        sources = sources.map(lambda s: _prefixed(prior.modality, s))
+        targets = targets.map(_unprefixed_lookup(mdata))
+    source_ok = sources.isin(features)
+    if not source_ok.any():
+        raise InputError(
+            prior.path,
+            f"none of the {sources.nunique()} sources are features of modality '{prior.modality}' "
+            f"(e.g. '{prior.edges['source'].iloc[0]}' vs '{features[0]}')",
+        )
+    var_index = pd.Index(mdata.var_names)
+    target_ok = targets.isin(var_index)
+    keep = source_ok & target_ok
+    pairs = pd.DataFrame({"source": sources[keep], "target": targets[keep]})
+    duplicates = int(pairs.duplicated().sum())
+    pairs = pairs.drop_duplicates()
+    rows = var_index.get_indexer(pairs["source"])
+    cols = var_index.get_indexer(pairs["target"])
+    n = mdata.n_vars
+    mask = sp.csr_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(n, n), dtype=bool)
+    mask.sum_duplicates()
+    # mudata refuses `mdata.varp = {...}`; keys are assigned one at a time.
+    mdata.varp[f"{PRIOR_PREFIX}{prior.name}"] = mask
+    info = {
+        "modality": prior.modality,
+        "edges_read": int(len(prior.edges)),
+        "edges_kept": int(mask.nnz),
+        "edges_unknown_source": int((~source_ok).sum()),
+        "edges_unknown_target": int((source_ok & ~target_ok).sum()),
+        "edges_duplicate": duplicates,
+        "sources": int(pairs["source"].nunique()),
+        "targets": int(pairs["target"].nunique()),
+        "features_without_edges": int((~features.isin(pairs["source"])).sum()),
+        "path": str(prior.path) if prior.path else "",
+    }
+    uns_priors = dict(mdata.uns.get("priors", {}))
+    uns_priors[prior.name] = info
+    mdata.uns["priors"] = uns_priors
+    report.priors[prior.name] = info
+
+
+def _unprefixed_lookup(mdata: md.MuData):
+    """Map a plain target name (`GENE1`) onto its prefixed variable (`expr:GENE1`) when unique."""
+    plain = pd.Series(mdata.var_names, index=[v.split(":", 1)[-1] for v in mdata.var_names])
+    unique = plain[~plain.index.duplicated(keep=False)]
+    lookup = unique.to_dict()
+    return lambda t: t if t in mdata.var_names else lookup.get(t, t)
+
+
+def write_cohort(mdata: md.MuData, path: str | Path) -> None:
+    """Write atomically: a failed write leaves no partial `.h5mu` behind."""
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mdata.write_h5mu(tmp)
+
+
+def read_cohort(path: str | Path) -> md.MuData:
+    """Open a cohort written by `deepgami build`, with a clear error for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mdata = md.read_h5mu(path)
+    except Exception as err:  # h5py raises OSError/KeyError etc. for foreign files
+        raise InputError(path, f"not a readable .h5mu cohort ({str(err).splitlines()[0]})") from None
+    if LABEL not in mdata.obs:
+        raise InputError(path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'")
+    return mdata
+
+
+def modalities(mdata: md.MuData) -> list[str]:
+    """Modality names in build order."""
+    order = mdata.uns.get("modality_order")
+    return [str(m) for m in order] if order is not None else list(mdata.mod)
+
+
+def present(mdata: md.MuData, modality: str) -> np.ndarray:
+    """Boolean per `mdata.obs_names`: whether the sample has `modality`."""
+    if modality in mdata.obsm:
+        return np.asarray(mdata.obsm[modality]).reshape(-1).astype(bool)
+    return mdata.obs_names.isin(mdata.mod[modality].obs_names)
+
+
+def modality_matrix(mdata: md.MuData, modality: str, dtype: Any = np.float32, rows: np.ndarray | None = None) -> np.ndarray:
+    """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
+
+    Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
+    are valid genotypes). `dtype=None` keeps the stored dtype (int8 dosages stay int8).
+    """
+    adata = mdata.mod[modality]
+    obs = mdata.obs_names if rows is None else mdata.obs_names[rows]
+    where = adata.obs_names.get_indexer(obs)
+    x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    dtype = x.dtype if dtype is None else dtype
+    out = np.zeros((len(obs), adata.n_vars), dtype=dtype)
+    have = where >= 0
+    out[have] = x[where[have]]
+    return out
+
+
+def prior_names(mdata: md.MuData) -> list[str]:
+    return [k[len(PRIOR_PREFIX):] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
+
+
+def prior_modality(mdata: md.MuData, name: str) -> str:
+    return str(mdata.uns["priors"][name]["modality"])
+
+
+def latent_nodes(mdata: md.MuData) -> list[str] | None:
+    """Prior targets common to all priors (the paper's latent genes); None without priors."""
+    names = prior_names(mdata)
+    if not names:
+        return None
+    common: set[int] | None = None
+    for name in names:
+        targets = set(np.flatnonzero(np.asarray(mdata.varp[PRIOR_PREFIX + name].sum(axis=0)).ravel() > 0))
+        common = targets if common is None else common & targets
+    return [str(v) for v in mdata.var_names[sorted(common or [])]]
+
+
+def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(prior name, source index into the modality's features, target index into latent nodes).
+
+    Edges into targets outside the latent nodes are dropped. None when no prior guides it.
+    """
+    names = [n for n in prior_names(mdata) if prior_modality(mdata, n) == modality]
+    if not names:
+        return None
+    if len(names) > 1:
+        raise InputError(None, f"modality '{modality}' is guided by several priors ({', '.join(names)}); merge them into one edge list")
+    name = names[0]
+    latent = pd.Index(latent_nodes(mdata))
+    mask = sp.coo_matrix(mdata.varp[PRIOR_PREFIX + name])
+    var_names = mdata.var_names
+    features = mdata.mod[modality].var_names
+    src = features.get_indexer(var_names[mask.row])
+    dst = latent.get_indexer(var_names[mask.col])
+    keep = (src >= 0) & (dst >= 0)
+    order = np.lexsort((dst[keep], src[keep]))
+    return name, src[keep][order].astype(np.int64), dst[keep][order].astype(np.int64)

@@ -1,0 +1,90 @@
+"""`deepgami build`: user files -> one validated cohort `.h5mu`."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from deepgami.cohort import PriorInput, build_cohort, write_cohort
+from deepgami.errors import InputError
+from deepgami.readers import MISSING_POLICIES, read_labels, read_matrix, read_prior
+
+MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
+PRIOR_RE = re.compile(r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="build a cohort .h5mu from modality matrices, labels and prior edge lists",
+        description="Read one matrix per modality (samples as rows; CSV, TSV, Parquet, .h5ad, or genotypes as "
+        "PLINK .bed, VCF/BCF, PLINK2 .pgen), a label table and optional prior networks (source/target edge "
+        "lists), validate them, and write one MuData cohort file. A sample missing from a modality stays in "
+        "the cohort; presence is recorded in mdata.obsm[<modality>].",
+    )
+    p.add_argument("--modality", action="append", required=True, metavar="NAME=PATH",
+                   help="a modality and its matrix file; repeat for each modality")
+    p.add_argument("--labels", required=True, metavar="PATH", help="CSV/TSV with a sample and a label column")
+    p.add_argument("--sample-column", default="sample", help="sample id column of the label table (default: sample)")
+    p.add_argument("--label-column", default="label", help="phenotype column of the label table (default: label)")
+    p.add_argument("--split-column", default="split",
+                   help="optional train/test/independent column of the label table (default: split; ignored if absent)")
+    p.add_argument("--prior", action="append", default=[], metavar="MODALITY:NAME=PATH",
+                   help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv")
+    p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
+                   help="NaN/inf policy: error (default), mean (per-feature mean of observed values), "
+                   "drop-feature (drop features with any missing value)")
+    p.add_argument("--prefix", action="store_true",
+                   help="name features <modality>:<feature> (needed when names collide across modalities)")
+    p.add_argument("--out", required=True, metavar="COHORT.h5mu", help="output cohort file")
+    p.add_argument("--quiet", action="store_true", help="do not print the summary")
+    p.set_defaults(func=run)
+
+
+def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.Match]:
+    matches = []
+    for value in values:
+        match = pattern.match(value)
+        if not match:
+            form = "NAME=PATH" if flag == "--modality" else "MODALITY:NAME=PATH"
+            raise InputError(None, f"{flag} '{value}' is not of the form {form}")
+        matches.append(match)
+    return matches
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix != ".h5mu":
+        raise InputError(out, "output must end in .h5mu")
+    modality_specs = _parse_pairs(args.modality, MODALITY_RE, "--modality")
+    prior_specs = _parse_pairs(args.prior, PRIOR_RE, "--prior")
+    names = [m["name"] for m in modality_specs]
+    if len(set(names)) != len(names):
+        raise InputError(None, f"modality names must be unique (got {', '.join(names)})")
+
+    labels_path = Path(args.labels)
+    labels = read_labels(labels_path, args.sample_column, args.label_column, args.split_column)
+    priors = []
+    for spec in prior_specs:
+        path = Path(spec["path"])
+        if spec["modality"] not in names:
+            raise InputError(path, f"prior '{spec['name']}' names modality '{spec['modality']}', which is not one of: {', '.join(names)}")
+        priors.append(PriorInput(spec["modality"], spec["name"], read_prior(path), path))
+
+    matrices, paths, reports = {}, {}, {}
+    for spec in modality_specs:
+        name, path = spec["name"], Path(spec["path"])
+        # Genotype files read only SNPs that some prior connects (memory follows the prior).
+        sources = {s for p in priors if p.modality == name for s in p.edges["source"]} or None
+        matrices[name], reports[name] = read_matrix(path, missing=args.missing, keep_features=sources)
+        paths[name] = path
+
+    mdata, report = build_cohort(matrices, labels, priors, prefix=args.prefix, paths=paths,
+                                 labels_path=labels_path, read_reports=reports)
+    write_cohort(mdata, out)
+    if not args.quiet:
+        print(f"wrote {out}")
+        for line in report.lines():
+            print(f"  {line}")
+    return 0

@@ -1,0 +1,114 @@
+"""Classification and regression metrics, as plain JSON-ready dicts."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def _nan_to_none(value: float) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+def classification_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> dict:
+    """Accuracy, balanced accuracy, AUC, macro F1, recall per class and the confusion matrix.
+
+    `proba` is (n, n_classes) with columns in `classes` order; the prediction is its argmax.
+    AUC is the ROC AUC of the second class for two classes; for more, one-vs-rest with `auc` the
+    macro average and `auc_weighted` the prevalence-weighted one. AUCs are None when y_true holds
+    a single class.
+    """
+    classes = [str(c) for c in classes]
+    y_true = np.asarray([str(v) for v in y_true], dtype=object)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape != (len(y_true), len(classes)):
+        raise ValueError(f"proba has shape {proba.shape}, expected {(len(y_true), len(classes))}")
+    unknown = sorted(set(y_true) - set(classes))
+    if unknown:
+        raise ValueError(f"labels not among the classes {classes}: {unknown[:5]}")
+    y_pred = np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)] if len(y_true) else y_true
+    codes = np.array([classes.index(v) for v in y_true], dtype=int)
+    out: dict = {"n": int(len(y_true))}
+    if len(y_true) == 0:
+        return out
+    out["accuracy"] = float(skm.accuracy_score(y_true, y_pred))
+    out["balanced_accuracy"] = float(
+        np.mean([np.mean(y_pred[y_true == c] == c) for c in classes if np.any(y_true == c)])
+    )
+    out["auc"], out["auc_macro"], out["auc_weighted"] = _aucs(codes, proba, len(classes))
+    out["f1_macro"] = float(skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
+    out["recall"] = {
+        c: (float(np.mean(y_pred[y_true == c] == c)) if np.any(y_true == c) else None) for c in classes
+    }
+    out["confusion_matrix"] = {
+        "labels": classes,
+        "matrix": skm.confusion_matrix(y_true, y_pred, labels=classes).astype(int).tolist(),
+    }
+    return out
+
+
+def _aucs(codes: np.ndarray, proba: np.ndarray, n_classes: int) -> tuple[float | None, ...]:
+    if len(np.unique(codes)) < 2:
+        return None, None, None
+    if n_classes == 2:
+        auc = _nan_to_none(skm.roc_auc_score(codes == 1, proba[:, 1]))
+        return auc, auc, auc
+    # One-vs-rest per class present in y_true; sklearn's multi_class='ovr' insists on all classes.
+    per_class, weights = [], []
+    for c in range(n_classes):
+        positive = codes == c
+        if positive.any() and not positive.all():
+            per_class.append(skm.roc_auc_score(positive, proba[:, c]))
+            weights.append(positive.sum())
+    macro = float(np.mean(per_class))
+    weighted = float(np.average(per_class, weights=weights))
+    return macro, macro, weighted
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
+    """MSE, RMSE, R^2 and Pearson correlation of a numeric phenotype."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    out: dict = {"n": int(len(y_true))}
+    if len(y_true) == 0:
+        return out
+    mse = float(np.mean((y_true - y_pred) ** 2))
+    out["mse"] = mse
+    out["rmse"] = math.sqrt(mse)
+    out["r2"] = _nan_to_none(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else None
+    if len(y_true) > 1 and np.std(y_true) > 0 and np.std(y_pred) > 0:
+        out["pearson"] = float(np.corrcoef(y_true, y_pred)[0, 1])
+    else:
+        out["pearson"] = None
+    return out
+
+
+def block_r2(observed: np.ndarray, imputed: np.ndarray) -> float | None:
+    """R^2 of an imputed latent block against the observed one, pooled over nodes.
+
+    1 - sum of squared errors / total sum of squares around each node's mean (sklearn's
+    'variance_weighted'), so near-constant nodes cannot dominate. None when the block has no spread.
+    """
+    observed = np.asarray(observed, dtype=np.float64)
+    imputed = np.asarray(imputed, dtype=np.float64)
+    if observed.shape[0] < 2:
+        return None
+    total = np.sum((observed - observed.mean(axis=0)) ** 2)
+    if total <= 0:
+        return None
+    return float(1.0 - np.sum((observed - imputed) ** 2) / total)
+
+
+def selection_score(metrics: dict, task: str) -> float:
+    """The number the grid search maximizes: AUC (then balanced accuracy) or R^2."""
+    if task == "regression":
+        value = metrics.get("r2")
+        return -math.inf if value is None else float(value)
+    value = metrics.get("auc")
+    if value is None:
+        value = metrics.get("balanced_accuracy")
+    return -math.inf if value is None else float(value)

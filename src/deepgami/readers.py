@@ -1,0 +1,280 @@
+"""Readers for the files users bring: feature matrices, label tables and prior edge lists.
+
+Every reader validates what it reads and raises :class:`~deepgami.errors.InputError` with a
+one-line message naming the file and the problem; nothing here writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from deepgami.errors import InputError
+
+TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
+MATRIX_SUFFIXES = (*TABLE_SUFFIXES, ".parquet", ".pq", ".h5ad")
+MissingPolicy = Literal["error", "mean", "drop-feature"]
+MISSING_POLICIES: tuple[str, ...] = ("error", "mean", "drop-feature")
+GENOTYPE_SUFFIXES = (".bed", ".vcf", ".vcf.gz", ".bcf", ".pgen")
+
+
+def _suffix(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes[-2:] in ([".csv", ".gz"], [".tsv", ".gz"], [".txt", ".gz"]):
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected a file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+
+
+def _examples(values, n: int = 3) -> str:
+    values = [str(v) for v in values]
+    more = f" (+{len(values) - n} more)" if len(values) > n else ""
+    return ", ".join(values[:n]) + more
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    """Read a small CSV/TSV (labels, priors) as strings, with useful errors."""
+    _check_file(path)
+    sep = TABLE_SUFFIXES.get(_suffix(path))
+    if sep is None:
+        raise InputError(path, f"unknown {what} format '{path.suffix}' (expected .csv, .tsv or .txt)")
+    try:
+        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as err:
+        raise InputError(path, f"cannot parse {what} table: {str(err).splitlines()[0]}") from None
+    if table.shape[0] == 0:
+        raise InputError(path, f"{what} table has a header but no rows")
+    table.columns = [str(c).strip() for c in table.columns]
+    return table
+
+
+def read_matrix(
+    path: str | Path,
+    missing: MissingPolicy = "error",
+    keep_features: set[str] | None = None,
+) -> tuple[ad.AnnData, dict]:
+    """Read a samples x features matrix (CSV, TSV, Parquet, h5ad or a genotype file).
+
+    Returns the AnnData (float32, or int8 for integer dosages in 0..2) and a report dict
+    (`missing_values`, `dropped_features`, `policy`). `keep_features` restricts genotype files to
+    those SNPs while reading (prior sources), so memory follows the kept SNPs.
+    """
+    path = Path(path)
+    if missing not in MISSING_POLICIES:
+        raise InputError(path, f"unknown missing-value policy '{missing}' (choose {', '.join(MISSING_POLICIES)})")
+    _check_file(path)
+
+    if path.name.lower().endswith(GENOTYPE_SUFFIXES):
+        from deepgami import genotypes  # pulls in bed-reader/cyvcf2/pgenlib; loaded only when needed
+
+        adata = genotypes.read_genotypes(
+            path, keep_snps=keep_features, missing="mean" if missing == "mean" else "error"
+        )
+        return adata, {"missing_values": 0, "dropped_features": [], "policy": missing}
+
+    suffix = _suffix(path)
+    if suffix in TABLE_SUFFIXES:
+        frame = _read_delimited(path, TABLE_SUFFIXES[suffix])
+    elif suffix in (".parquet", ".pq"):
+        frame = _read_parquet(path)
+    elif suffix == ".h5ad":
+        return _finish(_read_h5ad(path), path, missing)
+    else:
+        raise InputError(path, f"unknown format '{path.suffix}' (expected {', '.join(MATRIX_SUFFIXES)} or a genotype file)")
+    return _finish(_frame_to_anndata(frame, path), path, missing)
+
+
+def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
+    try:
+        with open(path, newline="") as handle:
+            header = next(csv.reader(handle, delimiter=sep), None)
+    except UnicodeDecodeError:
+        raise InputError(path, "not a text table (cannot decode as UTF-8)") from None
+    if not header or all(not h.strip() for h in header):
+        raise InputError(path, "file is empty")
+    if len(header) < 2:
+        raise InputError(path, f"needs a sample id column and at least one feature column (is it {'tab' if sep == chr(9) else 'comma'}-separated?)")
+    if any(not h.strip() for h in header[1:]):
+        raise InputError(path, f"empty feature name in the header (column {[h.strip() for h in header].index('', 1) + 1})")
+    _check_unique(path, header[1:], "feature names")
+    # Fast path: parse straight into float32 (no float64 copy of a large genotype table).
+    dtypes = {name: np.float32 for name in header[1:]}
+    dtypes[header[0]] = str
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype=dtypes, index_col=0, engine="c", low_memory=False)
+    except ValueError:
+        frame = _locate_bad_cell(path, sep, header)
+    except (pd.errors.ParserError, csv.Error) as err:
+        raise InputError(path, f"cannot parse table: {str(err).splitlines()[0]}") from None
+    if not all(pd.api.types.is_numeric_dtype(t) for t in frame.dtypes):
+        frame = _locate_bad_cell(path, sep, header)
+    return frame
+
+
+def _locate_bad_cell(path: Path, sep: str, header: list[str]) -> pd.DataFrame:
+    """Slow path after the float32 parse failed: find the first non-numeric cell to report it."""
+    try:
+        frame = pd.read_csv(path, sep=sep, dtype=str, index_col=0, keep_default_na=False)
+    except (pd.errors.ParserError, csv.Error) as err:
+        raise InputError(path, f"cannot parse table: {str(err).splitlines()[0]}") from None
+    _frame_to_anndata_checks(frame, path)
+    for position, column in enumerate(frame.columns):
+        values = frame.iloc[:, position].str.strip()
+        numeric = pd.to_numeric(values.replace({"": "nan", "NA": "nan", "NaN": "nan"}), errors="coerce")
+        bad = (numeric.isna() & ~values.isin(["", "NA", "NaN", "nan", "na"])).to_numpy()
+        if bad.any():
+            row = int(bad.argmax())
+            raise InputError(path, f"non-numeric value {values.iloc[row]!r} in column '{column}' (sample '{frame.index[row]}')")
+    raise InputError(path, "cannot parse table as numbers")
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many types for corrupt files
+        raise InputError(path, f"cannot read Parquet: {str(err).splitlines()[0]}") from None
+    if frame.shape[1] == 0 or frame.shape[0] == 0:
+        raise InputError(path, "file has no rows or columns")
+    if not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    frame = frame.set_index(frame.columns[0])
+    frame.index = frame.index.astype(str)
+    _check_unique(path, [str(c) for c in frame.columns], "feature names")
+    bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    if bad:
+        column = bad[0]
+        numeric = pd.to_numeric(frame[column], errors="coerce")
+        sample = frame.index[(numeric.isna() & frame[column].notna()).argmax()]
+        raise InputError(path, f"non-numeric value {frame.at[sample, column]!r} in column '{column}' (sample '{sample}')")
+    return frame.astype(np.float32)
+
+
+def _read_h5ad(path: Path) -> ad.AnnData:
+    try:
+        adata = ad.read_h5ad(path)
+    except Exception as err:  # h5py/anndata raise many types for corrupt files
+        raise InputError(path, f"cannot read h5ad: {str(err).splitlines()[0]}") from None
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(path, "file has no samples or features")
+    _check_unique(path, adata.obs_names, "sample ids")
+    _check_unique(path, adata.var_names, "feature names")
+    x = adata.X.toarray() if hasattr(adata.X, "toarray") else np.asarray(adata.X)
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(path, "matrix X is not numeric")
+    adata.X = x if x.dtype in (np.int8, np.float32) else x.astype(np.float32)
+    return adata
+
+
+def _frame_to_anndata_checks(frame: pd.DataFrame, path: Path) -> pd.Index:
+    if frame.shape[0] == 0:
+        raise InputError(path, "table has a header but no rows")
+    index = frame.index.astype(str)
+    if index.isin(["", "nan"]).any():
+        raise InputError(path, "empty sample id in the first column")
+    _check_unique(path, index, "sample ids")
+    return index
+
+
+def _frame_to_anndata(frame: pd.DataFrame, path: Path) -> ad.AnnData:
+    index = _frame_to_anndata_checks(frame, path)
+    adata = ad.AnnData(X=frame.to_numpy(dtype=np.float32, copy=False))
+    adata.obs_names = pd.Index(index, name=None)
+    adata.var_names = pd.Index([str(c) for c in frame.columns])
+    return adata
+
+
+def _check_unique(path: Path, names, what: str) -> None:
+    names = pd.Index(names)
+    if names.has_duplicates:
+        dup = names[names.duplicated()].unique()
+        raise InputError(path, f"duplicate {what}: {_examples(dup)}")
+
+
+def _finish(adata: ad.AnnData, path: Path, missing: MissingPolicy) -> tuple[ad.AnnData, dict]:
+    """Apply the missing-value policy, then store integer dosages compactly as int8."""
+    x = adata.X
+    report = {"missing_values": 0, "dropped_features": [], "policy": missing}
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        n_bad = int(bad.sum())
+        if n_bad:
+            features = np.flatnonzero(bad.any(axis=0))
+            if missing == "error":
+                n_inf = int(np.isinf(x).sum())
+                kind = "NaN/empty" if n_inf == 0 else ("inf" if n_inf == n_bad else "NaN/inf")
+                raise InputError(
+                    path,
+                    f"{n_bad} {kind} values in {len(features)} features (e.g. {_examples(adata.var_names[features])}); "
+                    "choose a policy with --missing mean or --missing drop-feature",
+                )
+            report["missing_values"] = n_bad
+            if missing == "drop-feature":
+                report["dropped_features"] = adata.var_names[features].tolist()
+                adata = adata[:, np.setdiff1d(np.arange(adata.n_vars), features)].copy()
+                if adata.n_vars == 0:
+                    raise InputError(path, "every feature has missing values; nothing left after --missing drop-feature")
+            else:  # mean over the observed values of each feature; uses no labels
+                x = np.where(bad, np.nan, x)
+                means = np.nanmean(x[:, features], axis=0)
+                means = np.where(np.isnan(means), 0.0, means)
+                cols = x[:, features]
+                cols[np.isnan(cols)] = np.take(means, np.nonzero(np.isnan(cols))[1])
+                x[:, features] = cols
+                adata.X = x.astype(np.float32)
+        x = adata.X
+        # 0/1/2 dosages stored as int8: 4x smaller on disk and in memory.
+        if x.size and x.min() >= 0 and x.max() <= 2 and np.array_equal(x, np.round(x)):
+            adata.X = x.astype(np.int8)
+    return adata, report
+
+
+def read_labels(
+    path: str | Path,
+    sample_column: str = "sample",
+    label_column: str = "label",
+    split_column: str | None = "split",
+) -> pd.DataFrame:
+    """Read the label table -> DataFrame indexed by sample with `label` (and `split` if present)."""
+    path = Path(path)
+    table = _read_table(path, "labels")
+    for column in (sample_column, label_column):
+        if column not in table.columns:
+            raise InputError(path, f"no column '{column}' (columns: {_examples(table.columns, 6)}); set --sample-column/--label-column")
+    samples = table[sample_column].str.strip()
+    if (samples == "").any():
+        raise InputError(path, f"empty sample id in column '{sample_column}'")
+    _check_unique(path, samples, "sample ids")
+    out = pd.DataFrame({"label": table[label_column].str.strip().to_numpy()}, index=pd.Index(samples, name=None))
+    if split_column and split_column in table.columns:
+        split = table[split_column].str.strip().str.lower().to_numpy()
+        allowed = {"train", "test", "independent", ""}
+        unknown = sorted(set(split) - allowed)
+        if unknown:
+            raise InputError(path, f"split column '{split_column}' has unknown values {_examples(unknown)} (use train, test or independent)")
+        out["split"] = split
+    return out
+
+
+def read_prior(path: str | Path) -> pd.DataFrame:
+    """Read a prior edge list: a table with `source` and `target` columns (extra columns kept)."""
+    path = Path(path)
+    table = _read_table(path, "prior")
+    missing = [c for c in ("source", "target") if c not in table.columns]
+    if missing:
+        raise InputError(path, f"prior table needs columns 'source' and 'target' (missing {', '.join(missing)})")
+    table["source"] = table["source"].str.strip()
+    table["target"] = table["target"].str.strip()
+    return table

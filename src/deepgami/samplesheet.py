@@ -1,0 +1,211 @@
+"""The pipeline samplesheet: one row per cohort (or cohort x cell type).
+
+The same schema file, ``assets/schema_input.json``, is used by nf-schema in the Nextflow workflow
+and here with :mod:`jsonschema`. Columns:
+
+``id``          required, unique, ``^[A-Za-z0-9_.-]+$`` (names the output folder ``<outdir>/<id>/``)
+``cell_type``   optional metadata
+``labels``      required path of the label table
+``modalities``  required ``NAME=PATH`` pairs separated by ``;``
+``priors``      optional ``MODALITY:NAME=PATH`` entries separated by ``;``
+``params``      optional path of a training/evaluation parameter YAML
+
+Relative paths are resolved against the directory that holds the samplesheet (not the working
+directory), in Python and in the Nextflow workflow alike.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from deepgami.errors import InputError
+
+__all__ = ["CohortRow", "PriorSpec", "read_samplesheet", "schema_path", "assets_dir", "load_schema"]
+
+SCHEMA_NAME = "schema_input.json"
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """One prior network of a row: which modality it guides, its name and its edge-list file."""
+
+    modality: str
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    """One validated samplesheet row with all paths absolute."""
+
+    id: str
+    labels: Path
+    modalities: dict[str, Path]
+    priors: list[PriorSpec] = field(default_factory=list)
+    params: Path | None = None
+    cell_type: str | None = None
+
+    @property
+    def modality_names(self) -> list[str]:
+        """Modality names in samplesheet order."""
+        return list(self.modalities)
+
+
+def assets_dir() -> Path:
+    """The pipeline's ``assets/`` folder.
+
+    ``$DEEPGAMI_ASSETS`` when set (the container sets it), else the repository's ``assets/`` next to
+    ``src/`` (editable installs and source checkouts).
+    """
+    env = os.environ.get("DEEPGAMI_ASSETS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "assets"
+
+
+def schema_path() -> Path:
+    """Path of the samplesheet schema shared with nf-schema."""
+    return assets_dir() / SCHEMA_NAME
+
+
+@lru_cache(maxsize=4)
+def _load_schema(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def load_schema() -> dict[str, Any]:
+    """The parsed samplesheet schema (raises ``InputError`` if the assets are missing)."""
+    path = schema_path()
+    if not path.is_file():
+        raise InputError(path, "samplesheet schema not found; set DEEPGAMI_ASSETS to the pipeline's assets/ folder")
+    return _load_schema(str(path))
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            raw_rows = list(reader)
+    except UnicodeDecodeError:
+        raise InputError(path, "is not a UTF-8 text file") from None
+    except csv.Error as err:
+        raise InputError(path, f"cannot be read as CSV: {err}") from None
+    if not header:
+        raise InputError(path, "is empty (expected a header: id,labels,modalities[,cell_type,priors,params])")
+    if len(set(header)) != len(header):
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        raise InputError(path, f"duplicate column(s): {', '.join(dupes)}")
+    rows = []
+    for number, raw in enumerate(raw_rows, start=1):
+        if None in raw:
+            raise InputError(path, f"row {number}: more fields than header columns")
+        # nf-schema drops empty cells; do the same so optional columns may be left blank.
+        row = {k.strip(): v.strip() for k, v in raw.items() if k is not None and v is not None and v.strip()}
+        rows.append(row)
+    return header, rows
+
+
+def _error_message(error: jsonschema.ValidationError) -> str:
+    """The schema's `errorMessage` for the failing property when it has one, else jsonschema's."""
+    custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return f"required column '{missing}' is missing or empty"
+    if error.validator == "additionalProperties":
+        return f"unknown column(s): {error.message.split('(')[-1].rstrip(')')}"
+    return custom or error.message
+
+
+def _resolve(base: Path, value: str, sheet: Path, where: str, row: int) -> Path:
+    if "://" in value:
+        raise InputError(sheet, f"row {row}: {where}: remote path '{value}' is only supported by the Nextflow pipeline")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    path = Path(os.path.normpath(path))
+    if not path.is_file():
+        raise InputError(sheet, f"row {row}: {where}: file not found: {path}")
+    return path
+
+
+def _split_pairs(value: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in value.split(";"):
+        key, _, path = item.partition("=")
+        pairs.append((key, path))
+    return pairs
+
+
+def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
+    """Read and validate a samplesheet (CSV, or TSV by extension) against ``assets/schema_input.json``.
+
+    Checks the schema (types, patterns, required columns), unique ids, unique modality names per
+    row, that each prior names one of the row's modalities, and that every file exists after
+    resolving relative paths against the samplesheet's directory. Raises :class:`InputError` with a
+    one-line ``row N: ...`` message (N counts data rows from 1).
+    """
+    sheet = Path(path)
+    if not sheet.is_file():
+        raise InputError(sheet, "samplesheet not found")
+    schema = load_schema()
+    _, rows = _read_rows(sheet)
+    if not rows:
+        raise InputError(sheet, "has a header but no rows")
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(rows), key=lambda e: (list(e.absolute_path), e.validator))
+    for error in errors:
+        location = list(error.absolute_path)
+        if location and isinstance(location[0], int):
+            column = f"{location[1]}: " if len(location) > 1 else ""
+            raise InputError(sheet, f"row {location[0] + 1}: {column}{_error_message(error)}")
+        raise InputError(sheet, _error_message(error))
+
+    base = sheet.resolve().parent
+    seen: dict[str, int] = {}
+    result = []
+    for number, row in enumerate(rows, start=1):
+        cohort_id = row["id"]
+        if cohort_id in seen:
+            raise InputError(sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})")
+        seen[cohort_id] = number
+
+        modalities: dict[str, Path] = {}
+        for name, value in _split_pairs(row["modalities"]):
+            if name in modalities:
+                raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
+            modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
+
+        priors = []
+        seen_priors: set[str] = set()
+        prior_items = _split_pairs(row["priors"]) if "priors" in row else []
+        for key, value in prior_items:
+            modality, _, name = key.partition(":")
+            if modality not in modalities:
+                raise InputError(sheet, f"row {number}: priors: '{key}' names modality '{modality}', "
+                                        f"which is not one of: {', '.join(modalities)}")
+            if name in seen_priors:
+                raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
+            seen_priors.add(name)
+            priors.append(PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number)))
+
+        result.append(CohortRow(
+            id=cohort_id,
+            labels=_resolve(base, row["labels"], sheet, "labels", number),
+            modalities=modalities,
+            priors=priors,
+            params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
+            cell_type=row.get("cell_type"),
+        ))
+    return result

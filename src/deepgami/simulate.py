@@ -1,0 +1,481 @@
+"""Planted-signal cohorts: genotype + expression + phenotype with known causal prior links.
+
+The generator mirrors how DeepGAMI consumes a cohort, so that a correct model can recover what was
+planted and a benchmark can compare it with the Bayes-optimal predictor.
+
+Generative model
+----------------
+Notation: ``z_s`` is the standardized dosage of SNP ``s`` (``(d - 2 maf) / sqrt(2 maf (1 - maf))``,
+mean 0 and variance 1 under Hardy-Weinberg with the true MAF), ``x_t`` the standardized expression
+of transcription factor ``t``.
+
+1. Genotype: per SNP a MAF ~ U(0.05, 0.5); dosage ~ Binomial(2, MAF) (Hardy-Weinberg, no LD).
+2. Priors. Every target gene gets 2-4 cis-eQTL SNPs (``eqtl.tsv``) and 2-4 regulating TFs
+   (``grn.tsv``); in each set at least one edge is causal (nonzero effect) and at least one is a
+   decoy (weight 0). Cis SNPs are drawn without replacement across genes while SNPs last, so most
+   SNPs belong to one gene's locus; the rest are null SNPs or TF drivers.
+3. Gene program (the latent node DeepGAMI learns, one per gene, shared by both encoders)::
+
+       p_g = sum_{causal eQTL s->g} w_sg z_s + sum_{causal GRN t->g} w_tg x_t
+
+   Weights are scaled so that ``Var(p_g) = 1`` exactly, with a per-gene genetic share
+   ``h_g ~ U(0.3, 0.7)`` of the direct (cis) part; ``weight`` in the TSVs is ``w`` in these units.
+4. Observed expression of gene ``g``: ``mu_g + sd_g * (p_g + noise_sd * eps)``; TFs are
+   ``mu_t + sd_t * x_t``. Both are written to ``expression.csv`` (targets are variables of the
+   expression modality, as the design requires).
+5. Phenotype: a handful of causal genes drive the class scores, linearly and non-linearly
+   (a product of two causal programs and a centered square of a third)::
+
+       score_k = b_k + sum_{g causal} beta_gk p_g + gamma_k p_a p_b + delta_k (p_c^2 - 1)
+
+   Binary: ``P(case) = sigmoid(score)``; K classes: softmax over K scores. Because the programs
+   are deterministic functions of the observed SNPs and TFs, the class probability used to draw
+   the labels *is* the Bayes-optimal predictor from the observed inputs (gene-expression noise is
+   independent of the label given the programs); its test AUC is reported in ``truth.json``.
+
+Shared signal (``shared_signal = F``)
+-------------------------------------
+Real TF expression is partly heritable. With ``F > 0`` each TF gets 2-3 cis "driver" SNPs (drawn
+from SNPs that are no gene's cis-eQTL) and::
+
+    x_t = sqrt(F) * (sum_s a_st z_s) + sqrt(1 - F) * e_t,   sum_s a_st^2 = 1,
+
+so a fraction ``F`` of every TF's variance is genetic. A driver SNP is then a genuine *trans*-eQTL
+of each causal target of its TF (its effect is mediated by the TF), so those ``driver -> target``
+edges are added to ``eqtl.tsv`` with ``kind = trans`` and the mediated effect as ``weight``. This
+is what makes one modality's latent block imputable from the other's at the *same* latent node:
+the expression-encoder node of gene ``g`` sees ``sum_t w_tg x_t``, whose genetic part
+``sqrt(F) sum_t w_tg sum_s a_st z_s`` is a linear function of SNPs that are eQTL sources of ``g``,
+i.e. inputs of the genotype-encoder node of ``g``. The population R^2 of the GRN part of ``p_g`` on
+the eQTL sources of ``g`` is exactly ``F`` (0.5 at ``F = 0.5``), and the genotype-encoder node can
+also carry the cis part. With ``F = 0`` the two parts are independent and no trans edges exist.
+The random draws do not depend on ``F``: the same seed gives the same priors, loci and drivers
+(recorded in ``truth.json`` as ``tf_drivers`` when ``F > 0``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from deepgami import __version__
+from deepgami.errors import InputError, atomic_path
+
+__all__ = [
+    "SimulationSettings",
+    "SimulatedCohort",
+    "simulate_cohort",
+    "write_cohort",
+    "simulate",
+    "build_command",
+]
+
+FileFormat = Literal["csv", "tsv", "parquet"]
+_EXT = {"csv": ".csv", "tsv": ".tsv", "parquet": ".parquet"}
+FLOAT_FORMAT = "%.6g"  # fixed so that the same seed gives byte-identical files
+
+# Effect-size constants, tuned (see tests/test_simulate.py) so that the default binary cohort has a
+# Bayes-optimal test AUC of about 0.88 and a SNP-only logistic regression reaches AUC >= 0.65.
+_BETA_RANGE = (0.6, 1.1)  # |linear coefficient| per causal gene program
+_GAMMA = 0.9  # |coefficient| of the product term
+_DELTA = 0.5  # |coefficient| of the centered square term
+_H_RANGE = (0.4, 0.8)  # genetic (cis) share of a gene program's variance
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """All knobs of :func:`simulate_cohort` (recorded verbatim in ``truth.json``)."""
+
+    seed: int = 0
+    n_samples: int = 600
+    n_snps: int = 1000
+    n_tfs: int = 40
+    n_genes: int = 200
+    classes: int = 2
+    shared_signal: float = 0.0
+    test_fraction: float = 0.2
+    n_causal_genes: int = 10
+    effect_size: float = 1.0
+    expression_noise: float = 0.5
+
+    def validate(self, where: str | os.PathLike | None = None) -> None:
+        """Raise :class:`InputError` for settings that cannot give a usable cohort."""
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise InputError(where, message)
+
+        need(self.classes >= 2, f"--classes must be at least 2 (got {self.classes})")
+        need(self.n_samples >= 1, f"--n-samples must be positive (got {self.n_samples})")
+        need(self.n_snps >= 2, f"--n-snps must be at least 2 (got {self.n_snps})")
+        need(self.n_tfs >= 2, f"--n-tfs must be at least 2 (got {self.n_tfs})")
+        need(self.n_genes >= 1, f"--n-genes must be positive (got {self.n_genes})")
+        need(
+            1 <= self.n_causal_genes <= self.n_genes,
+            f"--n-causal-genes must be between 1 and --n-genes={self.n_genes} "
+            f"(got {self.n_causal_genes})",
+        )
+        need(
+            0.0 <= self.shared_signal <= 1.0,
+            f"--shared-signal must be in [0, 1] (got {self.shared_signal})",
+        )
+        need(
+            0.0 < self.test_fraction < 1.0,
+            f"--test-fraction must be strictly between 0 and 1 (got {self.test_fraction})",
+        )
+        need(self.effect_size > 0, f"--effect-size must be positive (got {self.effect_size})")
+        need(
+            self.expression_noise >= 0,
+            f"--expression-noise must be non-negative (got {self.expression_noise})",
+        )
+        # Every class needs rows in train and test for a stratified split and a test AUC.
+        min_n = max(20, math.ceil(2 * self.classes / min(self.test_fraction, 1 - self.test_fraction)))
+        need(
+            self.n_samples >= min_n,
+            f"--n-samples={self.n_samples} is too small for {self.classes} classes and "
+            f"--test-fraction={self.test_fraction} (need at least {min_n})",
+        )
+        need(self.seed >= 0, f"--seed must be non-negative (got {self.seed})")
+
+
+@dataclass
+class SimulatedCohort:
+    """An in-memory simulated cohort; :func:`write_cohort` writes it as raw user files."""
+
+    settings: SimulationSettings
+    genotype: pd.DataFrame  # samples x SNPs, int8 dosages, index named "sample"
+    expression: pd.DataFrame  # samples x (TFs + genes), float64
+    labels: pd.DataFrame  # columns sample, label, split
+    eqtl: pd.DataFrame  # source, target, weight, kind (cis | trans | decoy)
+    grn: pd.DataFrame  # source, target, weight, kind (causal | decoy)
+    probabilities: pd.DataFrame  # sample, split, prob_<class>: the true (Bayes) class probabilities
+    truth: dict[str, Any] = field(default_factory=dict)
+
+
+def _ids(prefix: str, n: int, width: int) -> list[str]:
+    width = max(width, len(str(n)))
+    return [f"{prefix}{i:0{width}d}" for i in range(1, n + 1)]
+
+
+def _split_norm(raw: np.ndarray, target_var: float) -> np.ndarray:
+    """Scale raw weights so that their squared norm is `target_var`."""
+    norm = float(np.sqrt(np.sum(raw**2)))
+    return raw * (math.sqrt(target_var) / norm) if norm > 0 else raw
+
+
+def _stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Boolean test mask with round(fraction * n_c) rows of each class c (at least 1, not all)."""
+    test = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        n_test = min(max(int(round(fraction * len(idx))), 1), len(idx) - 1)
+        test[rng.permutation(idx)[:n_test]] = True
+    return test
+
+
+def _auc_metrics(y: np.ndarray, prob: np.ndarray, k: int) -> dict[str, float]:
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    pred = prob.argmax(axis=1)
+    if k == 2:
+        auc = roc_auc_score(y, prob[:, 1])
+    else:
+        auc = roc_auc_score(y, prob, multi_class="ovr", average="macro", labels=np.arange(k))
+    return {"auc": float(auc), "balanced_accuracy": float(balanced_accuracy_score(y, pred))}
+
+
+def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
+    """Draw a planted-signal genotype + expression cohort (see the module docstring).
+
+    Pass a :class:`SimulationSettings` or its fields as keyword arguments. Deterministic in
+    ``seed`` (``numpy.random.default_rng``).
+    """
+    s = settings if settings is not None else SimulationSettings(**kwargs)
+    if settings is not None and kwargs:
+        s = SimulationSettings(**{**asdict(settings), **kwargs})
+    s.validate()
+    rng = np.random.default_rng(s.seed)
+    n, n_snp, n_tf, n_gene, k = s.n_samples, s.n_snps, s.n_tfs, s.n_genes, s.classes
+    F = float(s.shared_signal)
+
+    samples = _ids("S", n, 4)
+    snps = _ids("snp", n_snp, 5)
+    tfs = _ids("TF", n_tf, 3)
+    genes = _ids("GENE", n_gene, 4)
+
+    # --- Genotype (Hardy-Weinberg, independent SNPs) ---------------------------------------
+    maf = rng.uniform(0.05, 0.5, size=n_snp)
+    dosage = rng.binomial(2, maf, size=(n, n_snp)).astype(np.int8)
+    z = (dosage - 2 * maf) / np.sqrt(2 * maf * (1 - maf))
+
+    # --- Prior structure: cis-eQTL loci, GRN edges, TF drivers -------------------------------
+    pool = list(rng.permutation(n_snp))  # SNPs not yet claimed by a locus
+
+    def take_snps(m: int) -> np.ndarray:
+        m = min(m, n_snp)
+        if len(pool) >= m:
+            out = [pool.pop() for _ in range(m)]
+            return np.array(out)
+        return rng.choice(n_snp, size=m, replace=False)  # loci exhausted: reuse SNPs
+
+    h = rng.uniform(*_H_RANGE, size=n_gene)
+    wc = np.zeros((n_snp, n_gene))  # direct cis effects
+    wg = np.zeros((n_tf, n_gene))  # direct TF effects
+    eqtl_rows: list[tuple[int, int]] = []
+    grn_rows: list[tuple[int, int]] = []
+    for g in range(n_gene):
+        for rows, w, pick, share in (
+            (eqtl_rows, wc, take_snps, h[g]),
+            (grn_rows, wg, lambda m: rng.choice(n_tf, size=min(m, n_tf), replace=False), 1 - h[g]),
+        ):
+            src = pick(int(rng.integers(2, 5)))
+            n_causal = int(rng.integers(1, len(src)))  # >= 1 causal and >= 1 decoy
+            raw = rng.choice([-1.0, 1.0], size=n_causal) * rng.uniform(0.5, 1.5, size=n_causal)
+            w[src[:n_causal], g] = _split_norm(raw, share)
+            rows.extend((int(x), g) for x in src)
+
+    # TF drivers are drawn whatever F is, so that F only changes values, not structure.
+    drivers = np.zeros((n_snp, n_tf))
+    for t in range(n_tf):
+        src = take_snps(int(rng.integers(2, 4)))
+        drivers[src, t] = _split_norm(rng.uniform(0.5, 1.5, size=len(src)) * rng.choice([-1.0, 1.0], size=len(src)), 1.0)
+    d = math.sqrt(F) * drivers  # x = z @ d + sqrt(1 - F) e
+
+    # Exact unit variance of every program: p = z @ (wc + d wg) + sqrt(1-F) e @ wg.
+    snp_coef = wc + d @ wg
+    var = np.sum(snp_coef**2, axis=0) + (1 - F) * np.sum(wg**2, axis=0)
+    scale = 1.0 / np.sqrt(var)
+    wc, wg, snp_coef = wc * scale, wg * scale, snp_coef * scale
+    tf_coef = math.sqrt(1 - F) * wg
+    cov = snp_coef.T @ snp_coef + tf_coef.T @ tf_coef  # program correlation (unit diagonal)
+
+    # --- Expression ----------------------------------------------------------------------------
+    e = rng.standard_normal((n, n_tf))
+    x = z @ d + math.sqrt(1 - F) * e
+    program = z @ wc + x @ wg
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+
+    # --- Phenotype -----------------------------------------------------------------------------
+    causal = np.sort(rng.choice(n_gene, size=s.n_causal_genes, replace=False))
+    order = rng.permutation(causal)  # which causal genes enter the non-linear terms
+    n_scores = 1 if k == 2 else k
+    beta = rng.choice([-1.0, 1.0], size=(len(causal), n_scores)) * rng.uniform(
+        *_BETA_RANGE, size=(len(causal), n_scores)
+    )
+    terms: list[dict[str, Any]] = []
+    p = program[:, causal]
+    col = {int(g): i for i, g in enumerate(causal)}
+    score = p @ beta
+    if len(order) >= 2:
+        a, b = int(order[0]), int(order[1])
+        gamma = rng.choice([-1.0, 1.0], size=n_scores) * _GAMMA
+        score += np.outer(p[:, col[a]] * p[:, col[b]] - cov[a, b], gamma)  # centered product
+        terms.append({"type": "product", "genes": [genes[a], genes[b]], "coef": gamma.tolist(),
+                      "offset": float(cov[a, b])})
+    if len(order) >= 3:
+        c = int(order[2])
+        delta = rng.choice([-1.0, 1.0], size=n_scores) * _DELTA
+        score += np.outer(p[:, col[c]] ** 2 - 1.0, delta)  # centered square
+        terms.append({"type": "square", "genes": [genes[c]], "coef": delta.tolist(), "offset": 1.0})
+    score *= s.effect_size
+    if k == 2:
+        score = np.column_stack([np.zeros(n), score[:, 0]])  # logit of "case" vs "control"
+    score -= score.max(axis=1, keepdims=True)
+    prob = np.exp(score)
+    prob /= prob.sum(axis=1, keepdims=True)
+    # Inverse-CDF draw: one uniform per sample keeps the stream independent of K.
+    u = rng.uniform(size=n)
+    y = np.minimum((prob.cumsum(axis=1) < u[:, None]).sum(axis=1), k - 1)
+    class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
+    counts = np.bincount(y, minlength=k)
+    if counts.min() < 2:
+        raise InputError(
+            None,
+            f"the drawn labels have only {counts.min()} sample(s) in class "
+            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
+        )
+    test = _stratified_split(y, s.test_fraction, rng)
+
+    # --- Tables ----------------------------------------------------------------------------------
+    genotype = pd.DataFrame(dosage, index=pd.Index(samples, name="sample"), columns=snps)
+    expression = pd.DataFrame(
+        np.hstack([tf_expr, gene_expr]), index=pd.Index(samples, name="sample"),
+        columns=tfs + genes,
+    )
+    labels = pd.DataFrame({
+        "sample": samples,
+        "label": np.array(class_names, dtype=object)[y],
+        "split": np.where(test, "test", "train"),
+    })
+
+    def edge_table(rows: list[tuple[int, int]], w: np.ndarray, names: list[str], causal_kind: str) -> pd.DataFrame:
+        src = np.array([r[0] for r in rows], dtype=int)
+        tgt = np.array([r[1] for r in rows], dtype=int)
+        weight = w[src, tgt]
+        return pd.DataFrame({
+            "source": np.array(names, dtype=object)[src],
+            "target": np.array(genes, dtype=object)[tgt],
+            "weight": weight,
+            "kind": np.where(weight != 0, causal_kind, "decoy"),
+        })
+
+    eqtl = edge_table(eqtl_rows, wc, snps, "cis")
+    grn = edge_table(grn_rows, wg, tfs, "causal")
+    tf_drivers: dict[str, list[dict[str, Any]]] = {}
+    if F > 0:
+        mediated = d @ wg  # SNP -> gene effect through the TFs
+        cis_pairs = set(zip(eqtl["source"], eqtl["target"]))
+        ds, dt = np.nonzero(drivers)
+        trans: list[tuple[int, int]] = []
+        seen: set[tuple[int, int]] = set()
+        for si, ti in sorted(zip(ds.tolist(), dt.tolist()), key=lambda st: (st[1], st[0])):
+            tf_drivers.setdefault(tfs[ti], []).append({"snp": snps[si], "weight": float(d[si, ti])})
+            for gi in np.flatnonzero(wg[ti]).tolist():
+                pair = (si, gi)
+                if pair not in seen and (snps[si], genes[gi]) not in cis_pairs:
+                    seen.add(pair)
+                    trans.append(pair)
+        if trans:
+            tr = edge_table(trans, mediated, snps, "trans")
+            tr["kind"] = "trans"
+            eqtl = pd.concat([eqtl, tr], ignore_index=True)
+
+    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
+    for i, name in enumerate(class_names):
+        prob_df[f"prob_{name}"] = prob[:, i]
+
+    # --- Truth -----------------------------------------------------------------------------------
+    causal_names = [genes[g] for g in causal]
+    causal_set = set(causal_names)
+    links = []
+    for prior, table in (("eqtl", eqtl), ("grn", grn)):
+        sel = table[table["target"].isin(causal_set) & table["kind"].isin(["cis", "causal"])]
+        links += [
+            {"source": r.source, "target": r.target, "prior": prior, "weight": float(r.weight)}
+            for r in sel.itertuples(index=False)
+        ]
+    mediated_links = [
+        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": float(r.weight)}
+        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal_set)].itertuples(index=False)
+    ]
+    m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
+    truth: dict[str, Any] = {
+        "generator": f"deepgami.simulate {__version__}",
+        "seed": s.seed,
+        "settings": asdict(s),
+        "classes": class_names,
+        "class_counts": {name: int(c) for name, c in zip(class_names, counts)},
+        "n_test": int(test.sum()),
+        "n_train": int((~test).sum()),
+        "bayes_optimal_test_auc": m_test["auc"],
+        "bayes_optimal_test_balanced_accuracy": m_test["balanced_accuracy"],
+        "bayes_optimal_train_auc": m_train["auc"],
+        "causal_genes": causal_names,
+        "causal_links": links,
+        "mediated_links": mediated_links,
+        "phenotype_model": {
+            "scores": "binary: logit P(case); multi-class: softmax over one score per class",
+            "linear": {genes[g]: [float(v) * s.effect_size for v in beta[i]] for i, g in enumerate(causal)},
+            "nonlinear": [
+                {**t, "coef": [c * s.effect_size for c in t["coef"]]} for t in terms
+            ],
+        },
+        "counts": {
+            "eqtl_edges": int(len(eqtl)),
+            "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
+            "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
+            "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
+            "grn_edges": int(len(grn)),
+            "grn_causal": int((grn["kind"] == "causal").sum()),
+            "grn_decoys": int((grn["kind"] == "decoy").sum()),
+            "causal_links": len(links),
+            "mediated_links": len(mediated_links),
+            "snps_in_eqtl": int(eqtl["source"].nunique()),
+        },
+        "tf_drivers": tf_drivers,
+    }
+    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
+
+
+def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:
+    if fmt == "parquet":
+        df.reset_index().to_parquet(path, index=False)
+    else:
+        df.to_csv(path, sep="," if fmt == "csv" else "\t", float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def write_cohort(cohort: SimulatedCohort, out: str | os.PathLike, fmt: FileFormat = "csv",
+                 overwrite: bool = False) -> dict[str, Path]:
+    """Write the cohort's files into directory `out` atomically; return ``{role: final path}``.
+
+    Roles: ``genotype``, ``expression`` (``.csv``/``.tsv``/``.parquet`` by `fmt`), ``labels``
+    (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities`` (``truth_probabilities.csv``),
+    ``truth`` (``truth.json``). An existing non-empty `out` is refused unless `overwrite` is set
+    and it holds a previous simulation (a ``truth.json``).
+    """
+    out = Path(out)
+    if fmt not in _EXT:
+        raise InputError(out, f"unknown format '{fmt}' (choose csv, tsv or parquet)")
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(out, "exists and is not a directory")
+        if any(out.iterdir()):
+            if not overwrite:
+                raise InputError(out, "directory exists and is not empty (pass --overwrite to replace a previous simulation)")
+            if not (out / "truth.json").is_file():
+                raise InputError(out, "refusing to overwrite a non-empty directory that is not a deepgami simulation")
+    names = {
+        "genotype": f"genotype{_EXT[fmt]}",
+        "expression": f"expression{_EXT[fmt]}",
+        "labels": "labels.csv",
+        "eqtl": "eqtl.tsv",
+        "grn": "grn.tsv",
+        "probabilities": "truth_probabilities.csv",
+        "truth": "truth.json",
+    }
+    with atomic_path(out, suffix="") as tmp:
+        tmp.mkdir()
+        _write_matrix(cohort.genotype, tmp / names["genotype"], fmt)
+        _write_matrix(cohort.expression, tmp / names["expression"], fmt)
+        cohort.labels.to_csv(tmp / names["labels"], index=False, lineterminator="\n")
+        for role in ("eqtl", "grn"):
+            getattr(cohort, role).to_csv(tmp / names[role], sep="\t", index=False,
+                                         float_format=FLOAT_FORMAT, lineterminator="\n")
+        cohort.probabilities.to_csv(tmp / names["probabilities"], index=False,
+                                    float_format=FLOAT_FORMAT, lineterminator="\n")
+        truth = {**cohort.truth, "files": names}
+        (tmp / names["truth"]).write_text(json.dumps(truth, indent=2) + "\n")
+    return {role: out / name for role, name in names.items()}
+
+
+def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None = None) -> str:
+    """The ``deepgami build`` command line that turns the written files into a cohort.h5mu."""
+    q = lambda p: shlex.quote(str(p))  # noqa: E731
+    cohort_path = cohort_path or paths["truth"].parent / "cohort.h5mu"
+    return (
+        f"deepgami build --modality snp={q(paths['genotype'])} --modality expr={q(paths['expression'])} "
+        f"--labels {q(paths['labels'])} --prior snp:eqtl={q(paths['eqtl'])} "
+        f"--prior expr:grn={q(paths['grn'])} --out {q(cohort_path)}"
+    )
+
+
+def simulate(out: str | os.PathLike, fmt: FileFormat = "csv", overwrite: bool = False,
+             **settings: Any) -> tuple[SimulatedCohort, dict[str, Path]]:
+    """Simulate a cohort with `settings` (fields of :class:`SimulationSettings`) and write it to `out`."""
+    s = SimulationSettings(**settings)
+    s.validate()
+    cohort = simulate_cohort(s)
+    return cohort, write_cohort(cohort, out, fmt=fmt, overwrite=overwrite)

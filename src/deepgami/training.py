@@ -1,0 +1,401 @@
+"""Training: parameters (YAML + defaults), the grid, the fit loop with early stopping, CV splits.
+
+Nothing here knows about MuData: `deepgami.model` turns a cohort into tensors and calls
+`train_network` per fit, and `grid_search` with a callback that fits and scores one fold.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+from torch import Tensor, nn
+
+from deepgami.errors import InputError
+from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, DeepGAMINetwork
+from deepgami.preprocessing import SCALINGS, SELECTIONS
+
+# Hyperparameters the CV grid search may vary (the paper's list).
+GRID_KEYS = ("hidden_layers", "dropout", "learning_rate", "weight_decay", "lambda", "batch_size", "latent_dim")
+MISSING = ("impute", "complete_case")
+BALANCES = ("none", "smote", "class_weights")
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+def default_params() -> dict:
+    """The packaged defaults (src/deepgami/default_params.yaml) as a fresh dict."""
+    text = resources.files("deepgami").joinpath("default_params.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_params(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Defaults, then the YAML file at `path`, then `overrides`; validated. Raises InputError."""
+    params = default_params()
+    sources: list[tuple[Any, dict]] = []
+    if path is not None:
+        try:
+            user = yaml.safe_load(Path(path).read_text())
+        except OSError as err:
+            raise InputError(path, f"cannot read params file: {err.strerror or err}") from None
+        except yaml.YAMLError as err:
+            raise InputError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
+        if user is None:
+            user = {}
+        if not isinstance(user, dict):
+            raise InputError(path, "params file must be a mapping of parameter: value")
+        sources.append((path, user))
+    if overrides:
+        sources.append((path, overrides))
+    for where, user in sources:
+        params = merge_params(params, user, where)
+    validate_params(params, path)
+    return params
+
+
+def merge_params(base: dict, user: dict, where: Any = None) -> dict:
+    """`user` over `base`: a user grid replaces only the grid entries it names."""
+    out = copy.deepcopy(base)
+    for key, value in user.items():
+        if key not in out:
+            raise InputError(where, f"unknown parameter {key!r} (known: {', '.join(sorted(out))})")
+        if key == "grid":
+            if not isinstance(value, dict):
+                raise InputError(where, "'grid' must be a mapping of hyperparameter: [values]")
+            for gkey, gval in value.items():
+                if gkey not in GRID_KEYS:
+                    raise InputError(where, f"unknown grid entry {gkey!r} (known: {', '.join(GRID_KEYS)})")
+                out["grid"][gkey] = gval
+        else:
+            out[key] = value
+    return out
+
+
+def validate_params(params: dict, where: Any = None) -> None:
+    """Raise InputError on a value the training cannot use."""
+
+    def bad(message: str) -> None:
+        raise InputError(where, message)
+
+    grid = params.get("grid", {})
+    for key in GRID_KEYS:
+        values = grid.get(key)
+        if not isinstance(values, list) or not values:
+            bad(f"grid.{key} must be a non-empty list of values")
+        for v in values:
+            if key == "hidden_layers":
+                if not isinstance(v, list) or not all(isinstance(h, int) and h > 0 for h in v):
+                    bad(f"grid.hidden_layers entries are lists of positive layer widths, got {v!r}")
+            elif key in ("batch_size", "latent_dim"):
+                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                    bad(f"grid.{key} values must be positive integers, got {v!r}")
+            elif key == "dropout":
+                if not _is_number(v) or not 0 <= v < 1:
+                    bad(f"grid.dropout values must be in [0, 1), got {v!r}")
+            elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
+                bad(f"grid.{key} values must be non-negative numbers, got {v!r}")
+    for key, lo in (("cv_folds", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1), ("min_features", 1)):
+        v = params.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            bad(f"{key} must be an integer >= {lo}, got {v!r}")
+    for key, lo, hi in (("val_fraction", 0.0, 0.5), ("selection_pvalue", 0.0, 1.0), ("modality_dropout", 0.0, 1.0)):
+        v = params.get(key)
+        if not _is_number(v) or not lo <= v <= hi:
+            bad(f"{key} must be a number in [{lo}, {hi}], got {v!r}")
+    for key, allowed in (("imputer", IMPUTERS), ("encoder_activation", ACTIVATIONS), ("aux_target", AUX_TARGETS),
+                         ("missing", MISSING), ("balance", BALANCES)):
+        if params.get(key) not in allowed:
+            bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
+    for key, allowed in (("selection", SELECTIONS), ("scaling", SCALINGS)):
+        v = params.get(key)
+        values = v.values() if isinstance(v, dict) else [v]
+        for item in values:
+            if item not in allowed:
+                bad(f"{key} must be one of {', '.join(allowed)} (or a mapping modality: value), got {item!r}")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def expand_grid(params: dict, dense: bool = True) -> list[dict]:
+    """One flat setting per grid point: the fixed parameters plus one value per grid entry.
+
+    With a prior (`dense=False`) `latent_dim` is unused, so settings differing only in it merge.
+    """
+    fixed = {k: v for k, v in params.items() if k != "grid"}
+    grid = params["grid"]
+    settings, seen = [], set()
+    for combo in itertools.product(*(grid[k] for k in GRID_KEYS)):
+        setting = dict(fixed, **dict(zip(GRID_KEYS, combo)))
+        if not dense:
+            setting["latent_dim"] = None
+        key = json.dumps(setting, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            settings.append(setting)
+    return settings
+
+
+def as_setting(params: dict, dense: bool = True) -> dict:
+    """A flat setting from full params with one value per grid entry, or from a flat setting."""
+    if "grid" not in params:
+        merged = default_params()
+        grid = merged.pop("grid")
+        for k in GRID_KEYS:
+            merged[k] = grid[k][0]
+        unknown = set(params) - set(merged)
+        if unknown:
+            raise ValueError(f"unknown parameters: {sorted(unknown)}")
+        merged.update(params)
+        if not dense:
+            merged["latent_dim"] = None
+        return merged
+    settings = expand_grid(params, dense)
+    if len(settings) != 1:
+        raise ValueError(f"params describe {len(settings)} grid settings; give one value per grid entry")
+    return settings[0]
+
+
+def grid_label(setting: dict) -> str:
+    """Short, stable text of a setting's grid values (a cv_results column)."""
+    return json.dumps({k: setting[k] for k in GRID_KEYS if setting.get(k) is not None}, sort_keys=True)
+
+
+# -- seeds and splits ---------------------------------------------------------------------------
+
+def derive_seed(seed: int, *path: int) -> int:
+    """A child seed for (setting, fold, ...) that does not collide across paths."""
+    return int(np.random.SeedSequence([int(seed), *[int(p) for p in path]]).generate_state(1)[0])
+
+
+def cv_splits(y: np.ndarray, n_folds: int, seed: int, stratify: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold (stratified for classes) positions into y, shuffled with `seed`."""
+    if stratify:
+        counts = np.unique(y, return_counts=True)[1]
+        if counts.min() >= n_folds:
+            kf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed % 2**32)
+            return [(tr, te) for tr, te in kf.split(np.zeros(len(y)), y)]
+    kf = KFold(n_splits=n_folds, shuffle=True, random_state=seed % 2**32)
+    return [(tr, te) for tr, te in kf.split(np.zeros(len(y)))]
+
+
+def inner_split(y: np.ndarray, val_fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (train, validation) of the rows used for fitting and for early stopping."""
+    n = len(y)
+    n_val = int(round(n * val_fraction))
+    if n_val < 2 or n - n_val < 2:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    if stratify:
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and n_val >= len(classes) and n - n_val >= len(classes):
+            ss = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed % 2**32)
+            tr, va = next(ss.split(np.zeros(n), y))
+            return np.sort(tr), np.sort(va)
+    ss = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed % 2**32)
+    tr, va = next(ss.split(np.zeros(n)))
+    return np.sort(tr), np.sort(va)
+
+
+# -- the fit loop -------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """Preprocessed tensors for some rows: inputs per modality, presence (rows x K), targets."""
+
+    xs: list[Tensor]
+    present: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.present.shape[0])
+
+    def rows(self, idx: Tensor | np.ndarray) -> Batch:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Batch([x[idx] for x in self.xs], self.present[idx], self.y[idx])
+
+
+def task_loss_fn(task: str, class_weight: np.ndarray | None = None) -> nn.Module:
+    if task == "regression":
+        return nn.MSELoss()
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+    return nn.CrossEntropyLoss(weight=weight)
+
+
+def _task_output(logits: Tensor, task: str) -> Tensor:
+    return logits[:, 0] if task == "regression" else logits
+
+
+def hide_modalities(present: Tensor, rate: float, generator: torch.Generator) -> Tensor:
+    """Modality dropout: for each row with two or more modalities, with probability `rate` hide
+    one of them (uniformly), so the head also learns from imputed blocks."""
+    if rate <= 0:
+        return present
+    n_present = present.sum(dim=1)
+    drop = (torch.rand(present.shape[0], generator=generator) < rate) & (n_present >= 2)
+    if not drop.any():
+        return present
+    scores = torch.rand(present.shape, generator=generator).masked_fill(~present, -1.0)
+    which = scores.argmax(dim=1)
+    hidden = present.clone()
+    rows = torch.nonzero(drop).flatten()
+    hidden[rows, which[rows]] = False
+    return hidden
+
+
+def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Module, lam: float, aux_target: str,
+                  batch_size: int = 1024) -> tuple[float, float]:
+    """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
+    net.eval()
+    task_total, aux_total, n = 0.0, 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            part = data.rows(np.arange(start, min(start + batch_size, len(data))))
+            out = net(part.xs, part.present)
+            task_total += float(loss_fn(_task_output(out.logits, task), part.y)) * len(part)
+            aux_total += float(net.auxiliary_loss(out.latent, part.present, aux_target)) * len(part)
+            n += len(part)
+    return task_total / max(n, 1), aux_total / max(n, 1)
+
+
+def train_network(
+    net: DeepGAMINetwork,
+    train: Batch,
+    val: Batch | None,
+    setting: dict,
+    task: str,
+    seed: int,
+    class_weight: np.ndarray | None = None,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+) -> tuple[pd.DataFrame, int]:
+    """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation task loss.
+
+    The weights of the best validation epoch are restored (the last epoch without validation
+    rows). Batch order comes from a seeded permutation. Returns the per-epoch history and the
+    best epoch (1-based).
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    loss_fn = task_loss_fn(task, class_weight)
+    lam = float(setting["lambda"])
+    opt = torch.optim.Adam(net.parameters(), lr=float(setting["learning_rate"]), betas=(0.9, 0.999),
+                           weight_decay=float(setting["weight_decay"]))
+    batch_size = int(setting["batch_size"])
+    aux_target = setting["aux_target"]
+    has_val = val is not None and len(val) > 0
+    rows: list[dict] = []
+    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    for epoch in range(1, int(setting["max_epochs"]) + 1):
+        net.train()
+        order = rng.permutation(len(train))
+        # A lone last sample makes a noisy step; fold it into the previous batch.
+        starts = list(range(0, len(train), batch_size))
+        if len(starts) > 1 and len(train) - starts[-1] < 2:
+            starts.pop()
+        sums = np.zeros(3)
+        for b, start in enumerate(starts):
+            stop = starts[b + 1] if b + 1 < len(starts) else len(train)
+            part = train.rows(order[start:stop])
+            head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
+            out = net(part.xs, head_present)
+            task_loss = loss_fn(_task_output(out.logits, task), part.y)
+            aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
+            loss = task_loss + lam * aux_loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sums += np.array([float(task_loss), float(aux_loss), 1.0]) * len(part)
+        train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
+        record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
+                  "train_aux_loss": train_aux}
+        if has_val:
+            val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
+            record.update(val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux)
+            monitored = val_task
+        else:
+            monitored = train_task
+        rows.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, train_task, record.get("val_task_loss"))
+        if not has_val:
+            best_epoch = epoch
+            continue
+        if monitored < best_loss - 1e-6:
+            best_loss, best_epoch, stale = monitored, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= int(setting["patience"]):
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    history = pd.DataFrame(rows)
+    history["best"] = history["epoch"] == best_epoch
+    return history, best_epoch
+
+
+@torch.no_grad()
+def set_latent_means(net: DeepGAMINetwork, data: Batch, batch_size: int = 1024) -> None:
+    """Store each block's mean over the rows that have the modality (the mean-fill baseline)."""
+    net.eval()
+    sums = torch.zeros_like(net.latent_mean, dtype=torch.float64)
+    counts = torch.zeros(net.n_modalities, 1, dtype=torch.float64)
+    for start in range(0, len(data), batch_size):
+        part = data.rows(np.arange(start, min(start + batch_size, len(data))))
+        latent = net.encode(part.xs)
+        for k, block in enumerate(latent):
+            rows = part.present[:, k]
+            sums[k] += block[rows].double().sum(dim=0)
+            counts[k] += float(rows.sum())
+    net.latent_mean.copy_((sums / counts.clamp(min=1)).float())
+
+
+# -- grid search --------------------------------------------------------------------------------
+
+FoldFn = Callable[[int, dict, int, np.ndarray, np.ndarray, int], dict]
+
+
+def grid_search(
+    settings: Sequence[dict],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    fit_fold: FoldFn,
+    score: Callable[[dict], float],
+    seed: int,
+) -> tuple[pd.DataFrame, int]:
+    """Run `fit_fold(setting_index, setting, fold, train_pos, test_pos, seed)` for every setting
+    and fold; it returns a flat dict of held-out metrics. The best setting has the highest mean
+    `score(row)` over folds (ties: the earlier setting). Returns all rows and the best index."""
+    rows = []
+    for s, setting in enumerate(settings):
+        for f, (tr, te) in enumerate(splits):
+            row = {"setting": s, "fold": f, "grid": grid_label(setting), "n_train": len(tr), "n_test": len(te)}
+            row.update(fit_fold(s, setting, f, tr, te, derive_seed(seed, s, f)))
+            row["score"] = score(row)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    means = table.groupby("setting")["score"].mean()
+    best = int(means.index[int(np.argmax(means.to_numpy()))])
+    return table, best
+
+
+def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
+    """Mean and standard deviation of every numeric column per setting; `selected` marks the best."""
+    numeric = [c for c in table.columns if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(table[c])]
+    grouped = table.groupby("setting")
+    summary = grouped[numeric].mean().add_suffix("_mean").join(grouped[numeric].std(ddof=0).add_suffix("_std"))
+    summary.insert(0, "grid", grouped["grid"].first())
+    summary.insert(1, "selected", summary.index == best)
+    return summary.reset_index()
