@@ -192,6 +192,12 @@ class DeepGAMINetwork(nn.Module):
         """forward(x_1, ..., x_K) -> logits: the signature Captum's attribution methods expect."""
         return self.forward(list(xs), present).logits
 
+    def head_group_norm(self) -> Tensor:
+        """Sum over the head's inputs (latent nodes of every block) of the L2 norm of their outgoing
+        weights: a group-lasso penalty that lets the head use few latent genes."""
+        first = next(m for m in self.head if isinstance(m, nn.Linear))
+        return first.weight.norm(dim=0).sum()
+
     def auxiliary_loss(self, latent: Sequence[Tensor], present: Tensor, target: str = "detach") -> Tensor:
         """Mean over ordered pairs (i, j) of MSE(f_ij(C_i), C_j) on samples having both i and j.
 

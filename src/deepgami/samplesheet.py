@@ -31,6 +31,7 @@ from deepgami.errors import InputError
 __all__ = ["CohortRow", "PriorSpec", "read_samplesheet", "schema_path", "assets_dir", "load_schema"]
 
 SCHEMA_NAME = "schema_input.json"
+RESERVED_MODALITY = "all"  # the prediction set that uses every modality
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,9 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
         for name, value in _split_pairs(row["modalities"]):
             if name in modalities:
                 raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
+            if name == RESERVED_MODALITY:
+                raise InputError(sheet, f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
+                                        "predictions from every modality; rename that modality")
             modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
 
         priors = []

@@ -27,7 +27,8 @@ from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, DeepGAMINetwork
 from deepgami.preprocessing import SCALINGS, SELECTIONS
 
 # Hyperparameters the CV grid search may vary (the paper's list).
-GRID_KEYS = ("hidden_layers", "dropout", "learning_rate", "weight_decay", "lambda", "batch_size", "latent_dim")
+GRID_KEYS = ("hidden_layers", "dropout", "learning_rate", "weight_decay", "lambda", "batch_size", "latent_dim",
+             "group_lasso")
 MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
 
@@ -290,8 +291,9 @@ def train_network(
     rng = np.random.default_rng(seed)
     loss_fn = task_loss_fn(task, class_weight)
     lam = float(setting["lambda"])
+    l1 = float(setting["group_lasso"])
     opt = torch.optim.Adam(net.parameters(), lr=float(setting["learning_rate"]), betas=(0.9, 0.999),
-                           weight_decay=float(setting["weight_decay"]))
+                           weight_decay=float(setting["weight_decay"]), foreach=True)
     batch_size = int(setting["batch_size"])
     aux_target = setting["aux_target"]
     has_val = val is not None and len(val) > 0
@@ -313,10 +315,12 @@ def train_network(
             task_loss = loss_fn(_task_output(out.logits, task), part.y)
             aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
             loss = task_loss + lam * aux_loss
+            if l1 > 0:
+                loss = loss + l1 * net.head_group_norm()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sums += np.array([float(task_loss), float(aux_loss), 1.0]) * len(part)
+            sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
         train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
         record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
                   "train_aux_loss": train_aux}

@@ -6,9 +6,9 @@ import argparse
 import re
 from pathlib import Path
 
-from deepgami.cohort import PriorInput, build_cohort, write_cohort
 from deepgami.errors import InputError
-from deepgami.readers import MISSING_POLICIES, read_labels, read_matrix, read_prior
+
+MISSING_POLICIES = ("error", "mean", "drop-feature")  # = deepgami.readers.MISSING_POLICIES, kept light for --help
 
 MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
 PRIOR_RE = re.compile(r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
@@ -54,6 +54,9 @@ def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.M
 
 
 def run(args: argparse.Namespace) -> int:
+    from deepgami.cohort import PriorInput, build_cohort, write_cohort
+    from deepgami.readers import read_labels, read_matrix, read_prior
+
     out = Path(args.out)
     if out.suffix != ".h5mu":
         raise InputError(out, "output must end in .h5mu")

@@ -1,0 +1,59 @@
+"""`deepgami run`: the whole pipeline on one machine, one samplesheet row per cohort."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """\
+Run the pipeline's stages for every samplesheet row without Nextflow: build -> train ->
+predict (all modalities, and each modality alone) -> prioritize -> evaluate, then one summary
+table across rows. Rows run in parallel (--max-workers); stages whose command this deepgami does
+not have are skipped with a note. Same samplesheet, schema and output layout as
+`nextflow run . --input SHEET --outdir DIR`:
+
+  <outdir>/<id>/cohort.h5mu, model/, predictions/{all,<modality>}.tsv, prioritize/, evaluate/
+  <outdir>/summary.tsv, <outdir>/summary.html, <outdir>/pipeline_info/logs/
+
+--resume skips every stage whose recorded inputs (file contents and arguments) are unchanged and
+whose outputs are complete and unchanged (ledger: <outdir>/.deepgami_run.json).
+"""
+
+
+def _run(args: argparse.Namespace) -> int:
+    from deepgami.runner import RunSettings, run_pipeline
+
+    skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
+    settings = RunSettings(
+        seed=args.seed,
+        eval_split=args.split or None,
+        skip=skip,
+        max_workers=args.max_workers,
+        resume=args.resume,
+        progress=False if args.no_progress else None,
+    )
+    return run_pipeline(args.samplesheet, args.outdir, settings)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `run` subcommand."""
+    p = sub.add_parser(
+        "run",
+        help="run the whole pipeline on this machine (no Nextflow needed)",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--samplesheet", required=True, metavar="SHEET.csv",
+                   help="CSV (or .tsv) with columns id, labels, modalities[, cell_type, priors, params]; "
+                   "relative paths are resolved against the samplesheet's directory")
+    p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--max-workers", type=int, default=1, metavar="N",
+                   help="cohorts processed at the same time (default: 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="skip stages whose inputs are unchanged and whose outputs are complete")
+    p.add_argument("--seed", type=int, default=0, help="seed passed to `deepgami train` (default: 0)")
+    p.add_argument("--split", default="test",
+                   help="split used by predict and prioritize (default: test; '' for every sample)")
+    p.add_argument("--skip", action="append", default=[], metavar="STAGE[,STAGE]",
+                   help="stages not to run: prioritize, evaluate (or predict, train, build)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=_run)

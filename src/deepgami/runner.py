@@ -1,0 +1,489 @@
+"""The embedded pipeline runner behind `deepgami run`: the Nextflow workflow's stages on one machine.
+
+Per samplesheet row (a cohort), in order::
+
+    build -> train -> predict (all modalities, then each modality alone) -> prioritize -> evaluate
+
+and, across rows, a summary table. Cohorts run in parallel in a bounded process pool; each stage is
+a `deepgami <stage>` subprocess, whose outputs appear atomically, so a runner killed at any moment
+leaves complete outputs or none. The output layout is the one the Nextflow pipeline publishes::
+
+    <outdir>/<id>/cohort.h5mu
+    <outdir>/<id>/model/
+    <outdir>/<id>/predictions/{all,<modality>}.tsv (+ .metrics.json)
+    <outdir>/<id>/prioritize/
+    <outdir>/<id>/evaluate/
+    <outdir>/summary.tsv, <outdir>/summary.html
+    <outdir>/pipeline_info/logs/<id>/<stage>.log
+
+Resume: ``<outdir>/.deepgami_run.json`` records, per finished stage, a SHA-256 of its inputs (file
+contents and arguments) and of its outputs. With ``resume=True`` a stage is skipped when its entry
+matches the current inputs and its outputs are present and unchanged; otherwise it runs again, and
+so does everything downstream whose inputs it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from deepgami import __version__
+from deepgami.errors import InputError, atomic_path
+from deepgami.samplesheet import CohortRow, read_samplesheet
+
+__all__ = [
+    "STAGES",
+    "RunSettings",
+    "StageTask",
+    "available_commands",
+    "plan_cohort",
+    "prediction_sets",
+    "run_pipeline",
+    "SummaryEntry",
+    "write_summary",
+]
+
+STAGES = ("build", "train", "predict", "prioritize", "evaluate")
+LEDGER_NAME = ".deepgami_run.json"
+LEDGER_VERSION = 1
+SUMMARY_FIRST_COLUMNS = ["cohort", "cell_type", "prediction_set", "modalities", "n", "accuracy",
+                         "balanced_accuracy", "auc", "f1_macro"]
+
+
+@dataclass
+class RunSettings:
+    """Options shared by every cohort (the Nextflow params of the same names)."""
+
+    seed: int = 0
+    eval_split: str | None = "test"
+    skip: frozenset[str] = frozenset()
+    max_workers: int = 1
+    resume: bool = False
+    progress: bool | None = None  # None: a progress bar only on a terminal
+
+
+@dataclass
+class StageTask:
+    """One `deepgami <stage>` call of one cohort."""
+
+    cohort: str
+    stage: str
+    key: str  # ledger key, e.g. "cohort_a/predict/all"
+    argv: list[str]  # arguments after `deepgami`
+    inputs: dict[str, Path]  # files/folders whose content the result depends on
+    options: list[str]  # non-path arguments that change the result
+    outputs: list[Path]  # must exist after the stage
+    optional_outputs: list[Path] = field(default_factory=list)
+    log: Path | None = None
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+def available_commands() -> set[str]:
+    """Subcommands of the installed `deepgami` (a stage runs only if its command exists)."""
+    import argparse
+
+    from deepgami.cli import build_parser
+
+    parser = build_parser()
+    for action in parser._actions:  # argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def prediction_sets(row: CohortRow) -> list[str]:
+    """'all' (every modality) and, when the cohort has several, each modality alone."""
+    names = row.modality_names
+    return ["all"] + (names if len(names) > 1 else [])
+
+
+def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:
+    """The stages of one cohort, in order, as `deepgami` argument lists."""
+    base = outdir / row.id
+    logs = outdir / "pipeline_info" / "logs" / row.id
+    cohort, model = base / "cohort.h5mu", base / "model"
+    split = ["--split", settings.eval_split] if settings.eval_split else []
+    params = ["--params", str(row.params)] if row.params else []
+    tasks: list[StageTask] = []
+
+    def add(stage: str, name: str, argv: list[str], inputs: dict[str, Path], options: list[str],
+            outputs: list[Path], optional: Sequence[Path] = ()) -> None:
+        if stage in settings.skip:
+            return
+        key = f"{row.id}/{stage}" + (f"/{name}" if name else "")
+        log = logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
+        tasks.append(StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log))
+
+    build_argv = ["build"]
+    build_inputs: dict[str, Path] = {"labels": row.labels}
+    for name, path in row.modalities.items():
+        build_argv += ["--modality", f"{name}={path}"]
+        build_inputs[f"modality:{name}"] = path
+    for prior in row.priors:
+        build_argv += ["--prior", f"{prior.modality}:{prior.name}={prior.path}"]
+        build_inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
+    build_argv += ["--labels", str(row.labels), "--out", str(cohort), "--quiet"]
+    build_options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
+    add("build", "", build_argv, build_inputs, build_options, [cohort])
+
+    train_inputs = {"cohort": cohort, **({"params": row.params} if row.params else {})}
+    add("train", "", ["train", str(cohort), "--out", str(model), *params, "--seed", str(settings.seed)],
+        train_inputs, ["--seed", str(settings.seed)], [model])
+
+    for name in prediction_sets(row):
+        out = base / "predictions" / f"{name}.tsv"
+        modality = [] if name == "all" else ["--modalities", name]
+        add("predict", name, ["predict", str(model), str(cohort), "--out", str(out), *modality, *split],
+            {"model": model, "cohort": cohort}, modality + split, [out],
+            [out.with_name(f"{name}.metrics.json")])
+
+    add("prioritize", "", ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
+        {"model": model, "cohort": cohort}, split, [base / "prioritize"])
+
+    add("evaluate", "", ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params],
+        train_inputs, [], [base / "evaluate"])
+    return tasks
+
+
+# -- content hashes and the ledger ---------------------------------------------------------------
+
+class _Hasher:
+    """SHA-256 of files and folders, cached by (path, size, mtime) within one run."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int, int], str] = {}
+
+    def file(self, path: Path) -> str:
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._cache:
+            digest = hashlib.sha256()
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            self._cache[key] = digest.hexdigest()
+        return self._cache[key]
+
+    def tree(self, path: Path) -> str | None:
+        """Hash of a file, or of a folder's relative names and file contents; None if absent."""
+        if path.is_file():
+            return self.file(path)
+        if not path.is_dir():
+            return None
+        digest = hashlib.sha256()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(self.file(item).encode() + b"\n")
+        return digest.hexdigest()
+
+    def inputs(self, task: StageTask) -> str:
+        payload = {
+            "deepgami": __version__,
+            "stage": task.stage,
+            "options": task.options,
+            "inputs": {name: self.tree(path) for name, path in sorted(task.inputs.items())},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def outputs(self, task: StageTask) -> str | None:
+        parts = []
+        for path in task.outputs:
+            h = self.tree(path)
+            if h is None:
+                return None
+            parts.append(h)
+        parts += [self.tree(p) or "-" for p in task.optional_outputs]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _read_ledger(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != LEDGER_VERSION:
+        return {}
+    return dict(data.get("stages", {}))
+
+
+def _write_ledger(path: Path, stages: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"version": LEDGER_VERSION, "stages": stages}, indent=1, sort_keys=True) + "\n")
+
+
+# -- running one stage (in a pool worker) --------------------------------------------------------
+
+_current_stage: subprocess.Popen | None = None  # the stage subprocess of this pool worker
+
+
+def _watch_runner(runner_pid: int) -> None:
+    """Pool-worker initializer: if the runner dies (even by SIGKILL), stop this worker's stage and exit."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != runner_pid:
+                proc = _current_stage
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="deepgami-runner-watch", daemon=True).start()
+
+
+def _run_stage(argv: list[str], log: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run `python -m deepgami <argv>` with output to `log`; return (exit code, last output line)."""
+    global _current_stage
+    Path(log).parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as handle:
+        handle.write("$ deepgami " + " ".join(argv) + "\n")
+        handle.flush()
+        _current_stage = subprocess.Popen([sys.executable, "-m", "deepgami", *argv], stdout=handle,
+                                          stderr=subprocess.STDOUT, env={**os.environ, **env})
+        code = _current_stage.wait()
+        _current_stage = None
+    last = ""
+    for line in Path(log).read_text(errors="replace").splitlines():
+        if line.strip() and not line.startswith("$ deepgami"):
+            last = line.strip()
+    return code, last.removeprefix("error: ")
+
+
+def _thread_env(max_workers: int) -> dict[str, str]:
+    """Split the CPUs between concurrent stages unless the user chose thread counts."""
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, max_workers)))
+    return {var: os.environ.get(var, threads) for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        from tqdm import tqdm
+
+        disable = (not sys.stderr.isatty()) if enabled is None else not enabled
+        self.bar = tqdm(total=total, unit="stage", desc="deepgami run", disable=disable,
+                        file=sys.stderr, dynamic_ncols=True)
+
+    def log(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
+    def step(self) -> None:
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
+                 settings: RunSettings | None = None) -> int:
+    """Run every stage of every samplesheet row; return 0, or 1 (2 if only bad input) on failures."""
+    settings = settings or RunSettings()
+    unknown = set(settings.skip) - set(STAGES)
+    if unknown:
+        raise InputError(None, f"--skip: unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})")
+    if settings.max_workers < 1:
+        raise InputError(None, f"--max-workers must be at least 1 (got {settings.max_workers})")
+    outdir = Path(outdir).resolve()
+    if outdir.exists() and not outdir.is_dir():
+        raise InputError(outdir, "--outdir exists and is not a directory")
+    rows = read_samplesheet(samplesheet)
+    outdir.mkdir(parents=True, exist_ok=True)
+
+    commands = available_commands()
+    queues: dict[str, list[StageTask]] = {}
+    progress_total = 0
+    missing_commands: set[str] = set()
+    for row in rows:
+        tasks = []
+        for task in plan_cohort(row, outdir, settings):
+            if task.stage in commands:
+                tasks.append(task)
+            else:
+                missing_commands.add(task.stage)
+        queues[row.id] = tasks
+        progress_total += len(tasks)
+
+    ledger_path = outdir / LEDGER_NAME
+    ledger = _read_ledger(ledger_path) if settings.resume else {}
+    if not settings.resume:
+        _write_ledger(ledger_path, {})
+    hasher = _Hasher()
+    progress = _Progress(progress_total, settings.progress)
+    for stage in sorted(missing_commands, key=STAGES.index):
+        progress.log(f"skip {stage}: this deepgami has no `{stage}` command")
+
+    failures: list[tuple[StageTask, int, str]] = []
+    counts = {"ran": 0, "cached": 0}
+    workers = min(settings.max_workers, max(1, len(rows)))
+    env = _thread_env(workers)
+    finished: set[str] = set()  # ledger keys run or cached in this run
+    started: dict[Future, tuple[StageTask, str, float]] = {}  # in flight
+
+    def next_task(cohort: str) -> StageTask | None:
+        """Pop the cohort's next stage that must run; record the cached ones on the way."""
+        queue = queues[cohort]
+        while queue:
+            task = queue.pop(0)
+            if settings.resume:
+                entry = ledger.get(task.key)
+                if entry and entry.get("inputs") == hasher.inputs(task) and \
+                        entry.get("outputs") is not None and entry.get("outputs") == hasher.outputs(task):
+                    counts["cached"] += 1
+                    finished.add(task.key)
+                    progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
+                    progress.step()
+                    continue
+            return task
+        return None
+
+    pending = list(queues)  # cohorts not started yet, in samplesheet order
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_watch_runner, initargs=(os.getpid(),)) as pool:
+            def submit(cohort: str) -> bool:
+                task = next_task(cohort)
+                if task is None:
+                    return False
+                input_hash = hasher.inputs(task)
+                ledger.pop(task.key, None)
+                future = pool.submit(_run_stage, task.argv, str(task.log), env)
+                started[future] = (task, input_hash, time.monotonic())
+                return True
+
+            def fill() -> None:
+                while pending and len(started) < workers:
+                    submit(pending.pop(0))
+
+            fill()
+            while started:
+                done, _ = wait(list(started), return_when=FIRST_COMPLETED)
+                for future in done:
+                    task, input_hash, t0 = started.pop(future)
+                    code, last = future.result()
+                    label = task.key.split("/", 1)[1]
+                    progress.step()
+                    if code == 0:
+                        missing = [p for p in task.outputs if not p.exists()]
+                        if missing:
+                            code, last = 1, f"finished without writing {missing[0]}"
+                    if code == 0:
+                        counts["ran"] += 1
+                        finished.add(task.key)
+                        ledger[task.key] = {"inputs": input_hash, "outputs": hasher.outputs(task),
+                                            "argv": task.argv}
+                        _write_ledger(ledger_path, ledger)
+                        progress.log(f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)")
+                        submit(task.cohort)  # the cohort's next stage keeps its worker
+                    else:
+                        failures.append((task, code, last))
+                        progress.log(f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})")
+                        for _ in queues[task.cohort]:
+                            progress.step()
+                        queues[task.cohort] = []
+                fill()
+    finally:
+        progress.close()
+
+    # Only predictions made (or confirmed current) by this run: never stale files of an earlier one.
+    entries = []
+    for row in rows:
+        for name in prediction_sets(row):
+            metrics = outdir / row.id / "predictions" / f"{name}.metrics.json"
+            if f"{row.id}/predict/{name}" in finished and metrics.is_file():
+                entries.append(SummaryEntry(row.id, row.cell_type or "", name, metrics))
+    if entries:
+        write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
+        print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
+    print(f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
+          f"{len(failures)} failed; results in {outdir}", file=sys.stderr)
+    for task, code, last in failures:
+        print(f"error: {task.key}: {last} (exit {code}; log: {task.log})", file=sys.stderr)
+    if not failures:
+        return 0
+    return 2 if all(code == 2 for _, code, _ in failures) else 1
+
+
+# -- the cross-cohort summary --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SummaryEntry:
+    """One prediction set of one cohort and its `<set>.metrics.json`."""
+
+    cohort: str
+    cell_type: str
+    prediction_set: str
+    metrics: Path
+
+
+def _scalar_metrics(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot read metrics JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "metrics JSON is not an object")
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or value is None or isinstance(value, (int, float, str)):
+            out[key] = value
+        elif key == "modalities" and isinstance(value, list):
+            out[key] = ",".join(map(str, value))
+    return out
+
+
+def write_summary(entries: Iterable[SummaryEntry], out_tsv: str | os.PathLike,
+                  out_html: str | os.PathLike | None = None) -> None:
+    """One row per cohort x prediction set: ids, then the scalar metrics of each metrics JSON."""
+    import pandas as pd
+
+    records = []
+    for entry in entries:
+        metrics = _scalar_metrics(entry.metrics)
+        modalities = metrics.pop("modalities", None)
+        records.append({
+            "cohort": entry.cohort,
+            "cell_type": entry.cell_type,
+            "prediction_set": entry.prediction_set,
+            "modalities": modalities if modalities else entry.prediction_set,
+            **metrics,
+        })
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        frame = pd.DataFrame(columns=SUMMARY_FIRST_COLUMNS)
+    # Cohorts in order; per cohort 'all' first, then the single modalities by name.
+    frame["_single"] = frame["prediction_set"] != "all"
+    frame = frame.sort_values(["cohort", "_single", "prediction_set"], kind="stable").drop(columns="_single")
+    first = [c for c in SUMMARY_FIRST_COLUMNS if c in frame.columns]
+    frame = frame[first + sorted(c for c in frame.columns if c not in first)]
+    with atomic_path(out_tsv) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+    if out_html is not None:
+        table = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
+                              classes="summary")
+        html = (
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>deepgami summary</title><style>"
+            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+            "table.summary{border-collapse:collapse}"
+            "table.summary th,table.summary td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
+            "table.summary th{background:#f3f3f3}"
+            "table.summary td:nth-child(-n+4),table.summary th:nth-child(-n+4){text-align:left}"
+            "</style></head><body>\n<h1>deepgami summary</h1>\n"
+            f"<p>{frame['cohort'].nunique() if len(frame) else 0} cohort(s), one row per prediction set "
+            "('all' = every modality; otherwise the one modality given).</p>\n"
+            f"{table}\n</body></html>\n"
+        )
+        with atomic_path(out_html) as tmp:
+            tmp.write_text(html)
