@@ -233,3 +233,26 @@ def test_fuzz_readers_never_leak_a_traceback(tmp_path: Path, rows, sep, suffix, 
             assert adata.n_obs >= 1 and adata.n_vars >= 1
             assert adata.X.dtype in (np.float32, np.int8)
             assert np.isfinite(np.asarray(adata.X, dtype=np.float32)).all()
+
+
+def test_simulated_priors_keep_every_edge_with_both_ends(tmp_path: Path) -> None:
+    sim = tmp_path / "sim"
+    assert main(["simulate", "--out", str(sim), "--n-samples", "80", "--n-snps", "120", "--n-tfs", "10",
+                 "--n-genes", "30"]) == 0
+    out = tmp_path / "c.h5mu"
+    assert main(["build", "--modality", f"snp={sim / 'genotype.csv'}", "--modality", f"expr={sim / 'expression.csv'}",
+                 "--labels", str(sim / "labels.csv"), "--prior", f"snp:eqtl={sim / 'eqtl.tsv'}",
+                 "--prior", f"expr:grn={sim / 'grn.tsv'}", "--out", str(out), "--quiet"]) == 0
+    mdata = cohort.read_cohort(out)
+    variables = set(mdata.var_names)
+    for name in ("eqtl", "grn"):
+        edges = pd.read_csv(sim / f"{name}.tsv", sep="\t")[["source", "target"]].drop_duplicates()
+        both = edges["source"].isin(variables) & edges["target"].isin(variables)
+        assert mdata.varp[f"prior:{name}"].nnz == int(both.sum()) > 0
+
+
+def test_build_help_lists_the_readers_missing_policies() -> None:
+    from deepgami.commands import build
+    from deepgami.readers import MISSING_POLICIES
+
+    assert build.MISSING_POLICIES == MISSING_POLICIES
