@@ -256,3 +256,21 @@ def test_build_help_lists_the_readers_missing_policies() -> None:
     from deepgami.readers import MISSING_POLICIES
 
     assert build.MISSING_POLICIES == MISSING_POLICIES
+
+
+@pytest.mark.parametrize("genotype_file", ["toy.bed", "toy.vcf", "toy.pgen"])
+def test_genotype_files_build_like_the_csv_route(genotype_file: str, tmp_path: Path) -> None:
+    assets = Path(__file__).resolve().parents[1] / "assets" / "test_genotypes"
+    samples = pd.read_csv(assets / "toy.csv", index_col=0).index
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"sample": samples, "label": ["a", "b"] * (len(samples) // 2)}).to_csv(labels, index=False)
+    built = {}
+    for name in ("toy.csv", genotype_file):
+        out = tmp_path / f"{name}.h5mu"
+        assert main(["build", "--modality", f"snp={assets / name}", "--labels", str(labels), "--out", str(out),
+                     "--quiet"]) == 0
+        built[name] = cohort.read_cohort(out)
+    csv_route, file_route = built["toy.csv"].mod["snp"], built[genotype_file].mod["snp"]
+    assert list(file_route.obs_names) == list(csv_route.obs_names)
+    assert list(file_route.var_names) == list(csv_route.var_names)
+    np.testing.assert_array_equal(np.asarray(file_route.X), np.asarray(csv_route.X))

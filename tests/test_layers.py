@@ -42,17 +42,10 @@ def oracle_for(layer: SparseMaskedLinear, mask: np.ndarray) -> DenseMaskedLinear
     return DenseMaskedLinear(mask, layer.dense_weight().detach(), bias)
 
 
-@pytest.fixture(params=[4, 1 << 15], ids=["many-blocks", "one-block"])
-def edges_per_block(request, monkeypatch):
-    # tiny blocks exercise block boundaries, including blocks separated by sources without edges
-    monkeypatch.setattr(layers_mod, "EDGES_PER_BLOCK", request.param)
-    return request.param
-
-
 @pytest.mark.parametrize("batch", [1, 6])
 @pytest.mark.parametrize("shuffle", [False, True], ids=["sorted", "shuffled"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_matches_dense_oracle(edges_per_block, batch, shuffle, bias):
+def test_matches_dense_oracle(batch, shuffle, bias):
     torch.manual_seed(0)
     n_in, n_out = 41, 17
     mask = random_mask(n_in, n_out, 0.15, seed=batch)
@@ -62,8 +55,6 @@ def test_matches_dense_oracle(edges_per_block, batch, shuffle, bias):
         src, dst = src[perm], dst[perm]
     layer = SparseMaskedLinear(n_in, n_out, src, dst, bias=bias)
     oracle = oracle_for(layer, mask)
-    if edges_per_block == 4:
-        assert len(layer._blocks) > 3
 
     x = torch.randn(batch, n_in, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
@@ -269,3 +260,19 @@ def test_integrated_gradients_completeness():
     assert attr.shape == x.shape
     assert torch.all(attr[:, 1] == 0)  # an input without prior edges gets no attribution
     assert delta.abs().max() < 1e-2
+
+
+def test_edge_products_is_the_weight_gradient():
+    torch.manual_seed(7)
+    mask = random_mask(18, 6, 0.3, seed=11)
+    src, dst = np.nonzero(mask)
+    perm = np.random.default_rng(1).permutation(src.size)
+    layer = SparseMaskedLinear(18, 6, src[perm], dst[perm])
+    x = torch.randn(5, 18)
+    g = torch.randn(5, 6)
+    expected = (x.T @ g)[torch.as_tensor(src[perm]), torch.as_tensor(dst[perm])]
+    torch.testing.assert_close(layer.edge_products(x, g), expected)
+    layer(x).backward(g)
+    torch.testing.assert_close(layer.weight.grad, expected)
+    with pytest.raises(ValueError, match="rows"):
+        layer.edge_products(x, g[:4])

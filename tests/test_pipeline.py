@@ -287,21 +287,25 @@ def stage_inputs(module: Module, workdir: Path, values: dict[str, Any]) -> dict[
     return staged
 
 
-def task_env(module: Module, meta: dict[str, Any], staged: dict[str, Any]) -> dict[str, Any]:
+def task_env(module: Module, meta: dict[str, Any], staged: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
     return {
         "meta": meta,
-        "task": {"ext": {}, "cpus": 1, "process": f"DEEPGAMI:{module.name}", "attempt": 1},
+        "task": {"ext": dict(ext), "cpus": 1, "process": f"DEEPGAMI:{module.name}", "attempt": 1},
         "workflow": {"containerEngine": None},
         **staged,
     }
 
 
-def run_task(module: Module, section: str, workdir: Path, inputs: dict[str, Any]) -> dict[str, Any]:
-    """Stage, render and run one task's `section`; assert every output pattern matches a file."""
+def run_task(module: Module, section: str, workdir: Path, inputs: dict[str, Any],
+             ext: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Stage, render and run one task's `section`; assert every output pattern matches a file.
+
+    `ext` plays the role of conf/*.config's `ext.*` settings for the process (none by default).
+    """
     values = dict(inputs)
     meta = values["meta"]
     staged = stage_inputs(module, workdir, values)
-    script, env = render_block(module, section, task_env(module, meta, staged))
+    script, env = render_block(module, section, task_env(module, meta, staged, ext or {}))
     (workdir / ".command.sh").write_text(script)
     path = os.pathsep.join([str(REPO / "bin"), str(VENV_BIN), os.environ.get("PATH", "")])
     result = subprocess.run([*TASK_SHELL, ".command.sh"], cwd=workdir, capture_output=True, text=True,
@@ -506,6 +510,9 @@ def test_profiles_exist() -> None:
         assert re.search(rf"^\s{{4}}{profile}\s*\{{", block, re.M), profile
     assert "includeConfig 'conf/test.config'" in block
     assert "includeConfig 'conf/base.config'" in text and "includeConfig 'conf/modules.config'" in text
+    # Profiles apply where the profiles block stands: modules.config must come first for the test
+    # profile's ext.args to win.
+    assert text.index("includeConfig 'conf/modules.config'") < text.index("profiles {")
 
 
 def test_test_profile_points_at_the_bundled_samplesheet_and_it_validates() -> None:
@@ -694,10 +701,15 @@ def test_module_prioritize(tmp_path: Path, built: Path, trained: Path) -> None:
     run_task(MODULES["prioritize"], "script", tmp_path, inputs)
 
 
-def test_module_evaluate(tmp_path: Path, built: Path) -> None:
+def test_module_evaluate(tmp_path: Path, built: Path, trained: Path) -> None:
     need_commands("EVALUATE")
-    inputs = {"meta": META_A, "cohort": built, "params_yaml": TEST_DATA / "params.yaml"}
-    run_task(MODULES["evaluate"], "script", tmp_path, inputs)
+    test_config = (REPO / "conf" / "test.config").read_text()
+    fast = re.search(r"withName: 'EVALUATE' \{\s*ext\.args = \{ \"--seed \$\{params\.seed\} (.*?)\" \}", test_config)
+    assert fast, "conf/test.config sets EVALUATE's ext.args"
+    inputs = {"meta": META_A, "cohort": built, "params_yaml": TEST_DATA / "params.yaml", "model": trained,
+              "prioritize": []}
+    env = run_task(MODULES["evaluate"], "script", tmp_path, inputs, ext={"args": f"--seed 0 {fast.group(1)}"})
+    assert env["model_arg"] == "--model-dir model" and env["prioritize_arg"] == ""
 
 
 def _metrics_file(directory: Path, name: str, seed: int) -> Path:
@@ -739,7 +751,7 @@ STUB_INPUTS = {
     "train": {"meta": META_A, "cohort": COHORT_A / "labels.csv", "params_yaml": []},
     "predict": {"meta": META_A, "model": COHORT_A, "cohort": COHORT_A / "labels.csv", "prediction_set": "expr"},
     "prioritize": {"meta": META_A, "model": COHORT_A, "cohort": COHORT_A / "labels.csv"},
-    "evaluate": {"meta": META_A, "cohort": COHORT_A / "labels.csv", "params_yaml": []},
+    "evaluate": {"meta": META_A, "cohort": COHORT_A / "labels.csv", "params_yaml": [], "model": [], "prioritize": []},
     "summary": {"meta": {"id": "summary", "cohorts": "a", "cell_types": ""}, "metrics_files": [COHORT_A / "labels.csv"]},
 }
 

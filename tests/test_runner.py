@@ -20,6 +20,8 @@ from deepgami.samplesheet import read_samplesheet
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
 ONLY_BUILD = frozenset({"train", "predict", "prioritize", "evaluate"})
+# The test profile's EVALUATE ext.args (conf/test.config): one holdout split, two methods.
+FAST_EVALUATE = "evaluate=--fast --protocols holdout --methods deepgami,logistic_regression"
 
 
 @pytest.fixture
@@ -68,11 +70,17 @@ def test_plan_has_the_stages_in_order_with_the_contract_arguments(tmp_path: Path
     assert prioritize == ["prioritize", str(base / "model"), str(base / "cohort.h5mu"), "--out",
                           str(base / "prioritize"), "--split", "test"]
     assert evaluate == ["evaluate", str(base / "cohort.h5mu"), "--out", str(base / "evaluate"),
-                        "--params", str(ASSETS / "test" / "params.yaml")]
+                        "--params", str(ASSETS / "test" / "params.yaml"), "--model-dir", str(base / "model"),
+                        "--prioritize-dir", str(base / "prioritize"), "--seed", "7"]
     assert prediction_sets(row) == ["all", "snp", "expr"]
     skipped = plan_cohort(row, tmp_path, RunSettings(skip=frozenset({"prioritize", "evaluate"}), eval_split=None))
     assert [t.stage for t in skipped] == ["build", "train", "predict", "predict", "predict"]
     assert "--split" not in skipped[2].argv
+    # Stages whose command is missing are left out, and evaluate does not point at their folders.
+    partial = plan_cohort(row, tmp_path, RunSettings(stage_args={"evaluate": ["--fast"]}), {"build", "evaluate"})
+    assert [t.stage for t in partial] == ["build", "evaluate"]
+    assert "--model-dir" not in partial[1].argv and partial[1].argv[-1] == "--fast"
+    assert "--fast" in partial[1].options and set(partial[1].inputs) == {"cohort", "params"}
 
 
 # -- bad input -----------------------------------------------------------------------------------
@@ -167,13 +175,14 @@ def clean_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     need("build", "train", "predict")
     out = tmp_path_factory.mktemp("clean") / "results"
     result = run_cli("--samplesheet", str(ASSETS / "samplesheet_test.csv"), "--outdir", str(out),
-                     "--max-workers", "2")
+                     "--max-workers", "2", "--stage-args", FAST_EVALUATE)
     assert result.returncode == 0, result.stderr
     return out
 
 
 @pytest.mark.slow
 def test_two_cohorts_write_every_output_and_the_summary(clean_run: Path) -> None:
+    assert FAST_EVALUATE.split("=", 1)[1] in (REPO / "conf" / "test.config").read_text()
     commands = available_commands()
     for cohort in ("cohort_a", "cohort_b"):
         base = clean_run / cohort
@@ -197,10 +206,12 @@ def test_two_cohorts_write_every_output_and_the_summary(clean_run: Path) -> None
 
 @pytest.mark.slow
 def test_sigkill_mid_run_then_resume_equals_a_clean_run(clean_run: Path, tmp_path: Path) -> None:
+    # evaluate is left out of this run to save time; every table it does write must equal the clean run's.
     out = tmp_path / "results"
+    args = ["--samplesheet", str(ASSETS / "samplesheet_test.csv"), "--outdir", str(out), "--max-workers", "2",
+            "--skip", "evaluate"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "deepgami", "run", "--no-progress", "--samplesheet",
-         str(ASSETS / "samplesheet_test.csv"), "--outdir", str(out), "--max-workers", "2"],
+        [sys.executable, "-m", "deepgami", "run", "--no-progress", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         # Wait (on the filesystem, no timing assumption) until a first stage has finished and been recorded.
@@ -225,13 +236,13 @@ def test_sigkill_mid_run_then_resume_equals_a_clean_run(clean_run: Path, tmp_pat
     assert not leftover, "stage processes outlived the killed runner"
     assert not (out / "summary.tsv").exists(), "the run was not interrupted"
 
-    result = run_cli("--samplesheet", str(ASSETS / "samplesheet_test.csv"), "--outdir", str(out),
-                     "--max-workers", "2", "--resume")
+    result = run_cli(*args, "--resume")
     assert result.returncode == 0, result.stderr
     assert ": cached" in result.stderr
 
-    assert table_files(out) == table_files(clean_run)
-    for relative in table_files(clean_run):
+    expected_tables = [t for t in table_files(clean_run) if t.parts[1:2] != ("evaluate",)]
+    assert table_files(out) == expected_tables
+    for relative in expected_tables:
         expected = pd.read_csv(clean_run / relative, sep="\t")
         got = pd.read_csv(out / relative, sep="\t")
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, obj=str(relative))

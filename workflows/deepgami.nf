@@ -107,19 +107,25 @@ workflow DEEPGAMI {
     //
     // MODULE: prioritize input features, latent nodes and prior links
     //
+    ch_prioritize = ch_model_cohort.map { meta, model, cohort -> [ meta, [] ] }
     if (!params.skip_prioritize) {
         PRIORITIZE (
             ch_model_cohort
         )
         ch_versions = ch_versions.mix(PRIORITIZE.out.versions.first())
+        ch_prioritize = PRIORITIZE.out.results
     }
 
     //
-    // MODULE: DeepGAMI against baselines
+    // MODULE: DeepGAMI against its ablations and the baselines; the report shows the trained
+    // model's curves and the prioritization (as `deepgami run` does)
     //
     if (!params.skip_evaluate) {
         EVALUATE (
-            BUILD_COHORT.out.cohort.join(ch_params_yaml)
+            BUILD_COHORT.out.cohort
+                .join(ch_params_yaml)
+                .join(TRAIN.out.model)
+                .join(ch_prioritize)
         )
         ch_versions = ch_versions.mix(EVALUATE.out.versions.first())
     }

@@ -4,26 +4,25 @@ A DeepGAMI encoder connects input features (SNPs, TFs, CpGs) to latent genes onl
 a prior network. :class:`SparseMaskedLinear` stores one trainable weight per edge, so its memory and
 time grow with the number of edges, never with ``in_features * out_features``.
 
-Implementation notes (see ``/work/shared/PERF-NOTES.md`` and ``benchmarks/scale.py``):
+Implementation (measured in ``benchmarks/scale.py``; alternatives in ``benchmarks/README.md``):
 
-- Autograd through a rebuilt COO/CSR weight is 30-40x slower than a gather, so a custom
+- Autograd through a rebuilt COO/CSR weight is 30-40x slower than a gather (PERF-NOTES), so a custom
   :class:`torch.autograd.Function` does the work with an explicit backward.
-- Edges are processed in blocks of consecutive sources. Each block transposes its slice of the
-  input once (small, cache resident), so no transposed copy of a whole minibatch is ever made:
-  at 1e6 SNPs such a copy is 256 MB per minibatch, and allocating and page-faulting it costs more
-  than the arithmetic.
-- Forward: per block, gather the block's input rows, scale by the edge weights and ``index_add_``
-  into the (out, batch) result.
-- Weight gradient: a sampled dense-dense product (SDDMM) per block via
-  :func:`torch.sparse.sampled_addmm`, a fused kernel that never materialises per-edge rows; its
-  output is written in place into the gradient buffer.
-- Input gradient: computed only when ``ctx.needs_input_grad[0]`` (integrated gradients needs it,
-  training the first layer does not), as a CSR product per block.
+- All kernels want the minibatch feature-major, ``xt = x.T`` of shape (in, batch), so that one
+  feature's values over the batch are contiguous. The transpose is made once per forward (on CPU via
+  numpy, which is ~2x faster than torch's strided copy here and backs large arrays with huge pages,
+  saving most of the page faults of a fresh 256 MB buffer at 1e6 SNPs x 64 samples).
+- Forward: ``y.T = embedding_bag(xt, src grouped by dst, per_sample_weights=w)``, a gather-sum per
+  output node (FBGEMM on CPU; ~3x faster than MKL's CSR @ dense for these shapes).
+- Weight gradient: a sampled dense-dense product (SDDMM) with :func:`torch.sparse.sampled_addmm` over
+  edges sorted by source: it streams ``xt`` once, reads rows of the small ``grad.T`` and writes the
+  per-edge dot products straight into the gradient buffer, never materialising per-edge rows.
+- Input gradient: only when ``ctx.needs_input_grad[0]`` (integrated gradients needs it; training the
+  first layer does not): ``embedding_bag(grad.T, dst grouped by src, per_sample_weights=w)``.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from contextlib import contextmanager
 from typing import Any
@@ -31,14 +30,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SparseMaskedLinear"]
 
-# Edges per block. A block's transposed input slice is about
-# min(EDGES_PER_BLOCK, n_sources) * batch * 4 bytes; 2**15 keeps it a few MB at batch 64
-# (measured in benchmarks/scale.py, see benchmarks/README.md).
-EDGES_PER_BLOCK = 1 << 15
+_INT32_MAX = 2**31 - 1
 
 
 @contextmanager
@@ -65,30 +62,42 @@ def _as_index_tensor(a: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
     return t.contiguous()
 
 
-def _plan_blocks(sptr: np.ndarray, n_sources: int, per_block: int) -> list[tuple[int, int, int, int]]:
-    """Split sources into blocks ``(s0, s1, e0, e1)`` of consecutive sources.
+def _feature_major(x: torch.Tensor) -> torch.Tensor:
+    """Contiguous ``x.T`` (in, batch)."""
+    if x.device.type == "cpu" and not x.is_conj() and not x.is_neg():
+        # numpy's transpose copy is ~2x faster than torch's and numpy asks for huge pages
+        return torch.from_numpy(np.ascontiguousarray(x.detach().numpy().T))
+    return x.t().contiguous()
 
-    A block holds at most ``per_block`` edges and spans at most ``per_block`` sources, unless a
-    single source has more edges. Sources without edges at a block's ends are left out.
-    """
-    blocks: list[tuple[int, int, int, int]] = []
-    n_edges = int(sptr[-1])
-    s0 = 0
-    while s0 < n_sources:
-        e0 = int(sptr[s0])
-        if e0 == n_edges:
-            break
-        # skip leading sources without edges: they contribute nothing
-        s0 = int(np.searchsorted(sptr, e0, side="right")) - 1
-        limit_e = int(np.searchsorted(sptr, e0 + per_block, side="right")) - 1
-        s1 = min(max(limit_e, s0 + 1), s0 + per_block, n_sources)
-        s1 = max(s1, s0 + 1)
-        e1 = int(sptr[s1])
-        # trim trailing sources without edges
-        s1_trim = int(np.searchsorted(sptr, e1, side="left"))
-        blocks.append((s0, max(s1_trim, s0 + 1), e0, e1))
-        s0 = s1
-    return blocks
+
+def _forward_t(layer: SparseMaskedLinear, xt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``(W * M).T @ xt`` as (out, batch): for each output, the weighted sum of its sources' rows."""
+    w_by_dst = weight.index_select(0, layer._user_by_dst)
+    return F.embedding_bag(
+        layer._src_by_dst, xt, layer._dst_ptr, mode="sum", per_sample_weights=w_by_dst, include_last_offset=True
+    )
+
+
+def _finish(yt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    y = torch.empty(yt.shape[1], yt.shape[0], dtype=yt.dtype, device=yt.device)
+    if bias is None:
+        return y.copy_(yt.t())
+    return torch.add(yt.t(), bias, out=y)
+
+
+def _edge_sddmm(layer: SparseMaskedLinear, xt: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+    """Per edge ``xt[src_k] . gt[dst_k]`` (a sampled ``xt @ gt.T``), in the layer's edge order."""
+    out_src = torch.zeros(layer.n_edges, dtype=gt.dtype, device=gt.device)
+    with _quiet_sparse_csr():
+        pattern = torch.sparse_csr_tensor(
+            layer._src_ptr, layer._dst_by_src, out_src, (layer.in_features, layer.out_features), check_invariants=False
+        )
+        # edges sorted by source: xt is streamed once, rows of the small gt are reused from cache;
+        # results land in out_src in place. gt.t() is transposed back by the kernel without a copy.
+        torch.sparse.sampled_addmm(pattern, xt, gt.t(), beta=0.0, out=pattern)
+    if layer._order_is_identity:
+        return out_src
+    return torch.empty_like(out_src).index_copy_(0, layer._order, out_src)
 
 
 class _SparseMaskedLinearFn(torch.autograd.Function):
@@ -96,62 +105,35 @@ class _SparseMaskedLinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer: SparseMaskedLinear) -> torch.Tensor:  # noqa: E501
-        n_out = layer.out_features
-        batch = x.shape[0]
-        ws = weight if layer._order_is_identity else weight.index_select(0, layer._order)
-        yt = torch.zeros(n_out, batch, dtype=x.dtype, device=x.device)
-        dsts, ls = layer._dst_sorted, layer._local_src
-        for s0, s1, e0, e1 in layer._blocks:
-            xb = x[:, s0:s1].t().contiguous()
-            rows = xb.index_select(0, ls[e0:e1]).mul_(ws[e0:e1, None])
-            yt.index_add_(0, dsts[e0:e1], rows)
-        y = torch.empty(batch, n_out, dtype=x.dtype, device=x.device)
-        if bias is None:
-            y.copy_(yt.t())
-        else:
-            torch.add(yt.t(), bias, out=y)
+        xt = _feature_major(x)
+        y = _finish(_forward_t(layer, xt, weight), bias)
         ctx.layer = layer
         ctx.has_bias = bias is not None
-        ctx.save_for_backward(x, ws)
+        ctx.batch = x.shape[0]
+        # xt is only needed for the weight gradient; don't keep it (in * batch floats) otherwise
+        ctx.save_for_backward(xt if ctx.needs_input_grad[1] else None, weight)
         return y
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         layer: SparseMaskedLinear = ctx.layer
-        x, ws = ctx.saved_tensors
+        xt, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         grad_x = grad_w = grad_b = None
         if need_b and ctx.has_bias:
             grad_b = grad_out.sum(0)
         if not (need_x or need_w):
             return grad_x, grad_w, grad_b, None
-        n_in, n_out = layer.in_features, layer.out_features
-        # (out, batch) contiguous; gt.t() is then the (batch, out) operand that sampled_addmm
-        # transposes back without a copy.
+        # (out, batch): rows of the upstream gradient per output node, contiguous
         gt = grad_out.t().contiguous()
-        dsts, sptr = layer._dst_sorted, layer._src_ptr
-        with _quiet_sparse_csr():
-            if need_w:
-                gws = torch.zeros_like(ws)
-                gtt = gt.t()
-                for s0, s1, e0, e1 in layer._blocks:
-                    xb = x[:, s0:s1].t().contiguous()
-                    pattern = torch.sparse_csr_tensor(
-                        sptr[s0 : s1 + 1] - e0, dsts[e0:e1], gws[e0:e1], (s1 - s0, n_out), check_invariants=False
-                    )
-                    # writes x_blk^T @ grad sampled at the block's edges straight into gws[e0:e1]
-                    torch.sparse.sampled_addmm(pattern, xb, gtt, beta=0.0, out=pattern)
-                if layer._order_is_identity:
-                    grad_w = gws
-                else:
-                    grad_w = torch.empty_like(gws).index_copy_(0, layer._order, gws)
-            if need_x:
-                grad_x = torch.zeros(x.shape[0], n_in, dtype=gt.dtype, device=gt.device)
-                for s0, s1, e0, e1 in layer._blocks:
-                    a_blk = torch.sparse_csr_tensor(
-                        sptr[s0 : s1 + 1] - e0, dsts[e0:e1], ws[e0:e1], (s1 - s0, n_out), check_invariants=False
-                    )
-                    grad_x[:, s0:s1] = torch.sparse.mm(a_blk, gt).t()
+        if need_w:
+            grad_w = _edge_sddmm(layer, xt, gt)
+        if need_x:
+            w_src = weight if layer._order_is_identity else weight.index_select(0, layer._order)
+            gxt = F.embedding_bag(
+                layer._dst_by_src, gt, layer._src_ptr, mode="sum", per_sample_weights=w_src, include_last_offset=True
+            )
+            grad_x = gxt.t()
         return grad_x, grad_w, grad_b, None
 
 
@@ -243,12 +225,12 @@ class SparseMaskedLinear(nn.Module):
         return cls(n_in, n_out, src[order].astype(np.int64), dst[order].astype(np.int64), bias=bias)
 
     def _build_plan(self) -> None:
-        """Derive the sorted edge order and source blocks from ``src``/``dst``."""
+        """Derive the edge orders (by source, by target) and CSR offsets from ``src``/``dst``."""
         src = self.src.detach().cpu().numpy()
         dst = self.dst.detach().cpu().numpy()
         n_edges = src.size
         key = src * max(self.out_features, 1) + dst
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key, kind="stable")  # user index of the k-th edge by (src, dst)
         skey = key[order]
         if n_edges > 1:
             dup = np.flatnonzero(skey[1:] == skey[:-1])
@@ -258,22 +240,27 @@ class SparseMaskedLinear(nn.Module):
                     f"duplicate edges: {dup.size} repeated (src, dst) pairs, first ({int(src[k])}, {int(dst[k])}); "
                     "merge duplicate prior edges before building the layer"
                 )
-        s_sorted = src[order]
-        d_sorted = dst[order]
-        sptr = np.zeros(self.in_features + 1, dtype=np.int64)
-        np.cumsum(np.bincount(s_sorted, minlength=self.in_features), out=sptr[1:])
-        blocks = _plan_blocks(sptr, self.in_features, EDGES_PER_BLOCK)
-        local = np.empty(n_edges, dtype=np.int64)
-        for s0, _s1, e0, e1 in blocks:
-            local[e0:e1] = s_sorted[e0:e1] - s0
+        by_dst = np.lexsort((src, dst))  # user index of the k-th edge by (dst, src)
+        s_ptr = np.zeros(self.in_features + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=self.in_features), out=s_ptr[1:])
+        d_ptr = np.zeros(self.out_features + 1, dtype=np.int64)
+        np.cumsum(np.bincount(dst, minlength=self.out_features), out=d_ptr[1:])
+        # embedding_bag runs ~10% faster on int32 indices
+        small = max(n_edges, self.in_features, self.out_features) <= _INT32_MAX
+        idx = np.int32 if small else np.int64
         device = self.src.device
+
+        def buf(name: str, a: np.ndarray, dtype: type = np.int64) -> None:
+            # non-persistent: derived from src/dst, rebuilt on load; moved by .to() like any buffer
+            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device), persistent=False)
+
         self._order_is_identity = bool(np.array_equal(order, np.arange(n_edges)))
-        self._blocks = blocks
-        # non-persistent: derived from src/dst, rebuilt on load; moved by .to() like any buffer
-        self.register_buffer("_order", torch.from_numpy(order.astype(np.int64)).to(device), persistent=False)
-        self.register_buffer("_dst_sorted", torch.from_numpy(d_sorted.astype(np.int64)).to(device), persistent=False)
-        self.register_buffer("_local_src", torch.from_numpy(local).to(device), persistent=False)
-        self.register_buffer("_src_ptr", torch.from_numpy(sptr).to(device), persistent=False)
+        buf("_order", order)
+        buf("_user_by_dst", by_dst)
+        buf("_src_by_dst", src[by_dst], idx)
+        buf("_dst_ptr", d_ptr, idx)
+        buf("_dst_by_src", dst[order], idx)
+        buf("_src_ptr", s_ptr, idx)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: D102
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
@@ -306,8 +293,25 @@ class SparseMaskedLinear(nn.Module):
             raise TypeError(f"input dtype {x.dtype} does not match weight dtype {self.weight.dtype}")
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        y = _SparseMaskedLinearFn.apply(x2, self.weight, self.bias, self)
+        if torch.is_grad_enabled() and (x2.requires_grad or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)):
+            y = _SparseMaskedLinearFn.apply(x2, self.weight, self.bias, self)
+        else:
+            # inference: nothing to save for a backward pass
+            y = _finish(_forward_t(self, _feature_major(x2), self.weight), self.bias)
         return y.reshape(*lead, self.out_features)
+
+    def edge_products(self, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
+        """Per edge ``k``: ``sum_b x[b, src[k]] * grad_out[b, dst[k]]``, shape ``(n_edges,)``.
+
+        This is the weight gradient for an upstream gradient ``grad_out`` (batch, out); multiplied by
+        ``weight`` it gives an input x weight x gradient score per prior link. No autograd graph is
+        built; memory is O(n_edges + in_features * batch).
+        """
+        x2 = x.detach().reshape(-1, self.in_features)
+        g2 = grad_out.detach().reshape(-1, self.out_features)
+        if x2.shape[0] != g2.shape[0]:
+            raise ValueError(f"x has {x2.shape[0]} rows but grad_out has {g2.shape[0]}")
+        return _edge_sddmm(self, _feature_major(x2), g2.t().contiguous())
 
     def dense_weight(self) -> torch.Tensor:
         """Dense ``(in, out)`` matrix ``W * M`` (differentiable); for tests and small inspection only."""

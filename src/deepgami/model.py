@@ -430,6 +430,7 @@ class DeepGAMI:
             "dropout": float(setting["dropout"]),
             "imputer": setting["imputer"],
             "encoder_activation": setting["encoder_activation"],
+            "latent_norm": bool(setting["latent_norm"]),
         }
         config = {
             "format_version": CONFIG_FORMAT,
@@ -452,7 +453,8 @@ class DeepGAMI:
             network_config["n_inputs"], n_latent, n_out,
             edges=[None if e is None else (torch.as_tensor(e[0]), torch.as_tensor(e[1])) for e in edges],
             hidden_layers=network_config["hidden_layers"], dropout=network_config["dropout"],
-            imputer=network_config["imputer"], encoder_activation=network_config["encoder_activation"])
+            imputer=network_config["imputer"], encoder_activation=network_config["encoder_activation"],
+            latent_norm=network_config["latent_norm"])
         model = cls(module, config, preprocessors)
         inputs = model._inputs_from_arrays(data, rows)
         if task == "classification":
@@ -718,7 +720,8 @@ class DeepGAMI:
             edges.append((state[f"encoders.{k}.src"], state[f"encoders.{k}.dst"]) if sparse else None)
         module = DeepGAMINetwork(net["n_inputs"], net["n_latent"], net["n_outputs"], edges=edges,
                                  hidden_layers=net["hidden_layers"], dropout=net["dropout"],
-                                 imputer=net["imputer"], encoder_activation=net["encoder_activation"])
+                                 imputer=net["imputer"], encoder_activation=net["encoder_activation"],
+                                 latent_norm=net["latent_norm"])
         module.load_state_dict(state)
         module.eval()
         preprocessors = [ModalityPreprocessor.from_dict(config["preprocessing"][m]) for m in config["modalities"]]

@@ -8,6 +8,9 @@ saving and prediction. Shapes: K modalities, L latent nodes, B samples in a batc
     block_j = C_j if modality j is present else C_j*
     logits = head(concat(block_1..block_K))            dropout -> [Linear, ReLU, Dropout]* -> Linear
 
+Public pieces for attribution: `encoders[k](x)` (pre-activation), `activate(k, pre)` (-> C_k),
+`head_logits(blocks)` (-> logits), and `logits(*xs)` (the whole map, Captum's forward signature).
+
 The auxiliary loss is MSE(f_ij(C_i), C_j) over samples that have both modalities. By default the
 target C_j is detached: with gradients into the target, the cheapest way to lower the MSE is to
 shrink the target block until the map predicts its mean (the published reference ends with the
@@ -70,6 +73,34 @@ def _activation(name: str) -> nn.Module:
     raise ValueError(f"encoder_activation must be one of {ACTIVATIONS}, not {name!r}")
 
 
+class LatentNorm(nn.Module):
+    """Standardize each latent node (batch statistics in training, running ones in eval), over
+    the samples that have the modality only: absent samples' all-zero inputs must not move them.
+
+    Normalized blocks cannot shrink, so the auxiliary MSE cannot be won by collapsing a block,
+    and node-wise maps (alpha * C + beta) compare blocks on the same scale.
+    """
+
+    def __init__(self, n: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("running_mean", torch.zeros(n))
+        self.register_buffer("running_var", torch.ones(n))
+
+    def forward(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        sample = x if rows is None else x[rows]
+        if self.training and sample.shape[0] >= 2:
+            mean = sample.mean(dim=0)
+            var = sample.var(dim=0, unbiased=False)
+            with torch.no_grad():
+                n = sample.shape[0]
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_var.lerp_(var.detach() * n / (n - 1), self.momentum)
+        else:
+            mean, var = self.running_mean, self.running_var
+        return (x - mean) / torch.sqrt(var + self.eps)
+
+
 class NetworkOutput(NamedTuple):
     """Everything one forward pass computes; lists are indexed by modality."""
 
@@ -93,6 +124,7 @@ class DeepGAMINetwork(nn.Module):
         dropout: dropout probability on the concatenated blocks and after each hidden layer.
         imputer: `scalar`, `per_node`, `linear` or `mlp`.
         encoder_activation: `relu`, `tanh` or `linear`, applied to each encoder's output.
+        latent_norm: standardize each latent node before the activation (`LatentNorm`).
     """
 
     def __init__(
@@ -105,6 +137,7 @@ class DeepGAMINetwork(nn.Module):
         dropout: float = 0.5,
         imputer: str = "scalar",
         encoder_activation: str = "relu",
+        latent_norm: bool = True,
     ) -> None:
         super().__init__()
         n_mod = len(n_inputs)
@@ -124,6 +157,7 @@ class DeepGAMINetwork(nn.Module):
                 src, dst = edge
                 self.encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
         self.activation = _activation(encoder_activation)
+        self.norms = nn.ModuleList([LatentNorm(self.n_latent) for _ in range(n_mod)]) if latent_norm else None
         # One map per ordered pair (i -> j); keys avoid '.', which ModuleDict forbids.
         self.imputers = nn.ModuleDict(
             {self.pair_key(i, j): make_imputer(imputer, self.n_latent)
@@ -136,6 +170,10 @@ class DeepGAMINetwork(nn.Module):
             width = int(h)
         layers.append(nn.Linear(width, self.n_outputs))
         self.head = nn.Sequential(*layers)
+        # Per-node gates on the head's inputs. Under weight decay the product gate x weight acts
+        # like a group lasso over latent nodes, so the head can ignore most genes even though
+        # every (normalized) node has unit variance.
+        self.gates = nn.Parameter(torch.ones(n_mod, self.n_latent))
         # Training-set mean of each latent block: the mean-fill baseline, saved with the weights.
         self.register_buffer("latent_mean", torch.zeros(n_mod, self.n_latent))
 
@@ -146,11 +184,23 @@ class DeepGAMINetwork(nn.Module):
 
     # -- forward pieces (public: attribution runs integrated gradients through them) --------
 
-    def encode(self, xs: Sequence[Tensor]) -> list[Tensor]:
-        """Latent block C_k of each modality from its own (preprocessed) inputs."""
+    def encode(self, xs: Sequence[Tensor], present: Tensor | None = None) -> list[Tensor]:
+        """Latent block C_k of each modality from its own (preprocessed) inputs.
+
+        `present` (B, K) restricts the training-time normalization statistics to the samples that
+        have each modality; in eval mode it has no effect.
+        """
         if len(xs) != self.n_modalities:
             raise ValueError(f"expected {self.n_modalities} inputs, got {len(xs)}")
-        return [self.activation(enc(x)) for enc, x in zip(self.encoders, xs)]
+        return [self.activate(k, enc(x), None if present is None else present[:, k])
+                for k, (enc, x) in enumerate(zip(self.encoders, xs))]
+
+    def activate(self, k: int, pre: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Encoder k's output (pre-activation, `encoders[k](x)`) -> latent block C_k:
+        normalization (when enabled) then the activation."""
+        if self.norms is not None:
+            pre = self.norms[k](pre, rows)
+        return self.activation(pre)
 
     def impute(self, latent: Sequence[Tensor], present: Tensor) -> list[Tensor]:
         """C_j* for every j: the mean of f_ij(C_i) over the modalities i != j a sample has."""
@@ -172,21 +222,33 @@ class DeepGAMINetwork(nn.Module):
         """Observed block where the modality is present, imputed block where it is not."""
         return [torch.where(present[:, k : k + 1], latent[k], imputed[k]) for k in range(self.n_modalities)]
 
-    def forward(self, xs: Sequence[Tensor], present: Tensor | None = None, fill: str = "impute") -> NetworkOutput:
-        """Full pass. `present` (B, K) bool says which modalities each sample has (default: all);
+    def forward(
+        self,
+        xs: Sequence[Tensor],
+        present: Tensor | None = None,
+        fill: str = "impute",
+        head_present: Tensor | None = None,
+    ) -> NetworkOutput:
+        """Full pass. `present` (B, K) bool says which modalities each sample has (default: all).
+        `head_present` (default: `present`) says which observed blocks the head may use; the others
+        are imputed from those, as at prediction time (training hides modalities this way).
         `fill="mean"` replaces missing blocks by their training mean instead (a baseline)."""
-        latent = self.encode(xs)
         if present is None:
-            present = torch.ones(latent[0].shape[0], self.n_modalities, dtype=torch.bool, device=latent[0].device)
+            present = torch.ones(xs[0].shape[0], self.n_modalities, dtype=torch.bool, device=xs[0].device)
+        head_present = present if head_present is None else head_present & present
+        latent = self.encode(xs, present)
         if fill == "impute":
-            imputed = self.impute(latent, present)
+            imputed = self.impute(latent, head_present)
         elif fill == "mean":
             imputed = [self.latent_mean[k].expand_as(latent[k]) for k in range(self.n_modalities)]
         else:
             raise ValueError(f"fill must be one of {FILLS}, not {fill!r}")
-        blocks = self.combine(latent, imputed, present)
-        logits = self.head(torch.cat(blocks, dim=1))
-        return NetworkOutput(logits, latent, imputed, blocks)
+        blocks = self.combine(latent, imputed, head_present)
+        return NetworkOutput(self.head_logits(blocks), latent, imputed, blocks)
+
+    def head_logits(self, blocks: Sequence[Tensor]) -> Tensor:
+        """Logits from the K latent blocks the head sees (gates, concatenation, feed-forward)."""
+        return self.head(torch.cat([b * self.gates[k] for k, b in enumerate(blocks)], dim=1))
 
     def logits(self, *xs: Tensor, present: Tensor | None = None) -> Tensor:
         """forward(x_1, ..., x_K) -> logits: the signature Captum's attribution methods expect."""

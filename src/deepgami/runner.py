@@ -67,6 +67,7 @@ class RunSettings:
     seed: int = 0
     eval_split: str | None = "test"
     skip: frozenset[str] = frozenset()
+    stage_args: dict[str, list[str]] = field(default_factory=dict)  # extra arguments per stage (Nextflow: ext.args)
     max_workers: int = 1
     resume: bool = False
     progress: bool | None = None  # None: a progress bar only on a terminal
@@ -108,8 +109,12 @@ def prediction_sets(row: CohortRow) -> list[str]:
     return ["all"] + (names if len(names) > 1 else [])
 
 
-def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:
-    """The stages of one cohort, in order, as `deepgami` argument lists."""
+def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings,
+                commands: set[str] | None = None) -> list[StageTask]:
+    """The stages of one cohort, in order, as `deepgami` argument lists.
+
+    Stages in ``settings.skip``, or whose command is not in `commands` (when given), are left out.
+    """
     base = outdir / row.id
     logs = outdir / "pipeline_info" / "logs" / row.id
     cohort, model = base / "cohort.h5mu", base / "model"
@@ -117,10 +122,15 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
     params = ["--params", str(row.params)] if row.params else []
     tasks: list[StageTask] = []
 
+    def wanted(stage: str) -> bool:
+        return stage not in settings.skip and (commands is None or stage in commands)
+
     def add(stage: str, name: str, argv: list[str], inputs: dict[str, Path], options: list[str],
             outputs: list[Path], optional: Sequence[Path] = ()) -> None:
-        if stage in settings.skip:
+        if not wanted(stage):
             return
+        extra = settings.stage_args.get(stage, [])
+        argv, options = argv + extra, options + extra
         key = f"{row.id}/{stage}" + (f"/{name}" if name else "")
         log = logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
         tasks.append(StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log))
@@ -151,8 +161,15 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
     add("prioritize", "", ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
         {"model": model, "cohort": cohort}, split, [base / "prioritize"])
 
-    add("evaluate", "", ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params],
-        train_inputs, [], [base / "evaluate"])
+    # The report shows the model's training curves and the prioritization when they are made here.
+    evaluate_argv = ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params]
+    evaluate_inputs = dict(train_inputs)
+    for stage, folder in (("train", model), ("prioritize", base / "prioritize")):
+        if wanted(stage):
+            evaluate_argv += [f"--{'model' if stage == 'train' else 'prioritize'}-dir", str(folder)]
+            evaluate_inputs[stage] = folder
+    evaluate_argv += ["--seed", str(settings.seed)]
+    add("evaluate", "", evaluate_argv, evaluate_inputs, ["--seed", str(settings.seed)], [base / "evaluate"])
     return tasks
 
 
@@ -306,14 +323,9 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
     progress_total = 0
     missing_commands: set[str] = set()
     for row in rows:
-        tasks = []
-        for task in plan_cohort(row, outdir, settings):
-            if task.stage in commands:
-                tasks.append(task)
-            else:
-                missing_commands.add(task.stage)
-        queues[row.id] = tasks
-        progress_total += len(tasks)
+        queues[row.id] = plan_cohort(row, outdir, settings, commands)
+        progress_total += len(queues[row.id])
+        missing_commands |= {t.stage for t in plan_cohort(row, outdir, settings)} - commands
 
     ledger_path = outdir / LEDGER_NAME
     ledger = _read_ledger(ledger_path) if settings.resume else {}

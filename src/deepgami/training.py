@@ -118,6 +118,8 @@ def validate_params(params: dict, where: Any = None) -> None:
                          ("missing", MISSING), ("balance", BALANCES)):
         if params.get(key) not in allowed:
             bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
+    if not isinstance(params.get("latent_norm"), bool):
+        bad(f"latent_norm must be true or false, got {params.get('latent_norm')!r}")
     for key, allowed in (("selection", SELECTIONS), ("scaling", SCALINGS)):
         v = params.get(key)
         values = v.values() if isinstance(v, dict) else [v]
@@ -311,7 +313,7 @@ def train_network(
             stop = starts[b + 1] if b + 1 < len(starts) else len(train)
             part = train.rows(order[start:stop])
             head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
-            out = net(part.xs, head_present)
+            out = net(part.xs, part.present, head_present=head_present)
             task_loss = loss_fn(_task_output(out.logits, task), part.y)
             aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
             loss = task_loss + lam * aux_loss

@@ -7,7 +7,9 @@ process EVALUATE {
         'ghcr.io/deepgami/deepgami:0.1.0' }"
 
     input:
-    tuple val(meta), path(cohort), path(params_yaml)
+    // model and prioritize (folders of TRAIN and PRIORITIZE, or []) feed the report's training curves
+    // and prioritization sections
+    tuple val(meta), path(cohort), path(params_yaml), path(model), path(prioritize)
 
     output:
     tuple val(meta), path("evaluate/metrics.tsv"), emit: metrics
@@ -21,12 +23,16 @@ process EVALUATE {
     script:
     def args = task.ext.args ?: ''
     def params_arg = params_yaml ? "--params ${params_yaml}" : ''
+    def model_arg = model ? "--model-dir ${model}" : ''
+    def prioritize_arg = prioritize ? "--prioritize-dir ${prioritize}" : ''
     """
     export OMP_NUM_THREADS=${task.cpus}
     deepgami evaluate \\
         ${cohort} \\
         --out evaluate \\
         ${params_arg} \\
+        ${model_arg} \\
+        ${prioritize_arg} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml

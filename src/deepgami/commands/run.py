@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+
+from deepgami.errors import InputError
 
 DESCRIPTION = """\
 Run the pipeline's stages for every samplesheet row without Nextflow: build -> train ->
@@ -20,13 +23,20 @@ whose outputs are complete and unchanged (ledger: <outdir>/.deepgami_run.json).
 
 
 def _run(args: argparse.Namespace) -> int:
-    from deepgami.runner import RunSettings, run_pipeline
+    from deepgami.runner import STAGES, RunSettings, run_pipeline
 
     skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
+    stage_args: dict[str, list[str]] = {}
+    for item in args.stage_args:
+        stage, sep, value = item.partition("=")
+        if not sep or stage not in STAGES:
+            raise InputError(None, f"--stage-args '{item}' is not STAGE=ARGS with STAGE one of {', '.join(STAGES)}")
+        stage_args.setdefault(stage, []).extend(shlex.split(value))
     settings = RunSettings(
         seed=args.seed,
         eval_split=args.split or None,
         skip=skip,
+        stage_args=stage_args,
         max_workers=args.max_workers,
         resume=args.resume,
         progress=False if args.no_progress else None,
@@ -55,5 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="split used by predict and prioritize (default: test; '' for every sample)")
     p.add_argument("--skip", action="append", default=[], metavar="STAGE[,STAGE]",
                    help="stages not to run: prioritize, evaluate (or predict, train, build)")
+    p.add_argument("--stage-args", action="append", default=[], metavar="STAGE=ARGS",
+                   help="extra arguments for one stage's command, like Nextflow's ext.args, e.g. "
+                   "--stage-args 'evaluate=--fast --protocols holdout' (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_run)

@@ -1,0 +1,603 @@
+"""Integrated gradients for input features, latent genes and every prior link.
+
+What is attributed
+------------------
+For each class ``c`` the explained output ``F_c`` is, by default (``target="logit"``), the class's
+*centered logit* ``z_c - mean_k z_k``. Softmax ignores a shift common to all logits, so a raw logit
+carries an arbitrary component; the centered logit does not, and for two classes it is
+``+-(z_case - z_control) / 2``, so both classes get the same ranking with opposite signs.
+``target="probability"`` explains the softmax probability instead. A numeric phenotype explains
+the predicted value (one block, class ``value``).
+
+Baseline ``x'`` (``baseline=``): ``zero`` is the all-zero *preprocessed* input, which under the
+default standard scaling is the training mean of every feature; ``mean`` is the training mean
+mapped through the fitted preprocessing (the two coincide for standard scaling and differ for
+``minmax`` / ``log1p``). Samples: those having every model modality, so that each sample's
+attribution explains the prediction from its own data (a missing block would be imputed).
+
+The three levels
+----------------
+- Features: Captum ``IntegratedGradients`` on all modalities' inputs jointly; its convergence
+  delta (``sum of attributions - (F(x) - F(x'))``) is reported per sample.
+- Latent nodes: integrated gradients at each encoder's output after the activation (the
+  DropConnect output ``C_k``), from ``C_k(x')`` to ``C_k(x)``, which is what Captum's
+  ``LayerIntegratedGradients`` at that layer computes (it too interpolates in layer space); it is
+  run as ``IntegratedGradients`` on the head so that the shared activation module needs no hook.
+- Links: a masked linear encoder computes ``z_j = sum_i x_i w_ij + b_j``, so along the input path
+  ``dF/dx_i = sum_j w_ij dF/dz_j`` and
+
+      IG_i = (x_i - x'_i) * avg_alpha dF/dx_i = sum_j (x_i - x'_i) w_ij G_j,
+      G_j  = avg_alpha dF/dz_j (x' + alpha (x - x'))   (Captum's alphas and step weights)
+
+  The term of edge (i, j) is the link attribution; summed over a feature's edges it reproduces
+  the feature's integrated gradient exactly (up to float rounding). One pass over the path
+  captures ``G`` (samples x latent, per class) at the encoders' pre-activation outputs, then all
+  edges are scored in chunks, so memory stays bounded and no per-node Captum call is needed.
+
+Scores per sample are reduced to ``mean_attribution`` (mean signed) and ``importance`` (mean
+absolute value, the ranking score).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from deepgami.layers import SparseMaskedLinear
+from deepgami.network import DeepGAMINetwork
+
+__all__ = [
+    "BASELINES",
+    "TARGETS",
+    "Prioritization",
+    "RawAttributions",
+    "attribute",
+    "baseline_inputs",
+    "encoder_path_gradients",
+    "feature_attributions",
+    "latent_attributions",
+    "link_scores",
+    "output_function",
+    "prioritize",
+    "rank_table",
+]
+
+BASELINES = ("zero", "mean")
+TARGETS = ("logit", "probability")
+DEFAULT_N_STEPS = 50
+DEFAULT_METHOD = "gausslegendre"  # Captum's default
+# Bounds on working memory, in float32 values: interpolated inputs of one path batch, and the
+# (samples x edges) block of per-sample link attributions scored at once.
+PATH_BATCH_FLOATS = 1 << 24
+EDGE_CHUNK_FLOATS = 2_000_000
+REGRESSION_CLASS = "value"
+
+
+# -- building blocks on a bare network ----------------------------------------------------------
+
+def output_function(task: str = "classification", target: str = "logit") -> Callable[[Tensor], Tensor]:
+    """Map logits (B, C) to the explained outputs (B, C): centered logits, probabilities, or the
+    value itself for a numeric phenotype."""
+    if task == "regression":
+        return lambda logits: logits
+    if target == "logit":
+        return lambda logits: logits - logits.mean(dim=1, keepdim=True)
+    if target == "probability":
+        return lambda logits: torch.softmax(logits, dim=1)
+    raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+
+
+def _from_latent(module: DeepGAMINetwork, latent: Sequence[Tensor]) -> Tensor:
+    # Every modality is present for the attributed samples, so the head sees the encoded blocks.
+    return module.head(torch.cat(list(latent), dim=1))
+
+
+@contextlib.contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients: otherwise the sparse layers' backward would also
+    compute weight gradients nobody asked for (the most expensive part of their backward)."""
+    flags = [p.requires_grad for p in module.parameters()]
+    training = module.training
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+        module.train(training)
+
+
+def _approximation(n_steps: int, method: str) -> tuple[Tensor, list[float]]:
+    """Captum's step weights and alphas, so the link pass walks exactly the path IG walks."""
+    from captum.attr._utils.approximation_methods import approximation_parameters
+
+    step_sizes_fn, alphas_fn = approximation_parameters(method)
+    return torch.tensor(step_sizes_fn(n_steps), dtype=torch.float32), list(alphas_fn(n_steps))
+
+
+def _batching(n_samples: int, width: int, n_steps: int) -> tuple[int, int]:
+    """(samples per chunk, path steps per batch) with about PATH_BATCH_FLOATS interpolated values."""
+    rows = max(1, PATH_BATCH_FLOATS // max(width, 1))
+    if rows >= n_samples:
+        return max(n_samples, 1), max(1, min(n_steps, rows // max(n_samples, 1)))
+    return rows, 1
+
+
+def feature_attributions(
+    module: DeepGAMINetwork,
+    xs: Sequence[Tensor],
+    baselines: Sequence[Tensor],
+    target: int,
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int = DEFAULT_N_STEPS,
+    method: str = DEFAULT_METHOD,
+) -> tuple[list[Tensor], Tensor]:
+    """Captum integrated gradients of output `target` on every modality's inputs.
+
+    `baselines[k]` is a (n_k,) vector. Returns per-sample attributions per modality (n x n_k)
+    and the convergence delta per sample.
+    """
+    from captum.attr import IntegratedGradients
+
+    def forward(*inputs: Tensor) -> Tensor:
+        return transform(module.logits(*inputs))
+
+    ig = IntegratedGradients(forward)
+    n = xs[0].shape[0]
+    chunk, steps = _batching(n, sum(x.shape[1] for x in xs), n_steps)
+    attrs: list[list[Tensor]] = [[] for _ in xs]
+    deltas = []
+    with _frozen(module):
+        for s0 in range(0, n, chunk):
+            inputs = tuple(x[s0 : s0 + chunk] for x in xs)
+            bases = tuple(b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs))
+            size = inputs[0].shape[0]
+            out, delta = ig.attribute(inputs, baselines=bases, target=target, n_steps=n_steps, method=method,
+                                      internal_batch_size=size * steps, return_convergence_delta=True)
+            for k, a in enumerate(out):
+                attrs[k].append(a.detach())
+            deltas.append(delta.detach().reshape(-1))
+    return [torch.cat(a) for a in attrs], torch.cat(deltas)
+
+
+def latent_attributions(
+    module: DeepGAMINetwork,
+    xs: Sequence[Tensor],
+    baselines: Sequence[Tensor],
+    target: int,
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int = DEFAULT_N_STEPS,
+    method: str = DEFAULT_METHOD,
+) -> tuple[list[Tensor], Tensor]:
+    """Integrated gradients at each encoder's (post-activation) output, from the baseline's latent
+    blocks to the sample's. Returns per-sample attributions per block (n x L) and the delta."""
+    from captum.attr import IntegratedGradients
+
+    def forward(*latent: Tensor) -> Tensor:
+        return transform(_from_latent(module, latent))
+
+    ig = IntegratedGradients(forward)
+    with _frozen(module), torch.no_grad():
+        base_latent = tuple(c.reshape(1, -1) for c in module.encode([b.reshape(1, -1).to(x.dtype)
+                                                                      for b, x in zip(baselines, xs)]))
+        latent = module.encode(xs)
+    n, width = latent[0].shape[0], sum(c.shape[1] for c in latent)
+    chunk, steps = _batching(n, width, n_steps)
+    attrs: list[list[Tensor]] = [[] for _ in latent]
+    deltas = []
+    with _frozen(module):
+        for s0 in range(0, n, chunk):
+            inputs = tuple(c[s0 : s0 + chunk] for c in latent)
+            out, delta = ig.attribute(inputs, baselines=base_latent, target=target, n_steps=n_steps, method=method,
+                                      internal_batch_size=inputs[0].shape[0] * steps, return_convergence_delta=True)
+            for k, a in enumerate(out):
+                attrs[k].append(a.detach())
+            deltas.append(delta.detach().reshape(-1))
+    return [torch.cat(a) for a in attrs], torch.cat(deltas)
+
+
+def encoder_path_gradients(
+    module: DeepGAMINetwork,
+    xs: Sequence[Tensor],
+    baselines: Sequence[Tensor],
+    targets: Sequence[int],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int = DEFAULT_N_STEPS,
+    method: str = DEFAULT_METHOD,
+    modalities: Sequence[int] | None = None,
+) -> dict[int, dict[int, Tensor]]:
+    """G[target][k]: (n x L) path-averaged gradient of the output at encoder k's pre-activation
+    output, along the straight path from the baselines to the inputs (Captum's alphas and weights).
+
+    One forward per path batch serves all targets; the encoders run without autograd (only the
+    head is differentiated), so this costs about one forward pass of the encoders per step.
+    `modalities` (default: the sparse encoders) selects which blocks to return.
+    """
+    if modalities is None:
+        modalities = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
+    modalities = list(modalities)
+    targets = list(targets)
+    n = xs[0].shape[0]
+    step_sizes, alphas = _approximation(n_steps, method)
+    chunk, steps = _batching(n, sum(x.shape[1] for x in xs), n_steps)
+    n_latent = module.n_latent
+    out = {t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets}
+    if not modalities or not targets:
+        return out
+    bases = [b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs)]
+    with _frozen(module):
+        for s0 in range(0, n, chunk):
+            s1 = min(s0 + chunk, n)
+            diffs = [x[s0:s1] - b for x, b in zip(xs, bases)]
+            for a0 in range(0, n_steps, steps):
+                a1 = min(a0 + steps, n_steps)
+                with torch.no_grad():
+                    z = [enc(torch.cat([b + alpha * d for alpha in alphas[a0:a1]], dim=0))
+                         for enc, b, d in zip(module.encoders, bases, diffs)]
+                leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
+                with torch.enable_grad():
+                    y = transform(_from_latent(module, [module.activation(zk) for zk in leaves]))
+                    wanted = [leaves[k] for k in modalities]
+                    weights = step_sizes[a0:a1].view(-1, 1, 1)
+                    for i, t in enumerate(targets):
+                        grads = torch.autograd.grad(y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1)
+                        for k, g in zip(modalities, grads):
+                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(0)
+    return out
+
+
+def link_scores(
+    diff: Tensor,
+    src: Tensor,
+    dst: Tensor,
+    weight: Tensor,
+    grad: Tensor,
+    chunk_floats: int = EDGE_CHUNK_FLOATS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean signed and mean absolute per-sample attribution of every edge.
+
+    The attribution of edge k for a sample is ``diff[:, src[k]] * weight[k] * grad[:, dst[k]]``
+    (``diff = x - x'``, ``grad`` = path-averaged gradient at the encoder output). Edges are scored
+    in chunks of about `chunk_floats` values, so no (samples x edges) matrix is ever held.
+    """
+    n, n_edges = diff.shape[0], int(src.numel())
+    mean = np.zeros(n_edges, dtype=np.float64)
+    mean_abs = np.zeros(n_edges, dtype=np.float64)
+    per = max(1, int(chunk_floats) // max(n, 1))
+    with torch.no_grad():
+        for e0 in range(0, n_edges, per):
+            e1 = min(e0 + per, n_edges)
+            v = diff.index_select(1, src[e0:e1])
+            v.mul_(grad.index_select(1, dst[e0:e1])).mul_(weight[e0:e1])
+            mean[e0:e1] = v.mean(0, dtype=torch.float64).numpy()
+            mean_abs[e0:e1] = v.abs_().mean(0, dtype=torch.float64).numpy()
+    return mean, mean_abs
+
+
+# -- one call on a bare network -----------------------------------------------------------------
+
+@dataclass
+class RawAttributions:
+    """Reduced scores per target (output index) and modality index, as arrays in encoder order.
+
+    `features[t][k]` / `latent[t][k]` / `links[t][k]` are ``(mean_attribution, importance)``;
+    `links[t]` holds only sparse encoders. `delta_*[t]` are per-sample convergence deltas;
+    `completeness[t][k]` is max over features of |sum of its link means - its feature mean|
+    divided by the largest |feature mean| of that block; `seconds` times each stage.
+    """
+
+    targets: list[int]
+    features: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    latent: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    links: dict[int, dict[int, tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    delta_features: dict[int, np.ndarray] = field(default_factory=dict)
+    delta_latent: dict[int, np.ndarray] = field(default_factory=dict)
+    output_change: dict[int, np.ndarray] = field(default_factory=dict)
+    completeness: dict[int, dict[int, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _reduce(a: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    return a.mean(0, dtype=torch.float64).numpy(), a.abs().mean(0, dtype=torch.float64).numpy()
+
+
+def attribute(
+    module: DeepGAMINetwork,
+    xs: Sequence[Tensor],
+    baselines: Sequence[Tensor],
+    targets: Sequence[int],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int = DEFAULT_N_STEPS,
+    method: str = DEFAULT_METHOD,
+    levels: Sequence[str] = ("features", "latent", "links"),
+) -> RawAttributions:
+    """Features, latent nodes and links for each output index in `targets` (all samples present)."""
+    xs = [x.to(torch.float32).contiguous() for x in xs]
+    baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
+    res = RawAttributions(list(targets))
+    sparse = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
+    clock = time.perf_counter
+    with _frozen(module), torch.no_grad():
+        start = [b.reshape(1, -1) for b in baselines]
+        f_x, f_base = transform(module.logits(*xs)), transform(module.logits(*start))
+    for t in targets:
+        res.output_change[t] = (f_x[:, t] - f_base[0, t]).double().numpy()
+    if "features" in levels:
+        t0 = clock()
+        for t in targets:
+            attrs, delta = feature_attributions(module, xs, baselines, t, transform, n_steps, method)
+            res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+            res.delta_features[t] = delta.double().numpy()
+        res.seconds["features"] = clock() - t0
+    if "latent" in levels:
+        t0 = clock()
+        for t in targets:
+            attrs, delta = latent_attributions(module, xs, baselines, t, transform, n_steps, method)
+            res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+            res.delta_latent[t] = delta.double().numpy()
+        res.seconds["latent"] = clock() - t0
+    if "links" in levels and sparse:
+        t0 = clock()
+        grads = encoder_path_gradients(module, xs, baselines, targets, transform, n_steps, method, sparse)
+        for t in targets:
+            res.links[t] = {}
+            for k in sparse:
+                enc = module.encoders[k]
+                diff = xs[k] - baselines[k].reshape(1, -1)
+                res.links[t][k] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k])
+        res.seconds["links"] = clock() - t0
+        if "features" in levels:
+            for t in targets:
+                res.completeness[t] = {}
+                for k in sparse:
+                    enc = module.encoders[k]
+                    summed = np.bincount(enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features)
+                    feat = res.features[t][k][0]
+                    scale = float(np.abs(feat).max()) if feat.size else 0.0
+                    err = float(np.abs(summed - feat).max()) if feat.size else 0.0
+                    res.completeness[t][k] = err / scale if scale > 0 else err
+    return res
+
+
+# -- tables ---------------------------------------------------------------------------------------
+
+def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """Add `rank` (1 = most important, within each class over the whole table), `rank_in_modality`
+    (within class and modality) and `top_decile` (rank <= ceil(n / 10) within the class).
+
+    Ties in `importance` are broken by the `names` columns, so the order is deterministic. Rows come
+    back sorted by class (in order of first appearance) and rank.
+    """
+    table = table.reset_index(drop=True)
+    class_order = {c: i for i, c in enumerate(dict.fromkeys(table["class"]))}
+    keys = [table[c].astype(str).to_numpy() for c in reversed(list(names))]
+    order = np.lexsort((*keys, -table["importance"].to_numpy(dtype=np.float64),
+                        table["class"].map(class_order).to_numpy()))
+    table = table.iloc[order].reset_index(drop=True)
+    table["rank"] = table.groupby("class", sort=False).cumcount() + 1
+    table["rank_in_modality"] = table.groupby(["class", "modality"], sort=False).cumcount() + 1
+    size = table.groupby("class", sort=False)["rank"].transform("size")
+    table["top_decile"] = table["rank"] <= np.ceil(size / 10.0)
+    return table
+
+
+@dataclass
+class Prioritization:
+    """The result of :func:`prioritize`: three ranked tables and a run summary.
+
+    `features`: feature, modality, class, mean_attribution, importance, rank, rank_in_modality,
+    top_decile. `latent`: node, modality (the encoder block), class, ... . `links`: source, target,
+    modality, prior, class, weight (learned), mean_attribution, importance, ... (empty for a model
+    without priors).
+    """
+
+    features: pd.DataFrame
+    latent: pd.DataFrame
+    links: pd.DataFrame
+    summary: dict
+
+
+FEATURE_COLUMNS = ["feature", "modality", "class", "mean_attribution", "importance", "rank", "rank_in_modality",
+                   "top_decile"]
+LATENT_COLUMNS = ["node", "modality", "class", "mean_attribution", "importance", "rank", "rank_in_modality",
+                  "top_decile"]
+LINK_COLUMNS = ["source", "target", "modality", "prior", "class", "weight", "mean_attribution", "importance", "rank",
+                "rank_in_modality", "top_decile"]
+
+
+def baseline_inputs(model, kind: str = "zero") -> list[Tensor]:
+    """The baseline per modality, in preprocessed units: zeros, or the training mean preprocessed."""
+    if kind not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, not {kind!r}")
+    out = []
+    for prep in model.preprocessors:
+        if kind == "zero":
+            out.append(torch.zeros(len(prep.features), dtype=torch.float32))
+        else:
+            out.append(torch.from_numpy(prep.transform(np.asarray(prep.fill, dtype=np.float32).reshape(1, -1))[0]))
+    return out
+
+
+def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
+    if delta.size == 0:
+        return {"mean_abs": None, "max_abs": None, "relative": None}
+    scale = float(np.mean(np.abs(change)))
+    return {"mean_abs": float(np.mean(np.abs(delta))), "max_abs": float(np.max(np.abs(delta))),
+            "relative": float(np.mean(np.abs(delta)) / scale) if scale > 0 else None}
+
+
+def select_samples(model, mdata, split: str | None = None, source: str | None = None):
+    """ModelInputs of the samples to explain: in `split` (when given) and having every model
+    modality; also returns counts of what was left out."""
+    from deepgami import cohort
+    from deepgami.errors import InputError
+
+    inputs = model.prepare_inputs(mdata)
+    n_all = len(inputs.obs_names)
+    keep = np.ones(n_all, dtype=bool)
+    if split:
+        if cohort.SPLIT not in mdata.obs:
+            raise InputError(source, f"--split {split} given but the cohort has no '{cohort.SPLIT}' column")
+        keep &= mdata.obs[cohort.SPLIT].astype(str).to_numpy() == split
+        if not keep.any():
+            values = sorted(set(mdata.obs[cohort.SPLIT].astype(str)))
+            raise InputError(source, f"no sample has split '{split}' (splits: {', '.join(values)})")
+    in_split = int(keep.sum())
+    complete = inputs.present.numpy().all(axis=1)
+    keep &= complete
+    if not keep.any():
+        raise InputError(source, f"none of the {in_split} samples{f' in split {split!r}' if split else ''} has every "
+                                 f"model modality ({', '.join(model.modalities)}); attributions need complete samples")
+    counts = {"n_samples": int(keep.sum()), "n_not_in_split": int(n_all - in_split),
+              "n_incomplete": int(in_split - keep.sum())}
+    return inputs.rows(np.flatnonzero(keep)), counts
+
+
+@contextlib.contextmanager
+def _threads(module: DeepGAMINetwork) -> Iterator[None]:
+    # Same policy as training: tiny networks run fastest, and reproducibly, on one thread.
+    from deepgami.model import SINGLE_THREAD_MAX_WEIGHTS
+
+    size = sum(enc.weight.numel() for enc in module.encoders)
+    previous = torch.get_num_threads()
+    if size <= SINGLE_THREAD_MAX_WEIGHTS:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def prioritize(
+    model,
+    mdata,
+    split: str | None = None,
+    classes: Sequence[str] | None = None,
+    baseline: str = "zero",
+    target: str = "logit",
+    n_steps: int = DEFAULT_N_STEPS,
+    method: str = DEFAULT_METHOD,
+    source: str | None = None,
+) -> Prioritization:
+    """Rank input features, latent nodes and prior links of a trained `DeepGAMI` model on a cohort.
+
+    Args:
+        model: a trained :class:`deepgami.model.DeepGAMI`.
+        mdata: the cohort MuData; samples in `split` (all when None) having every modality are used.
+        classes: which classes to explain (default all; a numeric phenotype has one, `value`).
+        baseline: `zero` (preprocessed zeros = training mean under standard scaling) or `mean`.
+        target: `logit` (centered logit) or `probability`.
+        n_steps, method: the integral's approximation, as in Captum.
+        source: the cohort's path, for error messages.
+    """
+    from deepgami import __version__
+    from deepgami.errors import InputError
+
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    if int(n_steps) < 1:
+        raise ValueError("n_steps must be >= 1")
+    t_start = time.perf_counter()
+    names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
+    if classes is None:
+        chosen = list(names)
+    else:
+        chosen = list(dict.fromkeys(str(c) for c in classes))
+        unknown = [c for c in chosen if c not in names]
+        if unknown:
+            raise InputError(None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}")
+    targets = [names.index(c) for c in chosen]
+    inputs, counts = select_samples(model, mdata, split, source)
+    bases = baseline_inputs(model, baseline)
+    transform = output_function(model.task, target)
+    module = model.module
+    with _threads(module):
+        raw = attribute(module, inputs.xs, bases, targets, transform, n_steps, method)
+
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    feat_rows, latent_rows, link_rows = [], [], []
+    for t, cls in zip(targets, chosen):
+        for k, m in enumerate(model.modalities):
+            mean, imp = raw.features[t][k]
+            feat_rows.append(pd.DataFrame({"feature": model.features(m), "modality": m, "class": cls,
+                                           "mean_attribution": mean, "importance": imp}))
+            mean, imp = raw.latent[t][k]
+            latent_rows.append(pd.DataFrame({"node": latent_names, "modality": m, "class": cls,
+                                             "mean_attribution": mean, "importance": imp}))
+            if k in raw.links.get(t, {}):
+                enc = module.encoders[k]
+                mean, imp = raw.links[t][k]
+                feats = np.asarray(model.features(m), dtype=object)
+                link_rows.append(pd.DataFrame({
+                    "source": feats[enc.src.numpy()], "target": latent_names[enc.dst.numpy()], "modality": m,
+                    "prior": str(model.config.get("priors", {}).get(m) or ""), "class": cls,
+                    "weight": enc.weight.detach().double().numpy(), "mean_attribution": mean, "importance": imp}))
+    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
+    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
+    if link_rows:
+        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[LINK_COLUMNS]
+    else:
+        links = pd.DataFrame({c: pd.Series(dtype=object if c in ("source", "target", "modality", "prior", "class")
+                                           else float) for c in LINK_COLUMNS})
+
+    import captum
+
+    summary = {
+        "split": split or None,
+        **counts,
+        "samples": "samples in the split having every model modality",
+        "classes": chosen,
+        "target": target if model.task == "classification" else "value",
+        "target_description": {
+            "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
+            "probability": "softmax probability of the class",
+            "value": "predicted phenotype (standardized units)",
+        }[target if model.task == "classification" else "value"],
+        "baseline": baseline,
+        "baseline_description": {
+            "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
+            "mean": "training mean of each feature, preprocessed",
+        }[baseline],
+        "method": method,
+        "n_steps": int(n_steps),
+        "convergence_delta": {
+            cls: {"features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
+                  "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t])}
+            for t, cls in zip(targets, chosen)
+        },
+        "link_completeness_error": {
+            cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
+            for t, cls in zip(targets, chosen)
+        },
+        "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
+        "n_latent_nodes": int(module.n_latent),
+        "n_links": int(sum(enc.weight.numel() for enc in module.encoders if isinstance(enc, SparseMaskedLinear))),
+        "seconds": {**{k: round(v, 3) for k, v in raw.seconds.items()},
+                    "total": round(time.perf_counter() - t_start, 3)},
+        "versions": {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__},
+    }
+    return Prioritization(features, latent, links, summary)
+
+
+def precision_at_k(links: pd.DataFrame, truth_links: Sequence[dict], cls: str | None = None) -> float:
+    """Share of the top-K links (K = number of true links) of a class that are true links, matched
+    on (source, target, prior)."""
+    table = links if cls is None else links[links["class"] == cls]
+    if cls is None and table["class"].nunique() > 1:
+        table = table[table["class"] == table["class"].iloc[0]]
+    true = {(d["source"], d["target"], d["prior"]) for d in truth_links}
+    k = len(true)
+    if k == 0:
+        return math.nan
+    top = table.nsmallest(k, "rank")
+    return float(np.mean([(s, t, p) in true for s, t, p in zip(top["source"], top["target"], top["prior"])]))

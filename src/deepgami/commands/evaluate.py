@@ -1,0 +1,169 @@
+"""`deepgami evaluate`: DeepGAMI, its ablations and the baselines under the paper's protocols."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deepgami.errors import InputError
+
+DESCRIPTION = """\
+Evaluate DeepGAMI against its ablations and scikit-learn baselines on the same splits, with the
+same per-fold preprocessing (fitted on training rows only) and the same metrics.
+
+methods (--methods, default all):
+  deepgami                  all modalities, and each modality alone (others imputed; also
+                            mean-filled, reported as deepgami_meanfill)
+  deepgami_dense            no prior: dense encoders into as many latent nodes
+  deepgami_random_prior     priors replaced by random networks with the same edge counts
+  deepgami_bernoulli_prior  prior edges kept with p=--bernoulli-keep, others added with p=--bernoulli-add
+  logistic_regression, lasso_logistic, random_forest, svm, mlp
+                            on the concatenated modalities, tuned by inner CV (regression:
+                            ridge, lasso, random_forest, svm, mlp)
+  Prior ablations are reported as "n/a (cohort has no prior)" for a cohort without priors.
+
+protocols (--protocols, default holdout,cv,repeated; independent with --test-cohort):
+  holdout      the cohort's split column (train/test), else a stratified 80/20 split
+  cv           stratified --folds-fold cross-validation
+  repeated     --repeats stratified random 80/20 splits, with pairwise KS tests (ks_tests.tsv)
+  independent  train on COHORT, test on --test-cohort
+
+DeepGAMI's grid (params YAML) is searched once, by cv_folds-fold CV on the training samples of the
+first split, and that setting is used on every split (--tune each: search on every split; --tune
+none or --fast: the first value of each grid entry). The params YAML may hold an `evaluate:`
+section with any of the options below (e.g. `evaluate: {repeats: 100, fast: false}`); command-line
+options override it.
+
+writes into --out (replaced atomically):
+  metrics.tsv        tidy: method, modalities, protocol, split, metric, value
+  summary.tsv        mean, sd and number of splits per method x modalities x protocol x metric
+  ks_tests.tsv       pairwise KS tests on the repeated splits' scores
+  predictions.tsv    held-out class probabilities of every method and split
+  report.html        self-contained report (figures embedded); figures/*.png
+  run.json, training_history.tsv, tuning.tsv, baseline_params.tsv
+"""
+
+EVAL_KEYS = ("protocols", "folds", "repeats", "test_fraction", "methods", "fast", "tune", "inner_folds",
+             "bernoulli_keep", "bernoulli_add", "seed")
+
+
+def _csv_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def read_eval_params(path: str | None) -> tuple[dict, dict]:
+    """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
+    import yaml
+
+    from deepgami.training import load_params, merge_params, validate_params, default_params
+
+    if path is None:
+        return load_params(None), {}
+    try:
+        user = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise InputError(path, f"cannot read params file: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise InputError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
+    user = {} if user is None else user
+    if not isinstance(user, dict):
+        raise InputError(path, "params file must be a mapping of parameter: value")
+    section = user.pop("evaluate", None) or {}
+    if not isinstance(section, dict):
+        raise InputError(path, "'evaluate' must be a mapping of option: value")
+    unknown = [k for k in section if k not in EVAL_KEYS]
+    if unknown:
+        raise InputError(path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})")
+    params = merge_params(default_params(), user, path)
+    validate_params(params, path)
+    return params, section
+
+
+def _run(args: argparse.Namespace) -> int:
+    import time
+
+    from deepgami.cohort import read_cohort
+    from deepgami.evaluation import EvalConfig, evaluate, write_evaluation
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory")
+    params, section = read_eval_params(args.params)
+    values = {k: section[k] for k in EVAL_KEYS if k in section}
+    for key in ("protocols", "methods"):
+        if isinstance(values.get(key), str):
+            values[key] = _csv_list(values[key])
+    cli = {"protocols": _csv_list(args.protocols), "folds": args.folds, "repeats": args.repeats,
+           "test_fraction": args.test_fraction, "methods": _csv_list(args.methods), "tune": args.tune,
+           "inner_folds": args.inner_folds, "bernoulli_keep": args.bernoulli_keep,
+           "bernoulli_add": args.bernoulli_add, "seed": args.seed, "fast": True if args.fast else None}
+    values.update({k: v for k, v in cli.items() if v is not None})
+    if args.test_cohort and "protocols" not in values:
+        values["protocols"] = ["holdout", "cv", "repeated", "independent"]
+    try:
+        config = EvalConfig(**values)
+        config.check()
+    except (TypeError, ValueError) as err:
+        raise InputError(args.params, f"bad evaluate option: {err}") from None
+    except InputError as err:
+        raise InputError(args.params if section else None, err.message) from None
+    for flag, path in (("--prioritize-dir", args.prioritize_dir), ("--model-dir", args.model_dir)):
+        if path is not None and not Path(path).is_dir():
+            raise InputError(path, f"{flag}: directory not found")
+    mdata = read_cohort(args.cohort)
+    test = read_cohort(args.test_cohort) if args.test_cohort else None
+    log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    try:
+        result = evaluate(mdata, params, config, test, cohort_name=Path(args.cohort).name,
+                          test_name=Path(args.test_cohort).name if args.test_cohort else None, log=log)
+    except InputError as err:
+        if err.path is None:
+            raise InputError(args.cohort, err.message) from None
+        raise
+    write_evaluation(result, out, prioritize_dir=args.prioritize_dir, model_dir=args.model_dir)
+    if not args.quiet:
+        times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
+        print(f"evaluated {len(result.info['methods'])} methods on "
+              f"{sum(v['splits'] for v in result.info['protocols'].values())} splits in "
+              f"{time.perf_counter() - t0:.0f}s ({times})", file=sys.stderr)
+    print(out / "report.html")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` subcommand."""
+    p = sub.add_parser(
+        "evaluate",
+        help="compare DeepGAMI, its ablations and baselines under the paper's protocols; write report.html",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort written by `deepgami build`")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically)")
+    p.add_argument("--params", metavar="PARAMS.yaml", help="DeepGAMI parameters (as for `deepgami train`), "
+                   "optionally with an `evaluate:` section")
+    p.add_argument("--protocols", metavar="P[,P]", help="holdout,cv,repeated,independent (default: the first three)")
+    p.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default 5)")
+    p.add_argument("--repeats", type=int, metavar="N", help="repeated random splits (default 20; the paper used 100)")
+    p.add_argument("--test-fraction", type=float, metavar="F",
+                   help="held-out share of the random splits (default 0.2)")
+    p.add_argument("--methods", metavar="M[,M]", help="methods to run (default: all)")
+    p.add_argument("--fast", action="store_true",
+                   help="no DeepGAMI grid search (first grid values) and small baseline grids with 3 inner folds")
+    p.add_argument("--tune", choices=("once", "each", "none"),
+                   help="DeepGAMI grid search: once on the first split (default), on each split, or none")
+    p.add_argument("--inner-folds", type=int, metavar="K", help="baselines' inner CV folds (default 5)")
+    p.add_argument("--bernoulli-keep", type=float, metavar="P", help="Bernoulli prior: keep a prior edge (default 0.8)")
+    p.add_argument("--bernoulli-add", type=float, metavar="P", help="Bernoulli prior: add another pair (default 0.2)")
+    p.add_argument("--test-cohort", metavar="OTHER.h5mu", help="independent cohort: train on COHORT, test on this")
+    p.add_argument("--prioritize-dir", metavar="DIR",
+                   help="prioritization output to show (default: prioritize/ beside --out, if present)")
+    p.add_argument("--model-dir", metavar="DIR",
+                   help="trained model whose training curves to show (default: model/ beside --out, if present)")
+    p.add_argument("--seed", type=int, help="seed of splits, networks and fits (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_run)

@@ -1,0 +1,261 @@
+"""Evaluation figures (matplotlib, Agg): ROC curves, per-class recall, repeated-split box plots,
+DeepGAMI by input modalities, training curves. One colour per method in every figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from deepgami.evaluation import METHOD_LABELS  # noqa: E402
+
+# Fixed per method, so a method has the same colour in every figure and every report.
+METHOD_COLORS = {
+    "deepgami": "#1f5fa8",
+    "deepgami_meanfill": "#86b4e0",
+    "deepgami_dense": "#6a3d9a",
+    "deepgami_random_prior": "#e07b24",
+    "deepgami_bernoulli_prior": "#c0392b",
+    "logistic_regression": "#2e8b57",
+    "ridge": "#2e8b57",
+    "lasso_logistic": "#9bc89b",
+    "lasso": "#9bc89b",
+    "random_forest": "#8c564b",
+    "svm": "#d4a21a",
+    "mlp": "#7f7f7f",
+}
+_FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#393b79"]
+PROTOCOL_LABELS = {"holdout": "held-out split", "cv": "cross-validation", "repeated": "repeated random splits",
+                   "independent": "independent cohort"}
+STYLE = {"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
+         "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False}
+
+
+def method_color(method: str) -> str:
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
+
+
+def label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """PNG without a timestamp, so the same inputs give the same bytes."""
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _ordered(methods: Sequence[str], order: Sequence[str] | None) -> list[str]:
+    present = list(dict.fromkeys(methods))
+    if order is None:
+        return present
+    return [m for m in order if m in present] + [m for m in present if m not in order]
+
+
+def roc_curves(predictions: pd.DataFrame, classes: Sequence[str], protocol: str,
+               order: Sequence[str] | None = None) -> Figure | None:
+    """ROC curve per method (all modalities) on one protocol's held-out predictions, pooled over
+    its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    sub = predictions[(predictions["protocol"] == protocol) & (predictions["modalities"] == "all")]
+    if sub.empty or len(classes) < 2:
+        return None
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.2, 4.6))
+        ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, ls="--")
+        for method in _ordered(sub["method"], order):
+            rows = sub[(sub["method"] == method) & sub["label"].astype(str).isin(classes)]
+            proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+            ok = ~np.isnan(proba).any(axis=1)
+            y = rows["label"].astype(str).to_numpy()[ok]
+            proba = proba[ok]
+            if len(np.unique(y)) < 2:
+                continue
+            if len(classes) == 2:
+                truth, score = (y == classes[1]).astype(int), proba[:, 1]
+            else:
+                truth = (y[:, None] == np.asarray(classes)[None, :]).astype(int).ravel()
+                score = proba.ravel()
+            fpr, tpr, _ = roc_curve(truth, score)
+            auc = roc_auc_score(truth, score)
+            ax.plot(fpr, tpr, color=method_color(method), lw=2.2 if method == "deepgami" else 1.4,
+                    label=f"{label(method)} ({auc:.3f})")
+        pooled = sub.groupby("method")["split"].nunique().max() > 1
+        what = f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
+        ax.set_title(f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        ax.legend(loc="lower right", title="method (AUC)")
+    return fig
+
+
+def recall_bars(metrics: pd.DataFrame, classes: Sequence[str], protocols: Sequence[str],
+                order: Sequence[str] | None = None) -> Figure | None:
+    """Recall per class and method (all modalities), mean over splits with the standard deviation,
+    one panel per protocol."""
+    sub = metrics[(metrics["modalities"] == "all") & metrics["metric"].str.startswith("recall_")
+                  & metrics["protocol"].isin(protocols)]
+    if sub.empty:
+        return None
+    protocols = [p for p in protocols if p in set(sub["protocol"])]
+    methods = _ordered(sub["method"], order)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(protocols), figsize=(max(4.5, 1.2 + 0.55 * len(methods) * len(classes)) * 0.55
+                                                              * len(protocols) + 1.5, 3.8), squeeze=False, sharey=True)
+        width = 0.8 / len(methods)
+        for ax, protocol in zip(axes[0], protocols):
+            for i, method in enumerate(methods):
+                means, sds = [], []
+                for c in classes:
+                    v = sub[(sub["protocol"] == protocol) & (sub["method"] == method) & (sub["metric"] == f"recall_{c}")]["value"]
+                    means.append(v.mean() if len(v) else np.nan)
+                    sds.append(v.std(ddof=1) if len(v) > 1 else 0.0)
+                x = np.arange(len(classes)) - 0.4 + width * (i + 0.5)
+                ax.bar(x, means, width * 0.92, yerr=sds, color=method_color(method), label=label(method),
+                       error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"})
+            ax.set_xticks(np.arange(len(classes)), [str(c) for c in classes])
+            ax.set_ylim(0, 1.05)
+            ax.set_title(PROTOCOL_LABELS.get(protocol, protocol))
+            ax.grid(axis="x", visible=False)
+        axes[0][0].set_ylabel("recall (sensitivity per class)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.tight_layout()
+    return fig
+
+
+def split_boxplots(metrics: pd.DataFrame, protocol: str, metric_names: Sequence[str],
+                   order: Sequence[str] | None = None) -> Figure | None:
+    """Per-split scores of each method (all modalities) as box plots with the points, one panel per metric."""
+    sub = metrics[(metrics["protocol"] == protocol) & (metrics["modalities"] == "all")
+                  & metrics["metric"].isin(metric_names)]
+    if sub.empty:
+        return None
+    methods = _ordered(sub["method"], order)
+    rng = np.random.default_rng(0)  # jitter; fixed so the figure is reproducible
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(metric_names), figsize=(1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2),
+                                 squeeze=False)
+        for ax, metric in zip(axes[0], metric_names):
+            values = [sub[(sub["method"] == m) & (sub["metric"] == metric)]["value"].to_numpy() for m in methods]
+            box = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False,
+                             medianprops={"color": "#222222"})
+            for patch, m in zip(box["boxes"], methods):
+                patch.set_facecolor(method_color(m))
+                patch.set_alpha(0.55)
+            for i, v in enumerate(values):
+                ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, len(v)), v, s=8, color=method_color(methods[i]),
+                           edgecolor="none", zorder=3)
+            ax.set_xticks(np.arange(1, len(methods) + 1), [label(m) for m in methods], rotation=35, ha="right")
+            ax.set_title(metric.replace("_", " "))
+            ax.grid(axis="x", visible=False)
+        n = sub.groupby("method")["split"].nunique().max()
+        fig.suptitle(f"{PROTOCOL_LABELS.get(protocol, protocol)}: {n} splits", fontsize=10)
+        fig.tight_layout()
+    return fig
+
+
+def modality_bars(metrics: pd.DataFrame, modalities: Sequence[str], protocols: Sequence[str],
+                  metric: str = "auc") -> Figure | None:
+    """DeepGAMI by the modalities given at test time: all, each alone with the others imputed, and
+    each alone with the others mean-filled; mean and sd over splits, one group per protocol."""
+    sub = metrics[metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)]
+    if sub.empty:
+        return None
+    sets = [("deepgami", "all", "all modalities")]
+    for m in modalities:
+        sets.append(("deepgami", m, f"{m} only, others imputed"))
+        sets.append(("deepgami_meanfill", m, f"{m} only, others mean-filled"))
+    protocols = [p for p in protocols if p in set(sub["protocol"])]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(sets) * len(protocols), 3.8))
+        width = 0.8 / len(sets)
+        for i, (method, mods, text) in enumerate(sets):
+            means, sds = [], []
+            for p in protocols:
+                v = sub[(sub["protocol"] == p) & (sub["method"] == method) & (sub["modalities"] == mods)]["value"]
+                means.append(v.mean() if len(v) else np.nan)
+                sds.append(v.std(ddof=1) if len(v) > 1 else 0.0)
+            color = method_color(method)
+            k = 0 if mods == "all" else modalities.index(mods) + 1
+            shade = 1.0 if k == 0 else 0.55 + 0.45 * (k / max(len(modalities), 1))
+            x = np.arange(len(protocols)) - 0.4 + width * (i + 0.5)
+            ax.bar(x, means, width * 0.92, yerr=sds, color=color, alpha=shade, label=text,
+                   hatch="//" if method == "deepgami_meanfill" else None, edgecolor="white",
+                   error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"})
+        ax.set_xticks(np.arange(len(protocols)), [PROTOCOL_LABELS.get(p, p) for p in protocols])
+        ax.set_ylabel(metric.replace("_", " "))
+        lo = np.nanmin(sub["value"]) if len(sub) else 0.5
+        ax.set_ylim(max(0.0, min(0.5, lo - 0.05)), 1.0)
+        ax.set_title("DeepGAMI by the modalities given at test time")
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
+    """Loss per epoch (training and inner validation) of each history; the best epoch marked."""
+    histories = {k: h for k, h in histories.items() if h is not None and not h.empty and "epoch" in h}
+    if not histories:
+        return None
+    with plt.rc_context(STYLE):
+        n = len(histories)
+        cols = min(n, 3)
+        rows = (n + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+        for ax, (title, h) in zip(axes.ravel(), histories.items()):
+            method = title.split(" ")[0]
+            color = method_color(method) if method in METHOD_COLORS else "#1f5fa8"
+            ax.plot(h["epoch"], h["train_loss"], color=color, lw=1.5, label="training")
+            if "val_loss" in h and h["val_loss"].notna().any():
+                ax.plot(h["epoch"], h["val_loss"], color=color, lw=1.5, ls="--", label="validation")
+            if "best" in h and h["best"].astype(str).str.lower().eq("true").any():
+                best = h.loc[h["best"].astype(str).str.lower() == "true", "epoch"].iloc[0]
+                ax.axvline(best, color="#888888", lw=0.8, ls=":")
+            ax.set_title(title)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("loss")
+            ax.legend()
+        for ax in axes.ravel()[n:]:
+            ax.set_visible(False)
+        fig.tight_layout()
+    return fig
+
+
+def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | None:
+    """Horizontal bars of the top `top` importances of a prioritization table."""
+    if table is None or table.empty or "importance" not in table:
+        return None
+    name_col = next((c for c in ("feature", "name", "source", "node", "latent", "target") if c in table), table.columns[0])
+    t = table.copy()
+    if "source" in t and "target" in t:
+        t["_name"] = t["source"].astype(str) + " \u2192 " + t["target"].astype(str)
+    else:
+        t["_name"] = t[name_col].astype(str)
+    t = t.sort_values("importance", key=lambda v: -v.abs(), kind="stable").head(top).iloc[::-1]
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(5.6, 0.28 * len(t) + 1.0))
+        colors = [method_color("deepgami") if v >= 0 else METHOD_COLORS["deepgami_bernoulli_prior"]
+                  for v in t["importance"]]
+        ax.barh(np.arange(len(t)), t["importance"], color=colors)
+        ax.set_yticks(np.arange(len(t)), t["_name"])
+        ax.set_xlabel("importance")
+        ax.set_title(title)
+        ax.grid(axis="y", visible=False)
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,490 @@
+"""`report.html`: one self-contained page per evaluation (images base64-embedded, no network).
+
+`write_report(eval_dir)` reads what `deepgami.evaluation.write_evaluation` wrote into `eval_dir`
+(metrics.tsv, summary.tsv, ks_tests.tsv, predictions.tsv, training_history.tsv, run.json), draws the
+figures into `eval_dir/figures/` and writes `eval_dir/report.html`. Optional inputs: a
+prioritization directory (features.tsv, latent.tsv, links.tsv) and a model directory
+(training_history.tsv, config.json, cv_summary.tsv).
+
+A small inline script records, once the page has loaded, how many images decoded and how many
+rows the method table has (`<body data-images-loaded=.. data-images-total=.. data-method-rows=..>`),
+so a headless browser can check the page (`chromium --headless --dump-dom`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL, METHOD_LABELS
+
+MAIN_METRICS = {"classification": ("auc", "balanced_accuracy", "accuracy", "f1_macro"),
+                "regression": ("r2", "pearson", "mse")}
+METRIC_LABELS = {"auc": "AUC", "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1_macro": "F1 (macro)",
+                 "r2": "R\u00b2", "pearson": "Pearson r", "mse": "MSE", "rmse": "RMSE"}
+PROTOCOL_TITLES = {"holdout": "Held-out split", "cv": "Cross-validation", "repeated": "Repeated splits",
+                   "independent": "Independent cohort"}
+TOP_ROWS = 15
+
+CSS = """
+:root{--ink:#1d2733;--muted:#5f6b7a;--line:#e3e7ee;--bg:#f6f8fb;--card:#fff;--accent:#1f5fa8}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ color:var(--ink);background:var(--bg)}
+header{background:linear-gradient(120deg,#173f6e,#1f5fa8);color:#fff;padding:28px 40px 22px}
+header h1{margin:0 0 4px;font-size:24px;font-weight:650}
+header p{margin:0;opacity:.85}
+nav{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--line);padding:8px 40px}
+nav a{color:var(--accent);text-decoration:none;margin-right:18px;font-size:13px}
+main{max-width:1180px;margin:0 auto;padding:10px 40px 60px}
+section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 24px;margin:20px 0}
+h2{font-size:18px;margin:0 0 12px;font-weight:650}
+h3{font-size:15px;margin:18px 0 8px;font-weight:600}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:4px 0 8px}
+.card{flex:1 1 160px;background:var(--bg);border:1px solid var(--line);border-radius:8px;padding:10px 14px}
+.card .k{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em}
+.card .v{font-size:20px;font-weight:650}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
+th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
+th{background:#eef2f7;font-weight:600;color:#33404f}
+td.l,th.l{text-align:left}
+tr.dg td{background:#f3f8fe}
+td.best{font-weight:700}
+td.na{color:var(--muted);font-style:italic;text-align:left}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px;vertical-align:-1px}
+figure{margin:10px 0 18px}
+figure img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px;background:#fff}
+figcaption{color:var(--muted);font-size:12.5px;margin-top:4px;max-width:900px}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:14px}
+.note{color:var(--muted);font-size:13px}
+ul.notes li{margin:3px 0}
+details summary{cursor:pointer;color:var(--accent);margin:6px 0}
+pre{background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:10px;overflow:auto;font-size:12px}
+.scroll{overflow-x:auto}
+.pill{display:inline-block;background:#e8f0fb;color:var(--accent);border-radius:10px;padding:1px 8px;font-size:12px;margin-right:4px}
+"""
+
+CHECK_SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var t = document.getElementById('method-table');
+  document.body.dataset.imagesTotal = String(imgs.length);
+  document.body.dataset.imagesLoaded = String(ok);
+  document.body.dataset.methodRows = String(t && t.tBodies.length ? t.tBodies[0].rows.length : 0);
+});
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _label(method: str) -> str:
+    return METHOD_LABELS.get(method, method)
+
+
+def _swatch(method: str) -> str:
+    from deepgami.figures import method_color
+
+    return f'<span class="sw" style="background:{method_color(method)}"></span>'
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _read_tsv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        return pd.read_csv(path, sep="\t")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError):
+        return None
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _figure(path: Path | None, alt: str, caption: str) -> str:
+    if path is None or not path.is_file():
+        return ""
+    return f"<figure>{_img(path, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _simple_table(frame: pd.DataFrame, left: Iterable[str] = (), table_id: str | None = None,
+                  max_rows: int | None = None) -> str:
+    if frame is None or frame.empty:
+        return '<p class="note">(empty)</p>'
+    left = set(left)
+    frame = frame.head(max_rows) if max_rows else frame
+    head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
+    body = []
+    for _, row in frame.iterrows():
+        cells = "".join(f'<td class="{"l" if c in left else ""}">{_e(_fmt(row[c]))}</td>' for c in frame.columns)
+        body.append(f"<tr>{cells}</tr>")
+    ident = f' id="{table_id}"' if table_id else ""
+    return f'<div class="scroll"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+# -- sections ---------------------------------------------------------------------------------------
+
+def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
+    """Rows: every method (all modalities) incl. n/a ones; columns: protocol x main metric, mean ± sd."""
+    task = info["task"]
+    metrics = MAIN_METRICS[task][:2]
+    lower_better = {"mse", "rmse"}
+    sub = summary[summary["modalities"] == "all"]
+    methods = list(dict.fromkeys(list(info["methods"]) + list(info.get("not_applicable", {}))))
+    order = [m for m in DEEPGAMI_METHODS if m in methods] + [m for m in methods if m not in DEEPGAMI_METHODS]
+    best: dict[tuple[str, str], float] = {}
+    for p in protocols:
+        for metric in metrics:
+            vals = sub[(sub["protocol"] == p) & (sub["metric"] == metric)]["mean"].dropna()
+            if len(vals):
+                best[(p, metric)] = vals.min() if metric in lower_better else vals.max()
+    head1 = '<th class="l" rowspan="2">method</th>' + "".join(
+        f'<th colspan="{len(metrics)}">{_e(PROTOCOL_TITLES.get(p, p))}</th>' for p in protocols)
+    head2 = "".join(f"<th>{_e(METRIC_LABELS.get(m, m))}</th>" for _ in protocols for m in metrics)
+    rows = []
+    na = info.get("not_applicable", {})
+    for method in order:
+        cls = ' class="dg"' if method in DEEPGAMI_METHODS else ""
+        cells = [f'<td class="l">{_swatch(method)}{_e(_label(method))} <span class="note">({_e(method)})</span></td>']
+        if method in na:
+            cells.append(f'<td class="na" colspan="{len(metrics) * len(protocols)}">{_e(na[method])}</td>')
+        else:
+            for p in protocols:
+                for metric in metrics:
+                    r = sub[(sub["method"] == method) & (sub["protocol"] == p) & (sub["metric"] == metric)]
+                    if r.empty or pd.isna(r["mean"].iloc[0]):
+                        cells.append("<td></td>")
+                        continue
+                    mean, sd, n = r["mean"].iloc[0], r["sd"].iloc[0], int(r["n_splits"].iloc[0])
+                    text = f"{mean:.3f}" + (f" ± {sd:.3f}" if n > 1 and not pd.isna(sd) else "")
+                    is_best = (p, metric) in best and np.isclose(mean, best[(p, metric)])
+                    cells.append(f'<td class="{"best" if is_best else ""}">{_e(text)}</td>')
+        rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
+    return (f'<div class="scroll"><table id="method-table"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _modality_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
+    metric = MAIN_METRICS[info["task"]][0]
+    sub = summary[(summary["metric"] == metric) & summary["method"].str.startswith("deepgami")]
+    if sub.empty:
+        return ""
+    combos = []
+    for method in [m for m in DEEPGAMI_METHODS if m in set(sub["method"])] + ([MEANFILL] if MEANFILL in set(sub["method"]) else []):
+        for mods in ["all"] + list(info["modalities"]):
+            if not sub[(sub["method"] == method) & (sub["modalities"] == mods)].empty:
+                combos.append((method, mods))
+    head = '<th class="l">method</th><th class="l">modalities given</th>' + "".join(
+        f"<th>{_e(PROTOCOL_TITLES.get(p, p))}</th>" for p in protocols)
+    rows = []
+    for method, mods in combos:
+        cells = [f'<td class="l">{_swatch(method)}{_e(_label(method))}</td>',
+                 f'<td class="l">{_e("all" if mods == "all" else mods + " only")}</td>']
+        for p in protocols:
+            r = sub[(sub["method"] == method) & (sub["modalities"] == mods) & (sub["protocol"] == p)]
+            if r.empty:
+                cells.append("<td></td>")
+                continue
+            mean, sd, n = r["mean"].iloc[0], r["sd"].iloc[0], int(r["n_splits"].iloc[0])
+            cells.append(f"<td>{mean:.3f}" + (f" ± {sd:.3f}" if n > 1 and not pd.isna(sd) else "") + "</td>")
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (f"<h3>DeepGAMI with missing modalities ({_e(METRIC_LABELS.get(metric, metric))})</h3>"
+            f'<div class="scroll"><table id="modality-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _headline(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
+    """One sentence per protocol: DeepGAMI's main metric beside the best baseline's."""
+    metric = MAIN_METRICS[info["task"]][0]
+    sub = summary[(summary["modalities"] == "all") & (summary["metric"] == metric)].dropna(subset=["mean"])
+    items = []
+    for p in protocols:
+        s = sub[sub["protocol"] == p]
+        dg = s[s["method"] == "deepgami"]
+        others = s[~s["method"].str.startswith("deepgami")]
+        if dg.empty or others.empty:
+            continue
+        best = others.loc[others["mean"].idxmax()]
+        items.append(f"<li><b>{_e(PROTOCOL_TITLES.get(p, p))}</b>: DeepGAMI {_e(METRIC_LABELS.get(metric, metric))} "
+                     f"{dg['mean'].iloc[0]:.3f}; best baseline {_e(_label(best['method']))} {best['mean']:.3f}</li>")
+    return f'<ul class="notes">{"".join(items)}</ul>' if items else ""
+
+
+def _data_section(info: dict) -> str:
+    d = info["data"]
+    cards = [("samples", d["samples"]), ("task", d["task"])]
+    if d.get("classes"):
+        cards.append(("classes", ", ".join(f"{k}: {v}" for k, v in d["classes"].items())))
+    cards.append(("modalities", ", ".join(d["modalities"])))
+    cards.append(("samples with every modality", d["complete_samples"]))
+    cards.append(("latent nodes", d["latent_nodes"] if d["latent_nodes"] is not None else "dense (no prior)"))
+    html_cards = "".join(f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
+                         for k, v in cards)
+    mods = pd.DataFrame([{"modality": m, "samples": v["samples"], "features": v["features"],
+                          "stored as": d.get("build", {}).get("modalities", {}).get(m, {}).get("dtype", "")}
+                         for m, v in d["modalities"].items()])
+    out = [f'<div class="cards">{html_cards}</div>', "<h3>Modalities</h3>", _simple_table(mods, left=["modality", "stored as"])]
+    if d.get("priors"):
+        pri = pd.DataFrame([{"prior": name, "modality": p.get("modality", ""), "edges kept": p.get("edges_kept", ""),
+                             "of edges read": p.get("edges_read", ""), "sources": p.get("sources", ""),
+                             "targets": p.get("targets", "")} for name, p in d["priors"].items()])
+        out += ["<h3>Prior networks</h3>", _simple_table(pri, left=["prior", "modality"])]
+    else:
+        out.append('<p class="note">No prior network in this cohort: DeepGAMI runs in fully connected mode.</p>')
+    if info.get("test_data"):
+        t = info["test_data"]
+        out.append(f'<p class="note">Independent test cohort <b>{_e(info.get("test_cohort"))}</b>: {t["samples"]} '
+                   "samples; " + ", ".join(f"{k}: {v}" for k, v in t.get("classes", {}).items()) + ".</p>")
+    return "".join(out)
+
+
+def _ks_section(ks: pd.DataFrame | None) -> str:
+    if ks is None or ks.empty:
+        return '<p class="note">No KS tests (they need the repeated protocol with two or more splits).</p>'
+    t = ks.copy()
+    t["_dg"] = ~(t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami"))
+    t = t.sort_values(["metric", "_dg", "pvalue"], kind="stable").drop(columns="_dg")
+    t["method_a"] = t["method_a"].map(_label)
+    t["method_b"] = t["method_b"].map(_label)
+    t = t.rename(columns={"statistic": "D"})
+    return _simple_table(t[["metric", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "D", "pvalue", "pvalue_bh"]],
+                         left=["metric", "method_a", "method_b"], table_id="ks-table")
+
+
+def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
+    from deepgami import figures
+
+    if pdir is None:
+        return ('<p class="note">No prioritization given (run <code>deepgami prioritize MODEL COHORT --out DIR</code> '
+                "and pass <code>--prioritize-dir DIR</code>, or keep it beside the evaluation directory).</p>")
+    out = [f'<p class="note">From <code>{_e(pdir)}</code>.</p>']
+    found = False
+    for name, title in (("features.tsv", "Top input features"), ("latent.tsv", "Top latent nodes"),
+                        ("links.tsv", "Top prior links")):
+        table = _read_tsv(pdir / name)
+        if table is None:
+            continue
+        found = True
+        if "rank" in table:
+            table = table.sort_values("rank", kind="stable")
+        elif "importance" in table:
+            table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
+        fig = figures.importance_bars(table, title, TOP_ROWS)
+        png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
+        left = [c for c in table.columns if table[c].dtype == object]
+        out.append(f"<h3>{_e(title)}</h3>")
+        out.append('<div class="grid2"><div>' + _simple_table(table.head(TOP_ROWS), left=left) + "</div><div>"
+                   + _figure(png, title, f"Top {TOP_ROWS} by importance ({_e(name)}).") + "</div></div>")
+    if not found:
+        out.append('<p class="note">The directory holds no features.tsv, latent.tsv or links.tsv.</p>')
+    return "".join(out)
+
+
+def _settings_section(info: dict, tuning: pd.DataFrame | None, baseline_params: pd.DataFrame | None) -> str:
+    cfg = info["config"]
+    out = ["<h3>Protocols</h3><ul class=\"notes\">"]
+    for p, v in info["protocols"].items():
+        out.append(f"<li><b>{_e(PROTOCOL_TITLES.get(p, p))}</b> ({v['splits']} split{'s' if v['splits'] != 1 else ''}): "
+                   f"{_e(v['how'])}</li>")
+    out.append("</ul><h3>Notes</h3><ul class=\"notes\">")
+    out += [f"<li>{_e(n)}</li>" for n in info.get("notes", [])]
+    out.append("</ul>")
+    settings = {k: cfg[k] for k in ("protocols", "folds", "repeats", "test_fraction", "fast", "tune", "inner_folds",
+                                    "bernoulli_keep", "bernoulli_add", "seed") if k in cfg}
+    if cfg.get("methods"):
+        settings["methods"] = cfg["methods"]
+    out.append("<h3>Evaluation settings</h3>" + _simple_table(
+        pd.DataFrame({"setting": list(settings), "value": [json.dumps(v) for v in settings.values()]}),
+        left=["setting", "value"]))
+    if info.get("deepgami_setting"):
+        s = info["deepgami_setting"]
+        out.append("<h3>DeepGAMI setting used</h3><pre>" + _e(json.dumps(s, indent=1, sort_keys=True)) + "</pre>")
+    if tuning is not None and not tuning.empty:
+        cols = [c for c in ("setting", "grid", "auc", "balanced_accuracy", "r2") if c in tuning]
+        agg = tuning.groupby(["setting", "grid"], sort=False)[[c for c in cols if c not in ("setting", "grid")]].mean()
+        agg = agg.reset_index()
+        agg["selected"] = agg["setting"].isin(tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"])
+        out.append("<details><summary>DeepGAMI grid search (mean over inner folds)</summary>"
+                   + _simple_table(agg, left=["grid"]) + "</details>")
+    if info.get("baseline_grids"):
+        grids = pd.DataFrame({"method": [_label(m) for m in info["baseline_grids"]],
+                              "grid": [json.dumps(g) for g in info["baseline_grids"].values()]})
+        out.append("<h3>Baseline grids</h3>" + _simple_table(grids, left=["method", "grid"]))
+    if baseline_params is not None and not baseline_params.empty:
+        chosen = (baseline_params.groupby(["method", "params"]).size().rename("splits").reset_index()
+                  .sort_values(["method", "splits"], ascending=[True, False], kind="stable"))
+        chosen["method"] = chosen["method"].map(_label)
+        out.append("<details><summary>Baseline hyperparameters chosen by inner CV (count of splits)</summary>"
+                   + _simple_table(chosen, left=["method", "params"]) + "</details>")
+    out.append("<details><summary>DeepGAMI parameters (params YAML merged with defaults)</summary><pre>"
+               + _e(json.dumps(info.get("params", {}), indent=1, sort_keys=True)) + "</pre></details>")
+    versions = info.get("versions", {})
+    out.append("<h3>Package versions</h3>" + " ".join(
+        f'<span class="pill">{_e(k)} {_e(v)}</span>' for k, v in versions.items()))
+    return "".join(out)
+
+
+# -- the page -------------------------------------------------------------------------------------------
+
+def make_figures(eval_dir: Path, info: dict, metrics: pd.DataFrame, predictions: pd.DataFrame | None,
+                 model_history: pd.DataFrame | None, histories: pd.DataFrame | None) -> dict[str, Path]:
+    """Draw the evaluation's figures into eval_dir/figures; returns the written paths by key."""
+    from deepgami import figures
+
+    figdir = eval_dir / "figures"
+    figdir.mkdir(exist_ok=True)
+    order = list(info["methods"])
+    if MEANFILL in set(metrics["method"]):
+        order.insert(1, MEANFILL)
+    protocols = list(info["protocols"])
+    out: dict[str, Path] = {}
+
+    def keep(key: str, fig: Any) -> None:
+        if fig is not None:
+            out[key] = figures.save(fig, figdir / f"{key}.png")
+
+    classification = info["task"] == "classification"
+    if classification and predictions is not None and not predictions.empty:
+        for p in ("holdout", "cv", "independent"):
+            if p in protocols:
+                keep(f"roc_{p}", figures.roc_curves(predictions, info["classes"], p, order))
+    if classification:
+        keep("recall", figures.recall_bars(metrics, info["classes"], protocols, order))
+    main = MAIN_METRICS[info["task"]][:2]
+    if "repeated" in protocols:
+        keep("boxplot_repeated", figures.split_boxplots(metrics, "repeated", main, order))
+    if "cv" in protocols:
+        keep("boxplot_cv", figures.split_boxplots(metrics, "cv", main, order))
+    keep("modalities", figures.modality_bars(metrics, list(info["modalities"]), protocols,
+                                             MAIN_METRICS[info["task"]][0]))
+    curves: dict[str, pd.DataFrame] = {}
+    if model_history is not None:
+        curves["deepgami (trained model)"] = model_history
+    if histories is not None and not histories.empty:
+        for (method, protocol, split), h in histories.groupby(["method", "protocol", "split"], sort=False):
+            curves[f"{method} ({protocol} {split})"] = h
+    keep("training_curves", figures.training_curves(curves))
+    return out
+
+
+def _find(explicit: str | Path | None, eval_dir: Path, name: str, marker: str) -> Path | None:
+    """An explicit directory, else `<eval_dir>/../<name>` when it holds `marker`."""
+    if explicit is not None:
+        return Path(explicit)
+    guess = eval_dir.parent / name
+    return guess if (guess / marker).exists() else None
+
+
+def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = None,
+                 model_dir: str | Path | None = None, final_dir: str | Path | None = None) -> Path:
+    """Draw the figures and write `eval_dir/report.html` from the files of an evaluation directory.
+
+    `prioritize_dir` / `model_dir` default to `prioritize/` and `model/` beside the final
+    evaluation directory (`final_dir`, default `eval_dir`) when they exist.
+    """
+    eval_dir = Path(eval_dir)
+    final = Path(final_dir) if final_dir is not None else eval_dir
+    info = json.loads((eval_dir / "run.json").read_text())
+    metrics = _read_tsv(eval_dir / "metrics.tsv")
+    metrics = metrics if metrics is not None else pd.DataFrame(columns=["method", "modalities", "protocol", "split",
+                                                                        "metric", "value"])
+    summary = _read_tsv(eval_dir / "summary.tsv")
+    summary = summary if summary is not None else pd.DataFrame(columns=["method", "modalities", "protocol", "metric",
+                                                                        "mean", "sd", "n_splits", "note"])
+    for frame in (metrics, summary):
+        frame["modalities"] = frame["modalities"].astype(str)
+    predictions = _read_tsv(eval_dir / "predictions.tsv")
+    if predictions is not None:
+        predictions["label"] = predictions["label"].astype(str)
+        predictions["modalities"] = predictions["modalities"].astype(str)
+    ks = _read_tsv(eval_dir / "ks_tests.tsv")
+    histories = _read_tsv(eval_dir / "training_history.tsv")
+    tuning = _read_tsv(eval_dir / "tuning.tsv")
+    baseline_params = _read_tsv(eval_dir / "baseline_params.tsv")
+    pdir = _find(prioritize_dir, final, "prioritize", "features.tsv")
+    mdir = _find(model_dir, final, "model", "config.json")
+    model_history = _read_tsv(mdir / "training_history.tsv") if mdir is not None else None
+
+    figs = make_figures(eval_dir, info, metrics, predictions, model_history, histories)
+    protocols = list(info["protocols"])
+    classes = info.get("classes", [])
+    positive = f" ({classes[1]} vs {classes[0]})" if len(classes) == 2 else ""
+
+    results = [
+        _headline(summary, info, protocols),
+        f"<h3>All methods, all modalities (mean ± sd over splits; best per column in bold)</h3>",
+        _method_table(summary, info, protocols),
+        _modality_table(summary, info, protocols),
+        "<details><summary>Every metric (summary.tsv)</summary>",
+        _simple_table(summary.assign(method=summary["method"].map(_label)),
+                      left=["method", "modalities", "protocol", "metric", "note"]),
+        "</details>",
+    ]
+    figure_html = []
+    roc = [(_figure(figs.get(f"roc_{p}"), f"ROC {p}", f"ROC curves on the {_e(PROTOCOL_TITLES[p].lower())}{positive}; "
+                    "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve."))
+           for p in ("holdout", "cv", "independent")]
+    roc = [r for r in roc if r]
+    if roc:
+        figure_html.append('<h3>ROC curves</h3><div class="grid2">' + "".join(roc) + "</div>")
+    if "recall" in figs:
+        figure_html.append("<h3>Per-class recall</h3>" + _figure(
+            figs["recall"], "recall per class", "Recall of each class (mean ± sd over the splits of each protocol)."))
+    box = [_figure(figs.get(k), k, c) for k, c in (
+        ("boxplot_repeated", "Per-split scores over the repeated random splits (the distributions the KS tests compare)."),
+        ("boxplot_cv", "Per-fold scores of the cross-validation."))]
+    if any(box):
+        figure_html.append("<h3>Scores per split</h3>" + "".join(box))
+    if "modalities" in figs:
+        figure_html.append("<h3>Missing modalities</h3>" + _figure(
+            figs["modalities"], "DeepGAMI by modalities", "DeepGAMI given all modalities, or one modality with the "
+            "others imputed from it (DeepGAMI's auxiliary imputation) or mean-filled."))
+
+    title = f"DeepGAMI evaluation: {info.get('cohort', '')}"
+    sections = [
+        ("data", "Data", _data_section(info)),
+        ("results", "Results", "".join(results)),
+        ("figures", "Figures", "".join(figure_html) or '<p class="note">No figures.</p>'),
+        ("ks", "KS tests", '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
+                           "of the repeated protocol.</p>" + _ks_section(ks)),
+        ("prioritization", "Prioritization", _prioritization_section(pdir, eval_dir / "figures")),
+        ("training", "Training curves", _figure(figs.get("training_curves"), "training curves",
+                                                "Loss per epoch (solid: training; dashed: inner validation used for "
+                                                "early stopping; dotted: the restored best epoch).")
+         or '<p class="note">No training history.</p>'),
+        ("settings", "Parameters and versions", _settings_section(info, tuning, baseline_params)),
+    ]
+    nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t, _ in sections)
+    body = "".join(f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections)
+    sub = (f"{len(info['methods'])} methods &middot; protocols: "
+           + ", ".join(_e(PROTOCOL_TITLES.get(p, p).lower()) for p in protocols)
+           + (" &middot; <b>fast settings</b>" if info["config"].get("fast") else ""))
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
+        f"<header><h1>{_e(title)}</h1><p>{sub}</p></header>\n<nav>{nav}</nav>\n<main>{body}</main>\n"
+        f"<script>{CHECK_SCRIPT}</script>\n</body></html>\n"
+    )
+    path = eval_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path
