@@ -149,21 +149,21 @@ def _spread_after_aux_training(target: str, latent_norm: bool) -> tuple[float, f
     xs = [shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g),
           shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g)]
     present = torch.ones(256, 2, dtype=torch.bool)
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
 
     def spread() -> float:
-        net.eval()
+        net.train()  # batch statistics: the spread the loss sees
         with torch.no_grad():
-            return float(net.encode(xs)[1].std(dim=0).mean())
+            return float(net.encode(xs, present)[1].std(dim=0, unbiased=False).mean())
 
     before = spread()
-    for _ in range(300):
+    for _ in range(120):
         net.train()
         loss = net.auxiliary_loss(net.encode(xs, present), present, target)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return before, spread(), float(net.imputers[net.pair_key(0, 1)].alpha)
+    return before, spread(), float(net.imputers[net.pair_key(0, 1)].alpha.detach())
 
 
 def test_joint_auxiliary_loss_shrinks_the_target_and_the_defaults_do_not():
@@ -173,9 +173,9 @@ def test_joint_auxiliary_loss_shrinks_the_target_and_the_defaults_do_not():
     # Detached target: no shrinking incentive on the target block.
     before, after, _ = _spread_after_aux_training("detach", latent_norm=False)
     assert after > 0.7 * before
-    # Normalized blocks: the spread is fixed by construction, and the map learns a real alpha.
+    # Normalized blocks: unit spread by construction, and the map learns a real alpha.
     before, after, alpha = _spread_after_aux_training("detach", latent_norm=True)
-    assert after == pytest.approx(before, rel=0.1)
+    assert after == pytest.approx(1.0, abs=0.01)
     assert alpha > 0.2
 
 
@@ -218,7 +218,7 @@ def test_logits_wrapper_supports_integrated_gradients():
     xs = tuple(x.requires_grad_() for x in _inputs(4))
     ig = IntegratedGradients(net.logits)
     attrs, delta = ig.attribute(xs, baselines=tuple(torch.zeros_like(x) for x in xs), target=1,
-                                return_convergence_delta=True, n_steps=64)
+                                return_convergence_delta=True, n_steps=32)
     assert [a.shape for a in attrs] == [(4, 12), (4, 7)]
     assert float(delta.abs().max()) < 1e-2
     # Pieces compose to the full map.

@@ -201,7 +201,7 @@ def test_two_cohorts_write_every_output_and_the_summary(clean_run: Path) -> None
         ["cohort_b", "", "all"], ["cohort_b", "", "expr"], ["cohort_b", "", "snp"]]
     for column in ("accuracy", "balanced_accuracy", "auc"):
         assert summary[column].between(0, 1).all(), column
-    assert (clean_run / "summary.html").read_text().count("<tr>") == 1 + len(summary)
+    assert (clean_run / "summary.html").read_text().count("<tr") == 1 + len(summary)
 
 
 @pytest.mark.slow

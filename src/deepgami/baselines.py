@@ -53,12 +53,12 @@ def _classifiers() -> dict[str, Baseline]:
             {"C": [0.001, 0.01, 0.1, 1.0, 10.0]}, {"C": [0.01, 0.1, 1.0]}),
         "lasso_logistic": Baseline(
             "lasso_logistic", "Lasso-logistic",
-            lambda seed: LogisticRegression(l1_ratio=1.0, solver="saga", max_iter=5000, random_state=seed),
+            lambda seed: LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed),
             {"C": [0.01, 0.05, 0.1, 0.5, 1.0, 10.0]}, {"C": [0.05, 0.2, 1.0]}),
         "random_forest": Baseline(
             "random_forest", "Random forest",
-            lambda seed: RandomForestClassifier(n_estimators=300, random_state=seed, n_jobs=1),
-            {"max_features": ["sqrt", 0.2], "min_samples_leaf": [1, 5]},
+            lambda seed: RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
+            {"max_features": ["sqrt", 0.1], "min_samples_leaf": [1, 5]},
             {"max_features": ["sqrt"], "min_samples_leaf": [1, 5], "n_estimators": [100]}),
         "svm": Baseline(
             "svm", "SVM", svm,
@@ -66,10 +66,11 @@ def _classifiers() -> dict[str, Baseline]:
             {"estimator__kernel": ["rbf"], "estimator__C": [0.1, 1.0, 10.0]}),
         "mlp": Baseline(
             "mlp", "MLP",
-            lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, early_stopping=True,
-                                       n_iter_no_change=15, random_state=seed),
-            {"hidden_layer_sizes": [(64,), (128, 32)], "alpha": [1e-4, 1e-2, 1.0]},
-            {"hidden_layer_sizes": [(64,)], "alpha": [1e-4, 1e-1]}),
+            # Adam for a fixed 200 epochs: on a few hundred samples early stopping's 10% validation
+            # split is too noisy (ROSMAP: AUC 0.80 against 0.86), and weight decay does the regularizing.
+            lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
+            {"hidden_layer_sizes": [(64,), (128, 32)], "alpha": [1e-2, 1.0, 10.0]},
+            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]}),
     }
 
 
@@ -86,17 +87,16 @@ def _regressors() -> dict[str, Baseline]:
                           {"alpha": [0.001, 0.01, 0.1, 1.0]}, {"alpha": [0.01, 0.1]}),
         "random_forest": Baseline(
             "random_forest", "Random forest",
-            lambda seed: RandomForestRegressor(n_estimators=300, random_state=seed, n_jobs=1),
-            {"max_features": ["sqrt", 0.2], "min_samples_leaf": [1, 5]},
+            lambda seed: RandomForestRegressor(n_estimators=200, random_state=seed, n_jobs=1),
+            {"max_features": ["sqrt", 0.1], "min_samples_leaf": [1, 5]},
             {"max_features": ["sqrt"], "min_samples_leaf": [1, 5], "n_estimators": [100]}),
         "svm": Baseline("svm", "SVM", lambda seed: SVR(),
                         {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0]}, {"kernel": ["rbf"], "C": [1.0, 10.0]}),
         "mlp": Baseline(
             "mlp", "MLP",
-            lambda seed: MLPRegressor(hidden_layer_sizes=(64,), max_iter=500, early_stopping=True,
-                                      n_iter_no_change=15, random_state=seed),
-            {"hidden_layer_sizes": [(64,), (128, 32)], "alpha": [1e-4, 1e-2, 1.0]},
-            {"hidden_layer_sizes": [(64,)], "alpha": [1e-4, 1e-1]}),
+            lambda seed: MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
+            {"hidden_layer_sizes": [(64,), (128, 32)], "alpha": [1e-2, 1.0, 10.0]},
+            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]}),
     }
 
 
@@ -136,12 +136,15 @@ def fit_baseline(
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     base = registry(task)[name]
     grid = base.fast_grid if fast else base.grid
     estimator = base.make(seed)
     n_points = int(np.prod([len(v) for v in grid.values()])) if grid else 1
-    with warnings.catch_warnings():
+    # One BLAS thread: these matrices are small, extra threads only spin (and it keeps results
+    # independent of the machine's core count).
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         # Inner fits of weak settings may stop at max_iter; the search then prefers other settings.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
@@ -163,18 +166,14 @@ def fit_baseline(
     return FittedBaseline(name, search.best_estimator_, dict(search.best_params_), float(search.best_score_))
 
 
-def predict_scores(fitted: FittedBaseline, X: np.ndarray, classes: Sequence[str] | None = None) -> np.ndarray:
-    """Class probabilities (n x len(classes), columns in `classes` order) or predicted values (n,).
-
-    A class the estimator never saw in training gets probability 0.
+def predict_scores(fitted: FittedBaseline, X: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Class probabilities (n x n_classes; the estimator was fitted on class codes 0..n_classes-1)
+    or, with `n_classes=None`, predicted values (n,). A class absent from training gets probability 0.
     """
     est = fitted.estimator
-    if classes is None:
+    if n_classes is None:
         return np.asarray(est.predict(X), dtype=np.float64)
     proba = np.asarray(est.predict_proba(X), dtype=np.float64)
-    out = np.zeros((len(X), len(classes)))
-    seen = [str(c) for c in est.classes_]
-    for j, c in enumerate(classes):
-        if str(c) in seen:
-            out[:, j] = proba[:, seen.index(str(c))]
+    out = np.zeros((len(X), n_classes))
+    out[:, np.asarray(est.classes_, dtype=np.int64)] = proba
     return out

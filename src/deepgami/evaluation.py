@@ -632,7 +632,7 @@ def evaluate(
                     warnings.simplefilter("ignore")
                     fitted = bl.fit_baseline(method, Xtr, ytr, data.task, seed % 2**31, 3 if config.fast else
                                              config.inner_folds, config.fast)
-                values = bl.predict_scores(fitted, Xte, data.classes if data.task == "classification" else None)
+                values = bl.predict_scores(fitted, Xte, len(data.classes) if data.task == "classification" else None)
                 labels = data.labels[split.test]
                 main = _score(data, labels, values)
                 add_rows(method, "all", split, main)

@@ -38,6 +38,7 @@ from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_moda
 from deepgami.training import (
     Batch,
     as_setting,
+    calibrate_imputers,
     cv_splits,
     derive_seed,
     expand_grid,
@@ -475,6 +476,8 @@ class DeepGAMI:
         history, best_epoch = train_network(module, train, val, setting, task, derive_seed(seed, 5), weight,
                                             on_epoch)
         set_latent_means(module, train)
+        if setting["calibrate_imputer"] and val is not None:
+            calibrate_imputers(module, val)
         model.history = history
         config["training"].update(best_epoch=int(best_epoch), epochs_run=int(len(history)),
                                   n_inner_train=int(len(train)), n_validation=int(len(va)))

@@ -118,8 +118,9 @@ def validate_params(params: dict, where: Any = None) -> None:
                          ("missing", MISSING), ("balance", BALANCES)):
         if params.get(key) not in allowed:
             bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
-    if not isinstance(params.get("latent_norm"), bool):
-        bad(f"latent_norm must be true or false, got {params.get('latent_norm')!r}")
+    for key in ("latent_norm", "calibrate_imputer"):
+        if not isinstance(params.get(key), bool):
+            bad(f"{key} must be true or false, got {params.get(key)!r}")
     for key, allowed in (("selection", SELECTIONS), ("scaling", SCALINGS)):
         v = params.get(key)
         values = v.values() if isinstance(v, dict) else [v]
@@ -351,6 +352,42 @@ def train_network(
     history = pd.DataFrame(rows)
     history["best"] = history["epoch"] == best_epoch
     return history, best_epoch
+
+
+@torch.no_grad()
+def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> dict[str, tuple[float, float]]:
+    """Refit each affine imputer (scalar or per-node alpha, beta) by least squares on `data`.
+
+    The auxiliary loss fits the maps on the rows the encoders were trained on, where the encoders
+    have co-adapted to predict each other, so the maps overstate how much one block tells about
+    another; on new samples such a map imputes worse than the mean. Refit on the inner validation
+    rows (never used for gradient steps), alpha shrinks to what holds out-of-sample, down to 0
+    (the training mean) when the modalities share nothing. Returns {pair: (mean alpha, mean beta)}.
+    """
+    from deepgami.network import AffineImputer
+
+    net.eval()
+    latent = net.encode(data.xs)
+    out = {}
+    for i in range(net.n_modalities):
+        for j in range(net.n_modalities):
+            imp = net.imputers[net.pair_key(i, j)] if i != j else None
+            if not isinstance(imp, AffineImputer):
+                continue
+            rows = data.present[:, i] & data.present[:, j]
+            if int(rows.sum()) < min_rows:
+                continue
+            x, y = latent[i][rows].double(), latent[j][rows].double()
+            if imp.alpha.numel() == 1:
+                x, y = x.reshape(-1, 1), y.reshape(-1, 1)
+            xc, yc = x - x.mean(dim=0), y - y.mean(dim=0)
+            var = (xc * xc).mean(dim=0)
+            alpha = torch.where(var > 1e-12, (xc * yc).mean(dim=0) / var.clamp(min=1e-12), torch.zeros_like(var))
+            beta = y.mean(dim=0) - alpha * x.mean(dim=0)
+            imp.alpha.copy_(alpha.float().reshape(imp.alpha.shape))
+            imp.beta.copy_(beta.float().reshape(imp.beta.shape))
+            out[net.pair_key(i, j)] = (float(alpha.mean()), float(beta.mean()))
+    return out
 
 
 @torch.no_grad()

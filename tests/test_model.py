@@ -1,0 +1,287 @@
+"""The DeepGAMI model class, metrics, and the train / predict commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import model_fixtures
+from deepgami import cohort
+from deepgami.cli import main
+from deepgami.errors import InputError
+from deepgami.metrics import block_r2, classification_metrics, regression_metrics
+from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
+
+FULL = os.environ.get("DEEPGAMI_FULL") == "1"
+
+
+@pytest.fixture(scope="module")
+def sim():
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=120, seed=0, missing_expr=0.15)
+    return mdata
+
+
+@pytest.fixture(scope="module")
+def trained(sim):
+    return DeepGAMI.fit(sim, model_fixtures.fast_params(), seed=0)
+
+
+# -- metrics ----------------------------------------------------------------------------------------
+
+def test_classification_metrics_binary_and_multiclass():
+    y = ["a", "b", "b", "a", "b"]
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
+    m = classification_metrics(y, proba, ["a", "b"])
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["balanced_accuracy"] == pytest.approx((1.0 + 2 / 3) / 2)
+    assert m["auc"] == pytest.approx(1.0)
+    assert m["recall"] == {"a": 1.0, "b": pytest.approx(2 / 3)}
+    assert m["confusion_matrix"]["matrix"] == [[2, 0], [1, 2]]
+    y3 = ["x", "y", "z", "x", "y", "z"]
+    p3 = np.eye(3)[[0, 1, 2, 0, 2, 1]] * 0.7 + 0.1
+    m3 = classification_metrics(y3, p3, ["x", "y", "z"])
+    assert m3["auc"] == m3["auc_macro"] and 0.5 < m3["auc"] <= 1.0 and "auc_weighted" in m3
+    assert classification_metrics(["a", "a"], proba[:2], ["a", "b"])["auc"] is None
+    r = regression_metrics([1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
+    assert r["mse"] == pytest.approx(1 / 3) and r["pearson"] > 0.9
+
+
+def test_block_r2():
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(100, 4))
+    assert block_r2(obs, obs) == pytest.approx(1.0)
+    assert block_r2(obs, np.broadcast_to(obs.mean(0), obs.shape)) == pytest.approx(0.0)
+
+
+# -- the model ----------------------------------------------------------------------------------------
+
+def test_fit_records_cv_history_and_imputation(trained, sim):
+    cfg = trained.config
+    assert cfg["modalities"] == ["snp", "expr"]
+    assert cfg["classes"] == ["case", "control"]
+    assert cfg["latent_nodes"] == cohort.latent_nodes(sim)
+    n_train = int((sim.obs["split"] == "train").sum())
+    assert cfg["training"]["n_train"] == n_train  # only split == 'train' rows
+    assert set(trained.cv_results["fold"]) == {0, 1}
+    assert {"all_auc", "snp_auc", "expr_auc", "snp_meanfill_auc", "r2_expr"} <= set(trained.cv_results.columns)
+    assert len(trained.history) == cfg["training"]["epochs_run"]
+    assert set(trained.imputation["blocks"]) == {"snp", "expr"}
+    # A guided encoder's inputs are prior sources only, and its edges index them.
+    src, dst = trained.edges("snp")
+    assert src.max() < len(trained.features("snp")) and dst.max() < len(cfg["latent_nodes"])
+    eqtl_sources = set(sim.mod["snp"].var_names[cohort.modality_edges(sim, "snp")[1]])
+    assert set(trained.features("snp")) <= eqtl_sources
+
+
+def test_predict_any_subset_of_modalities(trained, sim):
+    full = trained.predict(sim)
+    assert list(full.columns) == ["sample", "label", "predicted", "prob_case", "prob_control", "modalities"]
+    np.testing.assert_allclose(full[["prob_case", "prob_control"]].sum(1), 1.0, rtol=1e-6)
+    has_expr = cohort.present(sim, "expr")
+    assert (full["modalities"][~has_expr] == "snp").all() and (full["modalities"][has_expr] == "snp,expr").all()
+    only = trained.predict(sim, modalities=["snp"])
+    assert (only["modalities"] == "snp").all()
+    # Samples without expression get the same prediction either way: their block was imputed anyway.
+    np.testing.assert_allclose(only["prob_case"][~has_expr], full["prob_case"][~has_expr], rtol=1e-6)
+    assert not np.allclose(only["prob_case"][has_expr], full["prob_case"][has_expr])
+    with pytest.raises(InputError, match="unknown modality 'rna'"):
+        trained.predict(sim, modalities=["rna"])
+
+
+def test_prepare_inputs_and_predict_proba(trained, sim):
+    inputs = trained.prepare_inputs(sim)
+    assert [x.dtype for x in inputs.xs] == [torch.float32, torch.float32]
+    assert inputs.xs[0].shape == (sim.n_obs, len(trained.features("snp")))
+    assert inputs.present.shape == (sim.n_obs, 2)
+    proba = trained.predict_proba(inputs)
+    np.testing.assert_allclose(proba, trained.predict(sim)[["prob_case", "prob_control"]].to_numpy(), rtol=1e-6)
+
+
+def test_save_load_round_trip(trained, sim, tmp_path):
+    trained.save(tmp_path / "m")
+    names = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"model.pt", "config.json", "cv_results.tsv", "cv_summary.tsv", "training_history.tsv",
+            "imputation.json"} <= names
+    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert "encoders.0.src" in state and "encoders.0.weight" in state
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["preprocessing"]["snp"]["features"] == trained.features("snp")
+    assert {"deepgami", "torch"} <= set(config["versions"])
+    loaded = DeepGAMI.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(loaded.predict(sim), trained.predict(sim))
+    pd.testing.assert_frame_equal(loaded.predict(sim, ["expr"]), trained.predict(sim, ["expr"]))
+    # Saving again over an existing directory replaces it.
+    loaded.save(tmp_path / "m")
+    with pytest.raises(InputError, match="not a DeepGAMI model directory"):
+        DeepGAMI.load(tmp_path)
+
+
+def test_features_are_aligned_by_name_never_by_position(trained, sim):
+    base = trained.predict(sim)
+    # Reverse the expression columns: same predictions.
+    shuffled = sim.copy()
+    expr = shuffled.mod["expr"]
+    shuffled.mod["expr"] = expr[:, expr.var_names[::-1]].copy()
+    shuffled.update()
+    pd.testing.assert_frame_equal(trained.predict(shuffled), base)
+    # Drop a feature the model uses: a clear error.
+    used = trained.features("expr")[0]
+    shuffled.mod["expr"] = expr[:, [v for v in expr.var_names if v != used]].copy()
+    shuffled.update()
+    with pytest.raises(InputError, match=f"lacks 1 of the model's .* input features.*{used}"):
+        trained.predict(shuffled)
+
+
+def test_complete_case_training_uses_only_complete_samples(sim):
+    model = DeepGAMI.fit(sim, model_fixtures.fast_params(missing="complete_case", cv_folds=0), seed=0)
+    complete = cohort.present(sim, "expr") & cohort.present(sim, "snp") & (sim.obs["split"] == "train").to_numpy()
+    assert model.config["training"]["n_train"] == int(complete.sum())
+    impute = DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=0), seed=0)
+    assert impute.config["training"]["n_train"] > model.config["training"]["n_train"]
+
+
+def test_dense_regression_and_multiclass():
+    dense = model_fixtures.dense_mudata(n_samples=90, seed=1, regression=True)
+    assert read_arrays(dense).task == "regression"
+    model = DeepGAMI.fit(dense, model_fixtures.fast_params(), seed=0)
+    table = model.predict(dense)
+    assert "prob_case" not in table and table["predicted"].notna().all()
+    assert model.metrics(table)["pearson"] > 0.5
+    assert model.module.n_latent == 8 and model.config["latent_nodes"] is None
+    multi, _ = model_fixtures.simulated_mudata(n_samples=150, seed=1, classes=3)
+    model = DeepGAMI.fit(multi, model_fixtures.fast_params(cv_folds=0), seed=0)
+    table = model.predict(multi)
+    assert [c for c in table.columns if c.startswith("prob_")] == ["prob_class0", "prob_class1", "prob_class2"]
+    assert set(model.metrics(table)["recall"]) == {"class0", "class1", "class2"}
+
+
+def test_fit_predict_fold_and_prior_override(sim):
+    data = read_arrays(sim)
+    train = np.flatnonzero(data.split == "train")
+    test = np.flatnonzero(data.split == "test")
+    params = model_fixtures.fast_params(max_epochs=3)
+    result = fit_predict_fold(sim, train, test, params, seed=0)
+    assert set(result.metrics) == {"all", "snp", "expr", "snp_meanfill", "expr_meanfill"}
+    assert len(result.predictions["all"]) == len(test)
+    assert set(result.imputation_r2) == {"snp", "expr"}
+    # Swap the eQTL prior for a random network of the same size.
+    _, src, dst = cohort.modality_edges(sim, "snp")
+    rng = np.random.default_rng(0)
+    pairs = np.unique(np.column_stack([rng.integers(0, sim.mod["snp"].n_vars, 3 * len(src)),
+                                       rng.integers(0, dst.max() + 1, 3 * len(src))]), axis=0)[: len(src)]
+    swapped = fit_predict_fold(sim, train, test, params, seed=0,
+                               prior_override={"snp": ("random", pairs[:, 0], pairs[:, 1])})
+    assert swapped.model.config["priors"]["snp"] == "random"
+    assert len(swapped.model.edges("snp")[0]) == len(pairs)
+
+
+def test_bad_cohorts_are_input_errors(sim):
+    one = sim.copy()
+    del one.mod["expr"]
+    one.update()
+    one.uns["modality_order"] = ["snp"]
+    with pytest.raises(InputError, match="two or more modalities"):
+        DeepGAMI.fit(one, model_fixtures.fast_params())
+    with pytest.raises(InputError, match="fewer training samples than cv_folds"):
+        DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=40))
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cohort_file(sim, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cohort") / "cohort.h5mu"
+    cohort.write_cohort(sim, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text("grid:\n  hidden_layers: [[16]]\n  learning_rate: [0.01]\n  weight_decay: [0.0001]\n"
+                    "  lambda: [0.5]\n  dropout: [0.2]\nmax_epochs: 10\ncv_folds: 2\n")
+    return path
+
+
+def test_train_and_predict_commands(cohort_file, params_file, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    assert main(["train", str(cohort_file), "--out", str(model_dir), "--params", str(params_file),
+                 "--seed", "3", "--max-epochs", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "cross-validated" in out and "imputation R^2" in out
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["seed"] == 3 and config["params"]["max_epochs"] == 5
+    preds = tmp_path / "preds.tsv"
+    assert main(["predict", str(model_dir), str(cohort_file), "--out", str(preds), "--split", "test"]) == 0
+    table = pd.read_csv(preds, sep="\t")
+    assert len(table) == int((pd.read_csv(preds, sep="\t")["sample"].str.len() > 0).sum())
+    assert list(table.columns) == ["sample", "label", "predicted", "prob_case", "prob_control", "modalities"]
+    metrics = json.loads((tmp_path / "preds.metrics.json").read_text())
+    assert {"accuracy", "balanced_accuracy", "auc", "f1_macro", "recall", "confusion_matrix"} <= set(metrics)
+    assert metrics["n"] == len(table)
+    # Same seed twice: byte-identical predictions.
+    again_dir = tmp_path / "again"
+    assert main(["train", str(cohort_file), "--out", str(again_dir), "--params", str(params_file),
+                 "--seed", "3", "--max-epochs", "5", "--quiet"]) == 0
+    again = tmp_path / "again.tsv"
+    assert main(["predict", str(again_dir), str(cohort_file), "--out", str(again), "--split", "test"]) == 0
+    assert again.read_bytes() == preds.read_bytes()
+    # Genotype only.
+    snp_only = tmp_path / "snp.tsv"
+    assert main(["predict", str(model_dir), str(cohort_file), "--out", str(snp_only), "--modalities", "snp"]) == 0
+    assert set(pd.read_csv(snp_only, sep="\t")["modalities"]) == {"snp"}
+
+
+def test_command_errors_exit_2_and_leave_nothing(cohort_file, params_file, tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("imputer: cubic\n")
+    assert main(["train", str(cohort_file), "--out", str(tmp_path / "m"), "--params", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and str(bad) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+    assert main(["predict", str(tmp_path / "nomodel"), str(cohort_file), "--out", str(tmp_path / "p.tsv")]) == 2
+    model_dir = tmp_path / "model"
+    assert main(["train", str(cohort_file), "--out", str(model_dir), "--params", str(params_file),
+                 "--cv-folds", "0", "--max-epochs", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    for extra, fragment in ((["--modalities", "rna"], "unknown modality 'rna'"),
+                            (["--split", "nope"], "no sample has split 'nope'")):
+        assert main(["predict", str(model_dir), str(cohort_file), "--out", str(tmp_path / "p.tsv"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and str(cohort_file) in err
+    assert not list(tmp_path.glob("p*"))
+
+
+# -- end to end -----------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_simulate_build_train_predict_end_to_end(tmp_path):
+    """`deepgami simulate -> build -> train -> predict` through the real CLI; AUC well above chance."""
+    n = "600" if FULL else "300"
+    exe = [sys.executable, "-m", "deepgami"]
+
+    def run(*args):
+        done = subprocess.run([*exe, *args], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    sim_dir = tmp_path / "sim"
+    run("simulate", "--out", str(sim_dir), "--n-samples", n, "--seed", "1", "--shared-signal", "0.5")
+    cohort_path = tmp_path / "cohort.h5mu"
+    run("build", "--modality", f"snp={sim_dir / 'genotype.csv'}", "--modality", f"expr={sim_dir / 'expression.csv'}",
+        "--labels", str(sim_dir / "labels.csv"), "--prior", f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
+        "--prior", f"expr:grn={sim_dir / 'grn.tsv'}", "--out", str(cohort_path), "--quiet")
+    params = tmp_path / "params.yaml"
+    params.write_text("cv_folds: 2\ngrid:\n  weight_decay: [0.1]\n  lambda: [1.0]\n" if not FULL else "{}\n")
+    run("train", str(cohort_path), "--out", str(tmp_path / "model"), "--params", str(params), "--quiet")
+    run("predict", str(tmp_path / "model"), str(cohort_path), "--out", str(tmp_path / "p.tsv"), "--split", "test")
+    metrics = json.loads((tmp_path / "p.metrics.json").read_text())
+    assert metrics["auc"] > 0.65

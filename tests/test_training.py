@@ -1,0 +1,306 @@
+"""Parameters, grid, splits, the fit loop, preprocessing, and leakage."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import model_fixtures
+from deepgami.errors import InputError
+from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
+from deepgami.network import DeepGAMINetwork
+from deepgami.preprocessing import (
+    ModalityPreprocessor,
+    class_weights,
+    fit_modality,
+    fit_scaling,
+    select_features,
+    smote_oversample,
+    univariate_pvalues,
+)
+from deepgami.training import (
+    GRID_KEYS,
+    Batch,
+    as_setting,
+    calibrate_imputers,
+    cv_splits,
+    default_params,
+    expand_grid,
+    hide_modalities,
+    inner_split,
+    load_params,
+    train_network,
+)
+
+FULL = os.environ.get("DEEPGAMI_FULL") == "1"
+
+
+# -- parameters -------------------------------------------------------------------------------------
+
+def test_defaults_are_valid_and_small():
+    params = load_params(None)
+    assert set(params["grid"]) == set(GRID_KEYS)
+    # The default search stays small enough for `deepgami train` on a few hundred samples.
+    assert len(expand_grid(params)) <= 4
+
+
+def test_params_file_merges_over_defaults(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("grid:\n  dropout: [0.1, 0.2]\nmax_epochs: 7\nscaling: {snp: none}\n")
+    params = load_params(path)
+    assert params["grid"]["dropout"] == [0.1, 0.2]
+    assert params["grid"]["learning_rate"] == default_params()["grid"]["learning_rate"]
+    assert params["max_epochs"] == 7 and params["scaling"] == {"snp": "none"}
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("bogus: 1\n", "unknown parameter 'bogus'"),
+    ("grid:\n  depth: [1]\n", "unknown grid entry 'depth'"),
+    ("grid:\n  dropout: 0.5\n", "grid.dropout must be a non-empty list"),
+    ("grid:\n  dropout: [1.5]\n", "grid.dropout values"),
+    ("grid:\n  hidden_layers: [64]\n", "grid.hidden_layers entries"),
+    ("imputer: cubic\n", "imputer must be one of"),
+    ("scaling: {snp: zscore}\n", "scaling must be one of"),
+    ("max_epochs: 0\n", "max_epochs must be an integer"),
+    ("- a\n- b\n", "must be a mapping"),
+    ("grid: [\n", "not valid YAML"),
+])
+def test_bad_params_are_input_errors(tmp_path, text, fragment):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_params(path)
+    assert fragment in str(err.value) and str(path) in str(err.value)
+
+
+def test_missing_params_file_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="cannot read params file"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_grid_expansion_and_single_setting():
+    params = load_params(None, {"grid": {"dropout": [0.1, 0.2], "latent_dim": [4, 8], "weight_decay": [0.0],
+                                         "lambda": [1.0]}})
+    assert len(expand_grid(params, dense=True)) == 4
+    # With a prior the latent dimension is fixed by the prior: duplicates merge.
+    assert len(expand_grid(params, dense=False)) == 2
+    with pytest.raises(ValueError):
+        as_setting(params)
+    one = as_setting({"dropout": 0.3})
+    assert one["dropout"] == 0.3 and one["learning_rate"] == default_params()["grid"]["learning_rate"][0]
+    with pytest.raises(ValueError):
+        as_setting({"not_a_param": 1})
+
+
+# -- splits -----------------------------------------------------------------------------------------
+
+def test_cv_splits_are_stratified_disjoint_and_seeded():
+    y = np.array(["a"] * 30 + ["b"] * 10)
+    splits = cv_splits(y, 5, seed=3, stratify=True)
+    assert len(splits) == 5
+    tests = np.concatenate([te for _, te in splits])
+    assert sorted(tests) == list(range(40))
+    for tr, te in splits:
+        assert not set(tr) & set(te)
+        assert (y[te] == "b").sum() == 2
+    again = cv_splits(y, 5, seed=3, stratify=True)
+    assert all((a[1] == b[1]).all() for a, b in zip(splits, again))
+
+
+def test_inner_split_is_stratified_and_small_sets_skip_validation():
+    y = np.array([0] * 40 + [1] * 20)
+    tr, va = inner_split(y, 0.25, seed=1, stratify=True)
+    assert len(va) == 15 and not set(tr) & set(va)
+    assert (y[va] == 1).sum() == 5
+    tr, va = inner_split(np.array([0, 1, 0]), 0.2, seed=1, stratify=True)
+    assert len(va) == 0 and len(tr) == 3
+
+
+def test_hide_modalities_keeps_one_block_per_row():
+    present = torch.tensor([[True, True]] * 200 + [[True, False]] * 50)
+    hidden = hide_modalities(present, 0.5, torch.Generator().manual_seed(0))
+    assert bool((hidden.sum(1) >= 1).all())
+    assert bool((hidden[200:] == present[200:]).all())  # single-modality rows untouched
+    frac = float((hidden[:200].sum(1) == 1).float().mean())
+    assert 0.35 < frac < 0.65
+
+
+# -- the fit loop -------------------------------------------------------------------------------------
+
+def _toy_batch(n: int, seed: int) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, 6, generator=g)
+    b = a[:, :4] + 0.5 * torch.randn(n, 4, generator=g)
+    y = (a[:, 0] + a[:, 1] > 0).long()
+    return Batch([a, b], torch.ones(n, 2, dtype=torch.bool), y)
+
+
+def test_train_network_early_stops_and_restores_the_best_epoch():
+    setting = as_setting({"learning_rate": 0.05, "max_epochs": 60, "patience": 5, "hidden_layers": [32],
+                          "dropout": 0.0, "weight_decay": 0.0, "batch_size": 16, "lambda": 0.5})
+    torch.manual_seed(0)
+    net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[32], dropout=0.0)
+    train, val = _toy_batch(48, 0), _toy_batch(40, 1)
+    history, best = train_network(net, train, val, setting, "classification", seed=0)
+    assert len(history) < 60  # stopped early: 48 samples and 32 hidden units overfit fast
+    assert history["best"].sum() == 1 and int(history.loc[history["best"], "epoch"].iloc[0]) == best
+    assert len(history) == best + 5
+    # The restored weights are those of the best epoch.
+    from deepgami.training import evaluate_loss, task_loss_fn
+
+    task, _ = evaluate_loss(net, val, "classification", task_loss_fn("classification"), 0.5, "detach")
+    assert task == pytest.approx(float(history.loc[history["best"], "val_task_loss"].iloc[0]), rel=1e-5)
+
+
+def test_train_network_is_deterministic():
+    setting = as_setting({"max_epochs": 5, "hidden_layers": [8], "modality_dropout": 0.3})
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)  # a different global state must not matter: the loop seeds itself
+        net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8])
+        torch.manual_seed(0)
+        net.load_state_dict(DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8]).state_dict())
+        train_network(net, _toy_batch(48, 0), _toy_batch(20, 1), setting, "classification", seed=7)
+        outs.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_calibrated_imputer_falls_back_to_the_mean_without_shared_signal():
+    torch.manual_seed(0)
+    net = DeepGAMINetwork([6, 6], 4, 2, hidden_layers=[], encoder_activation="linear", latent_norm=False).eval()
+    with torch.no_grad():
+        for enc in net.encoders:
+            enc.bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    independent = Batch([torch.randn(400, 6, generator=g), torch.randn(400, 6, generator=g)],
+                        torch.ones(400, 2, dtype=torch.bool), torch.zeros(400, dtype=torch.long))
+    fitted = calibrate_imputers(net, independent)
+    assert abs(fitted[net.pair_key(0, 1)][0]) < 0.1
+    x = torch.randn(400, 6, generator=g)
+    shared = Batch([x, x.clone()], torch.ones(400, 2, dtype=torch.bool), torch.zeros(400, dtype=torch.long))
+    net.encoders[1].load_state_dict(net.encoders[0].state_dict())
+    fitted = calibrate_imputers(net, shared)
+    assert fitted[net.pair_key(0, 1)][0] == pytest.approx(1.0, abs=1e-4)
+
+
+# -- preprocessing ------------------------------------------------------------------------------------
+
+def test_univariate_pvalues_match_scipy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 9)).astype(np.float32)
+    y2 = np.repeat([0, 1], 30)
+    X[y2 == 1, 0] += 1.0
+    X[:, 8] = 3.0  # constant
+    p = univariate_pvalues(X, y2, "classification")
+    expected = stats.ttest_ind(X[y2 == 0, :8], X[y2 == 1, :8]).pvalue
+    np.testing.assert_allclose(p[:8], expected, rtol=1e-6)
+    assert p[8] == 1.0
+    y3 = np.repeat([0, 1, 2], 20)
+    p3 = univariate_pvalues(X[:, :8], y3, "classification")
+    np.testing.assert_allclose(p3, [stats.f_oneway(*[X[y3 == c, j] for c in range(3)]).pvalue for j in range(8)],
+                               rtol=1e-6)
+    yr = X[:, 1] + rng.normal(size=60)
+    pr = univariate_pvalues(X[:, :8], yr, "regression")
+    np.testing.assert_allclose(pr, [stats.pearsonr(X[:, j], yr).pvalue for j in range(8)], rtol=1e-5)
+
+
+def test_select_features_modes():
+    p = np.array([0.5, 0.01, 0.2, 0.001, 0.04, 0.9])
+    assert list(select_features(p, "none")) == [0, 1, 2, 3, 4, 5]
+    assert list(select_features(p, "pvalue", pvalue=0.05, min_features=1)) == [1, 3, 4]
+    assert list(select_features(p, "topk", top_k=2, min_features=1)) == [1, 3]
+    # A strict threshold keeps min_features best rather than emptying the modality.
+    assert list(select_features(p, "pvalue", pvalue=1e-9, min_features=2)) == [1, 3]
+
+
+def test_scalings():
+    X = np.array([[0.0, 1.0], [2.0, 1.0], [4.0, 1.0]], dtype=np.float32)
+    for scaling in ("standard", "minmax", "log1p", "none"):
+        fill, center, scale = fit_scaling(X, scaling)
+        prep = ModalityPreprocessor(["a", "b"], scaling, fill, center, scale)
+        out = prep.transform(X)
+        assert out.dtype == np.float32
+        assert np.all(np.isfinite(out))
+    prep = ModalityPreprocessor(["a", "b"], "standard", *fit_scaling(X, "standard"))
+    np.testing.assert_allclose(prep.transform(X)[:, 0], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
+    np.testing.assert_allclose(prep.transform(X)[:, 1], 0.0)  # constant column: scale 1
+    mm = ModalityPreprocessor(["a", "b"], "minmax", *fit_scaling(X, "minmax"))
+    np.testing.assert_allclose(mm.transform(X)[:, 0], [0.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        fit_scaling(-X, "log1p")
+    # NaN takes the training mean; the dict round trip is exact.
+    nan = np.array([[np.nan, 1.0]], dtype=np.float32)
+    np.testing.assert_allclose(prep.transform(nan)[0, 0], 0.0, atol=1e-6)
+    again = ModalityPreprocessor.from_dict(prep.to_dict())
+    np.testing.assert_array_equal(again.transform(X), prep.transform(X))
+
+
+def test_fit_modality_selects_among_prior_sources():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 40)
+    X = rng.normal(size=(80, 6)).astype(np.float32)
+    X[:, 0] += 2 * y  # strongest, but not a prior source
+    X[:, 4] += 1 * y
+    prep, cols = fit_modality(X, list("abcdef"), y, "classification", candidates=np.array([2, 3, 4, 4]),
+                              selection="topk", top_k=1, min_features=1)
+    assert list(cols) == [4] and prep.features == ["e"]
+
+
+def test_smote_and_class_weights():
+    rng = np.random.default_rng(0)
+    codes = np.array([0] * 30 + [1] * 10)
+    present = np.ones((40, 2), dtype=bool)
+    present[:5, 1] = False
+    xs = [rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)]
+    out_xs, out_present, out_codes = smote_oversample(xs, present, codes, seed=0)
+    assert np.bincount(out_codes).tolist() == [30, 30]
+    assert out_xs[0].shape == (60, 3) and out_xs[1].shape == (60, 2) and out_present[40:].all()
+    np.testing.assert_array_equal(out_xs[0][:40], xs[0])
+    w = class_weights(codes, 3)
+    np.testing.assert_allclose(w, [40 / 60, 40 / 20, 0.0], rtol=1e-6)
+
+
+# -- leakage --------------------------------------------------------------------------------------
+
+def test_scalers_and_selectors_never_see_held_out_rows():
+    """Changing every held-out row (features and labels) leaves the fitted model bit-for-bit unchanged."""
+    mdata = model_fixtures.dense_mudata(n_samples=80, seed=2)
+    data = read_arrays(mdata)
+    rng = np.random.default_rng(0)
+    test_idx = np.sort(rng.choice(80, 20, replace=False))
+    train_idx = np.setdiff1d(np.arange(80), test_idx)
+    params = model_fixtures.fast_params(selection="topk", selection_top_k=5, min_features=2,
+                                        scaling={"a": "standard", "b": "minmax"}, balance="smote", max_epochs=3)
+    first = fit_predict_fold(data, train_idx, test_idx, params, seed=0)
+    for k in range(2):
+        data.X[k][test_idx] = rng.normal(1e3, 1e2, size=data.X[k][test_idx].shape)
+    data.labels[test_idx] = np.where(data.labels[test_idx] == "case", "control", "case")
+    second = fit_predict_fold(data, train_idx, test_idx, params, seed=0)
+    assert first.model.config["preprocessing"] == second.model.config["preprocessing"]
+    for key, value in first.model.module.state_dict().items():
+        assert torch.equal(value, second.model.module.state_dict()[key]), key
+    # The fitted scaler is exactly the training rows' mean and standard deviation.
+    prep = first.model.preprocessors[0]
+    cols = data.var_names[0].get_indexer(prep.features)
+    X = read_arrays(mdata).X[0][train_idx][:, cols].astype(np.float64)
+    np.testing.assert_allclose(prep.center, X.mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(prep.scale, X.std(0), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_shuffled_training_labels_give_chance_auc():
+    """With labels shuffled on the training rows, held-out AUC stays near 0.5."""
+    n = 2000 if FULL else 800
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=n, seed=5, n_snps=300, n_tfs=20, n_genes=60,
+                                               n_causal_genes=5)
+    data = read_arrays(mdata)
+    train = np.flatnonzero(data.split == "train")
+    test = np.flatnonzero(data.split == "test")
+    data.labels[train] = np.random.default_rng(0).permutation(data.labels[train])
+    params = model_fixtures.fast_params(max_epochs=30, patience=10)
+    result = fit_predict_fold(data, train, test, params, seed=0)
+    assert abs(result.metrics["all"]["auc"] - 0.5) <= 0.1
