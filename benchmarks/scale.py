@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 FIELDS = [
-    "n_snps", "n_genes", "n_edges", "n_samples", "batch_size", "layer", "status", "epoch_s", "epoch_cpu_s",
+    "n_snps", "n_genes", "n_edges", "n_samples", "batch_size", "batch_layout", "layer", "status", "epoch_s", "epoch_cpu_s",
     "link_s", "peak_rss_gib", "setup_s", "final_loss", "threads", "note",
 ]
 
@@ -101,8 +101,13 @@ def run_child(args: argparse.Namespace) -> dict:
     setup_s = time.perf_counter() - t0
 
     def batch(idx: np.ndarray) -> torch.Tensor:
-        # int8 -> float32 one minibatch at a time (numpy: large arrays get huge pages)
-        return torch.from_numpy(geno[np.sort(idx)].astype(np.float32))
+        """int8 -> float32 for one minibatch, as a (batch, snps) tensor."""
+        rows = geno[np.sort(idx)]
+        if args.batch_layout == "features":
+            # convert and transpose in one pass to a feature-major (snps, batch) array and hand the
+            # layer its (batch, snps) view: SparseMaskedLinear then needs no transpose of its own
+            return torch.from_numpy(rows.T.astype(np.float32, order="C")).t()
+        return torch.from_numpy(rows.astype(np.float32))
 
     def step(idx: np.ndarray) -> float:
         x = batch(idx)
@@ -144,12 +149,84 @@ def run_child(args: argparse.Namespace) -> dict:
 
     return {
         "n_snps": n_snps, "n_genes": n_genes, "n_edges": len(src), "n_samples": args.n_samples,
-        "batch_size": args.batch_size, "layer": args.layer, "status": "ok", "epoch_s": round(epoch_s, 3),
+        "batch_size": args.batch_size, "batch_layout": args.batch_layout, "layer": args.layer, "status": "ok", "epoch_s": round(epoch_s, 3),
         "epoch_cpu_s": round(epoch_cpu_s, 3), "link_s": round(link_s, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "setup_s": round(setup_s, 2), "final_loss": round(float(np.mean(losses[-5:])), 4),
         "threads": torch.get_num_threads(), "note": "",
     }
+
+
+def run_kernels(sizes: list[int], args: argparse.Namespace, out: Path) -> None:
+    """Per-minibatch CPU time of the kernel alternatives behind SparseMaskedLinear (one process)."""
+    import warnings
+
+    import torch
+    import torch.nn.functional as F
+
+    warnings.filterwarnings("ignore", message=".*[Ss]parse CSR.*")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+
+    def timed(fn, rep: int = 3) -> float:
+        fn()
+        best = math.inf
+        for _ in range(rep):
+            c = time.process_time()
+            fn()
+            best = min(best, time.process_time() - c)
+        return best
+
+    for n in sizes:
+        rng = np.random.default_rng(args.seed)
+        src_np, dst_np = make_edges(n, args.n_genes, args.edges_per_snp, rng)
+        src, dst = torch.as_tensor(src_np), torch.as_tensor(dst_np)
+        n_edges, b, n_out = len(src_np), args.batch_size, args.n_genes
+        w = torch.randn(n_edges)
+        x = torch.from_numpy(rng.integers(0, 3, size=(b, n), dtype=np.int8).astype(np.float32))
+        g = torch.randn(b, n_out)
+        gt = g.t().contiguous()
+        xt = torch.from_numpy(np.ascontiguousarray(x.numpy().T))  # as the layer makes it (huge pages)
+        s_ptr = torch.zeros(n + 1, dtype=torch.int64)
+        s_ptr[1:] = torch.bincount(src, minlength=n).cumsum(0)
+        by_dst = torch.as_tensor(np.lexsort((src_np, dst_np)))
+        d_ptr = torch.zeros(n_out + 1, dtype=torch.int64)
+        d_ptr[1:] = torch.bincount(dst, minlength=n_out).cumsum(0)
+        src_by_dst, w_by_dst = src[by_dst], w[by_dst]
+        a_dst = torch.sparse_csr_tensor(d_ptr, src_by_dst, w_by_dst, (n_out, n), check_invariants=False)
+        pattern = torch.sparse_csr_tensor(s_ptr, dst, torch.zeros(n_edges), (n, n_out), check_invariants=False)
+
+        def chunked_sddmm(chunk: int = 8192) -> torch.Tensor:
+            res = torch.empty(n_edges)
+            for k in range(0, n_edges, chunk):
+                sl = slice(k, k + chunk)
+                res[sl] = (xt.index_select(0, src[sl]) * gt.index_select(0, dst[sl])).sum(1)
+            return res
+
+        cases = {
+            "transpose x (torch .t().contiguous())": lambda: x.t().contiguous(),
+            "transpose x (numpy, used)": lambda: np.ascontiguousarray(x.numpy().T),
+            "forward: gather + index_add_ (autograd-free)": lambda: torch.zeros(b, n_out).index_add_(1, dst, x[:, src] * w),
+            "forward: MKL CSR(out,in) @ xt": lambda: torch.sparse.mm(a_dst, xt),
+            "forward: embedding_bag over xt (used)": lambda: F.embedding_bag(
+                src_by_dst, xt, d_ptr, mode="sum", per_sample_weights=w_by_dst, include_last_offset=True),
+            "weight grad: chunked (xt[src] * gt[dst]).sum(1)": chunked_sddmm,
+            "weight grad: sampled_addmm, edges by source (used)": lambda: torch.sparse.sampled_addmm(
+                pattern, xt, gt.t(), beta=0.0),
+            "input grad: embedding_bag over gt (used)": lambda: F.embedding_bag(
+                dst, gt, s_ptr, mode="sum", per_sample_weights=w, include_last_offset=True),
+        }
+        for name, fn in cases.items():
+            t = timed(fn)
+            rows.append({"n_snps": n, "n_edges": n_edges, "kernel": name, "cpu_ms_per_minibatch": round(1e3 * t, 1),
+                         "threads": torch.get_num_threads()})
+            print(f"{n:>9} {name:55s} {1e3 * t:9.1f} ms", flush=True)
+    with open(out / "kernels.tsv", "w", newline="") as fh:
+        wr = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter="\t")
+        wr.writeheader()
+        wr.writerows(rows)
+    print(f"wrote {out / 'kernels.tsv'}")
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -188,9 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-samples", type=int, default=2_000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--dense-limit-gb", type=float, default=4.0, help="skip the dense layer above this weight size")
+    p.add_argument("--batch-layout", choices=["features", "samples"], default="features",
+                   help="memory layout of each float32 minibatch: features = (snps, batch) handed over as its "
+                        "transposed view (default; saves the sparse layer a transpose), samples = (batch, snps)")
     p.add_argument("--threads", type=int, default=0, help="torch threads in each child (0: torch's default)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per configuration")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kernels", action="store_true",
+                   help="instead: CPU ms per minibatch of the kernel alternatives, written to kernels.tsv")
     # internal: one configuration in this process
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--size", type=float, help=argparse.SUPPRESS)
@@ -205,10 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     layers = [s.strip() for s in args.layers.split(",") if s.strip()]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.kernels:
+        run_kernels(sizes, args, out)
+        return 0
     rows: list[dict] = []
     for n in sizes:
         for layer in layers:
-            base = {"n_snps": n, "n_genes": args.n_genes, "n_samples": args.n_samples, "batch_size": args.batch_size, "layer": layer}
+            base = {"n_snps": n, "n_genes": args.n_genes, "n_samples": args.n_samples, "batch_size": args.batch_size,
+                    "batch_layout": args.batch_layout, "layer": layer}
             gb = dense_weight_bytes(n, args.n_genes) / 1e9
             if layer == "dense" and gb > args.dense_limit_gb:
                 rows.append({**base, "status": "skipped", "note": f"dense weight {gb:.1f} GB > {args.dense_limit_gb:g} GB"})
@@ -216,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             cmd = [sys.executable, __file__, "--child", "--size", str(n), "--layer", layer, "--n-genes", str(args.n_genes),
                    "--edges-per-snp", str(args.edges_per_snp), "--n-samples", str(args.n_samples),
-                   "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--seed", str(args.seed)]
+                   "--batch-size", str(args.batch_size), "--batch-layout", args.batch_layout, "--threads", str(args.threads), "--seed", str(args.seed)]
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, env=os.environ.copy())
             except subprocess.TimeoutExpired:

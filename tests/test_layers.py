@@ -12,6 +12,15 @@ import deepgami.layers as layers_mod
 from deepgami.layers import SparseMaskedLinear
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny tensors: a second OpenMP thread only adds synchronisation stalls on a busy 2-core box
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 class DenseMaskedLinear(nn.Module):
     """Oracle: y = x @ (W * M) + b with a dense (in, out) weight and a fixed 0/1 mask."""
 
@@ -276,3 +285,19 @@ def test_edge_products_is_the_weight_gradient():
     torch.testing.assert_close(layer.weight.grad, expected)
     with pytest.raises(ValueError, match="rows"):
         layer.edge_products(x, g[:4])
+
+
+def test_feature_major_input_view_gives_same_result_without_a_transpose_copy():
+    torch.manual_seed(8)
+    mask = random_mask(300, 20, 0.02, seed=12)
+    layer = SparseMaskedLinear.from_mask(mask)
+    xt = torch.randn(300, 8)  # (in, batch) contiguous, as a genotype loader may build it
+    x_view = xt.t()
+    torch.testing.assert_close(layer(x_view), layer(x_view.contiguous()))
+    # the layer's internal (in, batch) operand is the caller's buffer itself
+    assert layers_mod._feature_major(x_view).data_ptr() == xt.data_ptr()
+    x = x_view.clone().requires_grad_(True)
+    layer(x).sum().backward()
+    ref = x_view.contiguous().requires_grad_(True)
+    oracle_for(layer, mask)(ref).sum().backward()
+    torch.testing.assert_close(x.grad, ref.grad)

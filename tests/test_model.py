@@ -191,7 +191,7 @@ def test_bad_cohorts_are_input_errors(sim):
     with pytest.raises(InputError, match="two or more modalities"):
         DeepGAMI.fit(one, model_fixtures.fast_params())
     with pytest.raises(InputError, match="fewer training samples than cv_folds"):
-        DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=40))
+        DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=60))
 
 
 # -- commands -----------------------------------------------------------------------------------------

@@ -41,9 +41,12 @@ absolute value, the ranking score).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -79,6 +82,7 @@ DEFAULT_METHOD = "gausslegendre"  # Captum's default
 PATH_BATCH_FLOATS = 1 << 24
 EDGE_CHUNK_FLOATS = 2_000_000
 REGRESSION_CLASS = "value"
+FLOAT_FORMAT = "%.6g"  # fixed, so the same model and cohort give byte-identical tables
 
 
 # -- building blocks on a bare network ----------------------------------------------------------
@@ -293,7 +297,7 @@ class RawAttributions:
     `features[t][k]` / `latent[t][k]` / `links[t][k]` are ``(mean_attribution, importance)``;
     `links[t]` holds only sparse encoders. `delta_*[t]` are per-sample convergence deltas;
     `completeness[t][k]` is max over features of |sum of its link means - its feature mean|
-    divided by the largest |feature mean| of that block; `seconds` times each stage.
+    divided by the largest feature importance (mean |attribution|) of that block; `seconds` times each stage.
     """
 
     targets: list[int]
@@ -362,8 +366,9 @@ def attribute(
                 for k in sparse:
                     enc = module.encoders[k]
                     summed = np.bincount(enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features)
-                    feat = res.features[t][k][0]
-                    scale = float(np.abs(feat).max()) if feat.size else 0.0
+                    feat, feat_abs = res.features[t][k]
+                    # scale: the largest mean |attribution|; signed means can all be near 0
+                    scale = float(feat_abs.max()) if feat.size else 0.0
                     err = float(np.abs(summed - feat).max()) if feat.size else 0.0
                     res.completeness[t][k] = err / scale if scale > 0 else err
     return res
@@ -405,6 +410,36 @@ class Prioritization:
     latent: pd.DataFrame
     links: pd.DataFrame
     summary: dict
+
+    def top_link_genes(self, cls: str) -> list[str]:
+        """Latent genes that are the target of at least one top-decile link of class `cls`."""
+        rows = self.links[(self.links["class"] == cls) & self.links["top_decile"]]
+        return sorted(set(rows["target"].astype(str)))
+
+    def write(self, directory: str | Path, figures: bool = True, top_links: int = 30) -> list[Path]:
+        """Write features/latent/links as TSV and Parquet, summary.json and, for a model with
+        priors, one `links_<class>.png` per class into an existing `directory`."""
+        directory = Path(directory)
+        written = []
+        for name, table in (("features", self.features), ("latent", self.latent), ("links", self.links)):
+            written.append(directory / f"{name}.tsv")
+            table.to_csv(written[-1], sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+            written.append(directory / f"{name}.parquet")
+            table.to_parquet(written[-1], index=False)
+        if figures and len(self.links):
+            from deepgami.linkplot import save_png, top_links_figure
+
+            for cls in dict.fromkeys(self.links["class"]):
+                written.append(save_png(top_links_figure(self.links, cls, top_links),
+                                        directory / f"links_{file_stem(cls)}.png"))
+        written.append(directory / "summary.json")
+        written[-1].write_text(json.dumps(self.summary, indent=1) + "\n")
+        return written
+
+
+def file_stem(name: str) -> str:
+    """A class name made safe for a file name (`a/b c` -> `a_b_c`)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "class"
 
 
 FEATURE_COLUMNS = ["feature", "modality", "class", "mean_attribution", "importance", "rank", "rank_in_modality",

@@ -63,11 +63,15 @@ def _as_index_tensor(a: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _feature_major(x: torch.Tensor) -> torch.Tensor:
-    """Contiguous ``x.T`` (in, batch)."""
-    if x.device.type == "cpu" and not x.is_conj() and not x.is_neg():
-        # numpy's transpose copy is ~2x faster than torch's and numpy asks for huge pages
+    """Contiguous ``x.T`` (in, batch); free when ``x`` is already a transposed view of one."""
+    xt = x.t()
+    if xt.is_contiguous():
+        # a view keeps autograd's version counter: in-place edits before backward are detected
+        return xt
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (x.is_conj() or x.is_neg()):
+        # numpy's transpose copy is ~2x faster than torch's here, and numpy asks for huge pages
         return torch.from_numpy(np.ascontiguousarray(x.detach().numpy().T))
-    return x.t().contiguous()
+    return xt.contiguous()
 
 
 def _forward_t(layer: SparseMaskedLinear, xt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -109,7 +113,6 @@ class _SparseMaskedLinearFn(torch.autograd.Function):
         y = _finish(_forward_t(layer, xt, weight), bias)
         ctx.layer = layer
         ctx.has_bias = bias is not None
-        ctx.batch = x.shape[0]
         # xt is only needed for the weight gradient; don't keep it (in * batch floats) otherwise
         ctx.save_for_backward(xt if ctx.needs_input_grad[1] else None, weight)
         return y

@@ -476,13 +476,15 @@ class DeepGAMI:
         history, best_epoch = train_network(module, train, val, setting, task, derive_seed(seed, 5), weight,
                                             on_epoch)
         set_latent_means(module, train)
+        # Held-out R^2 of the inner validation rows, unless they are about to fit the imputers.
+        config["training"]["imputation_r2_validation"] = (
+            model.imputation_r2(inputs.rows(va)) if len(va) and not setting["calibrate_imputer"]
+            else {m: None for m in mods})
         if setting["calibrate_imputer"] and val is not None:
             calibrate_imputers(module, val)
         model.history = history
         config["training"].update(best_epoch=int(best_epoch), epochs_run=int(len(history)),
                                   n_inner_train=int(len(train)), n_validation=int(len(va)))
-        r2 = model.imputation_r2(inputs.rows(va)) if len(va) else {m: None for m in mods}
-        config["training"]["imputation_r2_validation"] = r2
         return model
 
     # -- inputs -------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ header h1{margin:0 0 4px;font-size:24px;font-weight:650}
 header p{margin:0;opacity:.85}
 nav{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--line);padding:8px 40px}
 nav a{color:var(--accent);text-decoration:none;margin-right:18px;font-size:13px}
-main{max-width:1180px;margin:0 auto;padding:10px 40px 60px}
+main{max-width:1280px;margin:0 auto;padding:10px 40px 60px}
 section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:18px 24px;margin:20px 0}
 h2{font-size:18px;margin:0 0 12px;font-weight:650}
 h3{font-size:15px;margin:18px 0 8px;font-weight:600}
@@ -54,6 +54,7 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
 th,td{padding:5px 10px;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap}
 th{background:#eef2f7;font-weight:600;color:#33404f}
 td.l,th.l{text-align:left}
+#method-table td.l{white-space:normal;min-width:220px}
 tr.dg td{background:#f3f8fe}
 td.best{font-weight:700}
 td.na{color:var(--muted);font-style:italic;text-align:left}
@@ -186,6 +187,7 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
 def _modality_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
     metric = MAIN_METRICS[info["task"]][0]
     sub = summary[(summary["metric"] == metric) & summary["method"].str.startswith("deepgami")]
+    sub = sub[sub["mean"].notna()]
     if sub.empty:
         return ""
     combos = []
@@ -263,11 +265,17 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
     t = ks.copy()
     t["_dg"] = ~(t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami"))
     t = t.sort_values(["metric", "_dg", "pvalue"], kind="stable").drop(columns="_dg")
+    involves = t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami")
     t["method_a"] = t["method_a"].map(_label)
     t["method_b"] = t["method_b"].map(_label)
     t = t.rename(columns={"statistic": "D"})
-    return _simple_table(t[["metric", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "D", "pvalue", "pvalue_bh"]],
-                         left=["metric", "method_a", "method_b"], table_id="ks-table")
+    cols = ["metric", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "D", "pvalue", "pvalue_bh"]
+    left = ["metric", "method_a", "method_b"]
+    out = _simple_table(t.loc[involves, cols], left=left, table_id="ks-table") if involves.any() else ""
+    if (~involves).any():
+        out += ("<details><summary>Pairs of other methods</summary>"
+                + _simple_table(t.loc[~involves, cols], left=left) + "</details>")
+    return out
 
 
 def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
@@ -284,16 +292,30 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
         if table is None:
             continue
         found = True
+        if table.empty:
+            out.append(f"<h3>{_e(title)}</h3><p class=\"note\">{_e(name)} is empty (no prior links).</p>")
+            continue
         if "rank" in table:
-            table = table.sort_values("rank", kind="stable")
+            table = table.sort_values(["rank"] + [c for c in ("class",) if c in table], kind="stable")
         elif "importance" in table:
             table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
-        fig = figures.importance_bars(table, title, TOP_ROWS)
+        # Per-class rows repeat a feature (for two classes the centered logits mirror each other):
+        # list each feature once, at its best rank.
+        key = [c for c in (("source", "target") if "source" in table and "target" in table else
+                           (next((c for c in ("feature", "node", "name") if c in table), table.columns[0]),))]
+        top = table.drop_duplicates(subset=key, keep="first").head(TOP_ROWS)
+        fig = figures.importance_bars(top, title, TOP_ROWS)
         png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
-        left = [c for c in table.columns if table[c].dtype == object]
+        shown = [c for c in ("feature", "node", "source", "target", "modality", "prior", "class", "importance",
+                             "mean_attribution", "weight", "rank") if c in top] or list(top.columns)
+        left = [c for c in shown if top[c].dtype == object]
         out.append(f"<h3>{_e(title)}</h3>")
-        out.append('<div class="grid2"><div>' + _simple_table(table.head(TOP_ROWS), left=left) + "</div><div>"
-                   + _figure(png, title, f"Top {TOP_ROWS} by importance ({_e(name)}).") + "</div></div>")
+        out.append('<div class="grid2"><div>' + _simple_table(top[shown], left=left) + "</div><div>"
+                   + _figure(png, title, f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
+                             "rank over classes).") + "</div></div>")
+    for png in sorted(pdir.glob("links_*.png")):
+        out.append(_figure(png, png.stem, f"Top prior links, as drawn by <code>deepgami prioritize</code> "
+                                          f"({_e(png.name)})."))
     if not found:
         out.append('<p class="note">The directory holds no features.tsv, latent.tsv or links.tsv.</p>')
     return "".join(out)

@@ -1,0 +1,207 @@
+"""`make demo`: the whole pipeline on a simulated cohort and on ROSMAP, in a few minutes.
+
+    python -m deepgami.demo --out demo_out
+
+Per cohort, each stage is the `deepgami` command a user would type (run as a subprocess, its
+output in ``<out>/<cohort>/logs/<stage>.log``)::
+
+    simulate (simulated only) -> build -> train -> predict (all, then each modality alone, on the
+    test split) -> prioritize (test split) -> evaluate (with the model and prioritization in its report)
+
+The two cohorts run side by side (``--jobs``). Settings are reduced so the demo fits in 10 minutes
+on two cores, and say so in the reports: a smaller simulated cohort, a 2-point training grid with
+3-fold CV, and `deepgami evaluate --fast` with fewer folds and repeated splits than the defaults.
+ROSMAP ships without a test split, so the demo writes a copy of its labels with a stratified 80/20
+split (seed 0) that train, predict, prioritize and the held-out protocol share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Training settings of the demo: 2 grid points by 3-fold CV (the defaults: 4 points by 5-fold CV).
+DEMO_PARAMS = """\
+# make demo: reduced training grid (2 settings searched by 3-fold CV) to keep the demo short.
+grid:
+  weight_decay: [0.0001]
+  lambda: [0.1, 1.0]
+cv_folds: 3
+"""
+
+SIMULATION = ["--n-samples", "300", "--n-snps", "300", "--n-tfs", "20", "--n-genes", "50", "--seed", "0"]
+
+
+@dataclass
+class DemoCohort:
+    """One cohort of the demo and the stages it runs."""
+
+    name: str
+    base: Path
+    modalities: dict[str, Path] = field(default_factory=dict)
+    priors: list[str] = field(default_factory=list)
+    labels: Path | None = None
+    evaluate_args: list[str] = field(default_factory=list)
+    simulate: bool = False
+    failed: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.base / "evaluate" / "report.html"
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _stage(cohort: DemoCohort, label: str, argv: Sequence[str], env: dict[str, str]) -> bool:
+    """Run `python -m deepgami <argv>`; log to <base>/logs/<label>.log. False (and a note) on failure."""
+    logs = cohort.base / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{label}.log"
+    t0 = time.perf_counter()
+    with open(log, "w") as handle:
+        handle.write("$ deepgami " + " ".join(map(str, argv)) + "\n")
+        handle.flush()
+        code = subprocess.call([sys.executable, "-m", "deepgami", *map(str, argv)], stdout=handle,
+                               stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    seconds = time.perf_counter() - t0
+    cohort.seconds[label] = seconds
+    if code != 0:
+        tail = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+        cohort.failed.append(f"{label} failed (exit {code}): {tail[0] if tail else ''} (log: {log})")
+        _say(f"[{cohort.name}] {cohort.failed[-1]}")
+        return False
+    _say(f"[{cohort.name}] {label}: done ({seconds:.0f}s)")
+    return True
+
+
+def _rosmap_labels(source: Path, out: Path, seed: int = 0) -> Path:
+    """ROSMAP's labels with a stratified 80/20 train/test split (the shipped file has train only)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    labels = pd.read_csv(source)
+    _, test = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=seed).split(np.zeros(len(labels)),
+                                                                                      labels["label"]))
+    labels["split"] = "train"
+    labels.loc[labels.index[test], "split"] = "test"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labels.to_csv(out, index=False)
+    return out
+
+
+def run_cohort(cohort: DemoCohort, params: Path, commands: set[str], env: dict[str, str]) -> None:
+    """Every stage of one cohort. A failed stage skips what depends on it (evaluate needs only the
+    cohort); stages whose command this deepgami lacks are skipped with a note."""
+    base = cohort.base
+    if cohort.simulate:
+        inputs = base / "inputs"
+        if not _stage(cohort, "simulate", ["simulate", "--out", inputs, "--overwrite", *SIMULATION], env):
+            return
+        cohort.modalities = {"snp": inputs / "genotype.csv", "expr": inputs / "expression.csv"}
+        cohort.priors = [f"snp:eqtl={inputs / 'eqtl.tsv'}", f"expr:grn={inputs / 'grn.tsv'}"]
+        cohort.labels = inputs / "labels.csv"
+    h5mu, model = base / "cohort.h5mu", base / "model"
+    build = ["build", *[a for m, p in cohort.modalities.items() for a in ("--modality", f"{m}={p}")],
+             *[a for p in cohort.priors for a in ("--prior", p)], "--labels", cohort.labels, "--out", h5mu]
+    if not _stage(cohort, "build", build, env):
+        return
+    have_model = False
+    if "train" in commands:
+        have_model = _stage(cohort, "train", ["train", h5mu, "--out", model, "--params", params, "--quiet"], env)
+    else:
+        _say(f"[{cohort.name}] skip train, predict, prioritize: this deepgami has no `train` command")
+    if have_model and "predict" in commands:
+        for name in ["all", *cohort.modalities]:
+            only = [] if name == "all" else ["--modalities", name]
+            _stage(cohort, f"predict.{name}", ["predict", model, h5mu, "--out", base / "predictions" / f"{name}.tsv",
+                                               "--split", "test", *only], env)
+    prioritized = False
+    if have_model and "prioritize" in commands:
+        prioritized = _stage(cohort, "prioritize", ["prioritize", model, h5mu, "--out", base / "prioritize",
+                                                    "--split", "test"], env)
+    elif have_model:
+        _say(f"[{cohort.name}] skip prioritize: this deepgami has no `prioritize` command")
+    extra = (["--model-dir", model] if have_model else []) + (["--prioritize-dir", base / "prioritize"] if prioritized else [])
+    _stage(cohort, "evaluate", ["evaluate", h5mu, "--out", base / "evaluate", "--params", params, "--quiet",
+                                *cohort.evaluate_args, *extra], env)
+
+
+def find_rosmap(explicit: str | None) -> Path | None:
+    """--rosmap, else ../shared/data/rosmap beside the repository (or the working directory)."""
+    candidates = [Path(explicit)] if explicit else [REPO.parent / "shared" / "data" / "rosmap",
+                                                    Path.cwd().parent / "shared" / "data" / "rosmap"]
+    for path in candidates:
+        if (path / "labels.csv").is_file() and (path / "mrna.csv").is_file() and (path / "meth.csv").is_file():
+            return path.resolve()
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deepgami.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
+    parser.add_argument("--rosmap", help="ROSMAP folder (default: ../shared/data/rosmap beside the repository)")
+    parser.add_argument("--cohorts", default="simulated,rosmap", help="which cohorts (default: simulated,rosmap)")
+    parser.add_argument("--jobs", type=int, default=2, help="cohorts run at the same time (default: 2)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeated random splits in evaluate (default: 10 for ROSMAP, 5 simulated)")
+    args = parser.parse_args(argv)
+
+    from deepgami.runner import available_commands
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params = out / "params.yaml"
+    params.write_text(DEMO_PARAMS)
+    wanted = [c.strip() for c in args.cohorts.split(",") if c.strip()]
+    cohorts: list[DemoCohort] = []
+    if "simulated" in wanted:
+        cohorts.append(DemoCohort("simulated", out / "simulated", simulate=True, evaluate_args=[
+            "--fast", "--folds", "3", "--repeats", str(args.repeats or 5)]))
+    if "rosmap" in wanted:
+        rosmap = find_rosmap(args.rosmap)
+        if rosmap is None:
+            _say("skip rosmap: no ROSMAP folder at ../shared/data/rosmap (give --rosmap DIR)")
+        else:
+            base = out / "rosmap"
+            cohorts.append(DemoCohort(
+                "rosmap", base, modalities={"mrna": rosmap / "mrna.csv", "meth": rosmap / "meth.csv"},
+                labels=_rosmap_labels(rosmap / "labels.csv", base / "inputs" / "labels.csv"),
+                evaluate_args=["--fast", "--folds", "5", "--repeats", str(args.repeats or 10)]))
+    commands = available_commands()
+    jobs = max(1, min(args.jobs, len(cohorts) or 1))
+    # Split the cores between concurrent cohorts instead of letting each stage take them all.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env = {**os.environ, **{v: os.environ.get(v, threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                                     "OPENBLAS_NUM_THREADS")}}
+    env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning")
+    t0 = time.perf_counter()
+    _say(f"deepgami demo: {', '.join(c.name for c in cohorts)} -> {out}")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda c: run_cohort(c, params, commands, env), cohorts))
+    _say(f"deepgami demo finished in {time.perf_counter() - t0:.0f}s")
+    failed = [c for c in cohorts if c.failed]
+    for c in cohorts:
+        if c.report.is_file():
+            print(c.report)
+    for c in failed:
+        for text in c.failed:
+            _say(f"error: {c.name}: {text}")
+    return 1 if failed or not cohorts else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
