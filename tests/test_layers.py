@@ -116,6 +116,7 @@ def test_leading_dimensions_are_kept():
     torch.testing.assert_close(y, oracle_for(layer, mask)(x))
 
 
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 def test_weight_count_and_from_mask_formats():
     mask = random_mask(25, 11, 0.25, seed=6)
     nnz = int(mask.sum())
@@ -127,6 +128,7 @@ def test_weight_count_and_from_mask_formats():
         "coo": sp.coo_matrix(mask),
         "csc-array": sp.csc_array(mask),
         "torch": torch.as_tensor(mask),
+        "torch-sparse-csr": torch.as_tensor(mask, dtype=torch.float32).to_sparse_csr(),
     }.items():
         torch.manual_seed(0)
         layer = SparseMaskedLinear.from_mask(m)

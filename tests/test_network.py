@@ -9,6 +9,7 @@ import torch
 import model_fixtures  # noqa: F401  (installs a stand-in SparseMaskedLinear if the real one is absent)
 from deepgami.layers import SparseMaskedLinear
 from deepgami.network import IMPUTERS, DeepGAMINetwork, LatentNorm
+from deepgami.training import Adam
 
 
 def _edges(n_in: int, n_out: int, per_input: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,7 +150,7 @@ def _spread_after_aux_training(target: str, latent_norm: bool) -> tuple[float, f
     xs = [shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g),
           shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g)]
     present = torch.ones(256, 2, dtype=torch.bool)
-    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    opt = Adam(net.parameters(), lr=0.02)
 
     def spread() -> float:
         net.train()  # batch statistics: the spread the loss sees

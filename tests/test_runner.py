@@ -107,6 +107,20 @@ def test_bad_options_are_input_errors(sheet: Path, tmp_path: Path, capsys: pytes
     assert "--outdir exists and is not a directory" in capsys.readouterr().err
 
 
+def test_one_run_per_output_directory(sheet: Path, tmp_path: Path) -> None:
+    import fcntl
+
+    from deepgami.errors import InputError
+    from deepgami.runner import LOCK_NAME
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_NAME, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(InputError, match="another `deepgami run` is using this output directory"):
+            run_pipeline(sheet, out, RunSettings(progress=False))
+
+
 # -- resume on the build stage (fast) ------------------------------------------------------------
 
 def test_resume_skips_unchanged_stages_and_reruns_changed_ones(

@@ -196,6 +196,7 @@ def test_univariate_pvalues_match_scipy():
     X[y2 == 1, 0] += 1.0
     X[:, 8] = 3.0  # constant
     p = univariate_pvalues(X, y2, "classification")
+    X = X.astype(np.float64)  # scipy computes in the input's precision
     expected = stats.ttest_ind(X[y2 == 0, :8], X[y2 == 1, :8]).pvalue
     np.testing.assert_allclose(p[:8], expected, rtol=1e-6)
     assert p[8] == 1.0
@@ -304,3 +305,16 @@ def test_shuffled_training_labels_give_chance_auc():
     params = model_fixtures.fast_params(max_epochs=30, patience=10)
     result = fit_predict_fold(data, train, test, params, seed=0)
     assert abs(result.metrics["all"]["auc"] - 0.5) <= 0.1
+
+
+def test_adam_first_step_moves_each_weight_by_the_learning_rate():
+    from deepgami.training import Adam
+
+    p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    opt = Adam([p], lr=0.1, weight_decay=0.5)
+    (p * torch.tensor([2.0, -1.0, 0.5])).sum().backward()
+    opt.step()
+    # First step with bias correction: -lr * sign(grad + weight_decay * p).
+    torch.testing.assert_close(p.detach(), torch.tensor([0.9, -1.9, 2.9]))
+    opt.zero_grad()
+    assert p.grad is None

@@ -93,7 +93,14 @@ def output_function(task: str = "classification", target: str = "logit") -> Call
     if task == "regression":
         return lambda logits: logits
     if target == "logit":
-        return lambda logits: logits - logits.mean(dim=1, keepdim=True)
+
+        def centered(logits: Tensor) -> Tensor:
+            return logits - logits.mean(dim=1, keepdim=True)
+
+        # With two classes the centered logits are exact negatives of each other (so are their
+        # gradients, bit for bit): one class's attributions give the other's.
+        centered.mirrors_binary = True  # type: ignore[attr-defined]
+        return centered
     if target == "probability":
         return lambda logits: torch.softmax(logits, dim=1)
     raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
@@ -309,6 +316,22 @@ class RawAttributions:
     output_change: dict[int, np.ndarray] = field(default_factory=dict)
     completeness: dict[int, dict[int, float]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    mirrored: bool = False  # two classes, centered logits: the second target is the first negated
+
+
+def _mirror(res: RawAttributions, done: int, other: int) -> None:
+    """Fill target `other` as the exact negative of target `done` (two-class centered logits)."""
+    neg = lambda pair: (-pair[0], pair[1].copy())  # noqa: E731  (importance is unchanged)
+    for level in (res.features, res.latent, res.links):
+        if done in level:
+            level[other] = {k: neg(v) for k, v in level[done].items()}
+    for level in (res.delta_features, res.delta_latent, res.output_change):
+        if done in level:
+            level[other] = -level[done]
+    if done in res.completeness:
+        res.completeness[other] = dict(res.completeness[done])
+    res.targets = [done, other]
+    res.mirrored = True
 
 
 def _reduce(a: Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +351,11 @@ def attribute(
     """Features, latent nodes and links for each output index in `targets` (all samples present)."""
     xs = [x.to(torch.float32).contiguous() for x in xs]
     baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
+    targets = list(dict.fromkeys(int(t) for t in targets))
+    if getattr(transform, "mirrors_binary", False) and module.n_outputs == 2 and len(targets) == 2:
+        res = attribute(module, xs, baselines, targets[:1], transform, n_steps, method, levels)
+        _mirror(res, targets[0], targets[1])
+        return res
     res = RawAttributions(list(targets))
     sparse = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
     clock = time.perf_counter
@@ -614,6 +642,7 @@ def prioritize(
             cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
             for t, cls in zip(targets, chosen)
         },
+        "binary_classes_mirrored": bool(raw.mirrored),
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
         "n_latent_nodes": int(module.n_latent),
         "n_links": int(sum(enc.weight.numel() for enc in module.encoders if isinstance(enc, SparseMaskedLinear))),

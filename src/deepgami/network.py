@@ -3,18 +3,19 @@
 This module only computes (scvi-tools style); `deepgami.model.DeepGAMI` owns data, training,
 saving and prediction. Shapes: K modalities, L latent nodes, B samples in a batch.
 
-    x_k (B, n_k) --encoder_k--> C_k (B, L)            sparse from the modality's prior, else dense
-    C_j* = mean over present i != j of f_ij(C_i)        f: alpha*C + beta (paper), per-node, linear, mlp
+    x_k (B, n_k) --encoder_k--> z_k --norm, act--> C_k (B, L)   encoder sparse from the prior, else dense
+    C_j* = mean over present i != j of f_ij(C_i)     f: alpha*C + beta (paper), per_node, linear, mlp
     block_j = C_j if modality j is present else C_j*
-    logits = head(concat(block_1..block_K))            dropout -> [Linear, ReLU, Dropout]* -> Linear
+    logits = head(concat(gate_k * block_k))         dropout -> [Linear, ReLU, Dropout]* -> Linear
 
-Public pieces for attribution: `encoders[k](x)` (pre-activation), `activate(k, pre)` (-> C_k),
+Public pieces for attribution: `encoders[k](x)` (pre-activation z_k), `activate(k, z_k)` (-> C_k),
 `head_logits(blocks)` (-> logits), and `logits(*xs)` (the whole map, Captum's forward signature).
 
-The auxiliary loss is MSE(f_ij(C_i), C_j) over samples that have both modalities. By default the
-target C_j is detached: with gradients into the target, the cheapest way to lower the MSE is to
-shrink the target block until the map predicts its mean (the published reference ends with the
-imputed-to block at half the spread of the other and alpha of 0.02-0.06, i.e. mean-fill).
+The auxiliary loss is MSE(f_ij(C_i), C_j) over samples that have both modalities. Two guards keep
+it from being won by shrinking the imputed-to block (the published reference ends with that block
+at half the spread of the other and alpha of 0.02-0.06, i.e. mean-fill): the target C_j is
+detached, and each latent node is standardized (`LatentNorm`), so no block can shrink. The head
+still selects genes through per-node gates under weight decay.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ so does everything downstream whose inputs it changes.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import multiprocessing
@@ -55,6 +56,7 @@ __all__ = [
 
 STAGES = ("build", "train", "predict", "prioritize", "evaluate")
 LEDGER_NAME = ".deepgami_run.json"
+LOCK_NAME = ".deepgami_run.lock"
 LEDGER_VERSION = 1
 SUMMARY_FIRST_COLUMNS = ["cohort", "cell_type", "prediction_set", "modalities", "n", "accuracy",
                          "balanced_accuracy", "auc", "f1_macro"]
@@ -164,9 +166,9 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings,
     # The report shows the model's training curves and the prioritization when they are made here.
     evaluate_argv = ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params]
     evaluate_inputs = dict(train_inputs)
-    for stage, folder in (("train", model), ("prioritize", base / "prioritize")):
+    for stage, flag, folder in (("train", "--model-dir", model), ("prioritize", "--prioritize-dir", base / "prioritize")):
         if wanted(stage):
-            evaluate_argv += [f"--{'model' if stage == 'train' else 'prioritize'}-dir", str(folder)]
+            evaluate_argv += [flag, str(folder)]
             evaluate_inputs[stage] = folder
     evaluate_argv += ["--seed", str(settings.seed)]
     add("evaluate", "", evaluate_argv, evaluate_inputs, ["--seed", str(settings.seed)], [base / "evaluate"])
@@ -317,7 +319,20 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
         raise InputError(outdir, "--outdir exists and is not a directory")
     rows = read_samplesheet(samplesheet)
     outdir.mkdir(parents=True, exist_ok=True)
+    # One run per output folder. The kernel drops the lock when the process dies, even by SIGKILL.
+    lock = open(outdir / LOCK_NAME, "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise InputError(outdir, "another `deepgami run` is using this output directory") from None
+    try:
+        return _run_locked(rows, outdir, settings)
+    finally:
+        lock.close()
 
+
+def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings) -> int:
     commands = available_commands()
     queues: dict[str, list[StageTask]] = {}
     progress_total = 0
