@@ -10,6 +10,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 
@@ -47,6 +48,17 @@ def ensure_layers() -> None:
 
 
 ensure_layers()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny networks on one intra-op thread: with two, on a busy shared machine, every op waits for a
+    second core and the tests run 10-20x slower. (The model does the same for small fits.)"""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 from deepgami import cohort  # noqa: E402
 from deepgami.simulate import simulate_cohort  # noqa: E402

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import model_fixtures
+from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami import cohort
 from deepgami.cli import main
 from deepgami.errors import InputError

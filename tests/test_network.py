@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import model_fixtures  # noqa: F401  (installs a stand-in SparseMaskedLinear if the real one is absent)
+from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami.layers import SparseMaskedLinear
 from deepgami.network import IMPUTERS, DeepGAMINetwork, LatentNorm
 from deepgami.training import Adam

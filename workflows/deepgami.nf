@@ -136,6 +136,7 @@ workflow DEEPGAMI {
     ch_summary_input = PREDICT.out.metrics
         .map { meta, prediction_set, metrics -> [ meta.id, meta.cell_type, prediction_set, metrics ] }
         .toSortedList { a, b -> a[0] <=> b[0] ?: a[2] <=> b[2] }
+        .filter { rows -> !rows.isEmpty() }
         .map { rows ->
             def summary_meta = [
                 id        : 'summary',

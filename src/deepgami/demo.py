@@ -2,8 +2,9 @@
 
     python -m deepgami.demo --out demo_out
 
-Per cohort, each stage is the `deepgami` command a user would type (run as a subprocess, its
-output in ``<out>/<cohort>/logs/<stage>.log``)::
+Per cohort, each stage is the `deepgami` command a user would type, run through the same CLI
+entry point in one worker process per cohort (so torch and scikit-learn are imported once per
+cohort, not once per stage); its output goes to ``<out>/<cohort>/logs/<stage>.log``::
 
     simulate (simulated only) -> build -> train -> predict (all, then each modality alone, on the
     test split) -> prioritize (test split) -> evaluate (with the model and prioritization in its report)
@@ -19,10 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
+import multiprocessing
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -61,20 +62,31 @@ class DemoCohort:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    # The real stderr: stage output is redirected into the stage's log meanwhile.
+    print(text, file=sys.__stderr__, flush=True)
 
 
-def _stage(cohort: DemoCohort, label: str, argv: Sequence[str], env: dict[str, str]) -> bool:
-    """Run `python -m deepgami <argv>`; log to <base>/logs/<label>.log. False (and a note) on failure."""
+def _stage(cohort: DemoCohort, label: str, argv: Sequence[str]) -> bool:
+    """Run `deepgami <argv>` in this process; log to <base>/logs/<label>.log. False (and a note) on failure."""
+    import contextlib
+    import traceback
+
+    from deepgami.cli import main as cli_main
+
     logs = cohort.base / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{label}.log"
     t0 = time.perf_counter()
-    with open(log, "w") as handle:
+    with open(log, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
         handle.write("$ deepgami " + " ".join(map(str, argv)) + "\n")
         handle.flush()
-        code = subprocess.call([sys.executable, "-m", "deepgami", *map(str, argv)], stdout=handle,
-                               stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        try:
+            code = cli_main([str(a) for a in argv])
+        except SystemExit as exit_:  # argparse errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        except Exception:  # a bug in a stage: keep its traceback in the log, go on with the others
+            traceback.print_exc(file=handle)
+            code = 1
     seconds = time.perf_counter() - t0
     cohort.seconds[label] = seconds
     if code != 0:
@@ -102,13 +114,13 @@ def _rosmap_labels(source: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
-def run_cohort(cohort: DemoCohort, params: Path, commands: set[str], env: dict[str, str]) -> None:
+def run_cohort(cohort: DemoCohort, params: Path, commands: set[str]) -> None:
     """Every stage of one cohort. A failed stage skips what depends on it (evaluate needs only the
     cohort); stages whose command this deepgami lacks are skipped with a note."""
     base = cohort.base
     if cohort.simulate:
         inputs = base / "inputs"
-        if not _stage(cohort, "simulate", ["simulate", "--out", inputs, "--overwrite", *SIMULATION], env):
+        if not _stage(cohort, "simulate", ["simulate", "--out", inputs, "--overwrite", *SIMULATION]):
             return
         cohort.modalities = {"snp": inputs / "genotype.csv", "expr": inputs / "expression.csv"}
         cohort.priors = [f"snp:eqtl={inputs / 'eqtl.tsv'}", f"expr:grn={inputs / 'grn.tsv'}"]
@@ -116,27 +128,41 @@ def run_cohort(cohort: DemoCohort, params: Path, commands: set[str], env: dict[s
     h5mu, model = base / "cohort.h5mu", base / "model"
     build = ["build", *[a for m, p in cohort.modalities.items() for a in ("--modality", f"{m}={p}")],
              *[a for p in cohort.priors for a in ("--prior", p)], "--labels", cohort.labels, "--out", h5mu]
-    if not _stage(cohort, "build", build, env):
+    if not _stage(cohort, "build", build):
         return
     have_model = False
     if "train" in commands:
-        have_model = _stage(cohort, "train", ["train", h5mu, "--out", model, "--params", params, "--quiet"], env)
+        have_model = _stage(cohort, "train", ["train", h5mu, "--out", model, "--params", params, "--quiet"])
     else:
         _say(f"[{cohort.name}] skip train, predict, prioritize: this deepgami has no `train` command")
     if have_model and "predict" in commands:
         for name in ["all", *cohort.modalities]:
             only = [] if name == "all" else ["--modalities", name]
             _stage(cohort, f"predict.{name}", ["predict", model, h5mu, "--out", base / "predictions" / f"{name}.tsv",
-                                               "--split", "test", *only], env)
+                                               "--split", "test", *only])
     prioritized = False
     if have_model and "prioritize" in commands:
         prioritized = _stage(cohort, "prioritize", ["prioritize", model, h5mu, "--out", base / "prioritize",
-                                                    "--split", "test"], env)
+                                                    "--split", "test"])
     elif have_model:
         _say(f"[{cohort.name}] skip prioritize: this deepgami has no `prioritize` command")
     extra = (["--model-dir", model] if have_model else []) + (["--prioritize-dir", base / "prioritize"] if prioritized else [])
     _stage(cohort, "evaluate", ["evaluate", h5mu, "--out", base / "evaluate", "--params", params, "--quiet",
-                                *cohort.evaluate_args, *extra], env)
+                                *cohort.evaluate_args, *extra])
+
+
+def _worker_env(env: dict[str, str]) -> None:
+    """Pool initializer: thread limits before torch or numpy load; library deprecation noise off."""
+    import warnings
+
+    os.environ.update(env)
+    warnings.simplefilter("ignore", FutureWarning)
+
+
+def _run_cohort_job(job: tuple[DemoCohort, Path, set[str]]) -> DemoCohort:
+    cohort, params, commands = job
+    run_cohort(cohort, params, commands)
+    return cohort
 
 
 def find_rosmap(explicit: str | None) -> Path | None:
@@ -187,11 +213,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, **{v: os.environ.get(v, threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                                      "OPENBLAS_NUM_THREADS")}}
-    env["PYTHONWARNINGS"] = os.environ.get("PYTHONWARNINGS", "ignore::FutureWarning")
     t0 = time.perf_counter()
     _say(f"deepgami demo: {', '.join(c.name for c in cohorts)} -> {out}")
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(lambda c: run_cohort(c, params, commands, env), cohorts))
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_env, initargs=(env,)) as pool:
+        cohorts = list(pool.map(_run_cohort_job, [(c, params, commands) for c in cohorts]))
     _say(f"deepgami demo finished in {time.perf_counter() - t0:.0f}s")
     failed = [c for c in cohorts if c.failed]
     for c in cohorts:

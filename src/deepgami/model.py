@@ -19,6 +19,7 @@ missing feature is an InputError, never a silent shift of columns.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -204,13 +205,17 @@ def _threads(data: CohortArrays) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
-    import anndata
-    import sklearn
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"deepgami": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "pandas": pd.__version__, "scikit-learn": sklearn.__version__, "anndata": anndata.__version__,
-            "mudata": md.__version__, "python": sys.version.split()[0]}
+    out = {"python": sys.version.split()[0]}
+    for name in ("deepgami", "torch", "numpy", "pandas", "scikit-learn", "imbalanced-learn", "anndata", "mudata"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = __version__ if name == "deepgami" else "unknown"
+    return out
 
 
 def _per_modality(value: str | dict, modality: str, default: str) -> str:
