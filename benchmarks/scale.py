@@ -35,7 +35,7 @@ import numpy as np
 
 FIELDS = [
     "n_snps", "n_genes", "n_edges", "n_samples", "batch_size", "batch_layout", "layer", "status", "epoch_s", "epoch_cpu_s",
-    "link_s", "link_cpu_s", "peak_rss_gib", "setup_s", "final_loss", "threads", "note",
+    "link_s", "link_cpu_s", "peak_rss_gib", "setup_s", "final_loss", "threads", "load_1min", "note",
 ]
 
 
@@ -126,6 +126,8 @@ def run_child(args: argparse.Namespace) -> dict:
     for i in range(0, args.n_samples, args.batch_size):
         losses.append(step(perm[i : i + args.batch_size]))
     epoch_s, epoch_cpu_s = time.perf_counter() - w0, time.process_time() - c0
+    # other processes on the machine inflate wall time (not CPU time): record how busy it was
+    load_1min = os.getloadavg()[0]
 
     # link prioritisation: per edge sum_b x_bi * w_ij * d logit_1 / d h_bj
     t1, c1 = time.perf_counter(), time.process_time()
@@ -153,7 +155,7 @@ def run_child(args: argparse.Namespace) -> dict:
         "epoch_cpu_s": round(epoch_cpu_s, 3), "link_s": round(link_s, 3), "link_cpu_s": round(link_cpu_s, 3),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "setup_s": round(setup_s, 2), "final_loss": round(float(np.mean(losses[-5:])), 4),
-        "threads": torch.get_num_threads(), "note": "",
+        "threads": torch.get_num_threads(), "load_1min": round(load_1min, 2), "note": "",
     }
 
 
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             row = json.loads(res.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{n:>9} {layer:6} epoch {row['epoch_s']:8.2f} s (cpu {row['epoch_cpu_s']:.2f})  links {row['link_s']:7.2f} s (cpu {row['link_cpu_s']:.2f})  "
-                  f"peak RSS {row['peak_rss_gib']:6.2f} GiB  edges {row['n_edges']}", flush=True)
+                  f"peak RSS {row['peak_rss_gib']:6.2f} GiB  edges {row['n_edges']}  load {row['load_1min']}", flush=True)
     with open(out / "scale.tsv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=FIELDS, delimiter="\t", extrasaction="ignore")
         w.writeheader()

@@ -21,9 +21,11 @@ The three levels
   delta (``sum of attributions - (F(x) - F(x'))``) is reported per sample.
 - Latent nodes: integrated gradients at each encoder's output after the activation (the
   DropConnect output ``C_k``), from ``C_k(x')`` to ``C_k(x)``, which is what Captum's
-  ``LayerIntegratedGradients`` at that layer computes (it too interpolates in layer space); it is
-  run as ``IntegratedGradients`` on the head so that the shared activation module needs no hook.
-- Links: a masked linear encoder computes ``z_j = sum_i x_i w_ij + b_j``, so along the input path
+  ``LayerIntegratedGradients`` at those layers computes (it too interpolates in layer space, all
+  blocks together); it is run as ``IntegratedGradients`` on ``head_logits`` so that the shared
+  activation module needs no hook.
+- Links: a masked linear encoder computes ``z_j = sum_i x_i w_ij + b_j`` (then the network's
+  node normalization and activation, ``activate``), so along the input path
   ``dF/dx_i = sum_j w_ij dF/dz_j`` and
 
       IG_i = (x_i - x'_i) * avg_alpha dF/dx_i = sum_j (x_i - x'_i) w_ij G_j,
@@ -108,7 +110,7 @@ def output_function(task: str = "classification", target: str = "logit") -> Call
 
 def _from_latent(module: DeepGAMINetwork, latent: Sequence[Tensor]) -> Tensor:
     # Every modality is present for the attributed samples, so the head sees the encoded blocks.
-    return module.head(torch.cat(list(latent), dim=1))
+    return module.head_logits(list(latent))
 
 
 @contextlib.contextmanager
@@ -257,7 +259,7 @@ def encoder_path_gradients(
                          for enc, b, d in zip(module.encoders, bases, diffs)]
                 leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
                 with torch.enable_grad():
-                    y = transform(_from_latent(module, [module.activation(zk) for zk in leaves]))
+                    y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
                     wanted = [leaves[k] for k in modalities]
                     weights = step_sizes[a0:a1].view(-1, 1, 1)
                     for i, t in enumerate(targets):
