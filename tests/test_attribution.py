@@ -145,6 +145,23 @@ def test_centered_logit_binary_classes_are_mirror_images():
     torch.testing.assert_close(a0[0], -a1[0], rtol=1e-5, atol=1e-7)
 
 
+def test_binary_shortcut_matches_full_computation():
+    net = tiny_network(n_outputs=2)
+    xs = tiny_inputs()
+    bases = [torch.zeros(15), torch.zeros(6)]
+    fast = attr_mod.attribute(net, xs, bases, [0, 1], output_function("classification", "logit"), n_steps=8)
+    assert fast.mirrored
+    # the same transform without the flag computes both classes
+    slow = attr_mod.attribute(net, xs, bases, [0, 1], lambda z: z - z.mean(dim=1, keepdim=True), n_steps=8)
+    assert not slow.mirrored
+    for level in ("features", "latent", "links"):
+        for t in (0, 1):
+            for k, (mean, imp) in getattr(slow, level)[t].items():
+                np.testing.assert_allclose(getattr(fast, level)[t][k][0], mean, rtol=1e-5, atol=1e-8)
+                np.testing.assert_allclose(getattr(fast, level)[t][k][1], imp, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(fast.delta_features[0], slow.delta_features[0], atol=1e-6)
+
+
 def test_parameters_left_trainable_and_mode_restored():
     net = tiny_network()
     net.train()

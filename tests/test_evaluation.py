@@ -36,12 +36,12 @@ from deepgami.metrics import classification_metrics
 from deepgami.model import read_arrays
 from deepgami.significance import benjamini_hochberg, pairwise_ks
 
-SMALL = dict(protocols=("holdout", "cv", "repeated"), folds=3, repeats=3, fast=True)
+SMALL = dict(protocols=("holdout", "cv", "repeated"), folds=2, repeats=2, fast=True, inner_folds=2)
 
 
 @pytest.fixture(scope="module")
 def sim():
-    mdata, _ = model_fixtures.simulated_mudata(n_samples=90, seed=0)
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=70, seed=0)
     return mdata
 
 
@@ -183,11 +183,12 @@ def test_every_method_and_protocol_has_rows(sim_result):
     methods = ["deepgami", "deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior",
                *bl.CLASSIFIERS]
     auc = m[(m["metric"] == "auc") & (m["modalities"] == "all")]
-    for protocol, n_splits in (("holdout", 1), ("cv", 3), ("repeated", 3)):
+    for protocol, n_splits in (("holdout", 1), ("cv", 2), ("repeated", 2)):
         for method in methods:
             got = auc[(auc["method"] == method) & (auc["protocol"] == protocol)]
             assert len(got) == n_splits, (method, protocol)
-    assert m["value"].between(-1e-9, 245).all()
+    scores = m[~m["metric"].str.startswith("imputation_r2") & (m["metric"] != "n")]
+    assert scores["value"].between(0, 1).all()
     single = m[(m["method"] == "deepgami") & (m["metric"] == "auc")]
     assert {"all", "snp", "expr"} <= set(single["modalities"])
     assert set(m.loc[m["method"] == "deepgami_meanfill", "modalities"]) == {"snp", "expr"}
@@ -199,6 +200,7 @@ def test_every_method_and_protocol_has_rows(sim_result):
     row = s[(s["method"] == "deepgami") & (s["protocol"] == "cv") & (s["metric"] == "auc") & (s["modalities"] == "all")]
     vals = auc[(auc["method"] == "deepgami") & (auc["protocol"] == "cv")]["value"]
     assert row["mean"].iloc[0] == pytest.approx(vals.mean()) and row["sd"].iloc[0] == pytest.approx(vals.std(ddof=1))
+    assert row["n_splits"].iloc[0] == 2
     # Every DeepGAMI variant and baseline saw the same held-out samples of a split.
     p = sim_result.predictions
     rep = p[(p["protocol"] == "repeated") & (p["split"] == 1) & (p["modalities"] == "all")]
@@ -207,7 +209,7 @@ def test_every_method_and_protocol_has_rows(sim_result):
 
 
 def test_dense_cohort_marks_prior_ablations_not_applicable(dense, params, tmp_path):
-    res = evaluate(dense, params, EvalConfig(protocols=("holdout",), fast=True,
+    res = evaluate(dense, params, EvalConfig(protocols=("holdout",), fast=True, inner_folds=2,
                                              methods=("deepgami", "deepgami_dense", "deepgami_random_prior",
                                                       "logistic_regression")))
     assert set(res.metrics["method"]) == {"deepgami", "deepgami_meanfill", "logistic_regression"}
@@ -222,8 +224,8 @@ def test_dense_cohort_marks_prior_ablations_not_applicable(dense, params, tmp_pa
 
 
 def test_same_seed_gives_identical_outputs(dense, params, tmp_path):
-    config = EvalConfig(protocols=("holdout", "repeated"), repeats=2, fast=True,
-                        methods=("deepgami", "logistic_regression", "random_forest"), seed=5)
+    config = EvalConfig(protocols=("holdout", "repeated"), repeats=2, fast=True, inner_folds=2,
+                        methods=("deepgami", "logistic_regression"), seed=5)
     for name in ("a", "b"):
         write_evaluation(evaluate(dense, params, config), tmp_path / name)
     for f in ("metrics.tsv", "predictions.tsv", "ks_tests.tsv", "summary.tsv", "run.json", "report.html",
@@ -239,7 +241,7 @@ def test_same_seed_gives_identical_outputs(dense, params, tmp_path):
 def test_independent_cohort(tmp_path, params):
     a, _ = model_fixtures.simulated_mudata(n_samples=70, seed=0)
     b, _ = model_fixtures.simulated_mudata(n_samples=40, seed=0, missing_expr=0.3)
-    res = evaluate(a, params, EvalConfig(protocols=("independent",), fast=True,
+    res = evaluate(a, params, EvalConfig(protocols=("independent",), fast=True, inner_folds=2,
                                          methods=("deepgami", "logistic_regression")), test_mdata=b,
                    cohort_name="a.h5mu", test_name="b.h5mu")
     m = res.metrics
@@ -260,7 +262,7 @@ def test_cli_writes_outputs_and_refuses_bad_input(dense, tmp_path, capsys):
     write_cohort(dense, cohort)
     params = tmp_path / "params.yaml"
     params.write_text("grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\n"
-                      "evaluate: {protocols: holdout, methods: [deepgami, svm], fast: true}\n")
+                      "evaluate: {protocols: holdout, methods: [deepgami, svm], fast: true, inner_folds: 2}\n")
     out = tmp_path / "ev"
     assert main(["evaluate", str(cohort), "--out", str(out), "--params", str(params), "--quiet"]) == 0
     assert capsys.readouterr().out.strip() == str(out / "report.html")

@@ -22,24 +22,11 @@ DATA = Path(__file__).parent / "data"
 
 # The acceptance cohort. Each gene has 2-4 TFs drawn from 400, so a TF mostly regulates one gene:
 # with TFs shared by many genes, a TF's effect can be carried by any of its targets' latent nodes
-# equally well, and which one the model picks is arbitrary (see the module docstring of
-# deepgami.attribution and the report). effect-size 4 puts the Bayes AUC near 0.98, so 800
-# training samples suffice for the model to find the causal genes.
+# equally well, and which one the model picks is arbitrary. effect-size 4 puts the Bayes AUC near
+# 0.98, so 800 training samples suffice for the model to find the causal genes. Measured with the
+# default training parameters (cv_folds 0) over simulation seeds 1-5: precision@K 0.80-0.92.
 SIMULATE = ["--seed", "3", "--n-samples", "1000", "--n-snps", "200", "--n-tfs", "400", "--n-genes", "40",
             "--n-causal-genes", "4", "--effect-size", "4"]
-PARAMS = """\
-grid:
-  hidden_layers: [[64]]
-  dropout: [0.5]
-  learning_rate: [0.003]
-  weight_decay: [0.0001]
-  lambda: [0.1]
-  batch_size: [32]
-  group_lasso: [0.01]
-cv_folds: 0
-max_epochs: 100
-patience: 15
-"""
 
 
 def run_cli(*args: str) -> int:
@@ -57,10 +44,9 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                                                          ("labels", "labels.csv"), ("eqtl", "eqtl.tsv"),
                                                          ("grn", "grn.tsv"), ("truth", "truth.json"))}, cohort)
     assert run_cli(*shlex.split(build)[1:], "--quiet") == 0
-    params = base / "params.yaml"
-    params.write_text(PARAMS)
     model = base / "model"
-    assert run_cli("train", cohort, "--out", model, "--params", params, "--seed", "0", "--quiet") == 0
+    # default training parameters, one setting (no grid search) to keep the test short
+    assert run_cli("train", cohort, "--out", model, "--cv-folds", "0", "--seed", "0", "--quiet") == 0
     out = base / "prioritize"
     assert run_cli("prioritize", model, cohort, "--out", out, "--split", "test", "--gmt", DATA / "tiny.gmt") == 0
     return {"base": base, "sim": sim, "cohort": cohort, "model": model, "out": out}

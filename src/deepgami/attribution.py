@@ -306,7 +306,8 @@ class RawAttributions:
     `features[t][k]` / `latent[t][k]` / `links[t][k]` are ``(mean_attribution, importance)``;
     `links[t]` holds only sparse encoders. `delta_*[t]` are per-sample convergence deltas;
     `completeness[t][k]` is max over features of |sum of its link means - its feature mean|
-    divided by the largest feature importance (mean |attribution|) of that block; `seconds` times each stage.
+    divided by the largest feature importance (mean |attribution|) of that block; `seconds`
+    times each stage.
     """
 
     targets: list[int]

@@ -75,7 +75,7 @@ def method_names(task: str = "classification") -> tuple[str, ...]:
 @dataclass
 class EvalConfig:
     """What `evaluate` runs. `fast` skips DeepGAMI's grid search (first value of each grid entry)
-    and uses the baselines' small grids with 3 inner folds."""
+    and uses the baselines' small grids with at most 3 inner folds."""
 
     protocols: Sequence[str] = DEFAULT_PROTOCOLS
     folds: int = 5
@@ -553,7 +553,7 @@ def evaluate(
     if base_methods:
         notes.append(
             f"Baselines: scikit-learn on the concatenated modalities, with DeepGAMI's per-fold selection and "
-            f"scaling; tuned by {3 if config.fast else config.inner_folds}-fold inner CV on the training samples "
+            f"scaling; tuned by {min(config.inner_folds, 3) if config.fast else config.inner_folds}-fold inner CV on the training samples "
             f"of every split ({'small' if config.fast else 'full'} grids); trained on samples with every modality; "
             "a test sample lacking a modality gets the training mean of its features.")
     if dense_cohort:
@@ -586,6 +586,7 @@ def evaluate(
         pred_frames.append(frame)
 
     p_index = {p: PROTOCOLS.index(p) for p in PROTOCOLS}
+    inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
     for n_split, split in enumerate(splits):
         head = f"[{split.protocol} {split.index + 1}/{sum(s.protocol == split.protocol for s in splits)}]"
         split_setting = setting
@@ -630,8 +631,7 @@ def evaluate(
                                                         else _deepgami_setting(params, dense_cohort))
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    fitted = bl.fit_baseline(method, Xtr, ytr, data.task, seed % 2**31, 3 if config.fast else
-                                             config.inner_folds, config.fast)
+                    fitted = bl.fit_baseline(method, Xtr, ytr, data.task, seed % 2**31, inner_folds, config.fast)
                 values = bl.predict_scores(fitted, Xte, len(data.classes) if data.task == "classification" else None)
                 labels = data.labels[split.test]
                 main = _score(data, labels, values)

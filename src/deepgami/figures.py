@@ -115,8 +115,9 @@ def recall_bars(metrics: pd.DataFrame, classes: Sequence[str], protocols: Sequen
     protocols = [p for p in protocols if p in set(sub["protocol"])]
     methods = _ordered(sub["method"], order)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(protocols), figsize=(max(4.5, 1.2 + 0.55 * len(methods) * len(classes)) * 0.55
-                                                              * len(protocols) + 1.5, 3.8), squeeze=False, sharey=True)
+        panel = max(2.8, 0.28 * len(methods) * len(classes) + 0.8)
+        fig, axes = plt.subplots(1, len(protocols), figsize=(panel * len(protocols) + 0.6, 3.4), squeeze=False,
+                                 sharey=True)
         width = 0.8 / len(methods)
         for ax, protocol in zip(axes[0], protocols):
             for i, method in enumerate(methods):

@@ -265,7 +265,7 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
     t = ks.copy()
     t["_dg"] = ~(t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami"))
     t = t.sort_values(["metric", "_dg", "pvalue"], kind="stable").drop(columns="_dg")
-    involves = t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami")
+    involves = (t["method_a"] == "deepgami") | (t["method_b"] == "deepgami")
     t["method_a"] = t["method_a"].map(_label)
     t["method_b"] = t["method_b"].map(_label)
     t = t.rename(columns={"statistic": "D"})
@@ -273,7 +273,7 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
     left = ["metric", "method_a", "method_b"]
     out = _simple_table(t.loc[involves, cols], left=left, table_id="ks-table") if involves.any() else ""
     if (~involves).any():
-        out += ("<details><summary>Pairs of other methods</summary>"
+        out += ("<details><summary>Pairs of the other methods</summary>"
                 + _simple_table(t.loc[~involves, cols], left=left) + "</details>")
     return out
 
@@ -301,21 +301,25 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
             table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
         # Per-class rows repeat a feature (for two classes the centered logits mirror each other):
         # list each feature once, at its best rank.
-        key = [c for c in (("source", "target") if "source" in table and "target" in table else
-                           (next((c for c in ("feature", "node", "name") if c in table), table.columns[0]),))]
+        key = (["source", "target"] if "source" in table and "target" in table else
+               [next((c for c in ("feature", "node", "name") if c in table), table.columns[0])])
+        if "node" in key and "modality" in table:  # a latent node has one block per modality
+            key.append("modality")
         top = table.drop_duplicates(subset=key, keep="first").head(TOP_ROWS)
         fig = figures.importance_bars(top, title, TOP_ROWS)
         png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
-        shown = [c for c in ("feature", "node", "source", "target", "modality", "prior", "class", "importance",
-                             "mean_attribution", "weight", "rank") if c in top] or list(top.columns)
+        wanted = ("source", "target", "prior", "class", "importance", "rank") if "source" in top else (
+            "feature", "node", "modality", "class", "importance", "mean_attribution", "rank")
+        shown = [c for c in wanted if c in top] or list(top.columns)
         left = [c for c in shown if top[c].dtype == object]
         out.append(f"<h3>{_e(title)}</h3>")
         out.append('<div class="grid2"><div>' + _simple_table(top[shown], left=left) + "</div><div>"
                    + _figure(png, title, f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
                              "rank over classes).") + "</div></div>")
-    for png in sorted(pdir.glob("links_*.png")):
-        out.append(_figure(png, png.stem, f"Top prior links, as drawn by <code>deepgami prioritize</code> "
-                                          f"({_e(png.name)})."))
+    links = [_figure(png, png.stem, f"Top prior links, as drawn by <code>deepgami prioritize</code> ({_e(png.name)}).")
+             for png in sorted(pdir.glob("links_*.png"))]
+    if links:
+        out.append('<div class="grid2">' + "".join(links) + "</div>")
     if not found:
         out.append('<p class="note">The directory holds no features.tsv, latent.tsv or links.tsv.</p>')
     return "".join(out)

@@ -1,0 +1,126 @@
+"""report.html: self-contained (images embedded, nothing fetched), the method table, the sections,
+and a real page load in headless Chromium (screenshot + DOM check)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import model_fixtures
+from model_fixtures import single_thread  # noqa: F401  (autouse)
+from deepgami.evaluation import EvalConfig, evaluate, write_evaluation
+
+METHODS = ("deepgami", "deepgami_dense", "logistic_regression", "svm")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An evaluation written beside a (small, hand-made) prioritization and model directory."""
+    base = tmp_path_factory.mktemp("cohort")
+    prio = base / "prioritize"
+    prio.mkdir()
+    pd.DataFrame({"feature": ["a1", "b2", "a3", "a1"], "modality": ["a", "b", "a", "a"],
+                  "class": ["case", "case", "case", "control"], "mean_attribution": [0.3, -0.2, 0.1, -0.3],
+                  "importance": [0.5, 0.4, 0.2, 0.5], "rank": [1, 2, 3, 1]}).to_csv(prio / "features.tsv", sep="\t", index=False)
+    pd.DataFrame({"node": ["latent_0", "latent_1"], "modality": ["a", "b"], "class": ["case", "case"],
+                  "importance": [0.7, 0.1], "rank": [1, 2]}).to_csv(prio / "latent.tsv", sep="\t", index=False)
+    pd.DataFrame(columns=["source", "target", "modality", "prior", "class", "importance", "rank"]).to_csv(
+        prio / "links.tsv", sep="\t", index=False)
+    model = base / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    pd.DataFrame({"epoch": [1, 2, 3], "train_loss": [0.9, 0.7, 0.6], "val_loss": [0.95, 0.8, 0.82],
+                  "best": [False, True, False]}).to_csv(model / "training_history.tsv", sep="\t", index=False)
+    mdata = model_fixtures.dense_mudata(n_samples=70, seed=2)
+    result = evaluate(mdata, model_fixtures.fast_params(max_epochs=10),
+                      EvalConfig(protocols=("holdout", "cv", "repeated"), folds=2, repeats=3, fast=True,
+                                 inner_folds=2, methods=METHODS), cohort_name="dense.h5mu")
+    write_evaluation(result, base / "evaluate")
+    return base / "evaluate"
+
+
+def _html(run_dir: Path) -> str:
+    return (run_dir / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained(run_dir):
+    page = _html(run_dir)
+    assert page.startswith("<!DOCTYPE html>")
+    # Nothing to fetch: no external scripts, styles, fonts or images.
+    assert not re.search(r"""(src|href)\s*=\s*["'](https?:)?//""", page)
+    assert "@import" not in page and "url(http" not in page
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 6
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    written = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert {"roc_holdout.png", "roc_cv.png", "recall.png", "boxplot_repeated.png", "modalities.png",
+            "training_curves.png"} <= written
+    assert len(images) == len(written)
+
+
+def test_report_sections_and_method_table(run_dir):
+    page = _html(run_dir)
+    table = re.search(r'<table id="method-table">(.*?)</table>', page, re.S).group(1)
+    body = table.split("<tbody>")[1]
+    assert body.count("<tr") == len(METHODS)
+    for label in ("DeepGAMI", "Logistic regression", "SVM"):
+        assert label in body
+    assert "n/a (cohort has no prior)" in body
+    for protocol in ("Held-out split", "Cross-validation", "Repeated splits"):
+        assert protocol in table
+    for section in ('id="data"', 'id="results"', 'id="figures"', 'id="ks"', 'id="prioritization"',
+                    'id="training"', 'id="settings"'):
+        assert section in page
+    # Prioritization from ../prioritize: each feature once; an empty links table said so.
+    prio = page.split('id="prioritization"')[1].split("</section>")[0]
+    assert "Top input features" in prio and prio.count(">a1<") == 1 and "latent_0" in prio
+    assert "links.tsv is empty" in prio
+    # Parameters and package versions.
+    settings = page.split('id="settings"')[1]
+    for word in ("scikit-learn", "torch", "DeepGAMI setting used", "Baseline grids", "fast"):
+        assert word in settings
+    assert "KS" in page and 'id="ks-table"' in page
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["protocols"]["repeated"]["splits"] == 3
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def test_report_loads_in_headless_chromium(run_dir, tmp_path):
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (CI must run this test; .ci/run installs it)")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage"]
+    url = (run_dir / "report.html").resolve().as_uri()
+    shot = tmp_path / "report.png"
+    subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile1'}", f"--screenshot={shot}",
+                    "--window-size=1280,2000", url], capture_output=True, timeout=180, check=True)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    dom = subprocess.run([*flags, f"--user-data-dir={tmp_path / 'profile2'}", "--virtual-time-budget=5000",
+                          "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True).stdout
+    body = re.search(r"<body([^>]*)>", dom).group(1)
+    attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
+    assert int(attrs["images-total"]) >= 6
+    assert attrs["images-loaded"] == attrs["images-total"], attrs
+    assert int(attrs["method-rows"]) == len(METHODS)
+    assert 'id="method-table"' in dom
