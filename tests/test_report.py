@@ -91,7 +91,11 @@ def test_report_sections_and_method_table(run_dir):
         assert word in settings
     assert "KS" in page and 'id="ks-table"' in page
     info = json.loads((run_dir / "run.json").read_text())
-    assert info["protocols"]["repeated"]["splits"] == 3
+    assert info["protocols"]["repeated"]["splits"] == 3 and info["protocols"]["cv"]["splits"] == 2
+    metrics = pd.read_csv(run_dir / "metrics.tsv", sep="\t")
+    auc = metrics[(metrics["metric"] == "auc") & (metrics["modalities"] == "all")]
+    assert auc.groupby(["method", "protocol"]).size().to_dict() == {
+        (m, p): n for m in ("deepgami", "logistic_regression", "svm") for p, n in (("cv", 2), ("holdout", 1), ("repeated", 3))}
 
 
 def _chromium() -> str | None:
@@ -124,3 +128,33 @@ def test_report_loads_in_headless_chromium(run_dir, tmp_path):
     assert attrs["images-loaded"] == attrs["images-total"], attrs
     assert int(attrs["method-rows"]) == len(METHODS)
     assert 'id="method-table"' in dom
+
+
+# -- make demo ------------------------------------------------------------------------------------------
+
+def test_demo_rosmap_labels_get_a_stratified_split(tmp_path):
+    from deepgami.demo import _rosmap_labels
+
+    src = tmp_path / "labels.csv"
+    pd.DataFrame({"sample": [f"S{i}" for i in range(50)], "label": ["AD"] * 26 + ["NC"] * 24,
+                  "split": "train"}).to_csv(src, index=False)
+    out = pd.read_csv(_rosmap_labels(src, tmp_path / "out" / "labels.csv"))
+    assert (out["split"] == "test").sum() == 10
+    assert out.groupby("label")["split"].apply(lambda s: (s == "test").sum()).to_dict() == {"AD": 5, "NC": 5}
+    assert out["sample"].tolist() == [f"S{i}" for i in range(50)]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("DEEPGAMI_FULL") != "1", reason="the whole demo takes minutes (DEEPGAMI_FULL=1)")
+def test_demo_writes_both_reports(tmp_path):
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "deepgami.demo", "--out", str(tmp_path / "demo")],
+                            capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stderr[-2000:]
+    reports = [Path(line) for line in result.stdout.splitlines() if line.endswith("report.html")]
+    assert [p.parent.parent.name for p in reports] == ["simulated", "rosmap"]
+    for report in reports:
+        page = report.read_text()
+        assert 'id="method-table"' in page and "make demo ran this evaluation" in page
+        assert (report.parent.parent / "prioritize" / "features.tsv").is_file()

@@ -12,7 +12,7 @@ from scipy import stats
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami.errors import InputError
-from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
+from deepgami.model import fit_predict_fold, read_arrays
 from deepgami.network import DeepGAMINetwork
 from deepgami.preprocessing import (
     ModalityPreprocessor,

@@ -32,9 +32,11 @@ The three levels
       G_j  = avg_alpha dF/dz_j (x' + alpha (x - x'))   (Captum's alphas and step weights)
 
   The term of edge (i, j) is the link attribution; summed over a feature's edges it reproduces
-  the feature's integrated gradient exactly (up to float rounding). One pass over the path
-  captures ``G`` (samples x latent, per class) at the encoders' pre-activation outputs, then all
-  edges are scored in chunks, so memory stays bounded and no per-node Captum call is needed.
+  the feature's integrated gradient exactly (up to float rounding). The encoder being affine, the
+  input path maps onto the straight path between its outputs, so ``G`` (samples x latent, per
+  class) comes from one encoder forward plus a pass over the path through the layers above it;
+  then all edges are scored in chunks, so memory stays bounded and no per-node Captum call is
+  needed.
 
 Scores per sample are reduced to ``mean_attribution`` (mean signed) and ``importance`` (mean
 absolute value, the ranking score).
@@ -79,10 +81,13 @@ BASELINES = ("zero", "mean")
 TARGETS = ("logit", "probability")
 DEFAULT_N_STEPS = 50
 DEFAULT_METHOD = "gausslegendre"  # Captum's default
-# Bounds on working memory, in float32 values: interpolated inputs of one path batch, and the
-# (samples x edges) block of per-sample link attributions scored at once.
+# Bounds on working memory, in float32 values: interpolated inputs of one path batch (Captum), and
+# the (samples x edges) block of per-sample link attributions scored at once.
 PATH_BATCH_FLOATS = 1 << 24
 EDGE_CHUNK_FLOATS = 2_000_000
+# Latent values per batch of the link pass: every layer above the encoders keeps a few tensors of
+# this size for the backward, so it is kept smaller than the input budget.
+LATENT_BATCH_FLOATS = 1 << 22
 REGRESSION_CLASS = "value"
 FLOAT_FORMAT = "%.6g"  # fixed, so the same model and cohort give byte-identical tables
 
@@ -138,9 +143,10 @@ def _approximation(n_steps: int, method: str) -> tuple[Tensor, list[float]]:
     return torch.tensor(step_sizes_fn(n_steps), dtype=torch.float32), list(alphas_fn(n_steps))
 
 
-def _batching(n_samples: int, width: int, n_steps: int) -> tuple[int, int]:
-    """(samples per chunk, path steps per batch) with about PATH_BATCH_FLOATS interpolated values."""
-    rows = max(1, PATH_BATCH_FLOATS // max(width, 1))
+def _batching(n_samples: int, width: int, n_steps: int, budget: int | None = None) -> tuple[int, int]:
+    """(samples per chunk, path steps per batch) with about `budget` (default PATH_BATCH_FLOATS)
+    interpolated values per batch."""
+    rows = max(1, (PATH_BATCH_FLOATS if budget is None else budget) // max(width, 1))
     if rows >= n_samples:
         return max(n_samples, 1), max(1, min(n_steps, rows // max(n_samples, 1)))
     return rows, 1
@@ -232,8 +238,10 @@ def encoder_path_gradients(
     """G[target][k]: (n x L) path-averaged gradient of the output at encoder k's pre-activation
     output, along the straight path from the baselines to the inputs (Captum's alphas and weights).
 
-    One forward per path batch serves all targets; the encoders run without autograd (only the
-    head is differentiated), so this costs about one forward pass of the encoders per step.
+    An encoder is affine, so the image of the input path ``x' + alpha (x - x')`` is the straight
+    path ``z' + alpha (z - z')`` between the encoder outputs: each encoder runs once on the inputs
+    and once on the baseline, and the path steps only differentiate the network above the encoders
+    (normalization, activation, head). One forward per path batch serves all targets.
     `modalities` (default: the sparse encoders) selects which blocks to return.
     """
     if modalities is None:
@@ -241,22 +249,27 @@ def encoder_path_gradients(
     modalities = list(modalities)
     targets = list(targets)
     n = xs[0].shape[0]
-    step_sizes, alphas = _approximation(n_steps, method)
-    chunk, steps = _batching(n, sum(x.shape[1] for x in xs), n_steps)
     n_latent = module.n_latent
     out = {t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets}
-    if not modalities or not targets:
+    if not modalities or not targets or n == 0:
         return out
-    bases = [b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs)]
+    step_sizes, alphas = _approximation(n_steps, method)
+    with _frozen(module), torch.no_grad():
+        z_base = [enc(b.reshape(1, -1).to(x.dtype)) for enc, b, x in zip(module.encoders, baselines, xs)]
+        # encoder outputs of all samples, in row chunks that bound the input slices read at once
+        rows, _ = _batching(n, sum(x.shape[1] for x in xs), 1)
+        z_x = [torch.cat([enc(x[r : r + rows]) for r in range(0, n, rows)]) for enc, x in zip(module.encoders, xs)]
+        dz = [zx - zb for zx, zb in zip(z_x, z_base)]
+    del z_x
+    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
     with _frozen(module):
         for s0 in range(0, n, chunk):
             s1 = min(s0 + chunk, n)
-            diffs = [x[s0:s1] - b for x, b in zip(xs, bases)]
             for a0 in range(0, n_steps, steps):
                 a1 = min(a0 + steps, n_steps)
                 with torch.no_grad():
-                    z = [enc(torch.cat([b + alpha * d for alpha in alphas[a0:a1]], dim=0))
-                         for enc, b, d in zip(module.encoders, bases, diffs)]
+                    z = [torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                         for zb, d in zip(z_base, dz)]
                 leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
                 with torch.enable_grad():
                     y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
@@ -288,12 +301,14 @@ def link_scores(
     mean_abs = np.zeros(n_edges, dtype=np.float64)
     per = max(1, int(chunk_floats) // max(n, 1))
     with torch.no_grad():
+        # feature- and node-major copies, so each edge gathers contiguous rows of n samples
+        diff_t, grad_t = diff.t().contiguous(), grad.t().contiguous()
         for e0 in range(0, n_edges, per):
             e1 = min(e0 + per, n_edges)
-            v = diff.index_select(1, src[e0:e1])
-            v.mul_(grad.index_select(1, dst[e0:e1])).mul_(weight[e0:e1])
-            mean[e0:e1] = v.mean(0, dtype=torch.float64).numpy()
-            mean_abs[e0:e1] = v.abs_().mean(0, dtype=torch.float64).numpy()
+            v = diff_t.index_select(0, src[e0:e1])
+            v.mul_(grad_t.index_select(0, dst[e0:e1])).mul_(weight[e0:e1, None])
+            mean[e0:e1] = v.mean(1, dtype=torch.float64).numpy()
+            mean_abs[e0:e1] = v.abs_().mean(1, dtype=torch.float64).numpy()
     return mean, mean_abs
 
 

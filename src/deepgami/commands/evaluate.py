@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
         raise
+    result.info["notes"] = [*args.note, *result.info["notes"]]
     write_evaluation(result, out, prioritize_dir=args.prioritize_dir, model_dir=args.model_dir)
     if not args.quiet:
         times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
@@ -165,5 +166,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", metavar="DIR",
                    help="trained model whose training curves to show (default: model/ beside --out, if present)")
     p.add_argument("--seed", type=int, help="seed of splits, networks and fits (default 0)")
+    p.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="a sentence for the report's notes (e.g. how the run's settings were reduced); repeatable")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_run)
