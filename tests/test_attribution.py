@@ -338,3 +338,20 @@ def test_over_representation_hypergeometric():
     assert a["genes"] == "GENE0001,GENE0002,GENE0003"
     assert table["pvalue"].is_monotonic_increasing
     np.testing.assert_allclose(table["fdr"], benjamini_hochberg(table["pvalue"].to_numpy()))
+
+
+def test_multiclass_and_numeric_phenotype():
+    from model_fixtures import fast_params
+
+    mdata, _ = simulated_mudata(n_samples=90, seed=2, n_snps=40, n_tfs=6, n_genes=8, n_causal_genes=2, classes=3)
+    model = DeepGAMI.fit(mdata, fast_params(max_epochs=3, cv_folds=0), seed=0)
+    res = prioritize(model, mdata, n_steps=8, target="probability")
+    assert list(dict.fromkeys(res.links["class"])) == ["class0", "class1", "class2"]
+    assert not res.summary["binary_classes_mirrored"]
+    assert max(v for per in res.summary["link_completeness_error"].values() for v in per.values()) <= 1e-4
+    assert_tables_complete(res)
+
+    dense = dense_mudata(n_samples=50, n_a=5, n_b=4, regression=True)
+    reg = DeepGAMI.fit(dense, fast_params(max_epochs=3, cv_folds=0, grid={"latent_dim": [3]}), seed=0)
+    out = prioritize(reg, dense, n_steps=8)
+    assert set(out.features["class"]) == {"value"} and out.summary["target"] == "value"

@@ -524,6 +524,7 @@ def evaluate(
 
     # DeepGAMI's hyperparameters: searched once (training rows of the first split), or per split.
     notes = []
+    inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
     tuning = None
     dense_cohort = data.latent_nodes is None
     if dg_methods and (config.fast or config.tune == "none"):
@@ -534,8 +535,10 @@ def evaluate(
         say(f"tuning DeepGAMI by {params['cv_folds']}-fold CV on the {len(first.train)} training samples of "
             f"{first.protocol} split {first.index}")
         setting, tuning = tune_deepgami(data, first.train, params, derive_seed(config.seed, 7))
-        tune_text = (f"grid search ({params['cv_folds']}-fold CV, best mean AUC) once, on the training samples of "
-                     f"the first split ({first.protocol} {first.index}); that setting is used on every split")
+        score = "AUC" if data.task == "classification" else "R^2"
+        tune_text = (f"grid search ({params['cv_folds']}-fold CV, best mean {score}) once, on the training samples "
+                     f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
+                     if tuning is not None else "the grid has one setting (or cv_folds < 2): no search")
     else:
         setting = _deepgami_setting(params, dense_cohort)
         tune_text = "grid search on the training samples of every split"
@@ -553,8 +556,7 @@ def evaluate(
     if base_methods:
         notes.append(
             f"Baselines: scikit-learn on the concatenated modalities, with DeepGAMI's per-fold selection and "
-            f"scaling; tuned by {min(config.inner_folds, 3) if config.fast else config.inner_folds}-fold inner CV on the training samples "
-            f"of every split ({'small' if config.fast else 'full'} grids); trained on samples with every modality; "
+            f"scaling; tuned by {inner_folds}-fold inner CV on the training samples of every split ({'small' if config.fast else 'full'} grids); trained on samples with every modality; "
             "a test sample lacking a modality gets the training mean of its features.")
     if dense_cohort:
         notes.append("The cohort has no prior network: DeepGAMI runs with dense encoders into "
@@ -586,7 +588,6 @@ def evaluate(
         pred_frames.append(frame)
 
     p_index = {p: PROTOCOLS.index(p) for p in PROTOCOLS}
-    inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
     for n_split, split in enumerate(splits):
         head = f"[{split.protocol} {split.index + 1}/{sum(s.protocol == split.protocol for s in splits)}]"
         split_setting = setting
