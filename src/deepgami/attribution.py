@@ -73,8 +73,10 @@ __all__ = [
     "latent_attributions",
     "link_scores",
     "output_function",
+    "precision_at_k",
     "prioritize",
     "rank_table",
+    "select_samples",
 ]
 
 BASELINES = ("zero", "mean")

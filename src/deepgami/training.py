@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, Strati
 from torch import Tensor, nn
 
 from deepgami.errors import InputError
-from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, DeepGAMINetwork
+from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, AffineImputer, DeepGAMINetwork
 from deepgami.preprocessing import SCALINGS, SELECTIONS
 
 # Hyperparameters the CV grid search may vary (the paper's list).
@@ -327,7 +327,7 @@ def train_network(
     rng = np.random.default_rng(seed)
     loss_fn = task_loss_fn(task, class_weight)
     lam = float(setting["lambda"])
-    l1 = float(setting["group_lasso"])
+    group_lasso = float(setting["group_lasso"])
     opt = Adam(net.parameters(), lr=float(setting["learning_rate"]), betas=(0.9, 0.999),
                weight_decay=float(setting["weight_decay"]))
     batch_size = int(setting["batch_size"])
@@ -351,8 +351,8 @@ def train_network(
             task_loss = loss_fn(_task_output(out.logits, task), part.y)
             aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
             loss = task_loss + lam * aux_loss
-            if l1 > 0:
-                loss = loss + l1 * net.head_group_norm()
+            if group_lasso > 0:
+                loss = loss + group_lasso * net.head_group_norm()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -397,8 +397,6 @@ def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> 
     rows (never used for gradient steps), alpha shrinks to what holds out-of-sample, down to 0
     (the training mean) when the modalities share nothing. Returns {pair: (mean alpha, mean beta)}.
     """
-    from deepgami.network import AffineImputer
-
     net.eval()
     latent = net.encode(data.xs)
     out = {}
