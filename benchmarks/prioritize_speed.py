@@ -89,6 +89,8 @@ def main() -> None:
                     "torch": torch.__version__},
         "edge_chunk_floats": EDGE_CHUNK_FLOATS,
         "rss_mb_before": round(rss_mb(), 1),
+        # the machine is shared: the load at the start says how much of it this run had
+        "load_average_start": [round(v, 2) for v in __import__("os").getloadavg()],
     }
 
     t0 = time.perf_counter()

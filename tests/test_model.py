@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -258,6 +260,44 @@ def test_command_errors_exit_2_and_leave_nothing(cohort_file, params_file, tmp_p
         err = capsys.readouterr().err
         assert fragment in err and str(cohort_file) in err
     assert not list(tmp_path.glob("p*"))
+
+
+# -- real data ----------------------------------------------------------------------------------------
+
+ROSMAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rosmap"
+
+
+@pytest.mark.skipif(not (ROSMAP / "mrna.csv").is_file(), reason="needs ../shared/data/rosmap")
+def test_rosmap_reduced_deepgami_close_to_logistic_regression():
+    """3-fold CV on ROSMAP (mrna + meth, dense mode), one setting: DeepGAMI's mean AUC is within 0.05
+    of a tuned logistic regression on the same folds (benchmarks/accuracy.py has the full figures)."""
+    import anndata as ad
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    from deepgami.training import cv_splits
+
+    mods = {}
+    for name in ("mrna", "meth"):
+        df = pd.read_csv(ROSMAP / f"{name}.csv", index_col=0)
+        mods[name] = ad.AnnData(df.to_numpy(np.float32), obs=pd.DataFrame(index=df.index.astype(str)),
+                                var=pd.DataFrame(index=df.columns.astype(str)))
+    mdata, _ = cohort.build_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
+    data = read_arrays(mdata)
+    params = model_fixtures.fast_params(grid={"hidden_layers": [[8]], "dropout": [0.0], "learning_rate": [0.005],
+                                              "weight_decay": [0.3], "lambda": [1.0], "latent_dim": [32]},
+                                        max_epochs=40, patience=10)
+    X = np.hstack(data.X)
+    dg, lr = [], []
+    for train, test in cv_splits(data.labels, 3, seed=0, stratify=True):
+        dg.append(fit_predict_fold(data, train, test, params, seed=0).metrics["all"]["auc"])
+        scaler = StandardScaler().fit(X[train])
+        model = LogisticRegressionCV(Cs=10, cv=3, max_iter=2000, scoring="roc_auc").fit(
+            scaler.transform(X[train]), data.labels[train])
+        proba = model.predict_proba(scaler.transform(X[test]))[:, list(model.classes_).index(data.classes[1])]
+        lr.append(roc_auc_score(data.labels[test] == data.classes[1], proba))
+    assert np.mean(dg) >= np.mean(lr) - 0.05, (dg, lr)
 
 
 # -- end to end -----------------------------------------------------------------------------------------

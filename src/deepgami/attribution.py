@@ -39,7 +39,9 @@ The three levels
   needed.
 
 Scores per sample are reduced to ``mean_attribution`` (mean signed) and ``importance`` (mean
-absolute value, the ranking score).
+absolute value, the ranking score). Ranks: 1 = most important, within each class over the whole
+table (all modalities / priors), plus ``rank_in_modality``; ties are broken by name. The same model
+and cohort give identical tables (only the timings in the summary vary).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,6 +62,11 @@ from torch import Tensor, nn
 
 from deepgami.layers import SparseMaskedLinear
 from deepgami.network import DeepGAMINetwork
+
+if TYPE_CHECKING:
+    import mudata as md
+
+    from deepgami.model import DeepGAMI, ModelInputs
 
 __all__ = [
     "BASELINES",
@@ -501,7 +508,7 @@ LINK_COLUMNS = ["source", "target", "modality", "prior", "class", "weight", "mea
                 "rank_in_modality", "top_decile"]
 
 
-def baseline_inputs(model, kind: str = "zero") -> list[Tensor]:
+def baseline_inputs(model: DeepGAMI, kind: str = "zero") -> list[Tensor]:
     """The baseline per modality, in preprocessed units: zeros, or the training mean preprocessed."""
     if kind not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, not {kind!r}")
@@ -522,7 +529,8 @@ def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
             "relative": float(np.mean(np.abs(delta)) / scale) if scale > 0 else None}
 
 
-def select_samples(model, mdata, split: str | None = None, source: str | None = None):
+def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
+                   source: str | None = None) -> tuple[ModelInputs, dict[str, int]]:
     """ModelInputs of the samples to explain: in `split` (when given) and having every model
     modality; also returns counts of what was left out."""
     from deepgami import cohort
@@ -565,8 +573,8 @@ def _threads(module: DeepGAMINetwork) -> Iterator[None]:
 
 
 def prioritize(
-    model,
-    mdata,
+    model: DeepGAMI,
+    mdata: md.MuData,
     split: str | None = None,
     classes: Sequence[str] | None = None,
     baseline: str = "zero",

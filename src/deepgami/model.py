@@ -54,7 +54,7 @@ from deepgami.training import (
 CONFIG_FORMAT = 1
 MODEL_FILE = "model.pt"
 CONFIG_FILE = "config.json"
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "auc_weighted", "f1_macro")
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "auc_weighted", "f1_macro", "log_loss")
 REGRESSION_METRICS = ("mse", "r2", "pearson")
 PriorOverride = Mapping[str, tuple[np.ndarray, np.ndarray] | tuple[str, np.ndarray, np.ndarray]]
 
@@ -353,7 +353,7 @@ class DeepGAMI:
             chosen = table[table["setting"] == best]
             model.config["cv"] = {
                 "selected_setting": int(best),
-                "metric": "r2" if data.task == "regression" else "auc",
+                "metric": "r2" if data.task == "regression" else "log_loss",
                 "mean": {c: _float(chosen[c].mean()) for c in chosen.columns
                          if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(chosen[c])},
             }

@@ -110,8 +110,7 @@ def validate_params(params: dict, where: Any = None) -> None:
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             bad(f"{key} must be an integer >= {lo}, got {v!r}")
-    for key, lo, hi in (("val_fraction", 0.0, 0.5), ("selection_pvalue", 0.0, 1.0), ("modality_dropout", 0.0, 1.0),
-                        ("weight_averaging", 0.0, 0.999)):
+    for key, lo, hi in (("val_fraction", 0.0, 0.5), ("selection_pvalue", 0.0, 1.0), ("modality_dropout", 0.0, 1.0)):
         v = params.get(key)
         if not _is_number(v) or not lo <= v <= hi:
             bad(f"{key} must be a number in [{lo}, {hi}], got {v!r}")
@@ -334,11 +333,6 @@ def train_network(
     batch_size = int(setting["batch_size"])
     aux_target = setting["aux_target"]
     has_val = val is not None and len(val) > 0
-    # Exponential moving average of the weights (Polyak averaging): the network that is validated
-    # and kept. On a few hundred samples single SGD iterates are noisy; their average is steadier.
-    ema_decay = float(setting["weight_averaging"])
-    params = [p for p in net.parameters() if p.requires_grad]
-    ema = [p.detach().clone() for p in params] if ema_decay > 0 else None
     rows: list[dict] = []
     best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
     for epoch in range(1, int(setting["max_epochs"]) + 1):
@@ -362,17 +356,10 @@ def train_network(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if ema is not None:
-                with torch.no_grad():
-                    for e, p in zip(ema, params):
-                        e.lerp_(p, 1 - ema_decay)
             sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
         train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
         record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
                   "train_aux_loss": train_aux}
-        if ema is not None:
-            current = [p.detach().clone() for p in params]
-            _copy_into(params, ema)
         if has_val:
             val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
             record.update(val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux)
@@ -384,32 +371,20 @@ def train_network(
             on_epoch(epoch, train_task, record.get("val_task_loss"))
         if not has_val:
             best_epoch = epoch
-            if ema is not None and epoch < int(setting["max_epochs"]):
-                _copy_into(params, current)
             continue
         if monitored < best_loss - 1e-6:
             best_loss, best_epoch, stale = monitored, epoch, 0
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         else:
             stale += 1
-        if ema is not None:
-            _copy_into(params, current)  # training continues from the raw iterate
-        if stale >= int(setting["patience"]):
-            break
-    if ema is not None and best_state is None:
-        _copy_into(params, ema)
+            if stale >= int(setting["patience"]):
+                break
     if best_state is not None:
         net.load_state_dict(best_state)
     net.eval()
     history = pd.DataFrame(rows)
     history["best"] = history["epoch"] == best_epoch
     return history, best_epoch
-
-
-@torch.no_grad()
-def _copy_into(targets: list[Tensor], sources: list[Tensor]) -> None:
-    for t, src in zip(targets, sources):
-        t.copy_(src)
 
 
 @torch.no_grad()

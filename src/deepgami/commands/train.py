@@ -67,7 +67,7 @@ def summary_lines(model, seconds: float) -> list[str]:
     cv = cfg.get("cv")
     if cv:
         mean = cv["mean"]
-        metric = cv["metric"]
+        metric = "r2" if cfg["task"] == "regression" else "auc"
         parts = [f"all {metric} {_fmt(mean.get(f'all_{metric}'))}"]
         parts += [f"{m}-only {_fmt(mean.get(f'{m}_{metric}'))}" for m in cfg["modalities"]]
         lines.append("cross-validated: " + ", ".join(parts))
