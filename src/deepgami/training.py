@@ -56,6 +56,8 @@ def load_params(path: str | Path | None = None, overrides: dict | None = None) -
             user = {}
         if not isinstance(user, dict):
             raise InputError(path, "params file must be a mapping of parameter: value")
+        # One params file serves train and evaluate: its `evaluate:` section is evaluate's alone.
+        user = {k: v for k, v in user.items() if k != "evaluate"}
         sources.append((path, user))
     if overrides:
         sources.append((path, overrides))
