@@ -251,8 +251,8 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
     skipped = sorted(r["n_snps"] for r in rows if r["layer"] == "dense" and r["status"] == "skipped")
     if skipped:
-        axes[0].text(0.98, 0.02, "dense not run (weight > 4 GB) at " + ", ".join(f"{n:.0e}" for n in skipped),
-                     transform=axes[0].transAxes, ha="right", va="bottom", fontsize=8)
+        axes[0].text(0.03, 0.55, "dense not run (weight > 4 GB)\nat " + ", ".join(f"{n:.0e}" for n in skipped),
+                     transform=axes[0].transAxes, ha="left", va="center", fontsize=8)
     axes[0].axhline(60, color="grey", lw=0.8, ls=":")
     axes[2].axhline(8, color="grey", lw=0.8, ls=":")
     axes[0].legend()
