@@ -557,19 +557,11 @@ def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
     return inputs.rows(np.flatnonzero(keep)), counts
 
 
-@contextlib.contextmanager
-def _threads(module: DeepGAMINetwork) -> Iterator[None]:
+def _threads(module: DeepGAMINetwork) -> contextlib.AbstractContextManager:
     # Same policy as training: tiny networks run fastest, and reproducibly, on one thread.
-    from deepgami.model import SINGLE_THREAD_MAX_WEIGHTS
+    from deepgami.model import threads_for
 
-    size = sum(enc.weight.numel() for enc in module.encoders)
-    previous = torch.get_num_threads()
-    if size <= SINGLE_THREAD_MAX_WEIGHTS:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    return threads_for(sum(enc.weight.numel() for enc in module.encoders))
 
 
 def prioritize(

@@ -192,17 +192,22 @@ SINGLE_THREAD_MAX_WEIGHTS = 5_000_000
 
 
 @contextlib.contextmanager
-def _threads(data: CohortArrays) -> Iterator[None]:
-    """Train small networks on one thread; the thread count is fixed by the data, so results are
-    reproducible (CPU kernels used here are deterministic for a given thread count)."""
-    size = sum(len(e[0]) if e is not None else x.shape[1] * 256 for x, e in zip(data.X, data.edges))
+def threads_for(n_weights: int) -> Iterator[None]:
+    """One torch thread for networks of at most SINGLE_THREAD_MAX_WEIGHTS encoder weights; the
+    thread count is fixed by the network, so results are reproducible (CPU kernels used here are
+    deterministic for a given thread count)."""
     previous = torch.get_num_threads()
-    if size <= SINGLE_THREAD_MAX_WEIGHTS:
+    if n_weights <= SINGLE_THREAD_MAX_WEIGHTS:
         torch.set_num_threads(1)
     try:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def _threads(data: CohortArrays) -> contextlib.AbstractContextManager:
+    """Training's thread policy, sized before the network exists (dense encoders ~256 nodes)."""
+    return threads_for(sum(len(e[0]) if e is not None else x.shape[1] * 256 for x, e in zip(data.X, data.edges)))
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,9 +28,10 @@ from deepgami.preprocessing import SCALINGS, SELECTIONS
 
 # Hyperparameters the CV grid search may vary (the paper's list).
 GRID_KEYS = ("hidden_layers", "dropout", "learning_rate", "weight_decay", "lambda", "batch_size", "latent_dim",
-             "group_lasso")
+             "group_lasso", "early_stopping_on")
 MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
+MONITORS = ("total", "task")
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -41,23 +42,27 @@ def default_params() -> dict:
     return yaml.safe_load(text)
 
 
+def read_params_file(path: str | Path) -> dict:
+    """The mapping in a params YAML file (train's parameters and evaluate's `evaluate:` section)."""
+    try:
+        user = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise InputError(path, f"cannot read params file: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        raise InputError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
+    user = {} if user is None else user
+    if not isinstance(user, dict):
+        raise InputError(path, "params file must be a mapping of parameter: value")
+    return user
+
+
 def load_params(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Defaults, then the YAML file at `path`, then `overrides`; validated. Raises InputError."""
     params = default_params()
     sources: list[tuple[Any, dict]] = []
     if path is not None:
-        try:
-            user = yaml.safe_load(Path(path).read_text())
-        except OSError as err:
-            raise InputError(path, f"cannot read params file: {err.strerror or err}") from None
-        except yaml.YAMLError as err:
-            raise InputError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
-        if user is None:
-            user = {}
-        if not isinstance(user, dict):
-            raise InputError(path, "params file must be a mapping of parameter: value")
         # One params file serves train and evaluate: its `evaluate:` section is evaluate's alone.
-        user = {k: v for k, v in user.items() if k != "evaluate"}
+        user = {k: v for k, v in read_params_file(path).items() if k != "evaluate"}
         sources.append((path, user))
     if overrides:
         sources.append((path, overrides))
@@ -103,6 +108,9 @@ def validate_params(params: dict, where: Any = None) -> None:
             elif key in ("batch_size", "latent_dim"):
                 if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                     bad(f"grid.{key} values must be positive integers, got {v!r}")
+            elif key == "early_stopping_on":
+                if v not in MONITORS:
+                    bad(f"grid.early_stopping_on values must be one of {', '.join(MONITORS)}, got {v!r}")
             elif key == "dropout":
                 if not _is_number(v) or not 0 <= v < 1:
                     bad(f"grid.dropout values must be in [0, 1), got {v!r}")
@@ -330,6 +338,7 @@ def train_network(
     loss_fn = task_loss_fn(task, class_weight)
     lam = float(setting["lambda"])
     group_lasso = float(setting["group_lasso"])
+    monitor = setting["early_stopping_on"]
     opt = Adam(net.parameters(), lr=float(setting["learning_rate"]), betas=(0.9, 0.999),
                weight_decay=float(setting["weight_decay"]))
     batch_size = int(setting["batch_size"])
@@ -365,9 +374,9 @@ def train_network(
         if has_val:
             val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
             record.update(val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux)
-            monitored = val_task
+            monitored = val_task if monitor == "task" else val_task + lam * val_aux
         else:
-            monitored = train_task
+            monitored = train_task if monitor == "task" else train_task + lam * train_aux
         rows.append(record)
         if on_epoch is not None:
             on_epoch(epoch, train_task, record.get("val_task_loss"))

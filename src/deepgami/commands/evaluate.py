@@ -56,21 +56,11 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 def read_eval_params(path: str | None) -> tuple[dict, dict]:
     """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
-    import yaml
-
-    from deepgami.training import load_params, merge_params, validate_params, default_params
+    from deepgami.training import default_params, load_params, merge_params, read_params_file, validate_params
 
     if path is None:
         return load_params(None), {}
-    try:
-        user = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise InputError(path, f"cannot read params file: {err.strerror or err}") from None
-    except yaml.YAMLError as err:
-        raise InputError(path, f"not valid YAML: {str(err).splitlines()[0]}") from None
-    user = {} if user is None else user
-    if not isinstance(user, dict):
-        raise InputError(path, "params file must be a mapping of parameter: value")
+    user = read_params_file(path)
     section = user.pop("evaluate", None) or {}
     if not isinstance(section, dict):
         raise InputError(path, "'evaluate' must be a mapping of option: value")
