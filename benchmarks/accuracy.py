@@ -15,7 +15,8 @@ only, then refit) and seed 0.
   the gap to the Bayes-optimal AUC is a matter of sample size.
 - multi: the same with --classes 3: balanced accuracy against chance (1/3) and Bayes.
 - shared: --shared-signal 1.0 (every TF's expression is genetic): held-out R^2 of the imputed
-  expression block and genotype-only AUC against mean-fill.
+  expression block and genotype-only AUC against mean-fill; shared_total (not in the default
+  --only) the same with early stopping on the total validation loss (task + lambda * auxiliary).
 - rosmap: 5-fold CV on the 245 samples; in each fold DeepGAMI.fit (with its own inner CV) and a
   logistic regression tuned by inner CV (C on a grid of 20, scaler fitted on the fold's training
   rows), same folds; mean AUC and balanced accuracy, mrna-only (meth imputed) and the held-out R^2
@@ -115,15 +116,16 @@ def oracle_aucs(sim_dir: Path, truth: dict) -> dict:
     return out
 
 
-def bench_sim(work: Path, name: str, *sim_args: str, oracle: bool = False) -> dict:
+def bench_sim(work: Path, name: str, *sim_args: str, oracle: bool = False, params: dict | None = None) -> dict:
     from deepgami.cohort import read_cohort
     from deepgami.model import DeepGAMI, read_arrays
+    from deepgami.training import load_params
 
     cohort, truth = simulated_cohort(work, name, *sim_args)
     mdata = read_cohort(cohort)
     data = read_arrays(mdata)
     start = time.perf_counter()
-    model = DeepGAMI.fit(data, seed=0)
+    model = DeepGAMI.fit(data, load_params(None, params), seed=0)
     seconds = time.perf_counter() - start
     test = np.flatnonzero(data.split == "test")
     out = {"cohort": str(cohort), "n_train": int((data.split == "train").sum()), "n_test": int(len(test)),
@@ -179,7 +181,8 @@ def bench_rosmap(work: Path, folds: int = 5) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "accuracy"))
-    parser.add_argument("--only", default="sim,multi,shared,rosmap")
+    parser.add_argument("--only", default="sim,multi,shared,rosmap",
+                        help="comma-separated: sim, sim_large, multi, shared, shared_total, rosmap")
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = out / "cohorts"
@@ -196,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = bench_sim(work, "sim_multi", "--classes", "3")
         elif name == "shared":
             results[name] = bench_sim(work, "sim_shared", "--shared-signal", "1.0")
+        elif name == "shared_total":
+            results[name] = bench_sim(work, "sim_shared", "--shared-signal", "1.0", params={"early_stopping_on": "total"})
         elif name == "rosmap":
             results[name] = bench_rosmap(work)
         else:
@@ -210,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 def summary(results: dict) -> dict:
     """The acceptance figures in one place."""
     out = {}
-    for name in ("sim", "sim_large", "multi", "shared"):
+    for name in ("sim", "sim_large", "multi", "shared", "shared_total"):
         if name in results:
             r = results[name]
             h = r["held_out"]

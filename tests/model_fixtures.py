@@ -140,7 +140,7 @@ def fast_params(**changes) -> dict:
     from deepgami.training import load_params
 
     over = {"grid": {"hidden_layers": [[16]], "dropout": [0.2], "learning_rate": [0.01], "weight_decay": [0.0001],
-                     "lambda": [0.5], "batch_size": [32], "latent_dim": [8]},
+                     "lambda": [0.5], "batch_size": [32], "latent_dim": [8], "early_stopping_on": ["task"]},
             "max_epochs": 15, "patience": 5, "cv_folds": 2}
     for key, value in changes.items():
         if key == "grid":

@@ -209,7 +209,7 @@ def cohort_file(sim, tmp_path_factory):
 def params_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("params") / "params.yaml"
     path.write_text("grid:\n  hidden_layers: [[16]]\n  learning_rate: [0.01]\n  weight_decay: [0.0001]\n"
-                    "  lambda: [0.5]\n  dropout: [0.2]\nmax_epochs: 10\ncv_folds: 2\n")
+                    "  lambda: [0.5]\n  dropout: [0.2]\n  early_stopping_on: [task]\nmax_epochs: 10\ncv_folds: 2\n")
     return path
 
 
@@ -286,7 +286,7 @@ def test_rosmap_reduced_deepgami_close_to_logistic_regression():
     mdata, _ = cohort.build_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
     data = read_arrays(mdata)
     params = model_fixtures.fast_params(grid={"hidden_layers": [[8]], "dropout": [0.0], "learning_rate": [0.005],
-                                              "weight_decay": [0.3], "lambda": [1.0], "latent_dim": [32]},
+                                              "weight_decay": [0.01], "lambda": [1.0], "latent_dim": [32]},
                                         max_epochs=40, patience=10)
     X = np.hstack(data.X)
     dg, lr = [], []
@@ -321,7 +321,7 @@ def test_simulate_build_train_predict_end_to_end(tmp_path):
         "--labels", str(sim_dir / "labels.csv"), "--prior", f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
         "--prior", f"expr:grn={sim_dir / 'grn.tsv'}", "--out", str(cohort_path), "--quiet")
     params = tmp_path / "params.yaml"
-    params.write_text("{}\n" if FULL else "cv_folds: 2\ngrid:\n  weight_decay: [0.03]\n")
+    params.write_text("{}\n" if FULL else "cv_folds: 2\ngrid:\n  weight_decay: [0.03]\n  early_stopping_on: [task]\n")
     run("train", str(cohort_path), "--out", str(tmp_path / "model"), "--params", str(params), "--quiet")
     run("predict", str(tmp_path / "model"), str(cohort_path), "--out", str(tmp_path / "p.tsv"), "--split", "test")
     metrics = json.loads((tmp_path / "p.metrics.json").read_text())

@@ -85,7 +85,7 @@ def test_missing_params_file_is_an_input_error(tmp_path):
 
 def test_grid_expansion_and_single_setting():
     params = load_params(None, {"grid": {"dropout": [0.1, 0.2], "latent_dim": [4, 8], "weight_decay": [0.0],
-                                         "lambda": [1.0]}})
+                                         "lambda": [1.0], "early_stopping_on": ["task"]}})
     assert len(expand_grid(params, dense=True)) == 4
     # With a prior the latent dimension is fixed by the prior: duplicates merge.
     assert len(expand_grid(params, dense=False)) == 2
@@ -296,15 +296,17 @@ def test_scalers_and_selectors_never_see_held_out_rows():
 @pytest.mark.slow
 def test_shuffled_training_labels_give_chance_auc():
     """With labels shuffled on the training rows, held-out AUC stays near 0.5."""
-    n = 2000 if FULL else 800
-    mdata, _ = model_fixtures.simulated_mudata(n_samples=n, seed=5, n_snps=300, n_tfs=20, n_genes=60,
-                                               n_causal_genes=5)
+    sizes = {} if FULL else {"n_snps": 300, "n_tfs": 20, "n_genes": 60, "n_causal_genes": 5}
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=4000 if FULL else 2000, seed=5, **sizes)
     data = read_arrays(mdata)
     train = np.flatnonzero(data.split == "train")
     test = np.flatnonzero(data.split == "test")
     data.labels[train] = np.random.default_rng(0).permutation(data.labels[train])
-    params = model_fixtures.fast_params(max_epochs=30, patience=10)
-    result = fit_predict_fold(data, train, test, params, seed=0)
+    params = load_params(None) if FULL else model_fixtures.fast_params(max_epochs=30, patience=10)
+    result = fit_predict_fold(data, train, test, params if not FULL else
+                              {**{k: v for k, v in params.items() if k != "grid"},
+                               **{k: v[0] for k, v in params["grid"].items()}}, seed=0)
+    print(f"shuffled-label held-out AUC: {result.metrics['all']['auc']:.3f} on {len(test)} samples")
     assert abs(result.metrics["all"]["auc"] - 0.5) <= 0.1
 
 
@@ -319,3 +321,14 @@ def test_adam_first_step_moves_each_weight_by_the_learning_rate():
     torch.testing.assert_close(p.detach(), torch.tensor([0.9, -1.9, 2.9]))
     opt.zero_grad()
     assert p.grad is None
+
+
+@pytest.mark.parametrize("monitor, column", [("task", "val_task_loss"), ("total", "val_loss")])
+def test_early_stopping_monitors_the_chosen_validation_loss(monitor, column):
+    setting = as_setting({"learning_rate": 0.05, "max_epochs": 30, "patience": 30, "hidden_layers": [16],
+                          "dropout": 0.0, "weight_decay": 0.0, "batch_size": 16, "lambda": 2.0,
+                          "early_stopping_on": monitor})
+    torch.manual_seed(0)
+    net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[16], dropout=0.0)
+    history, best = train_network(net, _toy_batch(48, 0), _toy_batch(40, 1), setting, "classification", seed=0)
+    assert best == int(history.loc[history[column].idxmin(), "epoch"])
