@@ -18,6 +18,7 @@ import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami import cohort
 from deepgami.cli import main
+from deepgami.lazy_inputs import materialize
 from deepgami.errors import InputError
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
 from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
@@ -100,11 +101,30 @@ def test_predict_any_subset_of_modalities(trained, sim):
 
 def test_prepare_inputs_and_predict_proba(trained, sim):
     inputs = trained.prepare_inputs(sim)
-    assert [x.dtype for x in inputs.xs] == [torch.float32, torch.float32]
-    assert inputs.xs[0].shape == (sim.n_obs, len(trained.features("snp")))
+    # The stored matrix is shared, not copied, until rows are materialized.
+    assert np.shares_memory(inputs.xs[0].raw, sim.mod["snp"].X)
+    xs = materialize(inputs.xs)
+    assert [x.dtype for x in xs] == [torch.float32, torch.float32]
+    assert xs[0].shape == (sim.n_obs, len(trained.features("snp")))
     assert inputs.present.shape == (sim.n_obs, 2)
     proba = trained.predict_proba(inputs)
     np.testing.assert_allclose(proba, trained.predict(sim)[["prob_case", "prob_control"]].to_numpy(), rtol=1e-6)
+
+
+def test_int8_dosages_stay_int8_and_predict_like_float32(trained, sim):
+    as_int8 = sim.copy()
+    as_int8.mod["snp"].X = np.asarray(sim.mod["snp"].X).astype(np.int8)
+    data = read_arrays(as_int8)
+    assert data.X[0].dtype == np.int8 and np.shares_memory(data.X[0], as_int8.mod["snp"].X)
+    inputs = trained.prepare_inputs(as_int8)
+    assert inputs.xs[0].raw.dtype == np.int8
+    np.testing.assert_allclose(trained.predict_proba(inputs), trained.predict_proba(sim), rtol=1e-6)
+    # Fitting on int8 storage gives the same preprocessing as on float32.
+    setting = {**trained.config["setting"], "max_epochs": 1}
+    rows = np.arange(sim.n_obs)
+    a, b = DeepGAMI.fit_rows(data, rows, setting, 0), DeepGAMI.fit_rows(read_arrays(sim), rows, setting, 0)
+    np.testing.assert_array_equal(a.preprocessors[0].center, b.preprocessors[0].center)
+    np.testing.assert_array_equal(a.preprocessors[0].scale, b.preprocessors[0].scale)
 
 
 def test_save_load_round_trip(trained, sim, tmp_path):

@@ -60,6 +60,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from deepgami.lazy_inputs import InputBlock, materialize
 from deepgami.layers import SparseMaskedLinear
 from deepgami.network import DeepGAMINetwork
 
@@ -370,7 +371,7 @@ def _reduce(a: Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 def attribute(
     module: DeepGAMINetwork,
-    xs: Sequence[Tensor],
+    xs: Sequence[InputBlock],
     baselines: Sequence[Tensor],
     targets: Sequence[int],
     transform: Callable[[Tensor], Tensor],
@@ -378,8 +379,11 @@ def attribute(
     method: str = DEFAULT_METHOD,
     levels: Sequence[str] = ("features", "latent", "links"),
 ) -> RawAttributions:
-    """Features, latent nodes and links for each output index in `targets` (all samples present)."""
-    xs = [x.to(torch.float32).contiguous() for x in xs]
+    """Features, latent nodes and links for each output index in `targets` (all samples present).
+
+    The samples explained are preprocessed to float32 once (integrated gradients revisits them at
+    every step); the work on them is chunked."""
+    xs = [x.to(torch.float32).contiguous() for x in materialize(xs)]
     baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
     targets = list(dict.fromkeys(int(t) for t in targets))
     if getattr(transform, "mirrors_binary", False) and module.n_outputs == 2 and len(targets) == 2:

@@ -285,16 +285,23 @@ def modality_matrix(mdata: md.MuData, modality: str, dtype: Any = np.float32, ro
     """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
 
     Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
-    are valid genotypes). `dtype=None` keeps the stored dtype (int8 dosages stay int8).
+    are valid genotypes). `dtype=None` keeps the stored dtype (int8 dosages stay int8). When the
+    modality already lists every sample in order and no conversion is needed, this is the stored
+    array itself (not a copy: do not modify it), so a genome-scale matrix is held once.
     """
     adata = mdata.mod[modality]
     obs = mdata.obs_names if rows is None else mdata.obs_names[rows]
     where = adata.obs_names.get_indexer(obs)
     x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    dtype = x.dtype if dtype is None else dtype
+    dtype = x.dtype if dtype is None else np.dtype(dtype)
+    if len(where) == x.shape[0] and np.array_equal(where, np.arange(len(where))):
+        return x.astype(dtype, copy=False)
     out = np.zeros((len(obs), adata.n_vars), dtype=dtype)
-    have = where >= 0
-    out[have] = x[where[have]]
+    have = np.flatnonzero(where >= 0)
+    step = max(1, 2**26 // max(adata.n_vars, 1))  # row blocks: no full-size temporary
+    for start in range(0, len(have), step):
+        part = have[start : start + step]
+        out[part] = x[where[part]]
     return out
 
 

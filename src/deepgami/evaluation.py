@@ -218,17 +218,20 @@ def combine_cohorts(train: Any, test: Any, test_path: str | None = None) -> tupl
     xs, present = [], np.zeros((n_a + n_b, len(train.modalities)), dtype=bool)
     present[:n_a] = train.present
     for k, m in enumerate(train.modalities):
-        block = np.zeros((n_b, train.X[k].shape[1]), dtype=train.X[k].dtype)
-        if m in test.modalities:
-            j = test.modalities.index(m)
+        j = test.modalities.index(m) if m in test.modalities else None
+        # int8 only when both cohorts store int8 dosages; float32 dosages must not be truncated.
+        dtype = np.result_type(train.X[k].dtype, test.X[j].dtype if j is not None else train.X[k].dtype)
+        dtype = dtype if dtype in (np.int8, np.float32) else np.float32
+        block = np.zeros((n_b, train.X[k].shape[1]), dtype=dtype)
+        if j is not None:
             idx = test.var_names[j].get_indexer(train.var_names[k])
             if (idx < 0).any():
                 missing = train.var_names[k][idx < 0]
                 raise InputError(test_path, f"modality '{m}' lacks {len(missing)} of the training cohort's "
                                             f"{len(idx)} features (e.g. {', '.join(map(str, missing[:3]))})")
-            block = test.X[j][:, idx].astype(train.X[k].dtype, copy=False)
+            block = test.X[j][:, idx].astype(dtype, copy=False)
             present[n_a:, k] = test.present[:, j]
-        xs.append(np.concatenate([train.X[k], block]))
+        xs.append(np.concatenate([train.X[k].astype(dtype, copy=False), block]))
     labels = None
     if train.labels is not None:
         other = test.labels if test.labels is not None else np.full(n_b, None, dtype=object)
@@ -354,10 +357,10 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
     blocks_tr, blocks_te = [], []
     for k, m in enumerate(data.modalities):
         prep, cols = fit_modality(
-            data.X[k][train], data.var_names[k], y, data.task, None,
+            data.X[k], data.var_names[k], y, data.task, None,
             selection=_per_modality(setting["selection"], m, "none"), pvalue=float(setting["selection_pvalue"]),
             top_k=int(setting["selection_top_k"]), min_features=int(setting["min_features"]),
-            scaling=_per_modality(setting["scaling"], m, "standard"))
+            scaling=_per_modality(setting["scaling"], m, "standard"), rows=train)
         blocks_tr.append(prep.transform(data.X[k][train][:, cols]))
         raw = data.X[k][test][:, cols].astype(np.float32)
         raw[~data.present[test, k]] = np.nan  # transform fills NaN with the training mean

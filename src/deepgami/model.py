@@ -33,6 +33,7 @@ import torch
 
 from deepgami import __version__, cohort
 from deepgami.errors import InputError, atomic_path
+from deepgami.lazy_inputs import InputBlock, PreprocessedRows, chunk_rows, materialize
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics, selection_score
 from deepgami.network import DeepGAMINetwork
 from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_modality, smote_oversample
@@ -42,6 +43,7 @@ from deepgami.training import (
     calibrate_imputers,
     cv_splits,
     derive_seed,
+    encode_in_chunks,
     expand_grid,
     grid_search,
     inner_split,
@@ -141,7 +143,8 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
     return CohortArrays(
         obs_names=pd.Index(mdata.obs_names.astype(str)),
         modalities=mods,
-        X=[cohort.modality_matrix(mdata, m) for m in mods],
+        # As stored: int8 dosages stay int8 (4x smaller); minibatches become float32 on the fly.
+        X=[_compact(cohort.modality_matrix(mdata, m, dtype=None)) for m in mods],
         var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) for m in mods],
         present=np.column_stack([cohort.present(mdata, m) for m in mods]),
         labels=labels,
@@ -154,15 +157,20 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
     )
 
 
+def _compact(x: np.ndarray) -> np.ndarray:
+    """int8 and float32 as they are; anything else as float32."""
+    return x if x.dtype in (np.int8, np.float32) else x.astype(np.float32)
+
+
 # -- inputs prepared for the network --------------------------------------------------------------
 
 @dataclass
 class ModelInputs:
-    """Preprocessed float32 tensors per model modality (zeros where absent) and presence (n x K)."""
+    """Inputs per model modality (preprocessed on demand, zeros where absent) and presence (n x K)."""
 
     obs_names: list[str]
     modalities: list[str]
-    xs: list[torch.Tensor]
+    xs: list[InputBlock]
     present: torch.Tensor
 
     def rows(self, idx: np.ndarray) -> ModelInputs:
@@ -413,14 +421,13 @@ class DeepGAMI:
             have = data.present[rows, k]
             if not have.any():
                 raise InputError(None, f"no training sample has modality '{m}'")
-            X = data.X[k][rows[have]]
             candidates = None if data.edges[k] is None else data.edges[k][0]
             try:
                 prep, cols = fit_modality(
-                    X, data.var_names[k], y_fit[have], task, candidates,
+                    data.X[k], data.var_names[k], y_fit[have], task, candidates,
                     selection=_per_modality(setting["selection"], m, "none"), pvalue=float(setting["selection_pvalue"]),
                     top_k=int(setting["selection_top_k"]), min_features=int(setting["min_features"]),
-                    scaling=_per_modality(setting["scaling"], m, "standard"))
+                    scaling=_per_modality(setting["scaling"], m, "standard"), rows=rows[have])
             except ValueError as err:
                 raise InputError(None, f"modality '{m}': {err}") from None
             preprocessors.append(prep)
@@ -478,7 +485,8 @@ class DeepGAMI:
         val = Batch(inputs.xs, inputs.present, y_t).rows(va) if len(va) else None
         weight = None
         if task == "classification" and setting["balance"] == "smote":
-            xs, pres, yy = smote_oversample([x.numpy() for x in train.xs], train.present.numpy(),
+            # SMOTE makes new rows, so it works on a preprocessed float32 copy of the training rows.
+            xs, pres, yy = smote_oversample([x.numpy() for x in materialize(train.xs)], train.present.numpy(),
                                             train.y.numpy(), derive_seed(seed, 4) % 2**31)
             train = Batch([torch.from_numpy(x) for x in xs], torch.from_numpy(pres), torch.from_numpy(yy))
         elif task == "classification" and setting["balance"] == "class_weights":
@@ -499,28 +507,29 @@ class DeepGAMI:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def _block(self, k: int, X: np.ndarray, var_names: pd.Index, where: str) -> np.ndarray:
-        """Preprocess raw columns of modality k, looked up by name (never by position)."""
+    def _block(self, k: int, X: np.ndarray, var_names: pd.Index, rows: np.ndarray, present: np.ndarray) -> PreprocessedRows:
+        """Rows `rows` of modality k's raw matrix X, its columns looked up by name (never by
+        position), preprocessed when a (mini)batch is materialized."""
         prep = self.preprocessors[k]
         idx = var_names.get_indexer(pd.Index(prep.features))
         if (idx < 0).any():
             missing = [f for f, i in zip(prep.features, idx) if i < 0]
-            raise InputError(None, f"modality '{self.modalities[k]}' of {where} lacks {len(missing)} of the "
+            raise InputError(None, f"modality '{self.modalities[k]}' of the cohort lacks {len(missing)} of the "
                                    f"model's {len(prep.features)} input features (e.g. {', '.join(missing[:3])})")
-        try:
-            return prep.transform(X[:, idx])
-        except ValueError as err:
-            raise InputError(None, f"modality '{self.modalities[k]}': {err}") from None
+        if prep.scaling == "log1p" and X.dtype.kind == "f" and present.any():
+            # Fail here, with the modality named, rather than in the middle of training.
+            for start in range(0, len(rows), 1024):
+                part = rows[start : start + 1024][present[start : start + 1024]]
+                if (X[np.ix_(part, idx)] < 0).any():
+                    raise InputError(None, f"modality '{self.modalities[k]}': scaling 'log1p' needs non-negative values")
+        return PreprocessedRows(X, rows, idx, prep, present, self.modalities[k])
 
     def _inputs_from_arrays(self, data: CohortArrays, rows: np.ndarray) -> ModelInputs:
         if data.modalities != self.modalities:
             raise InputError(None, f"cohort modalities {data.modalities} differ from the model's {self.modalities}")
+        rows = np.asarray(rows, dtype=np.int64)
         present = data.present[rows]
-        xs = []
-        for k in range(len(self.modalities)):
-            block = self._block(k, data.X[k][rows], data.var_names[k], "the cohort")
-            block[~present[:, k]] = 0.0
-            xs.append(torch.from_numpy(block))
+        xs = [self._block(k, data.X[k], data.var_names[k], rows, present[:, k]) for k in range(len(self.modalities))]
         return ModelInputs([str(data.obs_names[i]) for i in rows], self.modalities, xs,
                            torch.from_numpy(present.copy()))
 
@@ -533,16 +542,15 @@ class DeepGAMI:
         """
         use = self._check_modalities(mdata, modalities)
         n = mdata.n_obs
-        xs, present = [], np.zeros((n, len(self.modalities)), dtype=bool)
+        xs: list[InputBlock] = []
+        present = np.zeros((n, len(self.modalities)), dtype=bool)
         for k, m in enumerate(self.modalities):
             if m in use:
                 present[:, k] = cohort.present(mdata, m)
-                block = self._block(k, cohort.modality_matrix(mdata, m), pd.Index(mdata.mod[m].var_names.astype(str)),
-                                    "the cohort")
-                block[~present[:, k]] = 0.0
+                xs.append(self._block(k, _compact(cohort.modality_matrix(mdata, m, dtype=None)),
+                                      pd.Index(mdata.mod[m].var_names.astype(str)), np.arange(n), present[:, k]))
             else:
-                block = np.zeros((n, len(self.preprocessors[k].features)), dtype=np.float32)
-            xs.append(torch.from_numpy(block))
+                xs.append(torch.zeros((n, len(self.preprocessors[k].features)), dtype=torch.float32))
         return ModelInputs([str(s) for s in mdata.obs_names], self.modalities, xs, torch.from_numpy(present))
 
     def _check_modalities(self, mdata: md.MuData, modalities: Sequence[str] | None) -> list[str]:
@@ -569,9 +577,10 @@ class DeepGAMI:
         """Probabilities (n x classes) or predicted values (n,); NaN for samples with no modality."""
         self.module.eval()
         chunks = []
-        for start in range(0, len(inputs.obs_names), 1024):
-            sl = slice(start, start + 1024)
-            out = self.module([x[sl] for x in inputs.xs], inputs.present[sl], fill=fill)
+        step = chunk_rows(inputs.xs)
+        for start in range(0, len(inputs.obs_names), step):
+            sl = slice(start, start + step)
+            out = self.module(materialize([x[sl] for x in inputs.xs]), inputs.present[sl], fill=fill)
             if self.task == "regression":
                 t = self.config["target"]
                 chunks.append(out.logits[:, 0].double().numpy() * t["std"] + t["mean"])
@@ -640,8 +649,7 @@ class DeepGAMI:
     def latent_blocks(self, inputs: ModelInputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """(encoded, imputed) latent blocks per modality; imputed_k comes from the other present
         modalities only, so it can be compared with encoded_k where modality k is present."""
-        self.module.eval()
-        latent = self.module.encode(inputs.xs)
+        latent = encode_in_chunks(self.module, inputs.xs)
         enc = [b.numpy() for b in latent]
         imputed = []
         for k in range(len(self.modalities)):

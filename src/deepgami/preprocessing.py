@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from scipy import stats
@@ -21,14 +21,32 @@ SELECTIONS = ("none", "pvalue", "topk")
 _CHUNK = 4096
 
 
-def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
+def _column_blocks(X: np.ndarray, rows: np.ndarray | None, cols: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+    """(position in `cols`, float64 copy of X[rows, cols block]) for blocks of _CHUNK columns, so
+    that a genotype matrix is never copied whole (a float64 copy of 1e6 SNPs x 2,000 is 16 GB).
+    NaN cells are filled with their column's mean over `rows`."""
+    for start in range(0, len(cols), _CHUNK):
+        c = cols[start : start + _CHUNK]
+        block = np.asarray(X[:, c] if rows is None else X[np.ix_(rows, c)], dtype=np.float64)
+        nan = np.isnan(block)
+        if nan.any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                means = np.nan_to_num(np.nanmean(block, axis=0), nan=0.0)
+            block = np.where(nan, means, block)
+        yield slice(start, start + len(c)), block
+
+
+def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str, rows: np.ndarray | None = None,
+                       cols: np.ndarray | None = None) -> np.ndarray:
     """P-value per column: one-way ANOVA F-test across classes (for two classes this is Student's
     t-test, p identical), or the F-test of Pearson correlation for a numeric phenotype.
 
-    Constant columns get p = 1. Works in column chunks so a float32 genotype matrix is never
-    copied whole to float64.
+    `rows` and `cols` (default all) pick the cells tested; `y` belongs to `rows`. Constant columns
+    get p = 1, NaN cells count as their column's mean.
     """
-    n, n_vars = X.shape
+    cols = np.arange(X.shape[1]) if cols is None else np.asarray(cols, dtype=np.int64)
+    n, n_vars = (X.shape[0] if rows is None else len(rows)), len(cols)
     out = np.ones(n_vars, dtype=np.float64)
     if task == "regression":
         yc = np.asarray(y, dtype=np.float64)
@@ -36,8 +54,7 @@ def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
         ynorm = np.sqrt(np.sum(yc**2))
         if n < 3 or ynorm == 0:
             return out
-        for start in range(0, n_vars, _CHUNK):
-            xc = np.asarray(X[:, start : start + _CHUNK], dtype=np.float64)
+        for sl, xc in _column_blocks(X, rows, cols):
             xc = xc - xc.mean(axis=0)
             xnorm = np.sqrt(np.sum(xc**2, axis=0))
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -47,7 +64,7 @@ def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
             p = stats.f.sf(f, 1, n - 2)
             p[xnorm == 0] = 1.0
             p[(xnorm > 0) & (r2 >= 1.0)] = 0.0
-            out[start : start + _CHUNK] = p
+            out[sl] = p
         return out
     codes = np.asarray(y)
     groups = np.unique(codes)
@@ -56,8 +73,7 @@ def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
         return out
     masks = [codes == g for g in groups]
     counts = np.array([m.sum() for m in masks], dtype=np.float64)
-    for start in range(0, n_vars, _CHUNK):
-        xc = np.asarray(X[:, start : start + _CHUNK], dtype=np.float64)
+    for sl, xc in _column_blocks(X, rows, cols):
         grand = xc.mean(axis=0)
         means = np.stack([xc[m].mean(axis=0) for m in masks])
         between = np.sum(counts[:, None] * (means - grand) ** 2, axis=0)
@@ -70,7 +86,7 @@ def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str) -> np.ndarray:
         p[(within <= 1e-12 * np.maximum(total, 1e-300)) & (between > 0)] = 0.0
         p[total <= 0] = 1.0
         p[np.isnan(p)] = 1.0
-        out[start : start + _CHUNK] = p
+        out[sl] = p
     return out
 
 
@@ -111,19 +127,30 @@ class ModalityPreprocessor:
     center: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     scale: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
+    def transform(self, X: np.ndarray, feature_major: bool = False) -> np.ndarray:
+        """float32 preprocessed copy of raw rows `X` (samples x `features`, any numeric dtype).
+
+        `feature_major=True` returns it transposed, a C-contiguous (features, samples) array: the
+        layout the sparse encoder reads, made in the same pass that converts int8 dosages.
+        """
         if X.shape[1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} columns, got {X.shape[1]}")
-        X = np.array(X, dtype=np.float32, copy=True)
-        nan = np.isnan(X)
-        if nan.any():
-            X[nan] = np.broadcast_to(self.fill, X.shape)[nan]
+        may_have_nan = X.dtype.kind == "f"  # int8 dosages never do
+        if feature_major:
+            X = X.T.astype(np.float32, order="C")
+            fill, center, scale = self.fill[:, None], self.center[:, None], self.scale[:, None]
+        else:
+            X = np.array(X, dtype=np.float32, copy=True)
+            fill, center, scale = self.fill, self.center, self.scale
+        nan = np.isnan(X) if may_have_nan else None
+        if nan is not None and nan.any():
+            X[nan] = np.broadcast_to(fill, X.shape)[nan]
         if self.scaling == "log1p":
             if (X < 0).any():
                 raise ValueError("scaling 'log1p' needs non-negative values")
             np.log1p(X, out=X)
-        X -= self.center
-        X /= self.scale
+        X -= center
+        X /= scale
         return X
 
     def to_dict(self) -> dict:
@@ -146,34 +173,33 @@ class ModalityPreprocessor:
         )
 
 
-def fit_scaling(X: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fill values (training means, raw scale), center and scale from training rows `X`.
+def fit_scaling(X: np.ndarray, scaling: str, rows: np.ndarray | None = None,
+                cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill values (training means, raw scale), center and scale of X[rows, cols] (default all).
 
     `log1p` is log(1 + x) followed by standardization (the usual expression-count recipe);
     `minmax` maps the training range onto [0, 1]; constant columns get scale 1.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, not {scaling!r}")
-    n_vars = X.shape[1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        fill = np.nanmean(X, axis=0, dtype=np.float64) if len(X) else np.zeros(n_vars)
-    fill = np.nan_to_num(fill, nan=0.0).astype(np.float32)
-    X = np.where(np.isnan(X), fill, X).astype(np.float64) if np.isnan(X).any() else X.astype(np.float64)
-    if scaling == "log1p":
-        if (X < 0).any():
-            raise ValueError("scaling 'log1p' needs non-negative values")
-        X = np.log1p(X)
-    if scaling in ("standard", "log1p"):
-        center = X.mean(axis=0) if len(X) else np.zeros(n_vars)
-        scale = X.std(axis=0) if len(X) else np.ones(n_vars)
-    elif scaling == "minmax":
-        center = X.min(axis=0) if len(X) else np.zeros(n_vars)
-        scale = (X.max(axis=0) - center) if len(X) else np.ones(n_vars)
-    else:
-        center, scale = np.zeros(n_vars), np.ones(n_vars)
+    cols = np.arange(X.shape[1]) if cols is None else np.asarray(cols, dtype=np.int64)
+    n = X.shape[0] if rows is None else len(rows)
+    fill, center, scale = np.zeros(len(cols)), np.zeros(len(cols)), np.ones(len(cols))
+    if n == 0:
+        return fill.astype(np.float32), center.astype(np.float32), scale.astype(np.float32)
+    for sl, block in _column_blocks(X, rows, cols):
+        fill[sl] = block.mean(axis=0)
+        if scaling == "log1p":
+            if (block < 0).any():
+                raise ValueError("scaling 'log1p' needs non-negative values")
+            block = np.log1p(block)
+        if scaling in ("standard", "log1p"):
+            center[sl], scale[sl] = block.mean(axis=0), block.std(axis=0)
+        elif scaling == "minmax":
+            center[sl] = block.min(axis=0)
+            scale[sl] = block.max(axis=0) - center[sl]
     scale = np.where(scale > 1e-12, scale, 1.0)
-    return fill, center.astype(np.float32), scale.astype(np.float32)
+    return fill.astype(np.float32), center.astype(np.float32), scale.astype(np.float32)
 
 
 def fit_modality(
@@ -187,28 +213,25 @@ def fit_modality(
     top_k: int = 1000,
     min_features: int = 10,
     scaling: str = "standard",
+    rows: np.ndarray | None = None,
 ) -> tuple[ModalityPreprocessor, np.ndarray]:
     """Fit one modality's preprocessing on its training rows.
 
     Args:
-        X: raw values, training rows that have this modality (float32, n x all variables).
+        X: raw values (float32 or int8 dosages, samples x all variables); read in column blocks.
         var_names: the modality's variable names (columns of X).
-        y: class codes or numeric phenotype of those rows.
+        y: class codes or numeric phenotype of the training rows.
         candidates: column indices allowed as inputs (a guided modality's prior sources); the
             selection test runs among them, so `top_k` counts prior sources.
+        rows: the training rows that have this modality (default: every row of X).
     Returns:
         the fitted preprocessor and the kept column indices into `var_names` (ascending).
     """
     cols = np.arange(X.shape[1]) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
     if selection != "none" and len(cols):
-        Xc = X[:, cols]
-        if np.isnan(Xc).any():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                Xc = np.where(np.isnan(Xc), np.nan_to_num(np.nanmean(Xc, axis=0)), Xc)
-        pvals = univariate_pvalues(Xc, y, task)
+        pvals = univariate_pvalues(X, y, task, rows, cols)
         cols = cols[select_features(pvals, selection, pvalue, top_k, min_features)]
-    fill, center, scale = fit_scaling(X[:, cols], scaling)
+    fill, center, scale = fit_scaling(X, scaling, rows, cols)
     names = [str(var_names[c]) for c in cols]
     return ModalityPreprocessor(names, scaling, fill, center, scale), cols
 

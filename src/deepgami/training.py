@@ -23,6 +23,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, Strati
 from torch import Tensor, nn
 
 from deepgami.errors import InputError
+from deepgami.lazy_inputs import InputBlock, chunk_rows, materialize
 from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, AffineImputer, DeepGAMINetwork
 from deepgami.preprocessing import SCALINGS, SELECTIONS
 
@@ -226,9 +227,9 @@ def inner_split(y: np.ndarray, val_fraction: float, seed: int, stratify: bool) -
 
 @dataclass
 class Batch:
-    """Preprocessed tensors for some rows: inputs per modality, presence (rows x K), targets."""
+    """Some rows: inputs per modality (preprocessed on demand), presence (rows x K), targets."""
 
-    xs: list[Tensor]
+    xs: list[InputBlock]
     present: Tensor
     y: Tensor
 
@@ -306,10 +307,11 @@ def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Modu
     """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
     net.eval()
     task_total, aux_total, n = 0.0, 0.0, 0
+    batch_size = chunk_rows(data.xs, batch_size)
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             part = data.rows(np.arange(start, min(start + batch_size, len(data))))
-            out = net(part.xs, part.present)
+            out = net(materialize(part.xs), part.present)
             task_total += float(loss_fn(_task_output(out.logits, task), part.y)) * len(part)
             aux_total += float(net.auxiliary_loss(out.latent, part.present, aux_target)) * len(part)
             n += len(part)
@@ -358,7 +360,7 @@ def train_network(
             stop = starts[b + 1] if b + 1 < len(starts) else len(train)
             part = train.rows(order[start:stop])
             head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
-            out = net(part.xs, part.present, head_present=head_present)
+            out = net(materialize(part.xs), part.present, head_present=head_present)
             task_loss = loss_fn(_task_output(out.logits, task), part.y)
             aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
             loss = task_loss + lam * aux_loss
@@ -408,8 +410,7 @@ def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> 
     rows (never used for gradient steps), alpha shrinks to what holds out-of-sample, down to 0
     (the training mean) when the modalities share nothing. Returns {pair: (mean alpha, mean beta)}.
     """
-    net.eval()
-    latent = net.encode(data.xs)
+    latent = encode_in_chunks(net, data.xs)
     out = {}
     for i in range(net.n_modalities):
         for j in range(net.n_modalities):
@@ -433,19 +434,24 @@ def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> 
 
 
 @torch.no_grad()
-def set_latent_means(net: DeepGAMINetwork, data: Batch, batch_size: int = 1024) -> None:
-    """Store each block's mean over the rows that have the modality (the mean-fill baseline)."""
+def encode_in_chunks(net: DeepGAMINetwork, xs: Sequence[InputBlock]) -> list[Tensor]:
+    """Latent blocks (eval mode) of every row, materializing a memory-bounded chunk at a time."""
     net.eval()
-    sums = torch.zeros_like(net.latent_mean, dtype=torch.float64)
-    counts = torch.zeros(net.n_modalities, 1, dtype=torch.float64)
-    for start in range(0, len(data), batch_size):
-        part = data.rows(np.arange(start, min(start + batch_size, len(data))))
-        latent = net.encode(part.xs)
-        for k, block in enumerate(latent):
-            rows = part.present[:, k]
-            sums[k] += block[rows].double().sum(dim=0)
-            counts[k] += float(rows.sum())
-    net.latent_mean.copy_((sums / counts.clamp(min=1)).float())
+    n, step = int(xs[0].shape[0]), chunk_rows(xs)
+    parts = [net.encode(materialize([x[s : s + step] for x in xs])) for s in range(0, n, step)]
+    if not parts:
+        return [torch.zeros(0, net.n_latent) for _ in range(net.n_modalities)]
+    return [torch.cat([p[k] for p in parts]) for k in range(net.n_modalities)]
+
+
+@torch.no_grad()
+def set_latent_means(net: DeepGAMINetwork, data: Batch) -> None:
+    """Store each block's mean over the rows that have the modality (the mean-fill baseline)."""
+    latent = encode_in_chunks(net, data.xs)
+    for k, block in enumerate(latent):
+        rows = data.present[:, k]
+        mean = block[rows].double().mean(dim=0) if bool(rows.any()) else torch.zeros(net.n_latent, dtype=torch.float64)
+        net.latent_mean[k].copy_(mean.float())
 
 
 # -- grid search --------------------------------------------------------------------------------
