@@ -18,8 +18,8 @@ import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami import cohort
 from deepgami.cli import main
-from deepgami.lazy_inputs import materialize
 from deepgami.errors import InputError
+from deepgami.lazy_inputs import materialize
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
 from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
 
@@ -346,3 +346,25 @@ def test_simulate_build_train_predict_end_to_end(tmp_path):
     run("predict", str(tmp_path / "model"), str(cohort_path), "--out", str(tmp_path / "p.tsv"), "--split", "test")
     metrics = json.loads((tmp_path / "p.metrics.json").read_text())
     assert metrics["auc"] > 0.7
+
+
+def test_training_never_holds_a_float_copy_of_the_genotypes():
+    """Memory discipline (issue #7): int8 dosages are preprocessed a minibatch (or a bounded chunk)
+    at a time, so fitting allocates far less than one float32 copy of the genotype matrix."""
+    import tracemalloc
+
+    from deepgami.training import expand_grid
+
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=300, n_snps=20_000, n_tfs=8, n_genes=12, seed=1)
+    mdata.mod["snp"].X = np.asarray(mdata.mod["snp"].X).astype(np.int8)
+    data = read_arrays(mdata)
+    float32_copy = data.X[0].size * 4  # 24 MB
+    setting = {**expand_grid(model_fixtures.fast_params(), dense=False)[0], "max_epochs": 2}
+    tracemalloc.start()
+    try:
+        model = DeepGAMI.fit_rows(data, np.flatnonzero(data.split == "train"), setting, 0)
+        model.predict(mdata)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < float32_copy / 2, f"peak traced allocation {peak / 1e6:.1f} MB"
