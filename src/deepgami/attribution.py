@@ -53,7 +53,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -181,18 +181,23 @@ def feature_attributions(
     def forward(*inputs: Tensor) -> Tensor:
         return transform(module.logits(*inputs))
 
-    ig = IntegratedGradients(forward)
-    n = xs[0].shape[0]
-    chunk, steps = _batching(n, sum(x.shape[1] for x in xs), n_steps)
-    attrs: list[list[Tensor]] = [[] for _ in xs]
+    bases = tuple(b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs))
+    return _chunked_ig(module, IntegratedGradients(forward), xs, bases, target, n_steps, method)
+
+
+def _chunked_ig(module: DeepGAMINetwork, ig: Any, inputs: Sequence[Tensor], bases: Sequence[Tensor], target: int,
+                n_steps: int, method: str) -> tuple[list[Tensor], Tensor]:
+    """Captum IG over chunks of samples, each path batch about PATH_BATCH_FLOATS values wide.
+    Returns per-sample attributions per input (n x width) and the convergence delta per sample."""
+    n = inputs[0].shape[0]
+    chunk, steps = _batching(n, sum(x.shape[1] for x in inputs), n_steps)
+    attrs: list[list[Tensor]] = [[] for _ in inputs]
     deltas = []
     with _frozen(module):
         for s0 in range(0, n, chunk):
-            inputs = tuple(x[s0 : s0 + chunk] for x in xs)
-            bases = tuple(b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs))
-            size = inputs[0].shape[0]
-            out, delta = ig.attribute(inputs, baselines=bases, target=target, n_steps=n_steps, method=method,
-                                      internal_batch_size=size * steps, return_convergence_delta=True)
+            part = tuple(x[s0 : s0 + chunk] for x in inputs)
+            out, delta = ig.attribute(part, baselines=tuple(bases), target=target, n_steps=n_steps, method=method,
+                                      internal_batch_size=part[0].shape[0] * steps, return_convergence_delta=True)
             for k, a in enumerate(out):
                 attrs[k].append(a.detach())
             deltas.append(delta.detach().reshape(-1))
@@ -215,24 +220,11 @@ def latent_attributions(
     def forward(*latent: Tensor) -> Tensor:
         return transform(_from_latent(module, latent))
 
-    ig = IntegratedGradients(forward)
     with _frozen(module), torch.no_grad():
         base_latent = tuple(c.reshape(1, -1) for c in module.encode([b.reshape(1, -1).to(x.dtype)
                                                                       for b, x in zip(baselines, xs)]))
         latent = module.encode(xs)
-    n, width = latent[0].shape[0], sum(c.shape[1] for c in latent)
-    chunk, steps = _batching(n, width, n_steps)
-    attrs: list[list[Tensor]] = [[] for _ in latent]
-    deltas = []
-    with _frozen(module):
-        for s0 in range(0, n, chunk):
-            inputs = tuple(c[s0 : s0 + chunk] for c in latent)
-            out, delta = ig.attribute(inputs, baselines=base_latent, target=target, n_steps=n_steps, method=method,
-                                      internal_batch_size=inputs[0].shape[0] * steps, return_convergence_delta=True)
-            for k, a in enumerate(out):
-                attrs[k].append(a.detach())
-            deltas.append(delta.detach().reshape(-1))
-    return [torch.cat(a) for a in attrs], torch.cat(deltas)
+    return _chunked_ig(module, IntegratedGradients(forward), latent, base_latent, target, n_steps, method)
 
 
 def encoder_path_gradients(
