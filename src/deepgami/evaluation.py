@@ -345,7 +345,7 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
     scaling as DeepGAMI, fitted on those rows; a test sample lacking a modality gets the training
     mean of its features (so every method is scored on the same samples).
     """
-    from deepgami.preprocessing import fit_modality
+    from deepgami.preprocessing import fit_modality_for
 
     train = train[data.present[train].all(axis=1)]
     if len(train) < 4:
@@ -356,21 +356,12 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
         y = data.labels[train].astype(np.float64)
     blocks_tr, blocks_te = [], []
     for k, m in enumerate(data.modalities):
-        prep, cols = fit_modality(
-            data.X[k], data.var_names[k], y, data.task, None,
-            selection=_per_modality(setting["selection"], m, "none"), pvalue=float(setting["selection_pvalue"]),
-            top_k=int(setting["selection_top_k"]), min_features=int(setting["min_features"]),
-            scaling=_per_modality(setting["scaling"], m, "standard"), rows=train)
+        prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y, data.task, rows=train)
         blocks_tr.append(prep.transform(data.X[k][train][:, cols]))
         raw = data.X[k][test][:, cols].astype(np.float32)
         raw[~data.present[test, k]] = np.nan  # transform fills NaN with the training mean
         blocks_te.append(prep.transform(raw))
     return np.concatenate(blocks_tr, axis=1), y, np.concatenate(blocks_te, axis=1), train
-
-
-def _per_modality(value: str | dict, modality: str, default: str) -> str:
-    """A preprocessing setting given once, or per modality as {modality: value} (as in training)."""
-    return value.get(modality, default) if isinstance(value, dict) else value
 
 
 # -- metrics as tidy rows -------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from deepgami.errors import InputError, atomic_path
 from deepgami.lazy_inputs import InputBlock, PreprocessedRows, chunk_rows, materialize
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics, selection_score
 from deepgami.network import DeepGAMINetwork
-from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_modality, smote_oversample
+from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_modality_for, smote_oversample
 from deepgami.training import (
     Batch,
     as_setting,
@@ -231,11 +231,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _per_modality(value: str | dict, modality: str, default: str) -> str:
-    """A setting given once for all modalities, or as a mapping {modality: value}."""
-    return value.get(modality, default) if isinstance(value, dict) else value
-
-
 class DeepGAMI:
     """A trained DeepGAMI model: the network (`module`), its fitted preprocessing and its config.
 
@@ -423,11 +418,8 @@ class DeepGAMI:
                 raise InputError(None, f"no training sample has modality '{m}'")
             candidates = None if data.edges[k] is None else data.edges[k][0]
             try:
-                prep, cols = fit_modality(
-                    data.X[k], data.var_names[k], y_fit[have], task, candidates,
-                    selection=_per_modality(setting["selection"], m, "none"), pvalue=float(setting["selection_pvalue"]),
-                    top_k=int(setting["selection_top_k"]), min_features=int(setting["min_features"]),
-                    scaling=_per_modality(setting["scaling"], m, "standard"), rows=rows[have])
+                prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y_fit[have], task, candidates,
+                                              rows=rows[have])
             except ValueError as err:
                 raise InputError(None, f"modality '{m}': {err}") from None
             preprocessors.append(prep)
