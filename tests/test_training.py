@@ -32,6 +32,7 @@ from deepgami.training import (
     default_params,
     expand_grid,
     hide_modalities,
+    init_encoders_from_targets,
     inner_split,
     load_params,
     train_network,
@@ -186,6 +187,53 @@ def test_calibrated_imputer_falls_back_to_the_mean_without_shared_signal():
     net.encoders[1].load_state_dict(net.encoders[0].state_dict())
     fitted = calibrate_imputers(net, shared)
     assert fitted[net.pair_key(0, 1)][0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sources():
+    """`encoder_init: targets`: node g of a sparse encoder starts at the least-squares fit of gene g's
+    measured value on g's sources; genes that are not measured (NaN) keep their random start; rows
+    lacking the modality are left out; no labels are used."""
+    rng = np.random.default_rng(0)
+    n = 300
+    xa, xb = rng.normal(size=(n, 6)), rng.normal(size=(n, 4))
+    edges_a = (torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 0, 1, 1, 2, 2]))
+    edges_b = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 2]))
+    net = DeepGAMINetwork([6, 4], 3, 2, edges=[edges_a, edges_b], hidden_layers=[])
+    targets = np.column_stack([2 * xa[:, 0] - xa[:, 1], 0.5 * xa[:, 2] + xb[:, 1], np.full(n, np.nan)])
+    targets += 0.01 * rng.normal(size=targets.shape)
+    present = torch.ones(n, 2, dtype=torch.bool)
+    present[:20, 1] = False  # absent rows hold zeros: they must not enter the fit
+    xs = [torch.tensor(xa, dtype=torch.float32), torch.tensor(xb, dtype=torch.float32)]
+    xs[1][:20] = 0.0
+    before = [enc.weight.detach().clone() for enc in net.encoders]
+    done = init_encoders_from_targets(net, xs, present, targets)
+    assert done == {"0": 2, "1": 2}
+    wa, wb = net.encoders[0].weight.detach(), net.encoders[1].weight.detach()
+    # gene 1's other half (from modality b) is noise to modality a's fit: wider tolerance there
+    assert wa[:2].numpy() == pytest.approx([2.0, -1.0], abs=0.05)  # ridge shrinks by ~1%
+    assert wa[2:4].numpy() == pytest.approx([0.5, 0.0], abs=0.2)
+    assert torch.equal(wa[4:], before[0][4:])  # gene 2 is not measured
+    assert wb[1].item() == pytest.approx(1.0, abs=0.1) and abs(wb[0].item()) < 0.15
+    assert torch.equal(wb[2:], before[1][2:])
+    # the pre-normalization output of node 0 tracks the measured gene
+    pre = net.encoders[0](xs[0]).detach().numpy()[:, 0]
+    assert np.corrcoef(pre, targets[:, 0])[0, 1] > 0.99
+
+
+def test_target_initialization_uses_measured_latent_genes_and_no_labels():
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=120, seed=0)
+    data = read_arrays(mdata)
+    from deepgami.model import latent_targets
+
+    rows = np.flatnonzero(data.split == "train")
+    targets = latent_targets(data, rows)
+    assert targets.shape == (len(rows), len(data.latent_nodes))
+    assert np.allclose(np.nanmean(targets, axis=0), 0, atol=1e-9) and not np.isnan(targets).any()
+    shuffled = data.labels.copy()
+    np.random.default_rng(1).shuffle(shuffled)
+    from dataclasses import replace
+
+    assert np.array_equal(latent_targets(replace(data, labels=shuffled), rows), targets)
 
 
 # -- preprocessing ------------------------------------------------------------------------------------

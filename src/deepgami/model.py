@@ -36,7 +36,7 @@ from deepgami.errors import InputError, atomic_path
 from deepgami.lazy_inputs import InputBlock, PreprocessedRows, chunk_rows, materialize
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics, selection_score
 from deepgami.network import DeepGAMINetwork
-from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_modality_for, smote_oversample
+from deepgami.preprocessing import ModalityPreprocessor, class_weights, fit_modality_for, per_modality, smote_oversample
 from deepgami.training import (
     Batch,
     as_setting,
@@ -46,6 +46,7 @@ from deepgami.training import (
     encode_in_chunks,
     expand_grid,
     grid_search,
+    init_encoders_from_targets,
     inner_split,
     load_params,
     set_latent_means,
@@ -160,6 +161,36 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
 def _compact(x: np.ndarray) -> np.ndarray:
     """int8 and float32 as they are; anything else as float32."""
     return x if x.dtype in (np.int8, np.float32) else x.astype(np.float32)
+
+
+def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard") -> np.ndarray | None:
+    """The measured value of each latent gene on `rows` (rows x latent nodes), standardized over the
+    rows that have it (log1p first where that modality's scaling is log1p); NaN where the gene is
+    not a variable of any modality or the sample lacks that modality. None when no latent gene is
+    measured. Used only to start the encoders (`encoder_init: targets`), never as a model input."""
+    if data.latent_nodes is None:
+        return None
+    nodes = pd.Index(data.latent_nodes)
+    out = np.full((len(rows), len(nodes)), np.nan)
+    found = False
+    for k, m in enumerate(data.modalities):
+        pos = data.var_names[k].get_indexer(nodes)
+        hit = np.flatnonzero(pos >= 0)
+        have = data.present[rows, k]
+        if len(hit) == 0 or not have.any():
+            continue
+        values = np.asarray(data.X[k][np.ix_(rows[have], pos[hit])], dtype=np.float64)
+        if per_modality(scaling, m, "standard") == "log1p":
+            values = np.log1p(np.clip(values, 0, None))
+        sd = values.std(axis=0)
+        ok = np.isfinite(sd) & (sd > 0)
+        values = (values - values.mean(axis=0)) / np.where(ok, sd, 1.0)
+        values[:, ~ok] = np.nan
+        block = out[have]
+        block[:, hit] = values
+        out[have] = block
+        found = found or bool(ok.any())
+    return out if found else None
 
 
 # -- inputs prepared for the network --------------------------------------------------------------
@@ -475,6 +506,11 @@ class DeepGAMI:
                              derive_seed(seed, 3), task == "classification")
         train = Batch(inputs.xs, inputs.present, y_t).rows(tr)
         val = Batch(inputs.xs, inputs.present, y_t).rows(va) if len(va) else None
+        if setting["encoder_init"] == "targets" and data.latent_nodes is not None:
+            targets = latent_targets(data, rows[tr], setting["scaling"])
+            if targets is not None:
+                config["training"]["encoder_init"] = init_encoders_from_targets(
+                    module, train.xs, train.present, targets)
         weight = None
         if task == "classification" and setting["balance"] == "smote":
             # SMOTE makes new rows, so it works on a preprocessed float32 copy of the training rows.
