@@ -7,7 +7,7 @@ dosages (2 GB at 1e6), an expression modality (`--tfs` TFs + `--genes` genes, fl
 prior with about 2 edges per SNP into the genes and a GRN prior (3 TFs per gene). This process
 builds it with `cohort.build_cohort` and writes the .h5mu (its own memory is not measured); then
 `deepgami train` (one setting, no grid search, `--epochs` epochs) and `deepgami predict` run as
-child processes, and their wall time and peak RSS (ru_maxrss) are reported. Seconds per epoch are
+child processes, and their wall time and peak RSS (ru_maxrss of each, from os.wait4) are reported. Seconds per epoch are
 timed afterwards in this process, between the training hook's epoch ends.
 
 The point is the ceiling: the raw int8 matrix is held once, and minibatches become float32 only as
@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from train_speed import run_deepgami  # noqa: E402
 
 
 def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: int, seed: int) -> dict:
@@ -55,19 +57,6 @@ def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: in
     mdata, report = build_cohort(modalities, labels, [PriorInput("snp", "eqtl", eqtl), PriorInput("expr", "grn", grn)])
     write_cohort(mdata, path)
     return {name: info["edges_kept"] for name, info in report.priors.items()}
-
-
-def run_child(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS GiB) of one deepgami command in a fresh child process (NaN when an
-    earlier child peaked higher: ru_maxrss of children is a running maximum)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepgami", *args], check=True)
-    seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before and before > 0:
-        return seconds, float("nan")
-    return seconds, peak / 1024**2
 
 
 def epoch_seconds(cohort: Path, params: Path, epochs: int, seed: int) -> list[float]:
@@ -109,10 +98,13 @@ def main() -> None:
               "batch_size": args.batch_size, "cohort_mb": round(cohort.stat().st_size / 1e6, 1),
               "make_cohort_s": round(make_s, 1)}
     model = args.out / "model"
-    result["train_s"], result["train_peak_rss_gib"] = run_child(
-        ["train", str(cohort), "--out", str(model), "--params", str(params), "--max-epochs", str(args.epochs), "--quiet"])
-    pred = args.out / "predictions.tsv"
-    result["predict_s"], result["predict_peak_rss_gib"] = run_child(["predict", str(model), str(cohort), "--out", str(pred)])
+    for stage, cmd in (("train", ["train", str(cohort), "--out", str(model), "--params", str(params),
+                                  "--max-epochs", str(args.epochs), "--quiet"]),
+                       ("predict", ["predict", str(model), str(cohort), "--out", str(args.out / "predictions.tsv")])):
+        run = run_deepgami(*cmd)
+        if run["exit_code"] != 0:
+            raise SystemExit(f"deepgami {stage} failed with exit code {run['exit_code']}")
+        result[f"{stage}_s"], result[f"{stage}_peak_rss_gib"] = run["wall_s"], run["peak_rss_mib"] / 1024
     result["epoch_s"] = epoch_seconds(cohort, params, args.epochs, args.seed)
     result = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
     result["cpu_count"] = os.cpu_count()

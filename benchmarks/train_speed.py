@@ -29,7 +29,12 @@ FIELDS = ["cohort", "samples", "extra", "repeat", "wall_s", "cpu_s", "peak_rss_m
 
 
 def run_train(cohort: Path, model_dir: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "deepgami", "train", str(cohort), "--out", str(model_dir), "--quiet", *extra]
+    return run_deepgami("train", str(cohort), "--out", str(model_dir), "--quiet", *extra)
+
+
+def run_deepgami(*args: str) -> dict:
+    """Wall and CPU seconds, peak RSS (of that process alone) and exit code of one deepgami command."""
+    cmd = [sys.executable, "-m", "deepgami", *args]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -348,11 +348,16 @@ def test_simulate_build_train_predict_end_to_end(tmp_path):
     assert metrics["auc"] > 0.7
 
 
-def test_training_never_holds_a_float_copy_of_the_genotypes():
+def test_training_never_holds_a_float_copy_of_the_genotypes(monkeypatch):
     """Memory discipline (issue #7): int8 dosages are preprocessed a minibatch (or a bounded chunk)
-    at a time, so fitting allocates far less than one float32 copy of the genotype matrix."""
+    at a time, so fitting allocates far less than one float32 copy of the genotype matrix. The
+    encoder start reads one float32 copy up to JOINT_INIT_MAX_VALUES (1 GiB); lowered here so that
+    this small cohort takes the genome-scale path."""
     import tracemalloc
 
+    import deepgami.training
+
+    monkeypatch.setattr(deepgami.training, "JOINT_INIT_MAX_VALUES", 1_000_000)
     from deepgami.training import expand_grid
 
     mdata, _ = model_fixtures.simulated_mudata(n_samples=300, n_snps=20_000, n_tfs=8, n_genes=12, seed=1)

@@ -69,23 +69,7 @@ class PreprocessedRows:
         return torch.from_numpy(xt).t()
 
 
-    def values(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-        """float64 preprocessed values at `rows` x `features` (positions within this block): a
-        small gather, for per-gene fits that must not materialize the whole block."""
-        raw = self.raw[np.ix_(self.rows[rows], self.cols[features])]
-        out = self.prep.subset(features).transform(raw).astype(np.float64)
-        out[~self.present[rows]] = 0.0
-        return out
-
-
 InputBlock = Union[Tensor, PreprocessedRows]
-
-
-def gather(x: InputBlock, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
-    """float64 values at `rows` x `features` of an input block (tensor or `PreprocessedRows`)."""
-    if isinstance(x, PreprocessedRows):
-        return x.values(rows, features)
-    return x.detach().numpy()[np.ix_(rows, features)].astype(np.float64)
 
 
 def materialize(xs: Sequence[InputBlock]) -> list[Tensor]:

@@ -153,11 +153,6 @@ class ModalityPreprocessor:
         X /= scale
         return X
 
-    def subset(self, idx: np.ndarray) -> ModalityPreprocessor:
-        """The preprocessing of features `idx` (positions in `features`) alone."""
-        return ModalityPreprocessor([self.features[i] for i in idx], self.scaling, self.fill[idx], self.center[idx],
-                                    self.scale[idx])
-
     def to_dict(self) -> dict:
         return {
             "features": list(self.features),

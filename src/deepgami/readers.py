@@ -114,12 +114,14 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     _check_unique(path, header[1:], "feature names")
     # pyarrow parses straight into float32 with bounded buffers: a 2,000 x 100,000 dosage table
     # reads in ~30 s under 3 GB, where pandas' C parser needs > 4 GB of token buffers.
-    types = {name: pa.float32() for name in header[1:]}
-    types[header[0]] = pa.string()
+    # Columns by position: the sample column's header may equal a feature name (e.g. both "0").
+    names = [f"c{j}" for j in range(len(header))]
+    types = {name: pa.float32() for name in names[1:]}
+    types[names[0]] = pa.string()
     try:
         table = pa_csv.read_csv(
             path,
-            read_options=pa_csv.ReadOptions(block_size=1 << 26),
+            read_options=pa_csv.ReadOptions(block_size=1 << 26, column_names=names, skip_rows=1),
             parse_options=pa_csv.ParseOptions(delimiter=sep),
             convert_options=pa_csv.ConvertOptions(column_types=types, strings_can_be_null=False),
         )

@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, Strati
 from torch import Tensor, nn
 
 from deepgami.errors import InputError
-from deepgami.lazy_inputs import InputBlock, chunk_rows, gather, materialize
+from deepgami.lazy_inputs import InputBlock, chunk_rows, materialize
 from deepgami.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS, AffineImputer, DeepGAMINetwork
 from deepgami.preprocessing import SCALINGS, SELECTIONS
 
@@ -405,6 +405,9 @@ def train_network(
 # instead of a joint ridge fit: a d x d solve per gene is cheap for eQTL/GRN fan-ins of a few to a
 # few hundred, not for thousands.
 RIDGE_MAX_FAN_IN = 512
+# The joint fits read one float32 (features x rows) copy of the modality; above this many values
+# (1 GiB) the start is the marginal regression per edge, streamed a chunk of rows at a time.
+JOINT_INIT_MAX_VALUES = 2**28
 
 
 @torch.no_grad()
@@ -417,8 +420,9 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
     prior itself (PrediXcan-style predicted expression); it uses no labels.
 
     `ridge` is the penalty per row on standardized inputs (lambda = ridge * n). Nodes without a
-    measured target, or with too few rows, keep their random start. Returns, per modality index,
-    how many nodes were initialized.
+    measured target, or with too few rows, keep their random start. A modality too large for one
+    float32 copy (JOINT_INIT_MAX_VALUES) gets marginal regressions instead (`_marginal_init`).
+    Returns, per modality index, how many nodes were initialized.
     """
     from deepgami.layers import SparseMaskedLinear
 
@@ -428,13 +432,18 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
     for k, enc in enumerate(net.encoders):
         if not isinstance(enc, SparseMaskedLinear) or enc.n_edges == 0:
             continue
+        have_k = present[:, k].numpy()
+        if xs[k].shape[0] * xs[k].shape[1] > JOINT_INIT_MAX_VALUES:
+            out[str(k)] = _marginal_init(enc, xs[k], have_k, targets, ridge, min_rows)
+            continue
         src, dst = enc.src.numpy(), enc.dst.numpy()
         weight = enc.weight.detach().double().numpy().copy()
         bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
         by_dst = np.argsort(dst, kind="stable")
         ptr = np.zeros(enc.out_features + 1, dtype=np.int64)
         np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
-        have_k = present[:, k].numpy()
+        # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
+        xt = materialize([xs[k]])[0].numpy().T
         done = 0
         for g in np.flatnonzero(measured & (np.diff(ptr) > 0)):
             rows = np.flatnonzero(have_k & target_ok[:, g])
@@ -442,7 +451,7 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
             if n < min_rows:
                 continue
             edges = by_dst[ptr[g]:ptr[g + 1]]
-            X = gather(xs[k], rows, src[edges])  # per-gene slices only: never the whole block
+            X = xt[src[edges]][:, rows].T.astype(np.float64)
             y = targets[rows, g].astype(np.float64)
             xm, ym = X.mean(axis=0), y.mean()
             Xc, yc = X - xm, y - ym
@@ -463,6 +472,31 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
             enc.bias.copy_(torch.from_numpy(bias).to(enc.bias.dtype))
         out[str(k)] = done
     return out
+
+
+def _marginal_init(enc: nn.Module, x: InputBlock, have: np.ndarray, targets: np.ndarray, ridge: float,
+                   min_rows: int) -> int:
+    """Per edge s -> g: the ridge slope of target g on source s alone, sum(x_s y_g) / (sum(x_s^2) +
+    ridge n), accumulated over chunks of rows with the layer's own edge kernel (inputs are
+    standardized by the fold's scaler, targets by `latent_targets`, so no centering is needed)."""
+    y_ok = ~np.isnan(targets) & have[:, None]
+    n_g = y_ok.sum(axis=0)
+    xy = torch.zeros(enc.n_edges, dtype=torch.float64)
+    xx = torch.zeros(enc.in_features, dtype=torch.float64)
+    step = chunk_rows([x])
+    for s in range(0, x.shape[0], step):
+        xc = materialize([x[s : s + step]])[0]
+        yc = torch.from_numpy(np.where(y_ok[s : s + step], targets[s : s + step], 0.0).astype(np.float32))
+        xy += enc.edge_products(xc, yc).double()
+        xx += (xc.double() ** 2 * torch.from_numpy(have[s : s + step, None])).sum(dim=0)
+    usable = torch.from_numpy(n_g >= min_rows)[enc.dst]
+    slope = xy / (xx[enc.src] + ridge * torch.from_numpy(n_g).double()[enc.dst]).clamp(min=1e-12)
+    weight = torch.where(usable, slope, enc.weight.detach().double())
+    enc.weight.copy_(weight.to(enc.weight.dtype))
+    if enc.bias is not None:
+        nodes = torch.from_numpy(n_g >= min_rows)
+        enc.bias.copy_(torch.where(nodes, torch.zeros_like(enc.bias), enc.bias.detach()))
+    return int((n_g[np.unique(enc.dst.numpy())] >= min_rows).sum())
 
 
 @torch.no_grad()
