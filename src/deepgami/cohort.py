@@ -285,15 +285,18 @@ def modality_matrix(mdata: md.MuData, modality: str, dtype: Any = np.float32, ro
     """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
 
     Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
-    are valid genotypes). `dtype=None` keeps the stored dtype (int8 dosages stay int8). When the
-    modality already lists every sample in order and no conversion is needed, this is the stored
-    array itself (not a copy: do not modify it), so a genome-scale matrix is held once.
+    are valid genotypes). `dtype=None` keeps int8 dosages and float32 as stored (anything else
+    becomes float32). When the modality already lists every sample in order and no conversion is
+    needed, this is the stored array itself (not a copy: do not modify it), so a genome-scale
+    matrix is held once.
     """
     adata = mdata.mod[modality]
     obs = mdata.obs_names if rows is None else mdata.obs_names[rows]
     where = adata.obs_names.get_indexer(obs)
     x = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
-    dtype = x.dtype if dtype is None else np.dtype(dtype)
+    if dtype is None:
+        dtype = x.dtype if x.dtype in (np.int8, np.float32) else np.dtype(np.float32)
+    dtype = np.dtype(dtype)
     if len(where) == x.shape[0] and np.array_equal(where, np.arange(len(where))):
         return x.astype(dtype, copy=False)
     out = np.zeros((len(obs), adata.n_vars), dtype=dtype)

@@ -221,7 +221,6 @@ def combine_cohorts(train: Any, test: Any, test_path: str | None = None) -> tupl
         j = test.modalities.index(m) if m in test.modalities else None
         # int8 only when both cohorts store int8 dosages; float32 dosages must not be truncated.
         dtype = np.result_type(train.X[k].dtype, test.X[j].dtype if j is not None else train.X[k].dtype)
-        dtype = dtype if dtype in (np.int8, np.float32) else np.float32
         block = np.zeros((n_b, train.X[k].shape[1]), dtype=dtype)
         if j is not None:
             idx = test.var_names[j].get_indexer(train.var_names[k])

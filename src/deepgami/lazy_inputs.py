@@ -38,13 +38,15 @@ class PreprocessedRows:
     """
 
     def __init__(self, raw: np.ndarray, rows: np.ndarray, cols: np.ndarray, prep: ModalityPreprocessor,
-                 present: np.ndarray, modality: str) -> None:
+                 present: np.ndarray, modality: str, all_cols: bool | None = None) -> None:
         self.raw, self.prep, self.modality = raw, prep, modality
         self.rows = np.asarray(rows, dtype=np.int64)
         self.cols = np.asarray(cols, dtype=np.int64)
         self.present = np.asarray(present, dtype=bool)
         # Most guided modalities use every stored column in order: then a row gather suffices.
-        self._all_cols = len(self.cols) == raw.shape[1] and bool(np.all(self.cols == np.arange(raw.shape[1])))
+        # Checked once; row subsets (every minibatch) inherit it.
+        self._all_cols = (len(self.cols) == raw.shape[1] and bool(np.all(self.cols == np.arange(raw.shape[1])))
+                          if all_cols is None else all_cols)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -56,7 +58,8 @@ class PreprocessedRows:
     def __getitem__(self, idx: Tensor | np.ndarray | slice) -> PreprocessedRows:
         if isinstance(idx, Tensor):
             idx = idx.numpy()
-        return PreprocessedRows(self.raw, self.rows[idx], self.cols, self.prep, self.present[idx], self.modality)
+        return PreprocessedRows(self.raw, self.rows[idx], self.cols, self.prep, self.present[idx], self.modality,
+                                self._all_cols)
 
     def tensor(self) -> Tensor:
         """float32 (rows, features): a transposed view of a C-contiguous (features, rows) array."""

@@ -145,7 +145,7 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
         obs_names=pd.Index(mdata.obs_names.astype(str)),
         modalities=mods,
         # As stored: int8 dosages stay int8 (4x smaller); minibatches become float32 on the fly.
-        X=[_compact(cohort.modality_matrix(mdata, m, dtype=None)) for m in mods],
+        X=[cohort.modality_matrix(mdata, m, dtype=None) for m in mods],
         var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) for m in mods],
         present=np.column_stack([cohort.present(mdata, m) for m in mods]),
         labels=labels,
@@ -156,11 +156,6 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
         priors=priors,
         edges=edges,
     )
-
-
-def _compact(x: np.ndarray) -> np.ndarray:
-    """int8 and float32 as they are; anything else as float32."""
-    return x if x.dtype in (np.int8, np.float32) else x.astype(np.float32)
 
 
 def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard") -> np.ndarray | None:
@@ -544,12 +539,6 @@ class DeepGAMI:
             missing = [f for f, i in zip(prep.features, idx) if i < 0]
             raise InputError(None, f"modality '{self.modalities[k]}' of the cohort lacks {len(missing)} of the "
                                    f"model's {len(prep.features)} input features (e.g. {', '.join(missing[:3])})")
-        if prep.scaling == "log1p" and X.dtype.kind == "f" and present.any():
-            # Fail here, with the modality named, rather than in the middle of training.
-            for start in range(0, len(rows), 1024):
-                part = rows[start : start + 1024][present[start : start + 1024]]
-                if (X[np.ix_(part, idx)] < 0).any():
-                    raise InputError(None, f"modality '{self.modalities[k]}': scaling 'log1p' needs non-negative values")
         return PreprocessedRows(X, rows, idx, prep, present, self.modalities[k])
 
     def _inputs_from_arrays(self, data: CohortArrays, rows: np.ndarray) -> ModelInputs:
@@ -575,7 +564,7 @@ class DeepGAMI:
         for k, m in enumerate(self.modalities):
             if m in use:
                 present[:, k] = cohort.present(mdata, m)
-                xs.append(self._block(k, _compact(cohort.modality_matrix(mdata, m, dtype=None)),
+                xs.append(self._block(k, cohort.modality_matrix(mdata, m, dtype=None),
                                       pd.Index(mdata.mod[m].var_names.astype(str)), np.arange(n), present[:, k]))
             else:
                 xs.append(torch.zeros((n, len(self.preprocessors[k].features)), dtype=torch.float32))

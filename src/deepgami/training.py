@@ -489,14 +489,12 @@ def _marginal_init(enc: nn.Module, x: InputBlock, have: np.ndarray, targets: np.
         yc = torch.from_numpy(np.where(y_ok[s : s + step], targets[s : s + step], 0.0).astype(np.float32))
         xy += enc.edge_products(xc, yc).double()
         xx += (xc.double() ** 2 * torch.from_numpy(have[s : s + step, None])).sum(dim=0)
-    usable = torch.from_numpy(n_g >= min_rows)[enc.dst]
+    node_ok = torch.from_numpy(n_g >= min_rows) & (torch.bincount(enc.dst, minlength=enc.out_features) > 0)
     slope = xy / (xx[enc.src] + ridge * torch.from_numpy(n_g).double()[enc.dst]).clamp(min=1e-12)
-    weight = torch.where(usable, slope, enc.weight.detach().double())
-    enc.weight.copy_(weight.to(enc.weight.dtype))
+    enc.weight.copy_(torch.where(node_ok[enc.dst], slope, enc.weight.detach().double()).to(enc.weight.dtype))
     if enc.bias is not None:
-        nodes = torch.from_numpy(n_g >= min_rows)
-        enc.bias.copy_(torch.where(nodes, torch.zeros_like(enc.bias), enc.bias.detach()))
-    return int((n_g[np.unique(enc.dst.numpy())] >= min_rows).sum())
+        enc.bias.copy_(torch.where(node_ok, torch.zeros_like(enc.bias), enc.bias))
+    return int(node_ok.sum())
 
 
 @torch.no_grad()
