@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -36,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-ROSMAP = ROOT.parent / "shared" / "data" / "rosmap"
+# DEEPGAMI_ROSMAP: the data folder, where ../shared is not beside the checkout.
+ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", ROOT.parent / "shared" / "data" / "rosmap"))
 
 
 def cli(*args: str) -> None:

@@ -141,7 +141,7 @@ def fast_params(**changes) -> dict:
 
     over = {"grid": {"hidden_layers": [[16]], "dropout": [0.2], "learning_rate": [0.01], "weight_decay": [0.0001],
                      "lambda": [0.5], "batch_size": [32], "latent_dim": [8], "early_stopping_on": ["task"]},
-            "max_epochs": 15, "patience": 5, "cv_folds": 2}
+            "max_epochs": 15, "patience": 5, "cv_folds": 2, "bagging": 0}
     for key, value in changes.items():
         if key == "grid":
             over["grid"].update(value)

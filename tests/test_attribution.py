@@ -355,3 +355,33 @@ def test_multiclass_and_numeric_phenotype():
     reg = DeepGAMI.fit(dense, fast_params(max_epochs=3, cv_folds=0, grid={"latent_dim": [3]}), seed=0)
     out = prioritize(reg, dense, n_steps=8)
     assert set(out.features["class"]) == {"value"} and out.summary["target"] == "value"
+
+
+def test_bagged_model_attributions_are_the_ensembles():
+    from model_fixtures import fast_params
+
+    mdata, _ = simulated_mudata(n_samples=90, seed=3, n_snps=40, n_tfs=6, n_genes=8, n_causal_genes=2)
+    model = DeepGAMI.fit(mdata, fast_params(max_epochs=3, cv_folds=0, bagging=2), seed=0)
+    assert len(model.members) == 3
+    res = prioritize(model, mdata, n_steps=32)
+    keys = ["class", "modality", "feature"]
+    singles = [prioritize(DeepGAMI(net, model.config, model.preprocessors), mdata, n_steps=32).features.sort_values(keys)
+               for net in model.members]
+    ens = res.features.sort_values(keys)
+    # IG is linear in the function explained: the ensemble's signed attributions are the members' mean ...
+    np.testing.assert_allclose(ens["mean_attribution"], np.mean([s["mean_attribution"] for s in singles], axis=0),
+                               rtol=1e-6, atol=1e-9)
+    assert not np.allclose(singles[0]["mean_attribution"], singles[1]["mean_attribution"])
+    # ... and they sum to the change of the ensemble's (averaged) centered logit from the baseline.
+    inputs, _ = attr_mod.select_samples(model, mdata)
+    xs = [x.to(torch.float32) for x in attr_mod.materialize(inputs.xs)]
+    bases = [b.reshape(1, -1) for b in attr_mod.baseline_inputs(model, "zero")]
+    transform = output_function("classification", "logit")
+    with torch.no_grad():
+        change = np.mean([(transform(net.logits(*xs)) - transform(net.logits(*bases))).mean(0).numpy()
+                          for net in model.members], axis=0)
+    summed = ens.groupby("class")["mean_attribution"].sum()
+    for t, cls in enumerate(model.classes):
+        assert summed[cls] == pytest.approx(float(change[t]), abs=0.05 * abs(float(change[t])) + 1e-4)
+    # links still decompose the features, member by member and so on average
+    assert max(v for per in res.summary["link_completeness_error"].values() for v in per.values()) <= 1e-4

@@ -146,6 +146,45 @@ def test_save_load_round_trip(trained, sim, tmp_path):
         DeepGAMI.load(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def bagged(sim):
+    return DeepGAMI.fit(sim, model_fixtures.fast_params(bagging=2), seed=0)
+
+
+def test_bagging_averages_networks_fitted_on_row_subsets(trained, bagged, sim):
+    # Without bagging the model is the refit alone; with it, the refit (the same fit, same seed) plus
+    # two networks on other rows, sharing its preprocessing, whose probabilities are averaged.
+    assert len(trained.members) == 1 and len(bagged.members) == 3
+    assert bagged.config["network"]["n_members"] == 3
+    one = DeepGAMI(bagged.module, bagged.config, bagged.preprocessors)
+    np.testing.assert_array_equal(one.predict_proba(sim), trained.predict_proba(sim))
+    inputs = bagged.prepare_inputs(sim)
+    each = []
+    for net in bagged.members:
+        single = DeepGAMI(net, bagged.config, bagged.preprocessors)
+        each.append(single.predict_proba(inputs))
+    np.testing.assert_allclose(bagged.predict_proba(inputs), np.mean(each, axis=0), atol=1e-12)
+    assert not np.allclose(each[1], each[2])
+    weights = [net.encoders[0].weight.detach() for net in bagged.members]
+    assert not torch.equal(weights[0], weights[1])
+    assert torch.equal(bagged.members[1].encoders[0].src, bagged.module.encoders[0].src)
+
+
+def test_bagged_model_round_trip(bagged, sim, tmp_path):
+    bagged.save(tmp_path / "m")
+    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert "encoders.0.weight" in state and "members.2.encoders.0.weight" in state
+    assert "members.3.encoders.0.weight" not in state
+    loaded = DeepGAMI.load(tmp_path / "m")
+    assert len(loaded.members) == 3
+    pd.testing.assert_frame_equal(loaded.predict(sim), bagged.predict(sim))
+    pd.testing.assert_frame_equal(loaded.predict(sim, ["snp"]), bagged.predict(sim, ["snp"]))
+    # A model.pt that lacks a member the config names is an input error, not a traceback.
+    torch.save({k: v for k, v in state.items() if not k.startswith("members.2.")}, tmp_path / "m" / "model.pt")
+    with pytest.raises(InputError, match="weights do not match config.json"):
+        DeepGAMI.load(tmp_path / "m")
+
+
 def test_features_are_aligned_by_name_never_by_position(trained, sim):
     base = trained.predict(sim)
     # Reverse the expression columns: same predictions.

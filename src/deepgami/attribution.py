@@ -428,6 +428,30 @@ def attribute(
     return res
 
 
+def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
+    """The attributions of networks whose outputs a model averages (bagging), over the same samples.
+
+    Integrated gradients is linear in the function explained, so signed means, convergence deltas
+    and output changes average exactly to the ensemble's; `importance` (mean |attribution|) becomes
+    the mean over networks of each one's. Completeness errors: the worst network's."""
+    if len(raws) == 1:
+        return raws[0]
+    first = raws[0]
+    out = RawAttributions(list(first.targets), mirrored=first.mirrored)
+    for name in ("features", "latent", "links"):
+        level = getattr(out, name)
+        for t, blocks in getattr(first, name).items():
+            level[t] = {k: tuple(np.mean([getattr(r, name)[t][k][i] for r in raws], axis=0) for i in (0, 1))
+                        for k in blocks}
+    for name in ("delta_features", "delta_latent", "output_change"):
+        getattr(out, name).update({t: np.mean([getattr(r, name)[t] for r in raws], axis=0)
+                                   for t in getattr(first, name)})
+    out.completeness = {t: {k: max(r.completeness[t][k] for r in raws) for k in blocks}
+                        for t, blocks in first.completeness.items()}
+    out.seconds = {k: sum(r.seconds.get(k, 0.0) for r in raws) for k in first.seconds}
+    return out
+
+
 # -- tables ---------------------------------------------------------------------------------------
 
 def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
@@ -604,7 +628,9 @@ def prioritize(
     transform = output_function(model.task, target)
     module = model.module
     with _threads(module):
-        raw = attribute(module, inputs.xs, bases, targets, transform, n_steps, method)
+        xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for every member
+        raw = average_attributions([attribute(net, xs, bases, targets, transform, n_steps, method)
+                                    for net in model.members])
 
     latent_names = np.asarray(model.latent_nodes, dtype=object)
     feat_rows, latent_rows, link_rows = [], [], []
@@ -623,7 +649,8 @@ def prioritize(
                 link_rows.append(pd.DataFrame({
                     "source": feats[enc.src.numpy()], "target": latent_names[enc.dst.numpy()], "modality": m,
                     "prior": str(model.config.get("priors", {}).get(m) or ""), "class": cls,
-                    "weight": enc.weight.detach().double().numpy(), "mean_attribution": mean, "importance": imp}))
+                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy() for net in model.members], axis=0),
+                    "mean_attribution": mean, "importance": imp}))
     features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
     latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
     if link_rows:

@@ -118,10 +118,13 @@ def validate_params(params: dict, where: Any = None) -> None:
                     bad(f"grid.dropout values must be in [0, 1), got {v!r}")
             elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
                 bad(f"grid.{key} values must be non-negative numbers, got {v!r}")
-    for key, lo in (("cv_folds", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1), ("min_features", 1)):
+    for key, lo in (("cv_folds", 0), ("bagging", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1), ("min_features", 1)):
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             bad(f"{key} must be an integer >= {lo}, got {v!r}")
+    scale = params.get("encoder_lr_scale")
+    if not _is_number(scale) or scale < 0:
+        bad(f"encoder_lr_scale must be a non-negative number, got {scale!r}")
     for key, lo, hi in (("val_fraction", 0.0, 0.5), ("selection_pvalue", 0.0, 1.0), ("modality_dropout", 0.0, 1.0)):
         v = params.get(key)
         if not _is_number(v) or not lo <= v <= hi:
@@ -342,8 +345,14 @@ def train_network(
     lam = float(setting["lambda"])
     group_lasso = float(setting["group_lasso"])
     monitor = setting["early_stopping_on"]
-    opt = Adam(net.parameters(), lr=float(setting["learning_rate"]), betas=(0.9, 0.999),
-               weight_decay=float(setting["weight_decay"]))
+    lr, decay = float(setting["learning_rate"]), float(setting["weight_decay"])
+    encoder_params = {id(p) for enc in net.encoders for p in enc.parameters()}
+    # Encoders that start at the prior's own regression need smaller steps than the head, or none.
+    encoder_lr = lr * float(setting["encoder_lr_scale"])
+    optimizers = [Adam([p for p in net.parameters() if id(p) not in encoder_params], lr=lr, weight_decay=decay)]
+    if encoder_lr > 0:
+        optimizers.append(Adam([p for p in net.parameters() if id(p) in encoder_params], lr=encoder_lr,
+                               weight_decay=decay))
     batch_size = int(setting["batch_size"])
     aux_target = setting["aux_target"]
     has_val = val is not None and len(val) > 0
@@ -367,9 +376,11 @@ def train_network(
             loss = task_loss + lam * aux_loss
             if group_lasso > 0:
                 loss = loss + group_lasso * net.head_group_norm()
-            opt.zero_grad()
+            for opt in optimizers:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in optimizers:
+                opt.step()
             sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
         train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
         record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
