@@ -171,6 +171,25 @@ def test_train_network_is_deterministic():
     assert torch.equal(outs[0], outs[1])
 
 
+def test_started_encoders_train_at_the_scaled_learning_rate():
+    def moved(scale: float) -> tuple[float, float, float]:
+        setting = as_setting({"max_epochs": 5, "hidden_layers": [8], "encoder_lr_scale": scale,
+                              "weight_decay": 0.0, "learning_rate": 0.01})
+        torch.manual_seed(0)
+        net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8])
+        before = {n: p.detach().clone() for n, p in net.named_parameters()}
+        train_network(net, _toy_batch(48, 0), None, setting, "classification", seed=0, started=[0])
+        change = {n: float((p.detach() - before[n]).abs().sum()) for n, p in net.named_parameters()}
+        enc0 = sum(v for n, v in change.items() if n.startswith("encoders.0."))
+        enc1 = sum(v for n, v in change.items() if n.startswith("encoders.1."))
+        return enc0, enc1, sum(change.values()) - enc0 - enc1
+
+    frozen, full, slow = moved(0.0), moved(1.0), moved(0.1)
+    assert frozen[0] == 0.0 and frozen[1] > 0 and frozen[2] > 0  # only the started encoder is held
+    assert 0 < slow[0] < 0.3 * full[0]  # Adam's step is proportional to the learning rate
+    assert full[1] > 0 and slow[1] > 0
+
+
 def test_calibrated_imputer_falls_back_to_the_mean_without_shared_signal():
     torch.manual_seed(0)
     net = DeepGAMINetwork([6, 6], 4, 2, hidden_layers=[], encoder_activation="linear", latent_norm=False).eval()

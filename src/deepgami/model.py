@@ -262,7 +262,8 @@ def _versions() -> dict[str, str]:
 
 
 class DeepGAMI:
-    """A trained DeepGAMI model: the network (`module`), its fitted preprocessing and its config.
+    """A trained DeepGAMI model: the network (`module`), its fitted preprocessing and its config;
+    `members` are the networks whose outputs it averages (`module` first, then any bagged ones).
 
     Build one with `DeepGAMI.fit` (grid search + refit) or `DeepGAMI.fit_rows` (one setting), or
     `DeepGAMI.load`. After `fit`, `cv_results`, `cv_summary`, `history` and `imputation` hold the
@@ -557,8 +558,9 @@ class DeepGAMI:
             train = Batch([torch.from_numpy(x) for x in xs], torch.from_numpy(pres), torch.from_numpy(yy))
         elif task == "classification" and setting["balance"] == "class_weights":
             weight = class_weights(train.y.numpy(), n_out)
+        started = [int(k) for k, n in config["training"].get("encoder_init", {}).items() if n > 0]
         history, best_epoch = train_network(module, train, val, setting, task, derive_seed(seed, 5), weight,
-                                            on_epoch)
+                                            on_epoch, started)
         set_latent_means(module, train)
         # Held-out R^2 of the inner validation rows, unless they are about to fit the imputers.
         config["training"]["imputation_r2_validation"] = (
@@ -710,8 +712,9 @@ class DeepGAMI:
 
     @torch.no_grad()
     def latent_blocks(self, inputs: ModelInputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(encoded, imputed) latent blocks per modality; imputed_k comes from the other present
-        modalities only, so it can be compared with encoded_k where modality k is present."""
+        """(encoded, imputed) latent blocks per modality of the refit network (bagged networks have
+        latent blocks of their own); imputed_k comes from the other present modalities only, so it
+        can be compared with encoded_k where modality k is present."""
         latent = encode_in_chunks(self.module, inputs.xs)
         enc = [b.numpy() for b in latent]
         imputed = []

@@ -331,8 +331,12 @@ def train_network(
     seed: int,
     class_weight: np.ndarray | None = None,
     on_epoch: Callable[[int, float, float | None], None] | None = None,
+    started: Sequence[int] = (),
 ) -> tuple[pd.DataFrame, int]:
     """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation task loss.
+
+    Encoders listed in `started` (those that start at the prior's regression) train at
+    `encoder_lr_scale` times the learning rate: they need small steps, or none.
 
     The weights of the best validation epoch are restored (the last epoch without validation
     rows). Batch order comes from a seeded permutation. Returns the per-epoch history and the
@@ -346,13 +350,11 @@ def train_network(
     group_lasso = float(setting["group_lasso"])
     monitor = setting["early_stopping_on"]
     lr, decay = float(setting["learning_rate"]), float(setting["weight_decay"])
-    encoder_params = {id(p) for enc in net.encoders for p in enc.parameters()}
-    # Encoders that start at the prior's own regression need smaller steps than the head, or none.
+    slow = {id(p) for k in started for p in net.encoders[k].parameters()}
     encoder_lr = lr * float(setting["encoder_lr_scale"])
-    optimizers = [Adam([p for p in net.parameters() if id(p) not in encoder_params], lr=lr, weight_decay=decay)]
-    if encoder_lr > 0:
-        optimizers.append(Adam([p for p in net.parameters() if id(p) in encoder_params], lr=encoder_lr,
-                               weight_decay=decay))
+    optimizers = [Adam([p for p in net.parameters() if id(p) not in slow], lr=lr, weight_decay=decay)]
+    if slow and encoder_lr > 0:
+        optimizers.append(Adam([p for p in net.parameters() if id(p) in slow], lr=encoder_lr, weight_decay=decay))
     batch_size = int(setting["batch_size"])
     aux_target = setting["aux_target"]
     has_val = val is not None and len(val) > 0
