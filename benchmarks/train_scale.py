@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--bagging", type=int, default=0,
+                        help="bagged networks beside the one fit (default 0: the figures are per network)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/train_scale"))
     args = parser.parse_args()
@@ -93,7 +95,7 @@ def main() -> None:
     make_s = time.perf_counter() - start
     params = args.out / "params.yaml"
     params.write_text(f"grid:\n  weight_decay: [0.01]\n  early_stopping_on: [task]\n  batch_size: [{args.batch_size}]\n"
-                      "cv_folds: 0\npatience: 100\n")
+                      f"cv_folds: 0\npatience: 100\nbagging: {args.bagging}\n")
     result = {"samples": args.samples, "snps": args.snps, "genes": args.genes, "tfs": args.tfs, "edges": edges,
               "batch_size": args.batch_size, "cohort_mb": round(cohort.stat().st_size / 1e6, 1),
               "make_cohort_s": round(make_s, 1)}

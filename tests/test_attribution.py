@@ -385,3 +385,7 @@ def test_bagged_model_attributions_are_the_ensembles():
         assert summed[cls] == pytest.approx(float(change[t]), abs=0.05 * abs(float(change[t])) + 1e-4)
     # links still decompose the features, member by member and so on average
     assert max(v for per in res.summary["link_completeness_error"].values() for v in per.values()) <= 1e-4
+    assert res.summary["networks_explained"] == 3
+    refit = prioritize(model, mdata, n_steps=32, networks="refit")
+    assert refit.summary["networks_explained"] == 1
+    np.testing.assert_array_equal(refit.features.sort_values(keys)["mean_attribution"], singles[0]["mean_attribution"])

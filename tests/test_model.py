@@ -277,9 +277,9 @@ def test_train_and_predict_commands(sim, cohort_file, params_file, tmp_path, cap
     assert main(["train", str(cohort_file), "--out", str(model_dir), "--params", str(params_file),
                  "--seed", "3", "--max-epochs", "5"]) == 0
     out = capsys.readouterr().out
-    assert "cross-validated" in out and "imputation R^2" in out
+    assert "cross-validated" in out and "imputation R^2" in out and "+ refit + 5 bagged)" in out
     config = json.loads((model_dir / "config.json").read_text())
-    assert config["seed"] == 3 and config["params"]["max_epochs"] == 5
+    assert config["seed"] == 3 and config["params"]["max_epochs"] == 5 and config["network"]["n_members"] == 6
     preds = tmp_path / "preds.tsv"
     assert main(["predict", str(model_dir), str(cohort_file), "--out", str(preds), "--split", "test"]) == 0
     table = pd.read_csv(preds, sep="\t")

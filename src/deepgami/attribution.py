@@ -594,6 +594,7 @@ def prioritize(
     n_steps: int = DEFAULT_N_STEPS,
     method: str = DEFAULT_METHOD,
     source: str | None = None,
+    networks: str = "all",
 ) -> Prioritization:
     """Rank input features, latent nodes and prior links of a trained `DeepGAMI` model on a cohort.
 
@@ -605,6 +606,8 @@ def prioritize(
         target: `logit` (centered logit) or `probability`.
         n_steps, method: the integral's approximation, as in Captum.
         source: the cohort's path, for error messages.
+        networks: `all` explains every network of a bagged model and averages them; `refit` only the
+            refit on all training samples (`model.module`).
     """
     from deepgami import __version__
     from deepgami.errors import InputError
@@ -613,6 +616,9 @@ def prioritize(
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     if int(n_steps) < 1:
         raise ValueError("n_steps must be >= 1")
+    if networks not in ("all", "refit"):
+        raise ValueError(f"networks must be 'all' or 'refit', not {networks!r}")
+    members = model.members if networks == "all" else model.members[:1]
     t_start = time.perf_counter()
     names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
     if classes is None:
@@ -630,7 +636,7 @@ def prioritize(
     with _threads(module):
         xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for every member
         raw = average_attributions([attribute(net, xs, bases, targets, transform, n_steps, method)
-                                    for net in model.members])
+                                    for net in members])
 
     latent_names = np.asarray(model.latent_nodes, dtype=object)
     feat_rows, latent_rows, link_rows = [], [], []
@@ -649,7 +655,7 @@ def prioritize(
                 link_rows.append(pd.DataFrame({
                     "source": feats[enc.src.numpy()], "target": latent_names[enc.dst.numpy()], "modality": m,
                     "prior": str(model.config.get("priors", {}).get(m) or ""), "class": cls,
-                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy() for net in model.members], axis=0),
+                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy() for net in members], axis=0),
                     "mean_attribution": mean, "importance": imp}))
     features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
     latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
@@ -689,6 +695,7 @@ def prioritize(
             for t, cls in zip(targets, chosen)
         },
         "binary_classes_mirrored": bool(raw.mirrored),
+        "networks_explained": len(members),
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
         "n_latent_nodes": int(module.n_latent),
         "n_links": int(sum(enc.weight.numel() for enc in module.encoders if isinstance(enc, SparseMaskedLinear))),

@@ -320,7 +320,8 @@ def tune_deepgami(data: Any, rows: np.ndarray, params: dict, seed: int) -> tuple
     splits = cv_splits(data.labels[rows], n_folds, derive_seed(seed, 1), classify)
 
     def fit_fold(s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int) -> dict:
-        res = fit_predict_fold(data, rows[tr], rows[te], setting, fold_seed)
+        # Single networks, as in train's grid search: bagging is for the fits that are reported.
+        res = fit_predict_fold(data, rows[tr], rows[te], dict(setting, bagging=0), fold_seed)
         keep = ("auc", "balanced_accuracy", "accuracy") if classify else ("r2", "mse")
         return {k: res.metrics["all"].get(k) for k in keep}
 
@@ -461,7 +462,7 @@ def evaluate(
         config: protocols, splits, methods and ablation settings.
         test_mdata: an independent cohort for the `independent` protocol.
     """
-    from deepgami.model import fit_predict_fold, read_arrays
+    from deepgami.model import BAG_FRACTION, fit_predict_fold, read_arrays
     from deepgami.training import derive_seed, load_params
 
     config = config or EvalConfig()
@@ -537,6 +538,10 @@ def evaluate(
         tune_text = "grid search on the training samples of every split"
     if dg_methods:
         notes.append(f"DeepGAMI hyperparameters: {tune_text}. The ablations reuse DeepGAMI's setting.")
+        if int(setting["bagging"]):
+            notes.append(f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
+                         f"of the split plus {int(setting['bagging'])} networks on random {BAG_FRACTION:.0%} "
+                         f"subsets of them, probabilities averaged.")
     if "deepgami_dense" in dg_methods:
         notes.append(f"deepgami_dense: the same network with dense encoders into as many latent nodes as the "
                      f"prior has ({len(data.latent_nodes)}).")

@@ -432,7 +432,7 @@ class DeepGAMI:
         """`fit_rows` on all `rows`, plus `setting['bagging']` networks each fitted on a random
         (stratified) BAG_FRACTION of them with the first one's preprocessing; the model averages
         their outputs. A few hundred samples leave the head's choice among hundreds of latent genes
-        noisy, and averaging over subsets steadies it (+0.03-0.05 held-out AUC on simulated cohorts)."""
+        noisy, and averaging over subsets steadies it (+0.03 held-out AUC on simulated cohorts)."""
         model = cls.fit_rows(data, rows, setting, seed, on_epoch)
         if on_fit is not None:
             on_fit()

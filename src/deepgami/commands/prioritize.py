@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="gausslegendre",
                    choices=("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"),
                    help="integral approximation (default gausslegendre, as Captum)")
+    p.add_argument("--networks", choices=("all", "refit"), default="all",
+                   help="a bagged model: explain all its networks and average them (default; exactly the "
+                   "ensemble's signed attributions) or only the refit on all training samples (faster)")
     p.add_argument("--top-links", type=int, default=30, metavar="N",
                    help="links drawn in each links_<class>.png (default 30)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = prioritize(model, mdata, split=args.split or None, classes=_classes(args.classes),
                             baseline=args.baseline, target=args.target, n_steps=args.n_steps, method=args.method,
-                            source=args.cohort)
+                            source=args.cohort, networks=args.networks)
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None

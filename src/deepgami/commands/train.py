@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a DeepGAMI model on a cohort (k-fold CV grid search, then refit)",
         description="Train DeepGAMI on the cohort's training samples (split == 'train' when the cohort has a "
         "split column): a k-fold cross-validated grid search over the hyperparameters in the params file, "
-        "then a refit of the best setting on all training samples. Writes model.pt (state_dict), "
+        "then a refit of the best setting on all training samples, joined by `bagging` networks fitted on "
+        "random 80% subsets of them (predictions average all; bagging: 0 in the params file for the refit "
+        "alone). Writes model.pt (state_dict), "
         "config.json, cv_results.tsv, cv_summary.tsv, training_history.tsv and imputation.json.",
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
@@ -62,8 +64,11 @@ def run(args: argparse.Namespace) -> int:
 def summary_lines(model, seconds: float) -> list[str]:
     """A few lines for the terminal: chosen setting, CV scores, imputation R^2."""
     cfg = model.config
+    n_bagged = len(model.members) - 1
+    bagged = f" + {n_bagged} bagged" if n_bagged else ""
     lines = [f"trained on {cfg['training']['n_train']} samples in {seconds:.1f} s "
-             f"({cfg['training']['n_settings']} setting(s) x {cfg['training']['cv_folds']} fold(s) + refit)"]
+             f"({cfg['training']['n_settings']} setting(s) x {cfg['training']['cv_folds']} fold(s) + refit"
+             f"{bagged})"]
     cv = cfg.get("cv")
     if cv:
         mean = cv["mean"]
