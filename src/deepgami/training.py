@@ -118,7 +118,8 @@ def validate_params(params: dict, where: Any = None) -> None:
                     bad(f"grid.dropout values must be in [0, 1), got {v!r}")
             elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
                 bad(f"grid.{key} values must be non-negative numbers, got {v!r}")
-    for key, lo in (("cv_folds", 0), ("bagging", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1), ("min_features", 1)):
+    for key, lo in (("cv_folds", 0), ("bagging", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1),
+                    ("min_features", 1)):
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             bad(f"{key} must be an integer >= {lo}, got {v!r}")
@@ -336,7 +337,7 @@ def train_network(
     """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation task loss.
 
     Encoders listed in `started` (those that start at the prior's regression) train at
-    `encoder_lr_scale` times the learning rate: they need small steps, or none.
+    `encoder_lr_scale` times the learning rate (0 holds them at their start).
 
     The weights of the best validation epoch are restored (the last epoch without validation
     rows). Batch order comes from a seeded permutation. Returns the per-epoch history and the
@@ -378,8 +379,7 @@ def train_network(
             loss = task_loss + lam * aux_loss
             if group_lasso > 0:
                 loss = loss + group_lasso * net.head_group_norm()
-            for opt in optimizers:
-                opt.zero_grad()
+            net.zero_grad(set_to_none=True)
             loss.backward()
             for opt in optimizers:
                 opt.step()
