@@ -188,6 +188,16 @@ def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "
     return out if found else None
 
 
+def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:
+    """The rows a fit can train on: labelled, with at least one modality (every modality when
+    `missing` is complete_case)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
+    if setting["missing"] == "complete_case":
+        rows = rows[data.present[rows].all(axis=1)]
+    return rows
+
+
 # -- inputs prepared for the network --------------------------------------------------------------
 
 @dataclass
@@ -270,11 +280,12 @@ class DeepGAMI:
     training report that `save` writes next to the weights.
     """
 
-    def __init__(self, module: DeepGAMINetwork, config: dict, preprocessors: Sequence[ModalityPreprocessor]) -> None:
+    def __init__(self, module: DeepGAMINetwork, config: dict, preprocessors: Sequence[ModalityPreprocessor],
+                 bagged: Sequence[DeepGAMINetwork] = ()) -> None:
         self.module = module
         # The networks whose outputs are averaged: the refit first, then any bagged ones. They share
         # the preprocessing, the inputs and the prior edges.
-        self.members: list[DeepGAMINetwork] = [module]
+        self.members: list[DeepGAMINetwork] = [module, *bagged]
         self.config = config
         self.preprocessors = list(preprocessors)
         self.history: pd.DataFrame | None = None
@@ -436,8 +447,7 @@ class DeepGAMI:
         model = cls.fit_rows(data, rows, setting, seed, on_epoch)
         if on_fit is not None:
             on_fit()
-        rows = np.asarray(rows, dtype=np.int64)
-        rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
+        rows = usable_rows(data, rows, setting)
         stratify = data.task == "classification"
         for b in range(int(setting["bagging"])):
             bag, _ = inner_split(data.labels[rows] if stratify else np.zeros(len(rows)), 1 - BAG_FRACTION,
@@ -462,10 +472,7 @@ class DeepGAMI:
         """Fit one setting on rows `rows` of `data` (preprocessing included, fitted on those rows
         only, unless `shared_preprocessing` is given: then the network uses it, as a bagged member)."""
         mods = data.modalities
-        rows = np.asarray(rows, dtype=np.int64)
-        rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
-        if setting["missing"] == "complete_case":
-            rows = rows[data.present[rows].all(axis=1)]
+        rows = usable_rows(data, rows, setting)
         if len(rows) < 4:
             raise InputError(None, f"only {len(rows)} usable training samples")
         task = data.task
@@ -826,8 +833,7 @@ class DeepGAMI:
             module.eval()
             networks.append(module)
         preprocessors = [ModalityPreprocessor.from_dict(config["preprocessing"][m]) for m in config["modalities"]]
-        model = cls(networks[0], config, preprocessors)
-        model.members = networks
+        model = cls(networks[0], config, preprocessors, bagged=networks[1:])
         for name, attr in (("training_history.tsv", "history"), ("cv_results.tsv", "cv_results"),
                            ("cv_summary.tsv", "cv_summary")):
             if (path / name).is_file():
