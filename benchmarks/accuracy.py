@@ -119,9 +119,10 @@ def oracle_aucs(sim_dir: Path, truth: dict) -> dict:
 
 
 def bench_sim(work: Path, name: str, *sim_args: str, oracle: bool = False, params: dict | None = None) -> dict:
-    from deepgami.cohort import read_cohort
-    from deepgami.model import DeepGAMI, read_arrays
-    from deepgami.training import load_params
+    from deepgami.data.cohort import read_cohort
+    from deepgami.data.arrays import read_arrays
+    from deepgami.model import DeepGAMI
+    from deepgami.train import load_params
 
     cohort, truth = simulated_cohort(work, name, *sim_args)
     mdata = read_cohort(cohort)
@@ -145,9 +146,9 @@ def bench_rosmap(work: Path, folds: int = 5) -> dict:
     from sklearn.metrics import balanced_accuracy_score, roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
-    from deepgami.cohort import read_cohort
-    from deepgami.model import read_arrays
-    from deepgami.training import cv_splits
+    from deepgami.data.cohort import read_cohort
+    from deepgami.data.arrays import read_arrays
+    from deepgami.train import cv_splits
 
     data = read_arrays(read_cohort(rosmap_cohort(work)))
     y = data.labels

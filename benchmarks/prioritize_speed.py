@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepgami.attribution import (
+from deepgami.attribution.integrated_gradients import (
     EDGE_CHUNK_FLOATS,
     encoder_path_gradients,
     feature_attributions,
@@ -34,7 +34,7 @@ from deepgami.attribution import (
     link_scores,
     output_function,
 )
-from deepgami.network import DeepGAMINetwork
+from deepgami.nn.network import DeepGAMINetwork
 
 OUT = Path(__file__).parent / "out" / "prioritize_speed.json"
 

@@ -76,9 +76,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from deepgami.cohort import read_cohort
-    from deepgami.evaluation import EvalConfig, evaluate, write_evaluation
-    from deepgami.training import load_params
+    from deepgami.data.cohort import read_cohort
+    from deepgami.evaluation import EvalConfig, evaluate
+    from deepgami.report.outputs import write_evaluation
+    from deepgami.train import load_params
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ def run_child(args: argparse.Namespace) -> dict:
     import torch
     from torch import nn
 
-    from deepgami.layers import SparseMaskedLinear
+    from deepgami.nn.layers import SparseMaskedLinear
 
     if args.threads:
         torch.set_num_threads(args.threads)

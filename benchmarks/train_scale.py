@@ -34,7 +34,7 @@ def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: in
     import anndata as ad
     import pandas as pd
 
-    from deepgami.cohort import PriorInput, build_cohort, write_cohort
+    from deepgami.data.cohort import PriorInput, build_cohort, write_cohort
 
     rng = np.random.default_rng(seed)
     samples = [f"S{i:05d}" for i in range(n_samples)]
@@ -62,9 +62,10 @@ def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: in
 def epoch_seconds(cohort: Path, params: Path, epochs: int, seed: int) -> list[float]:
     """Wall seconds of each training epoch after the first (minibatches and the validation pass),
     timed in this process through the `on_epoch` hook: loading and setup are left out."""
-    from deepgami.cohort import read_cohort
-    from deepgami.model import DeepGAMI, read_arrays, threads_for
-    from deepgami.training import expand_grid, load_params
+    from deepgami.data.cohort import read_cohort
+    from deepgami.data.arrays import read_arrays
+    from deepgami.model import DeepGAMI, threads_for
+    from deepgami.train import expand_grid, load_params
 
     data = read_arrays(read_cohort(cohort))
     setting = expand_grid(load_params(params, {"max_epochs": epochs}), dense=False)[0]

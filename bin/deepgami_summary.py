@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from deepgami.errors import InputError
-from deepgami.runner import SummaryEntry, write_summary
+from deepgami.pipeline.runner import SummaryEntry, write_summary
 
 SUFFIX = ".metrics.json"
 

@@ -1,4 +1,4 @@
-"""Small cohorts for the model tests, built through `deepgami.cohort.build_cohort` as `deepgami build`
+"""Small cohorts for the model tests, built through `deepgami.data.cohort.build_cohort` as `deepgami build`
 would, so the tests see the real data model (presence, priors in varp, categorical labels)."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import torch
 
 
 def ensure_layers() -> None:
-    """Install a stand-in `deepgami.layers.SparseMaskedLinear` while the real one is not written yet.
+    """Install a stand-in `deepgami.nn.layers.SparseMaskedLinear` while the real one is not written yet.
 
     Gather + index_add_ over the edge list, the interface the real layer implements.
     """
     try:
-        import deepgami.layers  # noqa: F401
+        import deepgami.nn.layers  # noqa: F401
 
         return
     except ModuleNotFoundError:
@@ -42,9 +42,9 @@ def ensure_layers() -> None:
             out = out.index_add(1, self.dst, x[:, self.src] * self.weight)
             return out + self.bias if self.bias is not None else out
 
-    module = types.ModuleType("deepgami.layers")
+    module = types.ModuleType("deepgami.nn.layers")
     module.SparseMaskedLinear = SparseMaskedLinear
-    sys.modules["deepgami.layers"] = module
+    sys.modules["deepgami.nn.layers"] = module
 
 
 ensure_layers()
@@ -60,8 +60,8 @@ def single_thread():
     torch.set_num_threads(previous)
 
 
-from deepgami import cohort  # noqa: E402
-from deepgami.simulate import simulate_cohort  # noqa: E402
+from deepgami.data import cohort  # noqa: E402
+from deepgami.data.simulate import simulate_cohort  # noqa: E402
 
 
 def _labels_frame(samples, labels, split=None) -> pd.DataFrame:
@@ -84,7 +84,7 @@ def simulated_mudata(
     priors: bool = True,
     effect_size: float = 1.0,
 ) -> tuple[md.MuData, dict]:
-    """A `deepgami.simulate` cohort (genotype `snp`, expression `expr`, priors eqtl/grn) as MuData.
+    """A `deepgami.data.simulate` cohort (genotype `snp`, expression `expr`, priors eqtl/grn) as MuData.
 
     `missing_expr`: fraction of samples (chosen by seed) without expression. Returns (mdata, truth).
     """
@@ -137,7 +137,7 @@ def dense_mudata(n_samples: int = 100, seed: int = 0, n_a: int = 15, n_b: int = 
 
 def fast_params(**changes) -> dict:
     """Defaults with a one-point grid, few epochs and 2 folds: unit-test sized."""
-    from deepgami.training import load_params
+    from deepgami.train import load_params
 
     over = {"grid": {"hidden_layers": [[16]], "dropout": [0.2], "learning_rate": [0.01], "weight_decay": [0.0001],
                      "lambda": [0.5], "batch_size": [32], "latent_dim": [8], "early_stopping_on": ["task"]},

@@ -1,5 +1,5 @@
 """Integrated gradients for features, latent nodes and prior links (deepgami.attribution), and the
-gene-set over-representation test (deepgami.enrichment)."""
+gene-set over-representation test (deepgami.attribution.enrichment)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from model_fixtures import dense_mudata, simulated_mudata  # noqa: E402
 
-from deepgami import attribution as attr_mod  # noqa: E402
-from deepgami import cohort  # noqa: E402
-from deepgami.attribution import (  # noqa: E402
+from deepgami.attribution import integrated_gradients as attr_mod  # noqa: E402
+from deepgami.data import cohort  # noqa: E402
+from deepgami.attribution.integrated_gradients import (  # noqa: E402
     encoder_path_gradients,
     feature_attributions,
     latent_attributions,
@@ -28,11 +28,11 @@ from deepgami.attribution import (  # noqa: E402
     prioritize,
     rank_table,
 )
-from deepgami.enrichment import benjamini_hochberg, over_representation, read_gmt  # noqa: E402
+from deepgami.attribution.enrichment import benjamini_hochberg, over_representation, read_gmt  # noqa: E402
 from deepgami.errors import InputError  # noqa: E402
 from deepgami.model import DeepGAMI  # noqa: E402
-from deepgami.network import DeepGAMINetwork  # noqa: E402
-from deepgami.preprocessing import ModalityPreprocessor, fit_scaling  # noqa: E402
+from deepgami.nn.network import DeepGAMINetwork  # noqa: E402
+from deepgami.data.preprocessing import ModalityPreprocessor, fit_scaling  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

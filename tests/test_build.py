@@ -12,13 +12,14 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deepgami import cohort
+from deepgami.data import cohort
+from deepgami.datasets import rosmap_dir
 from deepgami.cli import main
 from deepgami.errors import InputError
-from deepgami.readers import read_matrix
+from deepgami.data.readers import read_matrix
 from deepgami.testing import write_tiny_inputs
 
-ROSMAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rosmap"
+ROSMAP = rosmap_dir()
 
 
 @pytest.fixture()
@@ -266,7 +267,7 @@ def test_simulated_priors_keep_every_edge_with_both_ends(tmp_path: Path) -> None
 
 def test_build_help_lists_the_readers_missing_policies() -> None:
     from deepgami.commands import build
-    from deepgami.readers import MISSING_POLICIES
+    from deepgami.data.readers import MISSING_POLICIES
 
     assert build.MISSING_POLICIES == MISSING_POLICIES
 

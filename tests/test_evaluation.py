@@ -14,11 +14,11 @@ from sklearn import metrics as skm
 
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
-from deepgami import baselines as bl
+from deepgami.evaluation import baselines as bl
 from deepgami.cli import main
-from deepgami.cohort import write_cohort
+from deepgami.data.cohort import write_cohort
 from deepgami.errors import InputError
-from deepgami.evaluation import (
+from deepgami.evaluation.protocols import (
     PRIOR_METHODS,
     EvalConfig,
     baseline_matrices,
@@ -29,11 +29,11 @@ from deepgami.evaluation import (
     flatten_metrics,
     make_splits,
     random_network,
-    write_evaluation,
 )
 from deepgami.metrics import classification_metrics
-from deepgami.model import read_arrays
-from deepgami.significance import benjamini_hochberg, pairwise_ks
+from deepgami.report.outputs import write_evaluation
+from deepgami.data.arrays import read_arrays
+from deepgami.evaluation.significance import benjamini_hochberg, pairwise_ks
 
 # Every method on every split is the costly part; cross-validation is covered by the split tests
 # here and by tests/test_report.py.
@@ -167,7 +167,7 @@ def test_baselines_preprocess_on_training_rows_only(dense, params):
     data.X[0][test] += 100.0  # a shift only the held-out rows carry
     data.present = data.present.copy()
     data.present[70, 1] = False  # a held-out sample lacking modality b
-    from deepgami.training import expand_grid
+    from deepgami.train import expand_grid
 
     Xtr, ytr, Xte, used = baseline_matrices(data, train, test, expand_grid(params)[0])
     np.testing.assert_allclose(Xtr.mean(axis=0), 0, atol=1e-4)

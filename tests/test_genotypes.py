@@ -12,9 +12,9 @@ import pgenlib
 import pytest
 from bed_reader import to_bed
 
-from deepgami import genotypes
+from deepgami.data import genotypes
 from deepgami.errors import InputError
-from deepgami.genotypes import is_genotype_path, read_genotypes
+from deepgami.data.genotypes import is_genotype_path, read_genotypes
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "test_genotypes"
 MISSING = -127

@@ -8,8 +8,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-import deepgami.layers as layers_mod
-from deepgami.layers import SparseMaskedLinear
+import deepgami.nn.layers as layers_mod
+from deepgami.nn.layers import SparseMaskedLinear
 
 
 @pytest.fixture(autouse=True, scope="module")

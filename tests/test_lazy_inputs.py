@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepgami.errors import InputError
-from deepgami.lazy_inputs import PreprocessedRows, chunk_rows, materialize
-from deepgami.preprocessing import ModalityPreprocessor, fit_scaling
+from deepgami.data.lazy_inputs import PreprocessedRows, chunk_rows, materialize
+from deepgami.data.preprocessing import ModalityPreprocessor, fit_scaling
 
 
 @pytest.mark.parametrize("dtype", [np.int8, np.float32])

@@ -16,12 +16,14 @@ import torch
 
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
-from deepgami import cohort
+from deepgami.data import cohort
+from deepgami.datasets import rosmap_dir
 from deepgami.cli import main
 from deepgami.errors import InputError
-from deepgami.lazy_inputs import materialize
+from deepgami.data.lazy_inputs import materialize
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
-from deepgami.model import DeepGAMI, fit_predict_fold, read_arrays
+from deepgami.data.arrays import read_arrays
+from deepgami.model import DeepGAMI, fit_predict_fold
 
 FULL = os.environ.get("DEEPGAMI_FULL") == "1"
 
@@ -323,10 +325,9 @@ def test_command_errors_exit_2_and_leave_nothing(cohort_file, params_file, tmp_p
 
 # -- real data ----------------------------------------------------------------------------------------
 
-ROSMAP = Path(__file__).resolve().parents[2] / "shared" / "data" / "rosmap"
+ROSMAP = rosmap_dir()
 
 
-@pytest.mark.skipif(not (ROSMAP / "mrna.csv").is_file(), reason="needs ../shared/data/rosmap")
 def test_rosmap_reduced_deepgami_close_to_logistic_regression():
     """3-fold CV on ROSMAP (mrna + meth, dense mode), one setting: DeepGAMI's mean AUC is within 0.05
     of a tuned logistic regression on the same folds (benchmarks/accuracy.py has the full figures)."""
@@ -335,7 +336,7 @@ def test_rosmap_reduced_deepgami_close_to_logistic_regression():
     from sklearn.metrics import roc_auc_score
     from sklearn.preprocessing import StandardScaler
 
-    from deepgami.training import cv_splits
+    from deepgami.train import cv_splits
 
     mods = {}
     for name in ("mrna", "meth"):
@@ -394,10 +395,10 @@ def test_training_never_holds_a_float_copy_of_the_genotypes(monkeypatch):
     this small cohort takes the genome-scale path."""
     import tracemalloc
 
-    import deepgami.training
+    import deepgami.train.encoder_init
 
-    monkeypatch.setattr(deepgami.training, "JOINT_INIT_MAX_VALUES", 1_000_000)
-    from deepgami.training import expand_grid
+    monkeypatch.setattr(deepgami.train.encoder_init, "JOINT_INIT_MAX_VALUES", 1_000_000)
+    from deepgami.train import expand_grid
 
     mdata, _ = model_fixtures.simulated_mudata(n_samples=300, n_snps=20_000, n_tfs=8, n_genes=12, seed=1)
     mdata.mod["snp"].X = np.asarray(mdata.mod["snp"].X).astype(np.int8)

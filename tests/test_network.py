@@ -8,9 +8,9 @@ import torch
 
 import model_fixtures  # noqa: F401  (installs a stand-in SparseMaskedLinear if the real one is absent)
 from model_fixtures import single_thread  # noqa: F401  (autouse)
-from deepgami.layers import SparseMaskedLinear
-from deepgami.network import IMPUTERS, DeepGAMINetwork, LatentNorm
-from deepgami.training import Adam
+from deepgami.nn.layers import SparseMaskedLinear
+from deepgami.nn.network import IMPUTERS, DeepGAMINetwork, LatentNorm
+from deepgami.train import Adam
 
 
 def _edges(n_in: int, n_out: int, per_input: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ import pytest
 import reftrace
 import yaml
 
-from deepgami.samplesheet import read_samplesheet
+from deepgami.pipeline.samplesheet import read_samplesheet
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"
@@ -40,26 +40,11 @@ PROCESSES = {
     "evaluate": "EVALUATE",
     "summary": "SUMMARY",
 }
-# The deepgami subcommands each module's script (and the fixtures it needs) call.
-COMMANDS_NEEDED = {
-    "BUILD_COHORT": ["build"],
-    "TRAIN": ["build", "train"],
-    "PREDICT": ["build", "train", "predict"],
-    "PRIORITIZE": ["build", "train", "prioritize"],
-    "EVALUATE": ["build", "evaluate"],
-    "SUMMARY": [],
-}
 NF_FILES = [REPO / "main.nf", *sorted((REPO / "workflows").glob("*.nf")),
             *sorted((REPO / "modules" / "local").glob("*/main.nf"))]
 CONFIG_FILES = [REPO / "nextflow.config", *sorted((REPO / "conf").glob("*.config"))]
 # process.shell of nextflow.config
 TASK_SHELL = ["bash", "-C", "-e", "-u", "-o", "pipefail"]
-
-
-def registered_commands() -> set[str]:
-    from deepgami.runner import available_commands
-
-    return available_commands()
 
 
 # -- reading a module ------------------------------------------------------------------------------
@@ -413,7 +398,7 @@ def test_base_config_labels_retries_and_gpu() -> None:
 
 def test_published_layout_matches_the_embedded_runner(tmp_path: Path) -> None:
     """Module outputs land in <outdir>/<id>/ and are exactly what `deepgami run` writes there."""
-    from deepgami.runner import RunSettings, plan_cohort
+    from deepgami.pipeline.runner import RunSettings, plan_cohort
 
     (row,) = [r for r in read_samplesheet(ASSETS / "samplesheet_test.csv") if r.id == "cohort_a"]
     published: set[str] = set()
@@ -620,12 +605,6 @@ def test_groovy_rendering_of_scripts() -> None:
 
 # -- module scripts, run -----------------------------------------------------------------------------
 
-def need_commands(module: str) -> None:
-    missing = [c for c in COMMANDS_NEEDED[module] if c not in registered_commands()]
-    if missing:
-        pytest.skip(f"`deepgami {' / '.join(missing)}` not registered yet; {module}'s script calls it")
-
-
 COHORT_A = TEST_DATA / "cohort_a"
 META_A = {"id": "cohort_a", "cell_type": "bulk", "modality_names": "snp,expr", "prior_specs": "snp:eqtl,expr:grn"}
 
@@ -633,7 +612,6 @@ META_A = {"id": "cohort_a", "cell_type": "bulk", "modality_names": "snp,expr", "
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """cohort_a as a cohort .h5mu, made with `deepgami build`."""
-    need_commands("BUILD_COHORT")
     from deepgami.cli import main
 
     out = tmp_path_factory.mktemp("built") / "cohort.h5mu"
@@ -648,7 +626,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained(built: Path) -> Path:
     """A model trained on `built` with the bundled tiny parameters."""
-    need_commands("TRAIN")
     from deepgami.cli import main
 
     out = built.parent / "model"
@@ -658,7 +635,6 @@ def trained(built: Path) -> Path:
 
 
 def test_module_build_cohort(tmp_path: Path) -> None:
-    need_commands("BUILD_COHORT")
     module = MODULES["build_cohort"]
     inputs = {"meta": META_A, "labels": COHORT_A / "labels.csv",
               "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"],
@@ -672,7 +648,6 @@ def test_module_build_cohort(tmp_path: Path) -> None:
 
 
 def test_module_build_cohort_without_priors(tmp_path: Path) -> None:
-    need_commands("BUILD_COHORT")
     inputs = {"meta": {**META_A, "prior_specs": ""}, "labels": COHORT_A / "labels.csv",
               "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"], "prior_files": []}
     env = run_task(MODULES["build_cohort"], "script", tmp_path, inputs)
@@ -680,7 +655,6 @@ def test_module_build_cohort_without_priors(tmp_path: Path) -> None:
 
 
 def test_module_train(tmp_path: Path, built: Path) -> None:
-    need_commands("TRAIN")
     inputs = {"meta": META_A, "cohort": built, "params_yaml": TEST_DATA / "params.yaml"}
     run_task(MODULES["train"], "script", tmp_path, inputs)
     assert (tmp_path / "model" / "model.pt").is_file() and (tmp_path / "model" / "config.json").is_file()
@@ -688,7 +662,6 @@ def test_module_train(tmp_path: Path, built: Path) -> None:
 
 @pytest.mark.parametrize("prediction_set", ["all", "snp"])
 def test_module_predict(tmp_path: Path, built: Path, trained: Path, prediction_set: str) -> None:
-    need_commands("PREDICT")
     inputs = {"meta": META_A, "model": trained, "cohort": built, "prediction_set": prediction_set}
     run_task(MODULES["predict"], "script", tmp_path, inputs)
     metrics = json.loads((tmp_path / "predictions" / f"{prediction_set}.metrics.json").read_text())
@@ -696,13 +669,11 @@ def test_module_predict(tmp_path: Path, built: Path, trained: Path, prediction_s
 
 
 def test_module_prioritize(tmp_path: Path, built: Path, trained: Path) -> None:
-    need_commands("PRIORITIZE")
     inputs = {"meta": META_A, "model": trained, "cohort": built}
     run_task(MODULES["prioritize"], "script", tmp_path, inputs)
 
 
 def test_module_evaluate(tmp_path: Path, built: Path, trained: Path) -> None:
-    need_commands("EVALUATE")
     test_config = (REPO / "conf" / "test.config").read_text()
     fast = re.search(r"withName: 'EVALUATE' \{\s*ext\.args = \{ \"--seed \$\{params\.seed\} (.*?)\" \}", test_config)
     assert fast, "conf/test.config sets EVALUATE's ext.args"

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from deepgami.attribution import precision_at_k  # noqa: E402
 from deepgami.cli import main  # noqa: E402
-from deepgami.simulate import build_command  # noqa: E402
+from deepgami.data.simulate import build_command  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 

@@ -16,7 +16,8 @@ import pytest
 
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
-from deepgami.evaluation import EvalConfig, evaluate, write_evaluation
+from deepgami.evaluation import EvalConfig, evaluate
+from deepgami.report.outputs import write_evaluation
 
 METHODS = ("deepgami", "deepgami_dense", "logistic_regression", "svm")
 

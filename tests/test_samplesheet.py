@@ -1,4 +1,4 @@
-"""The samplesheet: assets/schema_input.json (shared with nf-schema) and deepgami.samplesheet."""
+"""The samplesheet: assets/schema_input.json (shared with nf-schema) and deepgami.pipeline.samplesheet."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from deepgami.errors import InputError
-from deepgami.samplesheet import CohortRow, PriorSpec, load_schema, read_samplesheet, schema_path
+from deepgami.pipeline.samplesheet import CohortRow, PriorSpec, load_schema, read_samplesheet, schema_path
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "assets"

@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from deepgami.cli import main
 from deepgami.errors import InputError
-from deepgami.simulate import SimulationSettings, simulate, simulate_cohort, write_cohort
+from deepgami.data.simulate import SimulationSettings, simulate, simulate_cohort, write_cohort
 
 SMALL = ["--n-samples", "100", "--n-snps", "200", "--n-tfs", "10", "--n-genes", "30"]
 FILES = ("genotype.csv", "expression.csv", "labels.csv", "eqtl.tsv", "grn.tsv", "truth.json",
@@ -252,7 +252,7 @@ def test_existing_directory(tmp_path: Path, capsys) -> None:
 
 
 def test_failure_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
-    import deepgami.simulate as sim
+    import deepgami.data.simulate as sim
 
     calls = []
 

@@ -12,9 +12,10 @@ from scipy import stats
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami.errors import InputError
-from deepgami.model import fit_predict_fold, read_arrays
-from deepgami.network import DeepGAMINetwork
-from deepgami.preprocessing import (
+from deepgami.data.arrays import read_arrays
+from deepgami.model import fit_predict_fold
+from deepgami.nn.network import DeepGAMINetwork
+from deepgami.data.preprocessing import (
     ModalityPreprocessor,
     class_weights,
     fit_modality,
@@ -23,7 +24,7 @@ from deepgami.preprocessing import (
     smote_oversample,
     univariate_pvalues,
 )
-from deepgami.training import (
+from deepgami.train import (
     GRID_KEYS,
     Batch,
     as_setting,
@@ -152,7 +153,7 @@ def test_train_network_early_stops_and_restores_the_best_epoch():
     assert history["best"].sum() == 1 and int(history.loc[history["best"], "epoch"].iloc[0]) == best
     assert len(history) == best + 5
     # The restored weights are those of the best epoch.
-    from deepgami.training import evaluate_loss, task_loss_fn
+    from deepgami.train import evaluate_loss, task_loss_fn
 
     task, _ = evaluate_loss(net, val, "classification", task_loss_fn("classification"), 0.5, "detach")
     assert task == pytest.approx(float(history.loc[history["best"], "val_task_loss"].iloc[0]), rel=1e-5)
@@ -214,10 +215,10 @@ def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sourc
     measured value on g's sources; genes that are not measured (NaN) keep their random start; rows
     lacking the modality are left out; no labels are used. `marginal` is the path of modalities too
     large for one float32 copy: per-edge slopes, which agree here because the sources are independent."""
-    import deepgami.training
+    import deepgami.train.encoder_init
 
     if path == "marginal":
-        monkeypatch.setattr(deepgami.training, "JOINT_INIT_MAX_VALUES", 0)
+        monkeypatch.setattr(deepgami.train.encoder_init, "JOINT_INIT_MAX_VALUES", 0)
     rng = np.random.default_rng(0)
     n = 300
     xa, xb = rng.normal(size=(n, 6)), rng.normal(size=(n, 4))
@@ -248,7 +249,7 @@ def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sourc
 def test_target_initialization_uses_measured_latent_genes_and_no_labels():
     mdata, _ = model_fixtures.simulated_mudata(n_samples=120, seed=0)
     data = read_arrays(mdata)
-    from deepgami.model import latent_targets
+    from deepgami.data.arrays import latent_targets
 
     rows = np.flatnonzero(data.split == "train")
     targets = latent_targets(data, rows)
@@ -384,7 +385,7 @@ def test_shuffled_training_labels_give_chance_auc():
 
 
 def test_adam_first_step_moves_each_weight_by_the_learning_rate():
-    from deepgami.training import Adam
+    from deepgami.train import Adam
 
     p = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
     opt = Adam([p], lr=0.1, weight_decay=0.5)

@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"deepgami.commands.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"deepgami.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"deepgami.commands.{name}").register(sub)
     return parser
 
 

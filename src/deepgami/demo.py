@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-REPO = Path(__file__).resolve().parents[2]
-
 # Training settings of the demo: 2 grid points by 3-fold CV (the defaults: 4 points by 5-fold CV).
 DEMO_PARAMS = """\
 # make demo: reduced training grid (2 settings searched by 3-fold CV) to keep the demo short.
@@ -115,9 +113,9 @@ def _rosmap_labels(source: Path, out: Path, seed: int = 0) -> Path:
     return out
 
 
-def run_cohort(cohort: DemoCohort, params: Path, commands: set[str]) -> None:
+def run_cohort(cohort: DemoCohort, params: Path) -> None:
     """Every stage of one cohort. A failed stage skips what depends on it (evaluate needs only the
-    cohort); stages whose command this deepgami lacks are skipped with a note."""
+    cohort)."""
     base = cohort.base
     if cohort.simulate:
         inputs = base / "inputs"
@@ -131,22 +129,16 @@ def run_cohort(cohort: DemoCohort, params: Path, commands: set[str]) -> None:
              *[a for p in cohort.priors for a in ("--prior", p)], "--labels", cohort.labels, "--out", h5mu]
     if not _stage(cohort, "build", build):
         return
-    have_model = False
-    if "train" in commands:
-        have_model = _stage(cohort, "train", ["train", h5mu, "--out", model, "--params", params, "--quiet"])
-    else:
-        _say(f"[{cohort.name}] skip train, predict, prioritize: this deepgami has no `train` command")
-    if have_model and "predict" in commands:
+    have_model = _stage(cohort, "train", ["train", h5mu, "--out", model, "--params", params, "--quiet"])
+    if have_model:
         for name in ["all", *cohort.modalities]:
             only = [] if name == "all" else ["--modalities", name]
             _stage(cohort, f"predict.{name}", ["predict", model, h5mu, "--out", base / "predictions" / f"{name}.tsv",
                                                "--split", "test", *only])
     prioritized = False
-    if have_model and "prioritize" in commands:
+    if have_model:
         prioritized = _stage(cohort, "prioritize", ["prioritize", model, h5mu, "--out", base / "prioritize",
                                                     "--split", "test"])
-    elif have_model:
-        _say(f"[{cohort.name}] skip prioritize: this deepgami has no `prioritize` command")
     extra = (["--model-dir", model] if have_model else []) + (["--prioritize-dir", base / "prioritize"] if prioritized else [])
     note = ("make demo ran this evaluation with reduced settings to finish in minutes: evaluate "
             + " ".join(cohort.evaluate_args) + "; the model beside it was trained with a 2-point grid "
@@ -165,34 +157,35 @@ def _worker_env(env: dict[str, str]) -> None:
     warnings.simplefilter("ignore", FutureWarning)
 
 
-def _run_cohort_job(job: tuple[DemoCohort, Path, set[str]]) -> DemoCohort:
-    cohort, params, commands = job
-    run_cohort(cohort, params, commands)
+def _run_cohort_job(job: tuple[DemoCohort, Path]) -> DemoCohort:
+    cohort, params = job
+    run_cohort(cohort, params)
     return cohort
 
 
-def find_rosmap(explicit: str | None) -> Path | None:
-    """--rosmap, else ../shared/data/rosmap beside the repository (or the working directory)."""
-    candidates = [Path(explicit)] if explicit else [REPO.parent / "shared" / "data" / "rosmap",
-                                                    Path.cwd().parent / "shared" / "data" / "rosmap"]
-    for path in candidates:
-        if (path / "labels.csv").is_file() and (path / "mrna.csv").is_file() and (path / "meth.csv").is_file():
-            return path.resolve()
-    return None
+def find_rosmap(explicit: str | None) -> Path:
+    """--rosmap, else the ROSMAP training split bundled with the package (`deepgami.datasets`)."""
+    if explicit:
+        path = Path(explicit)
+        for name in ("labels.csv", "mrna.csv", "meth.csv"):
+            if not (path / name).is_file():
+                raise SystemExit(f"error: {path}: no {name} (--rosmap needs labels.csv, mrna.csv and meth.csv)")
+        return path.resolve()
+    from deepgami.datasets import rosmap_dir
+
+    return rosmap_dir()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepgami.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    parser.add_argument("--rosmap", help="ROSMAP folder (default: ../shared/data/rosmap beside the repository)")
+    parser.add_argument("--rosmap", help="ROSMAP folder (default: the copy bundled with the package)")
     parser.add_argument("--cohorts", default="simulated,rosmap", help="which cohorts (default: simulated,rosmap)")
     parser.add_argument("--jobs", type=int, default=2, help="cohorts run at the same time (default: 2)")
     parser.add_argument("--repeats", type=int, default=None,
                         help="repeated random splits in evaluate (default: 10 for ROSMAP, 5 simulated)")
     args = parser.parse_args(argv)
-
-    from deepgami.runner import available_commands
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -205,17 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "--fast", "--folds", "3", "--repeats", str(args.repeats or 5)]))
     if "rosmap" in wanted:
         rosmap = find_rosmap(args.rosmap)
-        if rosmap is None:
-            _say("skip rosmap: no ROSMAP folder at ../shared/data/rosmap (give --rosmap DIR)")
-        else:
-            base = out / "rosmap"
-            cohorts.append(DemoCohort(
-                "rosmap", base, modalities={"mrna": rosmap / "mrna.csv", "meth": rosmap / "meth.csv"},
-                labels=_rosmap_labels(rosmap / "labels.csv", base / "inputs" / "labels.csv"),
-                evaluate_args=["--fast", "--folds", "5", "--repeats", str(args.repeats or 10)],
-                note=" The demo gave ROSMAP's labels (shipped all 'train') a stratified 80/20 train/test split "
-                     "(seed 0): the held-out protocol, train, predict and prioritize use it."))
-    commands = available_commands()
+        base = out / "rosmap"
+        cohorts.append(DemoCohort(
+            "rosmap", base, modalities={"mrna": rosmap / "mrna.csv", "meth": rosmap / "meth.csv"},
+            labels=_rosmap_labels(rosmap / "labels.csv", base / "inputs" / "labels.csv"),
+            evaluate_args=["--fast", "--folds", "5", "--repeats", str(args.repeats or 10)],
+            note=" The demo gave ROSMAP's labels (shipped all 'train') a stratified 80/20 train/test split "
+                 "(seed 0): the held-out protocol, train, predict and prioritize use it."))
     jobs = max(1, min(args.jobs, len(cohorts) or 1))
     # Split the cores between concurrent cohorts instead of letting each stage take them all.
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
@@ -225,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _say(f"deepgami demo: {', '.join(c.name for c in cohorts)} -> {out}")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_env, initargs=(env,)) as pool:
-        cohorts = list(pool.map(_run_cohort_job, [(c, params, commands) for c in cohorts]))
+        cohorts = list(pool.map(_run_cohort_job, [(c, params) for c in cohorts]))
     _say(f"deepgami demo finished in {time.perf_counter() - t0:.0f}s")
     failed = [c for c in cohorts if c.failed]
     for c in cohorts:

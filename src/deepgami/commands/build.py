@@ -8,7 +8,7 @@ from pathlib import Path
 
 from deepgami.errors import InputError
 
-MISSING_POLICIES = ("error", "mean", "drop-feature")  # = deepgami.readers.MISSING_POLICIES, kept light for --help
+MISSING_POLICIES = ("error", "mean", "drop-feature")  # = deepgami.data.readers.MISSING_POLICIES, kept light for --help
 
 MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
 PRIOR_RE = re.compile(r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
@@ -54,8 +54,8 @@ def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.M
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepgami.cohort import PriorInput, build_cohort, write_cohort
-    from deepgami.readers import read_labels, read_matrix, read_prior
+    from deepgami.data.cohort import PriorInput, build_cohort, write_cohort
+    from deepgami.data.readers import read_labels, read_matrix, read_prior
 
     out = Path(args.out)
     if out.suffix != ".h5mu":

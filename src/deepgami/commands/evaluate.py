@@ -56,7 +56,7 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 def read_eval_params(path: str | None) -> tuple[dict, dict]:
     """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
-    from deepgami.training import default_params, load_params, merge_params, read_params_file, validate_params
+    from deepgami.train import default_params, load_params, merge_params, read_params_file, validate_params
 
     if path is None:
         return load_params(None), {}
@@ -75,8 +75,9 @@ def read_eval_params(path: str | None) -> tuple[dict, dict]:
 def _run(args: argparse.Namespace) -> int:
     import time
 
-    from deepgami.cohort import read_cohort
-    from deepgami.evaluation import EvalConfig, evaluate, write_evaluation
+    from deepgami.data.cohort import read_cohort
+    from deepgami.evaluation import EvalConfig, evaluate
+    from deepgami.report.outputs import write_evaluation
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():

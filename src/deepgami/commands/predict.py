@@ -37,7 +37,7 @@ def metrics_path(out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepgami.cohort import SPLIT, read_cohort
+    from deepgami.data.cohort import SPLIT, read_cohort
     from deepgami.model import DeepGAMI
 
     out = Path(args.out)

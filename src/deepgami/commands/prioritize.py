@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from deepgami.attribution import FLOAT_FORMAT, prioritize
-    from deepgami.cohort import read_cohort
-    from deepgami.enrichment import over_representation, read_gmt
+    from deepgami.data.cohort import read_cohort
+    from deepgami.attribution.enrichment import over_representation, read_gmt
     from deepgami.model import DeepGAMI
 
     out = Path(args.out)
@@ -128,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         }
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
-        result.write(tmp, figures=not args.no_figures, top_links=args.top_links)
+        result.write(tmp)
+        if not args.no_figures:
+            from deepgami.report.linkplot import write_link_figures
+
+            write_link_figures(result.links, tmp, top=args.top_links)
         if enrichment is not None:
             enrichment.to_csv(tmp / "enrichment.tsv", sep="\t", index=False, float_format=FLOAT_FORMAT,
                               lineterminator="\n")

@@ -10,8 +10,7 @@ from deepgami.errors import InputError
 DESCRIPTION = """\
 Run the pipeline's stages for every samplesheet row without Nextflow: build -> train ->
 predict (all modalities, and each modality alone) -> prioritize -> evaluate, then one summary
-table across rows. Rows run in parallel (--max-workers); stages whose command this deepgami does
-not have are skipped with a note. Same samplesheet, schema and output layout as
+table across rows. Rows run in parallel (--max-workers). Same samplesheet, schema and output layout as
 `nextflow run . --input SHEET --outdir DIR`:
 
   <outdir>/<id>/cohort.h5mu, model/, predictions/{all,<modality>}.tsv, prioritize/, evaluate/
@@ -23,7 +22,7 @@ whose outputs are complete and unchanged (ledger: <outdir>/.deepgami_run.json).
 
 
 def _run(args: argparse.Namespace) -> int:
-    from deepgami.runner import STAGES, RunSettings, run_pipeline
+    from deepgami.pipeline.runner import STAGES, RunSettings, run_pipeline
 
     skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
     stage_args: dict[str, list[str]] = {}

@@ -24,7 +24,7 @@ files written into --out:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from deepgami.simulate import build_command, simulate
+    from deepgami.data.simulate import build_command, simulate
 
     cohort, paths = simulate(
         args.out,

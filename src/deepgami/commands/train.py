@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="output model directory (replaced if it exists)")
     p.add_argument("--params", metavar="PARAMS.yaml",
-                   help="training parameters over the defaults (see deepgami/default_params.yaml)")
+                   help="training parameters over the defaults (see deepgami/train/default_params.yaml)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); same seed, same model")
     p.add_argument("--cv-folds", type=int, metavar="K", help="override cv_folds (0 or 1: no grid search)")
     p.add_argument("--max-epochs", type=int, metavar="N", help="override max_epochs")
@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepgami.cohort import read_cohort
+    from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
-    from deepgami.training import load_params
+    from deepgami.train import load_params
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -76,7 +76,7 @@ def summary_lines(model, seconds: float) -> list[str]:
         parts = [f"all {metric} {_fmt(mean.get(f'all_{metric}'))}"]
         parts += [f"{m}-only {_fmt(mean.get(f'{m}_{metric}'))}" for m in cfg["modalities"]]
         lines.append("cross-validated: " + ", ".join(parts))
-    from deepgami.training import grid_label
+    from deepgami.train import grid_label
 
     lines.append(f"selected: {grid_label(cfg['setting'])}")
     if model.imputation:

@@ -40,13 +40,12 @@ from typing import Any, Iterable, Sequence
 
 from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
-from deepgami.samplesheet import CohortRow, read_samplesheet
+from deepgami.pipeline.samplesheet import CohortRow, read_samplesheet
 
 __all__ = [
     "STAGES",
     "RunSettings",
     "StageTask",
-    "available_commands",
     "plan_cohort",
     "prediction_sets",
     "run_pipeline",
@@ -92,30 +91,16 @@ class StageTask:
 
 # -- planning ------------------------------------------------------------------------------------
 
-def available_commands() -> set[str]:
-    """Subcommands of the installed `deepgami` (a stage runs only if its command exists)."""
-    import argparse
-
-    from deepgami.cli import build_parser
-
-    parser = build_parser()
-    for action in parser._actions:  # argparse keeps subparsers only here
-        if isinstance(action, argparse._SubParsersAction):
-            return set(action.choices)
-    return set()
-
-
 def prediction_sets(row: CohortRow) -> list[str]:
     """'all' (every modality) and, when the cohort has several, each modality alone."""
     names = row.modality_names
     return ["all"] + (names if len(names) > 1 else [])
 
 
-def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings,
-                commands: set[str] | None = None) -> list[StageTask]:
+def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:
     """The stages of one cohort, in order, as `deepgami` argument lists.
 
-    Stages in ``settings.skip``, or whose command is not in `commands` (when given), are left out.
+    Stages in ``settings.skip`` are left out.
     """
     base = outdir / row.id
     logs = outdir / "pipeline_info" / "logs" / row.id
@@ -125,7 +110,7 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings,
     tasks: list[StageTask] = []
 
     def wanted(stage: str) -> bool:
-        return stage not in settings.skip and (commands is None or stage in commands)
+        return stage not in settings.skip
 
     def add(stage: str, name: str, argv: list[str], inputs: dict[str, Path], options: list[str],
             outputs: list[Path], optional: Sequence[Path] = ()) -> None:
@@ -333,14 +318,11 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
 
 
 def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings) -> int:
-    commands = available_commands()
     queues: dict[str, list[StageTask]] = {}
     progress_total = 0
-    missing_commands: set[str] = set()
     for row in rows:
-        queues[row.id] = plan_cohort(row, outdir, settings, commands)
+        queues[row.id] = plan_cohort(row, outdir, settings)
         progress_total += len(queues[row.id])
-        missing_commands |= {t.stage for t in plan_cohort(row, outdir, settings)} - commands
 
     ledger_path = outdir / LEDGER_NAME
     ledger = _read_ledger(ledger_path) if settings.resume else {}
@@ -348,8 +330,6 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings) -> i
         _write_ledger(ledger_path, {})
     hasher = _Hasher()
     progress = _Progress(progress_total, settings.progress)
-    for stage in sorted(missing_commands, key=STAGES.index):
-        progress.log(f"skip {stage}: this deepgami has no `{stage}` command")
 
     failures: list[tuple[StageTask, int, str]] = []
     counts = {"ran": 0, "cached": 0}

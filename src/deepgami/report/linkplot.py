@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-__all__ = ["top_links_figure", "save_png"]
+__all__ = ["top_links_figure", "save_png", "write_link_figures"]
 
 POSITIVE = "#c0392b"  # raises the explained output
 NEGATIVE = "#1f5fa8"  # lowers it
@@ -79,3 +79,13 @@ def save_png(fig: Figure, path: str | Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def write_link_figures(links: pd.DataFrame, directory: str | Path, top: int = 30) -> list[Path]:
+    """One `links_<class>.png` per class of a links table (none for a model without priors)."""
+    from deepgami.attribution.integrated_gradients import file_stem
+
+    if not len(links):
+        return []
+    return [save_png(top_links_figure(links, cls, top), Path(directory) / f"links_{file_stem(cls)}.png")
+            for cls in dict.fromkeys(links["class"])]

@@ -60,9 +60,9 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from deepgami.lazy_inputs import InputBlock, materialize
-from deepgami.layers import SparseMaskedLinear
-from deepgami.network import DeepGAMINetwork
+from deepgami.data.lazy_inputs import InputBlock, materialize
+from deepgami.nn.layers import SparseMaskedLinear
+from deepgami.nn.network import DeepGAMINetwork
 
 if TYPE_CHECKING:
     import mudata as md
@@ -494,9 +494,9 @@ class Prioritization:
         rows = self.links[(self.links["class"] == cls) & self.links["top_decile"]]
         return sorted(set(rows["target"].astype(str)))
 
-    def write(self, directory: str | Path, figures: bool = True, top_links: int = 30) -> list[Path]:
-        """Write features/latent/links as TSV and Parquet, summary.json and, for a model with
-        priors, one `links_<class>.png` per class into an existing `directory`."""
+    def write(self, directory: str | Path) -> list[Path]:
+        """Write features/latent/links as TSV and Parquet and summary.json into an existing `directory`
+        (the link figures are `deepgami.report.linkplot`'s)."""
         directory = Path(directory)
         written = []
         for name, table in (("features", self.features), ("latent", self.latent), ("links", self.links)):
@@ -504,12 +504,6 @@ class Prioritization:
             table.to_csv(written[-1], sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
             written.append(directory / f"{name}.parquet")
             table.to_parquet(written[-1], index=False)
-        if figures and len(self.links):
-            from deepgami.linkplot import save_png, top_links_figure
-
-            for cls in dict.fromkeys(self.links["class"]):
-                written.append(save_png(top_links_figure(self.links, cls, top_links),
-                                        directory / f"links_{file_stem(cls)}.png"))
         written.append(directory / "summary.json")
         written[-1].write_text(json.dumps(self.summary, indent=1) + "\n")
         return written
@@ -553,7 +547,7 @@ def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
                    source: str | None = None) -> tuple[ModelInputs, dict[str, int]]:
     """ModelInputs of the samples to explain: in `split` (when given) and having every model
     modality; also returns counts of what was left out."""
-    from deepgami import cohort
+    from deepgami.data import cohort
     from deepgami.errors import InputError
 
     inputs = model.prepare_inputs(mdata)

@@ -25,7 +25,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
-from deepgami.layers import SparseMaskedLinear
+from deepgami.nn.layers import SparseMaskedLinear
 
 IMPUTERS = ("scalar", "per_node", "linear", "mlp")
 ACTIVATIONS = ("relu", "tanh", "linear")

@@ -452,7 +452,7 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
     m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
     truth: dict[str, Any] = {
-        "generator": f"deepgami.simulate {__version__}",
+        "generator": f"deepgami.data.simulate {__version__}",
         "seed": s.seed,
         "settings": asdict(s),
         "classes": class_names,

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from deepgami.errors import InputError
-from deepgami.preprocessing import ModalityPreprocessor
+from deepgami.data.preprocessing import ModalityPreprocessor
 
 # A materialized chunk holds at most this many float32 values (256 MB), whatever the width.
 CHUNK_VALUES = 2**26

@@ -1,6 +1,6 @@
 """`report.html`: one self-contained page per evaluation (images base64-embedded, no network).
 
-`write_report(eval_dir)` reads what `deepgami.evaluation.write_evaluation` wrote into `eval_dir`
+`write_report(eval_dir)` reads what `deepgami.report.outputs.write_evaluation` wrote into `eval_dir`
 (metrics.tsv, summary.tsv, ks_tests.tsv, predictions.tsv, training_history.tsv, run.json), draws the
 figures into `eval_dir/figures/` and writes `eval_dir/report.html`. Optional inputs: a
 prioritization directory (features.tsv, latent.tsv, links.tsv) and a model directory
@@ -92,7 +92,7 @@ def _label(method: str) -> str:
 
 
 def _swatch(method: str) -> str:
-    from deepgami.figures import method_color
+    from deepgami.report.figures import method_color
 
     return f'<span class="sw" style="background:{method_color(method)}"></span>'
 
@@ -279,7 +279,7 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
 
 
 def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
-    from deepgami import figures
+    from deepgami.report import figures
 
     if pdir is None:
         return ('<p class="note">No prioritization given (run <code>deepgami prioritize MODEL COHORT --out DIR</code> '
@@ -374,7 +374,7 @@ def _settings_section(info: dict, tuning: pd.DataFrame | None, baseline_params: 
 def make_figures(eval_dir: Path, info: dict, metrics: pd.DataFrame, predictions: pd.DataFrame | None,
                  model_history: pd.DataFrame | None, histories: pd.DataFrame | None) -> dict[str, Path]:
     """Draw the evaluation's figures into eval_dir/figures; returns the written paths by key."""
-    from deepgami import figures
+    from deepgami.report import figures
 
     figdir = eval_dir / "figures"
     figdir.mkdir(exist_ok=True)

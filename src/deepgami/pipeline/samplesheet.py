@@ -69,7 +69,7 @@ def assets_dir() -> Path:
     env = os.environ.get("DEEPGAMI_ASSETS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "assets"
+    return Path(__file__).resolve().parents[3] / "assets"
 
 
 def schema_path() -> Path:

@@ -2,7 +2,7 @@
 
 One call, `evaluate`, fits every method on the training rows of every split of every protocol and
 scores it on that split's held-out rows, with the same per-fold preprocessing
-(`deepgami.preprocessing`, fitted on training rows only) and the same metric functions
+(`deepgami.data.preprocessing`, fitted on training rows only) and the same metric functions
 (`deepgami.metrics`). `write_evaluation` writes the tidy tables, the figures and `report.html`.
 
 Protocols
@@ -17,7 +17,7 @@ Methods
     deepgami_dense            the same network without priors (dense encoders, as many latent nodes)
     deepgami_random_prior     each prior replaced by a random network with the same edge count
     deepgami_bernoulli_prior  prior edges kept with p = 0.8, other pairs added with p = 0.2
-    baselines                 scikit-learn on the concatenated modalities (`deepgami.baselines`)
+    baselines                 scikit-learn on the concatenated modalities (`deepgami.evaluation.baselines`)
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from deepgami import baselines as bl
+from deepgami.evaluation import baselines as bl
 from deepgami.errors import InputError, atomic_path
 
 PROTOCOLS = ("holdout", "cv", "repeated", "independent")
@@ -163,7 +163,7 @@ def make_splits(data: Any, protocol: str, config: EvalConfig, rows: np.ndarray) 
     """The splits of `protocol` over `rows` (eligible positions) and a sentence saying how they were made."""
     from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
-    from deepgami.training import cv_splits, derive_seed
+    from deepgami.train import cv_splits, derive_seed
 
     classify = data.task == "classification"
     y = data.labels[rows]
@@ -207,7 +207,7 @@ def combine_cohorts(train: Any, test: Any, test_path: str | None = None) -> tupl
     A test cohort may lack a whole modality (its block is then absent for every test sample) but
     not single features of a modality it has. Returns (arrays, training positions, test positions).
     """
-    from deepgami.model import CohortArrays
+    from deepgami.data.arrays import CohortArrays
 
     if test.task != train.task:
         raise InputError(test_path, f"the test cohort's phenotype is {test.task}, the training cohort's {train.task}")
@@ -309,7 +309,7 @@ def tune_deepgami(data: Any, rows: np.ndarray, params: dict, seed: int) -> tuple
     `deepgami train` does; returns the best setting and the per-fold table (None without a search)."""
     from deepgami.metrics import selection_score
     from deepgami.model import fit_predict_fold
-    from deepgami.training import cv_splits, derive_seed, expand_grid, grid_search
+    from deepgami.train import cv_splits, derive_seed, expand_grid, grid_search
 
     settings = expand_grid(params, dense=data.latent_nodes is None)
     n_folds = int(params["cv_folds"])
@@ -331,7 +331,7 @@ def tune_deepgami(data: Any, rows: np.ndarray, params: dict, seed: int) -> tuple
 
 
 def _deepgami_setting(params: dict, dense: bool) -> dict:
-    from deepgami.training import expand_grid
+    from deepgami.train import expand_grid
 
     return expand_grid(params, dense=dense)[0]
 
@@ -345,7 +345,7 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
     scaling as DeepGAMI, fitted on those rows; a test sample lacking a modality gets the training
     mean of its features (so every method is scored on the same samples).
     """
-    from deepgami.preprocessing import fit_modality_for
+    from deepgami.data.preprocessing import fit_modality_for
 
     train = train[data.present[train].all(axis=1)]
     if len(train) < 4:
@@ -457,13 +457,14 @@ def evaluate(
 
     Args:
         mdata: the cohort (MuData as written by `deepgami build`).
-        params: DeepGAMI parameters (`deepgami.training.load_params`); their grid is searched
+        params: DeepGAMI parameters (`deepgami.train.load_params`); their grid is searched
             once on the training rows of the first split (`config.tune`).
         config: protocols, splits, methods and ablation settings.
         test_mdata: an independent cohort for the `independent` protocol.
     """
-    from deepgami.model import BAG_FRACTION, fit_predict_fold, read_arrays
-    from deepgami.training import derive_seed, load_params
+    from deepgami.data.arrays import read_arrays
+    from deepgami.model import BAG_FRACTION, fit_predict_fold
+    from deepgami.train import derive_seed, load_params
 
     config = config or EvalConfig()
     config.check()
@@ -657,7 +658,7 @@ def evaluate(
         summary = pd.concat([summary, pd.DataFrame(na_rows)], ignore_index=True)
     ks_tests = pd.DataFrame()
     if "repeated" in protocols:
-        from deepgami.significance import pairwise_ks
+        from deepgami.evaluation.significance import pairwise_ks
 
         main_metrics = ("auc", "balanced_accuracy") if data.task == "classification" else ("r2", "mse")
         rep = metrics[(metrics["protocol"] == "repeated") & (metrics["modalities"] == "all")
@@ -667,7 +668,7 @@ def evaluate(
                      "per-split scores of each pair of methods on the repeated splits; pvalue_bh is "
                      "Benjamini-Hochberg adjusted over the pairs of one metric.")
     else:
-        from deepgami.significance import KS_COLUMNS
+        from deepgami.evaluation.significance import KS_COLUMNS
 
         ks_tests = pd.DataFrame(columns=KS_COLUMNS)
     predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else pd.DataFrame()
@@ -694,42 +695,3 @@ def evaluate(
     return EvaluationResult(metrics, predictions, summary, ks_tests,
                             pd.concat(histories, ignore_index=True) if histories else pd.DataFrame(),
                             tuning, pd.DataFrame(base_params), info, seconds)
-
-
-# -- writing -----------------------------------------------------------------------------------------
-
-def _tsv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
-
-
-def write_evaluation(
-    result: EvaluationResult,
-    out: str | Path,
-    *,
-    prioritize_dir: str | Path | None = None,
-    model_dir: str | Path | None = None,
-    figures: bool = True,
-) -> Path:
-    """Write DIR/metrics.tsv (tidy), summary.tsv, ks_tests.tsv, predictions.tsv, training_history.tsv,
-    tuning.tsv, baseline_params.tsv, run.json, figures/*.png and report.html, atomically."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
-    with atomic_path(out, suffix="") as tmp:
-        tmp.mkdir()
-        _tsv(result.metrics, tmp / "metrics.tsv")
-        _tsv(result.summary, tmp / "summary.tsv")
-        _tsv(result.ks_tests, tmp / "ks_tests.tsv")
-        _tsv(result.predictions, tmp / "predictions.tsv")
-        if not result.histories.empty:
-            _tsv(result.histories, tmp / "training_history.tsv")
-        if result.tuning is not None:
-            _tsv(result.tuning, tmp / "tuning.tsv")
-        if not result.baseline_params.empty:
-            _tsv(result.baseline_params, tmp / "baseline_params.tsv")
-        (tmp / "run.json").write_text(json.dumps(result.info, indent=1, default=str) + "\n")
-        if figures:
-            from deepgami.report import write_report
-
-            write_report(tmp, prioritize_dir=prioritize_dir, model_dir=model_dir, final_dir=out)
-    return out

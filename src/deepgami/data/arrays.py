@@ -1,0 +1,151 @@
+"""A cohort as arrays (`CohortArrays`): what every fit, the baselines and evaluation read from a
+MuData, once, without torch. `usable_rows` is the one rule for which rows a fit trains on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import mudata as md
+import numpy as np
+import pandas as pd
+
+from deepgami.data import cohort
+from deepgami.data.preprocessing import per_modality
+from deepgami.errors import InputError
+
+PriorOverride = Mapping[str, tuple[np.ndarray, np.ndarray] | tuple[str, np.ndarray, np.ndarray]]
+
+
+@dataclass
+class CohortArrays:
+    """A cohort as arrays: raw matrices per modality (aligned to `obs_names`), presence, labels,
+    latent nodes and each modality's prior edges (src into its features, dst into latent nodes)."""
+
+    obs_names: pd.Index
+    modalities: list[str]
+    X: list[np.ndarray]
+    var_names: list[pd.Index]
+    present: np.ndarray
+    labels: np.ndarray | None
+    task: str
+    classes: list[str]
+    split: np.ndarray | None
+    latent_nodes: list[str] | None
+    priors: list[str | None]
+    edges: list[tuple[np.ndarray, np.ndarray] | None]
+
+    def has_label(self) -> np.ndarray:
+        if self.labels is None:
+            return np.zeros(len(self.obs_names), dtype=bool)
+        return ~pd.isna(self.labels)
+
+
+def label_task(values: pd.Series) -> tuple[str, list[str]]:
+    """('regression', []) for a float phenotype, else ('classification', class names in order)."""
+    if pd.api.types.is_float_dtype(values.dtype):
+        return "regression", []
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return "classification", [str(c) for c in values.cat.categories]
+    return "classification", sorted({str(v) for v in values if not pd.isna(v)})
+
+
+def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -> CohortArrays:
+    """Everything training needs from a cohort, read once. `prior_override` maps a modality to a
+    replacement edge list `(src, dst)` (or `(name, src, dst)`) in `cohort.modality_edges` indices."""
+    mods = cohort.modalities(mdata)
+    if len(mods) < 2:
+        raise InputError(None, f"DeepGAMI needs two or more modalities; the cohort has {len(mods)} ({', '.join(mods)})")
+    latent = cohort.latent_nodes(mdata)
+    priors, edges = [], []
+    for m in mods:
+        found = cohort.modality_edges(mdata, m)
+        if prior_override is not None and m in prior_override:
+            given = prior_override[m]
+            name = given[0] if len(given) == 3 else f"override:{found[0] if found else 'none'}"
+            found = (name, *given[-2:])
+        if found is None:
+            priors.append(None)
+            edges.append(None)
+            continue
+        name, src, dst = found
+        if latent is None:
+            raise InputError(None, f"modality '{m}' has prior edges but the cohort has no latent nodes")
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        n_feat = mdata.mod[m].n_vars
+        if len(src) != len(dst) or (len(src) and (src.min() < 0 or src.max() >= n_feat or dst.min() < 0
+                                                   or dst.max() >= len(latent))):
+            raise InputError(None, f"prior edges of modality '{m}' index outside its {n_feat} features "
+                                   f"or the {len(latent)} latent nodes")
+        if len(src) == 0:
+            raise InputError(None, f"prior '{name}' of modality '{m}' has no edge into the {len(latent)} "
+                                   "latent nodes (targets common to all priors)")
+        priors.append(str(name))
+        edges.append((src, dst))
+    if latent is not None and len(latent) == 0:
+        raise InputError(None, "the priors share no target gene, so there are no latent nodes")
+    obs = mdata.obs
+    labels, task, classes = None, "classification", []
+    if cohort.LABEL in obs:
+        task, classes = label_task(obs[cohort.LABEL])
+        raw = obs[cohort.LABEL]
+        if task == "regression":
+            labels = raw.to_numpy(dtype=np.float64)
+        else:
+            labels = np.array([None if pd.isna(v) else str(v) for v in raw], dtype=object)
+    split = obs[cohort.SPLIT].astype(str).to_numpy() if cohort.SPLIT in obs else None
+    return CohortArrays(
+        obs_names=pd.Index(mdata.obs_names.astype(str)),
+        modalities=mods,
+        # As stored: int8 dosages stay int8 (4x smaller); minibatches become float32 on the fly.
+        X=[cohort.modality_matrix(mdata, m, dtype=None) for m in mods],
+        var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) for m in mods],
+        present=np.column_stack([cohort.present(mdata, m) for m in mods]),
+        labels=labels,
+        task=task,
+        classes=classes,
+        split=split,
+        latent_nodes=latent,
+        priors=priors,
+        edges=edges,
+    )
+
+
+def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard") -> np.ndarray | None:
+    """The measured value of each latent gene on `rows` (rows x latent nodes), standardized over the
+    rows that have it (log1p first where that modality's scaling is log1p); NaN where the gene is
+    not a variable of any modality or the sample lacks that modality. None when no latent gene is
+    measured. Used only to start the encoders (`encoder_init: targets`), never as a model input."""
+    if data.latent_nodes is None:
+        return None
+    nodes = pd.Index(data.latent_nodes)
+    out = np.full((len(rows), len(nodes)), np.nan)
+    found = False
+    for k, m in enumerate(data.modalities):
+        pos = data.var_names[k].get_indexer(nodes)
+        hit = np.flatnonzero(pos >= 0)
+        have = data.present[rows, k]
+        if len(hit) == 0 or not have.any():
+            continue
+        values = np.asarray(data.X[k][np.ix_(rows[have], pos[hit])], dtype=np.float64)
+        if per_modality(scaling, m, "standard") == "log1p":
+            values = np.log1p(np.clip(values, 0, None))
+        sd = values.std(axis=0)
+        ok = np.isfinite(sd) & (sd > 0)
+        values = (values - values.mean(axis=0)) / np.where(ok, sd, 1.0)
+        values[:, ~ok] = np.nan
+        block = out[have]
+        block[:, hit] = values
+        out[have] = block
+        found = found or bool(ok.any())
+    return out if found else None
+
+
+def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:
+    """The rows a fit can train on: labelled, with at least one modality (every modality when
+    `missing` is complete_case)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
+    if setting["missing"] == "complete_case":
+        rows = rows[data.present[rows].all(axis=1)]
+    return rows

@@ -1,0 +1,1 @@
+"""Neural-network building blocks: the sparse prior-masked layer and the DeepGAMI network (compute only)."""

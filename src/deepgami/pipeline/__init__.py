@@ -1,0 +1,1 @@
+"""The pipeline on one machine: the samplesheet, the stage graph and its runner (`deepgami run`)."""

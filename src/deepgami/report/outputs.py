@@ -1,0 +1,47 @@
+"""Writing an evaluation: its tables, run.json, the figures and report.html, into one folder at once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from deepgami.errors import InputError, atomic_path
+from deepgami.evaluation import EvaluationResult
+from deepgami.report.html import write_report
+
+
+def _tsv(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
+
+
+def write_evaluation(
+    result: EvaluationResult,
+    out: str | Path,
+    *,
+    prioritize_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    figures: bool = True,
+) -> Path:
+    """Write DIR/metrics.tsv (tidy), summary.tsv, ks_tests.tsv, predictions.tsv, training_history.tsv,
+    tuning.tsv, baseline_params.tsv, run.json, figures/*.png and report.html, atomically."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a directory")
+    with atomic_path(out, suffix="") as tmp:
+        tmp.mkdir()
+        _tsv(result.metrics, tmp / "metrics.tsv")
+        _tsv(result.summary, tmp / "summary.tsv")
+        _tsv(result.ks_tests, tmp / "ks_tests.tsv")
+        _tsv(result.predictions, tmp / "predictions.tsv")
+        if not result.histories.empty:
+            _tsv(result.histories, tmp / "training_history.tsv")
+        if result.tuning is not None:
+            _tsv(result.tuning, tmp / "tuning.tsv")
+        if not result.baseline_params.empty:
+            _tsv(result.baseline_params, tmp / "baseline_params.tsv")
+        (tmp / "run.json").write_text(json.dumps(result.info, indent=1, default=str) + "\n")
+        if figures:
+            write_report(tmp, prioritize_dir=prioritize_dir, model_dir=model_dir, final_dir=out)
+    return out

@@ -1,0 +1,168 @@
+"""Starting the encoders at the prior's own regression, calibrating the imputers, latent means."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
+from deepgami.nn.network import AffineImputer, DeepGAMINetwork
+
+
+from deepgami.train.loop import Batch
+
+
+
+# Latent genes with more prior sources than this start from marginal (per-edge) regressions
+# instead of a joint ridge fit: a d x d solve per gene is cheap for eQTL/GRN fan-ins of a few to a
+# few hundred, not for thousands.
+RIDGE_MAX_FAN_IN = 512
+# The joint fits read one float32 (features x rows) copy of the modality; above this many values
+# (1 GiB) the start is the marginal regression per edge, streamed a chunk of rows at a time.
+JOINT_INIT_MAX_VALUES = 2**28
+
+
+@torch.no_grad()
+def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], present: Tensor, targets: np.ndarray,
+                               ridge: float = 0.01, min_rows: int = 5) -> dict[str, int]:
+    """Start each sparse encoder at a ridge regression of its latent genes' measured values on their
+    prior sources: node g of modality k gets the weights that best predict `targets[:, g]` (the
+    standardized measurement of gene g; NaN where not measured or not a variable of the cohort) from
+    g's sources in modality k, over rows having both. This is the eQTL / GRN regression of the
+    prior itself (PrediXcan-style predicted expression); it uses no labels.
+
+    `ridge` is the penalty per row on standardized inputs (lambda = ridge * n). Nodes without a
+    measured target, or with too few rows, keep their random start. A modality too large for one
+    float32 copy (JOINT_INIT_MAX_VALUES) gets marginal regressions instead (`_marginal_init`).
+    Returns, per modality index, how many nodes were initialized.
+    """
+    from deepgami.nn.layers import SparseMaskedLinear
+
+    target_ok = ~np.isnan(targets)
+    measured = target_ok.any(axis=0)
+    out: dict[str, int] = {}
+    for k, enc in enumerate(net.encoders):
+        if not isinstance(enc, SparseMaskedLinear) or enc.n_edges == 0:
+            continue
+        have_k = present[:, k].numpy()
+        if xs[k].shape[0] * xs[k].shape[1] > JOINT_INIT_MAX_VALUES:
+            out[str(k)] = _marginal_init(enc, xs[k], have_k, targets, ridge, min_rows)
+            continue
+        src, dst = enc.src.numpy(), enc.dst.numpy()
+        weight = enc.weight.detach().double().numpy().copy()
+        bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
+        by_dst = np.argsort(dst, kind="stable")
+        ptr = np.zeros(enc.out_features + 1, dtype=np.int64)
+        np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
+        # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
+        xt = materialize([xs[k]])[0].numpy().T
+        done = 0
+        for g in np.flatnonzero(measured & (np.diff(ptr) > 0)):
+            rows = np.flatnonzero(have_k & target_ok[:, g])
+            n = len(rows)
+            if n < min_rows:
+                continue
+            edges = by_dst[ptr[g]:ptr[g + 1]]
+            X = xt[src[edges]][:, rows].T.astype(np.float64)
+            y = targets[rows, g].astype(np.float64)
+            xm, ym = X.mean(axis=0), y.mean()
+            Xc, yc = X - xm, y - ym
+            lam = ridge * n
+            if len(edges) <= RIDGE_MAX_FAN_IN:
+                gram = Xc.T @ Xc + lam * np.eye(len(edges))
+                w = np.linalg.solve(gram, Xc.T @ yc)
+            else:
+                w = (Xc.T @ yc) / ((Xc * Xc).sum(axis=0) + lam)
+            if not np.all(np.isfinite(w)) or not np.any(w):
+                continue
+            weight[edges] = w
+            if bias is not None:
+                bias[g] = ym - xm @ w
+            done += 1
+        enc.weight.copy_(torch.from_numpy(weight).to(enc.weight.dtype))
+        if bias is not None:
+            enc.bias.copy_(torch.from_numpy(bias).to(enc.bias.dtype))
+        out[str(k)] = done
+    return out
+
+
+def _marginal_init(enc: nn.Module, x: InputBlock, have: np.ndarray, targets: np.ndarray, ridge: float,
+                   min_rows: int) -> int:
+    """Per edge s -> g: the ridge slope of target g on source s alone, sum(x_s y_g) / (sum(x_s^2) +
+    ridge n), accumulated over chunks of rows with the layer's own edge kernel (inputs are
+    standardized by the fold's scaler, targets by `latent_targets`, so no centering is needed)."""
+    y_ok = ~np.isnan(targets) & have[:, None]
+    n_g = y_ok.sum(axis=0)
+    xy = torch.zeros(enc.n_edges, dtype=torch.float64)
+    xx = torch.zeros(enc.in_features, dtype=torch.float64)
+    step = chunk_rows([x])
+    for s in range(0, x.shape[0], step):
+        xc = materialize([x[s : s + step]])[0]
+        yc = torch.from_numpy(np.where(y_ok[s : s + step], targets[s : s + step], 0.0).astype(np.float32))
+        xy += enc.edge_products(xc, yc).double()
+        xx += (xc.double() ** 2 * torch.from_numpy(have[s : s + step, None])).sum(dim=0)
+    node_ok = torch.from_numpy(n_g >= min_rows) & (torch.bincount(enc.dst, minlength=enc.out_features) > 0)
+    slope = xy / (xx[enc.src] + ridge * torch.from_numpy(n_g).double()[enc.dst]).clamp(min=1e-12)
+    enc.weight.copy_(torch.where(node_ok[enc.dst], slope, enc.weight.detach().double()).to(enc.weight.dtype))
+    if enc.bias is not None:
+        enc.bias.copy_(torch.where(node_ok, torch.zeros_like(enc.bias), enc.bias))
+    return int(node_ok.sum())
+
+
+@torch.no_grad()
+def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> dict[str, tuple[float, float]]:
+    """Refit each affine imputer (scalar or per-node alpha, beta) by least squares on `data`.
+
+    The auxiliary loss fits the maps on the rows the encoders were trained on, where the encoders
+    have co-adapted to predict each other, so the maps overstate how much one block tells about
+    another; on new samples such a map imputes worse than the mean. Refit on the inner validation
+    rows (never used for gradient steps), alpha shrinks to what holds out-of-sample, down to 0
+    (the training mean) when the modalities share nothing. Returns {pair: (mean alpha, mean beta)}.
+    """
+    latent = encode_in_chunks(net, data.xs)
+    out = {}
+    for i in range(net.n_modalities):
+        for j in range(net.n_modalities):
+            imp = net.imputers[net.pair_key(i, j)] if i != j else None
+            if not isinstance(imp, AffineImputer):
+                continue
+            rows = data.present[:, i] & data.present[:, j]
+            if int(rows.sum()) < min_rows:
+                continue
+            x, y = latent[i][rows].double(), latent[j][rows].double()
+            if imp.alpha.numel() == 1:
+                x, y = x.reshape(-1, 1), y.reshape(-1, 1)
+            xc, yc = x - x.mean(dim=0), y - y.mean(dim=0)
+            var = (xc * xc).mean(dim=0)
+            alpha = torch.where(var > 1e-12, (xc * yc).mean(dim=0) / var.clamp(min=1e-12), torch.zeros_like(var))
+            beta = y.mean(dim=0) - alpha * x.mean(dim=0)
+            imp.alpha.copy_(alpha.float().reshape(imp.alpha.shape))
+            imp.beta.copy_(beta.float().reshape(imp.beta.shape))
+            out[net.pair_key(i, j)] = (float(alpha.mean()), float(beta.mean()))
+    return out
+
+
+@torch.no_grad()
+def encode_in_chunks(net: DeepGAMINetwork, xs: Sequence[InputBlock]) -> list[Tensor]:
+    """Latent blocks (eval mode) of every row, materializing a memory-bounded chunk at a time."""
+    net.eval()
+    n, step = int(xs[0].shape[0]), chunk_rows(xs)
+    parts = [net.encode(materialize([x[s : s + step] for x in xs])) for s in range(0, n, step)]
+    if not parts:
+        return [torch.zeros(0, net.n_latent) for _ in range(net.n_modalities)]
+    return [torch.cat([p[k] for p in parts]) for k in range(net.n_modalities)]
+
+
+@torch.no_grad()
+def set_latent_means(net: DeepGAMINetwork, data: Batch) -> None:
+    """Store each block's mean over the rows that have the modality (the mean-fill baseline)."""
+    latent = encode_in_chunks(net, data.xs)
+    for k, block in enumerate(latent):
+        rows = data.present[:, k]
+        mean = block[rows].double().mean(dim=0) if bool(rows.any()) else torch.zeros(net.n_latent, dtype=torch.float64)
+        net.latent_mean[k].copy_(mean.float())
+
+

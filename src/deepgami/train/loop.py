@@ -1,0 +1,203 @@
+"""The fit loop: minibatches, Adam, the task + auxiliary loss, early stopping on the inner validation rows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
+from deepgami.nn.network import DeepGAMINetwork
+
+
+
+# -- the fit loop -------------------------------------------------------------------------------
+
+@dataclass
+class Batch:
+    """Some rows: inputs per modality (preprocessed on demand), presence (rows x K), targets."""
+
+    xs: list[InputBlock]
+    present: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.present.shape[0])
+
+    def rows(self, idx: Tensor | np.ndarray) -> Batch:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Batch([x[idx] for x in self.xs], self.present[idx], self.y[idx])
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with L2 weight decay: the update of `torch.optim.Adam` (betas,
+    eps, bias correction, decay added to the gradient). Written out because constructing any
+    `torch.optim` optimizer imports torch._dynamo, 5-20 s per process, more than most fits here."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
+        self.step_count = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        b1, b2 = self.betas
+        correction1 = 1 - b1**self.step_count
+        correction2 = 1 - b2**self.step_count
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:
+                continue
+            grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(correction2)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-self.lr / correction1)
+
+
+def task_loss_fn(task: str, class_weight: np.ndarray | None = None) -> nn.Module:
+    if task == "regression":
+        return nn.MSELoss()
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
+    return nn.CrossEntropyLoss(weight=weight)
+
+
+def _task_output(logits: Tensor, task: str) -> Tensor:
+    return logits[:, 0] if task == "regression" else logits
+
+
+def hide_modalities(present: Tensor, rate: float, generator: torch.Generator) -> Tensor:
+    """Modality dropout: for each row with two or more modalities, with probability `rate` hide
+    one of them (uniformly), so the head also learns from imputed blocks."""
+    if rate <= 0:
+        return present
+    n_present = present.sum(dim=1)
+    drop = (torch.rand(present.shape[0], generator=generator) < rate) & (n_present >= 2)
+    if not drop.any():
+        return present
+    scores = torch.rand(present.shape, generator=generator).masked_fill(~present, -1.0)
+    which = scores.argmax(dim=1)
+    hidden = present.clone()
+    rows = torch.nonzero(drop).flatten()
+    hidden[rows, which[rows]] = False
+    return hidden
+
+
+def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Module, lam: float, aux_target: str,
+                  batch_size: int = 1024) -> tuple[float, float]:
+    """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
+    net.eval()
+    task_total, aux_total, n = 0.0, 0.0, 0
+    batch_size = chunk_rows(data.xs, batch_size)
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            part = data.rows(np.arange(start, min(start + batch_size, len(data))))
+            out = net(materialize(part.xs), part.present)
+            task_total += float(loss_fn(_task_output(out.logits, task), part.y)) * len(part)
+            aux_total += float(net.auxiliary_loss(out.latent, part.present, aux_target)) * len(part)
+            n += len(part)
+    return task_total / max(n, 1), aux_total / max(n, 1)
+
+
+def train_network(
+    net: DeepGAMINetwork,
+    train: Batch,
+    val: Batch | None,
+    setting: dict,
+    task: str,
+    seed: int,
+    class_weight: np.ndarray | None = None,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+    started: Sequence[int] = (),
+) -> tuple[pd.DataFrame, int]:
+    """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation task loss.
+
+    Encoders listed in `started` (those that start at the prior's regression) train at
+    `encoder_lr_scale` times the learning rate (0 holds them at their start).
+
+    The weights of the best validation epoch are restored (the last epoch without validation
+    rows). Batch order comes from a seeded permutation. Returns the per-epoch history and the
+    best epoch (1-based).
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    loss_fn = task_loss_fn(task, class_weight)
+    lam = float(setting["lambda"])
+    group_lasso = float(setting["group_lasso"])
+    monitor = setting["early_stopping_on"]
+    lr, decay = float(setting["learning_rate"]), float(setting["weight_decay"])
+    slow = {id(p) for k in started for p in net.encoders[k].parameters()}
+    encoder_lr = lr * float(setting["encoder_lr_scale"])
+    optimizers = [Adam([p for p in net.parameters() if id(p) not in slow], lr=lr, weight_decay=decay)]
+    if slow and encoder_lr > 0:
+        optimizers.append(Adam([p for p in net.parameters() if id(p) in slow], lr=encoder_lr, weight_decay=decay))
+    batch_size = int(setting["batch_size"])
+    aux_target = setting["aux_target"]
+    has_val = val is not None and len(val) > 0
+    rows: list[dict] = []
+    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    for epoch in range(1, int(setting["max_epochs"]) + 1):
+        net.train()
+        order = rng.permutation(len(train))
+        # A lone last sample makes a noisy step; fold it into the previous batch.
+        starts = list(range(0, len(train), batch_size))
+        if len(starts) > 1 and len(train) - starts[-1] < 2:
+            starts.pop()
+        sums = np.zeros(3)
+        for b, start in enumerate(starts):
+            stop = starts[b + 1] if b + 1 < len(starts) else len(train)
+            part = train.rows(order[start:stop])
+            head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
+            out = net(materialize(part.xs), part.present, head_present=head_present)
+            task_loss = loss_fn(_task_output(out.logits, task), part.y)
+            aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
+            loss = task_loss + lam * aux_loss
+            if group_lasso > 0:
+                loss = loss + group_lasso * net.head_group_norm()
+            net.zero_grad(set_to_none=True)
+            loss.backward()
+            for opt in optimizers:
+                opt.step()
+            sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
+        train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
+        record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
+                  "train_aux_loss": train_aux}
+        if has_val:
+            val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
+            record.update(val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux)
+            monitored = val_task if monitor == "task" else val_task + lam * val_aux
+        else:
+            monitored = train_task if monitor == "task" else train_task + lam * train_aux
+        rows.append(record)
+        if on_epoch is not None:
+            on_epoch(epoch, train_task, record.get("val_task_loss"))
+        if not has_val:
+            best_epoch = epoch
+            continue
+        if monitored < best_loss - 1e-6:
+            best_loss, best_epoch, stale = monitored, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            stale += 1
+            if stale >= int(setting["patience"]):
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    history = pd.DataFrame(rows)
+    history["best"] = history["epoch"] == best_epoch
+    return history, best_epoch
+

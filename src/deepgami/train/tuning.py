@@ -1,0 +1,87 @@
+"""Seeds, CV and inner validation splits, and the grid search over settings."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+
+
+
+from deepgami.train.params import grid_label
+
+
+# -- seeds and splits ---------------------------------------------------------------------------
+
+def derive_seed(seed: int, *path: int) -> int:
+    """A child seed for (setting, fold, ...) that does not collide across paths."""
+    return int(np.random.SeedSequence([int(seed), *[int(p) for p in path]]).generate_state(1)[0])
+
+
+def cv_splits(y: np.ndarray, n_folds: int, seed: int, stratify: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k-fold (stratified for classes) positions into y, shuffled with `seed`."""
+    if stratify:
+        counts = np.unique(y, return_counts=True)[1]
+        if counts.min() >= n_folds:
+            kf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed % 2**32)
+            return [(tr, te) for tr, te in kf.split(np.zeros(len(y)), y)]
+    kf = KFold(n_splits=n_folds, shuffle=True, random_state=seed % 2**32)
+    return [(tr, te) for tr, te in kf.split(np.zeros(len(y)))]
+
+
+def inner_split(y: np.ndarray, val_fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (train, validation) of the rows used for fitting and for early stopping."""
+    n = len(y)
+    n_val = int(round(n * val_fraction))
+    if n_val < 2 or n - n_val < 2:
+        return np.arange(n), np.zeros(0, dtype=np.int64)
+    if stratify:
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() >= 2 and n_val >= len(classes) and n - n_val >= len(classes):
+            ss = StratifiedShuffleSplit(n_splits=1, test_size=n_val, random_state=seed % 2**32)
+            tr, va = next(ss.split(np.zeros(n), y))
+            return np.sort(tr), np.sort(va)
+    ss = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed % 2**32)
+    tr, va = next(ss.split(np.zeros(n)))
+    return np.sort(tr), np.sort(va)
+
+
+
+# -- grid search --------------------------------------------------------------------------------
+
+FoldFn = Callable[[int, dict, int, np.ndarray, np.ndarray, int], dict]
+
+
+def grid_search(
+    settings: Sequence[dict],
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    fit_fold: FoldFn,
+    score: Callable[[dict], float],
+    seed: int,
+) -> tuple[pd.DataFrame, int]:
+    """Run `fit_fold(setting_index, setting, fold, train_pos, test_pos, seed)` for every setting
+    and fold; it returns a flat dict of held-out metrics. The best setting has the highest mean
+    `score(row)` over folds (ties: the earlier setting). Returns all rows and the best index."""
+    rows = []
+    for s, setting in enumerate(settings):
+        for f, (tr, te) in enumerate(splits):
+            row = {"setting": s, "fold": f, "grid": grid_label(setting), "n_train": len(tr), "n_test": len(te)}
+            row.update(fit_fold(s, setting, f, tr, te, derive_seed(seed, s, f)))
+            row["score"] = score(row)
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    means = table.groupby("setting")["score"].mean()
+    best = int(means.index[int(np.argmax(means.to_numpy()))])
+    return table, best
+
+
+def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
+    """Mean and standard deviation of every numeric column per setting; `selected` marks the best."""
+    numeric = [c for c in table.columns if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(table[c])]
+    grouped = table.groupby("setting")
+    summary = grouped[numeric].mean().add_suffix("_mean").join(grouped[numeric].std(ddof=0).add_suffix("_std"))
+    summary.insert(0, "grid", grouped["grid"].first())
+    summary.insert(1, "selected", summary.index == best)
+    return summary.reset_index()
