@@ -389,3 +389,19 @@ def test_bagged_model_attributions_are_the_ensembles():
     refit = prioritize(model, mdata, n_steps=32, networks="refit")
     assert refit.summary["networks_explained"] == 1
     np.testing.assert_array_equal(refit.features.sort_values(keys)["mean_attribution"], singles[0]["mean_attribution"])
+
+
+@pytest.mark.parametrize("method", ["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+                                    "riemann_middle"])
+def test_integration_rule_is_the_one_captum_integrated_gradients_uses(method):
+    from captum.attr import IntegratedGradients
+
+    from deepgami.attribution.integrated_gradients import _approximation
+
+    x = torch.tensor([[0.5, -1.5, 2.0]])
+    ig = IntegratedGradients(lambda z: (z ** 3).sum(dim=1)).attribute(x, torch.zeros_like(x), n_steps=7,
+                                                                      method=method)
+    steps, alphas = _approximation(7, method)
+    # d/dz z^3 = 3 z^2 along the straight path alpha * x
+    ours = x * sum(w * 3 * (a * x) ** 2 for w, a in zip(steps.tolist(), alphas))
+    torch.testing.assert_close(ig.float(), ours, rtol=1e-5, atol=1e-6)

@@ -266,3 +266,21 @@ def test_failure_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(OSError):
         simulate(tmp_path / "out", n_samples=40, n_snps=20, n_tfs=4, n_genes=5)
     assert not list(tmp_path.iterdir())
+
+
+def test_fixed_edges_per_gene_plant_few_true_regulators_among_decoys() -> None:
+    from deepgami.data.simulate import simulate_cohort
+
+    c = simulate_cohort(n_samples=100, n_snps=2000, n_tfs=40, n_genes=30, eqtl_edges_per_gene=8,
+                        eqtl_causal_per_gene=2, grn_edges_per_gene=6, grn_causal_per_gene=2)
+    per_gene = c.eqtl.groupby("target")["kind"].value_counts().unstack(fill_value=0)
+    assert (per_gene["cis"] == 2).all() and (per_gene["decoy"] == 6).all()
+    per_gene = c.grn.groupby("target")["kind"].value_counts().unstack(fill_value=0)
+    assert (per_gene["causal"] == 2).all() and (per_gene["decoy"] == 4).all()
+
+
+def test_causal_edges_above_edges_is_refused(tmp_path) -> None:
+    from deepgami.cli import main
+
+    code = main(["simulate", "--out", str(tmp_path / "s"), "--eqtl-edges-per-gene", "2", "--eqtl-causal-per-gene", "3"])
+    assert code == 2 and not (tmp_path / "s").exists()

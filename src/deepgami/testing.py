@@ -14,7 +14,7 @@ def write_tiny_inputs(directory: str | Path, n_samples: int = 30, seed: int = 0)
     """Write a small valid cohort as user files: two modalities, labels with a split, one prior.
 
     Returns the paths by role: `snp`, `expr`, `labels`, `eqtl`. The expression table holds TFs and
-    the target genes the eQTL prior points at (DESIGN.md: targets are cohort variables).
+    the target genes the eQTL prior points at (targets are cohort variables).
     """
     rng = np.random.default_rng(seed)
     directory = Path(directory)

@@ -122,3 +122,42 @@ def over_representation(
     table["fdr"] = benjamini_hochberg(table["pvalue"].to_numpy()) if len(table) else pd.Series(dtype=float)
     table = table.sort_values(["pvalue", "gene_set"], kind="stable").reset_index(drop=True)
     return table[ENRICHMENT_COLUMNS]
+
+
+def top_link_enrichment(
+    top_link_genes: Mapping[str, Iterable[str]],
+    background: Iterable[str],
+    gene_sets: Mapping[str, GeneSet],
+    min_size: int = 3,
+    max_size: int = 500,
+) -> tuple[pd.DataFrame, dict]:
+    """Over-representation of each class's top-link target genes among all latent genes.
+
+    Parameters
+    ----------
+    top_link_genes
+        Class -> the latent genes targeted by a top-decile link of that class
+        (`Prioritization.top_link_genes`).
+    background
+        Every latent gene of the model.
+    gene_sets
+        Gene sets as read by :func:`read_gmt`.
+    min_size, max_size
+        Sets whose overlap with the background is outside this range are not tested.
+
+    Returns
+    -------
+    The tables of :func:`over_representation` stacked with a leading `class` column, and a summary
+    of what was tested.
+    """
+    background = list(background)
+    tables = []
+    for cls, genes in top_link_genes.items():
+        table = over_representation(genes, background, gene_sets, min_size=min_size, max_size=max_size)
+        table.insert(0, "class", cls)
+        tables.append(table)
+    enrichment = pd.concat(tables, ignore_index=True)
+    summary = {"gene_sets": len(gene_sets), "tested": int(enrichment["gene_set"].nunique()),
+               "selection": "targets of top-decile links of each class", "background": "all latent genes",
+               "min_size": min_size, "max_size": max_size}
+    return enrichment, summary

@@ -146,11 +146,25 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 
 
 def _approximation(n_steps: int, method: str) -> tuple[Tensor, list[float]]:
-    """Captum's step weights and alphas, so the link pass walks exactly the path IG walks."""
-    from captum.attr._utils.approximation_methods import approximation_parameters
-
-    step_sizes_fn, alphas_fn = approximation_parameters(method)
-    return torch.tensor(step_sizes_fn(n_steps), dtype=torch.float32), list(alphas_fn(n_steps))
+    """Step weights and alphas on [0, 1] of the rule Captum's IG uses for `method`, so the link pass
+    walks exactly the path IG walks. Written here because Captum exposes these only in a private
+    module (`captum.attr._utils`); the rules are the textbook ones and a test checks they match."""
+    if method == "gausslegendre":
+        nodes, weights = np.polynomial.legendre.leggauss(n_steps)
+        alphas, steps = (nodes + 1) / 2, weights / 2
+    elif method.startswith("riemann_"):
+        grid = np.linspace(0.0, 1.0, n_steps)
+        offsets = {"riemann_left": np.arange(n_steps) / n_steps, "riemann_right": np.arange(1, n_steps + 1) / n_steps,
+                   "riemann_middle": (np.arange(n_steps) + 0.5) / n_steps, "riemann_trapezoid": grid}
+        if method not in offsets:
+            raise ValueError(f"unknown integration method '{method}'")
+        alphas = offsets[method]
+        steps = np.full(n_steps, 1.0 / n_steps)
+        if method == "riemann_trapezoid":  # Captum halves the end weights of 1/n (weights sum to 1 - 1/n)
+            steps[[0, -1]] /= 2
+    else:
+        raise ValueError(f"unknown integration method '{method}'")
+    return torch.tensor(steps, dtype=torch.float32), [float(a) for a in alphas]
 
 
 def _batching(n_samples: int, width: int, n_steps: int, budget: int | None = None) -> tuple[int, int]:

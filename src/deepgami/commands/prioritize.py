@@ -80,11 +80,10 @@ def _classes(values: list[str] | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
 
     from deepgami.attribution import FLOAT_FORMAT, prioritize
     from deepgami.data.cohort import read_cohort
-    from deepgami.attribution.enrichment import over_representation, read_gmt
+    from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
     from deepgami.model import DeepGAMI
 
     out = Path(args.out)
@@ -113,19 +112,9 @@ def run(args: argparse.Namespace) -> int:
     result.summary["cohort"] = str(args.cohort)
     enrichment = None
     if gene_sets is not None:
-        background = model.latent_nodes
-        tables = []
-        for cls in result.summary["classes"]:
-            table = over_representation(result.top_link_genes(cls), background, gene_sets,
-                                        min_size=args.gmt_min_size, max_size=args.gmt_max_size)
-            table.insert(0, "class", cls)
-            tables.append(table)
-        enrichment = pd.concat(tables, ignore_index=True)
-        result.summary["enrichment"] = {
-            "gmt": str(args.gmt), "gene_sets": len(gene_sets), "tested": int(enrichment["gene_set"].nunique()),
-            "selection": "targets of top-decile links of each class", "background": "all latent genes",
-            "min_size": args.gmt_min_size, "max_size": args.gmt_max_size,
-        }
+        enrichment, summary = top_link_enrichment({c: result.top_link_genes(c) for c in result.summary["classes"]},
+                                                  model.latent_nodes, gene_sets, args.gmt_min_size, args.gmt_max_size)
+        result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         result.write(tmp)

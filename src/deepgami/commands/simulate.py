@@ -41,6 +41,10 @@ def _run(args: argparse.Namespace) -> int:
         n_causal_genes=args.n_causal_genes,
         effect_size=args.effect_size,
         expression_noise=args.expression_noise,
+        eqtl_edges_per_gene=args.eqtl_edges_per_gene,
+        eqtl_causal_per_gene=args.eqtl_causal_per_gene,
+        grn_edges_per_gene=args.grn_edges_per_gene,
+        grn_causal_per_gene=args.grn_causal_per_gene,
     )
     truth = cohort.truth
     print(
@@ -88,6 +92,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default 1)")
     p.add_argument("--expression-noise", type=float, default=0.5, metavar="SD",
                    help="noise SD of observed gene expression, in program SD units (default 0.5)")
+    for prior, what in (("eqtl", "cis-eQTL SNPs"), ("grn", "TFs")):
+        p.add_argument(f"--{prior}-edges-per-gene", type=int, default=None, metavar="N",
+                       help=f"prior edges ({what}) per gene (default: 2-4, drawn per gene)")
+        p.add_argument(f"--{prior}-causal-per-gene", type=int, default=None, metavar="N",
+                       help=f"how many of a gene's {prior} edges are causal, the rest decoys (default: drawn, "
+                       "at least one of each); e.g. --eqtl-edges-per-gene 8 --eqtl-causal-per-gene 2")
     p.add_argument("--format", choices=("csv", "tsv", "parquet"), default="csv",
                    help="format of genotype and expression matrices (default csv)")
     p.add_argument("--overwrite", action="store_true",

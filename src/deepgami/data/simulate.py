@@ -67,7 +67,7 @@ import os
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -114,12 +114,21 @@ class SimulationSettings:
     n_causal_genes: int | None = None  # None: min(10, n_genes)
     effect_size: float = 1.0
     expression_noise: float = 0.5
+    # Prior edges per gene and how many of them are causal; None: drawn per gene (2-4 edges, at least
+    # one causal and one decoy). E.g. 8 and 2 for eQTL, 6 and 2 for GRN: few true regulators among decoys.
+    eqtl_edges_per_gene: int | None = None
+    eqtl_causal_per_gene: int | None = None
+    grn_edges_per_gene: int | None = None
+    grn_causal_per_gene: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("seed", "n_samples", "n_snps", "n_tfs", "n_genes", "classes"):
             object.__setattr__(self, name, int(getattr(self, name)))  # JSON-safe (numpy ints)
         for name in ("shared_signal", "test_fraction", "effect_size", "expression_noise"):
             object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("eqtl_edges_per_gene", "eqtl_causal_per_gene", "grn_edges_per_gene", "grn_causal_per_gene"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, int(getattr(self, name)))
         if self.n_causal_genes is not None:
             object.__setattr__(self, "n_causal_genes", int(self.n_causal_genes))
         else:
@@ -164,6 +173,13 @@ class SimulationSettings:
             f"--test-fraction={self.test_fraction} (need at least {min_n})",
         )
         need(self.seed >= 0, f"--seed must be non-negative (got {self.seed})")
+        for prior in ("eqtl", "grn"):
+            edges, causal = getattr(self, f"{prior}_edges_per_gene"), getattr(self, f"{prior}_causal_per_gene")
+            flag = f"--{prior}-edges-per-gene"
+            need(edges is None or edges >= 1, f"{flag} must be positive (got {edges})")
+            need(causal is None or causal >= 1, f"--{prior}-causal-per-gene must be positive (got {causal})")
+            need(edges is None or causal is None or causal <= edges,
+                 f"--{prior}-causal-per-gene={causal} exceeds {flag}={edges}")
 
 
 @dataclass
@@ -243,26 +259,19 @@ def _auc_metrics(y: np.ndarray, prob: np.ndarray, k: int) -> dict[str, float]:
     return {"auc": auc, "balanced_accuracy": float(np.mean(recall))}
 
 
-def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
-    """Draw a planted-signal genotype + expression cohort (see the module docstring).
+@dataclass
+class _Priors:
+    """The planted prior structure: direct effects, every prior edge (causal and decoy), TF drivers."""
 
-    Pass a :class:`SimulationSettings` or its fields as keyword arguments. Deterministic in
-    ``seed`` (``numpy.random.default_rng``).
-    """
-    s = settings if settings is not None else SimulationSettings(**kwargs)
-    if settings is not None and kwargs:
-        s = SimulationSettings(**{**asdict(settings), **kwargs})
-    s.validate()
-    rng = np.random.default_rng(s.seed)
-    n, n_snp, n_tf, n_gene, k = s.n_samples, s.n_snps, s.n_tfs, s.n_genes, s.classes
-    F = float(s.shared_signal)
+    wc: sparse.csr_array  # SNP -> gene (cis) effects
+    wg: sparse.csr_array  # TF -> gene effects
+    drivers: sparse.csr_array  # SNP -> TF effects (before scaling by sqrt(shared_signal))
+    eqtl_rows: list[tuple[int, int]]
+    grn_rows: list[tuple[int, int]]
 
-    samples = _ids("S", n, 4)
-    snps = _ids("snp", n_snp, 5)
-    tfs = _ids("TF", n_tf, 3)
-    genes = _ids("GENE", n_gene, 4)
 
-    # --- Genotype (Hardy-Weinberg, independent SNPs) ---------------------------------------
+def _draw_genotypes(rng: np.random.Generator, n: int, n_snp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hardy-Weinberg dosages of independent SNPs (int8), their allele frequencies and dosage SDs."""
     maf = rng.uniform(0.05, 0.5, size=n_snp)
     # One uniform per genotype against the HWE cut points (1-p)^2 and 1-p^2: exact and much faster
     # than a per-entry binomial; row blocks avoid a float64 copy of the whole matrix.
@@ -272,10 +281,14 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     for i in range(0, n, step):  # row blocks consume the stream exactly as one call would
         u = rng.random((min(step, n - i), n_snp))
         dosage[i : i + step] = (u >= lo).astype(np.int8) + (u >= hi)
-    snp_sd = np.sqrt(2 * maf * (1 - maf))
+    return dosage, maf, np.sqrt(2 * maf * (1 - maf))
 
-    # --- Prior structure: cis-eQTL loci, GRN edges, TF drivers -------------------------------
+
+def _draw_priors(rng: np.random.Generator, s: SimulationSettings) -> _Priors:
+    """cis-eQTL loci and GRN edges per gene (a few causal among decoys), and the SNP drivers of each TF."""
+    n_snp, n_tf, n_gene = s.n_snps, s.n_tfs, s.n_genes
     pool = list(rng.permutation(n_snp))  # SNPs not yet claimed by a locus
+    h = rng.uniform(*_H_RANGE, size=n_gene)  # share of each gene's program that is cis-genetic
 
     def take_snps(m: int) -> np.ndarray:
         m = min(m, n_snp)
@@ -286,29 +299,26 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     def take_tfs(m: int) -> np.ndarray:
         return rng.choice(n_tf, size=min(m, n_tf), replace=False)
 
-    h = rng.uniform(*_H_RANGE, size=n_gene)
     # Triplets (source, gene, weight) of the direct effects: cis SNP -> gene, TF -> gene.
     trip: dict[str, list[list[float]]] = {"eqtl": [[], [], []], "grn": [[], [], []]}
-    eqtl_rows: list[tuple[int, int]] = []
-    grn_rows: list[tuple[int, int]] = []
+    rows: dict[str, list[tuple[int, int]]] = {"eqtl": [], "grn": []}
     for g in range(n_gene):
-        for key, rows, pick, share in (
-            ("eqtl", eqtl_rows, take_snps, h[g]),
-            ("grn", grn_rows, take_tfs, 1 - h[g]),
+        for key, pick, share, edges, causal in (
+            ("eqtl", take_snps, h[g], s.eqtl_edges_per_gene, s.eqtl_causal_per_gene),
+            ("grn", take_tfs, 1 - h[g], s.grn_edges_per_gene, s.grn_causal_per_gene),
         ):
-            src = pick(int(rng.integers(2, 5)))
-            n_causal = int(rng.integers(1, len(src)))  # >= 1 causal and >= 1 decoy
+            # Drawn unless fixed: 2-4 edges, at least one causal and one decoy (draw order kept for the seed).
+            src = pick(int(rng.integers(2, 5)) if edges is None else edges)
+            n_causal = int(rng.integers(1, len(src))) if causal is None else min(causal, len(src))
             raw = rng.choice([-1.0, 1.0], size=n_causal) * rng.uniform(0.5, 1.5, size=n_causal)
             trip[key][0] += src[:n_causal].tolist()
             trip[key][1] += [g] * n_causal
             trip[key][2] += _split_norm(raw, share).tolist()
-            rows.extend((int(x), g) for x in src)
-    ev, er, ec = trip["eqtl"][2], trip["eqtl"][0], trip["eqtl"][1]
-    wc = sparse.csr_array((ev, (er, ec)), shape=(n_snp, n_gene))
-    gv, gr, gc = trip["grn"][2], trip["grn"][0], trip["grn"][1]
-    wg = sparse.csr_array((gv, (gr, gc)), shape=(n_tf, n_gene))
+            rows[key].extend((int(x), g) for x in src)
+    wc = sparse.csr_array((trip["eqtl"][2], (trip["eqtl"][0], trip["eqtl"][1])), shape=(n_snp, n_gene))
+    wg = sparse.csr_array((trip["grn"][2], (trip["grn"][0], trip["grn"][1])), shape=(n_tf, n_gene))
 
-    # TF drivers are drawn whatever F is, so that F only changes values, not structure.
+    # TF drivers are drawn whatever shared_signal is, so that it only changes values, not structure.
     drv: list[list[float]] = [[], [], []]
     for t in range(n_tf):
         src = take_snps(int(rng.integers(2, 4)))
@@ -317,32 +327,32 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         drv[1] += [t] * len(src)
         drv[2] += _split_norm(raw, 1.0).tolist()
     drivers = sparse.csr_array((drv[2], (drv[0], drv[1])), shape=(n_snp, n_tf))
-    d = drivers * math.sqrt(F)  # x = z @ d + sqrt(1 - F) e
+    return _Priors(wc, wg, drivers, rows["eqtl"], rows["grn"])
 
-    # Exact unit variance of every program: p = z @ (wc + d wg) + sqrt(1-F) e @ wg.
+
+def _unit_variance_programs(priors: _Priors, d: sparse.csr_array, F: float
+                            ) -> tuple[sparse.csr_array, sparse.csr_array, sparse.csc_array, sparse.csc_array]:
+    """Rescale the effects so every gene program has exactly unit variance.
+
+    The program is p = z @ (wc + d wg) + sqrt(1-F) e @ wg; returns (wc, wg, the SNP coefficients and
+    the TF-noise coefficients of p), all rescaled."""
+    wc, wg = priors.wc, priors.wg
     snp_coef = (wc + d @ wg).tocsc()
     var = np.asarray(snp_coef.multiply(snp_coef).sum(axis=0)).ravel()
     var += (1 - F) * np.asarray(wg.multiply(wg).sum(axis=0)).ravel()
     scale = sparse.diags_array(1.0 / np.sqrt(var))
     wc, wg, snp_coef = (wc @ scale).tocsr(), (wg @ scale).tocsr(), (snp_coef @ scale).tocsc()
-    tf_coef = (wg * math.sqrt(1 - F)).tocsc()
+    return wc, wg, snp_coef, (wg * math.sqrt(1 - F)).tocsc()
 
-    def cov(a: int, b: int) -> float:
-        """Population covariance (= correlation) of programs a and b."""
-        dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
-        return dot(snp_coef) + dot(tf_coef)
 
-    # --- Expression ----------------------------------------------------------------------------
-    e = rng.standard_normal((n, n_tf))
-    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - F) * e
-    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
-    noise = rng.standard_normal((n, n_gene))
-    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
-    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
-    tf_expr = tf_mu + tf_sd * x
-    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+def _draw_phenotype(rng: np.random.Generator, s: SimulationSettings, program: np.ndarray,
+                    cov: Callable[[int, int], float], genes: list[str]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Labels from the causal genes' programs: a linear score plus a centered product and square.
 
-    # --- Phenotype -----------------------------------------------------------------------------
+    Returns (labels as class indices, true class probabilities, causal gene indices, linear
+    coefficients, the non-linear terms)."""
+    n, n_gene, k = s.n_samples, s.n_genes, s.classes
     causal = np.sort(rng.choice(n_gene, size=s.n_causal_genes, replace=False))
     order = rng.permutation(causal)  # which causal genes enter the non-linear terms
     n_scores = 1 if k == 2 else k
@@ -374,67 +384,52 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     # Inverse-CDF draw: one uniform per sample keeps the stream independent of K.
     u = rng.uniform(size=n)
     y = np.minimum((prob.cumsum(axis=1) < u[:, None]).sum(axis=1), k - 1)
-    class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
-    counts = np.bincount(y, minlength=k)
-    if counts.min() < 2:
-        raise InputError(
-            None,
-            f"the drawn labels have only {counts.min()} sample(s) in class "
-            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
-        )
-    test = _stratified_split(y, s.test_fraction, rng)
+    return y, prob, causal, beta, terms
 
-    # --- Tables ----------------------------------------------------------------------------------
-    genotype = pd.DataFrame(dosage, index=pd.Index(samples, name="sample"), columns=snps)
-    expression = pd.DataFrame(
-        np.hstack([tf_expr, gene_expr]), index=pd.Index(samples, name="sample"),
-        columns=tfs + genes,
-    )
-    labels = pd.DataFrame({
-        "sample": samples,
-        "label": np.array(class_names, dtype=object)[y],
-        "split": np.where(test, "test", "train"),
+
+def _edge_table(rows: list[tuple[int, int]], w: sparse.csr_array, names: list[str], genes: list[str],
+                causal_kind: str) -> pd.DataFrame:
+    """source, target, weight, kind (causal_kind where the planted weight is non-zero, else decoy)."""
+    src = np.array([r[0] for r in rows], dtype=int)
+    tgt = np.array([r[1] for r in rows], dtype=int)
+    weight = np.asarray(w[src, tgt]).ravel() if len(src) else np.zeros(0)
+    return pd.DataFrame({
+        "source": np.array(names, dtype=object)[src],
+        "target": np.array(genes, dtype=object)[tgt],
+        "weight": weight,
+        "kind": np.where(weight != 0, causal_kind, "decoy"),
     })
 
-    def edge_table(rows: list[tuple[int, int]], w: sparse.csr_array, names: list[str],
-                   causal_kind: str) -> pd.DataFrame:
-        src = np.array([r[0] for r in rows], dtype=int)
-        tgt = np.array([r[1] for r in rows], dtype=int)
-        weight = np.asarray(w[src, tgt]).ravel() if len(src) else np.zeros(0)
-        return pd.DataFrame({
-            "source": np.array(names, dtype=object)[src],
-            "target": np.array(genes, dtype=object)[tgt],
-            "weight": weight,
-            "kind": np.where(weight != 0, causal_kind, "decoy"),
-        })
 
-    eqtl = edge_table(eqtl_rows, wc, snps, "cis")
-    grn = edge_table(grn_rows, wg, tfs, "causal")
+def _trans_eqtl(priors: _Priors, d: sparse.csr_array, wg: sparse.csr_array, snps: list[str], tfs: list[str],
+                genes: list[str]) -> tuple[pd.DataFrame | None, dict[str, list[dict[str, Any]]]]:
+    """The SNP -> gene edges mediated by TFs (not already cis) and each TF's driver SNPs."""
+    mediated = (d @ wg).tocsr()  # SNP -> gene effect through the TFs
+    cis_pairs = set(priors.eqtl_rows)
+    dcoo = d.tocoo()
+    trans: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
-    if F > 0:
-        mediated = (d @ wg).tocsr()  # SNP -> gene effect through the TFs
-        cis_pairs = set(eqtl_rows)
-        dcoo = d.tocoo()
-        trans: list[tuple[int, int]] = []
-        seen: set[tuple[int, int]] = set()
-        for si, ti, w in sorted(zip(dcoo.row.tolist(), dcoo.col.tolist(), dcoo.data.tolist()),
-                                key=lambda st: (st[1], st[0])):
-            tf_drivers.setdefault(tfs[ti], []).append({"snp": snps[si], "weight": _g6(w)})
-            for gi in sorted(wg[[ti]].indices.tolist()):
-                pair = (si, gi)
-                if pair not in seen and pair not in cis_pairs:
-                    seen.add(pair)
-                    trans.append(pair)
-        if trans:
-            tr = edge_table(trans, mediated, snps, "trans")
-            tr["kind"] = "trans"
-            eqtl = pd.concat([eqtl, tr], ignore_index=True)
+    for si, ti, w in sorted(zip(dcoo.row.tolist(), dcoo.col.tolist(), dcoo.data.tolist()),
+                            key=lambda st: (st[1], st[0])):
+        tf_drivers.setdefault(tfs[ti], []).append({"snp": snps[si], "weight": _g6(w)})
+        for gi in sorted(wg[[ti]].indices.tolist()):
+            pair = (si, gi)
+            if pair not in seen and pair not in cis_pairs:
+                seen.add(pair)
+                trans.append(pair)
+    if not trans:
+        return None, tf_drivers
+    table = _edge_table(trans, mediated, snps, genes, "trans")
+    table["kind"] = "trans"
+    return table, tf_drivers
 
-    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
-    for i, name in enumerate(class_names):
-        prob_df[f"prob_{name}"] = prob[:, i]
 
-    # --- Truth -----------------------------------------------------------------------------------
+def _truth(s: SimulationSettings, class_names: list[str], y: np.ndarray, prob: np.ndarray, test: np.ndarray,
+           genes: list[str], causal: np.ndarray, beta: np.ndarray, terms: list[dict[str, Any]],
+           eqtl: pd.DataFrame, grn: pd.DataFrame, tf_drivers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
+    k = s.classes
     causal_names = [genes[g] for g in causal]
     causal_set = set(causal_names)
     links = []
@@ -451,7 +446,8 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     ]
     mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
     m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
-    truth: dict[str, Any] = {
+    counts = np.bincount(y, minlength=k)
+    return {
         "generator": f"deepgami.data.simulate {__version__}",
         "seed": s.seed,
         "settings": asdict(s),
@@ -484,6 +480,81 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         },
         "tf_drivers": tf_drivers,
     }
+
+
+def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
+    """Draw a planted-signal genotype + expression cohort (see the module docstring).
+
+    Parameters
+    ----------
+    settings
+        A :class:`SimulationSettings`; keyword arguments override its fields (or give them all).
+    **kwargs
+        Fields of :class:`SimulationSettings`.
+
+    Returns
+    -------
+    SimulatedCohort
+        Tables ready to write as user files, the true class probabilities and the truth record.
+        Deterministic in ``seed`` (``numpy.random.default_rng``).
+    """
+    s = settings if settings is not None else SimulationSettings(**kwargs)
+    if settings is not None and kwargs:
+        s = SimulationSettings(**{**asdict(settings), **kwargs})
+    s.validate()
+    rng = np.random.default_rng(s.seed)
+    n, n_tf, n_gene, k = s.n_samples, s.n_tfs, s.n_genes, s.classes
+    F = float(s.shared_signal)
+    samples, snps = _ids("S", n, 4), _ids("snp", s.n_snps, 5)
+    tfs, genes = _ids("TF", n_tf, 3), _ids("GENE", n_gene, 4)
+
+    dosage, maf, snp_sd = _draw_genotypes(rng, n, s.n_snps)
+    priors = _draw_priors(rng, s)
+    d = priors.drivers * math.sqrt(F)  # x = z @ d + sqrt(1 - F) e
+    wc, wg, snp_coef, tf_coef = _unit_variance_programs(priors, d, F)
+
+    def cov(a: int, b: int) -> float:
+        """Population covariance (= correlation) of programs a and b."""
+        dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
+        return dot(snp_coef) + dot(tf_coef)
+
+    # Expression: TFs from their drivers and noise, genes from their programs and noise.
+    e = rng.standard_normal((n, n_tf))
+    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - F) * e
+    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+
+    y, prob, causal, beta, terms = _draw_phenotype(rng, s, program, cov, genes)
+    class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
+    counts = np.bincount(y, minlength=k)
+    if counts.min() < 2:
+        raise InputError(
+            None,
+            f"the drawn labels have only {counts.min()} sample(s) in class "
+            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
+        )
+    test = _stratified_split(y, s.test_fraction, rng)
+
+    index = pd.Index(samples, name="sample")
+    genotype = pd.DataFrame(dosage, index=index, columns=snps)
+    expression = pd.DataFrame(np.hstack([tf_expr, gene_expr]), index=index, columns=tfs + genes)
+    labels = pd.DataFrame({"sample": samples, "label": np.array(class_names, dtype=object)[y],
+                           "split": np.where(test, "test", "train")})
+    eqtl = _edge_table(priors.eqtl_rows, wc, snps, genes, "cis")
+    grn = _edge_table(priors.grn_rows, wg, tfs, genes, "causal")
+    tf_drivers: dict[str, list[dict[str, Any]]] = {}
+    if F > 0:
+        trans, tf_drivers = _trans_eqtl(priors, d, wg, snps, tfs, genes)
+        if trans is not None:
+            eqtl = pd.concat([eqtl, trans], ignore_index=True)
+    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
+    for i, name in enumerate(class_names):
+        prob_df[f"prob_{name}"] = prob[:, i]
+    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
     return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
 
 
