@@ -29,8 +29,7 @@ import torch
 from deepgami.attribution.integrated_gradients import (
     EDGE_CHUNK_FLOATS,
     encoder_path_gradients,
-    feature_attributions,
-    latent_attributions,
+    integrated_gradients,
     link_scores,
     output_function,
 )
@@ -112,7 +111,7 @@ def main() -> None:
         t0 = time.perf_counter()
         feats, delta = {}, {}
         for t in targets:
-            attrs, d = feature_attributions(net, xs, bases, t, transform, n_steps=args.steps)
+            attrs, d = integrated_gradients(net, xs, bases, t, transform, n_steps=args.steps)
             a = attrs[0]
             feats[t] = (a.mean(0, dtype=torch.float64).numpy(), a.abs().mean(0, dtype=torch.float64).numpy())
             delta[t] = d
@@ -127,7 +126,7 @@ def main() -> None:
         result["completeness_error_relative"] = max(errs)
         t0 = time.perf_counter()
         for t in targets:
-            latent_attributions(net, xs, bases, t, transform, n_steps=args.steps)
+            integrated_gradients(net, xs, bases, t, transform, n_steps=args.steps, at="latent")
         result["latent"] = {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(rss_mb(), 1)}
         print(f"latent: {result['latent']}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,8 +20,7 @@ from deepgami.attribution import integrated_gradients as attr_mod  # noqa: E402
 from deepgami.data import cohort  # noqa: E402
 from deepgami.attribution.integrated_gradients import (  # noqa: E402
     encoder_path_gradients,
-    feature_attributions,
-    latent_attributions,
+    integrated_gradients,
     link_scores,
     output_function,
     precision_at_k,
@@ -72,7 +71,7 @@ def test_links_sum_to_feature_attributions_per_sample(target, activation):
     transform = output_function("classification", target)
     grads = encoder_path_gradients(net, xs, bases, [0, 2], transform, n_steps=32)
     for t in (0, 2):
-        feats, delta = feature_attributions(net, xs, bases, t, transform, n_steps=32)
+        feats, delta = integrated_gradients(net, xs, bases, t, transform, n_steps=32)
         links = per_sample_links(net, xs, bases, grads[t][0])
         summed = torch.zeros_like(feats[0]).index_add_(1, net.encoders[0].src, links)
         scale = feats[0].abs().max()
@@ -91,11 +90,11 @@ def test_path_batching_does_not_change_results(monkeypatch):
     bases = [torch.zeros(15), torch.zeros(6)]
     transform = output_function("classification", "logit")
     full = encoder_path_gradients(net, xs, bases, [1], transform, n_steps=20)[1][0]
-    feats_full, _ = feature_attributions(net, xs, bases, 1, transform, n_steps=20)
+    feats_full, _ = integrated_gradients(net, xs, bases, 1, transform, n_steps=20)
     # force one sample and one step per batch: every chunking branch runs
     monkeypatch.setattr(attr_mod, "PATH_BATCH_FLOATS", 21)
     small = encoder_path_gradients(net, xs, bases, [1], transform, n_steps=20)[1][0]
-    feats_small, _ = feature_attributions(net, xs, bases, 1, transform, n_steps=20)
+    feats_small, _ = integrated_gradients(net, xs, bases, 1, transform, n_steps=20)
     torch.testing.assert_close(small, full, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(feats_small[0], feats_full[0], rtol=1e-5, atol=1e-7)
 
@@ -122,7 +121,7 @@ def test_latent_attributions_match_captum_layer_ig():
     xs = tiny_inputs()
     bases = [torch.zeros(15), torch.zeros(6)]
     transform = output_function("classification", "logit")
-    mine, delta = latent_attributions(net, xs, bases, 1, transform, n_steps=40)
+    mine, delta = integrated_gradients(net, xs, bases, 1, transform, n_steps=40, at="latent")
     # all blocks interpolated together, as in the latent attribution (completeness over all blocks)
     lig = LayerIntegratedGradients(lambda *x: transform(net.logits(*x)), list(net.encoders))
     ref = lig.attribute(tuple(xs), baselines=tuple(b.reshape(1, -1).expand_as(x) for b, x in zip(bases, xs)),
@@ -140,8 +139,8 @@ def test_centered_logit_binary_classes_are_mirror_images():
     xs = tiny_inputs()
     bases = [torch.zeros(15), torch.zeros(6)]
     transform = output_function("classification", "logit")
-    a0, _ = feature_attributions(net, xs, bases, 0, transform, n_steps=16)
-    a1, _ = feature_attributions(net, xs, bases, 1, transform, n_steps=16)
+    a0, _ = integrated_gradients(net, xs, bases, 0, transform, n_steps=16)
+    a1, _ = integrated_gradients(net, xs, bases, 1, transform, n_steps=16)
     torch.testing.assert_close(a0[0], -a1[0], rtol=1e-5, atol=1e-7)
 
 
@@ -165,7 +164,7 @@ def test_binary_shortcut_matches_full_computation():
 def test_parameters_left_trainable_and_mode_restored():
     net = tiny_network()
     net.train()
-    feature_attributions(net, tiny_inputs(), [torch.zeros(15), torch.zeros(6)], 0, output_function(), n_steps=4)
+    integrated_gradients(net, tiny_inputs(), [torch.zeros(15), torch.zeros(6)], 0, output_function(), n_steps=4)
     assert net.training
     assert all(p.requires_grad for p in net.parameters())
 

@@ -77,8 +77,7 @@ __all__ = [
     "attribute",
     "baseline_inputs",
     "encoder_path_gradients",
-    "feature_attributions",
-    "latent_attributions",
+    "integrated_gradients",
     "link_scores",
     "output_function",
     "precision_at_k",
@@ -176,7 +175,7 @@ def _batching(n_samples: int, width: int, n_steps: int, budget: int | None = Non
     return rows, 1
 
 
-def feature_attributions(
+def integrated_gradients(
     module: DeepGAMINetwork,
     xs: Sequence[Tensor],
     baselines: Sequence[Tensor],
@@ -184,19 +183,32 @@ def feature_attributions(
     transform: Callable[[Tensor], Tensor],
     n_steps: int = DEFAULT_N_STEPS,
     method: str = DEFAULT_METHOD,
+    at: str = "inputs",
 ) -> tuple[list[Tensor], Tensor]:
-    """Captum integrated gradients of output `target` on every modality's inputs.
+    """Captum integrated gradients of output `target`, at every modality's inputs or latent block.
 
-    `baselines[k]` is a (n_k,) vector. Returns per-sample attributions per modality (n x n_k)
-    and the convergence delta per sample.
+    `baselines[k]` is a (n_k,) input vector. With ``at="latent"`` the path runs from the baseline's
+    latent blocks (each encoder's post-activation output) to the sample's. Returns per-sample
+    attributions per modality (n x n_k, or n x L) and the convergence delta per sample.
     """
     from captum.attr import IntegratedGradients
 
-    def forward(*inputs: Tensor) -> Tensor:
-        return transform(module.logits(*inputs))
+    base_inputs = [b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs)]
+    if at == "inputs":
+        def forward(*inputs: Tensor) -> Tensor:
+            return transform(module.logits(*inputs))
 
-    bases = tuple(b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs))
-    return _chunked_ig(module, IntegratedGradients(forward), xs, bases, target, n_steps, method)
+        return _chunked_ig(module, IntegratedGradients(forward), xs, base_inputs, target, n_steps, method)
+    if at != "latent":
+        raise ValueError(f"at must be 'inputs' or 'latent', got {at!r}")
+
+    def forward_latent(*latent: Tensor) -> Tensor:
+        return transform(_from_latent(module, latent))
+
+    with _frozen(module), torch.no_grad():
+        base_latent = [c.reshape(1, -1) for c in module.encode(base_inputs)]
+        latent = module.encode(xs)
+    return _chunked_ig(module, IntegratedGradients(forward_latent), latent, base_latent, target, n_steps, method)
 
 
 def _chunked_ig(module: DeepGAMINetwork, ig: Any, inputs: Sequence[Tensor], bases: Sequence[Tensor], target: int,
@@ -216,29 +228,6 @@ def _chunked_ig(module: DeepGAMINetwork, ig: Any, inputs: Sequence[Tensor], base
                 attrs[k].append(a.detach())
             deltas.append(delta.detach().reshape(-1))
     return [torch.cat(a) for a in attrs], torch.cat(deltas)
-
-
-def latent_attributions(
-    module: DeepGAMINetwork,
-    xs: Sequence[Tensor],
-    baselines: Sequence[Tensor],
-    target: int,
-    transform: Callable[[Tensor], Tensor],
-    n_steps: int = DEFAULT_N_STEPS,
-    method: str = DEFAULT_METHOD,
-) -> tuple[list[Tensor], Tensor]:
-    """Integrated gradients at each encoder's (post-activation) output, from the baseline's latent
-    blocks to the sample's. Returns per-sample attributions per block (n x L) and the delta."""
-    from captum.attr import IntegratedGradients
-
-    def forward(*latent: Tensor) -> Tensor:
-        return transform(_from_latent(module, latent))
-
-    with _frozen(module), torch.no_grad():
-        base_latent = tuple(c.reshape(1, -1) for c in module.encode([b.reshape(1, -1).to(x.dtype)
-                                                                      for b, x in zip(baselines, xs)]))
-        latent = module.encode(xs)
-    return _chunked_ig(module, IntegratedGradients(forward), latent, base_latent, target, n_steps, method)
 
 
 def encoder_path_gradients(
@@ -407,14 +396,14 @@ def attribute(
     if "features" in levels:
         t0 = clock()
         for t in targets:
-            attrs, delta = feature_attributions(module, xs, baselines, t, transform, n_steps, method)
+            attrs, delta = integrated_gradients(module, xs, baselines, t, transform, n_steps, method)
             res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
             res.delta_features[t] = delta.double().numpy()
         res.seconds["features"] = clock() - t0
     if "latent" in levels:
         t0 = clock()
         for t in targets:
-            attrs, delta = latent_attributions(module, xs, baselines, t, transform, n_steps, method)
+            attrs, delta = integrated_gradients(module, xs, baselines, t, transform, n_steps, method, at="latent")
             res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
             res.delta_latent[t] = delta.double().numpy()
         res.seconds["latent"] = clock() - t0
