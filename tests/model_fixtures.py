@@ -3,9 +3,6 @@ would, so the tests see the real data model (presence, priors in varp, categoric
 
 from __future__ import annotations
 
-import sys
-import types
-
 import anndata as ad
 import mudata as md
 import numpy as np
@@ -13,41 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-
-def ensure_layers() -> None:
-    """Install a stand-in `deepgami.nn.layers.SparseMaskedLinear` while the real one is not written yet.
-
-    Gather + index_add_ over the edge list, the interface the real layer implements.
-    """
-    try:
-        import deepgami.nn.layers  # noqa: F401
-
-        return
-    except ModuleNotFoundError:
-        pass
-
-    class SparseMaskedLinear(torch.nn.Module):
-        def __init__(self, in_features, out_features, src, dst, bias=True):
-            super().__init__()
-            self.in_features, self.out_features = in_features, out_features
-            self.register_buffer("src", torch.as_tensor(src, dtype=torch.long).clone())
-            self.register_buffer("dst", torch.as_tensor(dst, dtype=torch.long).clone())
-            fan_in = torch.bincount(self.dst, minlength=out_features).clamp(min=1).float()
-            bound = 1.0 / fan_in[self.dst].sqrt()
-            self.weight = torch.nn.Parameter((torch.rand(len(self.src)) * 2 - 1) * bound)
-            self.bias = torch.nn.Parameter(torch.zeros(out_features)) if bias else None
-
-        def forward(self, x):
-            out = x.new_zeros(x.shape[0], self.out_features)
-            out = out.index_add(1, self.dst, x[:, self.src] * self.weight)
-            return out + self.bias if self.bias is not None else out
-
-    module = types.ModuleType("deepgami.nn.layers")
-    module.SparseMaskedLinear = SparseMaskedLinear
-    sys.modules["deepgami.nn.layers"] = module
-
-
-ensure_layers()
+from deepgami.data import cohort
+from deepgami.datasets import simulated
 
 
 @pytest.fixture(autouse=True)
@@ -58,10 +22,6 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-from deepgami.data import cohort  # noqa: E402
-from deepgami.data.simulate import simulate_cohort  # noqa: E402
 
 
 def _labels_frame(samples, labels, split=None) -> pd.DataFrame:
@@ -84,31 +44,11 @@ def simulated_mudata(
     priors: bool = True,
     effect_size: float = 1.0,
 ) -> tuple[md.MuData, dict]:
-    """A `deepgami.data.simulate` cohort (genotype `snp`, expression `expr`, priors eqtl/grn) as MuData.
-
-    `missing_expr`: fraction of samples (chosen by seed) without expression. Returns (mdata, truth).
-    """
-    sim = simulate_cohort(seed=seed, n_samples=n_samples, n_snps=n_snps, n_tfs=n_tfs, n_genes=n_genes,
-                          classes=classes, shared_signal=shared_signal, n_causal_genes=n_causal_genes,
-                          effect_size=effect_size)
-    snp = ad.AnnData(sim.genotype.to_numpy(dtype=np.float32),
-                     obs=pd.DataFrame(index=sim.genotype.index.astype(str)),
-                     var=pd.DataFrame(index=sim.genotype.columns.astype(str)))
-    expr = ad.AnnData(sim.expression.to_numpy(dtype=np.float32),
-                      obs=pd.DataFrame(index=sim.expression.index.astype(str)),
-                      var=pd.DataFrame(index=sim.expression.columns.astype(str)))
-    if missing_expr > 0:
-        rng = np.random.default_rng(seed + 1)
-        keep = rng.random(expr.n_obs) >= missing_expr
-        expr = expr[keep].copy()
-    labels = _labels_frame(sim.labels["sample"].astype(str), sim.labels["label"].to_numpy(),
-                           sim.labels["split"].to_numpy())
-    prior_inputs = []
-    if priors:
-        prior_inputs = [cohort.PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
-                        cohort.PriorInput("expr", "grn", sim.grn[["source", "target"]])]
-    mdata, _ = cohort.build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
-    return mdata, sim.truth
+    """`deepgami.datasets.simulated` at unit-test size (genotype `snp`, expression `expr`, priors
+    eqtl/grn). `missing_expr`: fraction of samples (chosen by seed) without expression. Returns (mdata, truth)."""
+    return simulated(n_samples, seed, n_snps=n_snps, n_tfs=n_tfs, n_genes=n_genes, classes=classes,
+                     missing_expr=missing_expr, priors=priors, return_truth=True, shared_signal=shared_signal,
+                     n_causal_genes=n_causal_genes, effect_size=effect_size)
 
 
 def dense_mudata(n_samples: int = 100, seed: int = 0, n_a: int = 15, n_b: int = 12, noise: float = 0.5,

@@ -12,11 +12,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "deepgami"
 # Lowest first. A module may import from its own layer or any layer below it, never above.
 LAYERS = [
     {"errors", "metrics", "utils"},
-    {"data", "datasets", "testing"},
+    {"data", "datasets", "testing", "pp"},
     {"nn"},
     {"train"},
     {"model"},
     {"attribution", "evaluation"},
+    {"tl"},
     {"report", "pl"},
     {"pipeline"},
     {"commands", "cli", "demo", "__main__"},

@@ -288,3 +288,66 @@ def test_genotype_files_build_like_the_csv_route(genotype_file: str, tmp_path: P
     assert list(file_route.obs_names) == list(csv_route.obs_names)
     assert list(file_route.var_names) == list(csv_route.var_names)
     np.testing.assert_array_equal(np.asarray(file_route.X), np.asarray(csv_route.X))
+
+
+def _labels_without_split(tiny: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    labels = pd.read_csv(tiny["labels"])
+    assert "split" in labels.columns
+    labels.drop(columns="split").to_csv(tmp_path / "labels_nosplit.csv", index=False)
+    return {**tiny, "labels": tmp_path / "labels_nosplit.csv"}
+
+
+def test_labels_without_split_get_a_seeded_stratified_split(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
+    paths = _labels_without_split(tiny, tmp_path)
+    a, b, c = tmp_path / "a.h5mu", tmp_path / "b.h5mu", tmp_path / "c.h5mu"
+    assert main(build_args(paths, a)) == 0
+    assert "split: generated (labels have none)" in capsys.readouterr().out
+    assert main(build_args(paths, b, "--quiet")) == 0
+    assert main(build_args(paths, c, "--quiet", "--split-seed", "1")) == 0
+    first, again, other = (cohort.read_cohort(p) for p in (a, b, c))
+    split = first.obs["split"].astype(str)
+    assert set(split) == {"train", "test"}
+    assert (split == "test").sum() == round(0.2 * first.n_obs)
+    # stratified: each class is ~20% test
+    for label in first.obs["label"].cat.categories:
+        in_class = split[first.obs["label"] == label]
+        assert abs((in_class == "test").mean() - 0.2) <= 1 / len(in_class) + 1e-9
+    assert split.equals(again.obs["split"].astype(str)), "same seed, same split"
+    assert not split.equals(other.obs["split"].astype(str)), "the seed is used"
+    assert dict(first.uns["deepgami"]["split"]) == {"source": "generated", "test_fraction": 0.2, "seed": 0}
+
+
+def test_test_fraction_and_no_split(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
+    paths = _labels_without_split(tiny, tmp_path)
+    assert main(build_args(paths, tmp_path / "f.h5mu", "--quiet", "--test-fraction", "0.5")) == 0
+    half = cohort.read_cohort(tmp_path / "f.h5mu")
+    assert (half.obs["split"].astype(str) == "test").sum() == round(0.5 * half.n_obs)
+    assert main(build_args(paths, tmp_path / "n.h5mu", "--quiet", "--no-split")) == 0
+    none = cohort.read_cohort(tmp_path / "n.h5mu")
+    assert set(none.obs["split"].astype(str)) == {"train"}
+    assert none.uns["deepgami"]["split"]["source"] == "none"
+    capsys.readouterr()
+    assert main(build_args(paths, tmp_path / "bad.h5mu", "--test-fraction", "1.5")) == 2
+    assert "--test-fraction must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "bad.h5mu").exists()
+
+
+def test_a_split_column_in_the_labels_is_kept(tiny: dict[str, Path], tmp_path: Path) -> None:
+    assert main(build_args(tiny, tmp_path / "c.h5mu", "--quiet", "--test-fraction", "0.5")) == 0
+    mdata = cohort.read_cohort(tmp_path / "c.h5mu")
+    given = pd.read_csv(tiny["labels"], index_col=0)["split"]
+    assert mdata.obs["split"].astype(str).tolist() == given.loc[mdata.obs_names].tolist()
+    assert mdata.uns["deepgami"]["split"]["source"] == "labels"
+
+
+def test_api_build_cohort_leaves_the_split_to_the_caller(tmp_path: Path) -> None:
+    """The library function keeps the labels as given unless asked (test_fraction=None)."""
+    labels = pd.DataFrame({"label": ["a", "b"] * 10}, index=[f"s{i}" for i in range(20)])
+    import anndata as ad
+
+    x = ad.AnnData(np.ones((20, 3), dtype=np.float32), obs=pd.DataFrame(index=labels.index),
+                   var=pd.DataFrame(index=["f0", "f1", "f2"]))
+    mdata, _ = cohort.build_cohort({"m": x}, labels)
+    assert "split" not in mdata.obs
+    mdata, _ = cohort.build_cohort({"m": x.copy()}, labels, test_fraction=0.25, split_seed=3)
+    assert (mdata.obs["split"] == "test").sum() == 5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -33,7 +34,7 @@ from deepgami.evaluation.protocols import (
 from deepgami.metrics import classification_metrics
 from deepgami.report.outputs import write_evaluation
 from deepgami.data.arrays import read_arrays
-from deepgami.evaluation.significance import benjamini_hochberg, pairwise_ks
+from deepgami.evaluation.significance import benjamini_hochberg, corrected_t, paired_bootstrap, pairwise_ks
 
 # Every method on every split is the costly part; cross-validation is covered by the split tests
 # here and by tests/test_report.py.
@@ -187,7 +188,9 @@ def test_every_method_and_protocol_has_rows(sim_result):
     for protocol, n_splits in (("holdout", 1), ("repeated", 2)):
         for method in methods:
             got = auc[(auc["method"] == method) & (auc["protocol"] == protocol)]
-            assert len(got) == n_splits, (method, protocol)
+            # By default the prior ablations run on the held-out split and the CV folds only.
+            expected = 0 if protocol == "repeated" and method in PRIOR_METHODS else n_splits
+            assert len(got) == expected, (method, protocol)
     bounded = m["metric"].isin(["auc", "accuracy", "balanced_accuracy", "f1_macro"]) | m["metric"].str.startswith("recall_")
     scores = m[bounded]
     assert scores["value"].between(0, 1).all()
@@ -197,7 +200,8 @@ def test_every_method_and_protocol_has_rows(sim_result):
     assert {"recall_case", "recall_control", "balanced_accuracy", "f1_macro"} <= set(m["metric"])
     # KS tests between every pair of methods (all modalities) on the repeated splits.
     ks = sim_result.ks_tests
-    assert len(ks[ks["metric"] == "auc"]) == len(methods) * (len(methods) - 1) // 2
+    on_repeated = [m for m in methods if m not in PRIOR_METHODS]
+    assert len(ks[ks["metric"] == "auc"]) == len(on_repeated) * (len(on_repeated) - 1) // 2
     s = sim_result.summary
     row = s[(s["method"] == "deepgami") & (s["protocol"] == "repeated") & (s["metric"] == "auc") & (s["modalities"] == "all")]
     vals = auc[(auc["method"] == "deepgami") & (auc["protocol"] == "repeated")]["value"]
@@ -301,3 +305,112 @@ def test_command_is_registered():
 
 def test_prior_methods_are_the_ablations():
     assert set(PRIOR_METHODS) == {"deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior"}
+
+
+# -- parallel units, progress, budget ------------------------------------------------------------------
+
+PARALLEL = dict(protocols=("holdout", "cv"), folds=2, fast=True, inner_folds=2,
+                methods=("deepgami", "deepgami_random_prior", "logistic_regression"), seed=3)
+
+
+def test_jobs_2_and_jobs_1_give_identical_tables(sim, params):
+    serial = evaluate(sim, params, EvalConfig(**PARALLEL), jobs=1)
+    parallel = evaluate(sim, params, EvalConfig(**PARALLEL), jobs=2)
+    pd.testing.assert_frame_equal(serial.metrics, parallel.metrics)
+    pd.testing.assert_frame_equal(serial.predictions, parallel.predictions)
+    pd.testing.assert_frame_equal(serial.paired_tests, parallel.paired_tests)
+    # Serial order: split-major, methods in the order given (whatever order the workers finished in).
+    firsts = serial.metrics.drop_duplicates(["protocol", "split", "method"])
+    assert list(firsts["method"])[:3] == ["deepgami", "deepgami_meanfill", "deepgami_random_prior"]
+    assert list(firsts["protocol"]) == sorted(firsts["protocol"], key=["holdout", "cv"].index)
+
+
+def test_progress_lines_one_per_unit_and_quiet(dense, tmp_path, capsys):
+    cohort = tmp_path / "c.h5mu"
+    write_cohort(dense, cohort)
+    params = tmp_path / "params.yaml"
+    params.write_text("grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\ncv_folds: 0\nbagging: 0\n")
+    base = ["evaluate", str(cohort), "--params", str(params), "--protocols", "holdout,cv", "--folds", "2",
+            "--methods", "deepgami,logistic_regression", "--fast", "--jobs", "1"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
+    assert len(lines) == 6  # 3 splits x 2 methods; not a terminal: one line per finished unit
+    assert lines[-1].startswith("[6/6 ") and "left]" in lines[0] and "logistic_regression: auc" in lines[-1]
+    assert main([*base, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_budget_trims_the_repeated_splits_and_says_so(dense, params):
+    config = EvalConfig(protocols=("holdout", "repeated"), repeats=6, fast=True, inner_folds=2,
+                        methods=("deepgami", "logistic_regression"), budget=0.001)
+    res = evaluate(dense, params, config)
+    rep = res.metrics[(res.metrics["protocol"] == "repeated")]
+    assert sorted(rep["split"].unique()) == [0, 1]  # never fewer than two, the first ones drawn
+    assert res.info["protocols"]["repeated"]["splits"] == 2
+    assert any("ran 2 of its 6 splits" in n for n in res.info["notes"])
+    full = evaluate(dense, params, dataclasses.replace(config, budget=None))
+    same = full.metrics[(full.metrics["protocol"] == "repeated") & full.metrics["split"].isin([0, 1])]
+    np.testing.assert_allclose(same["value"].to_numpy(), rep["value"].to_numpy())
+
+
+# -- paired tests ------------------------------------------------------------------------------------
+
+def test_corrected_t_matches_the_formula():
+    d = np.array([0.02, -0.01, 0.03, 0.015, 0.0, 0.025, -0.005, 0.01])
+    ratio = 0.25
+    mean, low, high, p = corrected_t(d, ratio)
+    se = np.sqrt((1 / len(d) + ratio) * d.var(ddof=1))
+    t = stats.t.ppf(0.975, len(d) - 1)
+    assert mean == pytest.approx(d.mean())
+    assert (low, high) == pytest.approx((d.mean() - t * se, d.mean() + t * se))
+    assert p == pytest.approx(2 * stats.t.sf(abs(d.mean()) / se, len(d) - 1))
+    # The correction widens the naive paired t interval (overlapping training sets).
+    naive = stats.ttest_rel(d, np.zeros_like(d)).confidence_interval()
+    assert high - low > naive.high - naive.low
+
+
+def test_paired_bootstrap_difference_and_interval():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = np.clip(0.5 + 0.35 * (y - 0.5) * 2 + rng.normal(0, 0.25, 200), 0, 1)
+    bad = np.clip(0.5 + rng.normal(0, 0.25, 200), 0, 1)
+    a, b = np.column_stack([1 - good, good]), np.column_stack([1 - bad, bad])
+    diff, low, high, p = paired_bootstrap("auc", "classification", y, a, b, seed=1)
+    assert diff == pytest.approx(skm.roc_auc_score(y, good) - skm.roc_auc_score(y, bad))
+    assert low < diff < high and low > 0 and p < 0.01
+    bdiff, *_ = paired_bootstrap("balanced_accuracy", "classification", y, a, b, seed=1)
+    assert bdiff == pytest.approx(skm.balanced_accuracy_score(y, good > 0.5) - skm.balanced_accuracy_score(y, bad > 0.5))
+    same = paired_bootstrap("auc", "classification", y, a, a, seed=1)
+    assert same[:3] == (0.0, 0.0, 0.0)
+    # Same seed, same interval.
+    assert paired_bootstrap("auc", "classification", y, a, b, seed=1) == (diff, low, high, p)
+
+
+def test_paired_tests_in_the_result(sim_result):
+    t = sim_result.paired_tests
+    rep = t[(t["protocol"] == "repeated") & (t["metric"] == "auc")]
+    assert set(rep["method"]) == set(bl.CLASSIFIERS)  # ablations did not run on the repeated splits
+    assert (rep["test"].str.contains("Nadeau")).all() and (rep["n"] == 2).all()
+    hold = t[t["protocol"] == "holdout"]
+    assert (hold["test"].str.contains("bootstrap")).all()
+    m = sim_result.metrics
+    auc = m[(m["metric"] == "auc") & (m["modalities"] == "all") & (m["protocol"] == "holdout")].set_index("method")["value"]
+    for row in hold[hold["metric"] == "auc"].itertuples():
+        assert row.difference == pytest.approx(auc["deepgami"] - auc[row.method])
+    assert sim_result.info["verdict"]["method"] in bl.CLASSIFIERS
+
+
+# -- one place for the reduced settings ------------------------------------------------------------------
+
+def test_test_profile_matches_conf_test_config():
+    import re
+    from pathlib import Path
+
+    from deepgami.pipeline import profiles
+
+    text = (Path(__file__).resolve().parents[1] / "conf" / "test.config").read_text()
+    block = text[text.index("withName: 'EVALUATE'"):]
+    args = re.search(r'ext\.args\s*=\s*\{\s*"([^"]*)"\s*\}', block).group(1)
+    assert args.replace("--seed ${params.seed}", "").strip() == profiles.TEST_EVALUATE_ARGS
+    assert profiles.stage_args("test")["evaluate"][:5] == profiles.TEST_EVALUATE_ARGS.split()
+    assert profiles.is_bundled_test_samplesheet(Path(__file__).resolve().parents[1] / "assets" / "samplesheet_test.csv")

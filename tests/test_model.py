@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
@@ -132,9 +133,10 @@ def test_int8_dosages_stay_int8_and_predict_like_float32(trained, sim):
 def test_save_load_round_trip(trained, sim, tmp_path):
     trained.save(tmp_path / "m")
     names = {p.name for p in (tmp_path / "m").iterdir()}
-    assert {"model.pt", "config.json", "cv_results.tsv", "cv_summary.tsv", "training_history.tsv",
+    assert {"model.safetensors", "config.json", "cv_results.tsv", "cv_summary.tsv", "training_history.tsv",
             "imputation.json"} <= names
-    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    assert "model.pt" not in names  # no pickle in any output
+    state = load_file(tmp_path / "m" / "model.safetensors")
     assert "encoders.0.src" in state and "encoders.0.weight" in state
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["preprocessing"]["snp"]["features"] == trained.features("snp")
@@ -174,15 +176,15 @@ def test_bagging_averages_networks_fitted_on_row_subsets(trained, bagged, sim):
 
 def test_bagged_model_round_trip(bagged, sim, tmp_path):
     bagged.save(tmp_path / "m")
-    state = torch.load(tmp_path / "m" / "model.pt", weights_only=True)
+    state = load_file(tmp_path / "m" / "model.safetensors")
     assert "encoders.0.weight" in state and "members.2.encoders.0.weight" in state
     assert "members.3.encoders.0.weight" not in state
     loaded = DeepGAMI.load(tmp_path / "m")
     assert len(loaded.members) == 3
     pd.testing.assert_frame_equal(loaded.predict(sim), bagged.predict(sim))
     pd.testing.assert_frame_equal(loaded.predict(sim, ["snp"]), bagged.predict(sim, ["snp"]))
-    # A model.pt that lacks a member the config names is an input error, not a traceback.
-    torch.save({k: v for k, v in state.items() if not k.startswith("members.2.")}, tmp_path / "m" / "model.pt")
+    # Weights that lack a member the config names are an input error, not a traceback.
+    save_file({k: v for k, v in state.items() if not k.startswith("members.2.")}, tmp_path / "m" / "model.safetensors")
     with pytest.raises(InputError, match="weights do not match config.json"):
         DeepGAMI.load(tmp_path / "m")
 
@@ -195,12 +197,12 @@ def test_features_are_aligned_by_name_never_by_position(trained, sim):
     shuffled.mod["expr"] = expr[:, expr.var_names[::-1]].copy()
     shuffled.update()
     pd.testing.assert_frame_equal(trained.predict(shuffled), base)
-    # Drop a feature the model uses: a clear error.
+    # Drop a feature the model uses with every feature required: a clear error naming it.
     used = trained.features("expr")[0]
     shuffled.mod["expr"] = expr[:, [v for v in expr.var_names if v != used]].copy()
     shuffled.update()
-    with pytest.raises(InputError, match=f"lacks 1 of the model's .* input features.*{used}"):
-        trained.predict(shuffled)
+    with pytest.raises(InputError, match=f"input features \\(1 missing, e.g. {used}\\)"):
+        trained.predict(shuffled, min_coverage=1.0)
 
 
 def test_complete_case_training_uses_only_complete_samples(sim):
@@ -413,3 +415,109 @@ def test_training_never_holds_a_float_copy_of_the_genotypes(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < float32_copy / 2, f"peak traced allocation {peak / 1e6:.1f} MB"
+
+
+# -- byte-identical results across refactors -----------------------------------------------------------
+
+GOLDEN = Path(__file__).parent / "data"
+
+
+def golden_predictions(model: DeepGAMI, mdata) -> str:
+    """All, snp-only and expr-only predictions as one TSV text (9 significant digits)."""
+    tables = []
+    for mods in (None, ["snp"], ["expr"]):
+        table = model.predict(mdata, mods)
+        table.insert(0, "given", ",".join(mods) if mods else "all")
+        tables.append(table)
+    return pd.concat(tables).to_csv(sep="\t", index=False, float_format="%.9g", lineterminator="\n", na_rep="NA")
+
+
+def test_predictions_match_the_recorded_golden_file(tmp_path):
+    """Seed 0, an explicit params file (every key given) and a tiny fixed cohort: the predictions are
+    the bytes recorded in tests/data/golden_predictions.tsv before the model/ split (issue 13), also
+    after a save/load round trip. A change of results must re-record the file on purpose."""
+    from deepgami.train import load_params
+
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=0, missing_expr=0.15, n_snps=30, n_genes=8, n_tfs=4)
+    model = DeepGAMI.fit(mdata, load_params(GOLDEN / "golden_params.yaml"), seed=0)
+    expected = (GOLDEN / "golden_predictions.tsv").read_text()
+    assert golden_predictions(model, mdata) == expected
+    model.save(tmp_path / "m")
+    assert golden_predictions(DeepGAMI.load(tmp_path / "m"), mdata) == expected
+
+
+# -- hostile and broken model directories --------------------------------------------------------------
+
+class _Hostile:
+    """Unpickling this would create a marker file: a weights-only reader must never get that far."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _broken_model_dirs(trained, tmp_path):
+    """(name, model dir, file the error must name) for each way a model directory can be wrong."""
+    import pickle
+
+    good = tmp_path / "good"
+    trained.save(good)
+    cases = []
+
+    def copy(name):
+        import shutil
+
+        target = tmp_path / name
+        shutil.copytree(good, target)
+        return target
+
+    hostile = copy("hostile")
+    (hostile / "model.safetensors").unlink()
+    _Hostile.marker = str(tmp_path / "PWNED")
+    (hostile / "model.pt").write_bytes(pickle.dumps(_Hostile()))
+    cases.append(("hostile", hostile, hostile / "model.pt"))
+    rand = copy("random")
+    (rand / "model.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
+    cases.append(("random", rand, rand / "model.safetensors"))
+    garbled = copy("garbled")
+    (garbled / "config.json").write_text("{not json")
+    cases.append(("garbled", garbled, garbled / "config.json"))
+    partial = copy("partial")
+    config = json.loads((partial / "config.json").read_text())
+    del config["preprocessing"]
+    (partial / "config.json").write_text(json.dumps(config))
+    cases.append(("partial", partial, partial / "config.json"))
+    missing = copy("missing")
+    (missing / "config.json").unlink()
+    cases.append(("missing", missing, missing))
+    return cases
+
+
+def test_invalid_model_files_are_one_line_input_errors(trained, tmp_path):
+    for name, directory, culprit in _broken_model_dirs(trained, tmp_path):
+        with pytest.raises(InputError) as err:
+            DeepGAMI.load(directory)
+        assert err.value.path == str(culprit), name
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_predict_refuses_a_hostile_or_random_model_with_exit_2(trained, cohort_file, tmp_path):
+    """Through the real CLI process: exit 2, one line naming the file, no traceback, nothing executed."""
+    for name, directory, culprit in _broken_model_dirs(trained, tmp_path):
+        out = tmp_path / f"{name}.tsv"
+        done = subprocess.run([sys.executable, "-m", "deepgami", "predict", str(directory), str(cohort_file),
+                               "--out", str(out)], capture_output=True, text=True)
+        assert done.returncode == 2, (name, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(culprit) in lines[0] and "Traceback" not in done.stderr, (name, done.stderr)
+        assert not out.exists()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_old_model_pt_directories_still_load(trained, sim, tmp_path):
+    trained.save(tmp_path / "m")
+    state = load_file(tmp_path / "m" / "model.safetensors")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    torch.save(state, tmp_path / "m" / "model.pt")
+    pd.testing.assert_frame_equal(DeepGAMI.load(tmp_path / "m").predict(sim), trained.predict(sim))

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import model_fixtures  # noqa: F401  (installs a stand-in SparseMaskedLinear if the real one is absent)
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 from deepgami.nn.layers import SparseMaskedLinear
 from deepgami.nn.network import IMPUTERS, DeepGAMINetwork, LatentNorm

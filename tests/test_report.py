@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -77,9 +78,9 @@ def test_report_sections_and_method_table(run_dir):
     for label in ("DeepGAMI", "Logistic regression", "SVM"):
         assert label in body
     assert "n/a (cohort has no prior)" in body
-    for protocol in ("Held-out split", "Cross-validation", "Repeated splits"):
+    for protocol in ("Held-out split", "Cross-validation", "Repeated random splits"):
         assert protocol in table
-    for section in ('id="data"', 'id="results"', 'id="figures"', 'id="ks"', 'id="prioritization"',
+    for section in ('id="data"', 'id="results"', 'id="figures"', 'id="paired"', 'id="ks"', 'id="prioritization"',
                     'id="training"', 'id="settings"'):
         assert section in page
     # Prioritization from ../prioritize: each feature once; an empty links table said so.
@@ -97,6 +98,53 @@ def test_report_sections_and_method_table(run_dir):
     auc = metrics[(metrics["metric"] == "auc") & (metrics["modalities"] == "all")]
     assert auc.groupby(["method", "protocol"]).size().to_dict() == {
         (m, p): n for m in ("deepgami", "logistic_regression", "svm") for p, n in (("cv", 2), ("holdout", 1), ("repeated", 3))}
+
+
+def test_report_paired_differences_and_verdict_match_a_direct_computation(run_dir):
+    from scipy import stats
+
+    metrics = pd.read_csv(run_dir / "metrics.tsv", sep="\t")
+    paired = pd.read_csv(run_dir / "paired_tests.tsv", sep="\t")
+    page = _html(run_dir)
+    predictions = pd.read_csv(run_dir / "predictions.tsv", sep="\t")
+    labelled = predictions.loc[predictions["protocol"] == "cv", "sample"].nunique()  # CV tests every sample once
+    for protocol in ("cv", "repeated"):
+        p = predictions[(predictions["protocol"] == protocol) & (predictions["method"] == "deepgami")
+                        & (predictions["modalities"] == "all")]
+        n_test = p.groupby("split").size().to_numpy()
+        ratio = np.mean(n_test / (labelled - n_test))  # n_test / n_train per split
+        for metric in ("auc", "balanced_accuracy"):
+            m = metrics[(metrics["protocol"] == protocol) & (metrics["metric"] == metric)
+                        & (metrics["modalities"] == "all")].pivot(index="split", columns="method", values="value")
+            for method in ("logistic_regression", "svm"):
+                d = (m["deepgami"] - m[method]).to_numpy()
+                se = np.sqrt((1 / len(d) + ratio) * d.var(ddof=1))
+                half = stats.t.ppf(0.975, len(d) - 1) * se
+                row = paired[(paired["protocol"] == protocol) & (paired["metric"] == metric)
+                             & (paired["method"] == method)].iloc[0]
+                # The TSVs keep 6 significant digits (and t(0.975, 1 df) = 12.7 amplifies their rounding).
+                assert row["difference"] == pytest.approx(d.mean(), abs=1e-5)
+                assert (row["ci_low"], row["ci_high"]) == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-4)
+                assert row["pvalue"] == pytest.approx(2 * stats.t.sf(abs(d.mean()) / se, len(d) - 1), abs=1e-4)
+                assert f"{row['difference']:+.3f}" in page.split('id="paired-' + protocol + '"')[1].split("</table>")[0]
+    # The verdict: the repeated splits (most splits), the baseline with the higher mean AUC there.
+    rep = metrics[(metrics["protocol"] == "repeated") & (metrics["metric"] == "auc") & (metrics["modalities"] == "all")]
+    means = rep.groupby("method")["value"].mean()
+    best = means[["logistic_regression", "svm"]].idxmax()
+    row = paired[(paired["protocol"] == "repeated") & (paired["metric"] == "auc") & (paired["method"] == best)].iloc[0]
+    word = "not significant" if row["ci_low"] <= 0 <= row["ci_high"] else "significant"
+    label = {"logistic_regression": "Logistic regression", "svm": "SVM"}[best]
+    line = (f"DeepGAMI vs the best baseline ({label}, repeated random splits): {row['difference']:+.3f} AUC, "
+            f"95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}, {word}")
+    verdict = re.search(r'<p id="verdict" class="verdict">([^<]*)</p>', page).group(1)
+    assert verdict == line
+    assert page.index('id="verdict"') < page.index("<main>")  # at the top, in the header
+    # The held-out split: a paired bootstrap whose point estimate is the plain difference.
+    hold = paired[(paired["protocol"] == "holdout") & (paired["metric"] == "auc")].set_index("method")
+    auc = metrics[(metrics["protocol"] == "holdout") & (metrics["metric"] == "auc")
+                  & (metrics["modalities"] == "all")].set_index("method")["value"]
+    assert hold.loc["svm", "difference"] == pytest.approx(auc["deepgami"] - auc["svm"], abs=1e-5)
+    assert hold.loc["svm", "ci_low"] <= hold.loc["svm", "difference"] <= hold.loc["svm", "ci_high"]
 
 
 def _chromium() -> str | None:

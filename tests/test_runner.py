@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from deepgami.errors import InputError
 from deepgami.pipeline.runner import LEDGER_NAME, RunSettings, plan_cohort, prediction_sets, run_pipeline
 from deepgami.pipeline.samplesheet import read_samplesheet
 
@@ -192,7 +193,7 @@ def test_two_cohorts_write_every_output_and_the_summary(clean_run: Path) -> None
     for cohort in ("cohort_a", "cohort_b"):
         base = clean_run / cohort
         assert (base / "cohort.h5mu").is_file()
-        assert (base / "model" / "model.pt").is_file() and (base / "model" / "config.json").is_file()
+        assert (base / "model" / "model.safetensors").is_file() and (base / "model" / "config.json").is_file()
         for name in ("all", "snp", "expr"):
             assert (base / "predictions" / f"{name}.tsv").is_file()
             assert (base / "predictions" / f"{name}.metrics.json").is_file()
@@ -263,3 +264,118 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def test_labels_without_a_split_column_run_every_stage_with_the_defaults(tmp_path: Path) -> None:
+    """Issue 17: the default evaluation split (`test`) exists for a cohort whose labels have none:
+    `deepgami build` gives the cohort a seeded, stratified 80/20 split."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(ASSETS / "test" / "cohort_a", inputs / "cohort_a")
+    shutil.copy(ASSETS / "test" / "params.yaml", inputs / "params.yaml")
+    labels = pd.read_csv(inputs / "cohort_a" / "labels.csv")
+    labels.drop(columns="split").to_csv(inputs / "cohort_a" / "labels.csv", index=False)
+    sheet = inputs / "samplesheet.csv"
+    sheet.write_text("id,labels,modalities,priors,params\n"
+                     "nosplit,cohort_a/labels.csv,snp=cohort_a/genotype.csv;expr=cohort_a/expression.csv,"
+                     "snp:eqtl=cohort_a/eqtl.tsv,params.yaml\n")
+    out = tmp_path / "results"
+    result = run_cli("--samplesheet", str(sheet), "--outdir", str(out), "--stage-args", FAST_EVALUATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    base = out / "nosplit"
+    import mudata
+
+    cohort = mudata.read_h5mu(base / "cohort.h5mu")
+    assert dict(cohort.uns["deepgami"]["split"]) == {"source": "generated", "test_fraction": 0.2, "seed": 0}
+    n_test = int((cohort.obs["split"] == "test").sum())
+    assert n_test == round(0.2 * cohort.n_obs)
+    for name in ("all", "snp", "expr"):
+        predictions = pd.read_csv(base / "predictions" / f"{name}.tsv", sep="\t")
+        assert len(predictions) == n_test, "predict used the generated test split"
+    assert (base / "prioritize" / "links.tsv").is_file()
+    assert (base / "evaluate" / "metrics.tsv").is_file()
+    summary = pd.read_csv(out / "summary.tsv", sep="\t")
+    assert sorted(summary["prediction_set"]) == ["all", "expr", "snp"]
+
+
+# -- single-cell rows: a pseudobulk stage, then one cohort per cell type ------------------------------
+
+def single_cell_sheet(tmp_path: Path, donor_key: str = "donor") -> Path:
+    """Cohort A's genotype and labels, with cells of two cell types for its samples."""
+    import anndata as ad
+    import numpy as np
+
+    data = tmp_path / "sc"
+    shutil.copytree(ASSETS / "test" / "cohort_a", data)
+    samples = pd.read_csv(data / "labels.csv")["sample"].astype(str).tolist()
+    rng = np.random.default_rng(0)
+    donors = np.repeat(samples, 6)
+    obs = pd.DataFrame({"donor": donors, "cell_type": np.tile(["Astro", "Micro glia"], 3 * len(samples))},
+                       index=[f"c{i}" for i in range(len(donors))])
+    ad.AnnData(X=rng.poisson(3, (len(donors), 20)).astype(np.int32), obs=obs).write_h5ad(data / "cells.h5ad")
+    sheet = data / "samplesheet.csv"
+    sheet.write_text("id,labels,modalities,pseudobulk,donor_key,cell_type_key\n"
+                     f"sc,labels.csv,snp=genotype.csv;expr=cells.h5ad,expr,{donor_key},cell_type\n"
+                     "sc.x,labels.csv,snp=genotype.csv,,,\n")
+    return sheet
+
+
+def test_a_single_cell_row_plans_pseudobulk_then_one_cohort_per_cell_type(tmp_path: Path) -> None:
+    from deepgami.pipeline.runner import expand_rows, plan_pseudobulk
+
+    rows, single_cell = expand_rows(read_samplesheet(single_cell_sheet(tmp_path)), tmp_path / "out")
+    assert [r.id for r in rows] == ["sc.Astro", "sc.Micro_glia", "sc.x"] and [r.id for r in single_cell] == ["sc"]
+    task = plan_pseudobulk(single_cell[0], tmp_path / "out", RunSettings(stage_args={"pseudobulk": ["--min-cells", "2"]}))
+    assert task.key == "sc/pseudobulk" and task.outputs == [tmp_path / "out" / "sc" / "pseudobulk"]
+    assert task.argv == ["pseudobulk", str(tmp_path / "sc" / "cells.h5ad"), "--donor-key", "donor",
+                         "--cell-type-key", "cell_type", "--out", str(tmp_path / "out" / "sc" / "pseudobulk"),
+                         "--min-cells", "2"]
+    build = plan_cohort(rows[1], tmp_path / "out", RunSettings())[0]
+    assert f"expr={tmp_path / 'out' / 'sc' / 'pseudobulk' / 'Micro_glia.h5ad'}" in build.argv
+    # A fanned-out id that another row already uses is refused before anything runs.
+    sheet = tmp_path / "sc" / "samplesheet.csv"
+    sheet.write_text(sheet.read_text().replace("sc.x,", "sc.Astro,"))
+    with pytest.raises(InputError, match="cohort id 'sc.Astro' is used twice"):
+        expand_rows(read_samplesheet(sheet), tmp_path / "out")
+
+
+def test_single_cell_row_runs_pseudobulk_and_builds_each_cell_type(tmp_path: Path) -> None:
+    sheet = single_cell_sheet(tmp_path)
+    out = tmp_path / "out"
+    code = run_pipeline(sheet, out, RunSettings(skip=ONLY_BUILD, max_workers=2, progress=False,
+                                                stage_args={"pseudobulk": ["--min-cells", "3"]}))
+    assert code == 0
+    assert sorted(p.name for p in (out / "sc" / "pseudobulk").iterdir()) == [
+        "Astro.h5ad", "Micro_glia.h5ad", "pseudobulk.json"]
+    assert (out / "sc.Astro" / "cohort.h5mu").is_file() and (out / "sc.Micro_glia" / "cohort.h5mu").is_file()
+    assert set(ledger(out)) == {"sc/pseudobulk", "sc.Astro/build", "sc.Micro_glia/build", "sc.x/build"}
+
+
+def test_a_failed_pseudobulk_skips_its_cell_types_and_the_other_rows_finish(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    code = run_pipeline(single_cell_sheet(tmp_path, donor_key="individual"), out,
+                        RunSettings(skip=ONLY_BUILD, progress=False))
+    assert code == 2
+    assert not (out / "sc" / "pseudobulk").exists() and not (out / "sc.Astro").exists()
+    assert set(ledger(out)) == {"sc.x/build"}
+    assert "donor key 'individual' is not an .obs column" in (out / "pipeline_info" / "logs" / "sc" / "pseudobulk.log").read_text()
+
+
+def test_summary_has_cell_types_and_a_figure_of_auc_per_cell_type(tmp_path: Path) -> None:
+    from deepgami.pipeline.runner import SummaryEntry, write_summary
+
+    entries = []
+    for cohort, cell_type, auc in (("b.Micro", "Micro", 0.9), ("b.Astro", "Astro", 0.5), ("bulk", "", 0.7)):
+        for name in ("all", "snp"):
+            path = tmp_path / f"{cohort}.{name}.metrics.json"
+            path.write_text(json.dumps({"auc": auc if name == "all" else 0.5, "accuracy": 0.5, "n": 10}))
+            entries.append(SummaryEntry(cohort, cell_type, name, path))
+    write_summary(entries, tmp_path / "summary.tsv", tmp_path / "summary.html")
+    table = pd.read_csv(tmp_path / "summary.tsv", sep="\t", keep_default_na=False)
+    assert table.columns[:3].tolist() == ["cohort", "cell_type", "prediction_set"]
+    assert table.loc[table["prediction_set"] == "all"].set_index("cohort")["cell_type"].to_dict() == {
+        "b.Astro": "Astro", "b.Micro": "Micro", "bulk": ""}
+    html = (tmp_path / "summary.html").read_text()
+    assert "AUC per cell type" in html and "data:image/png;base64," in html
+    # Without cell types there is nothing to compare: no figure.
+    write_summary(entries[-2:], tmp_path / "bulk.tsv", tmp_path / "bulk.html")
+    assert "AUC per cell type" not in (tmp_path / "bulk.html").read_text()

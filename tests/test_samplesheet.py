@@ -44,7 +44,8 @@ def test_schema_is_the_asset_and_is_draft_2020_12_nf_schema_dialect() -> None:
     props = schema["items"]["properties"]
     assert props["id"]["meta"] == ["id"] and props["cell_type"]["meta"] == ["cell_type"]
     assert set(schema["items"]["required"]) == {"id", "labels", "modalities"}
-    assert set(props) == {"id", "cell_type", "labels", "modalities", "priors", "params"}
+    assert set(props) == {"id", "cell_type", "labels", "modalities", "priors", "params", "pseudobulk", "donor_key",
+                          "cell_type_key"}
 
 
 def test_assets_dir_follows_DEEPGAMI_ASSETS(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +149,58 @@ def test_schema_patterns_match_what_build_accepts() -> None:
     prior = jsonschema.Draft202012Validator(schema["priors"])
     assert prior.is_valid("snp:eqtl=e.tsv;expr:grn=g.tsv")
     assert all(PRIOR_RE.match(item) for item in "snp:eqtl=e.tsv;expr:grn=g.tsv".split(";"))
+
+
+# -- single-cell rows: pseudobulk, donor_key, cell_type_key ---------------------------------------
+
+SC_HEADER = "id,labels,modalities,pseudobulk,donor_key,cell_type_key"
+
+
+def write_cells(path: Path) -> Path:
+    """A tiny cell-level .h5ad whose cell types need sanitizing ('L2/3 IT')."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    obs = pd.DataFrame({"donor": ["S000", "S001", "S000", "S001"], "subclass": ["L2/3 IT", "Micro", "Micro", None]},
+                       index=[f"c{i}" for i in range(4)])
+    ad.AnnData(X=np.ones((4, 2), dtype=np.int32), obs=obs).write_h5ad(path)
+    return path
+
+
+def test_a_single_cell_row_fans_out_into_one_cohort_per_cell_type(data: Path, tmp_path: Path) -> None:
+    from deepgami.pipeline.samplesheet import fan_out
+
+    write_cells(data / "cells.h5ad")
+    sheet = write_sheet(tmp_path, "brain,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,rna,donor,subclass",
+                        header=SC_HEADER)
+    (row,) = read_samplesheet(sheet)
+    assert (row.pseudobulk, row.donor_key, row.cell_type_key) == ("rna", "donor", "subclass")
+    cohorts = fan_out(row, tmp_path / "pb")
+    assert [c.id for c in cohorts] == ["brain.L2_3_IT", "brain.Micro"]
+    assert [c.cell_type for c in cohorts] == ["L2/3 IT", "Micro"]
+    for cohort, name in zip(cohorts, ["L2_3_IT", "Micro"]):
+        assert cohort.modalities == {"snp": data / "genotype.csv", "rna": tmp_path / "pb" / f"{name}.h5ad"}
+        assert cohort.labels == data / "labels.csv" and cohort.parent == "brain" and cohort.pseudobulk is None
+    # Any other row passes through unchanged.
+    plain = read_samplesheet(write_sheet(tmp_path, GOOD, name="plain.csv"))[0]
+    assert fan_out(plain, tmp_path / "pb") == [plain]
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("b,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,expr,donor,subclass",
+     r"row 1: pseudobulk: 'expr' is not one of the row's modalities \(snp, rna\)"),
+    ("b,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,snp,donor,subclass",
+     r"row 1: pseudobulk: modality 'snp' must be a cell-level .h5ad"),
+    ("b,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,rna,,subclass", r"row 1: .*donor_key"),
+    ("b,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,,donor,subclass",
+     r"row 1: cell_type_key and donor_key need\(s\) a pseudobulk column"),
+])
+def test_bad_single_cell_rows(data: Path, tmp_path: Path, row: str, message: str) -> None:
+    write_cells(data / "cells.h5ad")
+    with pytest.raises(InputError, match=message):
+        read_samplesheet(write_sheet(tmp_path, row, header=SC_HEADER))
+    sheet = write_sheet(tmp_path, "b,micro,data/labels.csv,snp=data/genotype.csv;rna=data/cells.h5ad,rna,donor,subclass",
+                        header="id,cell_type,labels,modalities,pseudobulk,donor_key,cell_type_key", name="ct.csv")
+    with pytest.raises(InputError, match="row 1: cell_type: leave it empty on a pseudobulk row"):
+        read_samplesheet(sheet)

@@ -406,3 +406,24 @@ def test_early_stopping_monitors_the_chosen_validation_loss(monitor, column):
     net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[16], dropout=0.0)
     history, best = train_network(net, _toy_batch(48, 0), _toy_batch(40, 1), setting, "classification", seed=0)
     assert best == int(history.loc[history[column].idxmin(), "epoch"])
+
+
+def test_train_and_evaluate_pick_the_same_setting_on_the_same_rows():
+    """One tuner: `deepgami train` (DeepGAMI.fit) and `deepgami evaluate` (tune_deepgami) choose the
+    same grid setting on the same training rows and seed, by the same rule (lowest log loss)."""
+    from deepgami.evaluation.fits import tune_deepgami
+    from deepgami.model import DeepGAMI, training_rows, tune_setting
+
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=2, n_snps=30, n_genes=8, n_tfs=4)
+    params = model_fixtures.fast_params(grid={"weight_decay": [0.0001, 0.5], "dropout": [0.0, 0.4]},
+                                        max_epochs=4, cv_folds=2)
+    data = read_arrays(mdata)
+    rows = training_rows(data)
+    model = DeepGAMI.fit(data, params, seed=5)
+    setting, table = tune_deepgami(data, rows, params, 5)
+    assert table is not None and table["selected"].sum() == 2  # one setting, two folds
+    assert setting == model.config["setting"]
+    assert int(table.loc[table["selected"], "setting"].iloc[0]) == model.config["cv"]["selected_setting"]
+    means = table.groupby("setting")["all_log_loss"].mean()
+    assert model.config["cv"]["selected_setting"] == int(means.idxmin())
+    assert tune_setting(data, rows, params, 5)[0] == setting

@@ -1,38 +1,21 @@
 /*
- * DEEPGAMI: per samplesheet row (a cohort, or a cohort x cell type), in parallel across rows:
- *   BUILD_COHORT -> TRAIN -> PREDICT (all modalities, and each modality alone) -> PRIORITIZE, EVALUATE
- * and one SUMMARY across rows. The same stages as the embedded runner `deepgami run`.
- */
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    DEEPGAMI
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+    Per samplesheet row (a cohort, or a cohort x cell type), in parallel across rows:
+      [PSEUDOBULK: a single-cell row -> one cohort per cell type, id <id>.<cell type>]
+      BUILD_COHORT -> TRAIN -> PREDICT (all modalities, and each modality alone) -> PRIORITIZE, EVALUATE
+    and one SUMMARY across rows. The same stages as the embedded runner `deepgami run`.
+----------------------------------------------------------------------------------------
+*/
 
+include { PSEUDOBULK   } from '../modules/local/pseudobulk/main'
 include { BUILD_COHORT } from '../modules/local/build_cohort/main'
 include { TRAIN        } from '../modules/local/train/main'
 include { PREDICT      } from '../modules/local/predict/main'
 include { PRIORITIZE   } from '../modules/local/prioritize/main'
 include { EVALUATE     } from '../modules/local/evaluate/main'
 include { SUMMARY      } from '../modules/local/summary/main'
-
-/*
- * A samplesheet path: absolute and remote (scheme://) paths are taken as they are; relative paths
- * are resolved against the directory of the samplesheet (the rule `deepgami run` follows too).
- */
-def resolveSheetPath(String value, sheet_dir, String row_id, String column) {
-    def is_remote = value ==~ /^[A-Za-z][A-Za-z0-9+.-]*:\/\/.*/
-    def resolved = (is_remote || value.startsWith('/')) ? file(value) : sheet_dir.resolve(value)
-    if (!resolved.exists()) {
-        error("Samplesheet row '${row_id}', column ${column}: file not found: ${resolved}")
-    }
-    return resolved
-}
-
-/*
- * 'a=x;b=y' -> [['a', 'x'], ['b', 'y']] (the schema has already checked the form).
- */
-def splitPairs(String value) {
-    return value.tokenize(';').collect { item ->
-        def at = item.indexOf('=')
-        [item.substring(0, at), item.substring(at + 1)]
-    }
-}
 
 /*
  * 'all' (every modality) and, when a cohort has several, each modality alone.
@@ -42,45 +25,62 @@ def predictionSets(meta) {
     return ['all'] + (names.size() > 1 ? names : [])
 }
 
+/*
+ * One cohort of a single-cell row per pseudobulk file: `<cell type>.h5ad` replaces the row's
+ * cell-level modality file, the id becomes `<id>.<cell type>` and meta.cell_type the cell type.
+ */
+def cellTypeRows(row, h5ads) {
+    def (meta, labels, mod_files, prior_files, params_yaml) = row
+    def at = meta.modality_names.tokenize(',').indexOf(meta.pseudobulk)
+    def files = (h5ads instanceof List ? h5ads : [h5ads]).collect { f -> f }
+    return files.sort { f -> f.name }.collect { h5ad ->
+        def cell_type = h5ad.baseName
+        def files_for_type = mod_files.collect { f -> f }
+        files_for_type[at] = h5ad
+        [ meta + [ id: "${meta.id}.${cell_type}".toString(), cell_type: cell_type ], labels, files_for_type, prior_files, params_yaml ]
+    }
+}
+
 workflow DEEPGAMI {
 
     take:
-    ch_samplesheet // channel: [ meta, labels, modalities, priors, params_yaml ] from nf-schema samplesheetToList
-    sheet_dir      // path: the samplesheet's directory
+    ch_samplesheet // channel: [ meta, labels, [ modality files ], [ prior files ], params_yaml or [] ]
 
     main:
-    ch_versions = Channel.empty()
+    ch_versions = channel.empty()
 
     //
-    // One row -> [ meta, labels, [modality files], [prior files], params_yaml or [] ]
+    // Single-cell rows (a `pseudobulk` modality) and bulk rows
     //
-    ch_rows = ch_samplesheet.map { meta, labels, modalities, priors, params_yaml ->
-        def mods = splitPairs(modalities)
-        def prior_pairs = priors ? splitPairs(priors) : []
-        if (mods.any { it[0] == 'all' }) {
-            error("Samplesheet row '${meta.id}': 'all' is reserved for predictions from every modality; rename that modality")
-        }
-        def row_meta = meta + [
-            cell_type     : meta.cell_type ?: '',
-            modality_names: mods.collect { it[0] }.join(','),
-            prior_specs   : prior_pairs.collect { it[0] }.join(',')
-        ]
-        [
-            row_meta,
-            resolveSheetPath(labels, sheet_dir, meta.id, 'labels'),
-            mods.collect { resolveSheetPath(it[1], sheet_dir, meta.id, "modalities (${it[0]})") },
-            prior_pairs.collect { resolveSheetPath(it[1], sheet_dir, meta.id, "priors (${it[0]})") },
-            params_yaml ? resolveSheetPath(params_yaml, sheet_dir, meta.id, 'params') : []
-        ]
+    ch_branched = ch_samplesheet.branch { row ->
+        single_cell: row[0].pseudobulk
+        bulk: true
     }
 
-    ch_params_yaml = ch_rows.map { meta, labels, mods, prior_files, params_yaml -> [ meta, params_yaml ] }
+    //
+    // MODULE: cell-level .h5ad -> one pseudobulk .h5ad per cell type, spread into one cohort each
+    //
+    PSEUDOBULK (
+        ch_branched.single_cell.map { meta, labels, mod_files, prior_files, params_yaml ->
+            [ meta, mod_files[meta.modality_names.tokenize(',').indexOf(meta.pseudobulk)] ]
+        }
+    )
+    ch_versions = ch_versions.mix(PSEUDOBULK.out.versions.first())
+
+    ch_cell_types = ch_branched.single_cell
+        .map { row -> [ row[0].id, row ] }
+        .join(PSEUDOBULK.out.h5ad.map { meta, h5ads -> [ meta.id, h5ads ] })
+        .flatMap { id, row, h5ads -> cellTypeRows(row, h5ads) }
+
+    ch_rows = ch_branched.bulk.mix(ch_cell_types)
+
+    ch_params_yaml = ch_rows.map { meta, labels, mod_files, prior_files, params_yaml -> [ meta, params_yaml ] }
 
     //
-    // MODULE: build one cohort .h5mu per row
+    // MODULE: build one cohort .h5mu per row (per cell type for single-cell rows)
     //
     BUILD_COHORT (
-        ch_rows.map { meta, labels, mods, prior_files, params_yaml -> [ meta, labels, mods, prior_files ] }
+        ch_rows.map { meta, labels, mod_files, prior_files, params_yaml -> [ meta, labels, mod_files, prior_files ] }
     )
     ch_versions = ch_versions.mix(BUILD_COHORT.out.versions.first())
 
@@ -140,10 +140,10 @@ workflow DEEPGAMI {
         .map { rows ->
             def summary_meta = [
                 id        : 'summary',
-                cohorts   : rows.collect { it[0] }.join(','),
-                cell_types: rows.collect { it[1] }.join(',')
+                cohorts   : rows.collect { row -> row[0] }.join(','),
+                cell_types: rows.collect { row -> row[1] }.join(',')
             ]
-            [ summary_meta, rows.collect { it[3] } ]
+            [ summary_meta, rows.collect { row -> row[3] } ]
         }
     SUMMARY (
         ch_summary_input

@@ -10,8 +10,10 @@ from typing import Sequence
 from deepgami import __version__
 from deepgami.errors import InputError
 
-# Order shown in --help; each name is a module deepgami.commands.<name> with register(subparsers).
-COMMANDS = ("simulate", "build", "train", "predict", "prioritize", "evaluate", "run")
+# Order shown in --help; each name is a module deepgami.commands.<name> with register(subparsers)
+# (the subcommand may spell it with '-': simulate_cells registers `simulate-cells`).
+COMMANDS = ("simulate", "simulate_cells", "build", "pseudobulk", "train", "predict", "prioritize", "evaluate",
+            "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@ process BUILD_COHORT {
     tag "${meta.id}"
     label 'process_low'
 
+    conda "${moduleDir}/environment.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'docker://ghcr.io/deepgami/deepgami:0.1.0' :
         'ghcr.io/deepgami/deepgami:0.1.0' }"

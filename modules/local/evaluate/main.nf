@@ -1,7 +1,9 @@
 process EVALUATE {
     tag "${meta.id}"
     label 'process_high'
+    label 'process_gpu'
 
+    conda "${moduleDir}/environment.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'docker://ghcr.io/deepgami/deepgami:0.1.0' :
         'ghcr.io/deepgami/deepgami:0.1.0' }"
@@ -25,14 +27,16 @@ process EVALUATE {
     def params_arg = params_yaml ? "--params ${params_yaml}" : ''
     def model_arg = model ? "--model-dir ${model}" : ''
     def prioritize_arg = prioritize ? "--prioritize-dir ${prioritize}" : ''
+    def device = task.ext.use_gpu ? 'cuda' : 'cpu'
     """
     export OMP_NUM_THREADS=${task.cpus}
-    deepgami evaluate \\
+    deepgami_evaluate.py \\
         ${cohort} \\
         --out evaluate \\
         ${params_arg} \\
         ${model_arg} \\
         ${prioritize_arg} \\
+        --device ${device} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml

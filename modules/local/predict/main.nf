@@ -2,6 +2,7 @@ process PREDICT {
     tag "${meta.id}"
     label 'process_low'
 
+    conda "${moduleDir}/environment.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'docker://ghcr.io/deepgami/deepgami:0.1.0' :
         'ghcr.io/deepgami/deepgami:0.1.0' }"
@@ -21,14 +22,16 @@ process PREDICT {
     script:
     def args = task.ext.args ?: ''
     def modality_arg = prediction_set == 'all' ? '' : "--modalities ${prediction_set}"
+    def device = task.ext.use_gpu ? 'cuda' : 'cpu'
     """
     export OMP_NUM_THREADS=${task.cpus}
     mkdir -p predictions
-    deepgami predict \\
+    deepgami_predict.py \\
         ${model} \\
         ${cohort} \\
         --out predictions/${prediction_set}.tsv \\
         ${modality_arg} \\
+        --device ${device} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml

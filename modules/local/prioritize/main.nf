@@ -1,7 +1,9 @@
 process PRIORITIZE {
     tag "${meta.id}"
     label 'process_medium'
+    label 'process_gpu'
 
+    conda "${moduleDir}/environment.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'docker://ghcr.io/deepgami/deepgami:0.1.0' :
         'ghcr.io/deepgami/deepgami:0.1.0' }"
@@ -19,12 +21,14 @@ process PRIORITIZE {
 
     script:
     def args = task.ext.args ?: ''
+    def device = task.ext.use_gpu ? 'cuda' : 'cpu'
     """
     export OMP_NUM_THREADS=${task.cpus}
-    deepgami prioritize \\
+    deepgami_prioritize.py \\
         ${model} \\
         ${cohort} \\
         --out prioritize \\
+        --device ${device} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml

@@ -3,6 +3,7 @@ process TRAIN {
     label 'process_medium'
     label 'process_gpu'
 
+    conda "${moduleDir}/environment.yml"
     container "${ workflow.containerEngine in ['singularity', 'apptainer'] && !task.ext.singularity_pull_docker_container ?
         'docker://ghcr.io/deepgami/deepgami:0.1.0' :
         'ghcr.io/deepgami/deepgami:0.1.0' }"
@@ -20,12 +21,14 @@ process TRAIN {
     script:
     def args = task.ext.args ?: ''
     def params_arg = params_yaml ? "--params ${params_yaml}" : ''
+    def device = task.ext.use_gpu ? 'cuda' : 'cpu'
     """
     export OMP_NUM_THREADS=${task.cpus}
-    deepgami train \\
+    deepgami_train.py \\
         ${cohort} \\
         --out model \\
         ${params_arg} \\
+        --device ${device} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml
@@ -39,7 +42,7 @@ process TRAIN {
     stub:
     """
     mkdir -p model
-    touch model/model.pt model/config.json
+    touch model/model.safetensors model/config.json
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

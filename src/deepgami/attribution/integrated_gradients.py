@@ -552,17 +552,13 @@ def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
     modality; also returns counts of what was left out."""
     from deepgami.data import cohort
     from deepgami.errors import InputError
+    from deepgami.utils import split_mask
 
     inputs = model.prepare_inputs(mdata)
     n_all = len(inputs.obs_names)
     keep = np.ones(n_all, dtype=bool)
     if split:
-        if cohort.SPLIT not in mdata.obs:
-            raise InputError(source, f"--split {split} given but the cohort has no '{cohort.SPLIT}' column")
-        keep &= mdata.obs[cohort.SPLIT].astype(str).to_numpy() == split
-        if not keep.any():
-            values = sorted(set(mdata.obs[cohort.SPLIT].astype(str)))
-            raise InputError(source, f"no sample has split '{split}' (splits: {', '.join(values)})")
+        keep &= split_mask(mdata, split, source, cohort.SPLIT)
     in_split = int(keep.sum())
     complete = inputs.present.numpy().all(axis=1)
     keep &= complete

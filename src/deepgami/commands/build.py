@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label-column", default="label", help="phenotype column of the label table (default: label)")
     p.add_argument("--split-column", default="split",
                    help="optional train/test/independent column of the label table (default: split; ignored if absent)")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
+                       help="when the labels have no split column: the share of samples put in a seeded, "
+                       "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split'])")
+    split.add_argument("--no-split", action="store_true",
+                       help="when the labels have no split column: every sample is 'train' (no test split)")
+    p.add_argument("--split-seed", type=int, default=0, metavar="N", help="seed of the generated split (default: 0)")
     p.add_argument("--prior", action="append", default=[], metavar="MODALITY:NAME=PATH",
                    help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv")
     p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
@@ -84,10 +91,19 @@ def run(args: argparse.Namespace) -> int:
         paths[name] = path
 
     mdata, report = build_cohort(matrices, labels, priors, prefix=args.prefix, paths=paths,
-                                 labels_path=labels_path, read_reports=reports)
+                                 labels_path=labels_path, read_reports=reports,
+                                 test_fraction=0.0 if args.no_split else args.test_fraction,
+                                 split_seed=args.split_seed)
     write_cohort(mdata, out)
     if not args.quiet:
         print(f"wrote {out}")
+        split = mdata.uns["deepgami"]["split"]
+        counts = mdata.obs["split"].value_counts()
+        if split["source"] == "generated":
+            print(f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
+                  f"(stratified, seed {split['seed']})")
+        elif split["source"] == "none":
+            print("  split: none (--no-split): every sample is train")
         for line in report.lines():
             print(f"  {line}")
     return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from deepgami.commands import add_device_argument
 from deepgami.errors import InputError, atomic_path
 
 FLOAT_FORMAT = "%.6f"  # fixed, so the same model and cohort give byte-identical files
@@ -16,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict",
         help="predict phenotypes from all or some modalities (missing latent blocks imputed)",
         description="Predict each sample's phenotype with a trained model. Input features are matched by name "
-        "(any column order; extra features are ignored; a missing one is an error). With --modalities, only "
+        "(any column order; extra features are ignored). A cohort that lacks some of a modality's features but still "
+        "has at least --min-coverage of them gets the missing ones at their training mean (counted on stderr and in "
+        "the metrics JSON); below that, prediction is refused. With --modalities, only "
         "those modalities are used and the others' latent blocks are imputed from them. Writes one row per "
         "sample (sample, label when known, predicted, prob_<class>..., modalities) and, when labels are "
         "known, <out stem>.metrics.json.",
@@ -28,6 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", metavar="NAME", help="predict only samples whose split column equals NAME (e.g. test)")
     p.add_argument("--fill", choices=("impute", "mean"), default="impute",
                    help="missing latent blocks: imputed from the given modalities (default) or the training mean")
+    p.add_argument("--min-coverage", type=float, default=0.9, metavar="F",
+                   help="share of each modality's model features the cohort must have; the missing ones are "
+                   "filled with their training mean (default 0.9; 1 = every feature required)")
+    add_device_argument(p, "prediction")
     p.set_defaults(func=run)
 
 
@@ -39,33 +47,37 @@ def metrics_path(out: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from deepgami.data.cohort import SPLIT, read_cohort
     from deepgami.model import DeepGAMI
+    from deepgami.utils import split_mask
+
+    from deepgami.utils import resolve_device
 
     out = Path(args.out)
+    if not 0 < args.min_coverage <= 1:
+        raise InputError(None, f"--min-coverage must be in (0, 1], got {args.min_coverage}")
+    device = resolve_device(args.device)
     model = DeepGAMI.load(args.model)
     mdata = read_cohort(args.cohort)
     modalities = None
     if args.modalities is not None:
         modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]
     if args.split is not None:
-        if SPLIT not in mdata.obs:
-            raise InputError(args.cohort, f"--split {args.split}: the cohort has no '{SPLIT}' column")
-        keep = (mdata.obs[SPLIT].astype(str) == args.split).to_numpy()
-        if not keep.any():
-            values = sorted(set(mdata.obs[SPLIT].astype(str)))
-            raise InputError(args.cohort, f"no sample has split '{args.split}' (splits: {', '.join(values)})")
-        mdata = mdata[keep].copy()
+        mdata = mdata[split_mask(mdata, args.split, args.cohort, SPLIT)].copy()
     try:
-        table = model.predict(mdata, modalities, fill=args.fill)
+        table = model.predict(mdata, modalities, fill=args.fill, device=device, min_coverage=args.min_coverage)
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
         raise
+    filled = table.attrs.get("filled_features", {})
+    for m, n in filled.items():
+        print(f"{args.cohort}: filled {n} of the model's {len(model.features(m))} '{m}' features with their "
+              "training mean", file=sys.stderr)
     metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
     with atomic_path(out) as tmp:
         table.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA")
         if metrics is not None:
             metrics = {"modalities": modalities or [m for m in model.modalities if m in mdata.mod],
-                       "fill": args.fill, **metrics}
+                       "fill": args.fill, "filled_features": filled, **metrics}
             with atomic_path(metrics_path(out)) as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deepgami.commands import add_device_argument
 from deepgami.errors import InputError, atomic_path
 
 DESCRIPTION = """\
@@ -62,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-links", type=int, default=30, metavar="N",
                    help="links drawn in each links_<class>.png (default 30)")
     p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
+    add_device_argument(p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)")
     p.add_argument("--gmt", metavar="FILE",
                    help="gene sets (GMT) for an over-representation test of the top-decile link genes "
                    "(hypergeometric, BH FDR; background: all latent genes)")
@@ -85,8 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from deepgami.data.cohort import read_cohort
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
     from deepgami.model import DeepGAMI
+    from deepgami.train import device_scope
+    from deepgami.utils import resolve_device
 
     out = Path(args.out)
+    device = resolve_device(args.device)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")
     if args.n_steps < 1:
@@ -101,9 +106,10 @@ def run(args: argparse.Namespace) -> int:
                                    "this model has no prior")
     mdata = read_cohort(args.cohort)
     try:
-        result = prioritize(model, mdata, split=args.split or None, classes=_classes(args.classes),
-                            baseline=args.baseline, target=args.target, n_steps=args.n_steps, method=args.method,
-                            source=args.cohort, networks=args.networks)
+        with device_scope(device):
+            result = prioritize(model, mdata, split=args.split or None, classes=_classes(args.classes),
+                                baseline=args.baseline, target=args.target, n_steps=args.n_steps,
+                                method=args.method, source=args.cohort, networks=args.networks)
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None

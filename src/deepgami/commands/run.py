@@ -22,10 +22,19 @@ whose outputs are complete and unchanged (ledger: <outdir>/.deepgami_run.json).
 
 
 def _run(args: argparse.Namespace) -> int:
+    import sys
+
+    from deepgami.pipeline import profiles
     from deepgami.pipeline.runner import STAGES, RunSettings, run_pipeline
 
     skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
-    stage_args: dict[str, list[str]] = {}
+    profile = None if args.profile == "none" else args.profile
+    if args.profile is None and profiles.is_bundled_test_samplesheet(args.samplesheet):
+        profile = "test"
+        print("deepgami run: the bundled test samplesheet: using the test profile's reduced settings "
+              "(--profile none for the full ones)", file=sys.stderr)
+    # The profile's arguments first: the user's --stage-args come after them and win.
+    stage_args: dict[str, list[str]] = profiles.stage_args(profile)
     for item in args.stage_args:
         stage, sep, value = item.partition("=")
         if not sep or stage not in STAGES:
@@ -67,5 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage-args", action="append", default=[], metavar="STAGE=ARGS",
                    help="extra arguments for one stage's command, like Nextflow's ext.args, e.g. "
                    "--stage-args 'evaluate=--fast --protocols holdout' (repeatable)")
+    p.add_argument("--profile", choices=("test", "demo", "none"),
+                   help="reduced settings (deepgami.pipeline.profiles): test = the Nextflow test profile's "
+                   "(default for the bundled assets/samplesheet_test.csv), demo = make demo's; none = full settings")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_run)

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from deepgami.commands import add_device_argument
 from deepgami.errors import InputError
 
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "split column): a k-fold cross-validated grid search over the hyperparameters in the params file, "
         "then a refit of the best setting on all training samples, joined by `bagging` networks fitted on "
         "random 80% subsets of them (predictions average all; bagging: 0 in the params file for the refit "
-        "alone). Writes model.pt (state_dict), "
+        "alone). Writes model.safetensors (weights), "
         "config.json, cv_results.tsv, cv_summary.tsv, training_history.tsv and imputation.json.",
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cv-folds", type=int, metavar="K", help="override cv_folds (0 or 1: no grid search)")
     p.add_argument("--max-epochs", type=int, metavar="N", help="override max_epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    add_device_argument(p, "training")
     p.set_defaults(func=run)
 
 
@@ -45,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         overrides["cv_folds"] = args.cv_folds
     if args.max_epochs is not None:
         overrides["max_epochs"] = args.max_epochs
+    from deepgami.utils import resolve_device
+
+    device = resolve_device(args.device)
     params = load_params(args.params, overrides)
     mdata = read_cohort(args.cohort)
     start = time.perf_counter()
     try:
-        model = DeepGAMI.fit(mdata, params, seed=args.seed, progress=not args.quiet and sys.stderr.isatty())
+        model = DeepGAMI.fit(mdata, params, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
+                             device=device)
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None

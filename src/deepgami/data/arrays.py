@@ -1,9 +1,11 @@
-"""A cohort as arrays (`CohortArrays`): what every fit, the baselines and evaluation read from a
-MuData, once, without torch. `usable_rows` is the one rule for which rows a fit trains on."""
+"""A cohort as arrays (`CohortArrays`): what every fit, prediction, the baselines and evaluation read
+from a MuData, once, without torch. `read_arrays` reads a cohort for training (priors and latent
+nodes included); `read_modalities` reads only the matrices of given modalities, for prediction.
+`usable_rows` is the one rule for which rows a fit trains on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import mudata as md
@@ -20,11 +22,14 @@ PriorOverride = Mapping[str, tuple[np.ndarray, np.ndarray] | tuple[str, np.ndarr
 @dataclass
 class CohortArrays:
     """A cohort as arrays: raw matrices per modality (aligned to `obs_names`), presence, labels,
-    latent nodes and each modality's prior edges (src into its features, dst into latent nodes)."""
+    latent nodes and each modality's prior edges (src into its features, dst into latent nodes).
+
+    A modality the cohort lacks (only from `read_modalities`) has `X` None, no variables and no presence.
+    """
 
     obs_names: pd.Index
     modalities: list[str]
-    X: list[np.ndarray]
+    X: list[np.ndarray | None]
     var_names: list[pd.Index]
     present: np.ndarray
     labels: np.ndarray | None
@@ -36,6 +41,7 @@ class CohortArrays:
     edges: list[tuple[np.ndarray, np.ndarray] | None]
 
     def has_label(self) -> np.ndarray:
+        """Boolean per row: whether the sample has a label."""
         if self.labels is None:
             return np.zeros(len(self.obs_names), dtype=bool)
         return ~pd.isna(self.labels)
@@ -84,6 +90,27 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
         edges.append((src, dst))
     if latent is not None and len(latent) == 0:
         raise InputError(None, "the priors share no target gene, so there are no latent nodes")
+    return replace(read_modalities(mdata, mods), latent_nodes=latent, priors=priors, edges=edges)
+
+
+def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortArrays:
+    """The matrices (as stored, not copied), presence, labels and split of modalities `names`
+    (default: every modality of the cohort), without priors. A name the cohort lacks gets no matrix.
+
+    Parameters
+    ----------
+    mdata
+        A cohort as built by `deepgami build`.
+    names
+        Modalities to read, in the order wanted (a model's modalities).
+
+    Returns
+    -------
+    CohortArrays
+        With `latent_nodes` None and no prior edges.
+    """
+    names = cohort.modalities(mdata) if names is None else list(names)
+    n = mdata.n_obs
     obs = mdata.obs
     labels, task, classes = None, "classification", []
     if cohort.LABEL in obs:
@@ -94,20 +121,22 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
         else:
             labels = np.array([None if pd.isna(v) else str(v) for v in raw], dtype=object)
     split = obs[cohort.SPLIT].astype(str).to_numpy() if cohort.SPLIT in obs else None
+    have = [m in mdata.mod for m in names]
     return CohortArrays(
         obs_names=pd.Index(mdata.obs_names.astype(str)),
-        modalities=mods,
+        modalities=names,
         # As stored: int8 dosages stay int8 (4x smaller); minibatches become float32 on the fly.
-        X=[cohort.modality_matrix(mdata, m, dtype=None) for m in mods],
-        var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) for m in mods],
-        present=np.column_stack([cohort.present(mdata, m) for m in mods]),
+        X=[cohort.modality_matrix(mdata, m, dtype=None) if h else None for m, h in zip(names, have)],
+        var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) if h else pd.Index([]) for m, h in zip(names, have)],
+        present=(np.column_stack([cohort.present(mdata, m) if h else np.zeros(n, dtype=bool)
+                                  for m, h in zip(names, have)]) if names else np.zeros((n, 0), dtype=bool)),
         labels=labels,
         task=task,
         classes=classes,
         split=split,
-        latent_nodes=latent,
-        priors=priors,
-        edges=edges,
+        latent_nodes=None,
+        priors=[None] * len(names),
+        edges=[None] * len(names),
     )
 
 

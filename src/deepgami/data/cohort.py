@@ -98,12 +98,20 @@ def build_cohort(
     paths: dict[str, Path] | None = None,
     labels_path: Path | None = None,
     read_reports: dict[str, dict] | None = None,
+    test_fraction: float | None = None,
+    split_seed: int = 0,
 ) -> tuple[md.MuData, BuildReport]:
     """Assemble a validated cohort MuData from per-modality AnnData, labels and prior edge lists.
 
     `labels` is indexed by sample with a `label` column (and optional `split`). `paths` names the
     source file of each modality, used in error messages. With `prefix`, feature names become
     `<modality>:<feature>` so that colliding names across modalities stay distinct.
+
+    When the labels have no split, `test_fraction` decides ``mdata.obs['split']``: ``None`` leaves
+    the cohort without one, ``0`` makes every sample ``train``, and a fraction in (0, 1) draws a
+    stratified (by class; by nothing for a numeric phenotype) train/test split with `split_seed`.
+    ``mdata.uns['deepgami']['split']`` records where the split came from (``source``: ``labels``,
+    ``generated`` with ``test_fraction`` and ``seed``, or ``none`` for all-train).
     """
     priors = priors or []
     paths = paths or {}
@@ -143,6 +151,12 @@ def build_cohort(
     obs_labels = labels.loc[mdata.obs_names]
     _set_phenotype(mdata, obs_labels, labels_path, report)
     report.samples = mdata.n_obs
+    if SPLIT in mdata.obs:
+        mdata.uns["deepgami"] = {"split": {"source": "labels"}}
+    elif test_fraction is not None:
+        mdata.obs[SPLIT] = generate_split(mdata.obs[LABEL], test_fraction, split_seed, labels_path)
+        mdata.uns["deepgami"] = {"split": {"source": "generated" if test_fraction > 0 else "none",
+                                           "test_fraction": float(test_fraction), "seed": int(split_seed)}}
 
     mdata.uns["priors"] = {}
     for prior in priors:
@@ -150,6 +164,48 @@ def build_cohort(
     mdata.uns["build"] = report.to_uns()
     mdata.uns["modality_order"] = list(mdata.mod)
     return mdata, report
+
+
+def generate_split(labels: pd.Series, test_fraction: float, seed: int = 0, source: Any = None) -> np.ndarray:
+    """A seeded train/test split of `labels`, stratified by class for a categorical phenotype.
+
+    Parameters
+    ----------
+    labels
+        One label per sample (categorical classes, or floats for a numeric phenotype).
+    test_fraction
+        Share of samples in ``test``: 0 (every sample ``train``) or a number in (0, 1).
+    seed
+        Random seed; the same seed and labels give the same split.
+    source
+        The labels file, named in errors.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``"train"`` / ``"test"`` per sample, in the order of `labels`.
+
+    Raises
+    ------
+    InputError
+        When `test_fraction` is out of range, or a class has too few samples to be in both parts.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0 <= test_fraction < 1:
+        raise InputError(source, f"--test-fraction must be in [0, 1) (got {test_fraction})")
+    split = np.full(len(labels), "train", dtype=object)
+    if test_fraction == 0:
+        return split
+    stratify = None if pd.api.types.is_float_dtype(labels) else labels.astype(str).to_numpy()
+    try:
+        _, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=seed,
+                                   stratify=stratify)
+    except ValueError as err:  # a class with one sample, or fewer test samples than classes
+        raise InputError(source, f"cannot draw a stratified {test_fraction:g} test split ({err}); give the labels "
+                         "a split column, or build with --no-split") from None
+    split[test] = "test"
+    return split
 
 
 def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str, Path]) -> None:
@@ -253,7 +309,23 @@ def write_cohort(mdata: md.MuData, path: str | Path) -> None:
 
 
 def read_cohort(path: str | Path) -> md.MuData:
-    """Open a cohort written by `deepgami build`, with a clear error for anything else."""
+    """Open a cohort written by `deepgami build`, with a clear error for anything else.
+
+    Parameters
+    ----------
+    path
+        A ``.h5mu`` file.
+
+    Returns
+    -------
+    MuData
+        The cohort.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, unreadable or not a cohort (no label column).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")

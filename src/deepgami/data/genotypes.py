@@ -57,7 +57,7 @@ import gzip
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from deepgami.errors import InputError
+from deepgami.utils import examples as _examples
 
 GENOTYPE_SUFFIXES: tuple[str, ...] = (".bed", ".pgen", ".vcf", ".vcf.gz", ".bcf")
 MISSING_POLICIES: tuple[str, ...] = ("error", "mean", "drop-feature")
@@ -127,10 +128,6 @@ def read_genotypes(
 # --- shared pieces -------------------------------------------------------------------------
 
 
-def _examples(values: Iterable, n: int = 3) -> str:
-    values = [str(v) for v in values]
-    more = f" (+{len(values) - n} more)" if len(values) > n else ""
-    return ", ".join(values[:n]) + more
 
 
 def _check_unique_samples(path: Path, ids: pd.Index, hint: str) -> None:

@@ -19,6 +19,7 @@ import pyarrow.csv as pa_csv
 
 from deepgami.data import genotypes
 from deepgami.errors import InputError
+from deepgami.utils import examples as _examples
 
 TABLE_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": "\t"}
 MATRIX_SUFFIXES = (*TABLE_SUFFIXES, ".parquet", ".pq", ".h5ad")
@@ -42,10 +43,6 @@ def _check_file(path: Path) -> None:
         raise InputError(path, "file is empty")
 
 
-def _examples(values, n: int = 3) -> str:
-    values = [str(v) for v in values]
-    more = f" (+{len(values) - n} more)" if len(values) > n else ""
-    return ", ".join(values[:n]) + more
 
 
 def _read_table(path: Path, what: str) -> pd.DataFrame:

@@ -1,13 +1,16 @@
-"""Datasets that come with the package: the ROSMAP training split (real data) and simulated cohorts."""
+"""Datasets that come with the package: the ROSMAP training split (real data, bundled) and
+simulated cohorts (generated, with the truth they were drawn from). Both return a cohort MuData,
+no files needed."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import mudata as md
 
-__all__ = ["rosmap", "rosmap_dir"]
+__all__ = ["rosmap", "rosmap_dir", "simulated"]
 
 
 def rosmap_dir() -> Path:
@@ -42,3 +45,71 @@ def rosmap(modalities: tuple[str, ...] = ("mrna", "meth")) -> md.MuData:
     labels = read_labels(folder / "labels.csv", "sample", "label", "split")
     mdata, _ = build_cohort(matrices, labels, [], labels_path=folder / "labels.csv")
     return mdata
+
+
+def simulated(
+    n_samples: int = 200,
+    seed: int = 0,
+    *,
+    n_snps: int = 200,
+    n_tfs: int = 10,
+    n_genes: int = 40,
+    classes: int = 2,
+    missing_expr: float = 0.0,
+    priors: bool = True,
+    return_truth: bool = False,
+    **settings: Any,
+) -> md.MuData | tuple[md.MuData, dict]:
+    """A simulated cohort: genotype dosages (``snp``) drive gene expression (``expr``) through an eQTL
+    and a GRN prior, and a few genes drive the phenotype (`deepgami simulate` as a MuData).
+
+    Parameters
+    ----------
+    n_samples, seed, n_snps, n_tfs, n_genes, classes
+        Size and randomness of the simulation (`deepgami.data.simulate.SimulationSettings`).
+    missing_expr
+        Share of samples (chosen by `seed`) without expression, to exercise imputation.
+    priors
+        Attach the eQTL (snp -> gene) and GRN (TF -> gene) priors.
+    return_truth
+        Also return what the simulation drew (causal genes, links and effects), as `deepgami simulate`
+        writes it to truth.json.
+    **settings
+        Further `SimulationSettings` fields (``effect_size``, ``shared_signal``, ``n_causal_genes``, ...).
+
+    Returns
+    -------
+    MuData or (MuData, dict)
+        Label and split (train/test) in ``mdata.obs``; with `return_truth`, also the truth.
+
+    Examples
+    --------
+    >>> import deepgami as dg
+    >>> mdata = dg.datasets.simulated(n_samples=60, seed=1)
+    >>> list(mdata.mod)
+    ['snp', 'expr']
+    """
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    from deepgami.data.cohort import PriorInput, build_cohort
+    from deepgami.data.simulate import simulate_cohort
+
+    sim = simulate_cohort(seed=seed, n_samples=n_samples, n_snps=n_snps, n_tfs=n_tfs, n_genes=n_genes,
+                          classes=classes, **settings)
+
+    def block(frame: pd.DataFrame) -> ad.AnnData:
+        return ad.AnnData(frame.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=frame.index.astype(str)),
+                          var=pd.DataFrame(index=frame.columns.astype(str)))
+
+    snp, expr = block(sim.genotype), block(sim.expression)
+    if missing_expr > 0:
+        keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
+        expr = expr[keep].copy()
+    labels = pd.DataFrame({"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
+                          index=pd.Index(sim.labels["sample"].astype(str), name="sample"))
+    prior_inputs = ([PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
+                     PriorInput("expr", "grn", sim.grn[["source", "target"]])] if priors else [])
+    mdata, _ = build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
+    return (mdata, sim.truth) if return_truth else mdata

@@ -1,12 +1,7 @@
-"""Evaluation: protocols (held-out, CV, repeated splits, independent cohort), ablations, baselines, significance."""
+"""Evaluation: protocols (held-out, CV, repeated splits, independent cohort), ablations, baselines,
+paired comparisons and significance, run in parallel worker processes."""
 
-from deepgami.evaluation.protocols import (
-    DEEPGAMI_METHODS,
-    MEANFILL,
-    METHOD_LABELS,
-    EvalConfig,
-    EvaluationResult,
-    evaluate,
-)
+from deepgami.evaluation.config import DEEPGAMI_METHODS, MEANFILL, PRIOR_METHODS, EvalConfig
+from deepgami.evaluation.protocols import EvaluationResult, evaluate
 
-__all__ = ["DEEPGAMI_METHODS", "MEANFILL", "METHOD_LABELS", "EvalConfig", "EvaluationResult", "evaluate"]
+__all__ = ["DEEPGAMI_METHODS", "MEANFILL", "PRIOR_METHODS", "EvalConfig", "EvaluationResult", "evaluate"]

@@ -4,9 +4,12 @@ Per samplesheet row (a cohort), in order::
 
     build -> train -> predict (all modalities, then each modality alone) -> prioritize -> evaluate
 
-and, across rows, a summary table. Cohorts run in parallel in a bounded process pool; each stage is
-a `deepgami <stage>` subprocess, whose outputs appear atomically, so a runner killed at any moment
-leaves complete outputs or none. The output layout is the one the Nextflow pipeline publishes::
+and, across rows, a summary table. A single-cell row (``pseudobulk`` column) first runs
+``deepgami pseudobulk`` into ``<outdir>/<id>/pseudobulk/`` and fans out into one cohort per cell
+type, ``<id>.<cell type>``, whose stages start when that pseudobulk has finished. Cohorts run in
+parallel in a bounded process pool; each stage is a `deepgami <stage>` subprocess, whose outputs
+appear atomically, so a runner killed at any moment leaves complete outputs or none. The output
+layout is the one the Nextflow pipeline publishes::
 
     <outdir>/<id>/cohort.h5mu
     <outdir>/<id>/model/
@@ -47,13 +50,15 @@ __all__ = [
     "RunSettings",
     "StageTask",
     "plan_cohort",
+    "plan_pseudobulk",
+    "expand_rows",
     "prediction_sets",
     "run_pipeline",
     "SummaryEntry",
     "write_summary",
 ]
 
-STAGES = ("build", "train", "predict", "prioritize", "evaluate")
+STAGES = ("pseudobulk", "build", "train", "predict", "prioritize", "evaluate")  # pseudobulk: single-cell rows only
 LEDGER_NAME = ".deepgami_run.json"
 LOCK_NAME = ".deepgami_run.lock"
 LEDGER_VERSION = 1
@@ -156,8 +161,41 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
             evaluate_argv += [flag, str(folder)]
             evaluate_inputs[stage] = folder
     evaluate_argv += ["--seed", str(settings.seed)]
+    if settings.max_workers > 1:  # evaluate's workers share the cores with the other cohorts' stages
+        evaluate_argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // settings.max_workers))]
     add("evaluate", "", evaluate_argv, evaluate_inputs, ["--seed", str(settings.seed)], [base / "evaluate"])
     return tasks
+
+
+def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> StageTask:
+    """The `deepgami pseudobulk` call of a single-cell row, writing ``<outdir>/<id>/pseudobulk/``."""
+    cells = row.modalities[row.pseudobulk or ""]
+    out = outdir / row.id / "pseudobulk"
+    extra = settings.stage_args.get("pseudobulk", [])
+    keys = ["--donor-key", row.donor_key or "", "--cell-type-key", row.cell_type_key or ""]
+    return StageTask(row.id, "pseudobulk", f"{row.id}/pseudobulk",
+                     ["pseudobulk", str(cells), *keys, "--out", str(out), *extra], {"cells": cells},
+                     keys + extra, [out], [], outdir / "pipeline_info" / "logs" / row.id / "pseudobulk.log")
+
+
+def expand_rows(rows: list[CohortRow], outdir: Path) -> tuple[list[CohortRow], list[CohortRow]]:
+    """(cohorts, single-cell rows): every single-cell row fanned out into one cohort per cell type.
+
+    Raises :class:`InputError` when a fanned-out id collides with another cohort's.
+    """
+    from deepgami.pipeline.samplesheet import fan_out
+
+    cohorts, single_cell = [], []
+    for row in rows:
+        if row.pseudobulk is not None:
+            single_cell.append(row)
+        cohorts += fan_out(row, outdir / row.id / "pseudobulk")
+    ids = [row.id for row in cohorts] + [row.id for row in single_cell]
+    clash = sorted({i for i in ids if ids.count(i) > 1})
+    if clash:
+        raise InputError(None, f"samplesheet: cohort id '{clash[0]}' is used twice (a single-cell row fans out "
+                               "into <id>.<cell type>); rename a row")
+    return cohorts, single_cell
 
 
 # -- content hashes and the ledger ---------------------------------------------------------------
@@ -302,7 +340,7 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
     outdir = Path(outdir).resolve()
     if outdir.exists() and not outdir.is_dir():
         raise InputError(outdir, "--outdir exists and is not a directory")
-    rows = read_samplesheet(samplesheet)
+    rows, single_cell = expand_rows(read_samplesheet(samplesheet), outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     # One run per output folder. The kernel drops the lock when the process dies, even by SIGKILL.
     lock = open(outdir / LOCK_NAME, "w")
@@ -312,17 +350,24 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
         lock.close()
         raise InputError(outdir, "another `deepgami run` is using this output directory") from None
     try:
-        return _run_locked(rows, outdir, settings)
+        return _run_locked(rows, outdir, settings, single_cell)
     finally:
         lock.close()
 
 
-def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings) -> int:
+def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
+                single_cell: Sequence[CohortRow] = ()) -> int:
     queues: dict[str, list[StageTask]] = {}
-    progress_total = 0
+    waits_for: dict[str, str] = {}  # a fanned-out cohort -> its row's pseudobulk queue, run first
+    for row in single_cell:
+        if "pseudobulk" not in settings.skip:
+            queues[row.id] = [plan_pseudobulk(row, outdir, settings)]
+    progress_total = sum(len(q) for q in queues.values())
     for row in rows:
         queues[row.id] = plan_cohort(row, outdir, settings)
         progress_total += len(queues[row.id])
+        if row.parent in queues:
+            waits_for[row.id] = row.parent
 
     ledger_path = outdir / LEDGER_NAME
     ledger = _read_ledger(ledger_path) if settings.resume else {}
@@ -370,8 +415,20 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings) -> i
                 return True
 
             def fill() -> None:
-                while pending and len(started) < workers:
-                    submit(pending.pop(0))
+                for cohort in list(pending):
+                    if len(started) >= workers:
+                        break
+                    parent = waits_for.get(cohort)
+                    if parent is not None and f"{parent}/pseudobulk" not in finished:
+                        if parent in pending or queues[parent] or any(t.cohort == parent for t, _, _ in started.values()):
+                            continue  # its pseudobulk has not finished yet
+                        pending.remove(cohort)  # its pseudobulk failed (reported): nothing to build from
+                        for _ in queues[cohort]:
+                            progress.step()
+                        queues[cohort] = []
+                        continue
+                    pending.remove(cohort)
+                    submit(cohort)
 
             fill()
             while started:
@@ -450,6 +507,50 @@ def _scalar_metrics(path: Path) -> dict[str, Any]:
     return out
 
 
+def _auc_by_cell_type(frame: Any) -> str:
+    """An <img> of held-out AUC per cell type (bars per prediction set), or '' without cell types/AUC."""
+    if "auc" not in frame.columns or not (frame["cell_type"].astype(str) != "").any():
+        return ""
+    data = frame[frame["cell_type"].astype(str) != ""].dropna(subset=["auc"])
+    if data.empty:
+        return ""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # One group per cohort (a cell type of a row), one bar per prediction set, 'all' first.
+    groups = list(dict.fromkeys(data["cohort"]))
+    sets = ["all"] + sorted(set(data["prediction_set"]) - {"all"})
+    colors = dict(zip(sets, ["#333333", "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"] * 4))
+    width = 0.8 / len(sets)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(groups) * max(1, len(sets)) ** 0.5 + 1.5), 3.2))
+    for i, name in enumerate(sets):
+        part = data[data["prediction_set"] == name].set_index("cohort")["auc"]
+        xs = [g for g in range(len(groups)) if groups[g] in part.index]
+        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], [part[groups[x]] for x in xs], width * 0.92,
+               color=colors[name], label=name)
+    labels = [f"{data.loc[data['cohort'] == g, 'cell_type'].iloc[0]}\n({g.rsplit('.', 1)[0] if '.' in g else g})"
+              for g in groups]
+    ax.set_xticks(range(len(groups)), labels, fontsize=8)
+    ax.axhline(0.5, color="#bbbbbb", lw=1, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("held-out AUC")
+    ax.set_title("AUC per cell type", fontsize=10)
+    ax.legend(title="prediction set", fontsize=7, title_fontsize=7, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})  # no version stamp: same bytes
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return (f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
+            f'src="data:image/png;base64,{encoded}">\n')
+
+
 def write_summary(entries: Iterable[SummaryEntry], out_tsv: str | os.PathLike,
                   out_html: str | os.PathLike | None = None) -> None:
     """One row per cohort x prediction set: ids, then the scalar metrics of each metrics JSON."""
@@ -490,7 +591,7 @@ def write_summary(entries: Iterable[SummaryEntry], out_tsv: str | os.PathLike,
             "</style></head><body>\n<h1>deepgami summary</h1>\n"
             f"<p>{frame['cohort'].nunique() if len(frame) else 0} cohort(s), one row per prediction set "
             "('all' = every modality; otherwise the one modality given).</p>\n"
-            f"{table}\n</body></html>\n"
+            f"{_auc_by_cell_type(frame)}{table}\n</body></html>\n"
         )
         with atomic_path(out_html) as tmp:
             tmp.write_text(html)

@@ -9,6 +9,14 @@ and here with :mod:`jsonschema`. Columns:
 ``modalities``  required ``NAME=PATH`` pairs separated by ``;``
 ``priors``      optional ``MODALITY:NAME=PATH`` entries separated by ``;``
 ``params``      optional path of a training/evaluation parameter YAML
+``pseudobulk``  optional: the modality whose file is a cell-level ``.h5ad`` (single-cell rows)
+``donor_key``   with ``pseudobulk``: the ``.obs`` column naming each cell's donor
+``cell_type_key`` with ``pseudobulk``: the ``.obs`` column naming each cell's cell type
+
+A single-cell row fans out (:func:`fan_out`) into one cohort per cell type, id
+``<id>.<cell type>`` (the cell type made file-safe), whose pseudobulk modality is that cell type's
+``deepgami pseudobulk`` output and whose other modalities, priors, labels (by donor) and params
+are the row's.
 
 Relative paths are resolved against the directory that holds the samplesheet (not the working
 directory), in Python and in the Nextflow workflow alike.
@@ -28,7 +36,7 @@ import jsonschema
 
 from deepgami.errors import InputError
 
-__all__ = ["CohortRow", "PriorSpec", "read_samplesheet", "schema_path", "assets_dir", "load_schema"]
+__all__ = ["CohortRow", "PriorSpec", "read_samplesheet", "fan_out", "schema_path", "assets_dir", "load_schema"]
 
 SCHEMA_NAME = "schema_input.json"
 RESERVED_MODALITY = "all"  # the prediction set that uses every modality
@@ -53,6 +61,10 @@ class CohortRow:
     priors: list[PriorSpec] = field(default_factory=list)
     params: Path | None = None
     cell_type: str | None = None
+    pseudobulk: str | None = None  # single-cell rows: the modality whose file is a cell-level .h5ad
+    donor_key: str | None = None
+    cell_type_key: str | None = None
+    parent: str | None = None  # a fanned-out cohort: the id of its samplesheet row
 
     @property
     def modality_names(self) -> list[str]:
@@ -204,6 +216,10 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
             seen_priors.add(name)
             priors.append(PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number)))
 
+        single_cell = {key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row}
+        if single_cell:
+            _check_single_cell(sheet, number, row, single_cell, modalities)
+
         result.append(CohortRow(
             id=cohort_id,
             labels=_resolve(base, row["labels"], sheet, "labels", number),
@@ -211,5 +227,48 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
             priors=priors,
             params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
             cell_type=row.get("cell_type"),
+            **single_cell,
         ))
     return result
+
+
+def _check_single_cell(sheet: Path, number: int, row: dict[str, str], given: dict[str, str],
+                       modalities: dict[str, Path]) -> None:
+    if "pseudobulk" not in given:
+        raise InputError(sheet, f"row {number}: {' and '.join(sorted(given))} need(s) a pseudobulk column "
+                                "naming the cell-level modality")
+    name = given["pseudobulk"]
+    if name not in modalities:
+        raise InputError(sheet, f"row {number}: pseudobulk: '{name}' is not one of the row's modalities "
+                                f"({', '.join(modalities)})")
+    if modalities[name].suffix.lower() != ".h5ad":
+        raise InputError(sheet, f"row {number}: pseudobulk: modality '{name}' must be a cell-level .h5ad "
+                                f"(got {modalities[name].name})")
+    if "cell_type" in row:
+        raise InputError(sheet, f"row {number}: cell_type: leave it empty on a pseudobulk row (each "
+                                "fanned-out cohort gets its own cell type)")
+
+
+def fan_out(row: CohortRow, pseudobulk_dir: str | os.PathLike,
+            cell_types: list[str] | None = None) -> list[CohortRow]:
+    """The per-cell-type cohorts of a single-cell row; any other row is returned as it is.
+
+    Each cohort has id ``<row id>.<safe cell type>``, ``cell_type`` set, and its pseudobulk
+    modality pointing at ``<pseudobulk_dir>/<safe cell type>.h5ad`` (what ``deepgami pseudobulk``
+    writes there). `cell_types` default to those in the cell-level file (read from its obs only).
+    """
+    from deepgami.data.pseudobulk import cell_types_in, safe_name
+
+    if row.pseudobulk is None:
+        return [row]
+    cells = row.modalities[row.pseudobulk]
+    if cell_types is None:
+        cell_types = cell_types_in(cells, row.cell_type_key or "")
+    out = []
+    for cell_type in cell_types:
+        name = safe_name(cell_type)
+        modalities = dict(row.modalities)
+        modalities[row.pseudobulk] = Path(pseudobulk_dir) / f"{name}.h5ad"
+        out.append(CohortRow(id=f"{row.id}.{name}", labels=row.labels, modalities=modalities,
+                             priors=list(row.priors), params=row.params, cell_type=cell_type, parent=row.id))
+    return out

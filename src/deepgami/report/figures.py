@@ -15,7 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from deepgami.evaluation import METHOD_LABELS  # noqa: E402
+from deepgami.report.labels import PROTOCOL_LABELS, method_label  # noqa: E402
+from deepgami.utils import save_png  # noqa: E402
 
 # Fixed per method, so a method has the same colour in every figure and every report.
 METHOD_COLORS = {
@@ -33,8 +34,6 @@ METHOD_COLORS = {
     "mlp": "#7f7f7f",
 }
 _FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#393b79"]
-PROTOCOL_LABELS = {"holdout": "held-out split", "cv": "cross-validation", "repeated": "repeated random splits",
-                   "independent": "independent cohort"}
 STYLE = {"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
          "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False}
 
@@ -46,15 +45,13 @@ def method_color(method: str) -> str:
 
 
 def label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    """Display name of a method (`deepgami.report.labels`)."""
+    return method_label(method)
 
 
 def save(fig: Figure, path: str | Path) -> Path:
     """PNG without a timestamp, so the same inputs give the same bytes."""
-    path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def _ordered(methods: Sequence[str], order: Sequence[str] | None) -> list[str]:

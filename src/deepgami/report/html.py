@@ -22,14 +22,11 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL, METHOD_LABELS
+from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL
+from deepgami.report.labels import METRIC_LABELS, method_label, protocol_label, protocol_title, verdict_sentence
 
 MAIN_METRICS = {"classification": ("auc", "balanced_accuracy", "accuracy", "f1_macro"),
                 "regression": ("r2", "pearson", "mse")}
-METRIC_LABELS = {"auc": "AUC", "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1_macro": "F1 (macro)",
-                 "r2": "R\u00b2", "pearson": "Pearson r", "mse": "MSE", "rmse": "RMSE"}
-PROTOCOL_TITLES = {"holdout": "Held-out split", "cv": "Cross-validation", "repeated": "Repeated splits",
-                   "independent": "Independent cohort"}
 TOP_ROWS = 15
 
 CSS = """
@@ -40,6 +37,7 @@ body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica
 header{background:linear-gradient(120deg,#173f6e,#1f5fa8);color:#fff;padding:28px 40px 22px}
 header h1{margin:0 0 4px;font-size:24px;font-weight:650}
 header p{margin:0;opacity:.85}
+header p.verdict{margin-top:10px;opacity:1;font-size:16px;font-weight:600}
 nav{position:sticky;top:0;z-index:2;background:#fff;border-bottom:1px solid var(--line);padding:8px 40px}
 nav a{color:var(--accent);text-decoration:none;margin-right:18px;font-size:13px}
 main{max-width:1280px;margin:0 auto;padding:10px 40px 60px}
@@ -88,7 +86,7 @@ def _e(value: Any) -> str:
 
 
 def _label(method: str) -> str:
-    return METHOD_LABELS.get(method, method)
+    return method_label(method)
 
 
 def _swatch(method: str) -> str:
@@ -159,7 +157,7 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
             if len(vals):
                 best[(p, metric)] = vals.min() if metric in lower_better else vals.max()
     head1 = '<th class="l" rowspan="2">method</th>' + "".join(
-        f'<th colspan="{len(metrics)}">{_e(PROTOCOL_TITLES.get(p, p))}</th>' for p in protocols)
+        f'<th colspan="{len(metrics)}">{_e(protocol_title(p))}</th>' for p in protocols)
     head2 = "".join(f"<th>{_e(METRIC_LABELS.get(m, m))}</th>" for _ in protocols for m in metrics)
     rows = []
     na = info.get("not_applicable", {})
@@ -196,7 +194,7 @@ def _modality_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str])
             if not sub[(sub["method"] == method) & (sub["modalities"] == mods)].empty:
                 combos.append((method, mods))
     head = '<th class="l">method</th><th class="l">modalities given</th>' + "".join(
-        f"<th>{_e(PROTOCOL_TITLES.get(p, p))}</th>" for p in protocols)
+        f"<th>{_e(protocol_title(p))}</th>" for p in protocols)
     rows = []
     for method, mods in combos:
         cells = [f'<td class="l">{_swatch(method)}{_e(_label(method))}</td>',
@@ -226,7 +224,7 @@ def _headline(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> st
         if dg.empty or others.empty:
             continue
         best = others.loc[others["mean"].idxmax()]
-        items.append(f"<li><b>{_e(PROTOCOL_TITLES.get(p, p))}</b>: DeepGAMI {_e(METRIC_LABELS.get(metric, metric))} "
+        items.append(f"<li><b>{_e(protocol_title(p))}</b>: DeepGAMI {_e(METRIC_LABELS.get(metric, metric))} "
                      f"{dg['mean'].iloc[0]:.3f}; best baseline {_e(_label(best['method']))} {best['mean']:.3f}</li>")
     return f'<ul class="notes">{"".join(items)}</ul>' if items else ""
 
@@ -256,6 +254,34 @@ def _data_section(info: dict) -> str:
         t = info["test_data"]
         out.append(f'<p class="note">Independent test cohort <b>{_e(info.get("test_cohort"))}</b>: {t["samples"]} '
                    "samples; " + ", ".join(f"{k}: {v}" for k, v in t.get("classes", {}).items()) + ".</p>")
+    return "".join(out)
+
+
+def _paired_section(paired: pd.DataFrame | None, protocols: Sequence[str]) -> str:
+    """Per protocol: DeepGAMI minus each method, mean paired difference with its 95% interval."""
+    if paired is None or paired.empty:
+        return ('<p class="note">No paired tests (they need DeepGAMI and another method on the same splits).</p>')
+    out = ['<p class="note">DeepGAMI minus each method on the same splits (positive: DeepGAMI better; for MSE '
+           "negative is better). Several splits: the corrected resampled t-test of Nadeau and Bengio; one split: "
+           "a paired bootstrap of the held-out samples. Significant when the 95% interval excludes 0.</p>"]
+    for p in [p for p in protocols if p in set(paired["protocol"])]:
+        t = paired[paired["protocol"] == p].copy()
+        t["significant"] = t["significant"].astype(str).str.lower() == "true"
+        table = pd.DataFrame({
+            "metric": t["metric"].map(lambda m: METRIC_LABELS.get(m, m)),
+            "method": t["method"].map(_label),
+            "n": t["n"].astype(int),
+            "DeepGAMI": t["mean_reference"].map(lambda v: f"{v:.3f}"),
+            "method mean": t["mean_method"].map(lambda v: f"{v:.3f}"),
+            "difference": t["difference"].map(lambda v: f"{v:+.3f}"),
+            "95% interval": [f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(t["ci_low"], t["ci_high"])],
+            "p": t["pvalue"],
+            "": ["significant" if v else "not significant" for v in t["significant"]],
+        })
+        test = t["test"].iloc[0]
+        n_word = "splits" if "Nadeau" in str(test) else "held-out samples"
+        out.append(f"<h3>{_e(protocol_title(p))} <span class=\"note\">({_e(test)}; n = {n_word})</span></h3>"
+                   + _simple_table(table, left=["metric", "method", ""], table_id=f"paired-{p}"))
     return "".join(out)
 
 
@@ -329,13 +355,14 @@ def _settings_section(info: dict, tuning: pd.DataFrame | None, baseline_params: 
     cfg = info["config"]
     out = ["<h3>Protocols</h3><ul class=\"notes\">"]
     for p, v in info["protocols"].items():
-        out.append(f"<li><b>{_e(PROTOCOL_TITLES.get(p, p))}</b> ({v['splits']} split{'s' if v['splits'] != 1 else ''}): "
+        out.append(f"<li><b>{_e(protocol_title(p))}</b> ({v['splits']} split{'s' if v['splits'] != 1 else ''}): "
                    f"{_e(v['how'])}</li>")
     out.append("</ul><h3>Notes</h3><ul class=\"notes\">")
     out += [f"<li>{_e(n)}</li>" for n in info.get("notes", [])]
     out.append("</ul>")
     settings = {k: cfg[k] for k in ("protocols", "folds", "repeats", "test_fraction", "fast", "tune", "inner_folds",
-                                    "bernoulli_keep", "bernoulli_add", "seed") if k in cfg}
+                                    "ablation_protocols", "budget", "bernoulli_keep", "bernoulli_add", "seed")
+                if k in cfg}
     if cfg.get("methods"):
         settings["methods"] = cfg["methods"]
     out.append("<h3>Evaluation settings</h3>" + _simple_table(
@@ -345,7 +372,7 @@ def _settings_section(info: dict, tuning: pd.DataFrame | None, baseline_params: 
         s = info["deepgami_setting"]
         out.append("<h3>DeepGAMI setting used</h3><pre>" + _e(json.dumps(s, indent=1, sort_keys=True)) + "</pre>")
     if tuning is not None and not tuning.empty:
-        cols = [c for c in ("setting", "grid", "auc", "balanced_accuracy", "r2") if c in tuning]
+        cols = [c for c in ("setting", "grid", "all_log_loss", "all_auc", "all_balanced_accuracy", "all_r2") if c in tuning]
         agg = tuning.groupby(["setting", "grid"], sort=False)[[c for c in cols if c not in ("setting", "grid")]].mean()
         agg = agg.reset_index()
         agg["selected"] = agg["setting"].isin(tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"])
@@ -443,6 +470,7 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
         predictions["label"] = predictions["label"].astype(str)
         predictions["modalities"] = predictions["modalities"].astype(str)
     ks = _read_tsv(eval_dir / "ks_tests.tsv")
+    paired = _read_tsv(eval_dir / "paired_tests.tsv")
     histories = _read_tsv(eval_dir / "training_history.tsv")
     tuning = _read_tsv(eval_dir / "tuning.tsv")
     baseline_params = _read_tsv(eval_dir / "baseline_params.tsv")
@@ -457,7 +485,7 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
 
     results = [
         _headline(summary, info, protocols),
-        f"<h3>All methods, all modalities (mean ± sd over splits; best per column in bold)</h3>",
+        "<h3>All methods, all modalities (mean ± sd over splits; best per column in bold)</h3>",
         _method_table(summary, info, protocols),
         _modality_table(summary, info, protocols),
         "<details><summary>Every metric (summary.tsv)</summary>",
@@ -466,7 +494,7 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
         "</details>",
     ]
     figure_html = []
-    roc = [(_figure(figs.get(f"roc_{p}"), f"ROC {p}", f"ROC curves on the {_e(PROTOCOL_TITLES[p].lower())}{positive}; "
+    roc = [(_figure(figs.get(f"roc_{p}"), f"ROC {p}", f"ROC curves on the {_e(protocol_label(p))}{positive}; "
                     "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve."))
            for p in ("holdout", "cv", "independent")]
     roc = [r for r in roc if r]
@@ -490,6 +518,7 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
         ("data", "Data", _data_section(info)),
         ("results", "Results", "".join(results)),
         ("figures", "Figures", "".join(figure_html) or '<p class="note">No figures.</p>'),
+        ("paired", "Paired tests", _paired_section(paired, protocols)),
         ("ks", "KS tests", '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
                            "of the repeated protocol.</p>" + _ks_section(ks)),
         ("prioritization", "Prioritization", _prioritization_section(pdir, eval_dir / "figures")),
@@ -502,13 +531,15 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
     nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t, _ in sections)
     body = "".join(f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections)
     sub = (f"{len(info['methods'])} methods &middot; protocols: "
-           + ", ".join(_e(PROTOCOL_TITLES.get(p, p).lower()) for p in protocols)
+           + ", ".join(_e(protocol_label(p)) for p in protocols)
            + (" &middot; <b>fast settings</b>" if info["config"].get("fast") else ""))
+    line = verdict_sentence(info.get("verdict"))
+    verdict = f'<p id="verdict" class="verdict">{_e(line)}</p>' if line else ""
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        f"<header><h1>{_e(title)}</h1><p>{sub}</p></header>\n<nav>{nav}</nav>\n<main>{body}</main>\n"
+        f"<header><h1>{_e(title)}</h1><p>{sub}</p>{verdict}</header>\n<nav>{nav}</nav>\n<main>{body}</main>\n"
         f"<script>{CHECK_SCRIPT}</script>\n</body></html>\n"
     )
     path = eval_dir / "report.html"

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from deepgami.utils import save_png  # noqa: E402
 
 __all__ = ["top_links_figure", "save_png", "write_link_figures"]
 
@@ -71,14 +72,6 @@ def top_links_figure(links: pd.DataFrame, cls: str, top: int = 30) -> Figure:
     handles += [Line2D([], [], color=GENE_COLOR, marker="s", lw=0, label="latent gene")]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7, frameon=False)
     return fig
-
-
-def save_png(fig: Figure, path: str | Path) -> Path:
-    """PNG without a software/timestamp tag, so the same inputs give the same bytes."""
-    path = Path(path)
-    fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
-    return path
 
 
 def write_link_figures(links: pd.DataFrame, directory: str | Path, top: int = 30) -> list[Path]:

@@ -24,7 +24,7 @@ def write_evaluation(
     model_dir: str | Path | None = None,
     figures: bool = True,
 ) -> Path:
-    """Write DIR/metrics.tsv (tidy), summary.tsv, ks_tests.tsv, predictions.tsv, training_history.tsv,
+    """Write DIR/metrics.tsv (tidy), summary.tsv, ks_tests.tsv, paired_tests.tsv, predictions.tsv, training_history.tsv,
     tuning.tsv, baseline_params.tsv, run.json, figures/*.png and report.html, atomically."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -34,6 +34,7 @@ def write_evaluation(
         _tsv(result.metrics, tmp / "metrics.tsv")
         _tsv(result.summary, tmp / "summary.tsv")
         _tsv(result.ks_tests, tmp / "ks_tests.tsv")
+        _tsv(result.paired_tests, tmp / "paired_tests.tsv")
         _tsv(result.predictions, tmp / "predictions.tsv")
         if not result.histories.empty:
             _tsv(result.histories, tmp / "training_history.tsv")

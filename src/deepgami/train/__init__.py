@@ -6,7 +6,17 @@ from deepgami.train.encoder_init import (
     init_encoders_from_targets,
     set_latent_means,
 )
-from deepgami.train.loop import Adam, Batch, evaluate_loss, hide_modalities, task_loss_fn, train_network
+from deepgami.train.loop import (
+    Adam,
+    Batch,
+    current_device,
+    device_scope,
+    evaluate_loss,
+    hide_modalities,
+    task_loss_fn,
+    to_device,
+    train_network,
+)
 from deepgami.train.params import (
     BALANCES,
     ENCODER_INITS,

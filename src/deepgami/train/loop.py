@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,35 @@ from deepgami.nn.network import DeepGAMINetwork
 
 
 # -- the fit loop -------------------------------------------------------------------------------
+
+# The device training and prediction run on: set by `device_scope` (DeepGAMI.fit / predict take
+# `device=`), read where tensors meet the network. CPU by default, where nothing is moved, so the
+# CPU path is unchanged.
+_DEVICE: contextvars.ContextVar[torch.device] = contextvars.ContextVar("deepgami_device", default=torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def device_scope(device: str | torch.device | None) -> Iterator[torch.device]:
+    """Run the enclosed training and prediction on `device` (None: leave the current one)."""
+    if device is None:
+        yield _DEVICE.get()
+        return
+    token = _DEVICE.set(torch.device(device))
+    try:
+        yield _DEVICE.get()
+    finally:
+        _DEVICE.reset(token)
+
+
+def current_device() -> torch.device:
+    """The device of the enclosing `device_scope` (CPU outside any)."""
+    return _DEVICE.get()
+
+
+def to_device(tensors: Sequence[Tensor], device: torch.device) -> list[Tensor]:
+    """`tensors` on `device`; the same objects on the CPU."""
+    return list(tensors) if device.type == "cpu" else [t.to(device, non_blocking=True) for t in tensors]
+
 
 @dataclass
 class Batch:
@@ -98,15 +129,17 @@ def hide_modalities(present: Tensor, rate: float, generator: torch.Generator) ->
 def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Module, lam: float, aux_target: str,
                   batch_size: int = 1024) -> tuple[float, float]:
     """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
+    device = current_device()
     net.eval()
     task_total, aux_total, n = 0.0, 0.0, 0
     batch_size = chunk_rows(data.xs, batch_size)
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             part = data.rows(np.arange(start, min(start + batch_size, len(data))))
-            out = net(materialize(part.xs), part.present)
-            task_total += float(loss_fn(_task_output(out.logits, task), part.y)) * len(part)
-            aux_total += float(net.auxiliary_loss(out.latent, part.present, aux_target)) * len(part)
+            xs, (present, y) = to_device(materialize(part.xs), device), to_device([part.present, part.y], device)
+            out = net(xs, present)
+            task_total += float(loss_fn(_task_output(out.logits, task), y)) * len(part)
+            aux_total += float(net.auxiliary_loss(out.latent, present, aux_target)) * len(part)
             n += len(part)
     return task_total / max(n, 1), aux_total / max(n, 1)
 
@@ -134,7 +167,12 @@ def train_network(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
+    device = current_device()
+    if device.type != "cpu":  # the network and each minibatch move; weights come back to the CPU at the end
+        net.to(device)
     loss_fn = task_loss_fn(task, class_weight)
+    if device.type != "cpu":
+        loss_fn.to(device)  # class weights
     lam = float(setting["lambda"])
     group_lasso = float(setting["group_lasso"])
     monitor = setting["early_stopping_on"]
@@ -161,9 +199,11 @@ def train_network(
             stop = starts[b + 1] if b + 1 < len(starts) else len(train)
             part = train.rows(order[start:stop])
             head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
-            out = net(materialize(part.xs), part.present, head_present=head_present)
-            task_loss = loss_fn(_task_output(out.logits, task), part.y)
-            aux_loss = net.auxiliary_loss(out.latent, part.present, aux_target)
+            xs = to_device(materialize(part.xs), device)
+            present, head_present, y = to_device([part.present, head_present, part.y], device)
+            out = net(xs, present, head_present=head_present)
+            task_loss = loss_fn(_task_output(out.logits, task), y)
+            aux_loss = net.auxiliary_loss(out.latent, present, aux_target)
             loss = task_loss + lam * aux_loss
             if group_lasso > 0:
                 loss = loss + group_lasso * net.head_group_norm()
@@ -196,6 +236,8 @@ def train_network(
                 break
     if best_state is not None:
         net.load_state_dict(best_state)
+    if device.type != "cpu":
+        net.to("cpu")
     net.eval()
     history = pd.DataFrame(rows)
     history["best"] = history["epoch"] == best_epoch

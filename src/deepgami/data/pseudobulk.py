@@ -1,0 +1,251 @@
+"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type), one AnnData per cell type.
+
+The sums come from scanpy (:func:`scanpy.get.aggregate`). Per cell type the result has donors as
+obs (``obs_names`` = donor ids, ``.obs['n_cells']`` = cells summed), the kept genes as var
+(``.var['n_donors']`` = donors with a non-zero sum), the raw sums in ``.layers['counts']`` and the
+normalized values in ``.X``. Steps, in order:
+
+1. cells without a donor or cell type (NaN) are left out and counted;
+2. counts are summed per (donor, cell type); a pair with fewer than ``min_cells`` cells is dropped
+   and counted (its sum would be too noisy to compare with the others);
+3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are dropped;
+4. normalization of the sums (the genes kept in 3, per donor):
+
+   ``'log1p_cpm'`` (default) ``log1p(count / library size * 1e6)`` with the library size the donor's
+   total over the kept genes (as edgeR/limma-voom log-CPM, and ``sc.pp.normalize_total`` +
+   ``sc.pp.log1p`` with ``target_sum=1e6``); ``'cpm'`` the same without the log; ``'none'`` the
+   raw sums (for models that model counts themselves).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from deepgami.errors import InputError
+
+__all__ = ["NORMALIZATIONS", "pseudobulk", "safe_name", "cell_types_in"]
+
+Normalization = Literal["log1p_cpm", "cpm", "none"]
+NORMALIZATIONS = ("log1p_cpm", "cpm", "none")
+TARGET_SUM = 1e6
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def safe_name(cell_type: str) -> str:
+    """A cell type as a file name and cohort id part: runs of other characters become ``_``.
+
+    ``"L2/3 IT"`` -> ``"L2_3_IT"``. The characters kept are those the samplesheet schema allows
+    in ``cell_type``.
+    """
+    name = _UNSAFE.sub("_", str(cell_type)).strip("_")
+    return name or "_"
+
+
+def _check_safe_names(cell_types: list[str], where: str | None) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for cell_type in cell_types:
+        name = safe_name(cell_type)
+        if name in names:
+            raise InputError(where, f"cell types '{names[name]}' and '{cell_type}' share the file name "
+                                    f"'{name}'; rename one of them")
+        names[name] = cell_type
+    return {cell_type: name for name, cell_type in names.items()}
+
+
+def _labels(adata: ad.AnnData, key: str, what: str, where: str | None) -> pd.Series:
+    if key not in adata.obs.columns:
+        columns = ", ".join(map(str, adata.obs.columns[:10])) or "none"
+        raise InputError(where, f"{what} key '{key}' is not an .obs column (columns: {columns})")
+    values = adata.obs[key]
+    # Labels as strings (donor 7 and "7" are one donor); missing values stay NaN to be counted.
+    out = pd.Series(np.nan, index=values.index, dtype=object)
+    present = values.notna().to_numpy()
+    out[present] = values[present].astype(str).to_numpy()
+    return out
+
+
+def cell_types_in(path: str | Path, cell_type_key: str) -> list[str]:
+    """The cell types of a cell-level ``.h5ad`` (sorted, missing values left out), reading only obs.
+
+    These are the cohorts a samplesheet row fans out into: :func:`pseudobulk` keeps every cell type
+    or raises :class:`InputError`.
+    """
+    path = Path(path)
+    adata = _read_backed(path)
+    try:
+        values = _labels(adata, cell_type_key, "cell type", str(path))
+    finally:
+        adata.file.close()
+    types = sorted(values.dropna().unique())
+    if not types:
+        raise InputError(path, f"cell type key '{cell_type_key}' has no values")
+    _check_safe_names(types, str(path))
+    return types
+
+
+def _read_backed(path: Path) -> ad.AnnData:
+    if not path.is_file():
+        raise InputError(path, "file not found")
+    try:
+        return ad.read_h5ad(path, backed="r")
+    except Exception as err:  # h5py/anndata raise many types for corrupt files
+        raise InputError(path, f"cannot read h5ad: {str(err).splitlines()[0]}") from None
+
+
+def _check_counts(x: Any, where: str | None, what: str) -> None:
+    values = x.data if sp.issparse(x) else np.asarray(x)
+    if not np.issubdtype(values.dtype, np.number):
+        raise InputError(where, f"{what} is not numeric")
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise InputError(where, f"{what} holds NaN or inf; pseudobulk needs raw counts")
+        if not np.array_equal(values, np.round(values)):
+            raise InputError(where, f"{what} holds non-integer values; pseudobulk needs raw counts "
+                                    "(pass --layer with the layer of raw counts, e.g. counts)")
+    if values.size and values.min() < 0:
+        raise InputError(where, f"{what} holds negative values; pseudobulk needs raw counts")
+
+
+def _normalize(counts: np.ndarray, normalize: str) -> np.ndarray:
+    if normalize == "none":
+        return counts.astype(np.float32)
+    library = counts.sum(axis=1, keepdims=True)
+    scaled = counts / np.where(library > 0, library, 1.0) * TARGET_SUM
+    return (np.log1p(scaled) if normalize == "log1p_cpm" else scaled).astype(np.float32)
+
+
+def pseudobulk(
+    adata: ad.AnnData,
+    donor_key: str,
+    cell_type_key: str,
+    *,
+    layer: str | None = None,
+    min_cells: int = 10,
+    min_donors_per_gene: float = 0.1,
+    normalize: Normalization = "log1p_cpm",
+    path: str | Path | None = None,
+) -> tuple[dict[str, ad.AnnData], dict[str, Any]]:
+    """Sum raw counts per donor and cell type; return one donors x genes AnnData per cell type.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes with raw integer counts in ``.X`` or in ``.layers[layer]``, and the donor and
+        cell type of each cell in ``.obs``.
+    donor_key, cell_type_key
+        ``.obs`` columns naming each cell's donor (the sample of the cohort) and cell type.
+    layer
+        Layer holding the raw counts (default ``.X``).
+    min_cells
+        Donor x cell type pairs with fewer cells are dropped (and counted in the report).
+    min_donors_per_gene
+        Per cell type, keep genes with a non-zero sum in at least this many donors: a fraction of
+        the cell type's kept donors when below 1 (rounded up), else a count.
+    normalize
+        ``'log1p_cpm'`` (default), ``'cpm'`` or ``'none'``; see the module docstring.
+    path
+        File name used in error messages.
+
+    Returns
+    -------
+    The AnnData per cell type (keys: the cell types, sorted; donors sorted by id) and a report
+    (JSON-ready) of what was kept and dropped.
+
+    Raises
+    ------
+    InputError
+        Missing keys, counts that are not non-negative integers, no cells left, or a cell type
+        without any donor (or gene) left after filtering.
+    """
+    import scanpy as sc
+
+    where = None if path is None else str(path)
+    if normalize not in NORMALIZATIONS:
+        raise InputError(where, f"unknown normalization '{normalize}' (choose {', '.join(NORMALIZATIONS)})")
+    if min_cells < 1:
+        raise InputError(where, f"min_cells must be at least 1 (got {min_cells})")
+    if not (min_donors_per_gene >= 0 and math.isfinite(min_donors_per_gene)):
+        raise InputError(where, f"min_donors_per_gene must be >= 0 (got {min_donors_per_gene})")
+    if layer is not None and layer not in adata.layers:
+        raise InputError(where, f"layer '{layer}' not found (layers: {', '.join(adata.layers) or 'none'})")
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InputError(where, "has no cells or no genes")
+    if adata.var_names.has_duplicates:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()[:3]
+        raise InputError(where, f"duplicate gene names: {', '.join(map(str, dup))}")
+    donors = _labels(adata, donor_key, "donor", where)
+    cell_types = _labels(adata, cell_type_key, "cell type", where)
+    counts = adata.layers[layer] if layer is not None else adata.X
+    _check_counts(counts, where, f"layer '{layer}'" if layer else "X")
+
+    assigned = (donors.notna() & cell_types.notna()).to_numpy()
+    if not assigned.any():
+        raise InputError(where, f"no cell has both a '{donor_key}' and a '{cell_type_key}'")
+    obs = pd.DataFrame({"donor": donors.to_numpy()[assigned], "cell_type": cell_types.to_numpy()[assigned]})
+    obs.index = adata.obs_names[assigned]
+    order = sorted(obs["cell_type"].unique())
+    names = _check_safe_names(order, where)
+    obs["donor"] = pd.Categorical(obs["donor"], categories=sorted(obs["donor"].unique()))
+    obs["cell_type"] = pd.Categorical(obs["cell_type"], categories=order)
+    cells = ad.AnnData(X=counts if assigned.all() else counts[assigned],
+                       obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
+    n_cells = obs.groupby(["donor", "cell_type"], observed=True).size()
+
+    report: dict[str, Any] = {
+        "donor_key": donor_key, "cell_type_key": cell_type_key, "layer": layer,
+        "min_cells": min_cells, "min_donors_per_gene": min_donors_per_gene, "normalize": normalize,
+        "target_sum": None if normalize == "none" else TARGET_SUM,
+        "n_cells": int(adata.n_obs), "n_cells_unassigned": int((~assigned).sum()),
+        "n_donors": int(obs["donor"].nunique()), "n_genes": int(adata.n_vars),
+        "n_pairs": len(n_cells), "n_pairs_dropped": 0, "cell_types": {},
+    }
+    result: dict[str, ad.AnnData] = {}
+    pair_donor = summed.obs["donor"].astype(str).to_numpy()
+    pair_type = summed.obs["cell_type"].astype(str).to_numpy()
+    sums = np.asarray(summed.layers["sum"])
+    for cell_type in order:
+        rows = np.flatnonzero(pair_type == cell_type)
+        rows = rows[np.argsort(pair_donor[rows], kind="stable")]
+        sizes = np.array([n_cells[(d, cell_type)] for d in pair_donor[rows]], dtype=np.int64)
+        keep = sizes >= min_cells
+        dropped = {str(d): int(n) for d, n in zip(pair_donor[rows][~keep], sizes[~keep])}
+        report["n_pairs_dropped"] += len(dropped)
+        if not keep.any():
+            raise InputError(where, f"cell type '{cell_type}' has no donor with at least {min_cells} cells "
+                                    f"(most: {int(sizes.max())}); lower --min-cells")
+        rows, sizes = rows[keep], sizes[keep]
+        block = np.rint(sums[rows]).astype(np.int64)  # sums of integers, exact in float64 below 2**53
+        n_donors = (block > 0).sum(axis=0)
+        needed = math.ceil(min_donors_per_gene * len(rows)) if min_donors_per_gene < 1 else math.ceil(min_donors_per_gene)
+        genes = n_donors >= max(needed, 1)
+        if not genes.any():
+            raise InputError(where, f"cell type '{cell_type}': no gene is expressed in at least {needed} "
+                                    "donors; lower --min-donors-per-gene")
+        block = block[:, genes]
+        out = ad.AnnData(
+            X=_normalize(block.astype(np.float64), normalize),
+            obs=pd.DataFrame({"n_cells": sizes}, index=pd.Index(pair_donor[rows], name=None)),
+            var=pd.DataFrame({"n_donors": n_donors[genes].astype(np.int64)}, index=cells.var_names[genes]),
+            layers={"counts": block},
+        )
+        out.obs["cell_type"] = cell_type
+        out.uns["pseudobulk"] = {"cell_type": cell_type, "donor_key": donor_key, "cell_type_key": cell_type_key,
+                                 "layer": layer or "X", "normalize": normalize, "min_cells": min_cells,
+                                 "min_donors_per_gene": min_donors_per_gene}
+        result[cell_type] = out
+        report["cell_types"][cell_type] = {
+            "file": f"{names[cell_type]}.h5ad", "n_donors": len(rows), "n_cells": int(sizes.sum()),
+            "n_genes": int(genes.sum()), "n_genes_dropped": int((~genes).sum()),
+            "min_donors_per_gene": int(max(needed, 1)), "dropped_donors": dropped,
+        }
+    return result, report

@@ -1,0 +1,241 @@
+"""One unit of an evaluation: fit one method on one split's training rows, score its held-out rows.
+
+`run_unit` is what every worker of the parallel executor (`deepgami.evaluation.executor`) runs. It
+depends only on the cohort, the parameters, the config and the unit itself: every fit's seed derives
+from (seed, protocol, split, method), so a unit gives the same rows in any worker and any order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepgami.errors import InputError
+from deepgami.evaluation import baselines as bl
+from deepgami.evaluation.ablations import variant_arrays
+from deepgami.evaluation.config import DEEPGAMI_METHODS, MEANFILL, METHOD_INDEX, PROTOCOLS, EvalConfig
+from deepgami.evaluation.splits import Split
+
+TUNE = "tune"  # the method name of a grid-search unit
+
+
+@dataclass
+class Context:
+    """What every unit reads: the cohort arrays, DeepGAMI's parameters and the evaluation config."""
+
+    data: Any
+    params: dict
+    config: EvalConfig
+    setting: dict  # DeepGAMI's setting when it is not tuned (first value of each grid entry)
+
+
+@dataclass
+class Unit:
+    """One method on one split (or, with method TUNE, DeepGAMI's grid search on its training rows).
+
+    `order` is the unit's place in a serial run; results are sorted by it before they are written.
+    """
+
+    order: int
+    split: Split
+    method: str
+    keep_history: bool = False
+    tune_seed: int = 0
+
+
+@dataclass
+class UnitResult:
+    """Tidy rows and tables of one unit, and the seconds it took."""
+
+    order: int
+    method: str
+    protocol: str
+    split: int
+    records: list[dict] = field(default_factory=list)
+    predictions: list[pd.DataFrame] = field(default_factory=list)
+    history: pd.DataFrame | None = None
+    baseline_params: dict | None = None
+    main: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    setting: dict | None = None  # TUNE units: the chosen setting
+    tuning: pd.DataFrame | None = None  # TUNE units: the per-fold table
+
+
+def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
+    """The seed of one fit: a function of (seed, protocol, split, method) only."""
+    from deepgami.train import derive_seed
+
+    return derive_seed(config.seed, PROTOCOLS.index(split.protocol), split.index, METHOD_INDEX[method])
+
+
+def run_unit(ctx: Context, unit: Unit, setting: dict | None = None) -> UnitResult:
+    """Run one unit; `setting` is DeepGAMI's setting for its methods (default: the untuned one)."""
+    t0 = time.perf_counter()
+    split = unit.split
+    out = UnitResult(unit.order, unit.method, split.protocol, split.index)
+    if unit.method == TUNE:
+        out.setting, out.tuning = tune_deepgami(ctx.data, split.train, ctx.params, unit.tune_seed)
+    elif unit.method in DEEPGAMI_METHODS:
+        _fit_deepgami(ctx, unit, setting or ctx.setting, out)
+    else:
+        _fit_baseline(ctx, unit, out)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _rows(out: UnitResult, method: str, modalities: str, scores: dict) -> None:
+    for metric, value in flatten_metrics(scores).items():
+        out.records.append({"method": method, "modalities": modalities, "protocol": out.protocol,
+                            "split": out.split, "metric": metric, "value": value})
+
+
+def _predictions(data: Any, out: UnitResult, method: str, modalities: str, samples: Sequence[str],
+                 labels: np.ndarray, values: np.ndarray) -> None:
+    frame = pd.DataFrame({"method": method, "modalities": modalities, "protocol": out.protocol,
+                          "split": out.split, "sample": list(samples), "label": list(labels)})
+    if data.task == "classification":
+        for j, c in enumerate(data.classes):
+            frame[f"prob_{c}"] = values[:, j]
+    else:
+        frame["predicted"] = values
+    out.predictions.append(frame)
+
+
+def _fit_deepgami(ctx: Context, unit: Unit, setting: dict, out: UnitResult) -> None:
+    from deepgami.model import fit_predict_fold
+    from deepgami.train import derive_seed
+
+    data, split, method = ctx.data, unit.split, unit.method
+    seed = unit_seed(ctx.config, split, method)
+    arrays = variant_arrays(data, method, ctx.config, derive_seed(seed, 99))
+    use = dict(setting)
+    if method == "deepgami_dense":
+        use["latent_dim"] = len(data.latent_nodes)
+    res = fit_predict_fold(arrays, split.train, split.test, use, seed)
+    cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
+    for key, scores in res.metrics.items():
+        if key.endswith("_meanfill"):
+            if method != "deepgami":
+                continue
+            name, mods = MEANFILL, key[: -len("_meanfill")]
+        else:
+            name, mods = method, key
+        _rows(out, name, mods, scores)
+        table = res.predictions[key]
+        values = table[cols].to_numpy(dtype=np.float64)
+        _predictions(data, out, name, mods, table["sample"], table["label"].to_numpy(),
+                     values if data.task == "classification" else values[:, 0])
+    for m, r2 in res.imputation_r2.items():
+        if r2 is not None and not math.isnan(r2):
+            out.records.append({"method": method, "modalities": "all", "protocol": split.protocol,
+                                "split": split.index, "metric": f"imputation_r2_{m}", "value": float(r2)})
+    if unit.keep_history:
+        hist = res.history.copy()
+        hist.insert(0, "method", method)
+        hist.insert(1, "protocol", split.protocol)
+        hist.insert(2, "split", split.index)
+        out.history = hist
+    out.main = res.metrics["all"]
+
+
+def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
+    data, split, config = ctx.data, unit.split, ctx.config
+    # The baselines use only the preprocessing entries (selection, scaling), never grid ones, so the
+    # untuned setting gives them the same inputs as the tuned one.
+    Xtr, ytr, Xte, used = baseline_matrices(data, split.train, split.test, ctx.setting)
+    inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
+    seed = unit_seed(config, split, unit.method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = bl.fit_baseline(unit.method, Xtr, ytr, data.task, seed % 2**31, inner_folds, config.fast)
+    values = bl.predict_scores(fitted, Xte, len(data.classes) if data.task == "classification" else None)
+    labels = data.labels[split.test]
+    out.main = score_predictions(data, labels, values)
+    _rows(out, unit.method, "all", out.main)
+    _predictions(data, out, unit.method, "all", [str(data.obs_names[i]) for i in split.test], labels, values)
+    out.baseline_params = {"method": unit.method, "protocol": split.protocol, "split": split.index,
+                           "n_train": len(used), "params": json.dumps(plain(fitted.best_params), sort_keys=True),
+                           "inner_cv_score": fitted.inner_score}
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready copy (`deepgami.utils.jsonable`)."""
+    from deepgami.utils import jsonable
+
+    return jsonable(obj)
+
+
+# -- DeepGAMI's setting --------------------------------------------------------------------------
+
+def tune_deepgami(data: Any, rows: np.ndarray, params: dict, seed: int) -> tuple[dict, pd.DataFrame | None]:
+    """DeepGAMI's grid search on `rows`: `deepgami.model.tune_setting`, the one tuner `deepgami train` uses."""
+    from deepgami.model import tune_setting
+
+    return tune_setting(data, rows, params, seed)
+
+
+def deepgami_setting(params: dict, dense: bool) -> dict:
+    from deepgami.train import expand_grid
+
+    return expand_grid(params, dense=dense)[0]
+
+
+# -- baselines ---------------------------------------------------------------------------------
+
+def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated, preprocessed inputs for a baseline: (X_train, y_train, X_test, training rows used).
+
+    Training rows are those with every modality. Each modality gets the same selection and
+    scaling as DeepGAMI, fitted on those rows; a test sample lacking a modality gets the training
+    mean of its features (so every method is scored on the same samples).
+    """
+    from deepgami.data.preprocessing import fit_modality_for
+
+    train = train[data.present[train].all(axis=1)]
+    if len(train) < 4:
+        raise InputError(None, f"only {len(train)} training samples have every modality; baselines need more")
+    if data.task == "classification":
+        y = np.array([data.classes.index(v) for v in data.labels[train]], dtype=np.int64)
+    else:
+        y = data.labels[train].astype(np.float64)
+    blocks_tr, blocks_te = [], []
+    for k, m in enumerate(data.modalities):
+        prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y, data.task, rows=train)
+        blocks_tr.append(prep.transform(data.X[k][train][:, cols]))
+        raw = data.X[k][test][:, cols].astype(np.float32)
+        raw[~data.present[test, k]] = np.nan  # transform fills NaN with the training mean
+        blocks_te.append(prep.transform(raw))
+    return np.concatenate(blocks_tr, axis=1), y, np.concatenate(blocks_te, axis=1), train
+
+
+# -- metrics as tidy rows -------------------------------------------------------------------------
+
+def flatten_metrics(scores: dict) -> dict[str, float]:
+    """Scalar metrics of a `classification_metrics` / `regression_metrics` dict, `recall_<class>` per class."""
+    out = {}
+    for key, value in scores.items():
+        if key == "recall" and isinstance(value, dict):
+            for c, v in value.items():
+                if v is not None:
+                    out[f"recall_{c}"] = float(v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+            if key == "n_excluded_unknown_label":
+                continue
+            if not (isinstance(value, float) and math.isnan(value)):
+                out[key] = float(value)
+    return out
+
+
+def score_predictions(data: Any, labels: np.ndarray, values: np.ndarray) -> dict:
+    from deepgami.metrics import classification_metrics, regression_metrics
+
+    if data.task == "classification":
+        return classification_metrics(labels, values, data.classes)
+    return regression_metrics(labels.astype(float), values)

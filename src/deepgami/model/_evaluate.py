@@ -1,0 +1,64 @@
+"""The held-out evaluation matrix of a fitted model: metrics with every modality, with each single
+modality (the others imputed) and with each single modality mean-filled (the others replaced by
+their training mean), plus the imputation R^2 of each latent block. CV folds, `fit_predict_fold`
+and the benchmarks score fits with it."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepgami.data.arrays import CohortArrays
+from deepgami.model._base import BaseModel
+
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "auc_weighted", "f1_macro", "log_loss")
+REGRESSION_METRICS = ("mse", "r2", "pearson")
+MEANFILL = "_meanfill"  # suffix of the input sets whose missing blocks are the training mean
+
+
+def evaluate_rows(model: BaseModel, data: CohortArrays, rows: np.ndarray) -> tuple[dict, dict[str, pd.DataFrame], dict]:
+    """Score `model` on rows `rows` of `data`.
+
+    Returns (flat, tables, r2): `flat` maps `<inputs>_<metric>` (inputs `all`, each modality,
+    `<modality>_meanfill`) and `r2_<modality>` to a float or None; `tables` holds the prediction
+    table of each input set; `r2` the imputation R^2 per modality.
+    """
+    inputs = model.inputs(data, rows)
+    labels = data.labels[rows] if data.labels is not None else None
+    input_sets = {"all": inputs}
+    for k, m in enumerate(model.modalities):
+        input_sets[m] = inputs.only([k])
+    flat, tables = {}, {}
+    names = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
+    for key, given in list(input_sets.items()) + [(f"{m}{MEANFILL}", input_sets[m]) for m in model.modalities]:
+        table = model.predict(given, fill="mean" if key.endswith(MEANFILL) else "impute", labels=labels)
+        tables[key] = table
+        scores = model.metrics(table)
+        for name in names:
+            flat[f"{key}_{name}"] = as_float(scores.get(name))
+    r2 = model.imputation_r2(inputs)
+    for m, v in r2.items():
+        flat[f"r2_{m}"] = as_float(v)
+    return flat, tables, r2
+
+
+def unflatten(row: dict, key: str) -> dict:
+    """The metrics of input set `key` from a flat `evaluate_rows` row, without the prefix."""
+    prefix = f"{key}_"
+    return {k[len(prefix):]: v for k, v in row.items() if isinstance(k, str) and k.startswith(prefix)}
+
+
+def as_float(value: Any) -> float | None:
+    """A float, with None for None and NaN (as JSON and the CV tables want)."""
+    if value is None:
+        return None
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def mean_or_none(values: Sequence[float | None]) -> float | None:
+    """The mean of the values that are not None (None when there are none)."""
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept else None

@@ -1,0 +1,112 @@
+"""The one ingestion path from a cohort to the network, for fit, predict and attribution:
+MuData -> `CohortArrays` (`read_arrays` for training, `read_modalities` for prediction) ->
+`align_inputs` -> `ModelInputs` (what the network reads).
+
+Feature alignment: a model remembers, per modality, the names of its input features in encoder
+order. `align_inputs` looks those names up in the cohort (any order, extra features ignored). When
+predicting, a cohort that covers at least `min_coverage` of a modality's features has the missing
+ones filled with their training mean (counted in `ModelInputs.filled`); below that, and always when
+training, a missing feature is an InputError, never a silent shift of columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import torch
+
+from deepgami.data.arrays import CohortArrays
+from deepgami.data.lazy_inputs import InputBlock, PreprocessedRows
+from deepgami.data.preprocessing import ModalityPreprocessor
+from deepgami.errors import InputError
+
+
+@dataclass
+class ModelInputs:
+    """Inputs per model modality (preprocessed on demand, zeros where absent) and presence (n x K)."""
+
+    obs_names: list[str]
+    modalities: list[str]
+    xs: list[InputBlock]
+    present: torch.Tensor
+    filled: dict[str, int] = field(default_factory=dict)  # per modality: features filled with their training mean
+
+    def rows(self, idx: np.ndarray) -> ModelInputs:
+        """The inputs of rows `idx` (positions)."""
+        t = torch.as_tensor(idx, dtype=torch.long)
+        return ModelInputs([self.obs_names[i] for i in idx], self.modalities, [x[t] for x in self.xs],
+                           self.present[t], self.filled)
+
+    def only(self, keep: Sequence[int]) -> ModelInputs:
+        """The same inputs with every modality outside positions `keep` marked absent (so imputed)."""
+        present = self.present.clone()
+        present[:, [k for k in range(len(self.modalities)) if k not in keep]] = False
+        return ModelInputs(self.obs_names, self.modalities, self.xs, present, self.filled)
+
+
+def align_inputs(
+    preprocessors: Sequence[ModalityPreprocessor],
+    data: CohortArrays,
+    rows: np.ndarray | None = None,
+    given: Sequence[str] | None = None,
+    min_coverage: float = 1.0,
+) -> ModelInputs:
+    """Rows `rows` (default: all) of `data` as the network's inputs, each modality's columns looked
+    up by the names its preprocessor was fitted on and preprocessed when a (mini)batch is materialized.
+
+    `data.modalities` must be the model's modalities, in order. A modality outside `given` (default:
+    every one the cohort has) or without a matrix is zeros and absent, so the network imputes it.
+    A modality that has at least `min_coverage` (a share, default 1: all) of the model's features
+    gets the missing ones at their training mean; below it, an InputError names the coverage.
+    """
+    rows = np.arange(len(data.obs_names)) if rows is None else np.asarray(rows, dtype=np.int64)
+    present = data.present[rows]
+    xs: list[InputBlock] = []
+    filled: dict[str, int] = {}
+    for k, (m, prep) in enumerate(zip(data.modalities, preprocessors)):
+        if data.X[k] is None or (given is not None and m not in given):
+            present[:, k] = False
+            xs.append(torch.zeros((len(rows), len(prep.features)), dtype=torch.float32))
+            continue
+        idx = data.var_names[k].get_indexer(pd.Index(prep.features))
+        missing = idx < 0
+        if not missing.any():
+            xs.append(PreprocessedRows(data.X[k], rows, idx, prep, present[:, k], m))
+            continue
+        coverage = 1 - missing.mean()
+        if coverage < min_coverage:
+            names = [f for f, gone in zip(prep.features, missing) if gone]
+            raise InputError(None, f"modality '{m}' of the cohort has {coverage:.1%} of the model's {len(idx)} input "
+                                   f"features ({int(missing.sum())} missing, e.g. {', '.join(names[:3])}), below the "
+                                   f"minimum coverage {min_coverage:g}")
+        # A float copy with NaN where a feature is missing: preprocessing fills NaN with the training
+        # mean. Only a cohort that lacks features pays for the copy.
+        block = np.full((data.X[k].shape[0], len(idx)), np.nan, dtype=np.float32)
+        block[:, ~missing] = data.X[k][:, idx[~missing]]
+        filled[m] = int(missing.sum())
+        xs.append(PreprocessedRows(block, rows, np.arange(len(idx)), prep, present[:, k], m))
+    return ModelInputs([str(data.obs_names[i]) for i in rows], list(data.modalities), xs,
+                       torch.from_numpy(np.ascontiguousarray(present)), filled)
+
+
+def given_modalities(model_modalities: Sequence[str], mdata: md.MuData, modalities: Sequence[str] | None) -> list[str]:
+    """The modalities a prediction uses: `modalities` (checked), or every model modality the cohort has."""
+    if modalities is None:
+        use = [m for m in model_modalities if m in mdata.mod]
+        if not use:
+            raise InputError(None, f"the cohort has none of the model's modalities ({', '.join(model_modalities)})")
+        return use
+    use = list(dict.fromkeys(modalities))
+    unknown = [m for m in use if m not in model_modalities]
+    if unknown:
+        raise InputError(None, f"unknown modality '{unknown[0]}'; the model has: {', '.join(model_modalities)}")
+    absent = [m for m in use if m not in mdata.mod]
+    if absent:
+        raise InputError(None, f"the cohort has no modality '{absent[0]}' (it has: {', '.join(mdata.mod)})")
+    if not use:
+        raise InputError(None, "give at least one modality")
+    return use

@@ -1,0 +1,183 @@
+"""The one DeepGAMI tuner, used by `deepgami train` (`DeepGAMI.fit`) and `deepgami evaluate`:
+k-fold CV grid search on given training rows, and the training report it leaves in a model.
+
+Selection rule (one, documented in default_params.yaml): the setting with the highest mean
+`deepgami.metrics.selection_score` over the folds, computed on the held-out fold with every modality
+given: minus the log loss for a classifier, R^2 for a numeric phenotype; ties go to the earlier
+setting. Fold fits are single networks (bagging is for the fits that are reported).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from deepgami.data.arrays import CohortArrays, read_arrays
+from deepgami.errors import InputError
+from deepgami.metrics import selection_score
+from deepgami.model._base import BaseModel
+from deepgami.model._evaluate import as_float, evaluate_rows, mean_or_none, unflatten
+from deepgami.model._fitting import EpochHook, cohort_threads, fit_rows
+from deepgami.train import cv_splits, derive_seed, expand_grid, grid_search, summarize_cv
+
+FoldHook = Callable[[int, int, int, int], None]  # (setting, n_settings, fold, n_folds) before each fold fit
+
+
+def training_rows(data: CohortArrays, split: str | None = "train") -> np.ndarray:
+    """Rows with a label and any modality, in `split` when the cohort has a split column (None: all);
+    InputError when there are none or (classification) they hold a single class."""
+    rows = np.flatnonzero(data.has_label() & data.present.any(axis=1))
+    if split is not None and data.split is not None:
+        rows = rows[data.split[rows] == split]
+    if len(rows) == 0:
+        raise InputError(None, f"no labelled training samples (split == '{split}') with any modality")
+    if data.task == "classification":
+        seen = sorted(set(data.labels[rows]))
+        if len(seen) < 2:
+            raise InputError(None, f"training samples hold a single class ({seen[0] if seen else 'none'})")
+    return rows
+
+
+def check_cv(data: CohortArrays, rows: np.ndarray, n_folds: int) -> None:
+    """InputError when `rows` cannot be split into `n_folds` (stratified) folds."""
+    if data.task == "classification":
+        counts = pd.Series(data.labels[rows]).value_counts()
+        if counts.min() < n_folds:
+            raise InputError(None, f"class '{counts.idxmin()}' has fewer training samples than cv_folds={n_folds}")
+    if len(rows) < 2 * n_folds:
+        raise InputError(None, f"{len(rows)} training samples are too few for cv_folds={n_folds}")
+
+
+def tune_setting(
+    data: CohortArrays | Any,
+    rows: np.ndarray,
+    params: dict,
+    seed: int,
+    *,
+    search_single: bool = False,
+    on_fold: FoldHook | None = None,
+    on_epoch: EpochHook | None = None,
+) -> tuple[dict, pd.DataFrame | None]:
+    """Choose a setting of `params`' grid by `params['cv_folds']`-fold CV on rows `rows`.
+
+    Parameters
+    ----------
+    data
+        Cohort arrays (`deepgami.data.arrays.read_arrays`) or a cohort MuData.
+    rows
+        Positions of the training rows to tune on.
+    params
+        Full training parameters (`deepgami.train.load_params`).
+    seed
+        The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with ``derive_seed(seed, s, f)``.
+    search_single
+        Cross-validate a one-setting grid too (`train` does, for its CV report).
+    on_fold, on_epoch
+        Progress hooks.
+
+    Returns
+    -------
+    setting, table
+        The chosen setting (flat dict) and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
+        `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the table
+        is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
+    """
+    if not isinstance(data, CohortArrays):
+        data = read_arrays(data)
+    rows = np.asarray(rows, dtype=np.int64)
+    settings = expand_grid(params, dense=data.latent_nodes is None)
+    n_folds = int(params["cv_folds"])
+    if n_folds < 2 or (len(settings) == 1 and not search_single):
+        return settings[0], None
+    check_cv(data, rows, n_folds)
+    splits = cv_splits(data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification")
+
+    def fit_fold(s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int) -> dict:
+        if on_fold is not None:
+            on_fold(s, len(settings), f, len(splits))
+        model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
+        scores, _, _ = evaluate_rows(model, data, rows[te])
+        return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
+
+    with cohort_threads(data):
+        table, best = grid_search(settings, splits, fit_fold,
+                                  lambda row: selection_score(unflatten(row, "all"), data.task), seed)
+    table["selected"] = table["setting"] == best
+    return settings[best], table
+
+
+def record_training_report(model: BaseModel, data: CohortArrays, params: dict, seed: int, n_settings: int,
+                           table: pd.DataFrame | None) -> None:
+    """What `fit` leaves in a model beside the weights: seed, params, the CV table and summary,
+    the selected setting's mean scores, and the imputation R^2 per latent block."""
+    model.config["seed"] = int(seed)
+    model.config["params"] = params
+    model.config["training"]["n_settings"] = n_settings
+    model.config["training"]["cv_folds"] = 0 if table is None else int(table["fold"].nunique())
+    fold_r2: dict[str, list[float | None]] = {}
+    if table is not None:
+        best = int(table.loc[table["selected"], "setting"].iloc[0])
+        model.cv_results = table.drop(columns="selected")
+        model.cv_summary = summarize_cv(model.cv_results, best)
+        chosen = model.cv_results[model.cv_results["setting"] == best]
+        model.config["cv"] = {
+            "selected_setting": best,
+            "metric": "r2" if data.task == "regression" else "log_loss",
+            "mean": {c: as_float(chosen[c].mean()) for c in chosen.columns
+                     if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(chosen[c])},
+        }
+        fold_r2 = {m: [as_float(v) for v in chosen[f"r2_{m}"]] for m in data.modalities if f"r2_{m}" in chosen}
+    model.imputation = {
+        "description": "R^2 of each latent block imputed from the other modalities against the block "
+                       "encoded from its own data (pooled over latent nodes), on held-out rows",
+        "held_out": "CV test folds of the selected setting" if fold_r2 else None,
+        "blocks": {
+            m: {
+                "imputed_from": [o for o in data.modalities if o != m],
+                "r2_mean": mean_or_none(fold_r2.get(m, [])),
+                "r2_per_fold": fold_r2.get(m, []),
+                "r2_refit_validation": model.config["training"]["imputation_r2_validation"].get(m),
+            }
+            for m in data.modalities
+        },
+    }
+
+
+# -- progress -------------------------------------------------------------------------------------
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_description(self, text: str) -> None: ...
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
+    def close(self) -> None: ...
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    """A tqdm bar on stderr counting fits, or a silent stand-in."""
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="fit", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def epoch_hook(bar: Any) -> EpochHook:
+    """An `on_epoch` hook that shows the losses in the bar."""
+    def hook(epoch: int, train_loss: float, val_loss: float | None) -> None:
+        text = f"epoch {epoch} train {train_loss:.3f}" + (f" val {val_loss:.3f}" if val_loss is not None else "")
+        bar.set_postfix_str(text, refresh=False)
+
+    return hook
+
+
+def fold_hook(bar: Any) -> FoldHook:
+    """An `on_fold` hook that names the fit in the bar and counts the previous one."""
+    def hook(s: int, n_settings: int, f: int, n_folds: int) -> None:
+        if s or f:
+            bar.update(1)
+        bar.set_description(f"setting {s + 1}/{n_settings} fold {f + 1}/{n_folds}")
+
+    return hook

@@ -1,0 +1,59 @@
+"""The one table of display names: methods, metrics and protocols, for the report, figures and CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+METHOD_LABELS = {
+    "deepgami": "DeepGAMI",
+    "deepgami_meanfill": "DeepGAMI (mean-fill)",
+    "deepgami_dense": "DeepGAMI, no prior (dense)",
+    "deepgami_random_prior": "DeepGAMI, random prior",
+    "deepgami_bernoulli_prior": "DeepGAMI, Bernoulli prior",
+    "logistic_regression": "Logistic regression",
+    "lasso_logistic": "Lasso-logistic",
+    "random_forest": "Random forest",
+    "svm": "SVM",
+    "mlp": "MLP",
+    "ridge": "Ridge regression",
+    "lasso": "Lasso",
+}
+
+METRIC_LABELS = {"auc": "AUC", "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1_macro": "F1 (macro)",
+                 "r2": "R\u00b2", "pearson": "Pearson r", "mse": "MSE", "rmse": "RMSE"}
+
+PROTOCOL_LABELS = {"holdout": "held-out split", "cv": "cross-validation", "repeated": "repeated random splits",
+                   "independent": "independent cohort"}
+
+
+def method_label(method: str) -> str:
+    """Display name of a method (its id when unknown)."""
+    return METHOD_LABELS.get(method, method)
+
+
+def metric_label(metric: str) -> str:
+    """Display name of a metric (its id when unknown)."""
+    return METRIC_LABELS.get(metric, metric)
+
+
+def protocol_label(protocol: str) -> str:
+    """Lower-case name of a protocol, for running text and figure titles."""
+    return PROTOCOL_LABELS.get(protocol, protocol)
+
+
+def protocol_title(protocol: str) -> str:
+    """The protocol's name as a heading: 'Held-out split'."""
+    text = protocol_label(protocol)
+    return text[:1].upper() + text[1:]
+
+
+def verdict_sentence(row: dict[str, Any] | None) -> str | None:
+    """The report's one-line verdict from `deepgami.evaluation.significance.verdict`'s row, e.g.
+    "DeepGAMI vs the best baseline (SVM, repeated random splits): +0.012 AUC, 95% interval -0.010
+    to +0.034, not significant"."""
+    if not row:
+        return None
+    word = "significant" if row["significant"] else "not significant"
+    return (f"{method_label(row['reference'])} vs the best baseline ({method_label(row['method'])}, "
+            f"{protocol_label(row['protocol'])}): {row['difference']:+.3f} {metric_label(row['metric'])}, "
+            f"95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}, {word}")
