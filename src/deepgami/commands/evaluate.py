@@ -29,7 +29,7 @@ protocols (--protocols, default holdout,cv,repeated; --fast: holdout,cv; indepen
   cv           stratified --folds-fold cross-validation
   repeated     --repeats stratified random 80/20 splits (default 10), with pairwise KS tests
   independent  train on COHORT, test on --test-cohort
-  The prior ablations run on --ablation-protocols (default holdout,cv,independent).
+  The prior ablations run on --ablation-protocols (default holdout,independent).
 
 comparisons: paired_tests.tsv and the report's verdict line give, per method, DeepGAMI's mean
 paired difference in AUC and balanced accuracy over the same splits with a 95% interval (corrected
@@ -38,7 +38,7 @@ held-out samples for a single split).
 
 cost: units (split x method) run in --jobs worker processes (default: the CPUs), with the same
 results for any --jobs. On a 1,200-sample simulated cohort with two free cores, the defaults take
-about 9 minutes and --fast about 1.5 (README, "Evaluation: what it costs"); --budget MINUTES runs only
+about 9 minutes and --fast about 2 (README, "Evaluation: what it costs"); --budget MINUTES runs only
 the repeated splits that fit (at least 2) and says so in the report.
 
 DeepGAMI's grid (params YAML) is searched once, by cv_folds-fold CV on the training samples of the
@@ -179,7 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, metavar="MINUTES",
                    help="run only the repeated splits that fit in this many minutes (at least 2); noted in the report")
     p.add_argument("--ablation-protocols", metavar="P[,P]",
-                   help="protocols on which the prior ablations run (default holdout,cv,independent)")
+                   help="protocols on which the prior ablations run (default holdout,independent)")
     p.add_argument("--tune", choices=("once", "each", "none"),
                    help="DeepGAMI grid search: once on the first split (default), on each split, or none")
     p.add_argument("--inner-folds", type=int, metavar="K", help="baselines' inner CV folds (default 3)")
