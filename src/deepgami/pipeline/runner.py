@@ -355,19 +355,49 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
         lock.close()
 
 
-def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
-                single_cell: Sequence[CohortRow] = ()) -> int:
+def _plan_queues(rows: list[CohortRow], single_cell: Sequence[CohortRow], outdir: Path, settings: RunSettings
+                 ) -> tuple[dict[str, list[StageTask]], dict[str, str]]:
+    """Each cohort's stages in order (single-cell rows: their pseudobulk first), and which fanned-out
+    cohort waits for which row's pseudobulk."""
     queues: dict[str, list[StageTask]] = {}
-    waits_for: dict[str, str] = {}  # a fanned-out cohort -> its row's pseudobulk queue, run first
+    waits_for: dict[str, str] = {}
     for row in single_cell:
         if "pseudobulk" not in settings.skip:
             queues[row.id] = [plan_pseudobulk(row, outdir, settings)]
-    progress_total = sum(len(q) for q in queues.values())
     for row in rows:
         queues[row.id] = plan_cohort(row, outdir, settings)
-        progress_total += len(queues[row.id])
         if row.parent in queues:
             waits_for[row.id] = row.parent
+    return queues, waits_for
+
+
+def _summarize_run(rows: list[CohortRow], outdir: Path, finished: set[str], counts: dict[str, int],
+                   failures: list[tuple[StageTask, int, str]]) -> int:
+    """summary.tsv/html over the predictions this run made (or confirmed current), the closing
+    lines on stderr, and the exit code: 0, 2 when every failure was bad input, else 1."""
+    # Only predictions made (or confirmed current) by this run: never stale files of an earlier one.
+    entries = []
+    for row in rows:
+        for name in prediction_sets(row):
+            metrics = outdir / row.id / "predictions" / f"{name}.metrics.json"
+            if f"{row.id}/predict/{name}" in finished and metrics.is_file():
+                entries.append(SummaryEntry(row.id, row.cell_type or "", name, metrics))
+    if entries:
+        write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
+        print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
+    print(f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
+          f"{len(failures)} failed; results in {outdir}", file=sys.stderr)
+    for task, code, last in failures:
+        print(f"error: {task.key}: {last} (exit {code}; log: {task.log})", file=sys.stderr)
+    if not failures:
+        return 0
+    return 2 if all(code == 2 for _, code, _ in failures) else 1
+
+
+def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
+                single_cell: Sequence[CohortRow] = ()) -> int:
+    queues, waits_for = _plan_queues(rows, single_cell, outdir, settings)
+    progress_total = sum(len(q) for q in queues.values())
 
     ledger_path = outdir / LEDGER_NAME
     ledger = _read_ledger(ledger_path) if settings.resume else {}
@@ -459,24 +489,7 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
                 fill()
     finally:
         progress.close()
-
-    # Only predictions made (or confirmed current) by this run: never stale files of an earlier one.
-    entries = []
-    for row in rows:
-        for name in prediction_sets(row):
-            metrics = outdir / row.id / "predictions" / f"{name}.metrics.json"
-            if f"{row.id}/predict/{name}" in finished and metrics.is_file():
-                entries.append(SummaryEntry(row.id, row.cell_type or "", name, metrics))
-    if entries:
-        write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
-        print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
-    print(f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
-          f"{len(failures)} failed; results in {outdir}", file=sys.stderr)
-    for task, code, last in failures:
-        print(f"error: {task.key}: {last} (exit {code}; log: {task.log})", file=sys.stderr)
-    if not failures:
-        return 0
-    return 2 if all(code == 2 for _, code, _ in failures) else 1
+    return _summarize_run(rows, outdir, finished, counts, failures)
 
 
 # -- the cross-cohort summary --------------------------------------------------------------------
