@@ -37,14 +37,10 @@ def rosmap(modalities: tuple[str, ...] = ("mrna", "meth")) -> md.MuData:
     MuData
         One AnnData per modality, the label (``AD`` / ``NC``) and split in ``mdata.obs``, no priors.
     """
-    from deepgami.data.cohort import build_cohort
-    from deepgami.data.readers import read_labels, read_matrix
+    from deepgami.data.assemble import build_cohort
 
     folder = rosmap_dir()
-    matrices = {name: read_matrix(folder / f"{name}.csv")[0] for name in modalities}
-    labels = read_labels(folder / "labels.csv", "sample", "label", "split")
-    mdata, _ = build_cohort(matrices, labels, [], labels_path=folder / "labels.csv")
-    return mdata
+    return build_cohort({name: folder / f"{name}.csv" for name in modalities}, folder / "labels.csv")
 
 
 def simulated(

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from deepgami.errors import InputError
+from deepgami.utils import jsonable
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import variant_arrays
 from deepgami.evaluation.config import DEEPGAMI_METHODS, MEANFILL, METHOD_INDEX, PROTOCOLS, EvalConfig
@@ -161,15 +162,8 @@ def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
     _rows(out, unit.method, "all", out.main)
     _predictions(data, out, unit.method, "all", [str(data.obs_names[i]) for i in split.test], labels, values)
     out.baseline_params = {"method": unit.method, "protocol": split.protocol, "split": split.index,
-                           "n_train": len(used), "params": json.dumps(plain(fitted.best_params), sort_keys=True),
+                           "n_train": len(used), "params": json.dumps(jsonable(fitted.best_params), sort_keys=True),
                            "inner_cv_score": fitted.inner_score}
-
-
-def plain(obj: Any) -> Any:
-    """JSON-ready copy (`deepgami.utils.jsonable`)."""
-    from deepgami.utils import jsonable
-
-    return jsonable(obj)
 
 
 # -- DeepGAMI's setting --------------------------------------------------------------------------

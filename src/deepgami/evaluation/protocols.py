@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from deepgami.errors import InputError
+from deepgami.utils import jsonable
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import MAX_BERNOULLI_EDGES, bernoulli_network, random_network, variant_arrays
 from deepgami.evaluation.config import (
@@ -58,7 +59,6 @@ from deepgami.evaluation.fits import (
     baseline_matrices,
     deepgami_setting,
     flatten_metrics,
-    plain,
     tune_deepgami,
 )
 from deepgami.evaluation.splits import Split, combine_cohorts, eligible_rows, make_splits
@@ -129,7 +129,7 @@ def _data_summary(mdata: Any, data: Any) -> dict:
         "priors": {str(name): {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(info).items()}
                    for name, info in dict(priors).items()},
         "latent_nodes": None if data.latent_nodes is None else len(data.latent_nodes),
-        "build": plain(dict(build)),
+        "build": jsonable(dict(build)),
     }
 
 
@@ -435,12 +435,12 @@ def evaluate(
         "protocols": {p: {"splits": sum(s.protocol == p for s in splits), "how": how[p]} for p in protocols},
         "methods": methods,
         "not_applicable": not_applicable,
-        "config": plain(dataclasses.asdict(config)),
-        "params": plain(params),
-        "deepgami_setting": plain(setting) if has_dg else None,
-        "baseline_grids": {m: plain(bl.registry(data.task)[m].fast_grid if config.fast else bl.registry(data.task)[m].grid)
+        "config": jsonable(dataclasses.asdict(config)),
+        "params": jsonable(params),
+        "deepgami_setting": jsonable(setting) if has_dg else None,
+        "baseline_grids": {m: jsonable(bl.registry(data.task)[m].fast_grid if config.fast else bl.registry(data.task)[m].grid)
                            for m in base_methods},
-        "verdict": plain(line),
+        "verdict": jsonable(line),
         "budget": {"minutes": config.budget, "repeated_run": outcome.repeated_run,
                    "repeated_planned": outcome.repeated_planned} if config.budget is not None else None,
         "notes": notes,
