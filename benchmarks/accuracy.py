@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/accuracy.py --out benchmarks/out/accuracy [--only sim,multi,shared,rosmap]
 
 Cohorts are made the way users make them: `deepgami simulate` then `deepgami build` (priors eqtl and
-grn), and `deepgami build` on ../shared/data/rosmap (mrna + meth, no priors). Every DeepGAMI figure
+grn), and `deepgami build` on the bundled ROSMAP data (mrna + meth, no priors). Every DeepGAMI figure
 is from `DeepGAMI.fit` with the packaged default parameters (k-fold CV grid search on training rows
 only, then refit) and seed 0.
 
@@ -36,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from deepgami.datasets import rosmap_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-# DEEPGAMI_ROSMAP: the data folder, where ../shared is not beside the checkout.
-ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", ROOT.parent / "shared" / "data" / "rosmap"))
+# DEEPGAMI_ROSMAP: another copy of the ROSMAP folder.
+ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", rosmap_dir()))  # default: the bundled copy
 
 
 def cli(*args: str) -> None:

@@ -11,7 +11,7 @@ sets of repeated splits overlap, so the naive paired t interval is far too narro
 
 Cohorts (made as users make them, `deepgami simulate` / `deepgami build`):
 
-- rosmap: ../shared/data/rosmap, mrna + meth, no prior (dense encoders). The shipped split column
+- rosmap: the bundled ROSMAP data (deepgami.datasets.rosmap_dir()), mrna + meth, no prior (dense encoders). The shipped split column
   is ignored: the splits are drawn over all 245 samples.
 - sim: `deepgami simulate` defaults (600 samples, seed 0), priors eqtl (snp) and grn (expr). Extra
   rows: the Bayes-optimal AUC of each test set (truth_probabilities.csv) and an oracle L1 logistic
@@ -42,8 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
+from deepgami.datasets import rosmap_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", ROOT.parent / "shared" / "data" / "rosmap"))
+ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", rosmap_dir()))  # default: the bundled copy
 TEST_FRACTION = 0.3
 
 

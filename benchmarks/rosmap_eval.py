@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/rosmap_eval.py [--repeats 100] [--fast] [--out benchmarks/out/rosmap_eval]
 
-Builds the cohort from ../shared/data/rosmap (245 samples; the shipped split column is all
+Builds the cohort from the bundled ROSMAP data (245 samples; the shipped split column is all
 `train`, so the held-out protocol draws a stratified 80/20 split), runs `deepgami evaluate` with
 the default parameters (DeepGAMI's grid searched once by 5-fold CV; baselines with their full grids
 and 5-fold inner CV on every split), and prints DeepGAMI's figures beside each baseline's, per
@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepgami.datasets import rosmap_dir
+
 REPO = Path(__file__).resolve().parents[1]
-ROSMAP = REPO.parent / "shared" / "data" / "rosmap"
+ROSMAP = rosmap_dir()  # the bundled copy
 
 
 def build(modalities: list[str], out: Path) -> Path:

@@ -250,8 +250,10 @@ def assert_tables_complete(res) -> None:
     sparse = res.features[res.features["modality"].isin(set(res.links["modality"]))]
     merged = sparse.merge(links, left_on=["class", "feature", "modality"], right_on=["class", "source", "modality"],
                           how="left", suffixes=("", "_links"))
-    # a feature without edges has no links and must have no attribution
+    # a feature without edges has no links and must have no attribution; a latent gene's own
+    # measurement also feeds its node through a self-edge, which links.tsv leaves out
     merged["mean_attribution_links"] = merged["mean_attribution_links"].fillna(0.0)
+    merged = merged[~merged["feature"].isin(set(res.latent["node"]))]
     peak = res.features["importance"].max()  # the largest absolute (mean |IG|) attribution
     assert (merged["mean_attribution"] - merged["mean_attribution_links"]).abs().max() <= 1e-4 * peak
 
@@ -404,3 +406,36 @@ def test_integration_rule_is_the_one_captum_integrated_gradients_uses(method):
     # d/dz z^3 = 3 z^2 along the straight path alpha * x
     ours = x * sum(w * 3 * (a * x) ** 2 for w, a in zip(steps.tolist(), alphas))
     torch.testing.assert_close(ig.float(), ours, rtol=1e-5, atol=1e-6)
+
+
+def test_self_edges_feed_each_measured_gene_and_stay_out_of_links():
+    """`self_edges: true`: every latent gene measured in a guided modality feeds its own node, after
+    the prior's edges; links.tsv keeps the prior links only, and the self-edges start at weight 1."""
+    from model_fixtures import fast_params
+
+    from deepgami.data.arrays import read_arrays, self_edges
+
+    mdata, _ = simulated_mudata(n_samples=90, seed=3, n_snps=40, n_tfs=6, n_genes=8, n_causal_genes=2)
+    data = read_arrays(mdata)
+    k = data.modalities.index("expr")
+    src, dst = data.edges[k]
+    genes = pd.Index(data.latent_nodes)
+    add_src, add_dst = self_edges(data.var_names[k], data.latent_nodes, src, dst)
+    assert list(data.var_names[k][add_src]) == list(genes[add_dst]) == list(genes)  # all 8 are expression features
+    # an edge the prior already has is not added twice
+    again = self_edges(data.var_names[k], data.latent_nodes, np.append(src, add_src[0]), np.append(dst, add_dst[0]))
+    assert len(again[0]) == len(genes) - 1
+
+    model = DeepGAMI.fit(mdata, fast_params(max_epochs=3, cv_folds=0, self_edges=True, encoder_lr_scale=0.0), seed=0)
+    n_prior = [len(e[0]) if e is not None else None for e in data.edges]
+    assert model.config["network"]["prior_edges"] == n_prior
+    enc = model.module.encoders[k]
+    assert enc.n_edges == n_prior[k] + len(genes)
+    torch.testing.assert_close(enc.weight.detach()[n_prior[k]:], torch.ones(len(genes)))  # frozen at the start
+    res = prioritize(model, mdata, n_steps=8)
+    assert len(res.links) == 2 * sum(n_prior)  # two classes
+    assert not ((res.links["source"] == res.links["target"]) & (res.links["modality"] == "expr")).any()
+    assert res.summary["n_links"] == sum(n_prior)
+    assert_tables_complete(res)
+    gene_rows = res.features[res.features["feature"].isin(genes)]
+    assert (gene_rows["importance"] > 0).all()  # the measured genes now carry attribution

@@ -546,6 +546,15 @@ def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
             "relative": float(np.mean(np.abs(delta)) / scale) if scale > 0 else None}
 
 
+def prior_link_counts(model: DeepGAMI) -> list[int | None]:
+    """Per modality, how many of its encoder's edges (the first ones) are prior links; None for a
+    dense encoder. Models saved before self-edges existed have prior links only."""
+    counts = model.config.get("network", {}).get("prior_edges")
+    if counts is not None:
+        return [None if c is None else int(c) for c in counts]
+    return [enc.n_edges if isinstance(enc, SparseMaskedLinear) else None for enc in model.module.encoders]
+
+
 def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
                    source: str | None = None) -> tuple[ModelInputs, dict[str, int]]:
     """ModelInputs of the samples to explain: in `split` (when given) and having every model
@@ -632,6 +641,7 @@ def prioritize(
                                     for net in members])
 
     latent_names = np.asarray(model.latent_nodes, dtype=object)
+    prior_links = prior_link_counts(model)
     feat_rows, latent_rows, link_rows = [], [], []
     for t, cls in zip(targets, chosen):
         for k, m in enumerate(model.modalities):
@@ -643,13 +653,15 @@ def prioritize(
                                              "mean_attribution": mean, "importance": imp}))
             if k in raw.links.get(t, {}):
                 enc = module.encoders[k]
+                n = prior_links[k]  # the self-edges after them are not prior links
                 mean, imp = raw.links[t][k]
                 feats = np.asarray(model.features(m), dtype=object)
                 link_rows.append(pd.DataFrame({
-                    "source": feats[enc.src.numpy()], "target": latent_names[enc.dst.numpy()], "modality": m,
+                    "source": feats[enc.src.numpy()[:n]], "target": latent_names[enc.dst.numpy()[:n]], "modality": m,
                     "prior": str(model.config.get("priors", {}).get(m) or ""), "class": cls,
-                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy() for net in members], axis=0),
-                    "mean_attribution": mean, "importance": imp}))
+                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy()[:n] for net in members],
+                                      axis=0),
+                    "mean_attribution": mean[:n], "importance": imp[:n]}))
     features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
     latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
     if link_rows:
@@ -691,7 +703,7 @@ def prioritize(
         "networks_explained": len(members),
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
         "n_latent_nodes": int(module.n_latent),
-        "n_links": int(sum(enc.weight.numel() for enc in module.encoders if isinstance(enc, SparseMaskedLinear))),
+        "n_links": int(sum(n for n in prior_links if n is not None)),
         "seconds": {**{k: round(v, 3) for k, v in raw.seconds.items()},
                     "total": round(time.perf_counter() - t_start, 3)},
         "versions": {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__},

@@ -1,12 +1,13 @@
 """A cohort as arrays (`CohortArrays`): what every fit, prediction, the baselines and evaluation read
 from a MuData, once, without torch. `read_arrays` reads a cohort for training (priors and latent
 nodes included); `read_modalities` reads only the matrices of given modalities, for prediction.
-`usable_rows` is the one rule for which rows a fit trains on."""
+`usable_rows` is the one rule for which rows a fit trains on; `self_edges` the edges from latent
+genes measured in a guided modality to their own nodes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import mudata as md
 import numpy as np
@@ -168,6 +169,33 @@ def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "
         out[have] = block
         found = found or bool(ok.any())
     return out if found else None
+
+
+def self_edges(var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray, dst: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The self-edges of a guided modality: from each latent gene that is one of its features to
+    that gene's own node, where the prior has no such edge already.
+
+    Parameters
+    ----------
+    var_names
+        The modality's features.
+    latent_nodes
+        The cohort's latent genes.
+    src, dst
+        The prior's edges (feature and node indices).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (src, dst) of the edges to add, in node order.
+    """
+    pos = var_names.get_indexer(pd.Index(latent_nodes))
+    nodes = np.flatnonzero(pos >= 0)
+    have = set(zip(np.asarray(src).tolist(), np.asarray(dst).tolist()))
+    keep = np.array([(int(pos[g]), int(g)) not in have for g in nodes], dtype=bool)
+    nodes = nodes[keep] if len(nodes) else nodes
+    return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 
 def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:

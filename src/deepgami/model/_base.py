@@ -86,7 +86,8 @@ class BaseModel:
         return list(self.preprocessors[self.modalities.index(modality)].features)
 
     def edges(self, modality: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(src into `features(modality)`, dst into `latent_nodes`) of a sparse encoder, else None."""
+        """(src into `features(modality)`, dst into `latent_nodes`) of a sparse encoder, else None: the
+        prior links first, then any self-edges (`config["network"]["prior_edges"]` counts the former)."""
         enc = self.module.encoders[self.modalities.index(modality)]
         if isinstance(enc, torch.nn.Linear):
             return None

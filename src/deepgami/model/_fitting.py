@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepgami.data.arrays import CohortArrays, latent_targets, usable_rows
+from deepgami.data.arrays import CohortArrays, latent_targets, self_edges, usable_rows
 from deepgami.data.preprocessing import ModalityPreprocessor, class_weights, fit_modality_for, smote_oversample
 from deepgami.errors import InputError
 from deepgami.data.lazy_inputs import materialize
@@ -91,42 +91,52 @@ def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
 
 
 def fit_preprocessing(data: CohortArrays, rows: np.ndarray, setting: dict, y: np.ndarray,
-                      shared: Sequence[ModalityPreprocessor] | None = None) -> tuple[list[ModalityPreprocessor], Edges]:
+                      shared: Sequence[ModalityPreprocessor] | None = None
+                      ) -> tuple[list[ModalityPreprocessor], Edges, list[int | None]]:
     """Each modality's selection and scaling, fitted on the rows that have it (or `shared`, as a
-    bagged member), and its prior edges re-indexed into the kept features."""
-    preprocessors, edges = [], []
+    bagged member), its prior edges re-indexed into the kept features, then its self-edges
+    (`setting['self_edges']`), and how many of those edges come from the prior."""
+    preprocessors, edges, n_prior = [], [], []
     for k, m in enumerate(data.modalities):
         have = data.present[rows, k]
         if not have.any():
             raise InputError(None, f"no training sample has modality '{m}'")
+        guided = data.edges[k]
+        own = (self_edges(data.var_names[k], data.latent_nodes, *guided)
+               if guided is not None and setting.get("self_edges") else None)
         if shared is not None:
             prep = shared[k]
             cols = data.var_names[k].get_indexer(pd.Index(prep.features))
         else:
-            candidates = None if data.edges[k] is None else data.edges[k][0]
+            candidates = None if guided is None else np.union1d(guided[0], own[0] if own is not None else [])
             try:
                 prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y[have], data.task,
                                               candidates, rows=rows[have])
             except ValueError as err:
                 raise InputError(None, f"modality '{m}': {err}") from None
         preprocessors.append(prep)
-        if data.edges[k] is None:
+        if guided is None:
             edges.append(None)
-        else:
-            src, dst = data.edges[k]
-            keep = np.isin(src, cols)
-            edges.append((np.searchsorted(cols, src[keep]), dst[keep]))
-    return preprocessors, edges
+            n_prior.append(None)
+            continue
+        parts = [guided] if own is None else [guided, own]
+        kept = [(np.searchsorted(cols, src[np.isin(src, cols)]), dst[np.isin(src, cols)]) for src, dst in parts]
+        # Prior edges first: links.tsv reports the first n_prior edges of each encoder.
+        edges.append((np.concatenate([e[0] for e in kept]), np.concatenate([e[1] for e in kept])))
+        n_prior.append(int(len(kept[0][0])))
+    return preprocessors, edges, n_prior
 
 
 def network_config(data: CohortArrays, setting: dict, preprocessors: Sequence[ModalityPreprocessor],
-                   edges: Edges) -> dict:
-    """The architecture, as config.json records it and `build_network` reads it."""
+                   edges: Edges, n_prior: Sequence[int | None]) -> dict:
+    """The architecture, as config.json records it and `build_network` reads it (`prior_edges`:
+    how many of each sparse encoder's edges, the first ones, are prior links; the rest are self-edges)."""
     return {
         "n_inputs": [len(p.features) for p in preprocessors],
         "n_latent": len(data.latent_nodes) if data.latent_nodes is not None else int(setting["latent_dim"]),
         "n_outputs": 1 if data.task == "regression" else len(data.classes),
         "sparse": [e is not None for e in edges],
+        "prior_edges": list(n_prior),
         "hidden_layers": [int(h) for h in setting["hidden_layers"]],
         "dropout": float(setting["dropout"]),
         "imputer": setting["imputer"],
@@ -175,7 +185,7 @@ def _start_encoders(model: BaseModel, data: CohortArrays, rows: np.ndarray, trai
         targets = latent_targets(data, rows, setting["scaling"])
         if targets is not None:
             model.config["training"]["encoder_init"] = init_encoders_from_targets(
-                model.module, train.xs, train.present, targets)
+                model.module, train.xs, train.present, targets, model.config["network"]["prior_edges"])
     return [int(k) for k, n in model.config["training"].get("encoder_init", {}).items() if n > 0]
 
 
@@ -226,8 +236,8 @@ def fit_rows(cls: type[M], data: CohortArrays, rows: np.ndarray, setting: dict, 
     if len(rows) < 4:
         raise InputError(None, f"only {len(rows)} usable training samples")
     targets = encode_targets(data, rows)
-    preprocessors, edges = fit_preprocessing(data, rows, setting, targets.y, shared_preprocessing)
-    net = network_config(data, setting, preprocessors, edges)
+    preprocessors, edges, n_prior = fit_preprocessing(data, rows, setting, targets.y, shared_preprocessing)
+    net = network_config(data, setting, preprocessors, edges, n_prior)
     torch.manual_seed(seed)
     model = cls(build_network(net, edges), model_config(data, rows, setting, seed, targets, preprocessors, net),
                 preprocessors)

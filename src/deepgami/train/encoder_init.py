@@ -27,12 +27,19 @@ JOINT_INIT_MAX_VALUES = 2**28
 
 @torch.no_grad()
 def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], present: Tensor, targets: np.ndarray,
-                               ridge: float = 0.01, min_rows: int = 5) -> dict[str, int]:
+                               n_prior: Sequence[int | None] | None = None, ridge: float = 0.01,
+                               min_rows: int = 5) -> dict[str, int]:
     """Start each sparse encoder at a ridge regression of its latent genes' measured values on their
     prior sources: node g of modality k gets the weights that best predict `targets[:, g]` (the
     standardized measurement of gene g; NaN where not measured or not a variable of the cohort) from
     g's sources in modality k, over rows having both. This is the eQTL / GRN regression of the
     prior itself (PrediXcan-style predicted expression); it uses no labels.
+
+    `n_prior[k]`: the first n_prior[k] edges of encoder k are the prior's; the rest are self-edges
+    (a gene's own measurement into its node), which start at weight 1 and stay out of the
+    regression: the node starts as the measured gene plus its regulators' fit, so the prior
+    links carry their regression weights from the start (fitting the measurement on itself
+    would give the self-edge everything and the regulators nothing).
 
     `ridge` is the penalty per row on standardized inputs (lambda = ridge * n). Nodes without a
     measured target, or with too few rows, keep their random start. A modality too large for one
@@ -53,9 +60,12 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
             continue
         src, dst = enc.src.numpy(), enc.dst.numpy()
         weight = enc.weight.detach().double().numpy().copy()
+        prior = enc.n_edges if n_prior is None or n_prior[k] is None else int(n_prior[k])
+        weight[prior:] = 1.0
+        src, dst = src[:prior], dst[:prior]
         bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
         by_dst = np.argsort(dst, kind="stable")
-        ptr = np.zeros(enc.out_features + 1, dtype=np.int64)
+        ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
         np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
         # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
         xt = materialize([xs[k]])[0].numpy().T
