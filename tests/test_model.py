@@ -434,8 +434,10 @@ def golden_predictions(model: DeepGAMI, mdata) -> str:
 
 def test_predictions_match_the_recorded_golden_file(tmp_path):
     """Seed 0, an explicit params file (every key given) and a tiny fixed cohort: the predictions are
-    the bytes recorded in tests/data/golden_predictions.tsv before the model/ split (issue 13), also
-    after a save/load round trip. A change of results must re-record the file on purpose."""
+    the bytes recorded in tests/data/golden_predictions.tsv, also after a save/load round trip.
+    Recorded before the model/ split (issue 13); re-recorded on purpose once, when the head's group
+    lasso became one group per latent gene over all blocks (issue 14). A change of results must
+    re-record the file on purpose."""
     from deepgami.train import load_params
 
     mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=0, missing_expr=0.15, n_snps=30, n_genes=8, n_tfs=4)

@@ -198,7 +198,15 @@ def test_group_norm_penalty_and_gates():
     net = _net()
     first = net.head[1]
     assert isinstance(first, torch.nn.Linear)
-    torch.testing.assert_close(net.head_group_norm(), first.weight.norm(dim=0).sum())
+    # one group per latent gene: its weights in both blocks (columns j and 5 + j) together
+    w = first.weight.detach()
+    by_gene = sum(torch.sqrt((w[:, j] ** 2).sum() + (w[:, 5 + j] ** 2).sum()) for j in range(5))
+    torch.testing.assert_close(net.head_group_norm(), by_gene)
+    assert net.head_group_norm() < first.weight.norm(dim=0).sum()  # not one group per block node
+    with torch.no_grad():
+        first.weight.zero_()
+    net.head_group_norm().backward()  # finite (sub)gradient at zero
+    assert torch.isfinite(first.weight.grad).all()
     assert net.gates.shape == (2, 5)
 
 
