@@ -130,6 +130,16 @@ def test_int8_dosages_stay_int8_and_predict_like_float32(trained, sim):
     np.testing.assert_array_equal(a.preprocessors[0].scale, b.preprocessors[0].scale)
 
 
+def test_saving_twice_writes_the_same_bytes(trained, tmp_path):
+    """The weights file is byte-identical from save to save (safetensors' metadata order varies
+    between calls, so the header holds one metadata key)."""
+    files = set()
+    for i in range(6):
+        trained.save(tmp_path / f"m{i}")
+        files.add((tmp_path / f"m{i}" / "model.safetensors").read_bytes())
+    assert len(files) == 1
+
+
 def test_save_load_round_trip(trained, sim, tmp_path):
     trained.save(tmp_path / "m")
     names = {p.name for p in (tmp_path / "m").iterdir()}

@@ -233,3 +233,17 @@ def test_logits_wrapper_supports_integrated_gradients():
     # Pieces compose to the full map.
     lat = [net.activate(k, net.encoders[k](x)) for k, x in enumerate(xs)]
     torch.testing.assert_close(net.head_logits(lat), net.logits(*xs))
+
+
+def test_latent_norm_per_modality():
+    """One flag per modality: a flagged block is standardized, an unflagged one keeps the encoder's
+    units; the state dict keeps every modality's norm buffers either way (one saved layout)."""
+    net = _net(latent_norm=[False, True], encoder_activation="linear").train()
+    xs = [torch.randn(40, 12) * 3 + 1, torch.randn(40, 7)]
+    latent = net.encode(xs)
+    torch.testing.assert_close(latent[0], net.encoders[0](xs[0]))
+    torch.testing.assert_close(latent[1].mean(0), torch.zeros(5), atol=1e-5, rtol=0)
+    norm_keys = [k for k in _net().state_dict() if k.startswith("norms.")]
+    assert norm_keys and [k for k in net.state_dict() if k.startswith("norms.")] == norm_keys
+    with pytest.raises(ValueError, match="one flag or one per modality"):
+        _net(latent_norm=[True])

@@ -427,3 +427,20 @@ def test_train_and_evaluate_pick_the_same_setting_on_the_same_rows():
     means = table.groupby("setting")["all_log_loss"].mean()
     assert model.config["cv"]["selected_setting"] == int(means.idxmin())
     assert tune_setting(data, rows, params, 5)[0] == setting
+
+
+def test_frozen_prior_encoders_keep_their_regression_units():
+    """`latent_norm: trained` (default): a prior-guided encoder frozen at its regression start is not
+    standardized (its block is in the measured gene's units), any encoder that trains is."""
+    from deepgami.model._fitting import latent_norm_flags
+    from deepgami.train import load_params
+
+    mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=0, n_snps=30, n_genes=8, n_tfs=4)
+    data = read_arrays(mdata)
+    setting = {**expand_grid(load_params(None), dense=False)[0]}
+    assert latent_norm_flags(data, setting, data.edges) == [False, False]
+    assert latent_norm_flags(data, {**setting, "encoder_lr_scale": 0.1}, data.edges) == [True, True]
+    assert latent_norm_flags(data, {**setting, "latent_norm": True}, data.edges) == [True, True]
+    assert latent_norm_flags(data, setting, [data.edges[0], None]) == [False, True]  # a dense encoder trains
+    with pytest.raises(InputError, match="latent_norm must be true, false or trained"):
+        load_params(None, {"latent_norm": "yes"})

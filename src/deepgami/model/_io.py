@@ -56,8 +56,10 @@ def save_model(model: BaseModel, path: str | Path) -> None:
         for i, net in enumerate(model.members[1:], start=1):
             state.update({f"{MEMBER_PREFIX}{i}.{k}": v for k, v in net.state_dict().items()})
         # safetensors refuses tensors that share storage; own copies make every entry independent.
+        # One metadata key: safetensors writes the metadata map in an order that varies from call to
+        # call, and the same seed must give the same bytes (the format version is in config.json).
         save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp / WEIGHTS_FILE,
-                  metadata={"format": "deepgami", "format_version": str(CONFIG_FORMAT)})
+                  metadata={"format": f"deepgami {CONFIG_FORMAT}"})
         _write_json(model.config, tmp / CONFIG_FILE)
         for name, attr in TABLES:
             table = getattr(model, attr)

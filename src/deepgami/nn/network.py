@@ -125,7 +125,8 @@ class DeepGAMINetwork(nn.Module):
         dropout: dropout probability on the concatenated blocks and after each hidden layer.
         imputer: `scalar`, `per_node`, `linear` or `mlp`.
         encoder_activation: `relu`, `tanh` or `linear`, applied to each encoder's output.
-        latent_norm: standardize each latent node before the activation (`LatentNorm`).
+        latent_norm: standardize each latent node before the activation (`LatentNorm`): one flag for
+            every modality, or one per modality.
     """
 
     def __init__(
@@ -138,7 +139,7 @@ class DeepGAMINetwork(nn.Module):
         dropout: float = 0.5,
         imputer: str = "scalar",
         encoder_activation: str = "relu",
-        latent_norm: bool = True,
+        latent_norm: bool | Sequence[bool] = True,
     ) -> None:
         super().__init__()
         n_mod = len(n_inputs)
@@ -158,7 +159,12 @@ class DeepGAMINetwork(nn.Module):
                 src, dst = edge
                 self.encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
         self.activation = _activation(encoder_activation)
-        self.norms = nn.ModuleList([LatentNorm(self.n_latent) for _ in range(n_mod)]) if latent_norm else None
+        flags = [bool(latent_norm)] * n_mod if isinstance(latent_norm, bool) else [bool(f) for f in latent_norm]
+        if len(flags) != n_mod:
+            raise ValueError("latent_norm must be one flag or one per modality")
+        self.normalized = flags
+        # Every modality keeps its LatentNorm buffers (saved models share one layout); only flagged ones apply.
+        self.norms = nn.ModuleList([LatentNorm(self.n_latent) for _ in range(n_mod)]) if any(flags) else None
         # One map per ordered pair (i -> j); keys avoid '.', which ModuleDict forbids.
         self.imputers = nn.ModuleDict(
             {self.pair_key(i, j): make_imputer(imputer, self.n_latent)
@@ -199,7 +205,7 @@ class DeepGAMINetwork(nn.Module):
     def activate(self, k: int, pre: Tensor, rows: Tensor | None = None) -> Tensor:
         """Encoder k's output (pre-activation, `encoders[k](x)`) -> latent block C_k:
         normalization (when enabled) then the activation."""
-        if self.norms is not None:
+        if self.norms is not None and self.normalized[k]:
             pre = self.norms[k](pre, rows)
         return self.activation(pre)
 

@@ -124,7 +124,9 @@ def validate_params(params: dict, where: Any = None) -> None:
                          ("missing", MISSING), ("balance", BALANCES), ("encoder_init", ENCODER_INITS)):
         if params.get(key) not in allowed:
             bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
-    for key in ("latent_norm", "calibrate_imputer", "self_edges"):
+    if not (isinstance(params.get("latent_norm"), bool) or params.get("latent_norm") == "trained"):
+        bad(f"latent_norm must be true, false or trained, got {params.get('latent_norm')!r}")
+    for key in ("calibrate_imputer", "self_edges"):
         if not isinstance(params.get(key), bool):
             bad(f"{key} must be true or false, got {params.get(key)!r}")
     for key, allowed in (("selection", SELECTIONS), ("scaling", SCALINGS)):
