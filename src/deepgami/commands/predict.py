@@ -47,9 +47,7 @@ def metrics_path(out: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     from deepgami.data.cohort import SPLIT, read_cohort
     from deepgami.model import DeepGAMI
-    from deepgami.utils import split_mask
-
-    from deepgami.utils import resolve_device
+    from deepgami.utils import resolve_device, split_mask
 
     out = Path(args.out)
     if not 0 < args.min_coverage <= 1:

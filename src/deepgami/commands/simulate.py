@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deepgami.commands import add_simulation_output_arguments
+
 DESCRIPTION = """\
 Simulate a cohort with a known answer: SNP dosages, TF and target-gene expression, a phenotype,
 an eQTL prior (SNP -> gene) and a GRN prior (TF -> gene). Each gene's program is a weighted sum of
@@ -65,10 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="output directory (created; must not exist or be empty)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed; same seed, same bytes (default 0)")
+    add_simulation_output_arguments(p)
     p.add_argument("--n-samples", type=int, default=600, metavar="N", help="samples (default 600)")
     p.add_argument("--n-snps", type=int, default=1000, metavar="N", help="SNPs (default 1000)")
     p.add_argument("--n-tfs", type=int, default=40, metavar="N",
@@ -100,6 +99,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "at least one of each); e.g. --eqtl-edges-per-gene 8 --eqtl-causal-per-gene 2")
     p.add_argument("--format", choices=("csv", "tsv", "parquet"), default="csv",
                    help="format of genotype and expression matrices (default csv)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace --out if it holds a previous simulation")
     p.set_defaults(func=_run)

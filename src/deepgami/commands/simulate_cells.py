@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+from deepgami.commands import add_simulation_output_arguments
+
 DESCRIPTION = """\
 Simulate a single-cell cohort with a known answer: donors with a phenotype (control/case,
 balanced) and SNP dosages, and cells of --cell-types cell types with raw integer counts
@@ -57,9 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--out", required=True, metavar="DIR",
-                   help="output directory (created; must not exist or be empty)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
+    add_simulation_output_arguments(p)
     p.add_argument("--n-donors", type=int, default=200, metavar="N", help="donors (default 200)")
     p.add_argument("--cells-per-donor", type=int, default=90, metavar="N",
                    help="cells per donor over all cell types (default 90)")
@@ -77,5 +77,4 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="donor-level noise SD of log expression (default 0.3)")
     p.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
                    help="stratified share of donors with split=test (default 0.2)")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it holds a previous simulation")
     p.set_defaults(func=_run)

@@ -192,9 +192,11 @@ def self_edges(var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray
     """
     pos = var_names.get_indexer(pd.Index(latent_nodes))
     nodes = np.flatnonzero(pos >= 0)
-    have = set(zip(np.asarray(src).tolist(), np.asarray(dst).tolist()))
-    keep = np.array([(int(pos[g]), int(g)) not in have for g in nodes], dtype=bool)
-    nodes = nodes[keep] if len(nodes) else nodes
+    # (feature, node) pairs as one integer each, so the prior's own g -> g edges drop out vectorized
+    # (priors have up to millions of edges).
+    width = len(latent_nodes)
+    nodes = nodes[~np.isin(pos[nodes].astype(np.int64) * width + nodes,
+                           np.asarray(src, dtype=np.int64) * width + np.asarray(dst, dtype=np.int64))]
     return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 

@@ -119,11 +119,11 @@ def fit_preprocessing(data: CohortArrays, rows: np.ndarray, setting: dict, y: np
             edges.append(None)
             n_prior.append(None)
             continue
-        parts = [guided] if own is None else [guided, own]
-        kept = [(np.searchsorted(cols, src[np.isin(src, cols)]), dst[np.isin(src, cols)]) for src, dst in parts]
+        src, dst = guided if own is None else (np.concatenate([guided[0], own[0]]), np.concatenate([guided[1], own[1]]))
+        keep = np.isin(src, cols)
         # Prior edges first: links.tsv reports the first n_prior edges of each encoder.
-        edges.append((np.concatenate([e[0] for e in kept]), np.concatenate([e[1] for e in kept])))
-        n_prior.append(int(len(kept[0][0])))
+        edges.append((np.searchsorted(cols, src[keep]), dst[keep]))
+        n_prior.append(int(keep[:len(guided[0])].sum()))
     return preprocessors, edges, n_prior
 
 

@@ -55,14 +55,14 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
         if not isinstance(enc, SparseMaskedLinear) or enc.n_edges == 0:
             continue
         have_k = present[:, k].numpy()
+        prior = enc.n_edges if n_prior is None or n_prior[k] is None else int(n_prior[k])
         if xs[k].shape[0] * xs[k].shape[1] > JOINT_INIT_MAX_VALUES:
             out[str(k)] = _marginal_init(enc, xs[k], have_k, targets, ridge, min_rows)
+            enc.weight[prior:] = 1.0  # the self-edges, as below
             continue
-        src, dst = enc.src.numpy(), enc.dst.numpy()
         weight = enc.weight.detach().double().numpy().copy()
-        prior = enc.n_edges if n_prior is None or n_prior[k] is None else int(n_prior[k])
         weight[prior:] = 1.0
-        src, dst = src[:prior], dst[:prior]
+        src, dst = enc.src.numpy()[:prior], enc.dst.numpy()[:prior]
         bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
         by_dst = np.argsort(dst, kind="stable")
         ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
