@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test lint clean
 
 setup: $(STAMP)
 
@@ -19,7 +19,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/bin:$$PATH" $(BIN)/python -m deepgami.demo --out demo_out
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check src bin
+	$(BIN)/ruff format --check src bin
+
+test: lint
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/bin:$$PATH" $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 clean:

@@ -56,17 +56,40 @@ def simulated_cohort(work: Path, name: str, *sim_args: str) -> tuple[Path, dict]
     sim_dir, cohort = work / name, work / f"{name}.h5mu"
     if not cohort.exists():
         cli("simulate", "--out", sim_dir, "--seed", "0", "--overwrite", *sim_args)
-        cli("build", "--modality", f"snp={sim_dir / 'genotype.csv'}", "--modality", f"expr={sim_dir / 'expression.csv'}",
-            "--labels", sim_dir / "labels.csv", "--prior", f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
-            "--prior", f"expr:grn={sim_dir / 'grn.tsv'}", "--out", cohort, "--quiet")
+        cli(
+            "build",
+            "--modality",
+            f"snp={sim_dir / 'genotype.csv'}",
+            "--modality",
+            f"expr={sim_dir / 'expression.csv'}",
+            "--labels",
+            sim_dir / "labels.csv",
+            "--prior",
+            f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
+            "--prior",
+            f"expr:grn={sim_dir / 'grn.tsv'}",
+            "--out",
+            cohort,
+            "--quiet",
+        )
     return cohort, json.loads((sim_dir / "truth.json").read_text())
 
 
 def rosmap_cohort(work: Path) -> Path:
     cohort = work / "rosmap.h5mu"
     if not cohort.exists():
-        cli("build", "--modality", f"mrna={ROSMAP / 'mrna.csv'}", "--modality", f"meth={ROSMAP / 'meth.csv'}",
-            "--labels", ROSMAP / "labels.csv", "--out", cohort, "--quiet")
+        cli(
+            "build",
+            "--modality",
+            f"mrna={ROSMAP / 'mrna.csv'}",
+            "--modality",
+            f"meth={ROSMAP / 'meth.csv'}",
+            "--labels",
+            ROSMAP / "labels.csv",
+            "--out",
+            cohort,
+            "--quiet",
+        )
     return cohort
 
 
@@ -111,16 +134,22 @@ def oracle_aucs(sim_dir: Path, truth: dict) -> dict:
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for key, cols, kw in (("oracle_all_programs_l2", genes, {}),
-                              ("oracle_all_programs_l1", genes, {"penalty": "l1", "solver": "saga"}),
-                              ("oracle_causal_programs", truth["causal_genes"], {})):
+        for key, cols, kw in (
+            ("oracle_all_programs_l2", genes, {}),
+            ("oracle_all_programs_l1", genes, {"penalty": "l1", "solver": "saga"}),
+            ("oracle_causal_programs", truth["causal_genes"], {}),
+        ):
             X = programs[cols].to_numpy()
-            lr = LogisticRegressionCV(Cs=20, max_iter=5000, scoring="roc_auc", **kw).fit(X[train], y[train])
+            lr = LogisticRegressionCV(Cs=20, max_iter=5000, scoring="roc_auc", **kw).fit(
+                X[train], y[train]
+            )
             out[key] = float(roc_auc_score(y[~train], lr.predict_proba(X[~train])[:, 1]))
     return out
 
 
-def bench_sim(work: Path, name: str, *sim_args: str, oracle: bool = False, params: dict | None = None) -> dict:
+def bench_sim(
+    work: Path, name: str, *sim_args: str, oracle: bool = False, params: dict | None = None
+) -> dict:
     from deepgami.data.cohort import read_cohort
     from deepgami.data.arrays import read_arrays
     from deepgami.model import DeepGAMI
@@ -133,11 +162,17 @@ def bench_sim(work: Path, name: str, *sim_args: str, oracle: bool = False, param
     model = DeepGAMI.fit(data, load_params(None, params), seed=0)
     seconds = time.perf_counter() - start
     test = np.flatnonzero(data.split == "test")
-    out = {"cohort": str(cohort), "n_train": int((data.split == "train").sum()), "n_test": int(len(test)),
-           "fit_seconds": round(seconds, 1), "setting": model.config["setting"],
-           "bayes_optimal_test_auc": truth["bayes_optimal_test_auc"],
-           "bayes_optimal_test_balanced_accuracy": truth["bayes_optimal_test_balanced_accuracy"],
-           "held_out": _held_out(model, data, test), "imputation_cv": model.imputation["blocks"]}
+    out = {
+        "cohort": str(cohort),
+        "n_train": int((data.split == "train").sum()),
+        "n_test": int(len(test)),
+        "fit_seconds": round(seconds, 1),
+        "setting": model.config["setting"],
+        "bayes_optimal_test_auc": truth["bayes_optimal_test_auc"],
+        "bayes_optimal_test_balanced_accuracy": truth["bayes_optimal_test_balanced_accuracy"],
+        "held_out": _held_out(model, data, test),
+        "imputation_cv": model.imputation["blocks"],
+    }
     if oracle:
         out["oracle"] = oracle_aucs(work / name, truth)
     return out
@@ -165,19 +200,35 @@ def bench_rosmap(work: Path, folds: int = 5) -> dict:
         scaler = StandardScaler().fit(X[tr])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            lr = LogisticRegressionCV(Cs=20, max_iter=5000, scoring="roc_auc").fit(scaler.transform(X[tr]), y[tr])
+            lr = LogisticRegressionCV(Cs=20, max_iter=5000, scoring="roc_auc").fit(
+                scaler.transform(X[tr]), y[tr]
+            )
         proba = lr.predict_proba(scaler.transform(X[te]))[:, list(lr.classes_).index(positive)]
-        rows.append({
-            "fold": f, "deepgami_seconds": round(dg_seconds, 1), "setting": model.config["setting"],
-            "deepgami_auc": dg["all_auc"], "deepgami_balanced_accuracy": dg["all_balanced_accuracy"],
-            "deepgami_mrna_only_auc": dg["mrna_auc"], "deepgami_mrna_only_balanced_accuracy": dg["mrna_balanced_accuracy"],
-            "deepgami_mrna_meanfill_auc": dg["mrna_meanfill_auc"], "deepgami_meth_only_auc": dg["meth_auc"],
-            "r2_meth": dg["r2_meth"], "r2_mrna": dg["r2_mrna"],
-            "lr_auc": float(roc_auc_score(y[te] == positive, proba)),
-            "lr_balanced_accuracy": float(balanced_accuracy_score(y[te], lr.predict(scaler.transform(X[te])))),
-        })
-        print(f"rosmap fold {f}: " + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items()
-                                                 if isinstance(v, float)), file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "fold": f,
+                "deepgami_seconds": round(dg_seconds, 1),
+                "setting": model.config["setting"],
+                "deepgami_auc": dg["all_auc"],
+                "deepgami_balanced_accuracy": dg["all_balanced_accuracy"],
+                "deepgami_mrna_only_auc": dg["mrna_auc"],
+                "deepgami_mrna_only_balanced_accuracy": dg["mrna_balanced_accuracy"],
+                "deepgami_mrna_meanfill_auc": dg["mrna_meanfill_auc"],
+                "deepgami_meth_only_auc": dg["meth_auc"],
+                "r2_meth": dg["r2_meth"],
+                "r2_mrna": dg["r2_mrna"],
+                "lr_auc": float(roc_auc_score(y[te] == positive, proba)),
+                "lr_balanced_accuracy": float(
+                    balanced_accuracy_score(y[te], lr.predict(scaler.transform(X[te])))
+                ),
+            }
+        )
+        print(
+            f"rosmap fold {f}: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in rows[-1].items() if isinstance(v, float)),
+            file=sys.stderr,
+            flush=True,
+        )
     keys = [k for k in rows[0] if k not in ("fold", "setting")]
     mean = {k: float(np.mean([r[k] for r in rows if r[k] is not None])) for k in keys}
     return {"folds": rows, "mean": mean}
@@ -186,8 +237,11 @@ def bench_rosmap(work: Path, folds: int = 5) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "accuracy"))
-    parser.add_argument("--only", default="sim,multi,shared,rosmap",
-                        help="comma-separated: sim, sim_large, multi, shared, shared_total, rosmap")
+    parser.add_argument(
+        "--only",
+        default="sim,multi,shared,rosmap",
+        help="comma-separated: sim, sim_large, multi, shared, shared_total, rosmap",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = out / "cohorts"
@@ -205,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         elif name == "shared":
             results[name] = bench_sim(work, "sim_shared", "--shared-signal", "1.0")
         elif name == "shared_total":
-            results[name] = bench_sim(work, "sim_shared", "--shared-signal", "1.0", params={"early_stopping_on": "total"})
+            results[name] = bench_sim(
+                work, "sim_shared", "--shared-signal", "1.0", params={"early_stopping_on": "total"}
+            )
         elif name == "rosmap":
             results[name] = bench_rosmap(work)
         else:
@@ -224,9 +280,20 @@ def summary(results: dict) -> dict:
         if name in results:
             r = results[name]
             h = r["held_out"]
-            out[name] = {k: h.get(k) for k in ("all_auc", "all_balanced_accuracy", "snp_auc", "snp_meanfill_auc",
-                                              "snp_balanced_accuracy", "snp_meanfill_balanced_accuracy",
-                                              "expr_auc", "r2_expr", "r2_snp")}
+            out[name] = {
+                k: h.get(k)
+                for k in (
+                    "all_auc",
+                    "all_balanced_accuracy",
+                    "snp_auc",
+                    "snp_meanfill_auc",
+                    "snp_balanced_accuracy",
+                    "snp_meanfill_balanced_accuracy",
+                    "expr_auc",
+                    "r2_expr",
+                    "r2_snp",
+                )
+            }
             out[name]["bayes_auc"] = r["bayes_optimal_test_auc"]
             out[name]["bayes_balanced_accuracy"] = r["bayes_optimal_test_balanced_accuracy"]
             if "oracle" in r:

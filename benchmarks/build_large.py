@@ -33,7 +33,9 @@ def write_dosage_csv(path: Path, n_samples: int, n_snps: int, seed: int = 0) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--snps", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/build"))
@@ -43,16 +45,37 @@ def main() -> None:
     labels = args.out / "labels.csv"
     if not geno.exists():
         write_dosage_csv(geno, args.samples, args.snps)
-    labels.write_text("sample,label\n" + "".join(f"S{i:06d},{'case' if i % 2 else 'control'}\n" for i in range(args.samples)))
+    labels.write_text(
+        "sample,label\n"
+        + "".join(f"S{i:06d},{'case' if i % 2 else 'control'}\n" for i in range(args.samples))
+    )
     cohort = args.out / "cohort.h5mu"
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "deepgami", "build", "--modality", f"snp={geno}", "--labels", str(labels),
-                    "--out", str(cohort)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepgami",
+            "build",
+            "--modality",
+            f"snp={geno}",
+            "--labels",
+            str(labels),
+            "--out",
+            str(cohort),
+        ],
+        check=True,
+    )
     seconds = time.perf_counter() - start
     peak_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
-    result = {"samples": args.samples, "snps": args.snps, "csv_mb": round(geno.stat().st_size / 1e6, 1),
-              "seconds": round(seconds, 1), "peak_rss_gib": round(peak_gib, 2),
-              "h5mu_mb": round(cohort.stat().st_size / 1e6, 1)}
+    result = {
+        "samples": args.samples,
+        "snps": args.snps,
+        "csv_mb": round(geno.stat().st_size / 1e6, 1),
+        "seconds": round(seconds, 1),
+        "peak_rss_gib": round(peak_gib, 2),
+        "h5mu_mb": round(cohort.stat().st_size / 1e6, 1),
+    }
     print(json.dumps(result))
     (args.out / "build_large.json").write_text(json.dumps(result, indent=2) + "\n")
 

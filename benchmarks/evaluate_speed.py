@@ -31,10 +31,25 @@ def cohort(work: Path) -> Path:
     h5mu = work / "cohort.h5mu"
     if not h5mu.exists():
         sim = work / "sim"
-        _deepgami("simulate", "--out", str(sim), "--n-samples", "1200", "--seed", "0", "--overwrite")
-        _deepgami("build", "--modality", f"snp={sim / 'genotype.csv'}", "--modality", f"expr={sim / 'expression.csv'}",
-                  "--labels", str(sim / "labels.csv"), "--prior", f"snp:eqtl={sim / 'eqtl.tsv'}",
-                  "--prior", f"expr:grn={sim / 'grn.tsv'}", "--out", str(h5mu), "--quiet")
+        _deepgami(
+            "simulate", "--out", str(sim), "--n-samples", "1200", "--seed", "0", "--overwrite"
+        )
+        _deepgami(
+            "build",
+            "--modality",
+            f"snp={sim / 'genotype.csv'}",
+            "--modality",
+            f"expr={sim / 'expression.csv'}",
+            "--labels",
+            str(sim / "labels.csv"),
+            "--prior",
+            f"snp:eqtl={sim / 'eqtl.tsv'}",
+            "--prior",
+            f"expr:grn={sim / 'grn.tsv'}",
+            "--out",
+            str(h5mu),
+            "--quiet",
+        )
     return h5mu
 
 
@@ -55,9 +70,13 @@ def parts(h5mu: Path) -> dict:
     out = {}
     for fast in (False, True):
         res = evaluate(mdata, params, EvalConfig(protocols=("holdout",), tune="none", fast=fast))
-        out["holdout_split_fast" if fast else "holdout_split"] = {k: round(v, 1) for k, v in res.seconds.items()}
+        out["holdout_split_fast" if fast else "holdout_split"] = {
+            k: round(v, 1) for k, v in res.seconds.items()
+        }
     unbagged = dict(params, bagging=0)
-    res = evaluate(mdata, unbagged, EvalConfig(protocols=("holdout",), tune="none", methods=("deepgami",)))
+    res = evaluate(
+        mdata, unbagged, EvalConfig(protocols=("holdout",), tune="none", methods=("deepgami",))
+    )
     out["deepgami_without_bagging"] = round(res.seconds["deepgami"], 1)
     data = read_arrays(mdata)
     (split,), _ = make_splits(data, "holdout", EvalConfig(), eligible_rows(data))
@@ -68,10 +87,14 @@ def parts(h5mu: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--work", default="/tmp/evaluate_speed")
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--parts", action="store_true", help="also time each part (adds about 5 minutes)")
+    parser.add_argument(
+        "--parts", action="store_true", help="also time each part (adds about 5 minutes)"
+    )
     parser.add_argument("--skip-full", action="store_true", help="time --fast only")
     args = parser.parse_args()
     work = Path(args.work)
@@ -79,12 +102,27 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("MKL_NUM_THREADS", "1")
     h5mu = cohort(work)
-    result: dict = {"cohort": "deepgami simulate --n-samples 1200 --seed 0", "jobs": args.jobs,
-                    "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    result: dict = {
+        "cohort": "deepgami simulate --n-samples 1200 --seed 0",
+        "jobs": args.jobs,
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg()[0],
+    }
     runs = [("fast", ["--fast"])] + ([] if args.skip_full else [("defaults", [])])
     for name, extra in runs:
-        result[f"evaluate_{name}_s"] = round(_deepgami("evaluate", str(h5mu), "--out", str(work / f"eval_{name}"),
-                                                       "--jobs", str(args.jobs), "--quiet", *extra), 1)
+        result[f"evaluate_{name}_s"] = round(
+            _deepgami(
+                "evaluate",
+                str(h5mu),
+                "--out",
+                str(work / f"eval_{name}"),
+                "--jobs",
+                str(args.jobs),
+                "--quiet",
+                *extra,
+            ),
+            1,
+        )
         run = json.loads((work / f"eval_{name}" / "run.json").read_text())
         result[f"evaluate_{name}_verdict"] = run.get("verdict")
     if args.parts:

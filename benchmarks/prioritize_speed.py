@@ -42,24 +42,36 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def random_model(n_snps: int, n_genes: int, n_edges: int, n_dense: int, seed: int) -> DeepGAMINetwork:
+def random_model(
+    n_snps: int, n_genes: int, n_edges: int, n_dense: int, seed: int
+) -> DeepGAMINetwork:
     rng = np.random.default_rng(seed)
     # unique random (snp, gene) pairs
     keys = rng.choice(n_snps * n_genes, size=n_edges, replace=False)
     src, dst = np.divmod(np.sort(keys), n_genes)
     torch.manual_seed(seed)
-    net = DeepGAMINetwork([n_snps, n_dense], n_genes, 2,
-                          edges=[(torch.as_tensor(src), torch.as_tensor(dst)), None],
-                          hidden_layers=(64,), dropout=0.5, encoder_activation="relu")
+    net = DeepGAMINetwork(
+        [n_snps, n_dense],
+        n_genes,
+        2,
+        edges=[(torch.as_tensor(src), torch.as_tensor(dst)), None],
+        hidden_layers=(64,),
+        dropout=0.5,
+        encoder_activation="relu",
+    )
     return net.eval()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--snps", type=int, default=20_000)
     parser.add_argument("--genes", type=int, default=2_000)
     parser.add_argument("--edges", type=int, default=100_000)
-    parser.add_argument("--dense", type=int, default=100, help="features of the second (dense) modality")
+    parser.add_argument(
+        "--dense", type=int, default=100, help="features of the second (dense) modality"
+    )
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="10x smaller model and samples / 5")
@@ -67,7 +79,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     if args.quick:
-        args.snps, args.genes, args.edges, args.samples = args.snps // 10, args.genes // 10, args.edges // 10, 100
+        args.snps, args.genes, args.edges, args.samples = (
+            args.snps // 10,
+            args.genes // 10,
+            args.edges // 10,
+            100,
+        )
 
     rng = np.random.default_rng(1)
     net = random_model(args.snps, args.genes, args.edges, args.dense, seed=0)
@@ -81,11 +98,21 @@ def main() -> None:
     transform = output_function("classification", "logit")
     targets = [0, 1]
     result = {
-        "size": {"snps": args.snps, "genes": args.genes, "edges": args.edges, "dense_features": args.dense,
-                 "samples": args.samples, "n_steps": args.steps, "classes": len(targets)},
+        "size": {
+            "snps": args.snps,
+            "genes": args.genes,
+            "edges": args.edges,
+            "dense_features": args.dense,
+            "samples": args.samples,
+            "n_steps": args.steps,
+            "classes": len(targets),
+        },
         "threads": torch.get_num_threads(),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__},
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "edge_chunk_floats": EDGE_CHUNK_FLOATS,
         "rss_mb_before": round(rss_mb(), 1),
         # the machine is shared: the load at the start says how much of it this run had
@@ -102,9 +129,13 @@ def main() -> None:
     for t in targets:
         scores[t] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][0])
     t_scores = time.perf_counter() - t1
-    result["links"] = {"seconds": round(time.perf_counter() - t0, 2), "path_gradients_seconds": round(t_grad, 2),
-                       "edge_scoring_seconds": round(t_scores, 2), "peak_rss_mb": round(rss_mb(), 1),
-                       "edges_scored": int(enc.n_edges * len(targets))}
+    result["links"] = {
+        "seconds": round(time.perf_counter() - t0, 2),
+        "path_gradients_seconds": round(t_grad, 2),
+        "edge_scoring_seconds": round(t_scores, 2),
+        "peak_rss_mb": round(rss_mb(), 1),
+        "edges_scored": int(enc.n_edges * len(targets)),
+    }
     print(f"links: {result['links']}", flush=True)
 
     if not args.skip_captum:
@@ -113,10 +144,16 @@ def main() -> None:
         for t in targets:
             attrs, d = integrated_gradients(net, xs, bases, t, transform, n_steps=args.steps)
             a = attrs[0]
-            feats[t] = (a.mean(0, dtype=torch.float64).numpy(), a.abs().mean(0, dtype=torch.float64).numpy())
+            feats[t] = (
+                a.mean(0, dtype=torch.float64).numpy(),
+                a.abs().mean(0, dtype=torch.float64).numpy(),
+            )
             delta[t] = d
-        result["features"] = {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(rss_mb(), 1),
-                              "delta_max_abs": float(max(d.abs().max() for d in delta.values()))}
+        result["features"] = {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(rss_mb(), 1),
+            "delta_max_abs": float(max(d.abs().max() for d in delta.values())),
+        }
         print(f"features: {result['features']}", flush=True)
         errs = []
         for t in targets:
@@ -127,7 +164,10 @@ def main() -> None:
         t0 = time.perf_counter()
         for t in targets:
             integrated_gradients(net, xs, bases, t, transform, n_steps=args.steps, at="latent")
-        result["latent"] = {"seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(rss_mb(), 1)}
+        result["latent"] = {
+            "seconds": round(time.perf_counter() - t0, 2),
+            "peak_rss_mb": round(rss_mb(), 1),
+        }
         print(f"latent: {result['latent']}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -49,8 +49,9 @@ ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", rosmap_dir()))  # default: the b
 TEST_FRACTION = 0.3
 
 
-def corrected_resampled_t(diffs: Sequence[float], n_train: int, n_test: int,
-                          level: float = 0.95) -> tuple[float, float, float]:
+def corrected_resampled_t(
+    diffs: Sequence[float], n_train: int, n_test: int, level: float = 0.95
+) -> tuple[float, float, float]:
     """Mean of paired differences over repeated random splits and its corrected resampled t interval.
 
     Nadeau & Bengio (2003), "Inference for the generalization error", Machine Learning 52:239-281:
@@ -87,6 +88,7 @@ def corrected_resampled_t(diffs: Sequence[float], n_train: int, n_test: int,
 
 # -- cohorts --------------------------------------------------------------------------------------
 
+
 def cli(*args: object) -> None:
     from deepgami.cli import main
 
@@ -100,16 +102,39 @@ def build_cohort(work: Path, name: str) -> tuple[Path, Path | None]:
     cohort = work / f"{name}.h5mu"
     if name == "rosmap":
         if not cohort.exists():
-            cli("build", "--modality", f"mrna={ROSMAP / 'mrna.csv'}", "--modality", f"meth={ROSMAP / 'meth.csv'}",
-                "--labels", ROSMAP / "labels.csv", "--out", cohort, "--quiet")
+            cli(
+                "build",
+                "--modality",
+                f"mrna={ROSMAP / 'mrna.csv'}",
+                "--modality",
+                f"meth={ROSMAP / 'meth.csv'}",
+                "--labels",
+                ROSMAP / "labels.csv",
+                "--out",
+                cohort,
+                "--quiet",
+            )
         return cohort, None
     sim_args = {"sim": [], "shared": ["--shared-signal", "0.5"]}[name]
     sim_dir = work / name
     if not cohort.exists():
         cli("simulate", "--out", sim_dir, "--seed", "0", "--overwrite", *sim_args)
-        cli("build", "--modality", f"snp={sim_dir / 'genotype.csv'}", "--modality", f"expr={sim_dir / 'expression.csv'}",
-            "--labels", sim_dir / "labels.csv", "--prior", f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
-            "--prior", f"expr:grn={sim_dir / 'grn.tsv'}", "--out", cohort, "--quiet")
+        cli(
+            "build",
+            "--modality",
+            f"snp={sim_dir / 'genotype.csv'}",
+            "--modality",
+            f"expr={sim_dir / 'expression.csv'}",
+            "--labels",
+            sim_dir / "labels.csv",
+            "--prior",
+            f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
+            "--prior",
+            f"expr:grn={sim_dir / 'grn.tsv'}",
+            "--out",
+            cohort,
+            "--quiet",
+        )
     return cohort, sim_dir
 
 
@@ -138,21 +163,31 @@ def true_programs(sim_dir: Path, obs_names: Sequence[str], train: np.ndarray) ->
 
 # -- one split ------------------------------------------------------------------------------------
 
+
 def _auc(y: np.ndarray, score: np.ndarray) -> float:
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(y, score))
 
 
-def baseline_auc(name: str, X: np.ndarray, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, seed: int,
-                 fast: bool = False) -> float:
+def baseline_auc(
+    name: str,
+    X: np.ndarray,
+    codes: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    seed: int,
+    fast: bool = False,
+) -> float:
     """Held-out AUC of a `deepgami.baselines` method tuned by inner 5-fold CV on the training rows."""
     from sklearn.preprocessing import StandardScaler
 
     from deepgami.evaluation.baselines import fit_baseline, predict_scores
 
     scaler = StandardScaler().fit(X[tr])
-    fitted = fit_baseline(name, scaler.transform(X[tr]), codes[tr], seed=seed, inner_folds=5, fast=fast)
+    fitted = fit_baseline(
+        name, scaler.transform(X[tr]), codes[tr], seed=seed, inner_folds=5, fast=fast
+    )
     return _auc(codes[te] == 1, predict_scores(fitted, scaler.transform(X[te]), 2)[:, 1])
 
 
@@ -162,13 +197,21 @@ def oracle_auc(programs: np.ndarray, codes: np.ndarray, tr: np.ndarray, te: np.n
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        lr = LogisticRegressionCV(Cs=20, cv=5, penalty="l1", solver="saga", max_iter=5000, scoring="roc_auc",
-                                  random_state=0).fit(programs[tr], codes[tr])
+        lr = LogisticRegressionCV(
+            Cs=20,
+            cv=5,
+            penalty="l1",
+            solver="saga",
+            max_iter=5000,
+            scoring="roc_auc",
+            random_state=0,
+        ).fit(programs[tr], codes[tr])
     return _auc(codes[te] == 1, lr.predict_proba(programs[te])[:, 1])
 
 
-def run_split(data, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, params: dict, seed: int,
-              extras: dict) -> dict:
+def run_split(
+    data, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, params: dict, seed: int, extras: dict
+) -> dict:
     """Every method's held-out AUC on one split (DeepGAMI and baselines on the same rows)."""
     from deepgami.model import DeepGAMI, evaluate_rows
 
@@ -184,7 +227,10 @@ def run_split(data, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, params: d
         out[f"deepgami_{m}_imputed"] = flat[f"{m}_auc"]
         out[f"deepgami_{m}_meanfill"] = flat[f"{m}_meanfill_auc"]
         out[f"r2_{m}"] = flat.get(f"r2_{m}")
-    out["setting"] = {k: model.config["setting"][k] for k in ("weight_decay", "early_stopping_on", "hidden_layers")}
+    out["setting"] = {
+        k: model.config["setting"][k]
+        for k in ("weight_decay", "early_stopping_on", "hidden_layers")
+    }
     X = [np.asarray(x, dtype=np.float64) for x in data.X]
     both = np.hstack(X)
     out["lr"] = baseline_auc("logistic_regression", both, codes, tr, te, seed)
@@ -194,7 +240,9 @@ def run_split(data, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, params: d
     if extras.get("svm"):
         out["svm"] = baseline_auc("svm", both, codes, tr, te, seed, fast=True)
     if "sim_dir" in extras:
-        out["oracle_l1"] = oracle_auc(true_programs(extras["sim_dir"], data.obs_names, tr), codes, tr, te)
+        out["oracle_l1"] = oracle_auc(
+            true_programs(extras["sim_dir"], data.obs_names, tr), codes, tr, te
+        )
         out["bayes"] = _auc(codes[te] == 1, extras["truth_score"][te])
     return out
 
@@ -225,14 +273,28 @@ def summarize(splits: list[dict], mods: list[str], n_train: int, n_test: int) ->
     for key in keys:
         values = np.array([s[key] for s in splits], dtype=np.float64)
         mean, lo, hi = corrected_resampled_t([s[key] - s["lr"] for s in splits], n_train, n_test)
-        rows.append({"key": key, "label": LABELS[_template(key, a, b)].format(a=a, b=b), "mean": float(values.mean()),
-                     "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                     "diff_lr": mean, "diff_lr_lo": lo, "diff_lr_hi": hi})
+        rows.append(
+            {
+                "key": key,
+                "label": LABELS[_template(key, a, b)].format(a=a, b=b),
+                "mean": float(values.mean()),
+                "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
+                "diff_lr": mean,
+                "diff_lr_lo": lo,
+                "diff_lr_hi": hi,
+            }
+        )
     contrasts = {
         f"DeepGAMI {a} + {b} minus {a} only ({b} imputed)": ("deepgami", f"deepgami_{a}_imputed"),
         f"DeepGAMI {a} + {b} minus {b} only ({a} imputed)": ("deepgami", f"deepgami_{b}_imputed"),
-        f"DeepGAMI {a} only: imputed minus mean-fill": (f"deepgami_{a}_imputed", f"deepgami_{a}_meanfill"),
-        f"DeepGAMI {b} only: imputed minus mean-fill": (f"deepgami_{b}_imputed", f"deepgami_{b}_meanfill"),
+        f"DeepGAMI {a} only: imputed minus mean-fill": (
+            f"deepgami_{a}_imputed",
+            f"deepgami_{a}_meanfill",
+        ),
+        f"DeepGAMI {b} only: imputed minus mean-fill": (
+            f"deepgami_{b}_imputed",
+            f"deepgami_{b}_meanfill",
+        ),
         f"DeepGAMI {a} + {b} minus LR {a} only": ("deepgami", f"lr_{a}"),
         "DeepGAMI minus oracle": ("deepgami", "oracle_l1"),
         "DeepGAMI minus Bayes": ("deepgami", "bayes"),
@@ -242,7 +304,13 @@ def summarize(splits: list[dict], mods: list[str], n_train: int, n_test: int) ->
         if x in splits[0] and y in splits[0]:
             mean, lo, hi = corrected_resampled_t([s[x] - s[y] for s in splits], n_train, n_test)
             paired.append({"contrast": label, "mean": mean, "lo": lo, "hi": hi})
-    return {"n_splits": len(splits), "n_train": n_train, "n_test": n_test, "methods": rows, "paired": paired}
+    return {
+        "n_splits": len(splits),
+        "n_train": n_train,
+        "n_test": n_test,
+        "methods": rows,
+        "paired": paired,
+    }
 
 
 def _template(key: str, a: str, b: str) -> str:
@@ -250,11 +318,21 @@ def _template(key: str, a: str, b: str) -> str:
 
 
 def markdown(name: str, summary: dict) -> str:
-    lines = [(f"**{name}**: {summary['n_splits']} stratified 70/30 splits ({summary['n_train']} train / "
-              f"{summary['n_test']} test); 95% intervals: Nadeau-Bengio corrected resampled t"), "",
-             "| method | mean AUC (sd over splits) | paired difference to LR [95% CI] |", "| --- | ---: | ---: |"]
+    lines = [
+        (
+            f"**{name}**: {summary['n_splits']} stratified 70/30 splits ({summary['n_train']} train / "
+            f"{summary['n_test']} test); 95% intervals: Nadeau-Bengio corrected resampled t"
+        ),
+        "",
+        "| method | mean AUC (sd over splits) | paired difference to LR [95% CI] |",
+        "| --- | ---: | ---: |",
+    ]
     for r in summary["methods"]:
-        diff = "" if r["key"] == "lr" else f"{r['diff_lr']:+.3f} [{r['diff_lr_lo']:+.3f}, {r['diff_lr_hi']:+.3f}]"
+        diff = (
+            ""
+            if r["key"] == "lr"
+            else f"{r['diff_lr']:+.3f} [{r['diff_lr_lo']:+.3f}, {r['diff_lr_hi']:+.3f}]"
+        )
         lines.append(f"| {r['label']} | {r['mean']:.3f} ({r['sd']:.3f}) | {diff} |")
     lines += ["", "| paired contrast | mean [95% CI] |", "| --- | ---: |"]
     for p in summary["paired"]:
@@ -264,13 +342,25 @@ def markdown(name: str, summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cohorts", default="rosmap,sim,shared", help="comma-separated: rosmap, sim, shared")
-    parser.add_argument("--splits", type=int, default=20, help="random 70/30 splits per cohort (default 20)")
-    parser.add_argument("--sim-splits", type=int, default=None,
-                        help="splits for the simulated cohorts (default: --splits)")
-    parser.add_argument("--params", default=None, help="DeepGAMI params YAML (default: the packaged defaults)")
+    parser.add_argument(
+        "--cohorts", default="rosmap,sim,shared", help="comma-separated: rosmap, sim, shared"
+    )
+    parser.add_argument(
+        "--splits", type=int, default=20, help="random 70/30 splits per cohort (default 20)"
+    )
+    parser.add_argument(
+        "--sim-splits",
+        type=int,
+        default=None,
+        help="splits for the simulated cohorts (default: --splits)",
+    )
+    parser.add_argument(
+        "--params", default=None, help="DeepGAMI params YAML (default: the packaged defaults)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-baselines", action="store_true", help="only LR (no SVM, no single-modality LR)")
+    parser.add_argument(
+        "--no-baselines", action="store_true", help="only LR (no SVM, no single-modality LR)"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "repeated_splits"))
     args = parser.parse_args(argv)
 
@@ -296,21 +386,37 @@ def main(argv: list[str] | None = None) -> int:
         codes = np.array([data.classes.index(v) for v in data.labels], dtype=np.int64)
         extras: dict = {"svm": not args.no_baselines, "single_lr": not args.no_baselines}
         if sim_dir is not None:
-            truth = pd.read_csv(sim_dir / "truth_probabilities.csv", index_col=0).loc[list(data.obs_names)]
+            truth = pd.read_csv(sim_dir / "truth_probabilities.csv", index_col=0).loc[
+                list(data.obs_names)
+            ]
             extras["sim_dir"] = sim_dir
             extras["truth_score"] = truth[f"prob_{data.classes[1]}"].to_numpy()
         n_splits = args.splits if sim_dir is None or args.sim_splits is None else args.sim_splits
-        sss = StratifiedShuffleSplit(n_splits=n_splits, test_size=TEST_FRACTION, random_state=args.seed)
+        sss = StratifiedShuffleSplit(
+            n_splits=n_splits, test_size=TEST_FRACTION, random_state=args.seed
+        )
         per_split, start = [], time.perf_counter()
         for i, (tr, te) in enumerate(sss.split(np.zeros(len(codes)), codes)):
             tr, te = np.sort(tr), np.sort(te)
             per_split.append(run_split(data, codes, tr, te, params, args.seed + i, extras))
-            shown = {k: v for k, v in per_split[-1].items() if isinstance(v, float) and not k.startswith("r2")}
-            print(f"{name} split {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()), file=sys.stderr,
-                  flush=True)
+            shown = {
+                k: v
+                for k, v in per_split[-1].items()
+                if isinstance(v, float) and not k.startswith("r2")
+            }
+            print(
+                f"{name} split {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         summary = summarize(per_split, data.modalities, len(tr), len(te))
-        results[name] = {"cohort": str(cohort), "params": args.params, "splits": per_split, "summary": summary,
-                         "wall_seconds": round(time.perf_counter() - start, 1)}
+        results[name] = {
+            "cohort": str(cohort),
+            "params": args.params,
+            "splits": per_split,
+            "summary": summary,
+            "wall_seconds": round(time.perf_counter() - start, 1),
+        }
         results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         tables.append(markdown(name, summary) + f"\n\n({results[name]['wall_seconds']} s wall)")
         print(tables[-1], file=sys.stderr, flush=True)

@@ -30,7 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_speed import run_deepgami  # noqa: E402
 
 
-def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: int, seed: int) -> dict:
+def make_cohort(
+    path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: int, seed: int
+) -> dict:
     import anndata as ad
     import pandas as pd
 
@@ -47,14 +49,30 @@ def make_cohort(path: Path, n_samples: int, n_snps: int, n_tfs: int, n_genes: in
     expr = rng.standard_normal((n_samples, n_tfs + n_genes), dtype=np.float32)
     # A phenotype the model can learn: the first genes' expression.
     score = expr[:, n_tfs : n_tfs + 10].sum(axis=1)
-    labels = pd.DataFrame({"label": np.where(score > np.median(score), "case", "control")}, index=pd.Index(samples))
-    eqtl = pd.DataFrame({"source": np.repeat(snps, 2),
-                         "target": np.asarray(genes, dtype=object)[rng.integers(0, n_genes, 2 * n_snps)]})
-    grn = pd.DataFrame({"source": np.asarray(tfs, dtype=object)[rng.integers(0, n_tfs, 3 * n_genes)],
-                        "target": np.repeat(genes, 3)})
-    modalities = {"snp": ad.AnnData(geno, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=snps)),
-                  "expr": ad.AnnData(expr, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=tfs + genes))}
-    mdata, report = build_cohort(modalities, labels, [PriorInput("snp", "eqtl", eqtl), PriorInput("expr", "grn", grn)])
+    labels = pd.DataFrame(
+        {"label": np.where(score > np.median(score), "case", "control")}, index=pd.Index(samples)
+    )
+    eqtl = pd.DataFrame(
+        {
+            "source": np.repeat(snps, 2),
+            "target": np.asarray(genes, dtype=object)[rng.integers(0, n_genes, 2 * n_snps)],
+        }
+    )
+    grn = pd.DataFrame(
+        {
+            "source": np.asarray(tfs, dtype=object)[rng.integers(0, n_tfs, 3 * n_genes)],
+            "target": np.repeat(genes, 3),
+        }
+    )
+    modalities = {
+        "snp": ad.AnnData(geno, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=snps)),
+        "expr": ad.AnnData(
+            expr, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=tfs + genes)
+        ),
+    }
+    mdata, report = build_cohort(
+        modalities, labels, [PriorInput("snp", "eqtl", eqtl), PriorInput("expr", "grn", grn)]
+    )
     write_cohort(mdata, path)
     return {name: info["edges_kept"] for name, info in report.priors.items()}
 
@@ -70,44 +88,90 @@ def epoch_seconds(cohort: Path, params: Path, epochs: int, seed: int) -> list[fl
     data = read_arrays(read_cohort(cohort))
     setting = expand_grid(load_params(params, {"max_epochs": epochs}), dense=False)[0]
     stamps: list[float] = []
-    with threads_for(sum(len(e[0]) for e in data.edges if e is not None)):  # the thread policy of `train`
-        DeepGAMI.fit_rows(data, np.arange(len(data.obs_names)), setting, seed,
-                          on_epoch=lambda *_: stamps.append(time.perf_counter()))
+    with threads_for(
+        sum(len(e[0]) for e in data.edges if e is not None)
+    ):  # the thread policy of `train`
+        DeepGAMI.fit_rows(
+            data,
+            np.arange(len(data.obs_names)),
+            setting,
+            seed,
+            on_epoch=lambda *_: stamps.append(time.perf_counter()),
+        )
     return [round(b - a, 1) for a, b in zip(stamps, stamps[1:])]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--snps", type=int, default=1_000_000)
     parser.add_argument("--tfs", type=int, default=1000)
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--bagging", type=int, default=0,
-                        help="bagged networks beside the one fit (default 0: the figures are per network)")
+    parser.add_argument(
+        "--bagging",
+        type=int,
+        default=0,
+        help="bagged networks beside the one fit (default 0: the figures are per network)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/out/train_scale"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     cohort = args.out / f"cohort_{args.samples}x{args.snps}.h5mu"
     start = time.perf_counter()
-    edges = make_cohort(cohort, args.samples, args.snps, args.tfs, args.genes, args.seed) if not cohort.exists() else {}
+    edges = (
+        make_cohort(cohort, args.samples, args.snps, args.tfs, args.genes, args.seed)
+        if not cohort.exists()
+        else {}
+    )
     make_s = time.perf_counter() - start
     params = args.out / "params.yaml"
-    params.write_text(f"grid:\n  weight_decay: [0.01]\n  early_stopping_on: [task]\n  batch_size: [{args.batch_size}]\n"
-                      f"cv_folds: 0\npatience: 100\nbagging: {args.bagging}\n")
-    result = {"samples": args.samples, "snps": args.snps, "genes": args.genes, "tfs": args.tfs, "edges": edges,
-              "batch_size": args.batch_size, "cohort_mb": round(cohort.stat().st_size / 1e6, 1),
-              "make_cohort_s": round(make_s, 1)}
+    params.write_text(
+        f"grid:\n  weight_decay: [0.01]\n  early_stopping_on: [task]\n  batch_size: [{args.batch_size}]\n"
+        f"cv_folds: 0\npatience: 100\nbagging: {args.bagging}\n"
+    )
+    result = {
+        "samples": args.samples,
+        "snps": args.snps,
+        "genes": args.genes,
+        "tfs": args.tfs,
+        "edges": edges,
+        "batch_size": args.batch_size,
+        "cohort_mb": round(cohort.stat().st_size / 1e6, 1),
+        "make_cohort_s": round(make_s, 1),
+    }
     model = args.out / "model"
-    for stage, cmd in (("train", ["train", str(cohort), "--out", str(model), "--params", str(params),
-                                  "--max-epochs", str(args.epochs), "--quiet"]),
-                       ("predict", ["predict", str(model), str(cohort), "--out", str(args.out / "predictions.tsv")])):
+    for stage, cmd in (
+        (
+            "train",
+            [
+                "train",
+                str(cohort),
+                "--out",
+                str(model),
+                "--params",
+                str(params),
+                "--max-epochs",
+                str(args.epochs),
+                "--quiet",
+            ],
+        ),
+        (
+            "predict",
+            ["predict", str(model), str(cohort), "--out", str(args.out / "predictions.tsv")],
+        ),
+    ):
         run = run_deepgami(*cmd)
         if run["exit_code"] != 0:
             raise SystemExit(f"deepgami {stage} failed with exit code {run['exit_code']}")
-        result[f"{stage}_s"], result[f"{stage}_peak_rss_gib"] = run["wall_s"], run["peak_rss_mib"] / 1024
+        result[f"{stage}_s"], result[f"{stage}_peak_rss_gib"] = (
+            run["wall_s"],
+            run["peak_rss_mib"] / 1024,
+        )
     result["epoch_s"] = epoch_seconds(cohort, params, args.epochs, args.seed)
     result = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
     result["cpu_count"] = os.cpu_count()

@@ -43,27 +43,40 @@ def run_deepgami(*args: str) -> dict:
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         print(err, file=sys.stderr)
-    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "exit_code": code}
+    return {
+        "wall_s": round(wall, 2),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "exit_code": code,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "train_speed"))
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--extra", default="", help="extra arguments for deepgami train, e.g. '--cv-folds 3'")
+    parser.add_argument(
+        "--extra", default="", help="extra arguments for deepgami train, e.g. '--cv-folds 3'"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = out / "cohorts"
     work.mkdir(parents=True, exist_ok=True)
-    cohorts = {"simulated (default size)": (simulated_cohort(work, "sim_binary")[0], 600),
-               "rosmap": (rosmap_cohort(work), 245)}
+    cohorts = {
+        "simulated (default size)": (simulated_cohort(work, "sim_binary")[0], 600),
+        "rosmap": (rosmap_cohort(work), 245),
+    }
     extra = args.extra.split()
     rows = []
     for name, (path, n) in cohorts.items():
         for r in range(args.repeats):
-            row = {"cohort": name, "samples": n, "extra": " ".join(extra), "repeat": r,
-                   **run_train(path, out / "models" / f"{path.stem}_{r}", extra)}
+            row = {
+                "cohort": name,
+                "samples": n,
+                "extra": " ".join(extra),
+                "repeat": r,
+                **run_train(path, out / "models" / f"{path.stem}_{r}", extra),
+            }
             rows.append(row)
             print("\t".join(str(row[f]) for f in FIELDS), flush=True)
     with open(out / "train_speed.tsv", "w", newline="") as fh:

@@ -25,20 +25,29 @@ def _names(value: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepgami_build.py", description=__doc__.splitlines()[0])
     parser.add_argument("--labels", required=True)
-    parser.add_argument("--modality-names", required=True, type=_names, help="comma-separated, in file order")
+    parser.add_argument(
+        "--modality-names", required=True, type=_names, help="comma-separated, in file order"
+    )
     parser.add_argument("--modality-files", required=True, nargs="+")
-    parser.add_argument("--prior-specs", default=[], type=_names, help="MODALITY:NAME, comma-separated, in file order")
+    parser.add_argument(
+        "--prior-specs",
+        default=[],
+        type=_names,
+        help="MODALITY:NAME, comma-separated, in file order",
+    )
     parser.add_argument("--prior-files", default=[], nargs="*")
     parser.add_argument("--out", required=True)
     args, passthrough = parser.parse_known_args(argv)
     if len(args.modality_names) != len(args.modality_files):
-        parser.error(f"{len(args.modality_names)} modality names but {len(args.modality_files)} files")
+        parser.error(
+            f"{len(args.modality_names)} modality names but {len(args.modality_files)} files"
+        )
     if len(args.prior_specs) != len(args.prior_files):
         parser.error(f"{len(args.prior_specs)} prior specs but {len(args.prior_files)} files")
     build = ["build", "--labels", args.labels, "--out", args.out]
-    for name, path in zip(args.modality_names, args.modality_files):
+    for name, path in zip(args.modality_names, args.modality_files, strict=False):
         build += ["--modality", f"{name}={path}"]
-    for spec, path in zip(args.prior_specs, args.prior_files):
+    for spec, path in zip(args.prior_specs, args.prior_files, strict=False):
         build += ["--prior", f"{spec}={path}"]
     return deepgami_main(build + passthrough)
 

@@ -22,9 +22,15 @@ SUFFIX = ".metrics.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deepgami_summary.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--cohorts", required=True, help="comma-separated cohort id per metrics file")
-    parser.add_argument("--cell-types", default="", help="comma-separated cell type per metrics file (may be empty)")
+    parser = argparse.ArgumentParser(
+        prog="deepgami_summary.py", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--cohorts", required=True, help="comma-separated cohort id per metrics file"
+    )
+    parser.add_argument(
+        "--cell-types", default="", help="comma-separated cell type per metrics file (may be empty)"
+    )
     parser.add_argument("--metrics", required=True, nargs="+", type=Path)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--html", type=Path)
@@ -32,10 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     cohorts = args.cohorts.split(",")
     cell_types = args.cell_types.split(",") if args.cell_types else [""] * len(cohorts)
     if not len(cohorts) == len(cell_types) == len(args.metrics):
-        parser.error(f"{len(cohorts)} cohorts, {len(cell_types)} cell types and {len(args.metrics)} metrics files")
+        parser.error(
+            f"{len(cohorts)} cohorts, {len(cell_types)} cell types and {len(args.metrics)} metrics files"
+        )
     entries = []
     try:
-        for cohort, cell_type, path in zip(cohorts, cell_types, args.metrics):
+        for cohort, cell_type, path in zip(cohorts, cell_types, args.metrics, strict=False):
             if not path.name.endswith(SUFFIX):
                 raise InputError(path, f"expected a <prediction_set>{SUFFIX} file")
             entries.append(SummaryEntry(cohort, cell_type, path.name[: -len(SUFFIX)], path))

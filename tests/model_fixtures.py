@@ -46,13 +46,31 @@ def simulated_mudata(
 ) -> tuple[md.MuData, dict]:
     """`deepgami.datasets.simulated` at unit-test size (genotype `snp`, expression `expr`, priors
     eqtl/grn). `missing_expr`: fraction of samples (chosen by seed) without expression. Returns (mdata, truth)."""
-    return simulated(n_samples, seed, n_snps=n_snps, n_tfs=n_tfs, n_genes=n_genes, classes=classes,
-                     missing_expr=missing_expr, priors=priors, return_truth=True, shared_signal=shared_signal,
-                     n_causal_genes=n_causal_genes, effect_size=effect_size)
+    return simulated(
+        n_samples,
+        seed,
+        n_snps=n_snps,
+        n_tfs=n_tfs,
+        n_genes=n_genes,
+        classes=classes,
+        missing_expr=missing_expr,
+        priors=priors,
+        return_truth=True,
+        shared_signal=shared_signal,
+        n_causal_genes=n_causal_genes,
+        effect_size=effect_size,
+    )
 
 
-def dense_mudata(n_samples: int = 100, seed: int = 0, n_a: int = 15, n_b: int = 12, noise: float = 0.5,
-                 regression: bool = False, split: bool = False) -> md.MuData:
+def dense_mudata(
+    n_samples: int = 100,
+    seed: int = 0,
+    n_a: int = 15,
+    n_b: int = 12,
+    noise: float = 0.5,
+    regression: bool = False,
+    split: bool = False,
+) -> md.MuData:
     """Two prior-free modalities driven by shared factors; the label is a function of the factors."""
     rng = np.random.default_rng(seed)
     factors = rng.standard_normal((n_samples, 3))
@@ -65,13 +83,26 @@ def dense_mudata(n_samples: int = 100, seed: int = 0, n_a: int = 15, n_b: int = 
     else:
         labels = np.where(score + 0.5 * rng.standard_normal(n_samples) > 0, "case", "control")
     mods = {
-        "a": ad.AnnData(a.astype(np.float32), obs=pd.DataFrame(index=samples),
-                        var=pd.DataFrame(index=[f"a{i}" for i in range(n_a)])),
-        "b": ad.AnnData(b.astype(np.float32), obs=pd.DataFrame(index=samples),
-                        var=pd.DataFrame(index=[f"b{i}" for i in range(n_b)])),
+        "a": ad.AnnData(
+            a.astype(np.float32),
+            obs=pd.DataFrame(index=samples),
+            var=pd.DataFrame(index=[f"a{i}" for i in range(n_a)]),
+        ),
+        "b": ad.AnnData(
+            b.astype(np.float32),
+            obs=pd.DataFrame(index=samples),
+            var=pd.DataFrame(index=[f"b{i}" for i in range(n_b)]),
+        ),
     }
     split_col = np.where(np.arange(n_samples) % 5 == 0, "test", "train") if split else None
-    mdata, _ = cohort.build_cohort(mods, _labels_frame(samples, labels.astype(str) if not regression else labels.round(6).astype(str), split_col))
+    mdata, _ = cohort.build_cohort(
+        mods,
+        _labels_frame(
+            samples,
+            labels.astype(str) if not regression else labels.round(6).astype(str),
+            split_col,
+        ),
+    )
     return mdata
 
 
@@ -79,9 +110,22 @@ def fast_params(**changes) -> dict:
     """Defaults with a one-point grid, few epochs and 2 folds: unit-test sized."""
     from deepgami.train import load_params
 
-    over = {"grid": {"hidden_layers": [[16]], "dropout": [0.2], "learning_rate": [0.01], "weight_decay": [0.0001],
-                     "lambda": [0.5], "batch_size": [32], "latent_dim": [8], "early_stopping_on": ["task"]},
-            "max_epochs": 15, "patience": 5, "cv_folds": 2, "bagging": 0}
+    over = {
+        "grid": {
+            "hidden_layers": [[16]],
+            "dropout": [0.2],
+            "learning_rate": [0.01],
+            "weight_decay": [0.0001],
+            "lambda": [0.5],
+            "batch_size": [32],
+            "latent_dim": [8],
+            "early_stopping_on": ["task"],
+        },
+        "max_epochs": 15,
+        "patience": 5,
+        "cv_folds": 2,
+        "bagging": 0,
+    }
     for key, value in changes.items():
         if key == "grid":
             over["grid"].update(value)

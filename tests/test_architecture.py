@@ -36,17 +36,27 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("deepgami")}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.startswith("deepgami"):
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and node.module.startswith("deepgami")
+        ):
             found.add(node.module)
             # `from deepgami.data import cohort` imports the module deepgami.data.cohort
-            found |= {f"{node.module}.{a.name}" for a in node.names
-                      if (PACKAGE.parent / node.module.replace(".", "/") / f"{a.name}.py").is_file()}
+            found |= {
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if (PACKAGE.parent / node.module.replace(".", "/") / f"{a.name}.py").is_file()
+            }
     return found
 
 
 def layer_of(module: str) -> str | None:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else None  # the top-level package `deepgami` (its __init__) is the API
+    return (
+        parts[1] if len(parts) > 1 else None
+    )  # the top-level package `deepgami` (its __init__) is the API
 
 
 def import_graph() -> nx.DiGraph:
@@ -60,15 +70,21 @@ def import_graph() -> nx.DiGraph:
 
 
 def test_every_sub_package_has_a_layer() -> None:
-    tops = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
-            if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").is_file())}
+    tops = {
+        p.stem if p.is_file() else p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__")
+        or (p.is_dir() and (p / "__init__.py").is_file())
+    }
     assert tops - set(RANK) == set()
 
 
 def test_no_import_cycles_between_modules() -> None:
     graph = import_graph()
     # A package __init__ re-exporting its own modules is not a cycle of the design.
-    graph.remove_edges_from([(a, b) for a, b in list(graph.edges) if b.startswith(a + ".") or a.startswith(b + ".")])
+    graph.remove_edges_from(
+        [(a, b) for a, b in list(graph.edges) if b.startswith(a + ".") or a.startswith(b + ".")]
+    )
     assert list(nx.simple_cycles(graph)) == []
 
 

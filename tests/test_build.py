@@ -28,14 +28,38 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
 
 
 def build_args(paths: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["build", "--modality", f"snp={paths['snp']}", "--modality", f"expr={paths['expr']}",
-            "--labels", str(paths["labels"]), "--prior", f"snp:eqtl={paths['eqtl']}", "--out", str(out), *extra]
+    return [
+        "build",
+        "--modality",
+        f"snp={paths['snp']}",
+        "--modality",
+        f"expr={paths['expr']}",
+        "--labels",
+        str(paths["labels"]),
+        "--prior",
+        f"snp:eqtl={paths['eqtl']}",
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def test_rosmap_builds_245_samples(tmp_path: Path) -> None:
     out = tmp_path / "r.h5mu"
-    code = main(["build", "--modality", f"mrna={ROSMAP / 'mrna.csv'}", "--modality", f"meth={ROSMAP / 'meth.csv'}",
-                 "--labels", str(ROSMAP / "labels.csv"), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "build",
+            "--modality",
+            f"mrna={ROSMAP / 'mrna.csv'}",
+            "--modality",
+            f"meth={ROSMAP / 'meth.csv'}",
+            "--labels",
+            str(ROSMAP / "labels.csv"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     mdata = md.read_h5mu(out)
     assert mdata.n_obs == 245
@@ -65,7 +89,9 @@ def test_tiny_cohort_layout(tiny: dict[str, Path], tmp_path: Path, capsys) -> No
     assert set(mdata.obs["split"]) == {"train", "test"}
 
 
-def test_sample_missing_a_modality_stays_with_explicit_presence(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_sample_missing_a_modality_stays_with_explicit_presence(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
     snp = pd.read_csv(tiny["snp"], index_col=0)
     snp.iloc[3:].to_csv(tiny["snp"])  # first three samples have no genotype
     out = tmp_path / "c.h5mu"
@@ -79,7 +105,9 @@ def test_sample_missing_a_modality_stays_with_explicit_presence(tiny: dict[str, 
     np.testing.assert_array_equal(x[3:], snp.iloc[3:].to_numpy())
 
 
-def test_unlabelled_samples_dropped_and_counted(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
+def test_unlabelled_samples_dropped_and_counted(
+    tiny: dict[str, Path], tmp_path: Path, capsys
+) -> None:
     labels = pd.read_csv(tiny["labels"])
     labels.iloc[2:].to_csv(tiny["labels"], index=False)
     assert main(build_args(tiny, tmp_path / "c.h5mu")) == 0
@@ -97,7 +125,9 @@ def test_prefix_resolves_collisions(tiny: dict[str, Path], tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("policy,expect", [("mean", (30, 7)), ("drop-feature", (30, 6))])
-def test_missing_policies(tiny: dict[str, Path], tmp_path: Path, policy: str, expect, capsys) -> None:
+def test_missing_policies(
+    tiny: dict[str, Path], tmp_path: Path, policy: str, expect, capsys
+) -> None:
     expr = pd.read_csv(tiny["expr"], index_col=0)
     expr.iloc[0, 1] = np.nan
     expr.to_csv(tiny["expr"])
@@ -142,7 +172,11 @@ def _corrupt(paths: dict[str, Path], tmp: Path, case: str) -> tuple[list[str], s
         frame = pd.read_csv(expr, index_col=0)
         frame.iloc[0, 0] = np.nan
         frame.to_csv(expr)
-        return args, str(expr), "1 NaN/empty values in 1 features (e.g. G0); choose a policy with --missing mean"
+        return (
+            args,
+            str(expr),
+            "1 NaN/empty values in 1 features (e.g. G0); choose a policy with --missing mean",
+        )
     if case == "inf":
         frame = pd.read_csv(expr, index_col=0)
         frame.iloc[0, 0] = np.inf
@@ -159,25 +193,48 @@ def _corrupt(paths: dict[str, Path], tmp: Path, case: str) -> tuple[list[str], s
         frame.to_csv(labels, index=False)
         return args, str(labels), "label column has a single class 'case'"
     if case == "prior unknown modality":
-        return (["--prior", f"geno:eqtl2={eqtl}"], str(eqtl),
-                "prior 'eqtl2' names modality 'geno', which is not one of: snp, expr")
+        return (
+            ["--prior", f"geno:eqtl2={eqtl}"],
+            str(eqtl),
+            "prior 'eqtl2' names modality 'geno', which is not one of: snp, expr",
+        )
     if case == "prior matches nothing":
-        pd.DataFrame({"source": ["a", "b"], "target": ["G0", "G1"]}).to_csv(eqtl, sep="\t", index=False)
+        pd.DataFrame({"source": ["a", "b"], "target": ["G0", "G1"]}).to_csv(
+            eqtl, sep="\t", index=False
+        )
         return args, str(eqtl), "none of the 2 sources are features of modality 'snp'"
     if case == "feature collision":
         frame = pd.read_csv(expr, index_col=0).rename(columns={"TF0": "rs0"})
         frame.to_csv(expr)
-        return args, str(expr), "1 feature names also appear in modality 'snp' (e.g. rs0); rerun with --prefix"
+        return (
+            args,
+            str(expr),
+            "1 feature names also appear in modality 'snp' (e.g. rs0); rerun with --prefix",
+        )
     raise AssertionError(case)
 
 
-BAD_INPUTS = ["missing file", "unknown format", "empty file", "duplicate sample ids", "duplicate feature names",
-              "non-numeric cells", "nan", "inf", "no shared sample", "single class", "prior unknown modality",
-              "prior matches nothing", "feature collision"]
+BAD_INPUTS = [
+    "missing file",
+    "unknown format",
+    "empty file",
+    "duplicate sample ids",
+    "duplicate feature names",
+    "non-numeric cells",
+    "nan",
+    "inf",
+    "no shared sample",
+    "single class",
+    "prior unknown modality",
+    "prior matches nothing",
+    "feature collision",
+]
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_one_line_exit_2_no_output(case: str, tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
+def test_bad_input_one_line_exit_2_no_output(
+    case: str, tiny: dict[str, Path], tmp_path: Path, capsys
+) -> None:
     extra, named, message = _corrupt(tiny, tmp_path, case)
     out = tmp_path / "out" / "c.h5mu"
     code = main(build_args(tiny, out, *(extra or [])))
@@ -186,7 +243,11 @@ def test_bad_input_one_line_exit_2_no_output(case: str, tiny: dict[str, Path], t
     assert err.count("\n") == 1 and err.startswith(f"error: {named}: "), err
     assert message in err, err
     assert not out.exists()
-    assert not any(p.name.endswith(".h5mu") for p in out.parent.glob("*")) if out.parent.exists() else True
+    assert (
+        not any(p.name.endswith(".h5mu") for p in out.parent.glob("*"))
+        if out.parent.exists()
+        else True
+    )
 
 
 def test_bad_input_exit_code_from_console_script(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -194,8 +255,11 @@ def test_bad_input_exit_code_from_console_script(tiny: dict[str, Path], tmp_path
     import sys
 
     tiny["snp"].unlink()
-    run = subprocess.run([sys.executable, "-m", "deepgami", *build_args(tiny, tmp_path / "c.h5mu")],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "deepgami", *build_args(tiny, tmp_path / "c.h5mu")],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 2
     assert run.stderr.strip() == f"error: {tiny['snp']}: file not found"
     assert "Traceback" not in run.stderr
@@ -226,14 +290,25 @@ def test_sample_column_named_like_a_feature(tmp_path: Path) -> None:
         read_matrix(path)
 
 
-CELL = st.one_of(st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6),
-                 st.floats(allow_nan=True, allow_infinity=True).map(str), st.integers(-5, 5).map(str))
+CELL = st.one_of(
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6),
+    st.floats(allow_nan=True, allow_infinity=True).map(str),
+    st.integers(-5, 5).map(str),
+)
 
 
-@settings(max_examples=150, deadline=None, derandomize=True,  # same examples on every run
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(CELL, min_size=0, max_size=5), min_size=0, max_size=6),
-       sep=st.sampled_from([",", "\t", ";"]), suffix=st.sampled_from([".csv", ".tsv"]), raw=st.binary(max_size=40))
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,  # same examples on every run
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(st.lists(CELL, min_size=0, max_size=5), min_size=0, max_size=6),
+    sep=st.sampled_from([",", "\t", ";"]),
+    suffix=st.sampled_from([".csv", ".tsv"]),
+    raw=st.binary(max_size=40),
+)
 def test_fuzz_readers_never_leak_a_traceback(tmp_path: Path, rows, sep, suffix, raw) -> None:
     path = tmp_path / f"fuzz{suffix}"
     text = "\n".join(sep.join(r) for r in rows)
@@ -251,12 +326,46 @@ def test_fuzz_readers_never_leak_a_traceback(tmp_path: Path, rows, sep, suffix, 
 
 def test_simulated_priors_keep_every_edge_with_both_ends(tmp_path: Path) -> None:
     sim = tmp_path / "sim"
-    assert main(["simulate", "--out", str(sim), "--n-samples", "80", "--n-snps", "120", "--n-tfs", "10",
-                 "--n-genes", "30"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(sim),
+                "--n-samples",
+                "80",
+                "--n-snps",
+                "120",
+                "--n-tfs",
+                "10",
+                "--n-genes",
+                "30",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "c.h5mu"
-    assert main(["build", "--modality", f"snp={sim / 'genotype.csv'}", "--modality", f"expr={sim / 'expression.csv'}",
-                 "--labels", str(sim / "labels.csv"), "--prior", f"snp:eqtl={sim / 'eqtl.tsv'}",
-                 "--prior", f"expr:grn={sim / 'grn.tsv'}", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--modality",
+                f"snp={sim / 'genotype.csv'}",
+                "--modality",
+                f"expr={sim / 'expression.csv'}",
+                "--labels",
+                str(sim / "labels.csv"),
+                "--prior",
+                f"snp:eqtl={sim / 'eqtl.tsv'}",
+                "--prior",
+                f"expr:grn={sim / 'grn.tsv'}",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     mdata = cohort.read_cohort(out)
     variables = set(mdata.var_names)
     for name in ("eqtl", "grn"):
@@ -277,12 +386,27 @@ def test_genotype_files_build_like_the_csv_route(genotype_file: str, tmp_path: P
     assets = Path(__file__).resolve().parents[1] / "assets" / "test_genotypes"
     samples = pd.read_csv(assets / "toy.csv", index_col=0).index
     labels = tmp_path / "labels.csv"
-    pd.DataFrame({"sample": samples, "label": ["a", "b"] * (len(samples) // 2)}).to_csv(labels, index=False)
+    pd.DataFrame({"sample": samples, "label": ["a", "b"] * (len(samples) // 2)}).to_csv(
+        labels, index=False
+    )
     built = {}
     for name in ("toy.csv", genotype_file):
         out = tmp_path / f"{name}.h5mu"
-        assert main(["build", "--modality", f"snp={assets / name}", "--labels", str(labels), "--out", str(out),
-                     "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    "--modality",
+                    f"snp={assets / name}",
+                    "--labels",
+                    str(labels),
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         built[name] = cohort.read_cohort(out)
     csv_route, file_route = built["toy.csv"].mod["snp"], built[genotype_file].mod["snp"]
     assert list(file_route.obs_names) == list(csv_route.obs_names)
@@ -297,7 +421,9 @@ def _labels_without_split(tiny: dict[str, Path], tmp_path: Path) -> dict[str, Pa
     return {**tiny, "labels": tmp_path / "labels_nosplit.csv"}
 
 
-def test_labels_without_split_get_a_seeded_stratified_split(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
+def test_labels_without_split_get_a_seeded_stratified_split(
+    tiny: dict[str, Path], tmp_path: Path, capsys
+) -> None:
     paths = _labels_without_split(tiny, tmp_path)
     a, b, c = tmp_path / "a.h5mu", tmp_path / "b.h5mu", tmp_path / "c.h5mu"
     assert main(build_args(paths, a)) == 0
@@ -314,7 +440,11 @@ def test_labels_without_split_get_a_seeded_stratified_split(tiny: dict[str, Path
         assert abs((in_class == "test").mean() - 0.2) <= 1 / len(in_class) + 1e-9
     assert split.equals(again.obs["split"].astype(str)), "same seed, same split"
     assert not split.equals(other.obs["split"].astype(str)), "the seed is used"
-    assert dict(first.uns["deepgami"]["split"]) == {"source": "generated", "test_fraction": 0.2, "seed": 0}
+    assert dict(first.uns["deepgami"]["split"]) == {
+        "source": "generated",
+        "test_fraction": 0.2,
+        "seed": 0,
+    }
 
 
 def test_test_fraction_and_no_split(tiny: dict[str, Path], tmp_path: Path, capsys) -> None:
@@ -345,8 +475,11 @@ def test_api_build_cohort_leaves_the_split_to_the_caller(tmp_path: Path) -> None
     labels = pd.DataFrame({"label": ["a", "b"] * 10}, index=[f"s{i}" for i in range(20)])
     import anndata as ad
 
-    x = ad.AnnData(np.ones((20, 3), dtype=np.float32), obs=pd.DataFrame(index=labels.index),
-                   var=pd.DataFrame(index=["f0", "f1", "f2"]))
+    x = ad.AnnData(
+        np.ones((20, 3), dtype=np.float32),
+        obs=pd.DataFrame(index=labels.index),
+        var=pd.DataFrame(index=["f0", "f1", "f2"]),
+    )
     mdata, _ = cohort.build_cohort({"m": x}, labels)
     assert "split" not in mdata.obs
     mdata, _ = cohort.build_cohort({"m": x.copy()}, labels, test_fraction=0.25, split_seed=3)

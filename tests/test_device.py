@@ -24,27 +24,77 @@ REPO = Path(__file__).resolve().parents[1]
 COHORT_A = REPO / "assets" / "test" / "cohort_a"
 PARAMS = REPO / "assets" / "test" / "params.yaml"
 CUDA = torch.cuda.is_available()
-needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device (torch.cuda.is_available() is False)")
+needs_cuda = pytest.mark.skipif(
+    not CUDA, reason="no CUDA device (torch.cuda.is_available() is False)"
+)
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("device") / "cohort.h5mu"
-    assert main(["build", "--modality", f"snp={COHORT_A / 'genotype.csv'}", "--modality",
-                 f"expr={COHORT_A / 'expression.csv'}", "--labels", str(COHORT_A / "labels.csv"),
-                 "--prior", f"snp:eqtl={COHORT_A / 'eqtl.tsv'}", "--prior", f"expr:grn={COHORT_A / 'grn.tsv'}",
-                 "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--modality",
+                f"snp={COHORT_A / 'genotype.csv'}",
+                "--modality",
+                f"expr={COHORT_A / 'expression.csv'}",
+                "--labels",
+                str(COHORT_A / "labels.csv"),
+                "--prior",
+                f"snp:eqtl={COHORT_A / 'eqtl.tsv'}",
+                "--prior",
+                f"expr:grn={COHORT_A / 'grn.tsv'}",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _train(cohort: Path, out: Path, device: str) -> Path:
-    assert main(["train", str(cohort), "--out", str(out), "--params", str(PARAMS), "--seed", "0", "--quiet",
-                 "--device", device]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cohort),
+                "--out",
+                str(out),
+                "--params",
+                str(PARAMS),
+                "--seed",
+                "0",
+                "--quiet",
+                "--device",
+                device,
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _predict(model: Path, cohort: Path, out: Path, device: str) -> pd.DataFrame:
-    assert main(["predict", str(model), str(cohort), "--out", str(out), "--split", "test", "--device", device]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model),
+                str(cohort),
+                "--out",
+                str(out),
+                "--split",
+                "test",
+                "--device",
+                device,
+            ]
+        )
+        == 0
+    )
     return pd.read_csv(out, sep="\t")
 
 
@@ -60,10 +110,26 @@ def test_resolve_device() -> None:
 def test_cuda_without_a_gpu_is_a_one_line_input_error(cohort: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="CUDA is not available"):
         resolve_device("cuda")
-    result = subprocess.run([sys.executable, "-m", "deepgami", "train", str(cohort), "--out", str(tmp_path / "m"),
-                             "--device", "cuda"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deepgami",
+            "train",
+            str(cohort),
+            "--out",
+            str(tmp_path / "m"),
+            "--device",
+            "cuda",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "--device cuda" in result.stderr
+    assert (
+        result.stderr.strip().splitlines() == [result.stderr.strip()]
+        and "--device cuda" in result.stderr
+    )
     assert not (tmp_path / "m").exists()
 
 
@@ -82,23 +148,67 @@ def test_train_and_predict_on_cpu_equal_the_default(cohort: Path, tmp_path: Path
     assert config
     table = _predict(cpu, cohort, tmp_path / "cpu.tsv", "cpu")
     assert len(table) > 0 and {"sample", "predicted"} <= set(table.columns)
-    assert main(["train", str(cohort), "--out", str(tmp_path / "default"), "--params", str(PARAMS), "--seed", "0",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cohort),
+                "--out",
+                str(tmp_path / "default"),
+                "--params",
+                str(PARAMS),
+                "--seed",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     default_table = tmp_path / "default.tsv"
-    assert main(["predict", str(tmp_path / "default"), str(cohort), "--out", str(default_table), "--split", "test",
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "default"),
+                str(cohort),
+                "--out",
+                str(default_table),
+                "--split",
+                "test",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     if not CUDA:  # auto = cpu here
         assert (tmp_path / "cpu.tsv").read_bytes() == default_table.read_bytes()
 
 
 def test_prioritize_and_evaluate_accept_device_cpu(cohort: Path, tmp_path: Path) -> None:
     model = _train(cohort, tmp_path / "m", "cpu")
-    assert main(["prioritize", str(model), str(cohort), "--out", str(tmp_path / "p"), "--split", "test",
-                 "--no-figures", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "prioritize",
+                str(model),
+                str(cohort),
+                "--out",
+                str(tmp_path / "p"),
+                "--split",
+                "test",
+                "--no-figures",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "p" / "links.tsv").is_file()
 
 
 # -- on a CUDA machine -----------------------------------------------------------------------------
+
 
 @pytest.mark.gpu
 @needs_cuda
@@ -111,7 +221,9 @@ def test_train_and_predict_on_cuda(cohort: Path, tmp_path: Path) -> None:
     on_cpu = _predict(cpu, cohort, tmp_path / "cpu.tsv", "cpu")
     probs = [c for c in on_gpu.columns if c.startswith("prob_")]
     # The saved weights are device-independent: the GPU model predicts the same on either device.
-    np.testing.assert_allclose(on_gpu[probs].to_numpy(), gpu_model_on_cpu[probs].to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        on_gpu[probs].to_numpy(), gpu_model_on_cpu[probs].to_numpy(), atol=1e-5
+    )
     # Float reductions differ between devices, so training differs slightly; the result must not.
     assert np.abs(on_gpu[probs].to_numpy() - on_cpu[probs].to_numpy()).mean() < 0.1
 

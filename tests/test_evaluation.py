@@ -34,7 +34,12 @@ from deepgami.evaluation.protocols import (
 from deepgami.metrics import classification_metrics
 from deepgami.report.outputs import write_evaluation
 from deepgami.data.arrays import read_arrays
-from deepgami.evaluation.significance import benjamini_hochberg, corrected_t, paired_bootstrap, pairwise_ks
+from deepgami.evaluation.significance import (
+    benjamini_hochberg,
+    corrected_t,
+    paired_bootstrap,
+    pairwise_ks,
+)
 
 # Every method on every split is the costly part; cross-validation is covered by the split tests
 # here and by tests/test_report.py.
@@ -84,18 +89,26 @@ def test_metrics_match_scikit_learn_on_fixed_inputs():
     y3 = np.array(list("xyzxyzxyzxyzxx"))
     p3 = rng.dirichlet(np.ones(3), size=len(y3))
     flat3 = flatten_metrics(classification_metrics(y3, p3, ["x", "y", "z"]))
-    assert flat3["auc"] == pytest.approx(skm.roc_auc_score(y3, p3, multi_class="ovr", average="macro"))
-    assert flat3["auc_weighted"] == pytest.approx(skm.roc_auc_score(y3, p3, multi_class="ovr", average="weighted"))
+    assert flat3["auc"] == pytest.approx(
+        skm.roc_auc_score(y3, p3, multi_class="ovr", average="macro")
+    )
+    assert flat3["auc_weighted"] == pytest.approx(
+        skm.roc_auc_score(y3, p3, multi_class="ovr", average="weighted")
+    )
     assert flat3["balanced_accuracy"] == pytest.approx(
-        skm.balanced_accuracy_score(y3, np.array(["x", "y", "z"])[p3.argmax(axis=1)]))
+        skm.balanced_accuracy_score(y3, np.array(["x", "y", "z"])[p3.argmax(axis=1)])
+    )
 
 
 def test_ks_tests_match_scipy_on_fixed_inputs():
     a = [0.81, 0.84, 0.79, 0.88, 0.86, 0.83, 0.85, 0.80]
     b = [0.75, 0.78, 0.80, 0.74, 0.77, 0.79, 0.76, 0.81]
     c = [0.82, 0.80, 0.86, 0.79, 0.84, 0.81, 0.83, 0.78]
-    rows = [{"protocol": "repeated", "metric": "auc", "method": m, "split": i, "value": v}
-            for m, vals in (("A", a), ("B", b), ("C", c)) for i, v in enumerate(vals)]
+    rows = [
+        {"protocol": "repeated", "metric": "auc", "method": m, "split": i, "value": v}
+        for m, vals in (("A", a), ("B", b), ("C", c))
+        for i, v in enumerate(vals)
+    ]
     ks = pairwise_ks(pd.DataFrame(rows))
     assert list(zip(ks["method_a"], ks["method_b"])) == [("A", "B"), ("A", "C"), ("B", "C")]
     for (x, y), row in zip(((a, b), (a, c), (b, c)), ks.itertuples()):
@@ -109,6 +122,7 @@ def test_ks_tests_match_scipy_on_fixed_inputs():
 
 
 # -- ablation networks ------------------------------------------------------------------------------
+
 
 def test_random_network_has_the_edge_count_and_distinct_pairs():
     src, dst = random_network(50, 20, 137, np.random.default_rng(0))
@@ -124,7 +138,9 @@ def test_bernoulli_network_keeps_and_adds_at_the_given_rates():
     n_feat, n_lat = 300, 100
     prior = np.unique(rng.integers(0, n_feat * n_lat, 3000))
     src, dst = prior // n_lat, prior % n_lat
-    new_src, new_dst = bernoulli_network(src, dst, n_feat, n_lat, 0.8, 0.2, np.random.default_rng(2))
+    new_src, new_dst = bernoulli_network(
+        src, dst, n_feat, n_lat, 0.8, 0.2, np.random.default_rng(2)
+    )
     codes = new_src * n_lat + new_dst
     assert len(np.unique(codes)) == len(codes)
     kept = np.isin(codes, prior)
@@ -135,6 +151,7 @@ def test_bernoulli_network_keeps_and_adds_at_the_given_rates():
 
 
 # -- splits ---------------------------------------------------------------------------------------------
+
 
 def test_splits_of_each_protocol(sim):
     data = read_arrays(sim)
@@ -172,18 +189,28 @@ def test_baselines_preprocess_on_training_rows_only(dense, params):
 
     Xtr, ytr, Xte, used = baseline_matrices(data, train, test, expand_grid(params)[0])
     np.testing.assert_allclose(Xtr.mean(axis=0), 0, atol=1e-4)
-    assert Xte[:, : data.X[0].shape[1]].mean() > 10  # scaled with the training mean and sd, not refitted
-    np.testing.assert_allclose(Xte[10, data.X[0].shape[1]:], 0, atol=1e-5)  # mean-filled (training mean = 0)
+    assert (
+        Xte[:, : data.X[0].shape[1]].mean() > 10
+    )  # scaled with the training mean and sd, not refitted
+    np.testing.assert_allclose(
+        Xte[10, data.X[0].shape[1] :], 0, atol=1e-5
+    )  # mean-filled (training mean = 0)
     assert len(used) == 60 and len(ytr) == 60
 
 
 # -- the whole evaluation ------------------------------------------------------------------------------
 
+
 def test_every_method_and_protocol_has_rows(sim_result):
     m = sim_result.metrics
     assert list(m.columns) == ["method", "modalities", "protocol", "split", "metric", "value"]
-    methods = ["deepgami", "deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior",
-               *bl.CLASSIFIERS]
+    methods = [
+        "deepgami",
+        "deepgami_dense",
+        "deepgami_random_prior",
+        "deepgami_bernoulli_prior",
+        *bl.CLASSIFIERS,
+    ]
     auc = m[(m["metric"] == "auc") & (m["modalities"] == "all")]
     for protocol, n_splits in (("holdout", 1), ("repeated", 2)):
         for method in methods:
@@ -191,7 +218,9 @@ def test_every_method_and_protocol_has_rows(sim_result):
             # By default the prior ablations run on the held-out split and the CV folds only.
             expected = 0 if protocol == "repeated" and method in PRIOR_METHODS else n_splits
             assert len(got) == expected, (method, protocol)
-    bounded = m["metric"].isin(["auc", "accuracy", "balanced_accuracy", "f1_macro"]) | m["metric"].str.startswith("recall_")
+    bounded = m["metric"].isin(["auc", "accuracy", "balanced_accuracy", "f1_macro"]) | m[
+        "metric"
+    ].str.startswith("recall_")
     scores = m[bounded]
     assert scores["value"].between(0, 1).all()
     single = m[(m["method"] == "deepgami") & (m["metric"] == "auc")]
@@ -203,9 +232,16 @@ def test_every_method_and_protocol_has_rows(sim_result):
     on_repeated = [m for m in methods if m not in PRIOR_METHODS]
     assert len(ks[ks["metric"] == "auc"]) == len(on_repeated) * (len(on_repeated) - 1) // 2
     s = sim_result.summary
-    row = s[(s["method"] == "deepgami") & (s["protocol"] == "repeated") & (s["metric"] == "auc") & (s["modalities"] == "all")]
+    row = s[
+        (s["method"] == "deepgami")
+        & (s["protocol"] == "repeated")
+        & (s["metric"] == "auc")
+        & (s["modalities"] == "all")
+    ]
     vals = auc[(auc["method"] == "deepgami") & (auc["protocol"] == "repeated")]["value"]
-    assert row["mean"].iloc[0] == pytest.approx(vals.mean()) and row["sd"].iloc[0] == pytest.approx(vals.std(ddof=1))
+    assert row["mean"].iloc[0] == pytest.approx(vals.mean()) and row["sd"].iloc[0] == pytest.approx(
+        vals.std(ddof=1)
+    )
     assert row["n_splits"].iloc[0] == 2
     # Every DeepGAMI variant and baseline saw the same held-out samples of a split.
     p = sim_result.predictions
@@ -215,9 +251,16 @@ def test_every_method_and_protocol_has_rows(sim_result):
 
 
 def test_dense_cohort_marks_prior_ablations_not_applicable(dense, params, tmp_path):
-    res = evaluate(dense, params, EvalConfig(protocols=("holdout",), fast=True, inner_folds=2,
-                                             methods=("deepgami", "deepgami_dense", "deepgami_random_prior",
-                                                      "logistic_regression")))
+    res = evaluate(
+        dense,
+        params,
+        EvalConfig(
+            protocols=("holdout",),
+            fast=True,
+            inner_folds=2,
+            methods=("deepgami", "deepgami_dense", "deepgami_random_prior", "logistic_regression"),
+        ),
+    )
     assert set(res.metrics["method"]) == {"deepgami", "deepgami_meanfill", "logistic_regression"}
     assert set(res.info["not_applicable"]) == {"deepgami_dense", "deepgami_random_prior"}
     na = res.summary[res.summary["note"] != ""]
@@ -230,26 +273,53 @@ def test_dense_cohort_marks_prior_ablations_not_applicable(dense, params, tmp_pa
 
 
 def test_same_seed_gives_identical_outputs(dense, params, tmp_path):
-    config = EvalConfig(protocols=("holdout", "repeated"), repeats=2, fast=True, inner_folds=2,
-                        methods=("deepgami", "logistic_regression"), seed=5)
+    config = EvalConfig(
+        protocols=("holdout", "repeated"),
+        repeats=2,
+        fast=True,
+        inner_folds=2,
+        methods=("deepgami", "logistic_regression"),
+        seed=5,
+    )
     for name in ("a", "b"):
         write_evaluation(evaluate(dense, params, config), tmp_path / name)
-    for f in ("metrics.tsv", "predictions.tsv", "ks_tests.tsv", "summary.tsv", "run.json", "report.html",
-              "figures/roc_holdout.png"):
+    for f in (
+        "metrics.tsv",
+        "predictions.tsv",
+        "ks_tests.tsv",
+        "summary.tsv",
+        "run.json",
+        "report.html",
+        "figures/roc_holdout.png",
+    ):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
     # Another seed draws another held-out split (the cohort has no split column).
-    other = evaluate(dense, params, EvalConfig(protocols=("holdout",), fast=True, methods=("deepgami",), seed=6))
+    other = evaluate(
+        dense, params, EvalConfig(protocols=("holdout",), fast=True, methods=("deepgami",), seed=6)
+    )
     first = pd.read_csv(tmp_path / "a" / "predictions.tsv", sep="\t")
-    held_out = lambda p: set(p.loc[(p["protocol"] == "holdout") & (p["method"] == "deepgami"), "sample"])  # noqa: E731
+    held_out = lambda p: set(
+        p.loc[(p["protocol"] == "holdout") & (p["method"] == "deepgami"), "sample"]
+    )  # noqa: E731
     assert held_out(first) != held_out(other.predictions)
 
 
 def test_independent_cohort(tmp_path, params):
     a, _ = model_fixtures.simulated_mudata(n_samples=70, seed=0)
     b, _ = model_fixtures.simulated_mudata(n_samples=40, seed=0, missing_expr=0.3)
-    res = evaluate(a, params, EvalConfig(protocols=("independent",), fast=True, inner_folds=2,
-                                         methods=("deepgami", "logistic_regression")), test_mdata=b,
-                   cohort_name="a.h5mu", test_name="b.h5mu")
+    res = evaluate(
+        a,
+        params,
+        EvalConfig(
+            protocols=("independent",),
+            fast=True,
+            inner_folds=2,
+            methods=("deepgami", "logistic_regression"),
+        ),
+        test_mdata=b,
+        cohort_name="a.h5mu",
+        test_name="b.h5mu",
+    )
     m = res.metrics
     assert set(m["protocol"]) == {"independent"}
     n = m[(m["metric"] == "n") & (m["modalities"] == "all")]
@@ -263,14 +333,19 @@ def test_independent_cohort(tmp_path, params):
 
 # -- the command ----------------------------------------------------------------------------------------
 
+
 def test_cli_writes_outputs_and_refuses_bad_input(dense, tmp_path, capsys):
     cohort = tmp_path / "c.h5mu"
     write_cohort(dense, cohort)
     params = tmp_path / "params.yaml"
-    params.write_text("grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\n"
-                      "evaluate: {protocols: holdout, methods: [deepgami, svm], fast: true, inner_folds: 2}\n")
+    params.write_text(
+        "grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\n"
+        "evaluate: {protocols: holdout, methods: [deepgami, svm], fast: true, inner_folds: 2}\n"
+    )
     out = tmp_path / "ev"
-    assert main(["evaluate", str(cohort), "--out", str(out), "--params", str(params), "--quiet"]) == 0
+    assert (
+        main(["evaluate", str(cohort), "--out", str(out), "--params", str(params), "--quiet"]) == 0
+    )
     assert capsys.readouterr().out.strip() == str(out / "report.html")
     table = pd.read_csv(out / "metrics.tsv", sep="\t")
     assert set(table["method"]) == {"deepgami", "deepgami_meanfill", "svm"}
@@ -281,10 +356,22 @@ def test_cli_writes_outputs_and_refuses_bad_input(dense, tmp_path, capsys):
     bad = tmp_path / "bad"
     for argv, message in (
         (["evaluate", str(tmp_path / "none.h5mu"), "--out", str(bad)], "file not found"),
-        (["evaluate", str(cohort), "--out", str(bad), "--protocols", "holdout,nope"], "unknown protocol 'nope'"),
-        (["evaluate", str(cohort), "--out", str(bad), "--methods", "deepgami,xgboost"], "unknown method 'xgboost'"),
-        (["evaluate", str(cohort), "--out", str(bad), "--folds", "1"], "--folds must be at least 2"),
-        (["evaluate", str(cohort), "--out", str(bad), "--protocols", "independent"], "needs a test cohort"),
+        (
+            ["evaluate", str(cohort), "--out", str(bad), "--protocols", "holdout,nope"],
+            "unknown protocol 'nope'",
+        ),
+        (
+            ["evaluate", str(cohort), "--out", str(bad), "--methods", "deepgami,xgboost"],
+            "unknown method 'xgboost'",
+        ),
+        (
+            ["evaluate", str(cohort), "--out", str(bad), "--folds", "1"],
+            "--folds must be at least 2",
+        ),
+        (
+            ["evaluate", str(cohort), "--out", str(bad), "--protocols", "independent"],
+            "needs a test cohort",
+        ),
     ):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -297,20 +384,39 @@ def test_cli_writes_outputs_and_refuses_bad_input(dense, tmp_path, capsys):
 
 
 def test_command_is_registered():
-    result = subprocess.run([sys.executable, "-m", "deepgami", "evaluate", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "deepgami", "evaluate", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0
-    for word in ("--protocols", "--repeats", "--test-cohort", "--fast", "deepgami_bernoulli_prior", "ks_tests.tsv"):
+    for word in (
+        "--protocols",
+        "--repeats",
+        "--test-cohort",
+        "--fast",
+        "deepgami_bernoulli_prior",
+        "ks_tests.tsv",
+    ):
         assert word in result.stdout
 
 
 def test_prior_methods_are_the_ablations():
-    assert set(PRIOR_METHODS) == {"deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior"}
+    assert set(PRIOR_METHODS) == {
+        "deepgami_dense",
+        "deepgami_random_prior",
+        "deepgami_bernoulli_prior",
+    }
 
 
 # -- parallel units, progress, budget ------------------------------------------------------------------
 
-PARALLEL = dict(protocols=("holdout", "cv"), folds=2, fast=True, inner_folds=2,
-                methods=("deepgami", "deepgami_random_prior", "logistic_regression"), seed=3)
+PARALLEL = dict(
+    protocols=("holdout", "cv"),
+    folds=2,
+    fast=True,
+    inner_folds=2,
+    methods=("deepgami", "deepgami_random_prior", "logistic_regression"),
+    seed=3,
+)
 
 
 def test_jobs_2_and_jobs_1_give_identical_tables(sim, params):
@@ -329,31 +435,59 @@ def test_progress_lines_one_per_unit_and_quiet(dense, tmp_path, capsys):
     cohort = tmp_path / "c.h5mu"
     write_cohort(dense, cohort)
     params = tmp_path / "params.yaml"
-    params.write_text("grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\ncv_folds: 0\nbagging: 0\n")
-    base = ["evaluate", str(cohort), "--params", str(params), "--protocols", "holdout,cv", "--folds", "2",
-            "--methods", "deepgami,logistic_regression", "--fast", "--jobs", "1"]
+    params.write_text(
+        "grid: {hidden_layers: [[8]], latent_dim: [4]}\nmax_epochs: 5\ncv_folds: 0\nbagging: 0\n"
+    )
+    base = [
+        "evaluate",
+        str(cohort),
+        "--params",
+        str(params),
+        "--protocols",
+        "holdout,cv",
+        "--folds",
+        "2",
+        "--methods",
+        "deepgami,logistic_regression",
+        "--fast",
+        "--jobs",
+        "1",
+    ]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("[")]
     assert len(lines) == 6  # 3 splits x 2 methods; not a terminal: one line per finished unit
-    assert lines[-1].startswith("[6/6 ") and "left]" in lines[0] and "logistic_regression: auc" in lines[-1]
+    assert (
+        lines[-1].startswith("[6/6 ")
+        and "left]" in lines[0]
+        and "logistic_regression: auc" in lines[-1]
+    )
     assert main([*base, "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
 
 def test_budget_trims_the_repeated_splits_and_says_so(dense, params):
-    config = EvalConfig(protocols=("holdout", "repeated"), repeats=6, fast=True, inner_folds=2,
-                        methods=("deepgami", "logistic_regression"), budget=0.001)
+    config = EvalConfig(
+        protocols=("holdout", "repeated"),
+        repeats=6,
+        fast=True,
+        inner_folds=2,
+        methods=("deepgami", "logistic_regression"),
+        budget=0.001,
+    )
     res = evaluate(dense, params, config)
     rep = res.metrics[(res.metrics["protocol"] == "repeated")]
     assert sorted(rep["split"].unique()) == [0, 1]  # never fewer than two, the first ones drawn
     assert res.info["protocols"]["repeated"]["splits"] == 2
     assert any("ran 2 of its 6 splits" in n for n in res.info["notes"])
     full = evaluate(dense, params, dataclasses.replace(config, budget=None))
-    same = full.metrics[(full.metrics["protocol"] == "repeated") & full.metrics["split"].isin([0, 1])]
+    same = full.metrics[
+        (full.metrics["protocol"] == "repeated") & full.metrics["split"].isin([0, 1])
+    ]
     np.testing.assert_allclose(same["value"].to_numpy(), rep["value"].to_numpy())
 
 
 # -- paired tests ------------------------------------------------------------------------------------
+
 
 def test_corrected_t_matches_the_formula():
     d = np.array([0.02, -0.01, 0.03, 0.015, 0.0, 0.025, -0.005, 0.01])
@@ -379,7 +513,9 @@ def test_paired_bootstrap_difference_and_interval():
     assert diff == pytest.approx(skm.roc_auc_score(y, good) - skm.roc_auc_score(y, bad))
     assert low < diff < high and low > 0 and p < 0.01
     bdiff, *_ = paired_bootstrap("balanced_accuracy", "classification", y, a, b, seed=1)
-    assert bdiff == pytest.approx(skm.balanced_accuracy_score(y, good > 0.5) - skm.balanced_accuracy_score(y, bad > 0.5))
+    assert bdiff == pytest.approx(
+        skm.balanced_accuracy_score(y, good > 0.5) - skm.balanced_accuracy_score(y, bad > 0.5)
+    )
     same = paired_bootstrap("auc", "classification", y, a, a, seed=1)
     assert same[:3] == (0.0, 0.0, 0.0)
     # Same seed, same interval.
@@ -394,13 +530,16 @@ def test_paired_tests_in_the_result(sim_result):
     hold = t[t["protocol"] == "holdout"]
     assert (hold["test"].str.contains("bootstrap")).all()
     m = sim_result.metrics
-    auc = m[(m["metric"] == "auc") & (m["modalities"] == "all") & (m["protocol"] == "holdout")].set_index("method")["value"]
+    auc = m[
+        (m["metric"] == "auc") & (m["modalities"] == "all") & (m["protocol"] == "holdout")
+    ].set_index("method")["value"]
     for row in hold[hold["metric"] == "auc"].itertuples():
         assert row.difference == pytest.approx(auc["deepgami"] - auc[row.method])
     assert sim_result.info["verdict"]["method"] in bl.CLASSIFIERS
 
 
 # -- one place for the reduced settings ------------------------------------------------------------------
+
 
 def test_test_profile_matches_conf_test_config():
     import re
@@ -409,8 +548,10 @@ def test_test_profile_matches_conf_test_config():
     from deepgami.pipeline import profiles
 
     text = (Path(__file__).resolve().parents[1] / "conf" / "test.config").read_text()
-    block = text[text.index("withName: 'EVALUATE'"):]
+    block = text[text.index("withName: 'EVALUATE'") :]
     args = re.search(r'ext\.args\s*=\s*\{\s*"([^"]*)"\s*\}', block).group(1)
     assert args.replace("--seed ${params.seed}", "").strip() == profiles.TEST_EVALUATE_ARGS
     assert profiles.stage_args("test")["evaluate"][:5] == profiles.TEST_EVALUATE_ARGS.split()
-    assert profiles.is_bundled_test_samplesheet(Path(__file__).resolve().parents[1] / "assets" / "samplesheet_test.csv")
+    assert profiles.is_bundled_test_samplesheet(
+        Path(__file__).resolve().parents[1] / "assets" / "samplesheet_test.csv"
+    )

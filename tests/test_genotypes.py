@@ -53,14 +53,22 @@ def make_genotypes(seed: int = 0, missing: int = 0) -> dict:
 
 
 def var_names(g: dict) -> list[str]:
-    return [i if i != "." else f"{c}:{p}:{r}:{a}" for i, c, p, r, a in zip(g["ids"], g["chrom"], g["pos"], g["ref"], g["alt"])]
+    return [
+        i if i != "." else f"{c}:{p}:{r}:{a}"
+        for i, c, p, r, a in zip(g["ids"], g["chrom"], g["pos"], g["ref"], g["alt"])
+    ]
 
 
 def write_bed(prefix: Path, g: dict) -> Path:
     path = Path(f"{prefix}.bed")
     properties = {
-        "fid": g["fid"], "iid": g["samples"], "sid": g["ids"], "chromosome": g["chrom"],
-        "bp_position": g["pos"], "allele_1": g["alt"], "allele_2": g["ref"],  # A1 = ALT, as plink2 writes
+        "fid": g["fid"],
+        "iid": g["samples"],
+        "sid": g["ids"],
+        "chromosome": g["chrom"],
+        "bp_position": g["pos"],
+        "allele_1": g["alt"],
+        "allele_2": g["ref"],  # A1 = ALT, as plink2 writes
     }
     to_bed(path, g["calls"], properties=properties, count_A1=True, num_threads=1)
     return path
@@ -68,7 +76,9 @@ def write_bed(prefix: Path, g: dict) -> Path:
 
 def write_pgen(prefix: Path, g: dict, dosages: bool = False, fid: bool = True) -> Path:
     path = Path(f"{prefix}.pgen")
-    writer = pgenlib.PgenWriter(bytes(path), N_SAMPLES, N_SNPS, nonref_flags=False, dosage_present=dosages)
+    writer = pgenlib.PgenWriter(
+        bytes(path), N_SAMPLES, N_SNPS, nonref_flags=False, dosage_present=dosages
+    )
     for j in range(N_SNPS):
         if dosages:
             writer.append_dosages(np.ascontiguousarray(np.nan_to_num(g["dosage"][:, j], nan=-9)))
@@ -77,11 +87,17 @@ def write_pgen(prefix: Path, g: dict, dosages: bool = False, fid: bool = True) -
             col[col == MISSING] = -9
             writer.append_biallelic(np.ascontiguousarray(col))
     writer.close()
-    pvar = pd.DataFrame({"#CHROM": g["chrom"], "POS": g["pos"], "ID": g["ids"], "REF": g["ref"], "ALT": g["alt"]})
+    pvar = pd.DataFrame(
+        {"#CHROM": g["chrom"], "POS": g["pos"], "ID": g["ids"], "REF": g["ref"], "ALT": g["alt"]}
+    )
     with open(f"{prefix}.pvar", "w") as handle:
         handle.write("##fileformat=PVARv1.0\n")
         pvar.to_csv(handle, sep="\t", index=False)
-    psam = pd.DataFrame({"#FID": g["fid"], "IID": g["samples"], "SEX": "NA"}) if fid else pd.DataFrame({"#IID": g["samples"]})
+    psam = (
+        pd.DataFrame({"#FID": g["fid"], "IID": g["samples"], "SEX": "NA"})
+        if fid
+        else pd.DataFrame({"#IID": g["samples"]})
+    )
     psam.to_csv(f"{prefix}.psam", sep="\t", index=False)
     return path
 
@@ -96,7 +112,22 @@ def vcf_text(g: dict, ds: bool = False, samples: list[str] | None = None) -> str
     ]
     if ds:
         lines.append('##FORMAT=<ID=DS,Number=A,Type=Float,Description="ALT dosage">')
-    lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", *(samples or g["samples"])]))
+    lines.append(
+        "\t".join(
+            [
+                "#CHROM",
+                "POS",
+                "ID",
+                "REF",
+                "ALT",
+                "QUAL",
+                "FILTER",
+                "INFO",
+                "FORMAT",
+                *(samples or g["samples"]),
+            ]
+        )
+    )
     for j in range(N_SNPS):
         cells = []
         for i in range(N_SAMPLES):
@@ -105,7 +136,16 @@ def vcf_text(g: dict, ds: bool = False, samples: list[str] | None = None) -> str
                 d = g["dosage"][i, j]
                 cell += ":" + ("." if np.isnan(d) else f"{d:g}")
             cells.append(cell)
-        fixed = [g["chrom"][j], str(g["pos"][j]), g["ids"][j], g["ref"][j], g["alt"][j], ".", "PASS", "."]
+        fixed = [
+            g["chrom"][j],
+            str(g["pos"][j]),
+            g["ids"][j],
+            g["ref"][j],
+            g["alt"][j],
+            ".",
+            "PASS",
+            ".",
+        ]
         lines.append("\t".join(fixed + ["GT:DS" if ds else "GT"] + cells))
     return "\n".join(lines) + "\n"
 
@@ -127,7 +167,9 @@ def recompress(vcf: Path, out: Path) -> Path:
 
 
 def write_csv(path: Path, g: dict) -> Path:
-    frame = pd.DataFrame(g["calls"], index=g["samples"], columns=var_names(g)).replace(MISSING, np.nan)
+    frame = pd.DataFrame(g["calls"], index=g["samples"], columns=var_names(g)).replace(
+        MISSING, np.nan
+    )
     frame.rename_axis("sample").to_csv(path)
     return path
 
@@ -196,14 +238,18 @@ def test_float32_dosages_agree(tmp_path, small_blocks):
     assert vcf.uns["genotypes"]["values"] == "DS"
     # Hard calls read as float32 are the same numbers as the int8 import.
     for path in all_formats(tmp_path, g).values():
-        np.testing.assert_array_equal(read_genotypes(path, dtype="float32").X, g["calls"].astype(np.float32))
+        np.testing.assert_array_equal(
+            read_genotypes(path, dtype="float32").X, g["calls"].astype(np.float32)
+        )
 
 
 def test_psam_without_fid_and_headerless_pvar(tmp_path):
     g = make_genotypes()
     path = write_pgen(tmp_path / "p", g, fid=False)
     # A .pvar without header line is read in .bim column order.
-    bim = pd.DataFrame({"c": g["chrom"], "i": g["ids"], "cm": 0, "p": g["pos"], "a1": g["alt"], "a2": g["ref"]})
+    bim = pd.DataFrame(
+        {"c": g["chrom"], "i": g["ids"], "cm": 0, "p": g["pos"], "a1": g["alt"], "a2": g["ref"]}
+    )
     bim.to_csv(tmp_path / "p.pvar", sep="\t", header=False, index=False)
     adata = read_genotypes(path)
     assert "fid" not in adata.obs and list(adata.obs_names) == g["samples"]
@@ -222,7 +268,9 @@ def test_gt_edge_cases(tmp_path):
     path = tmp_path / "x.vcf"
     path.write_text(text)
     adata = read_genotypes(path, missing="mean")
-    np.testing.assert_array_equal(adata.X, [[2, 0], [0, 0], [1, 0], [2, 0]])  # mean of 2,0,2 = 4/3 -> 1
+    np.testing.assert_array_equal(
+        adata.X, [[2, 0], [0, 0], [1, 0], [2, 0]]
+    )  # mean of 2,0,2 = 4/3 -> 1
     assert adata.var["alt"].tolist() == ["G", "."]
     assert adata.uns["genotypes"]["missing_values"] == 2
 
@@ -255,7 +303,9 @@ def test_keep_snps_reads_only_kept_columns(tmp_path, monkeypatch):
     monkeypatch.setattr(open_bed, "read", spy)
     path = write_bed(tmp_path / "g", make_genotypes())
     read_genotypes(path, keep_snps=["rs101", "rs120", "rs121"])
-    cols = np.concatenate([np.arange(c.start, c.stop) if isinstance(c, slice) else c for _, c in seen])
+    cols = np.concatenate(
+        [np.arange(c.start, c.stop) if isinstance(c, slice) else c for _, c in seen]
+    )
     assert cols.tolist() == [1, 20, 21]
 
 
@@ -294,11 +344,15 @@ def test_missing_mean_and_drop(tmp_path, small_blocks):
         mean = read_genotypes(path, missing="mean")
         np.testing.assert_array_equal(mean.X, expected_i8, err_msg=name)
         assert mean.uns["genotypes"]["missing_values"] == 9
-        np.testing.assert_array_equal(read_genotypes(path, missing="mean", dtype="float32").X, expected_f32, err_msg=name)
+        np.testing.assert_array_equal(
+            read_genotypes(path, missing="mean", dtype="float32").X, expected_f32, err_msg=name
+        )
         dropped = read_genotypes(path, missing="drop-feature")
         np.testing.assert_array_equal(dropped.X, calls[:, keep], err_msg=name)
         assert list(dropped.var_names) == [v for v, k in zip(var_names(g), keep) if k]
-        assert dropped.uns["genotypes"]["dropped_features"] == [v for v, k in zip(var_names(g), keep) if not k]
+        assert dropped.uns["genotypes"]["dropped_features"] == [
+            v for v, k in zip(var_names(g), keep) if not k
+        ]
     # The record of what was done is writable to .h5ad.
     dropped.write_h5ad(tmp_path / "g.h5ad")
     assert ad.read_h5ad(tmp_path / "g.h5ad").uns["genotypes"]["missing_values"] == 9
@@ -328,14 +382,20 @@ def test_missing_companion_files(tmp_path):
     (tmp_path / "g.fam").unlink()
     with pytest.raises(InputError) as err:
         read_genotypes(bed)
-    assert err.value.message == "companion file g.fam not found; a PLINK .bed needs .bim and .fam files with the same prefix"
+    assert (
+        err.value.message
+        == "companion file g.fam not found; a PLINK .bed needs .bim and .fam files with the same prefix"
+    )
     (tmp_path / "g.bim").unlink()
     with pytest.raises(InputError, match="companion file g.bim not found"):
         read_genotypes(bed)
     (tmp_path / "g.pvar").unlink()
     with pytest.raises(InputError) as err:
         read_genotypes(pgen)
-    assert err.value.message == "companion file g.pvar not found; a PLINK 2 .pgen needs .pvar and .psam files with the same prefix"
+    assert (
+        err.value.message
+        == "companion file g.pvar not found; a PLINK 2 .pgen needs .pvar and .psam files with the same prefix"
+    )
     with pytest.raises(InputError) as err:
         read_genotypes(tmp_path / "absent.vcf")
     assert err.value.message == "file not found"
@@ -363,7 +423,10 @@ def test_duplicate_sample_ids(tmp_path):
     with pytest.raises(InputError) as err:
         read_genotypes(write_bed(tmp_path / "g", g))
     assert err.value.path == str(tmp_path / "g.fam")
-    assert err.value.message == "duplicate sample ids: S01; IIDs must be unique across families (the FID is not part of the sample id)"
+    assert (
+        err.value.message
+        == "duplicate sample ids: S01; IIDs must be unique across families (the FID is not part of the sample id)"
+    )
     with pytest.raises(InputError) as err:
         read_genotypes(write_vcf(tmp_path / "g.vcf", g))
     assert err.value.message == "duplicate sample ids: S01; sample names must be unique"
@@ -392,11 +455,16 @@ def test_multiallelic_and_fieldless_vcf(tmp_path):
     g = make_genotypes()
     g["alt"][4] = "T,G" if g["ref"][4] != "T" else "A,G"
     path = write_vcf(tmp_path / "m.vcf", g)
-    with pytest.raises(InputError, match=r"multiallelic variant rs104 at 1:1068; split it into biallelic records first"):
+    with pytest.raises(
+        InputError,
+        match=r"multiallelic variant rs104 at 1:1068; split it into biallelic records first",
+    ):
         read_genotypes(path)
     assert read_genotypes(path, keep_snps=["rs103"]).n_vars == 1
     no_gt = tmp_path / "ds.vcf"
-    text = vcf_text(make_genotypes(), ds=True).replace('##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n', "")
+    text = vcf_text(make_genotypes(), ds=True).replace(
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n', ""
+    )
     no_gt.write_text(text)
     with pytest.raises(InputError) as err:
         read_genotypes(no_gt)
@@ -405,7 +473,9 @@ def test_multiallelic_and_fieldless_vcf(tmp_path):
 
 def test_multiallelic_pgen_readable_around_it(tmp_path):
     g = make_genotypes()
-    writer = pgenlib.PgenWriter(bytes(tmp_path / "m.pgen"), N_SAMPLES, N_SNPS, nonref_flags=False, allele_ct_limit=3)
+    writer = pgenlib.PgenWriter(
+        bytes(tmp_path / "m.pgen"), N_SAMPLES, N_SNPS, nonref_flags=False, allele_ct_limit=3
+    )
     for j in range(N_SNPS):
         if j == 4:  # one triallelic variant: pgenlib then needs allele offsets for every read
             alleles = np.zeros(2 * N_SAMPLES, dtype=np.int32)
@@ -415,10 +485,14 @@ def test_multiallelic_pgen_readable_around_it(tmp_path):
             writer.append_biallelic(np.ascontiguousarray(g["calls"][:, j]))
     writer.close()
     alt = [a + ",N" if j == 4 else a for j, a in enumerate(g["alt"])]
-    pvar = pd.DataFrame({"#CHROM": g["chrom"], "POS": g["pos"], "ID": g["ids"], "REF": g["ref"], "ALT": alt})
+    pvar = pd.DataFrame(
+        {"#CHROM": g["chrom"], "POS": g["pos"], "ID": g["ids"], "REF": g["ref"], "ALT": alt}
+    )
     pvar.to_csv(tmp_path / "m.pvar", sep="\t", index=False)
     pd.DataFrame({"#IID": g["samples"]}).to_csv(tmp_path / "m.psam", sep="\t", index=False)
-    with pytest.raises(InputError, match="multiallelic variant rs104; split it into biallelic variants first"):
+    with pytest.raises(
+        InputError, match="multiallelic variant rs104; split it into biallelic variants first"
+    ):
         read_genotypes(tmp_path / "m.pgen")
     others = [v for v in var_names(g) if v != "rs104"]
     adata = read_genotypes(tmp_path / "m.pgen", keep_snps=others)
@@ -431,7 +505,10 @@ def test_bed_size_mismatch(tmp_path):
     bed = write_bed(tmp_path / "g", g)
     fam = (tmp_path / "g.fam").read_text().splitlines()
     (tmp_path / "g.fam").write_text("\n".join(fam[:-4]) + "\n")
-    with pytest.raises(InputError, match=r"size 93 bytes does not match 30 SNPs in g.bim and 8 samples in g.fam \(expected 63\)"):
+    with pytest.raises(
+        InputError,
+        match=r"size 93 bytes does not match 30 SNPs in g.bim and 8 samples in g.fam \(expected 63\)",
+    ):
         read_genotypes(bed)
 
 

@@ -75,7 +75,12 @@ def test_matches_dense_oracle(batch, shuffle, bias):
     y_ref.backward(grad)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
     # weight gradient per edge, in the caller's edge order
-    torch.testing.assert_close(layer.weight.grad, oracle.weight.grad[torch.as_tensor(src), torch.as_tensor(dst)], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        layer.weight.grad,
+        oracle.weight.grad[torch.as_tensor(src), torch.as_tensor(dst)],
+        rtol=1e-5,
+        atol=1e-5,
+    )
     if bias:
         torch.testing.assert_close(layer.bias.grad, oracle.bias.grad, rtol=1e-5, atol=1e-5)
     # outputs without edges carry only the bias
@@ -136,7 +141,9 @@ def test_weight_count_and_from_mask_formats():
         assert layer.n_edges == nnz
         assert layer.bias.shape == (11,)
         assert layer.src.dtype == torch.int64 and layer.dst.dtype == torch.int64
-        assert torch.equal((layer.dense_weight() != 0).to(torch.int64), torch.as_tensor(mask, dtype=torch.int64)), name
+        assert torch.equal(
+            (layer.dense_weight() != 0).to(torch.int64), torch.as_tensor(mask, dtype=torch.int64)
+        ), name
         built[name] = layer
     ref = built["numpy"]
     for name, layer in built.items():
@@ -145,7 +152,9 @@ def test_weight_count_and_from_mask_formats():
 
 
 def test_from_mask_ignores_explicit_zeros_and_keeps_shape():
-    m = sp.csr_matrix((np.array([1.0, 0.0, 2.0]), (np.array([0, 1, 3]), np.array([2, 0, 1]))), shape=(5, 4))
+    m = sp.csr_matrix(
+        (np.array([1.0, 0.0, 2.0]), (np.array([0, 1, 3]), np.array([2, 0, 1]))), shape=(5, 4)
+    )
     layer = SparseMaskedLinear.from_mask(m, bias=False)
     assert (layer.in_features, layer.out_features) == (5, 4)
     assert layer.n_edges == 2
@@ -233,7 +242,10 @@ def test_gradcheck_float64():
     perm = np.random.default_rng(0).permutation(src.size)
     layer = SparseMaskedLinear(9, 5, src[perm], dst[perm]).double()
     x = torch.randn(3, 9, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda inp, w, b: layers_mod._SparseMaskedLinearFn.apply(inp, w, b, layer), (x, layer.weight, layer.bias))
+    assert torch.autograd.gradcheck(
+        lambda inp, w, b: layers_mod._SparseMaskedLinearFn.apply(inp, w, b, layer),
+        (x, layer.weight, layer.bias),
+    )
 
 
 def test_training_reduces_loss_on_a_prior_supported_signal():

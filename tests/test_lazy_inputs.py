@@ -17,7 +17,9 @@ def test_materialized_rows_equal_eager_transform(dtype):
     raw = rng.integers(0, 3, size=(40, 9)).astype(dtype)
     rows, cols = np.array([5, 1, 30, 7, 2]), np.array([8, 0, 3])
     present = np.array([True, False, True, True, True])
-    prep = ModalityPreprocessor(["c8", "c0", "c3"], "standard", *fit_scaling(raw, "standard", np.arange(20), cols))
+    prep = ModalityPreprocessor(
+        ["c8", "c0", "c3"], "standard", *fit_scaling(raw, "standard", np.arange(20), cols)
+    )
     lazy = PreprocessedRows(raw, rows, cols, prep, present, "snp")
     expected = prep.transform(raw[rows][:, cols].astype(np.float32))
     expected[~present] = 0.0
@@ -46,9 +48,16 @@ def test_fit_scaling_on_row_and_column_subset_equals_fit_on_the_copy():
 
 def test_log1p_on_negative_values_names_the_modality():
     raw = np.array([[1.0, -2.0], [0.5, 3.0]], dtype=np.float32)
-    prep = ModalityPreprocessor(["a", "b"], "log1p", np.zeros(2, np.float32), np.zeros(2, np.float32),
-                                np.ones(2, np.float32))
-    with pytest.raises(InputError, match="modality 'meth': scaling 'log1p' needs non-negative values"):
+    prep = ModalityPreprocessor(
+        ["a", "b"],
+        "log1p",
+        np.zeros(2, np.float32),
+        np.zeros(2, np.float32),
+        np.ones(2, np.float32),
+    )
+    with pytest.raises(
+        InputError, match="modality 'meth': scaling 'log1p' needs non-negative values"
+    ):
         PreprocessedRows(raw, np.arange(2), np.arange(2), prep, np.ones(2, bool), "meth").tensor()
 
 

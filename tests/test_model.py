@@ -42,6 +42,7 @@ def trained(sim):
 
 # -- metrics ----------------------------------------------------------------------------------------
 
+
 def test_classification_metrics_binary_and_multiclass():
     y = ["a", "b", "b", "a", "b"]
     proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3], [0.1, 0.9]])
@@ -69,6 +70,7 @@ def test_block_r2():
 
 # -- the model ----------------------------------------------------------------------------------------
 
+
 def test_fit_records_cv_history_and_imputation(trained, sim):
     cfg = trained.config
     assert cfg["modalities"] == ["snp", "expr"]
@@ -77,7 +79,9 @@ def test_fit_records_cv_history_and_imputation(trained, sim):
     n_train = int((sim.obs["split"] == "train").sum())
     assert cfg["training"]["n_train"] == n_train  # only split == 'train' rows
     assert set(trained.cv_results["fold"]) == {0, 1}
-    assert {"all_auc", "snp_auc", "expr_auc", "snp_meanfill_auc", "r2_expr"} <= set(trained.cv_results.columns)
+    assert {"all_auc", "snp_auc", "expr_auc", "snp_meanfill_auc", "r2_expr"} <= set(
+        trained.cv_results.columns
+    )
     assert len(trained.history) == cfg["training"]["epochs_run"]
     assert set(trained.imputation["blocks"]) == {"snp", "expr"}
     # A guided encoder's inputs are prior sources only, and its edges index them.
@@ -89,14 +93,25 @@ def test_fit_records_cv_history_and_imputation(trained, sim):
 
 def test_predict_any_subset_of_modalities(trained, sim):
     full = trained.predict(sim)
-    assert list(full.columns) == ["sample", "label", "predicted", "prob_case", "prob_control", "modalities"]
+    assert list(full.columns) == [
+        "sample",
+        "label",
+        "predicted",
+        "prob_case",
+        "prob_control",
+        "modalities",
+    ]
     np.testing.assert_allclose(full[["prob_case", "prob_control"]].sum(1), 1.0, rtol=1e-6)
     has_expr = cohort.present(sim, "expr")
-    assert (full["modalities"][~has_expr] == "snp").all() and (full["modalities"][has_expr] == "snp,expr").all()
+    assert (full["modalities"][~has_expr] == "snp").all() and (
+        full["modalities"][has_expr] == "snp,expr"
+    ).all()
     only = trained.predict(sim, modalities=["snp"])
     assert (only["modalities"] == "snp").all()
     # Samples without expression get the same prediction either way: their block was imputed anyway.
-    np.testing.assert_allclose(only["prob_case"][~has_expr], full["prob_case"][~has_expr], rtol=1e-6)
+    np.testing.assert_allclose(
+        only["prob_case"][~has_expr], full["prob_case"][~has_expr], rtol=1e-6
+    )
     assert not np.allclose(only["prob_case"][has_expr], full["prob_case"][has_expr])
     with pytest.raises(InputError, match="unknown modality 'rna'"):
         trained.predict(sim, modalities=["rna"])
@@ -111,7 +126,9 @@ def test_prepare_inputs_and_predict_proba(trained, sim):
     assert xs[0].shape == (sim.n_obs, len(trained.features("snp")))
     assert inputs.present.shape == (sim.n_obs, 2)
     proba = trained.predict_proba(inputs)
-    np.testing.assert_allclose(proba, trained.predict(sim)[["prob_case", "prob_control"]].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        proba, trained.predict(sim)[["prob_case", "prob_control"]].to_numpy(), rtol=1e-6
+    )
 
 
 def test_int8_dosages_stay_int8_and_predict_like_float32(trained, sim):
@@ -125,7 +142,10 @@ def test_int8_dosages_stay_int8_and_predict_like_float32(trained, sim):
     # Fitting on int8 storage gives the same preprocessing as on float32.
     setting = {**trained.config["setting"], "max_epochs": 1}
     rows = np.arange(sim.n_obs)
-    a, b = DeepGAMI.fit_rows(data, rows, setting, 0), DeepGAMI.fit_rows(read_arrays(sim), rows, setting, 0)
+    a, b = (
+        DeepGAMI.fit_rows(data, rows, setting, 0),
+        DeepGAMI.fit_rows(read_arrays(sim), rows, setting, 0),
+    )
     np.testing.assert_array_equal(a.preprocessors[0].center, b.preprocessors[0].center)
     np.testing.assert_array_equal(a.preprocessors[0].scale, b.preprocessors[0].scale)
 
@@ -143,8 +163,14 @@ def test_saving_twice_writes_the_same_bytes(trained, tmp_path):
 def test_save_load_round_trip(trained, sim, tmp_path):
     trained.save(tmp_path / "m")
     names = {p.name for p in (tmp_path / "m").iterdir()}
-    assert {"model.safetensors", "config.json", "cv_results.tsv", "cv_summary.tsv", "training_history.tsv",
-            "imputation.json"} <= names
+    assert {
+        "model.safetensors",
+        "config.json",
+        "cv_results.tsv",
+        "cv_summary.tsv",
+        "training_history.tsv",
+        "imputation.json",
+    } <= names
     assert "model.pt" not in names  # no pickle in any output
     state = load_file(tmp_path / "m" / "model.safetensors")
     assert "encoders.0.src" in state and "encoders.0.weight" in state
@@ -194,7 +220,10 @@ def test_bagged_model_round_trip(bagged, sim, tmp_path):
     pd.testing.assert_frame_equal(loaded.predict(sim), bagged.predict(sim))
     pd.testing.assert_frame_equal(loaded.predict(sim, ["snp"]), bagged.predict(sim, ["snp"]))
     # Weights that lack a member the config names are an input error, not a traceback.
-    save_file({k: v for k, v in state.items() if not k.startswith("members.2.")}, tmp_path / "m" / "model.safetensors")
+    save_file(
+        {k: v for k, v in state.items() if not k.startswith("members.2.")},
+        tmp_path / "m" / "model.safetensors",
+    )
     with pytest.raises(InputError, match="weights do not match config.json"):
         DeepGAMI.load(tmp_path / "m")
 
@@ -216,8 +245,14 @@ def test_features_are_aligned_by_name_never_by_position(trained, sim):
 
 
 def test_complete_case_training_uses_only_complete_samples(sim):
-    model = DeepGAMI.fit(sim, model_fixtures.fast_params(missing="complete_case", cv_folds=0), seed=0)
-    complete = cohort.present(sim, "expr") & cohort.present(sim, "snp") & (sim.obs["split"] == "train").to_numpy()
+    model = DeepGAMI.fit(
+        sim, model_fixtures.fast_params(missing="complete_case", cv_folds=0), seed=0
+    )
+    complete = (
+        cohort.present(sim, "expr")
+        & cohort.present(sim, "snp")
+        & (sim.obs["split"] == "train").to_numpy()
+    )
     assert model.config["training"]["n_train"] == int(complete.sum())
     impute = DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=0), seed=0)
     assert impute.config["training"]["n_train"] > model.config["training"]["n_train"]
@@ -234,7 +269,11 @@ def test_dense_regression_and_multiclass():
     multi, _ = model_fixtures.simulated_mudata(n_samples=150, seed=1, classes=3)
     model = DeepGAMI.fit(multi, model_fixtures.fast_params(cv_folds=0), seed=0)
     table = model.predict(multi)
-    assert [c for c in table.columns if c.startswith("prob_")] == ["prob_class0", "prob_class1", "prob_class2"]
+    assert [c for c in table.columns if c.startswith("prob_")] == [
+        "prob_class0",
+        "prob_class1",
+        "prob_class2",
+    ]
     assert set(model.metrics(table)["recall"]) == {"class0", "class1", "class2"}
 
 
@@ -250,10 +289,23 @@ def test_fit_predict_fold_and_prior_override(sim):
     # Swap the eQTL prior for a random network of the same size.
     _, src, dst = cohort.modality_edges(sim, "snp")
     rng = np.random.default_rng(0)
-    pairs = np.unique(np.column_stack([rng.integers(0, sim.mod["snp"].n_vars, 3 * len(src)),
-                                       rng.integers(0, dst.max() + 1, 3 * len(src))]), axis=0)[: len(src)]
-    swapped = fit_predict_fold(sim, train, test, params, seed=0,
-                               prior_override={"snp": ("random", pairs[:, 0], pairs[:, 1])})
+    pairs = np.unique(
+        np.column_stack(
+            [
+                rng.integers(0, sim.mod["snp"].n_vars, 3 * len(src)),
+                rng.integers(0, dst.max() + 1, 3 * len(src)),
+            ]
+        ),
+        axis=0,
+    )[: len(src)]
+    swapped = fit_predict_fold(
+        sim,
+        train,
+        test,
+        params,
+        seed=0,
+        prior_override={"snp": ("random", pairs[:, 0], pairs[:, 1])},
+    )
     assert swapped.model.config["priors"]["snp"] == "random"
     assert len(swapped.model.edges("snp")[0]) == len(pairs)
 
@@ -271,6 +323,7 @@ def test_bad_cohorts_are_input_errors(sim):
 
 # -- commands -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cohort_file(sim, tmp_path_factory):
     path = tmp_path_factory.mktemp("cohort") / "cohort.h5mu"
@@ -281,55 +334,168 @@ def cohort_file(sim, tmp_path_factory):
 @pytest.fixture(scope="module")
 def params_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("params") / "params.yaml"
-    path.write_text("grid:\n  hidden_layers: [[16]]\n  learning_rate: [0.01]\n  weight_decay: [0.0001]\n"
-                    "  lambda: [0.5]\n  dropout: [0.2]\n  early_stopping_on: [task]\nmax_epochs: 10\ncv_folds: 2\n")
+    path.write_text(
+        "grid:\n  hidden_layers: [[16]]\n  learning_rate: [0.01]\n  weight_decay: [0.0001]\n"
+        "  lambda: [0.5]\n  dropout: [0.2]\n  early_stopping_on: [task]\nmax_epochs: 10\ncv_folds: 2\n"
+    )
     return path
 
 
 def test_train_and_predict_commands(sim, cohort_file, params_file, tmp_path, capsys):
     model_dir = tmp_path / "model"
-    assert main(["train", str(cohort_file), "--out", str(model_dir), "--params", str(params_file),
-                 "--seed", "3", "--max-epochs", "5"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cohort_file),
+                "--out",
+                str(model_dir),
+                "--params",
+                str(params_file),
+                "--seed",
+                "3",
+                "--max-epochs",
+                "5",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "cross-validated" in out and "imputation R^2" in out and "+ refit + 5 bagged)" in out
     config = json.loads((model_dir / "config.json").read_text())
-    assert config["seed"] == 3 and config["params"]["max_epochs"] == 5 and config["network"]["n_members"] == 6
+    assert (
+        config["seed"] == 3
+        and config["params"]["max_epochs"] == 5
+        and config["network"]["n_members"] == 6
+    )
     preds = tmp_path / "preds.tsv"
-    assert main(["predict", str(model_dir), str(cohort_file), "--out", str(preds), "--split", "test"]) == 0
+    assert (
+        main(["predict", str(model_dir), str(cohort_file), "--out", str(preds), "--split", "test"])
+        == 0
+    )
     table = pd.read_csv(preds, sep="\t")
     assert table["sample"].tolist() == list(sim.obs_names[sim.obs["split"] == "test"])
-    assert list(table.columns) == ["sample", "label", "predicted", "prob_case", "prob_control", "modalities"]
+    assert list(table.columns) == [
+        "sample",
+        "label",
+        "predicted",
+        "prob_case",
+        "prob_control",
+        "modalities",
+    ]
     metrics = json.loads((tmp_path / "preds.metrics.json").read_text())
-    assert {"accuracy", "balanced_accuracy", "auc", "f1_macro", "recall", "confusion_matrix"} <= set(metrics)
+    assert {
+        "accuracy",
+        "balanced_accuracy",
+        "auc",
+        "f1_macro",
+        "recall",
+        "confusion_matrix",
+    } <= set(metrics)
     assert metrics["n"] == len(table)
     # Same seed twice: byte-identical predictions.
     again_dir = tmp_path / "again"
-    assert main(["train", str(cohort_file), "--out", str(again_dir), "--params", str(params_file),
-                 "--seed", "3", "--max-epochs", "5", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cohort_file),
+                "--out",
+                str(again_dir),
+                "--params",
+                str(params_file),
+                "--seed",
+                "3",
+                "--max-epochs",
+                "5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     again = tmp_path / "again.tsv"
-    assert main(["predict", str(again_dir), str(cohort_file), "--out", str(again), "--split", "test"]) == 0
+    assert (
+        main(["predict", str(again_dir), str(cohort_file), "--out", str(again), "--split", "test"])
+        == 0
+    )
     assert again.read_bytes() == preds.read_bytes()
     # Genotype only.
     snp_only = tmp_path / "snp.tsv"
-    assert main(["predict", str(model_dir), str(cohort_file), "--out", str(snp_only), "--modalities", "snp"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                str(cohort_file),
+                "--out",
+                str(snp_only),
+                "--modalities",
+                "snp",
+            ]
+        )
+        == 0
+    )
     assert set(pd.read_csv(snp_only, sep="\t")["modalities"]) == {"snp"}
 
 
 def test_command_errors_exit_2_and_leave_nothing(cohort_file, params_file, tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("imputer: cubic\n")
-    assert main(["train", str(cohort_file), "--out", str(tmp_path / "m"), "--params", str(bad)]) == 2
+    assert (
+        main(["train", str(cohort_file), "--out", str(tmp_path / "m"), "--params", str(bad)]) == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(bad) in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
-    assert main(["predict", str(tmp_path / "nomodel"), str(cohort_file), "--out", str(tmp_path / "p.tsv")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "nomodel"),
+                str(cohort_file),
+                "--out",
+                str(tmp_path / "p.tsv"),
+            ]
+        )
+        == 2
+    )
     model_dir = tmp_path / "model"
-    assert main(["train", str(cohort_file), "--out", str(model_dir), "--params", str(params_file),
-                 "--cv-folds", "0", "--max-epochs", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(cohort_file),
+                "--out",
+                str(model_dir),
+                "--params",
+                str(params_file),
+                "--cv-folds",
+                "0",
+                "--max-epochs",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    for extra, fragment in ((["--modalities", "rna"], "unknown modality 'rna'"),
-                            (["--split", "nope"], "no sample has split 'nope'")):
-        assert main(["predict", str(model_dir), str(cohort_file), "--out", str(tmp_path / "p.tsv"), *extra]) == 2
+    for extra, fragment in (
+        (["--modalities", "rna"], "unknown modality 'rna'"),
+        (["--split", "nope"], "no sample has split 'nope'"),
+    ):
+        assert (
+            main(
+                [
+                    "predict",
+                    str(model_dir),
+                    str(cohort_file),
+                    "--out",
+                    str(tmp_path / "p.tsv"),
+                    *extra,
+                ]
+            )
+            == 2
+        )
         err = capsys.readouterr().err
         assert fragment in err and str(cohort_file) in err
     assert not list(tmp_path.glob("p*"))
@@ -353,32 +519,64 @@ def test_rosmap_reduced_deepgami_close_to_logistic_regression():
     mods = {}
     for name in ("mrna", "meth"):
         df = pd.read_csv(ROSMAP / f"{name}.csv", index_col=0)
-        mods[name] = ad.AnnData(df.to_numpy(np.float32), obs=pd.DataFrame(index=df.index.astype(str)),
-                                var=pd.DataFrame(index=df.columns.astype(str)))
+        mods[name] = ad.AnnData(
+            df.to_numpy(np.float32),
+            obs=pd.DataFrame(index=df.index.astype(str)),
+            var=pd.DataFrame(index=df.columns.astype(str)),
+        )
     mdata, _ = cohort.build_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
     data = read_arrays(mdata)
-    params = model_fixtures.fast_params(grid={"hidden_layers": [[8]], "dropout": [0.0], "learning_rate": [0.005],
-                                              "weight_decay": [0.01], "lambda": [1.0], "latent_dim": [32]},
-                                        max_epochs=40, patience=10)
+    params = model_fixtures.fast_params(
+        grid={
+            "hidden_layers": [[8]],
+            "dropout": [0.0],
+            "learning_rate": [0.005],
+            "weight_decay": [0.01],
+            "lambda": [1.0],
+            "latent_dim": [32],
+        },
+        max_epochs=40,
+        patience=10,
+    )
     X = np.hstack(data.X)
     dg, lr = [], []
     for train, test in cv_splits(data.labels, 3, seed=0, stratify=True):
         dg.append(fit_predict_fold(data, train, test, params, seed=0).metrics["all"]["auc"])
         scaler = StandardScaler().fit(X[train])
         model = LogisticRegressionCV(Cs=10, cv=3, max_iter=2000, scoring="roc_auc").fit(
-            scaler.transform(X[train]), data.labels[train])
-        proba = model.predict_proba(scaler.transform(X[test]))[:, list(model.classes_).index(data.classes[1])]
+            scaler.transform(X[train]), data.labels[train]
+        )
+        proba = model.predict_proba(scaler.transform(X[test]))[
+            :, list(model.classes_).index(data.classes[1])
+        ]
         lr.append(roc_auc_score(data.labels[test] == data.classes[1], proba))
     assert np.mean(dg) >= np.mean(lr) - 0.05, (dg, lr)
 
 
 # -- end to end -----------------------------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_simulate_build_train_predict_end_to_end(tmp_path):
     """`deepgami simulate -> build -> train -> predict` through the real CLI; AUC well above chance."""
-    size = [] if FULL else ["--n-samples", "400", "--n-snps", "300", "--n-genes", "60", "--n-causal-genes", "5",
-                            "--effect-size", "2", "--test-fraction", "0.25"]
+    size = (
+        []
+        if FULL
+        else [
+            "--n-samples",
+            "400",
+            "--n-snps",
+            "300",
+            "--n-genes",
+            "60",
+            "--n-causal-genes",
+            "5",
+            "--effect-size",
+            "2",
+            "--test-fraction",
+            "0.25",
+        ]
+    )
     exe = [sys.executable, "-m", "deepgami"]
 
     def run(*args):
@@ -389,13 +587,46 @@ def test_simulate_build_train_predict_end_to_end(tmp_path):
     sim_dir = tmp_path / "sim"
     run("simulate", "--out", str(sim_dir), "--seed", "1", "--shared-signal", "0.5", *size)
     cohort_path = tmp_path / "cohort.h5mu"
-    run("build", "--modality", f"snp={sim_dir / 'genotype.csv'}", "--modality", f"expr={sim_dir / 'expression.csv'}",
-        "--labels", str(sim_dir / "labels.csv"), "--prior", f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
-        "--prior", f"expr:grn={sim_dir / 'grn.tsv'}", "--out", str(cohort_path), "--quiet")
+    run(
+        "build",
+        "--modality",
+        f"snp={sim_dir / 'genotype.csv'}",
+        "--modality",
+        f"expr={sim_dir / 'expression.csv'}",
+        "--labels",
+        str(sim_dir / "labels.csv"),
+        "--prior",
+        f"snp:eqtl={sim_dir / 'eqtl.tsv'}",
+        "--prior",
+        f"expr:grn={sim_dir / 'grn.tsv'}",
+        "--out",
+        str(cohort_path),
+        "--quiet",
+    )
     params = tmp_path / "params.yaml"
-    params.write_text("{}\n" if FULL else "cv_folds: 2\ngrid:\n  weight_decay: [0.03]\n  early_stopping_on: [task]\n")
-    run("train", str(cohort_path), "--out", str(tmp_path / "model"), "--params", str(params), "--quiet")
-    run("predict", str(tmp_path / "model"), str(cohort_path), "--out", str(tmp_path / "p.tsv"), "--split", "test")
+    params.write_text(
+        "{}\n"
+        if FULL
+        else "cv_folds: 2\ngrid:\n  weight_decay: [0.03]\n  early_stopping_on: [task]\n"
+    )
+    run(
+        "train",
+        str(cohort_path),
+        "--out",
+        str(tmp_path / "model"),
+        "--params",
+        str(params),
+        "--quiet",
+    )
+    run(
+        "predict",
+        str(tmp_path / "model"),
+        str(cohort_path),
+        "--out",
+        str(tmp_path / "p.tsv"),
+        "--split",
+        "test",
+    )
     metrics = json.loads((tmp_path / "p.metrics.json").read_text())
     assert metrics["auc"] > 0.7
 
@@ -412,7 +643,9 @@ def test_training_never_holds_a_float_copy_of_the_genotypes(monkeypatch):
     monkeypatch.setattr(deepgami.train.encoder_init, "JOINT_INIT_MAX_VALUES", 1_000_000)
     from deepgami.train import expand_grid
 
-    mdata, _ = model_fixtures.simulated_mudata(n_samples=300, n_snps=20_000, n_tfs=8, n_genes=12, seed=1)
+    mdata, _ = model_fixtures.simulated_mudata(
+        n_samples=300, n_snps=20_000, n_tfs=8, n_genes=12, seed=1
+    )
     mdata.mod["snp"].X = np.asarray(mdata.mod["snp"].X).astype(np.int8)
     data = read_arrays(mdata)
     float32_copy = data.X[0].size * 4  # 24 MB
@@ -439,7 +672,9 @@ def golden_predictions(model: DeepGAMI, mdata) -> str:
         table = model.predict(mdata, mods)
         table.insert(0, "given", ",".join(mods) if mods else "all")
         tables.append(table)
-    return pd.concat(tables).to_csv(sep="\t", index=False, float_format="%.9g", lineterminator="\n", na_rep="NA")
+    return pd.concat(tables).to_csv(
+        sep="\t", index=False, float_format="%.9g", lineterminator="\n", na_rep="NA"
+    )
 
 
 def test_predictions_match_the_recorded_golden_file(tmp_path):
@@ -450,7 +685,9 @@ def test_predictions_match_the_recorded_golden_file(tmp_path):
     re-record the file on purpose."""
     from deepgami.train import load_params
 
-    mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=0, missing_expr=0.15, n_snps=30, n_genes=8, n_tfs=4)
+    mdata, _ = model_fixtures.simulated_mudata(
+        n_samples=60, seed=0, missing_expr=0.15, n_snps=30, n_genes=8, n_tfs=4
+    )
     model = DeepGAMI.fit(mdata, load_params(GOLDEN / "golden_params.yaml"), seed=0)
     expected = (GOLDEN / "golden_predictions.tsv").read_text()
     assert golden_predictions(model, mdata) == expected
@@ -459,6 +696,7 @@ def test_predictions_match_the_recorded_golden_file(tmp_path):
 
 
 # -- hostile and broken model directories --------------------------------------------------------------
+
 
 class _Hostile:
     """Unpickling this would create a marker file: a weights-only reader must never get that far."""
@@ -518,11 +756,26 @@ def test_predict_refuses_a_hostile_or_random_model_with_exit_2(trained, cohort_f
     """Through the real CLI process: exit 2, one line naming the file, no traceback, nothing executed."""
     for name, directory, culprit in _broken_model_dirs(trained, tmp_path):
         out = tmp_path / f"{name}.tsv"
-        done = subprocess.run([sys.executable, "-m", "deepgami", "predict", str(directory), str(cohort_file),
-                               "--out", str(out)], capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deepgami",
+                "predict",
+                str(directory),
+                str(cohort_file),
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 2, (name, done.stderr)
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and str(culprit) in lines[0] and "Traceback" not in done.stderr, (name, done.stderr)
+        assert len(lines) == 1 and str(culprit) in lines[0] and "Traceback" not in done.stderr, (
+            name,
+            done.stderr,
+        )
         assert not out.exists()
     assert not (tmp_path / "PWNED").exists()
 

@@ -12,7 +12,9 @@ from deepgami.nn.network import IMPUTERS, DeepGAMINetwork, LatentNorm
 from deepgami.train import Adam
 
 
-def _edges(n_in: int, n_out: int, per_input: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def _edges(
+    n_in: int, n_out: int, per_input: int = 2, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng(seed)
     src = np.repeat(np.arange(n_in), per_input)
     dst = np.concatenate([rng.choice(n_out, per_input, replace=False) for _ in range(n_in)])
@@ -21,7 +23,9 @@ def _edges(n_in: int, n_out: int, per_input: int = 2, seed: int = 0) -> tuple[to
 
 def _net(**kw) -> DeepGAMINetwork:
     torch.manual_seed(0)
-    args = dict(n_inputs=[12, 7], n_latent=5, n_outputs=3, edges=[_edges(12, 5), None], hidden_layers=[8])
+    args = dict(
+        n_inputs=[12, 7], n_latent=5, n_outputs=3, edges=[_edges(12, 5), None], hidden_layers=[8]
+    )
     args.update(kw)
     return DeepGAMINetwork(**args)
 
@@ -33,7 +37,9 @@ def _inputs(n: int = 10, seed: int = 0) -> list[torch.Tensor]:
 
 def test_forward_shapes_and_encoder_kinds():
     net = _net().eval()
-    assert isinstance(net.encoders[0], SparseMaskedLinear) and isinstance(net.encoders[1], torch.nn.Linear)
+    assert isinstance(net.encoders[0], SparseMaskedLinear) and isinstance(
+        net.encoders[1], torch.nn.Linear
+    )
     out = net(_inputs())
     assert out.logits.shape == (10, 3)
     assert [b.shape for b in out.latent] == [(10, 5), (10, 5)]
@@ -118,10 +124,12 @@ def test_auxiliary_loss_only_on_rows_with_both_modalities():
     lat = net.encode(xs)
     loss = net.auxiliary_loss(lat, present)
     rows = slice(0, 5)
-    manual = torch.stack([
-        torch.mean((net.imputers[net.pair_key(0, 1)](lat[0][rows]) - lat[1][rows]) ** 2),
-        torch.mean((net.imputers[net.pair_key(1, 0)](lat[1][rows]) - lat[0][rows]) ** 2),
-    ]).mean()
+    manual = torch.stack(
+        [
+            torch.mean((net.imputers[net.pair_key(0, 1)](lat[0][rows]) - lat[1][rows]) ** 2),
+            torch.mean((net.imputers[net.pair_key(1, 0)](lat[1][rows]) - lat[0][rows]) ** 2),
+        ]
+    ).mean()
     torch.testing.assert_close(loss, manual)
     none = torch.zeros(10, 2, dtype=torch.bool)
     assert float(net.auxiliary_loss(lat, none)) == 0.0
@@ -144,11 +152,15 @@ def test_detached_target_gets_no_auxiliary_gradient():
 def _spread_after_aux_training(target: str, latent_norm: bool) -> tuple[float, float, float]:
     """Train on the auxiliary loss alone; return (std of the imputed-to block before, after, alpha)."""
     torch.manual_seed(0)
-    net = DeepGAMINetwork([20, 20], 10, 2, hidden_layers=[], latent_norm=latent_norm, encoder_activation="linear")
+    net = DeepGAMINetwork(
+        [20, 20], 10, 2, hidden_layers=[], latent_norm=latent_norm, encoder_activation="linear"
+    )
     g = torch.Generator().manual_seed(0)
     shared = torch.randn(256, 4, generator=g)
-    xs = [shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g),
-          shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g)]
+    xs = [
+        shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g),
+        shared @ torch.randn(4, 20, generator=g) + torch.randn(256, 20, generator=g),
+    ]
     present = torch.ones(256, 2, dtype=torch.bool)
     opt = Adam(net.parameters(), lr=0.02)
 
@@ -213,8 +225,14 @@ def test_group_norm_penalty_and_gates():
 def test_state_dict_round_trip_rebuilds_the_sparse_edges():
     net = _net(imputer="per_node").eval()
     state = net.state_dict()
-    rebuilt = DeepGAMINetwork([12, 7], 5, 3, edges=[(state["encoders.0.src"], state["encoders.0.dst"]), None],
-                              hidden_layers=[8], imputer="per_node").eval()
+    rebuilt = DeepGAMINetwork(
+        [12, 7],
+        5,
+        3,
+        edges=[(state["encoders.0.src"], state["encoders.0.dst"]), None],
+        hidden_layers=[8],
+        imputer="per_node",
+    ).eval()
     rebuilt.load_state_dict(state)
     xs = _inputs()
     torch.testing.assert_close(rebuilt(xs).logits, net(xs).logits)
@@ -226,8 +244,13 @@ def test_logits_wrapper_supports_integrated_gradients():
     net = _net().eval()
     xs = tuple(x.requires_grad_() for x in _inputs(4))
     ig = IntegratedGradients(net.logits)
-    attrs, delta = ig.attribute(xs, baselines=tuple(torch.zeros_like(x) for x in xs), target=1,
-                                return_convergence_delta=True, n_steps=32)
+    attrs, delta = ig.attribute(
+        xs,
+        baselines=tuple(torch.zeros_like(x) for x in xs),
+        target=1,
+        return_convergence_delta=True,
+        n_steps=32,
+    )
     assert [a.shape for a in attrs] == [(4, 12), (4, 7)]
     assert float(delta.abs().max()) < 1e-2
     # Pieces compose to the full map.

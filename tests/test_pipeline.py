@@ -49,12 +49,18 @@ BIN_SCRIPTS = {d: f"deepgami_{'build' if d == 'build_cohort' else d}.py" for d i
 GPU_MODULES = ("train", "prioritize", "evaluate")  # label process_gpu
 DEVICE_MODULES = ("train", "predict", "prioritize", "evaluate")  # take --device
 SUBWORKFLOW = REPO / "subworkflows" / "local" / "utils_nfcore_deepgami_pipeline" / "main.nf"
-NF_FILES = [REPO / "main.nf", *sorted((REPO / "workflows").glob("*.nf")),
-            *sorted((REPO / "subworkflows").glob("**/*.nf")),
-            *sorted((REPO / "modules" / "local").glob("*/main.nf"))]
+NF_FILES = [
+    REPO / "main.nf",
+    *sorted((REPO / "workflows").glob("*.nf")),
+    *sorted((REPO / "subworkflows").glob("**/*.nf")),
+    *sorted((REPO / "modules" / "local").glob("*/main.nf")),
+]
 _NOT_PIPELINE = {".venv", ".git", "work", ".nf-test", "results", "node_modules"}
-CONFIG_FILES = sorted(p for p in REPO.rglob("*.config")
-                      if not _NOT_PIPELINE & set(p.relative_to(REPO).parts) and p.name != "nf-test.config")
+CONFIG_FILES = sorted(
+    p
+    for p in REPO.rglob("*.config")
+    if not _NOT_PIPELINE & set(p.relative_to(REPO).parts) and p.name != "nf-test.config"
+)
 # process.shell of nextflow.config
 TASK_SHELL = ["bash", "-C", "-e", "-u", "-o", "pipefail"]
 
@@ -82,18 +88,24 @@ def load_module(directory: str) -> Module:
     assert not isinstance(parsed, reftrace.ParseError), parsed
     (process,) = parsed.processes
     text = path.read_text()
-    body = text[text.index("{") + 1: text.rindex("}")]
+    body = text[text.index("{") + 1 : text.rindex("}")]
     marks = list(SECTION_RE.finditer(body))
-    sections = {m.group(1): body[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(body)]
-                for i, m in enumerate(marks)}
+    sections = {
+        m.group(1): body[m.end() : marks[i + 1].start() if i + 1 < len(marks) else len(body)]
+        for i, m in enumerate(marks)
+    }
     return Module(path, process, text, sections)
 
 
-MODULES = {d: load_module(d) for d in PROCESSES if (REPO / "modules" / "local" / d / "main.nf").is_file()}
+MODULES = {
+    d: load_module(d) for d in PROCESSES if (REPO / "modules" / "local" / d / "main.nf").is_file()
+}
 
 
 def strip_comments(section: str) -> list[str]:
-    return [line.split("//")[0].strip() for line in section.splitlines() if line.split("//")[0].strip()]
+    return [
+        line.split("//")[0].strip() for line in section.splitlines() if line.split("//")[0].strip()
+    ]
 
 
 def input_declarations(module: Module) -> list[tuple[str, str, str]]:
@@ -117,10 +129,11 @@ def split_script(section: str) -> tuple[list[str], str]:
     start = section.index('"""')
     end = section.index('"""', start + 3)
     preamble = [line.strip() for line in section[:start].splitlines() if line.strip()]
-    return preamble, section[start + 3: end]
+    return preamble, section[start + 3 : end]
 
 
 # -- a small evaluator for the Groovy the module scripts use -------------------------------------
+
 
 class GroovyError(AssertionError):
     pass
@@ -148,7 +161,7 @@ def _scan_top(expr: str, token: str) -> int:
         elif ch in ")]}":
             depth -= 1
         elif depth == 0 and expr.startswith(token, i):
-            if token == "?" and expr[i + 1: i + 2] in (":", "."):
+            if token == "?" and expr[i + 1 : i + 2] in (":", "."):
                 i += 2
                 continue
             return i
@@ -167,7 +180,7 @@ def _lookup(path: str, env: dict[str, Any]) -> Any:
         if part not in value:
             if head == "task" and rest[:1] == ["ext"]:
                 return None  # task.ext.<anything> is null unless configured
-            raise GroovyError(f"'{'.'.join([head, *rest[:i + 1]])}' is not set for this test task")
+            raise GroovyError(f"'{'.'.join([head, *rest[: i + 1]])}' is not set for this test task")
         value = value[part]
     return value
 
@@ -177,18 +190,20 @@ def groovy_eval(expr: str, env: dict[str, Any]) -> Any:
     at = _scan_top(expr, "?:")
     if at >= 0:
         left = groovy_eval(expr[:at], env)
-        return left if _truthy(left) else groovy_eval(expr[at + 2:], env)
+        return left if _truthy(left) else groovy_eval(expr[at + 2 :], env)
     at = _scan_top(expr, "?")
     if at >= 0:
-        rest = expr[at + 1:]
+        rest = expr[at + 1 :]
         colon = _scan_top(rest, ":")
         if colon < 0:
             raise GroovyError(f"ternary without ':' in {expr!r}")
-        return groovy_eval(rest[:colon] if _truthy(groovy_eval(expr[:at], env)) else rest[colon + 1:], env)
+        return groovy_eval(
+            rest[:colon] if _truthy(groovy_eval(expr[:at], env)) else rest[colon + 1 :], env
+        )
     for op in ("==", "!="):
         at = _scan_top(expr, op)
         if at >= 0:
-            equal = groovy_eval(expr[:at], env) == groovy_eval(expr[at + 2:], env)
+            equal = groovy_eval(expr[:at], env) == groovy_eval(expr[at + 2 :], env)
             return equal if op == "==" else not equal
     if expr.startswith("!"):
         return not _truthy(groovy_eval(expr[1:], env))
@@ -226,16 +241,18 @@ def interpolate(text: str, env: dict[str, Any]) -> str:
             else:
                 raise GroovyError(f"unknown escape \\{nxt}")
             i += 2
-        elif ch == "$" and text[i + 1: i + 2] == "{":
+        elif ch == "$" and text[i + 1 : i + 2] == "{":
             depth, j = 1, i + 2
             while depth:
                 depth += {"{": 1, "}": -1}.get(text[j], 0)
                 j += 1
-            expr = text[i + 2: j - 1]
+            expr = text[i + 2 : j - 1]
             out.append(_render(groovy_eval(expr, env), expr))
             i = j
-        elif ch == "$" and re.match(r"[A-Za-z_]", text[i + 1: i + 2]):
-            raise GroovyError(f"bare ${text[i + 1: i + 20]}...: write ${{...}} or escape \\$ in module scripts")
+        elif ch == "$" and re.match(r"[A-Za-z_]", text[i + 1 : i + 2]):
+            raise GroovyError(
+                f"bare ${text[i + 1 : i + 20]}...: write ${{...}} or escape \\$ in module scripts"
+            )
         else:
             out.append(ch)
             i += 1
@@ -249,18 +266,23 @@ def render_block(module: Module, section: str, env: dict[str, Any]) -> tuple[str
     for line in preamble:
         m = re.fullmatch(r"def\s+(\w+)\s*=\s*(.+)", line)
         if not m:
-            raise GroovyError(f"{module.path}: only `def name = expr` lines may precede the script string: {line!r}")
+            raise GroovyError(
+                f"{module.path}: only `def name = expr` lines may precede the script string: {line!r}"
+            )
         env[m.group(1)] = groovy_eval(m.group(2), env)
     return textwrap.dedent(interpolate(body, env)).strip() + "\n", env
 
 
 # -- staging and running one task ----------------------------------------------------------------
 
+
 def stage_inputs(module: Module, workdir: Path, values: dict[str, Any]) -> dict[str, Any]:
     """Symlink path inputs into `workdir` as Nextflow stages them; return the variables' values."""
     staged: dict[str, Any] = {}
     decls = input_declarations(module)
-    assert [name for _, name, _ in decls] == list(values), f"{module.name}: inputs are {[n for _, n, _ in decls]}"
+    assert [name for _, name, _ in decls] == list(values), (
+        f"{module.name}: inputs are {[n for _, n, _ in decls]}"
+    )
     for kind, name, options in decls:
         value = values[name]
         if kind == "val":
@@ -284,7 +306,9 @@ def stage_inputs(module: Module, workdir: Path, values: dict[str, Any]) -> dict[
     return staged
 
 
-def task_env(module: Module, meta: dict[str, Any], staged: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
+def task_env(
+    module: Module, meta: dict[str, Any], staged: dict[str, Any], ext: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "meta": meta,
         "task": {"ext": dict(ext), "cpus": 1, "process": f"DEEPGAMI:{module.name}", "attempt": 1},
@@ -293,8 +317,13 @@ def task_env(module: Module, meta: dict[str, Any], staged: dict[str, Any], ext: 
     }
 
 
-def run_task(module: Module, section: str, workdir: Path, inputs: dict[str, Any],
-             ext: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_task(
+    module: Module,
+    section: str,
+    workdir: Path,
+    inputs: dict[str, Any],
+    ext: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Stage, render and run one task's `section`; assert every output pattern matches a file.
 
     `ext` plays the role of conf/*.config's `ext.*` settings for the process (none by default).
@@ -305,12 +334,22 @@ def run_task(module: Module, section: str, workdir: Path, inputs: dict[str, Any]
     script, env = render_block(module, section, task_env(module, meta, staged, ext or {}))
     (workdir / ".command.sh").write_text(script)
     path = os.pathsep.join([str(REPO / "bin"), str(VENV_BIN), os.environ.get("PATH", "")])
-    result = subprocess.run([*TASK_SHELL, ".command.sh"], cwd=workdir, capture_output=True, text=True,
-                            env={**os.environ, "PATH": path, "OMP_NUM_THREADS": "1"}, timeout=900)
-    assert result.returncode == 0, f"{module.name} {section} failed:\n{script}\n{result.stdout}\n{result.stderr}"
+    result = subprocess.run(
+        [*TASK_SHELL, ".command.sh"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": path, "OMP_NUM_THREADS": "1"},
+        timeout=900,
+    )
+    assert result.returncode == 0, (
+        f"{module.name} {section} failed:\n{script}\n{result.stdout}\n{result.stderr}"
+    )
     for pattern in output_patterns(module):
         rendered = interpolate(pattern, env)
-        assert list(workdir.glob(rendered)), f"{module.name} {section}: no file matches output '{rendered}'"
+        assert list(workdir.glob(rendered)), (
+            f"{module.name} {section}: no file matches output '{rendered}'"
+        )
     versions = yaml.safe_load((workdir / "versions.yml").read_text())
     assert list(versions) == [f"DEEPGAMI:{module.name}"]
     assert versions[f"DEEPGAMI:{module.name}"]["deepgami"] == __import__("deepgami").__version__
@@ -319,6 +358,7 @@ def run_task(module: Module, section: str, workdir: Path, inputs: dict[str, Any]
 
 # -- strict config syntax: only assignments, blocks and includes -------------------------------
 
+
 @dataclass
 class Token:
     kind: str  # name, string, number, op, newline
@@ -326,13 +366,34 @@ class Token:
     line: int
 
 
-_OPERATORS = ["==~", "<=>", "...", "==", "!=", "<=", ">=", "&&", "||", "?:", "?.", "..", "<<", ">>", "->", "=~",
-              "+=", "-=", "*=", "/=", "**"]
+_OPERATORS = [
+    "==~",
+    "<=>",
+    "...",
+    "==",
+    "!=",
+    "<=",
+    ">=",
+    "&&",
+    "||",
+    "?:",
+    "?.",
+    "..",
+    "<<",
+    ">>",
+    "->",
+    "=~",
+    "+=",
+    "-=",
+    "*=",
+    "/=",
+    "**",
+]
 
 
 def _skip_string(text: str, i: int) -> int:
     """Index just past the string literal starting at text[i] (', ", ''' or \"\"\"; GString ${...} nested)."""
-    quote = text[i: i + 3] if text[i: i + 3] in ("'''", '"""') else text[i]
+    quote = text[i : i + 3] if text[i : i + 3] in ("'''", '"""') else text[i]
     j = i + len(quote)
     while j < len(text):
         if text[j] == "\\":
@@ -365,7 +426,7 @@ def tokenize_config(text: str) -> list[Token]:
             tokens.append(Token("newline", "\n", line))
             line += 1
             i += 1
-        elif ch in " \t\r" or (ch == "\\" and text[i + 1: i + 2] == "\n"):
+        elif ch in " \t\r" or (ch == "\\" and text[i + 1 : i + 2] == "\n"):
             i += 1
         elif text.startswith("//", i):
             i = text.find("\n", i) if "\n" in text[i:] else len(text)
@@ -398,12 +459,61 @@ def tokenize_config(text: str) -> list[Token]:
 
 # Words that start a statement the strict config syntax refuses (checked before anything else so the
 # message says what was found).
-_STATEMENT_KEYWORDS = {"def", "if", "else", "for", "while", "try", "catch", "finally", "switch", "return",
-                       "throw", "import", "assert", "var", "final", "class", "println", "print"}
-_CONTINUES = {"+", "-", "*", "/", "?", ":", "?:", "&&", "||", ",", "=", "==", "!=", "<", ">", "<=", ">=", ".",
-              "?.", "(", "[", "{", "->", "..", "<<", "=~", "==~", "%", "!"}
+_STATEMENT_KEYWORDS = {
+    "def",
+    "if",
+    "else",
+    "for",
+    "while",
+    "try",
+    "catch",
+    "finally",
+    "switch",
+    "return",
+    "throw",
+    "import",
+    "assert",
+    "var",
+    "final",
+    "class",
+    "println",
+    "print",
+}
+_CONTINUES = {
+    "+",
+    "-",
+    "*",
+    "/",
+    "?",
+    ":",
+    "?:",
+    "&&",
+    "||",
+    ",",
+    "=",
+    "==",
+    "!=",
+    "<",
+    ">",
+    "<=",
+    ">=",
+    ".",
+    "?.",
+    "(",
+    "[",
+    "{",
+    "->",
+    "..",
+    "<<",
+    "=~",
+    "==~",
+    "%",
+    "!",
+}
 _LEADS_ON = {"?", ":", "?:", ".", "?.", "&&", "||"}
-_APPLY_BLOCKS = {"plugins"}  # blocks of `name value` statements (`plugins { id 'nf-schema@2.5.1' }`)
+_APPLY_BLOCKS = {
+    "plugins"
+}  # blocks of `name value` statements (`plugins { id 'nf-schema@2.5.1' }`)
 
 
 class ConfigSyntaxChecker:
@@ -444,7 +554,7 @@ class ConfigSyntaxChecker:
         depth, last, consumed = 0, None, 0
         while (tok := self.peek()) is not None:
             if tok.kind == "newline" and depth == 0:
-                nxt = next((t for t in self.tokens[self.i:] if t.kind != "newline"), None)
+                nxt = next((t for t in self.tokens[self.i :] if t.kind != "newline"), None)
                 if not (last and last.value in _CONTINUES) and not (nxt and nxt.value in _LEADS_ON):
                     break
             elif tok.value in ("(", "[", "{"):
@@ -481,7 +591,10 @@ class ConfigSyntaxChecker:
     def statement(self, apply: bool) -> None:
         tok = self.peek()
         if tok.kind == "name" and tok.value in _STATEMENT_KEYWORDS:
-            self.error(tok, f"'{tok.value}' statement: a config may contain only assignments, blocks and includes")
+            self.error(
+                tok,
+                f"'{tok.value}' statement: a config may contain only assignments, blocks and includes",
+            )
             return
         if tok.kind == "name" and tok.value == "includeConfig":
             self.i += 1
@@ -495,7 +608,9 @@ class ConfigSyntaxChecker:
             self.expression(tok)
             return
         nxt = self.peek(1)
-        if nxt is not None and nxt.value == ":" and tok.value.startswith("with"):  # withLabel: x { / withName: 'X' {
+        if (
+            nxt is not None and nxt.value == ":" and tok.value.startswith("with")
+        ):  # withLabel: x { / withName: 'X' {
             self.i += 2
             selector = self.peek()
             if selector is None or selector.kind not in ("name", "string"):
@@ -510,7 +625,12 @@ class ConfigSyntaxChecker:
             return
         target = [tok.value]
         self.i += 1
-        while (dot := self.peek()) is not None and dot.value == "." and (name := self.peek(1)) and name.kind == "name":
+        while (
+            (dot := self.peek()) is not None
+            and dot.value == "."
+            and (name := self.peek(1))
+            and name.kind == "name"
+        ):
             target.append(name.value)
             self.i += 2
         op = self.peek()
@@ -522,7 +642,10 @@ class ConfigSyntaxChecker:
             self.block(closing=True, apply=".".join(target) in _APPLY_BLOCKS)
         else:
             found = "end of line" if op is None or op.kind == "newline" else repr(op.value)
-            self.error(tok, f"'{'.'.join(target)}' followed by {found}: not an assignment, block or include")
+            self.error(
+                tok,
+                f"'{'.'.join(target)}' followed by {found}: not an assignment, block or include",
+            )
 
 
 def config_statement_errors(text: str) -> list[str]:
@@ -541,6 +664,7 @@ def config_statement_errors(text: str) -> list[str]:
 
 
 # -- static checks ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", NF_FILES, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_nf_file_parses_with_reftrace(path: Path) -> None:
@@ -652,17 +776,32 @@ def test_main_initialisation_workflow_and_completion_follow_the_template() -> No
     main = reftrace.Module.from_file(str(REPO / "main.nf"))
     sources = {inc.from_module: [i.name for i in inc.items] for inc in main.includes}
     assert sources["./workflows/deepgami"] == ["DEEPGAMI"]
-    assert sources["./subworkflows/local/utils_nfcore_deepgami_pipeline"] in (["PIPELINE_INITIALISATION"], ["PIPELINE_COMPLETION"])
+    assert sources["./subworkflows/local/utils_nfcore_deepgami_pipeline"] in (
+        ["PIPELINE_INITIALISATION"],
+        ["PIPELINE_COMPLETION"],
+    )
     text = (REPO / "main.nf").read_text()
-    assert text.index("PIPELINE_INITIALISATION (") < text.index("DEEPGAMI_DEEPGAMI (") < text.index("PIPELINE_COMPLETION (")
+    assert (
+        text.index("PIPELINE_INITIALISATION (")
+        < text.index("DEEPGAMI_DEEPGAMI (")
+        < text.index("PIPELINE_COMPLETION (")
+    )
     sub = reftrace.Module.from_file(str(SUBWORKFLOW))
     assert {w.name for w in sub.workflows} == {"PIPELINE_INITIALISATION", "PIPELINE_COMPLETION"}
-    plugin = [i.name for inc in sub.includes if inc.from_module == "plugin/nf-schema" for i in inc.items]
+    plugin = [
+        i.name for inc in sub.includes if inc.from_module == "plugin/nf-schema" for i in inc.items
+    ]
     assert {"validateParameters", "paramsSummaryLog", "samplesheetToList"} <= set(plugin)
     sub_text = SUBWORKFLOW.read_text()
     assert '"${projectDir}/assets/schema_input.json"' in sub_text
-    for needed in ("if (version)", "System.exit(0)", "validateParameters()", "workflow.onComplete",
-                   "completionSummary(", "workflow.onError"):
+    for needed in (
+        "if (version)",
+        "System.exit(0)",
+        "validateParameters()",
+        "workflow.onComplete",
+        "completionSummary(",
+        "workflow.onError",
+    ):
         assert needed in sub_text, needed
 
 
@@ -681,7 +820,9 @@ def test_workflow_includes_every_module() -> None:
 def test_nf_files_use_lowercase_channel_and_no_implicit_it(path: Path) -> None:
     code = "\n".join(line.split("//")[0] for line in path.read_text().splitlines())
     assert not re.search(r"\bChannel\.", code), "use `channel`, not `Channel`"
-    assert not re.search(r"\bit\b(?=\s*[.\[)=!<>+-]|\s*$)", code, re.M), "name the closure parameter instead of `it`"
+    assert not re.search(r"\bit\b(?=\s*[.\[)=!<>+-]|\s*$)", code, re.M), (
+        "name the closure parameter instead of `it`"
+    )
 
 
 def test_samplesheet_schema_columns_reach_the_initialisation_closure() -> None:
@@ -689,22 +830,31 @@ def test_samplesheet_schema_columns_reach_the_initialisation_closure() -> None:
     schema = json.loads((ASSETS / "schema_input.json").read_text())
     props = schema["items"]["properties"]
     fields = [name for name, spec in props.items() if "meta" not in spec]
-    closure = re.search(r"\.map \{ (meta(?:, \w+)*) ->", SUBWORKFLOW.read_text()).group(1).split(", ")
+    closure = (
+        re.search(r"\.map \{ (meta(?:, \w+)*) ->", SUBWORKFLOW.read_text()).group(1).split(", ")
+    )
     renamed = {"params": "params_yaml"}  # `params` would shadow the pipeline's params
     assert closure == ["meta", *[renamed.get(f, f) for f in fields]]
     for key in ("donor_key", "cell_type_key", "cell_type", "id"):
         assert props[key]["meta"] == [key]
     assert schema["items"]["dependentRequired"] == {"pseudobulk": ["donor_key", "cell_type_key"]}
     validator = jsonschema.Draft202012Validator(schema)
-    row = {"id": "pfc", "labels": "donors.csv", "modalities": "expr=cells.h5ad;snp=g.csv", "pseudobulk": "expr"}
+    row = {
+        "id": "pfc",
+        "labels": "donors.csv",
+        "modalities": "expr=cells.h5ad;snp=g.csv",
+        "pseudobulk": "expr",
+    }
     assert list(validator.iter_errors([row])), "a pseudobulk row needs its keys"
-    assert not list(validator.iter_errors([{**row, "donor_key": "donor", "cell_type_key": "subclass"}]))
+    assert not list(
+        validator.iter_errors([{**row, "donor_key": "donor", "cell_type_key": "subclass"}])
+    )
 
 
 def test_pseudobulk_rows_fan_out_into_one_cohort_per_cell_type() -> None:
     text = (REPO / "workflows" / "deepgami.nf").read_text()
     assert "PSEUDOBULK (" in text and "PSEUDOBULK.out.h5ad" in text
-    fan_out = text[text.index("def cellTypeRows"):text.index("workflow DEEPGAMI")]
+    fan_out = text[text.index("def cellTypeRows") : text.index("workflow DEEPGAMI")]
     assert 'id: "${meta.id}.${cell_type}"' in fan_out and "cell_type: cell_type" in fan_out
     assert ".flatMap { id, row, h5ads -> cellTypeRows(row, h5ads) }" in text
     # BUILD_COHORT takes the bulk rows and the cell-type rows alike
@@ -721,7 +871,10 @@ def test_process_has_tag_label_container_script_stub_and_versions(directory: str
     assert set(labels) & {"process_single", "process_low", "process_medium", "process_high"}
     assert ("process_gpu" in labels) == (directory in GPU_MODULES)
     container = process.first_container
-    assert container is not None and container.format == reftrace.directives.container.ContainerFormat.TERNARY
+    assert (
+        container is not None
+        and container.format == reftrace.directives.container.ContainerFormat.TERNARY
+    )
     assert "workflow.containerEngine" in container.condition
     assert "singularity" in container.condition and "apptainer" in container.condition
     assert container.true_name == f"docker://{IMAGE}" and container.false_name == IMAGE
@@ -735,12 +888,20 @@ def test_process_has_tag_label_container_script_stub_and_versions(directory: str
     preamble, body = split_script(module.sections["script"])
     assert "def args = task.ext.args ?: ''" in preamble and "${args}" in body
     # The process runs its own bin/ script, like a tool call (never the `deepgami` console script).
-    commands = [line.strip().split()[0] for line in body.splitlines()
-                if line.strip() and not line.startswith((" " * 8, "\t\t")) and line.strip().split()[0].startswith("deepgami")]
+    commands = [
+        line.strip().split()[0]
+        for line in body.splitlines()
+        if line.strip()
+        and not line.startswith((" " * 8, "\t\t"))
+        and line.strip().split()[0].startswith("deepgami")
+    ]
     assert commands == [BIN_SCRIPTS[directory]], commands
     assert (REPO / "bin" / BIN_SCRIPTS[directory]).is_file()
     if directory in DEVICE_MODULES:
-        assert "def device = task.ext.use_gpu ? 'cuda' : 'cpu'" in preamble and "--device ${device}" in body
+        assert (
+            "def device = task.ext.use_gpu ? 'cuda' : 'cpu'" in preamble
+            and "--device ${device}" in body
+        )
     # meta-map tuples in and out
     assert strip_comments(module.sections["input"])[0].startswith("tuple val(meta)")
     for line in strip_comments(module.sections["output"]):
@@ -762,11 +923,15 @@ def test_module_has_meta_yml_environment_yml_and_an_nf_test(directory: str) -> N
     env = yaml.safe_load((folder / "environment.yml").read_text())
     assert env["channels"] == ["conda-forge"]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert "-r ../../../requirements.txt" in pip and "../../.." in pip, "the one pinned runtime set, and the package"
+    assert "-r ../../../requirements.txt" in pip and "../../.." in pip, (
+        "the one pinned runtime set, and the package"
+    )
     assert (folder / "../../../requirements.txt").resolve() == REPO / "requirements.txt"
     python = next(d for d in env["dependencies"] if isinstance(d, str) and "python=" in d)
     dockerfile = (REPO / "containers" / "Dockerfile").read_text()
-    assert f"PYTHON_VERSION={python.split('=')[1]}" in dockerfile, "conda and the image share the Python version"
+    assert f"PYTHON_VERSION={python.split('=')[1]}" in dockerfile, (
+        "conda and the image share the Python version"
+    )
     test = (folder / "tests" / "main.nf.test").read_text()
     assert f'process "{PROCESSES[directory]}"' in test and 'script "../main.nf"' in test
     assert 'options "-stub"' in test and "process.success" in test and "snapshot(" in test
@@ -778,7 +943,11 @@ def test_pipeline_nf_tests_and_config_exist() -> None:
     default = (REPO / "tests" / "default.nf.test").read_text()
     stub = (REPO / "tests" / "stub.nf.test").read_text()
     for test in (default, stub):
-        assert "nextflow_pipeline {" in test and 'script "../main.nf"' in test and 'profile "test"' in test
+        assert (
+            "nextflow_pipeline {" in test
+            and 'script "../main.nf"' in test
+            and 'profile "test"' in test
+        )
         assert "workflow.success" in test and "snapshot(" in test
     assert 'options "-stub"' in stub and 'options "-stub"' not in default
 
@@ -791,14 +960,19 @@ def test_github_actions_run_nf_test_on_latest_and_minimum_nextflow_and_nf_core_l
     nf_test = _workflow("nf-test.yml")
     (job,) = nf_test["jobs"].values()
     versions = job["strategy"]["matrix"]["NXF_VER"]
-    minimum = re.search(r"nextflowVersion\s*=\s*'!>=([\d.]+)'", (REPO / "nextflow.config").read_text()).group(1)
+    minimum = re.search(
+        r"nextflowVersion\s*=\s*'!>=([\d.]+)'", (REPO / "nextflow.config").read_text()
+    ).group(1)
     assert minimum in versions and "latest-everything" in versions
     steps = json.dumps(job["steps"])
     assert "nf-test test" in steps and "docker build" in steps and "containers/Dockerfile" in steps
     lint = json.dumps(_workflow("linting.yml"))
     assert "nf-core pipelines lint" in lint
     nf_core_yml = yaml.safe_load((REPO / ".nf-core.yml").read_text())
-    assert nf_core_yml["repository_type"] == "pipeline" and nf_core_yml["template"]["org"] == "deepgami"
+    assert (
+        nf_core_yml["repository_type"] == "pipeline"
+        and nf_core_yml["template"]["org"] == "deepgami"
+    )
 
 
 def test_github_action_builds_and_pushes_cpu_and_cuda_images_on_release() -> None:
@@ -807,7 +981,11 @@ def test_github_action_builds_and_pushes_cpu_and_cuda_images_on_release() -> Non
     assert triggers["release"]["types"] == ["published"]
     text = (REPO / ".github" / "workflows" / "release-image.yml").read_text()
     assert "ghcr.io" in text and "packages: write" in text and "containers/Dockerfile" in text
-    assert "push: true" in text and "TORCH_INDEX_URL=" in text and "https://download.pytorch.org/whl/cu" in text
+    assert (
+        "push: true" in text
+        and "TORCH_INDEX_URL=" in text
+        and "https://download.pytorch.org/whl/cu" in text
+    )
     assert "-cuda" in text
 
 
@@ -824,18 +1002,30 @@ def test_modules_config_names_every_process_and_publishes_each_output_once() -> 
         nested = {p.split("/")[0] for p in patterns if "/" in p}
         for folder in folders & nested:
             block = text.split(f"withName: '{module.name}'")[1].split("\n    }")[0]
-            assert f"filename.equals('{folder}') ? filename : null" in block, f"{module.name} publishes {folder}/ twice"
+            assert f"filename.equals('{folder}') ? filename : null" in block, (
+                f"{module.name} publishes {folder}/ twice"
+            )
 
 
 def test_base_config_labels_retries_limits_and_gpu() -> None:
     text = (REPO / "conf" / "base.config").read_text()
-    assert "errorStrategy = { task.exitStatus in ((130..145) + 104 + 175) ? 'retry' : 'finish' }" in text
+    assert (
+        "errorStrategy = { task.exitStatus in ((130..145) + 104 + 175) ? 'retry' : 'finish' }"
+        in text
+    )
     used = {label.value for m in MODULES.values() for label in m.process.labels}
     for label in used | {"process_gpu"}:
         assert f"withLabel: {label} {{" in text, label
     gpu = text.split("withLabel: process_gpu {")[1].split("\n    }")[0]
-    assert "accelerator = { params.use_gpu ? 1 : null }" in gpu and "ext.use_gpu = { params.use_gpu }" in gpu
-    limits = re.search(r"^    resourceLimits = \[\s*cpus\s*:\s*(\d+),\s*memory:\s*(\d+)\.GB,\s*time\s*:\s*(\d+)\.h\s*\]", text, re.M)
+    assert (
+        "accelerator = { params.use_gpu ? 1 : null }" in gpu
+        and "ext.use_gpu = { params.use_gpu }" in gpu
+    )
+    limits = re.search(
+        r"^    resourceLimits = \[\s*cpus\s*:\s*(\d+),\s*memory:\s*(\d+)\.GB,\s*time\s*:\s*(\d+)\.h\s*\]",
+        text,
+        re.M,
+    )
     assert limits, "process.resourceLimits caps requests by default"
     cpus, memory, _ = map(int, limits.groups())
     assert cpus <= 8 and memory <= 16, "the default caps fit a workstation"
@@ -847,8 +1037,8 @@ def test_base_config_labels_retries_limits_and_gpu() -> None:
 
 def test_gpu_profile_composes_with_container_profiles() -> None:
     text = (REPO / "nextflow.config").read_text()
-    profiles = text[text.index("profiles {"):]
-    gpu = profiles[profiles.index("    gpu {"):profiles.index("    slurm {")]
+    profiles = text[text.index("profiles {") :]
+    gpu = profiles[profiles.index("    gpu {") : profiles.index("    slurm {")]
     assert "docker.runOptions       = '-u $(id -u):$(id -g) --gpus all'" in gpu
     assert "singularity.runOptions  = '--nv'" in gpu and "apptainer.runOptions    = '--nv'" in gpu
     assert f"'{IMAGE}-cuda'" in gpu and f"'docker://{IMAGE}-cuda'" in gpu
@@ -878,13 +1068,22 @@ def test_published_layout_matches_the_embedded_runner(tmp_path: Path) -> None:
         for path in task.outputs + task.optional_outputs:
             planned.add(path.relative_to(tmp_path / row.id).as_posix())
     assert planned <= published, planned - published
-    assert {"cohort.h5mu", "model", "prioritize", "evaluate", "predictions/all.tsv",
-            "predictions/all.metrics.json", "predictions/snp.tsv", "predictions/expr.tsv"} <= planned
+    assert {
+        "cohort.h5mu",
+        "model",
+        "prioritize",
+        "evaluate",
+        "predictions/all.tsv",
+        "predictions/all.metrics.json",
+        "predictions/snp.tsv",
+        "predictions/expr.tsv",
+    } <= planned
     summary = output_patterns(MODULES["summary"])
     assert {"summary.tsv", "summary.html"} <= set(summary)
 
 
 # -- params: nextflow.config vs nextflow_schema.json ----------------------------------------------
+
 
 def _groovy_literal(value: str, params: dict[str, Any]) -> Any:
     """A params default as the schema must state it; `...` for an expression the schema cannot state."""
@@ -900,7 +1099,11 @@ def _groovy_literal(value: str, params: dict[str, Any]) -> Any:
     if value[0] == value[-1] == "'":
         return value[1:-1]
     if value[0] == value[-1] == '"':  # a GString over other params, e.g. custom_config_base
-        return re.sub(r"\$\{params\.(\w+)\}", lambda m: str(_groovy_literal(params[m.group(1)], params)), value[1:-1])
+        return re.sub(
+            r"\$\{params\.(\w+)\}",
+            lambda m: str(_groovy_literal(params[m.group(1)], params)),
+            value[1:-1],
+        )
     return ...  # an expression evaluated at run time (trace_report_suffix: the date)
 
 
@@ -940,9 +1143,13 @@ def test_nextflow_config_params_agree_with_nextflow_schema() -> None:
     for name, default in config.items():
         spec = schema[name]
         if default is None or default is ...:
-            assert "default" not in spec, f"{name}: no literal default in nextflow.config, a default in the schema"
+            assert "default" not in spec, (
+                f"{name}: no literal default in nextflow.config, a default in the schema"
+            )
         else:
-            assert spec.get("default") == default and type(spec.get("default")) is type(default), name
+            assert spec.get("default") == default and type(spec.get("default")) is type(default), (
+                name
+            )
             kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
             assert any(isinstance(default, types[k]) for k in kinds), name
             if "enum" in spec:
@@ -955,7 +1162,9 @@ def test_nextflow_schema_passes_the_offline_checks_of_nf_core_schema_lint() -> N
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["title"] and schema["description"] and schema["type"] == "object"
-    assert "definitions" not in schema and "properties" not in schema, "draft 2020-12: groups in $defs only"
+    assert "definitions" not in schema and "properties" not in schema, (
+        "draft 2020-12: groups in $defs only"
+    )
     for key, group in schema["$defs"].items():
         assert group["type"] == "object" and group["title"] and group.get("description"), key
         for required in group.get("required", []):
@@ -963,11 +1172,15 @@ def test_nextflow_schema_passes_the_offline_checks_of_nf_core_schema_lint() -> N
         for name, spec in group["properties"].items():
             assert spec.get("type") and spec.get("description"), f"{name}: type and description"
             if "default" in spec:
-                jsonschema.validate(spec["default"], {k: v for k, v in spec.items() if k in ("type", "enum", "minimum", "pattern")})
+                jsonschema.validate(
+                    spec["default"],
+                    {k: v for k, v in spec.items() if k in ("type", "enum", "minimum", "pattern")},
+                )
     # The defaults validate against the whole schema (what nf-schema does before a run).
     defaults = {n: s["default"] for n, s in schema_params().items() if "default" in s}
-    jsonschema.Draft202012Validator({**schema, "allOf": [{"$ref": r["$ref"]} for r in schema["allOf"]]}).validate(
-        {**defaults, "input": "samplesheet.csv", "outdir": "results"})
+    jsonschema.Draft202012Validator(
+        {**schema, "allOf": [{"$ref": r["$ref"]} for r in schema["allOf"]]}
+    ).validate({**defaults, "input": "samplesheet.csv", "outdir": "results"})
 
 
 def test_every_param_the_pipeline_reads_is_declared() -> None:
@@ -982,12 +1195,30 @@ def test_every_param_the_pipeline_reads_is_declared() -> None:
 
 def test_profiles_exist() -> None:
     text = (REPO / "nextflow.config").read_text()
-    block = text[text.index("profiles {"):]
-    for profile in ("docker", "podman", "singularity", "apptainer", "conda", "mamba", "test", "test_full",
-                    "slurm", "awsbatch", "google", "gpu", "debug"):
+    block = text[text.index("profiles {") :]
+    for profile in (
+        "docker",
+        "podman",
+        "singularity",
+        "apptainer",
+        "conda",
+        "mamba",
+        "test",
+        "test_full",
+        "slurm",
+        "awsbatch",
+        "google",
+        "gpu",
+        "debug",
+    ):
         assert re.search(rf"^\s{{4}}{profile}\s*\{{", block, re.M), profile
-    assert "includeConfig 'conf/test.config'" in block and "includeConfig 'conf/test_full.config'" in block
-    assert "includeConfig 'conf/base.config'" in text and "includeConfig 'conf/modules.config'" in text
+    assert (
+        "includeConfig 'conf/test.config'" in block
+        and "includeConfig 'conf/test_full.config'" in block
+    )
+    assert (
+        "includeConfig 'conf/base.config'" in text and "includeConfig 'conf/modules.config'" in text
+    )
     # Profiles apply where the profiles block stands: modules.config must come first for the test
     # profile's ext.args to win.
     assert text.index("includeConfig 'conf/modules.config'") < text.index("profiles {")
@@ -995,7 +1226,11 @@ def test_profiles_exist() -> None:
 
 def test_nf_core_configs_include_is_guarded_for_offline_runs() -> None:
     text = (REPO / "nextflow.config").read_text()
-    include = next(line for line in text.splitlines() if line.startswith("includeConfig params.custom_config_base"))
+    include = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("includeConfig params.custom_config_base")
+    )
     assert "!System.getenv('NXF_OFFLINE')" in include and '"/dev/null"' in include
     assert "nfcore_custom.config" in include
 
@@ -1038,10 +1273,26 @@ def test_project_files_nf_core_users_expect() -> None:
     citations = (REPO / "CITATIONS.md").read_text()
     assert "10.1186/s13073-023-01248-6" in citations and "Nextflow" in citations
     usage = (REPO / "docs" / "usage.md").read_text()
-    for needed in ("--input", "-profile", "resourceLimits", "-resume", "--eval_split", "pseudobulk", "withName"):
+    for needed in (
+        "--input",
+        "-profile",
+        "resourceLimits",
+        "-resume",
+        "--eval_split",
+        "pseudobulk",
+        "withName",
+    ):
         assert needed in usage, needed
     output = (REPO / "docs" / "output.md").read_text()
-    for needed in ("cohort.h5mu", "model/", "predictions/", "prioritize/", "evaluate/", "summary.tsv", "pipeline_info"):
+    for needed in (
+        "cohort.h5mu",
+        "model/",
+        "predictions/",
+        "prioritize/",
+        "evaluate/",
+        "summary.tsv",
+        "pipeline_info",
+    ):
         assert needed in output, needed
     readme = (REPO / "README.md").read_text()
     assert f"docker build -t {IMAGE} -f containers/Dockerfile ." in readme
@@ -1049,15 +1300,28 @@ def test_project_files_nf_core_users_expect() -> None:
 
 
 def test_dockerignore_keeps_the_venv_and_outputs_out_of_the_build_context() -> None:
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
-    for needed in (".venv", "results", "work", ".nextflow*", ".nf-test", "demo_out", "**/__pycache__", ".git"):
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for needed in (
+        ".venv",
+        "results",
+        "work",
+        ".nextflow*",
+        ".nf-test",
+        "demo_out",
+        "**/__pycache__",
+        ".git",
+    ):
         assert needed in patterns, needed
     for kept in ("src", "bin", "assets", "requirements.txt", "pyproject.toml"):
         assert kept not in patterns and f"!{kept}" not in patterns
 
 
 # -- container -------------------------------------------------------------------------------------
+
 
 def test_dockerfile_passes_hadolint() -> None:
     hadolint = shutil.which("hadolint", path=str(VENV_BIN)) or shutil.which("hadolint")
@@ -1070,7 +1334,9 @@ def test_dockerfile_passes_hadolint() -> None:
         lines = dockerfile.read_text().splitlines()
         for i, line in enumerate(lines):
             if "hadolint ignore" in line:
-                assert lines[i - 1].startswith("#") and len(lines[i - 1]) > 20, "undocumented hadolint ignore"
+                assert lines[i - 1].startswith("#") and len(lines[i - 1]) > 20, (
+                    "undocumented hadolint ignore"
+                )
 
 
 def requirement_pins(path: Path) -> dict[str, str]:
@@ -1105,10 +1371,15 @@ def test_runtime_and_dev_requirements_are_split() -> None:
     for tool in TEST_TOOLS:
         assert tool not in runtime, f"{tool} is a test/docs tool: requirements-dev.txt"
         assert tool in dev, tool
-    assert re.search(r"^-r requirements\.txt$", dev_text, re.M), "the dev set builds on the runtime set"
+    assert re.search(r"^-r requirements\.txt$", dev_text, re.M), (
+        "the dev set builds on the runtime set"
+    )
     assert not set(runtime) & set(dev), "one source of pins: no package pinned in both files"
     make = (REPO / "Makefile").read_text()
-    assert "pip install --quiet -r requirements-dev.txt" in make and "pip install --quiet --no-deps -e ." in make
+    assert (
+        "pip install --quiet -r requirements-dev.txt" in make
+        and "pip install --quiet --no-deps -e ." in make
+    )
 
 
 def test_dockerfile_installs_the_runtime_pins_only() -> None:
@@ -1125,7 +1396,9 @@ def test_dockerfile_installs_the_runtime_pins_only() -> None:
     # Nothing else is pip-installed, or if so, at the pinned version.
     for run in pip_runs:
         for name, version in re.findall(r"\b([A-Za-z0-9_.-]+)==([^\s\"']+)", run):
-            assert pins.get(name.lower().replace("_", "-")) == version, f"{name}=={version} differs from requirements.txt"
+            assert pins.get(name.lower().replace("_", "-")) == version, (
+                f"{name}=={version} differs from requirements.txt"
+            )
     # CPU torch by default, CUDA through the same build argument.
     args = dict(rest.split("=", 1) for kw, rest in instructions if kw == "ARG" and "=" in rest)
     assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
@@ -1135,13 +1408,19 @@ def test_dockerfile_installs_the_runtime_pins_only() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0")
     env = " ".join(rest for kw, rest in instructions if kw == "ENV")
     assert "/opt/deepgami/bin" in env and "DEEPGAMI_ASSETS=/opt/deepgami/assets" in env
-    assert any(c.split() == ["bin", "./bin"] for c in copies) and any(c.split() == ["assets", "./assets"] for c in copies)
+    assert any(c.split() == ["bin", "./bin"] for c in copies) and any(
+        c.split() == ["assets", "./assets"] for c in copies
+    )
 
 
 def test_image_name_and_override_are_documented() -> None:
-    docs = (REPO / "docs" / "usage.md").read_text() + (REPO / "containers" / "README.md").read_text()
+    docs = (REPO / "docs" / "usage.md").read_text() + (
+        REPO / "containers" / "README.md"
+    ).read_text()
     assert IMAGE in docs and f"{IMAGE}-cuda" in docs
-    assert "withName: '.*'" in (REPO / "docs" / "usage.md").read_text(), "one-line image override for a site registry"
+    assert "withName: '.*'" in (REPO / "docs" / "usage.md").read_text(), (
+        "one-line image override for a site registry"
+    )
 
 
 def test_bin_scripts_are_executable_python() -> None:
@@ -1170,17 +1449,33 @@ def test_bin_script_is_the_command_and_its_help(stage: str) -> None:
     assert result.returncode == 0 and f"usage: deepgami {stage}" in result.stdout
     if stage in DEVICE_MODULES:
         assert "--device" in result.stdout
-    bad = subprocess.run([sys.executable, str(script), "missing.h5mu" if stage != "pseudobulk" else "missing.h5ad",
-                          *(["MODEL"] if stage in ("predict", "prioritize") else []), "--out", "x",
-                          *(["--donor-key", "d", "--cell-type-key", "c"] if stage == "pseudobulk" else [])],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "missing.h5mu" if stage != "pseudobulk" else "missing.h5ad",
+            *(["MODEL"] if stage in ("predict", "prioritize") else []),
+            "--out",
+            "x",
+            *(["--donor-key", "d", "--cell-type-key", "c"] if stage == "pseudobulk" else []),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
 
 
 # -- the evaluator itself --------------------------------------------------------------------------
 
+
 def test_groovy_rendering_of_scripts() -> None:
-    env = {"meta": {"id": "c1"}, "task": {"ext": {}, "cpus": 2}, "x": [], "s": "snp", "f": ["a", "b"]}
+    env = {
+        "meta": {"id": "c1"},
+        "task": {"ext": {}, "cpus": 2},
+        "x": [],
+        "s": "snp",
+        "f": ["a", "b"],
+    }
     assert groovy_eval("task.ext.args ?: ''", env) == ""
     assert groovy_eval("x ? \"--p ${x}\" : ''", env) == ""
     assert groovy_eval("f ? \"--p ${f}\" : ''", env) == "--p a b"
@@ -1200,15 +1495,22 @@ def test_gpu_label_turns_into_device_cuda(directory: str, tmp_path: Path) -> Non
     values = STUB_INPUTS[directory]
     staged = stage_inputs(module, tmp_path, dict(values))
     for use_gpu, device in ((True, "cuda"), (None, "cpu")):
-        script, _ = render_block(module, "script", task_env(module, values["meta"], staged, {"use_gpu": use_gpu}))
+        script, _ = render_block(
+            module, "script", task_env(module, values["meta"], staged, {"use_gpu": use_gpu})
+        )
         assert f"--device {device}" in script
 
 
 # -- module scripts, run -----------------------------------------------------------------------------
 
 COHORT_A = TEST_DATA / "cohort_a"
-META_A = {"id": "cohort_a", "cell_type": "bulk", "modality_names": "snp,expr", "prior_specs": "snp:eqtl,expr:grn",
-          "pseudobulk": ""}
+META_A = {
+    "id": "cohort_a",
+    "cell_type": "bulk",
+    "modality_names": "snp,expr",
+    "prior_specs": "snp:eqtl,expr:grn",
+    "pseudobulk": "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -1217,10 +1519,24 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from deepgami.cli import main
 
     out = tmp_path_factory.mktemp("built") / "cohort.h5mu"
-    code = main(["build", "--modality", f"snp={COHORT_A / 'genotype.csv'}", "--modality",
-                 f"expr={COHORT_A / 'expression.csv'}", "--labels", str(COHORT_A / "labels.csv"),
-                 "--prior", f"snp:eqtl={COHORT_A / 'eqtl.tsv'}", "--prior", f"expr:grn={COHORT_A / 'grn.tsv'}",
-                 "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "build",
+            "--modality",
+            f"snp={COHORT_A / 'genotype.csv'}",
+            "--modality",
+            f"expr={COHORT_A / 'expression.csv'}",
+            "--labels",
+            str(COHORT_A / "labels.csv"),
+            "--prior",
+            f"snp:eqtl={COHORT_A / 'eqtl.tsv'}",
+            "--prior",
+            f"expr:grn={COHORT_A / 'grn.tsv'}",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     return out
 
@@ -1231,16 +1547,32 @@ def trained(built: Path) -> Path:
     from deepgami.cli import main
 
     out = built.parent / "model"
-    assert main(["train", str(built), "--out", str(out), "--params", str(TEST_DATA / "params.yaml"),
-                 "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(built),
+                "--out",
+                str(out),
+                "--params",
+                str(TEST_DATA / "params.yaml"),
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def test_module_build_cohort(tmp_path: Path) -> None:
     module = MODULES["build_cohort"]
-    inputs = {"meta": META_A, "labels": COHORT_A / "labels.csv",
-              "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"],
-              "prior_files": [COHORT_A / "eqtl.tsv", COHORT_A / "grn.tsv"]}
+    inputs = {
+        "meta": META_A,
+        "labels": COHORT_A / "labels.csv",
+        "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"],
+        "prior_files": [COHORT_A / "eqtl.tsv", COHORT_A / "grn.tsv"],
+    }
     run_task(module, "script", tmp_path, inputs, ext={"args": "--quiet"})
     import mudata
 
@@ -1258,15 +1590,21 @@ def test_module_build_cohort_without_priors_and_without_a_split_column(tmp_path:
     labels.drop(columns="split").to_csv(tmp_path / "labels.csv", index=False)
     work = tmp_path / "work"
     work.mkdir()
-    inputs = {"meta": {**META_A, "prior_specs": ""}, "labels": tmp_path / "labels.csv",
-              "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"], "prior_files": []}
+    inputs = {
+        "meta": {**META_A, "prior_specs": ""},
+        "labels": tmp_path / "labels.csv",
+        "modality_files": [COHORT_A / "genotype.csv", COHORT_A / "expression.csv"],
+        "prior_files": [],
+    }
     env = run_task(MODULES["build_cohort"], "script", work, inputs)
     assert env["prior_args"] == ""
     import mudata
 
     cohort = mudata.read_h5mu(work / "cohort.h5mu")
     if "split" not in cohort.obs:
-        pytest.fail("deepgami build wrote no split for labels without one (issue 17: --eval_split test must exist)")
+        pytest.fail(
+            "deepgami build wrote no split for labels without one (issue 17: --eval_split test must exist)"
+        )
     assert set(cohort.obs["split"]) == {"train", "test"}
 
 
@@ -1297,11 +1635,21 @@ def test_module_prioritize(tmp_path: Path, built: Path, trained: Path) -> None:
 
 def test_module_evaluate(tmp_path: Path, built: Path, trained: Path) -> None:
     test_config = (REPO / "conf" / "test.config").read_text()
-    fast = re.search(r"withName: 'EVALUATE' \{\s*ext\.args = \{ \"--seed \$\{params\.seed\} (.*?)\" \}", test_config)
+    fast = re.search(
+        r"withName: 'EVALUATE' \{\s*ext\.args = \{ \"--seed \$\{params\.seed\} (.*?)\" \}",
+        test_config,
+    )
     assert fast, "conf/test.config sets EVALUATE's ext.args"
-    inputs = {"meta": META_A, "cohort": built, "params_yaml": TEST_DATA / "params.yaml", "model": trained,
-              "prioritize": []}
-    env = run_task(MODULES["evaluate"], "script", tmp_path, inputs, ext={"args": f"--seed 0 {fast.group(1)}"})
+    inputs = {
+        "meta": META_A,
+        "cohort": built,
+        "params_yaml": TEST_DATA / "params.yaml",
+        "model": trained,
+        "prioritize": [],
+    }
+    env = run_task(
+        MODULES["evaluate"], "script", tmp_path, inputs, ext={"args": f"--seed 0 {fast.group(1)}"}
+    )
     assert env["model_arg"] == "--model-dir model" and env["prioritize_arg"] == ""
 
 
@@ -1322,8 +1670,11 @@ def _metrics_file(directory: Path, name: str, seed: int) -> Path:
 
 def test_module_summary(tmp_path: Path) -> None:
     sources = tmp_path / "sources"
-    files = [_metrics_file(sources / "a", "all", 0), _metrics_file(sources / "a", "snp", 1),
-             _metrics_file(sources / "b", "all", 2)]
+    files = [
+        _metrics_file(sources / "a", "all", 0),
+        _metrics_file(sources / "a", "snp", 1),
+        _metrics_file(sources / "b", "all", 2),
+    ]
     work = tmp_path / "work"
     work.mkdir()
     meta = {"id": "summary", "cohorts": "cohort_a,cohort_a,cohort_b", "cell_types": "bulk,bulk,"}
@@ -1332,7 +1683,10 @@ def test_module_summary(tmp_path: Path) -> None:
 
     table = pd.read_csv(work / "summary.tsv", sep="\t", keep_default_na=False)
     assert table[["cohort", "cell_type", "prediction_set"]].values.tolist() == [
-        ["cohort_a", "bulk", "all"], ["cohort_a", "bulk", "snp"], ["cohort_b", "", "all"]]
+        ["cohort_a", "bulk", "all"],
+        ["cohort_a", "bulk", "snp"],
+        ["cohort_b", "", "all"],
+    ]
     for column in ("accuracy", "balanced_accuracy", "auc", "f1_macro"):
         assert column in table.columns
     assert "<table" in (work / "summary.html").read_text()
@@ -1345,9 +1699,15 @@ def _cells(path: Path, seed: int = 0) -> Path:
     import pandas as pd
 
     rng = np.random.default_rng(seed)
-    rows = [(f"D{d:02d}", cell_type) for d in range(12) for cell_type in ("Astro", "Micro")
-            for _ in range(int(rng.integers(6, 10)))]
-    obs = pd.DataFrame(rows, columns=["donor", "cell_type"], index=[f"cell{i}" for i in range(len(rows))])
+    rows = [
+        (f"D{d:02d}", cell_type)
+        for d in range(12)
+        for cell_type in ("Astro", "Micro")
+        for _ in range(int(rng.integers(6, 10)))
+    ]
+    obs = pd.DataFrame(
+        rows, columns=["donor", "cell_type"], index=[f"cell{i}" for i in range(len(rows))]
+    )
     counts = rng.poisson(3.0, size=(len(rows), 20)).astype(np.float32)
     cells = ad.AnnData(counts, obs=obs, var=pd.DataFrame(index=[f"G{j}" for j in range(20)]))
     cells.write_h5ad(path)
@@ -1363,25 +1723,53 @@ def test_module_pseudobulk(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     meta = {"id": "sc", "donor_key": "donor", "cell_type_key": "cell_type", "pseudobulk": "expr"}
-    run_task(MODULES["pseudobulk"], "script", work, {"meta": meta, "cells": cells}, ext={"args": "--min-cells 5"})
+    run_task(
+        MODULES["pseudobulk"],
+        "script",
+        work,
+        {"meta": meta, "cells": cells},
+        ext={"args": "--min-cells 5"},
+    )
     import anndata as ad
 
     outputs = sorted(p.name for p in (work / "pseudobulk").glob("*.h5ad"))
-    assert outputs == ["Astro.h5ad", "Micro.h5ad"], "one file per cell type, named for the workflow's <id>.<cell_type>"
+    assert outputs == ["Astro.h5ad", "Micro.h5ad"], (
+        "one file per cell type, named for the workflow's <id>.<cell_type>"
+    )
     astro = ad.read_h5ad(work / "pseudobulk" / "Astro.h5ad")
     assert astro.n_obs == 12 and list(astro.var_names[:2]) == ["G0", "G1"]
 
 
 STUB_INPUTS = {
-    "pseudobulk": {"meta": {"id": "sc", "donor_key": "donor", "cell_type_key": "cell_type"},
-                   "cells": COHORT_A / "labels.csv"},
-    "build_cohort": {"meta": META_A, "labels": COHORT_A / "labels.csv",
-                     "modality_files": [COHORT_A / "genotype.csv"], "prior_files": []},
+    "pseudobulk": {
+        "meta": {"id": "sc", "donor_key": "donor", "cell_type_key": "cell_type"},
+        "cells": COHORT_A / "labels.csv",
+    },
+    "build_cohort": {
+        "meta": META_A,
+        "labels": COHORT_A / "labels.csv",
+        "modality_files": [COHORT_A / "genotype.csv"],
+        "prior_files": [],
+    },
     "train": {"meta": META_A, "cohort": COHORT_A / "labels.csv", "params_yaml": []},
-    "predict": {"meta": META_A, "model": COHORT_A, "cohort": COHORT_A / "labels.csv", "prediction_set": "expr"},
+    "predict": {
+        "meta": META_A,
+        "model": COHORT_A,
+        "cohort": COHORT_A / "labels.csv",
+        "prediction_set": "expr",
+    },
     "prioritize": {"meta": META_A, "model": COHORT_A, "cohort": COHORT_A / "labels.csv"},
-    "evaluate": {"meta": META_A, "cohort": COHORT_A / "labels.csv", "params_yaml": [], "model": [], "prioritize": []},
-    "summary": {"meta": {"id": "summary", "cohorts": "a", "cell_types": ""}, "metrics_files": [COHORT_A / "labels.csv"]},
+    "evaluate": {
+        "meta": META_A,
+        "cohort": COHORT_A / "labels.csv",
+        "params_yaml": [],
+        "model": [],
+        "prioritize": [],
+    },
+    "summary": {
+        "meta": {"id": "summary", "cohorts": "a", "cell_types": ""},
+        "metrics_files": [COHORT_A / "labels.csv"],
+    },
 }
 
 
@@ -1391,13 +1779,38 @@ def test_module_stub_creates_every_output(tmp_path: Path, directory: str) -> Non
 
 
 def test_bin_helpers_refuse_mismatched_lists(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": os.pathsep.join([str(REPO / "bin"), str(VENV_BIN), os.environ["PATH"]])}
-    build = subprocess.run(["deepgami_build.py", "--labels", "l.csv", "--modality-names", "a,b",
-                            "--modality-files", "x.csv", "--out", "c.h5mu"],
-                           cwd=tmp_path, capture_output=True, text=True, env=env)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(REPO / "bin"), str(VENV_BIN), os.environ["PATH"]]),
+    }
+    build = subprocess.run(
+        [
+            "deepgami_build.py",
+            "--labels",
+            "l.csv",
+            "--modality-names",
+            "a,b",
+            "--modality-files",
+            "x.csv",
+            "--out",
+            "c.h5mu",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert build.returncode == 2 and "2 modality names but 1 files" in build.stderr
     (tmp_path / "m.json").write_text("{}")
-    summary = subprocess.run(["deepgami_summary.py", "--cohorts", "a", "--metrics", "m.json", "--out", "s.tsv"],
-                             cwd=tmp_path, capture_output=True, text=True, env=env)
-    assert summary.returncode == 2 and "expected a <prediction_set>.metrics.json file" in summary.stderr
+    summary = subprocess.run(
+        ["deepgami_summary.py", "--cohorts", "a", "--metrics", "m.json", "--out", "s.tsv"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert (
+        summary.returncode == 2
+        and "expected a <prediction_set>.metrics.json file" in summary.stderr
+    )
     assert not (tmp_path / "s.tsv").exists()

@@ -36,12 +36,17 @@ def without_features(mdata, modality: str, n_drop: int, path: Path) -> Path:
     return path
 
 
-def test_missing_five_percent_is_filled_with_the_training_mean_and_counted(model_and_cohort, tmp_path, capsys):
+def test_missing_five_percent_is_filled_with_the_training_mean_and_counted(
+    model_and_cohort, tmp_path, capsys
+):
     model_dir, mdata = model_and_cohort
     cohort = without_features(mdata, "a", 2, tmp_path / "c.h5mu")  # 2 of 40 = 5%
     out = tmp_path / "p.tsv"
     assert main(["predict", str(model_dir), str(cohort), "--out", str(out)]) == 0
-    assert "filled 2 of the model's 40 'a' features with their training mean" in capsys.readouterr().err
+    assert (
+        "filled 2 of the model's 40 'a' features with their training mean"
+        in capsys.readouterr().err
+    )
     metrics = json.loads((tmp_path / "p.metrics.json").read_text())
     assert metrics["filled_features"] == {"a": 2}
     # Filling with the training mean is exactly giving the training mean as the value.
@@ -61,11 +66,27 @@ def test_missing_twenty_percent_is_refused_with_the_coverage(model_and_cohort, t
     assert main(["predict", str(model_dir), str(cohort), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(cohort) in err[0]
-    assert "has 80.0% of the model's 40 input features (8 missing" in err[0] and "minimum coverage 0.9" in err[0]
+    assert (
+        "has 80.0% of the model's 40 input features (8 missing" in err[0]
+        and "minimum coverage 0.9" in err[0]
+    )
     assert not out.exists() and not (tmp_path / "p.metrics.json").exists()
 
 
 def test_min_coverage_one_requires_every_feature(model_and_cohort, tmp_path):
     model_dir, mdata = model_and_cohort
     cohort = without_features(mdata, "a", 1, tmp_path / "c.h5mu")
-    assert main(["predict", str(model_dir), str(cohort), "--out", str(tmp_path / "p.tsv"), "--min-coverage", "1"]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(model_dir),
+                str(cohort),
+                "--out",
+                str(tmp_path / "p.tsv"),
+                "--min-coverage",
+                "1",
+            ]
+        )
+        == 2
+    )

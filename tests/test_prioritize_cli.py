@@ -24,8 +24,22 @@ DATA = Path(__file__).parent / "data"
 # with TFs shared by many genes, a TF's effect can be carried by any of its targets' latent nodes
 # equally well, and which one the model picks is arbitrary. effect-size 4 puts the Bayes AUC near
 # 0.98, so 800 training samples suffice for the model to find the causal genes.
-SIMULATE = ["--seed", "3", "--n-samples", "1000", "--n-snps", "200", "--n-tfs", "400", "--n-genes", "40",
-            "--n-causal-genes", "4", "--effect-size", "4"]
+SIMULATE = [
+    "--seed",
+    "3",
+    "--n-samples",
+    "1000",
+    "--n-snps",
+    "200",
+    "--n-tfs",
+    "400",
+    "--n-genes",
+    "40",
+    "--n-causal-genes",
+    "4",
+    "--effect-size",
+    "4",
+]
 # Training parameters are pinned (one setting, no grid search) so that tuning of the defaults does
 # not silently change what this test measures; with them, over simulation seeds 1-5:
 # precision@K 0.83-1.00 (causal genes at mean rank <= 7 of 40 in each encoder block).
@@ -57,16 +71,34 @@ def trained(tmp_path_factory) -> dict[str, Path]:
     assert run_cli("simulate", "--out", sim, *SIMULATE) == 0
     cohort = base / "cohort.h5mu"
     # the command `deepgami simulate` prints
-    build = build_command({name: sim / f for name, f in (("genotype", "genotype.csv"), ("expression", "expression.csv"),
-                                                         ("labels", "labels.csv"), ("eqtl", "eqtl.tsv"),
-                                                         ("grn", "grn.tsv"), ("truth", "truth.json"))}, cohort)
+    build = build_command(
+        {
+            name: sim / f
+            for name, f in (
+                ("genotype", "genotype.csv"),
+                ("expression", "expression.csv"),
+                ("labels", "labels.csv"),
+                ("eqtl", "eqtl.tsv"),
+                ("grn", "grn.tsv"),
+                ("truth", "truth.json"),
+            )
+        },
+        cohort,
+    )
     assert run_cli(*shlex.split(build)[1:], "--quiet") == 0
     model = base / "model"
     params = base / "params.yaml"
     params.write_text(PARAMS)
-    assert run_cli("train", cohort, "--out", model, "--params", params, "--seed", "0", "--quiet") == 0
+    assert (
+        run_cli("train", cohort, "--out", model, "--params", params, "--seed", "0", "--quiet") == 0
+    )
     out = base / "prioritize"
-    assert run_cli("prioritize", model, cohort, "--out", out, "--split", "test", "--gmt", DATA / "tiny.gmt") == 0
+    assert (
+        run_cli(
+            "prioritize", model, cohort, "--out", out, "--split", "test", "--gmt", DATA / "tiny.gmt"
+        )
+        == 0
+    )
     return {"base": base, "sim": sim, "cohort": cohort, "model": model, "out": out}
 
 
@@ -83,7 +115,9 @@ def test_planted_links_and_genes_rank_high(trained):
         lat = latent[latent["class"] == cls]
         n_nodes = lat["node"].nunique()
         for modality, block in lat.groupby("modality"):
-            mean_rank = block.loc[block["node"].isin(truth["causal_genes"]), "rank_in_modality"].mean()
+            mean_rank = block.loc[
+                block["node"].isin(truth["causal_genes"]), "rank_in_modality"
+            ].mean()
             print(f"  {modality}: causal genes' mean rank {mean_rank:.1f} of {n_nodes}")
             assert mean_rank <= n_nodes / 4
         # and over the whole table (both encoder blocks ranked together)
@@ -94,9 +128,21 @@ def test_planted_links_and_genes_rank_high(trained):
 def test_outputs_and_summary(trained):
     out = trained["out"]
     names = {p.name for p in out.iterdir()}
-    assert {"features.tsv", "latent.tsv", "links.tsv", "features.parquet", "latent.parquet", "links.parquet",
-            "summary.json", "links_control.png", "links_case.png", "enrichment.tsv"} <= names
-    assert not [n for n in out.parent.iterdir() if n.name.startswith(".prioritize")]  # no temp dirs left
+    assert {
+        "features.tsv",
+        "latent.tsv",
+        "links.tsv",
+        "features.parquet",
+        "latent.parquet",
+        "links.parquet",
+        "summary.json",
+        "links_control.png",
+        "links_case.png",
+        "enrichment.tsv",
+    } <= names
+    assert not [
+        n for n in out.parent.iterdir() if n.name.startswith(".prioritize")
+    ]  # no temp dirs left
     for name in ("features", "latent", "links"):
         tsv = pd.read_csv(out / f"{name}.tsv", sep="\t")
         parquet = pd.read_parquet(out / f"{name}.parquet")
@@ -104,11 +150,23 @@ def test_outputs_and_summary(trained):
         assert tsv["rank"].tolist() == parquet["rank"].tolist()
         np.testing.assert_allclose(tsv["importance"], parquet["importance"], rtol=1e-5)
     links = pd.read_csv(out / "links.tsv", sep="\t")
-    assert {"source", "target", "modality", "prior", "class", "weight", "mean_attribution", "importance", "rank",
-            "top_decile"} <= set(links.columns)
+    assert {
+        "source",
+        "target",
+        "modality",
+        "prior",
+        "class",
+        "weight",
+        "mean_attribution",
+        "importance",
+        "rank",
+        "top_decile",
+    } <= set(links.columns)
     summary = json.loads((out / "summary.json").read_text())
     cohort_split = pd.read_csv(trained["sim"] / "labels.csv")["split"]
-    assert summary["split"] == "test" and summary["n_samples"] == int((cohort_split == "test").sum())
+    assert summary["split"] == "test" and summary["n_samples"] == int(
+        (cohort_split == "test").sum()
+    )
     assert summary["baseline"] == "zero" and summary["n_steps"] == 50
     for cls in ("control", "case"):
         delta = summary["convergence_delta"][cls]["features"]
@@ -148,8 +206,23 @@ def test_enrichment_table(trained):
 def test_same_inputs_same_outputs_and_class_choice(trained):
     out_a, out_b = trained["base"] / "again_a", trained["base"] / "again_b"
     for out in (out_a, out_b):
-        assert run_cli("prioritize", trained["model"], trained["cohort"], "--out", out, "--class", "case",
-                       "--n-steps", "8", "--no-figures", "--baseline", "mean") == 0
+        assert (
+            run_cli(
+                "prioritize",
+                trained["model"],
+                trained["cohort"],
+                "--out",
+                out,
+                "--class",
+                "case",
+                "--n-steps",
+                "8",
+                "--no-figures",
+                "--baseline",
+                "mean",
+            )
+            == 0
+        )
     for name in ("features.tsv", "latent.tsv", "links.tsv", "links.parquet"):
         assert (out_a / name).read_bytes() == (out_b / name).read_bytes(), name
     links = pd.read_csv(out_a / "links.tsv", sep="\t")
@@ -176,8 +249,12 @@ def test_bad_input_exits_2_without_output(trained, tmp_path, capsys, case):
     assert run_cli(*args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ")
-    assert {"no_model": "model directory not found", "bad_class": "unknown class 'nope'",
-            "bad_split": "no sample has split 'validation'", "bad_gmt": "line 1"}[case] in err[0]
+    assert {
+        "no_model": "model directory not found",
+        "bad_class": "unknown class 'nope'",
+        "bad_split": "no sample has split 'validation'",
+        "bad_gmt": "line 1",
+    }[case] in err[0]
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".prio")]
 
@@ -185,9 +262,26 @@ def test_bad_input_exits_2_without_output(trained, tmp_path, capsys, case):
 # Issue 14, item 6: few true regulators among decoy prior edges. Every gene has 8 eQTL SNPs (2 causal)
 # and 6 TFs (2 causal) from 40, so a TF regulates about 9 genes; a sixth of the genes are causal;
 # the default effect size. The packaged defaults, one setting (--cv-folds 0) to keep it short.
-PLANTED = ["--seed", "0", "--n-samples", "600", "--n-snps", "600", "--n-genes", "60", "--n-causal-genes", "10",
-           "--eqtl-edges-per-gene", "8", "--eqtl-causal-per-gene", "2", "--grn-edges-per-gene", "6",
-           "--grn-causal-per-gene", "2"]
+PLANTED = [
+    "--seed",
+    "0",
+    "--n-samples",
+    "600",
+    "--n-snps",
+    "600",
+    "--n-genes",
+    "60",
+    "--n-causal-genes",
+    "10",
+    "--eqtl-edges-per-gene",
+    "8",
+    "--eqtl-causal-per-gene",
+    "2",
+    "--grn-edges-per-gene",
+    "6",
+    "--grn-causal-per-gene",
+    "2",
+]
 
 
 def test_planted_links_among_decoys_rank_high(tmp_path):
@@ -195,12 +289,41 @@ def test_planted_links_among_decoys_rank_high(tmp_path):
     when each causal gene's true eQTLs and TFs hide among decoy prior edges."""
     sim, cohort = tmp_path / "sim", tmp_path / "cohort.h5mu"
     assert run_cli("simulate", "--out", sim, *PLANTED) == 0
-    build = build_command({name: sim / f for name, f in (("genotype", "genotype.csv"), ("expression", "expression.csv"),
-                                                         ("labels", "labels.csv"), ("eqtl", "eqtl.tsv"),
-                                                         ("grn", "grn.tsv"), ("truth", "truth.json"))}, cohort)
+    build = build_command(
+        {
+            name: sim / f
+            for name, f in (
+                ("genotype", "genotype.csv"),
+                ("expression", "expression.csv"),
+                ("labels", "labels.csv"),
+                ("eqtl", "eqtl.tsv"),
+                ("grn", "grn.tsv"),
+                ("truth", "truth.json"),
+            )
+        },
+        cohort,
+    )
     assert run_cli(*shlex.split(build)[1:], "--quiet") == 0
-    assert run_cli("train", cohort, "--out", tmp_path / "model", "--cv-folds", "0", "--seed", "0", "--quiet") == 0
-    assert run_cli("prioritize", tmp_path / "model", cohort, "--out", tmp_path / "prio", "--split", "test") == 0
+    assert (
+        run_cli(
+            "train",
+            cohort,
+            "--out",
+            tmp_path / "model",
+            "--cv-folds",
+            "0",
+            "--seed",
+            "0",
+            "--quiet",
+        )
+        == 0
+    )
+    assert (
+        run_cli(
+            "prioritize", tmp_path / "model", cohort, "--out", tmp_path / "prio", "--split", "test"
+        )
+        == 0
+    )
     truth = json.loads((sim / "truth.json").read_text())
     assert len(truth["causal_links"]) == 10 * (2 + 2)
     links = pd.read_csv(tmp_path / "prio" / "links.tsv", sep="\t")

@@ -18,8 +18,15 @@ from deepgami.errors import InputError
 from deepgami.data.simulate import SimulationSettings, simulate, simulate_cohort, write_cohort
 
 SMALL = ["--n-samples", "100", "--n-snps", "200", "--n-tfs", "10", "--n-genes", "30"]
-FILES = ("genotype.csv", "expression.csv", "labels.csv", "eqtl.tsv", "grn.tsv", "truth.json",
-         "truth_probabilities.csv")
+FILES = (
+    "genotype.csv",
+    "expression.csv",
+    "labels.csv",
+    "eqtl.tsv",
+    "grn.tsv",
+    "truth.json",
+    "truth_probabilities.csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +85,10 @@ def test_truth_consistent(default_dir: Path) -> None:
     assert 0.85 <= truth["bayes_optimal_train_auc"] <= 0.93  # the default's tuned difficulty
     causal = set(truth["causal_genes"])
     assert len(causal) == 10 and causal <= set(expr.columns) and causal <= set(eqtl["target"])
-    edges = {"eqtl": eqtl.set_index(["source", "target"])["weight"],
-             "grn": grn.set_index(["source", "target"])["weight"]}
+    edges = {
+        "eqtl": eqtl.set_index(["source", "target"])["weight"],
+        "grn": grn.set_index(["source", "target"])["weight"],
+    }
     for link in truth["causal_links"]:
         w = edges[link["prior"]][(link["source"], link["target"])]  # a prior edge ...
         assert w != 0 and w == pytest.approx(link["weight"])  # ... with the true effect
@@ -87,7 +96,8 @@ def test_truth_consistent(default_dir: Path) -> None:
     priors = {link["prior"] for link in truth["causal_links"]}
     assert priors == {"eqtl", "grn"}
     n_causal_edges = ((eqtl["weight"] != 0) & eqtl["target"].isin(causal)).sum() + (
-        (grn["weight"] != 0) & grn["target"].isin(causal)).sum()
+        (grn["weight"] != 0) & grn["target"].isin(causal)
+    ).sum()
     assert n_causal_edges == len(truth["causal_links"]) == truth["counts"]["causal_links"]
     assert truth["counts"]["eqtl_edges"] == len(eqtl) and truth["counts"]["grn_edges"] == len(grn)
     assert truth["counts"]["eqtl_decoys"] == (eqtl["kind"] == "decoy").sum()
@@ -96,7 +106,8 @@ def test_truth_consistent(default_dir: Path) -> None:
     test = (prob["split"] == "test").to_numpy()
     y = (labels["label"] == "case").to_numpy()
     assert roc_auc_score(y[test], prob["prob_case"][test]) == pytest.approx(
-        truth["bayes_optimal_test_auc"], abs=1e-4)
+        truth["bayes_optimal_test_auc"], abs=1e-4
+    )
     assert np.allclose(prob[["prob_control", "prob_case"]].sum(axis=1), 1, atol=1e-5)
 
 
@@ -111,8 +122,9 @@ def test_each_modality_carries_signal(default_dir: Path) -> None:
     y = (labels["label"] == "case").to_numpy()
     test = (labels["split"] == "test").to_numpy()
     # SNPs alone: a sparse (L1) logistic regression on 1000 SNPs, 480 training rows.
-    snp_auc = _lr_auc(geno.to_numpy(float), y, test, C=0.05, l1_ratio=1.0, solver="liblinear",
-                      random_state=0)
+    snp_auc = _lr_auc(
+        geno.to_numpy(float), y, test, C=0.05, l1_ratio=1.0, solver="liblinear", random_state=0
+    )
     assert snp_auc >= 0.65
     tf_auc = _lr_auc(expr.filter(like="TF").to_numpy(), y, test, C=0.01)
     assert tf_auc >= 0.6
@@ -144,8 +156,24 @@ def test_cli_prints_build_command(tmp_path: Path, capsys) -> None:
 
 def test_multiclass(tmp_path: Path) -> None:
     out = tmp_path / "k3"
-    assert main(["simulate", "--n-samples", "300", "--n-snps", "300", "--n-genes", "60",
-                 "--classes", "3", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--n-samples",
+                "300",
+                "--n-snps",
+                "300",
+                "--n-genes",
+                "60",
+                "--classes",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     _, _, labels, _, _, truth = _read(out)
     assert sorted(labels["label"].unique()) == ["class0", "class1", "class2"]
     assert truth["classes"] == ["class0", "class1", "class2"]
@@ -191,8 +219,12 @@ def test_shared_signal_makes_latent_blocks_imputable() -> None:
     drivers = shared.truth["tf_drivers"]
     assert len(drivers) == 20 and not independent.truth["tf_drivers"]
     causal_grn = shared.grn[shared.grn["weight"] != 0]
-    expected = {(d["snp"], g) for tf, ds in drivers.items() for d in ds
-                for g in causal_grn.loc[causal_grn["source"] == tf, "target"]}
+    expected = {
+        (d["snp"], g)
+        for tf, ds in drivers.items()
+        for d in ds
+        for g in causal_grn.loc[causal_grn["source"] == tf, "target"]
+    }
     trans = shared.eqtl[shared.eqtl["kind"] == "trans"]
     assert set(zip(trans["source"], trans["target"])) == expected
     assert (trans["weight"] != 0).all() and (independent.eqtl["kind"] != "trans").all()
@@ -224,8 +256,15 @@ def test_small_settings_and_library_validation() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [["--classes", "1"], ["--n-samples", "0"], ["--n-samples", "10"], ["--shared-signal", "1.5"],
-     ["--test-fraction", "0"], ["--n-snps", "1"], ["--n-causal-genes", "0"]],
+    [
+        ["--classes", "1"],
+        ["--n-samples", "0"],
+        ["--n-samples", "10"],
+        ["--shared-signal", "1.5"],
+        ["--test-fraction", "0"],
+        ["--n-snps", "1"],
+        ["--n-causal-genes", "0"],
+    ],
 )
 def test_bad_args_exit_2_one_line(tmp_path: Path, capsys, bad: list[str]) -> None:
     out = tmp_path / "bad"
@@ -271,8 +310,16 @@ def test_failure_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
 def test_fixed_edges_per_gene_plant_few_true_regulators_among_decoys() -> None:
     from deepgami.data.simulate import simulate_cohort
 
-    c = simulate_cohort(n_samples=100, n_snps=2000, n_tfs=40, n_genes=30, eqtl_edges_per_gene=8,
-                        eqtl_causal_per_gene=2, grn_edges_per_gene=6, grn_causal_per_gene=2)
+    c = simulate_cohort(
+        n_samples=100,
+        n_snps=2000,
+        n_tfs=40,
+        n_genes=30,
+        eqtl_edges_per_gene=8,
+        eqtl_causal_per_gene=2,
+        grn_edges_per_gene=6,
+        grn_causal_per_gene=2,
+    )
     per_gene = c.eqtl.groupby("target")["kind"].value_counts().unstack(fill_value=0)
     assert (per_gene["cis"] == 2).all() and (per_gene["decoy"] == 6).all()
     per_gene = c.grn.groupby("target")["kind"].value_counts().unstack(fill_value=0)
@@ -282,5 +329,15 @@ def test_fixed_edges_per_gene_plant_few_true_regulators_among_decoys() -> None:
 def test_causal_edges_above_edges_is_refused(tmp_path) -> None:
     from deepgami.cli import main
 
-    code = main(["simulate", "--out", str(tmp_path / "s"), "--eqtl-edges-per-gene", "2", "--eqtl-causal-per-gene", "3"])
+    code = main(
+        [
+            "simulate",
+            "--out",
+            str(tmp_path / "s"),
+            "--eqtl-edges-per-gene",
+            "2",
+            "--eqtl-causal-per-gene",
+            "3",
+        ]
+    )
     assert code == 2 and not (tmp_path / "s").exists()

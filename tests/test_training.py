@@ -44,6 +44,7 @@ FULL = os.environ.get("DEEPGAMI_FULL") == "1"
 
 # -- parameters -------------------------------------------------------------------------------------
 
+
 def test_defaults_are_valid_and_small():
     params = load_params(None)
     assert set(params["grid"]) == set(GRID_KEYS)
@@ -60,18 +61,21 @@ def test_params_file_merges_over_defaults(tmp_path):
     assert params["max_epochs"] == 7 and params["scaling"] == {"snp": "none"}
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("bogus: 1\n", "unknown parameter 'bogus'"),
-    ("grid:\n  depth: [1]\n", "unknown grid entry 'depth'"),
-    ("grid:\n  dropout: 0.5\n", "grid.dropout must be a non-empty list"),
-    ("grid:\n  dropout: [1.5]\n", "grid.dropout values"),
-    ("grid:\n  hidden_layers: [64]\n", "grid.hidden_layers entries"),
-    ("imputer: cubic\n", "imputer must be one of"),
-    ("scaling: {snp: zscore}\n", "scaling must be one of"),
-    ("max_epochs: 0\n", "max_epochs must be an integer"),
-    ("- a\n- b\n", "must be a mapping"),
-    ("grid: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("bogus: 1\n", "unknown parameter 'bogus'"),
+        ("grid:\n  depth: [1]\n", "unknown grid entry 'depth'"),
+        ("grid:\n  dropout: 0.5\n", "grid.dropout must be a non-empty list"),
+        ("grid:\n  dropout: [1.5]\n", "grid.dropout values"),
+        ("grid:\n  hidden_layers: [64]\n", "grid.hidden_layers entries"),
+        ("imputer: cubic\n", "imputer must be one of"),
+        ("scaling: {snp: zscore}\n", "scaling must be one of"),
+        ("max_epochs: 0\n", "max_epochs must be an integer"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("grid: [\n", "not valid YAML"),
+    ],
+)
 def test_bad_params_are_input_errors(tmp_path, text, fragment):
     path = tmp_path / "p.yaml"
     path.write_text(text)
@@ -86,20 +90,34 @@ def test_missing_params_file_is_an_input_error(tmp_path):
 
 
 def test_grid_expansion_and_single_setting():
-    params = load_params(None, {"grid": {"dropout": [0.1, 0.2], "latent_dim": [4, 8], "weight_decay": [0.0],
-                                         "lambda": [1.0], "early_stopping_on": ["task"]}})
+    params = load_params(
+        None,
+        {
+            "grid": {
+                "dropout": [0.1, 0.2],
+                "latent_dim": [4, 8],
+                "weight_decay": [0.0],
+                "lambda": [1.0],
+                "early_stopping_on": ["task"],
+            }
+        },
+    )
     assert len(expand_grid(params, dense=True)) == 4
     # With a prior the latent dimension is fixed by the prior: duplicates merge.
     assert len(expand_grid(params, dense=False)) == 2
     with pytest.raises(ValueError):
         as_setting(params)
     one = as_setting({"dropout": 0.3})
-    assert one["dropout"] == 0.3 and one["learning_rate"] == default_params()["grid"]["learning_rate"][0]
+    assert (
+        one["dropout"] == 0.3
+        and one["learning_rate"] == default_params()["grid"]["learning_rate"][0]
+    )
     with pytest.raises(ValueError):
         as_setting({"not_a_param": 1})
 
 
 # -- splits -----------------------------------------------------------------------------------------
+
 
 def test_cv_splits_are_stratified_disjoint_and_seeded():
     y = np.array(["a"] * 30 + ["b"] * 10)
@@ -134,6 +152,7 @@ def test_hide_modalities_keeps_one_block_per_row():
 
 # -- the fit loop -------------------------------------------------------------------------------------
 
+
 def _toy_batch(n: int, seed: int) -> Batch:
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(n, 6, generator=g)
@@ -143,8 +162,18 @@ def _toy_batch(n: int, seed: int) -> Batch:
 
 
 def test_train_network_early_stops_and_restores_the_best_epoch():
-    setting = as_setting({"learning_rate": 0.05, "max_epochs": 60, "patience": 5, "hidden_layers": [32],
-                          "dropout": 0.0, "weight_decay": 0.0, "batch_size": 16, "lambda": 0.5})
+    setting = as_setting(
+        {
+            "learning_rate": 0.05,
+            "max_epochs": 60,
+            "patience": 5,
+            "hidden_layers": [32],
+            "dropout": 0.0,
+            "weight_decay": 0.0,
+            "batch_size": 16,
+            "lambda": 0.5,
+        }
+    )
     torch.manual_seed(0)
     net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[32], dropout=0.0)
     train, val = _toy_batch(48, 0), _toy_batch(40, 1)
@@ -155,8 +184,12 @@ def test_train_network_early_stops_and_restores_the_best_epoch():
     # The restored weights are those of the best epoch.
     from deepgami.train import evaluate_loss, task_loss_fn
 
-    task, _ = evaluate_loss(net, val, "classification", task_loss_fn("classification"), 0.5, "detach")
-    assert task == pytest.approx(float(history.loc[history["best"], "val_task_loss"].iloc[0]), rel=1e-5)
+    task, _ = evaluate_loss(
+        net, val, "classification", task_loss_fn("classification"), 0.5, "detach"
+    )
+    assert task == pytest.approx(
+        float(history.loc[history["best"], "val_task_loss"].iloc[0]), rel=1e-5
+    )
 
 
 def test_train_network_is_deterministic():
@@ -174,8 +207,15 @@ def test_train_network_is_deterministic():
 
 def test_started_encoders_train_at_the_scaled_learning_rate():
     def moved(scale: float) -> tuple[float, float, float]:
-        setting = as_setting({"max_epochs": 5, "hidden_layers": [8], "encoder_lr_scale": scale,
-                              "weight_decay": 0.0, "learning_rate": 0.01})
+        setting = as_setting(
+            {
+                "max_epochs": 5,
+                "hidden_layers": [8],
+                "encoder_lr_scale": scale,
+                "weight_decay": 0.0,
+                "learning_rate": 0.01,
+            }
+        )
         torch.manual_seed(0)
         net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8])
         before = {n: p.detach().clone() for n, p in net.named_parameters()}
@@ -193,24 +233,33 @@ def test_started_encoders_train_at_the_scaled_learning_rate():
 
 def test_calibrated_imputer_falls_back_to_the_mean_without_shared_signal():
     torch.manual_seed(0)
-    net = DeepGAMINetwork([6, 6], 4, 2, hidden_layers=[], encoder_activation="linear", latent_norm=False).eval()
+    net = DeepGAMINetwork(
+        [6, 6], 4, 2, hidden_layers=[], encoder_activation="linear", latent_norm=False
+    ).eval()
     with torch.no_grad():
         for enc in net.encoders:
             enc.bias.zero_()
     g = torch.Generator().manual_seed(0)
-    independent = Batch([torch.randn(400, 6, generator=g), torch.randn(400, 6, generator=g)],
-                        torch.ones(400, 2, dtype=torch.bool), torch.zeros(400, dtype=torch.long))
+    independent = Batch(
+        [torch.randn(400, 6, generator=g), torch.randn(400, 6, generator=g)],
+        torch.ones(400, 2, dtype=torch.bool),
+        torch.zeros(400, dtype=torch.long),
+    )
     fitted = calibrate_imputers(net, independent)
     assert abs(fitted[net.pair_key(0, 1)][0]) < 0.1
     x = torch.randn(400, 6, generator=g)
-    shared = Batch([x, x.clone()], torch.ones(400, 2, dtype=torch.bool), torch.zeros(400, dtype=torch.long))
+    shared = Batch(
+        [x, x.clone()], torch.ones(400, 2, dtype=torch.bool), torch.zeros(400, dtype=torch.long)
+    )
     net.encoders[1].load_state_dict(net.encoders[0].state_dict())
     fitted = calibrate_imputers(net, shared)
     assert fitted[net.pair_key(0, 1)][0] == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("path", ["joint", "marginal"])
-def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sources(path, monkeypatch):
+def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sources(
+    path, monkeypatch
+):
     """`encoder_init: targets`: node g of a sparse encoder starts at the least-squares fit of gene g's
     measured value on g's sources; genes that are not measured (NaN) keep their random start; rows
     lacking the modality are left out; no labels are used. `marginal` is the path of modalities too
@@ -225,7 +274,9 @@ def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sourc
     edges_a = (torch.tensor([0, 1, 2, 3, 4, 5]), torch.tensor([0, 0, 1, 1, 2, 2]))
     edges_b = (torch.tensor([0, 1, 2, 3]), torch.tensor([0, 1, 2, 2]))
     net = DeepGAMINetwork([6, 4], 3, 2, edges=[edges_a, edges_b], hidden_layers=[])
-    targets = np.column_stack([2 * xa[:, 0] - xa[:, 1], 0.5 * xa[:, 2] + xb[:, 1], np.full(n, np.nan)])
+    targets = np.column_stack(
+        [2 * xa[:, 0] - xa[:, 1], 0.5 * xa[:, 2] + xb[:, 1], np.full(n, np.nan)]
+    )
     targets += 0.01 * rng.normal(size=targets.shape)
     present = torch.ones(n, 2, dtype=torch.bool)
     present[:20, 1] = False  # absent rows hold zeros: they must not enter the fit
@@ -264,6 +315,7 @@ def test_target_initialization_uses_measured_latent_genes_and_no_labels():
 
 # -- preprocessing ------------------------------------------------------------------------------------
 
+
 def test_univariate_pvalues_match_scipy():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 9)).astype(np.float32)
@@ -277,11 +329,14 @@ def test_univariate_pvalues_match_scipy():
     assert p[8] == 1.0
     y3 = np.repeat([0, 1, 2], 20)
     p3 = univariate_pvalues(X[:, :8], y3, "classification")
-    np.testing.assert_allclose(p3, [stats.f_oneway(*[X[y3 == c, j] for c in range(3)]).pvalue for j in range(8)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        p3, [stats.f_oneway(*[X[y3 == c, j] for c in range(3)]).pvalue for j in range(8)], rtol=1e-6
+    )
     yr = X[:, 1] + rng.normal(size=60)
     pr = univariate_pvalues(X[:, :8], yr, "regression")
-    np.testing.assert_allclose(pr, [stats.pearsonr(X[:, j], yr).pvalue for j in range(8)], rtol=1e-5)
+    np.testing.assert_allclose(
+        pr, [stats.pearsonr(X[:, j], yr).pvalue for j in range(8)], rtol=1e-5
+    )
 
 
 def test_select_features_modes():
@@ -321,8 +376,16 @@ def test_fit_modality_selects_among_prior_sources():
     X = rng.normal(size=(80, 6)).astype(np.float32)
     X[:, 0] += 2 * y  # strongest, but not a prior source
     X[:, 4] += 1 * y
-    prep, cols = fit_modality(X, list("abcdef"), y, "classification", candidates=np.array([2, 3, 4, 4]),
-                              selection="topk", top_k=1, min_features=1)
+    prep, cols = fit_modality(
+        X,
+        list("abcdef"),
+        y,
+        "classification",
+        candidates=np.array([2, 3, 4, 4]),
+        selection="topk",
+        top_k=1,
+        min_features=1,
+    )
     assert list(cols) == [4] and prep.features == ["e"]
 
 
@@ -342,6 +405,7 @@ def test_smote_and_class_weights():
 
 # -- leakage --------------------------------------------------------------------------------------
 
+
 def test_scalers_and_selectors_never_see_held_out_rows():
     """Changing every held-out row (features and labels) leaves the fitted model bit-for-bit unchanged."""
     mdata = model_fixtures.dense_mudata(n_samples=80, seed=2)
@@ -349,8 +413,14 @@ def test_scalers_and_selectors_never_see_held_out_rows():
     rng = np.random.default_rng(0)
     test_idx = np.sort(rng.choice(80, 20, replace=False))
     train_idx = np.setdiff1d(np.arange(80), test_idx)
-    params = model_fixtures.fast_params(selection="topk", selection_top_k=5, min_features=2,
-                                        scaling={"a": "standard", "b": "minmax"}, balance="smote", max_epochs=3)
+    params = model_fixtures.fast_params(
+        selection="topk",
+        selection_top_k=5,
+        min_features=2,
+        scaling={"a": "standard", "b": "minmax"},
+        balance="smote",
+        max_epochs=3,
+    )
     first = fit_predict_fold(data, train_idx, test_idx, params, seed=0)
     for k in range(2):
         data.X[k][test_idx] = rng.normal(1e3, 1e2, size=data.X[k][test_idx].shape)
@@ -377,9 +447,18 @@ def test_shuffled_training_labels_give_chance_auc():
     test = np.flatnonzero(data.split == "test")
     data.labels[train] = np.random.default_rng(0).permutation(data.labels[train])
     params = load_params(None) if FULL else model_fixtures.fast_params(max_epochs=30, patience=10)
-    result = fit_predict_fold(data, train, test, params if not FULL else
-                              {**{k: v for k, v in params.items() if k != "grid"},
-                               **{k: v[0] for k, v in params["grid"].items()}}, seed=0)
+    result = fit_predict_fold(
+        data,
+        train,
+        test,
+        params
+        if not FULL
+        else {
+            **{k: v for k, v in params.items() if k != "grid"},
+            **{k: v[0] for k, v in params["grid"].items()},
+        },
+        seed=0,
+    )
     print(f"shuffled-label held-out AUC: {result.metrics['all']['auc']:.3f} on {len(test)} samples")
     assert abs(result.metrics["all"]["auc"] - 0.5) <= 0.1
 
@@ -399,12 +478,24 @@ def test_adam_first_step_moves_each_weight_by_the_learning_rate():
 
 @pytest.mark.parametrize("monitor, column", [("task", "val_task_loss"), ("total", "val_loss")])
 def test_early_stopping_monitors_the_chosen_validation_loss(monitor, column):
-    setting = as_setting({"learning_rate": 0.05, "max_epochs": 30, "patience": 30, "hidden_layers": [16],
-                          "dropout": 0.0, "weight_decay": 0.0, "batch_size": 16, "lambda": 2.0,
-                          "early_stopping_on": monitor})
+    setting = as_setting(
+        {
+            "learning_rate": 0.05,
+            "max_epochs": 30,
+            "patience": 30,
+            "hidden_layers": [16],
+            "dropout": 0.0,
+            "weight_decay": 0.0,
+            "batch_size": 16,
+            "lambda": 2.0,
+            "early_stopping_on": monitor,
+        }
+    )
     torch.manual_seed(0)
     net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[16], dropout=0.0)
-    history, best = train_network(net, _toy_batch(48, 0), _toy_batch(40, 1), setting, "classification", seed=0)
+    history, best = train_network(
+        net, _toy_batch(48, 0), _toy_batch(40, 1), setting, "classification", seed=0
+    )
     assert best == int(history.loc[history[column].idxmin(), "epoch"])
 
 
@@ -415,15 +506,19 @@ def test_train_and_evaluate_pick_the_same_setting_on_the_same_rows():
     from deepgami.model import DeepGAMI, training_rows, tune_setting
 
     mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=2, n_snps=30, n_genes=8, n_tfs=4)
-    params = model_fixtures.fast_params(grid={"weight_decay": [0.0001, 0.5], "dropout": [0.0, 0.4]},
-                                        max_epochs=4, cv_folds=2)
+    params = model_fixtures.fast_params(
+        grid={"weight_decay": [0.0001, 0.5], "dropout": [0.0, 0.4]}, max_epochs=4, cv_folds=2
+    )
     data = read_arrays(mdata)
     rows = training_rows(data)
     model = DeepGAMI.fit(data, params, seed=5)
     setting, table = tune_deepgami(data, rows, params, 5)
     assert table is not None and table["selected"].sum() == 2  # one setting, two folds
     assert setting == model.config["setting"]
-    assert int(table.loc[table["selected"], "setting"].iloc[0]) == model.config["cv"]["selected_setting"]
+    assert (
+        int(table.loc[table["selected"], "setting"].iloc[0])
+        == model.config["cv"]["selected_setting"]
+    )
     means = table.groupby("setting")["all_log_loss"].mean()
     assert model.config["cv"]["selected_setting"] == int(means.idxmin())
     assert tune_setting(data, rows, params, 5)[0] == setting
@@ -441,6 +536,9 @@ def test_frozen_prior_encoders_keep_their_regression_units():
     assert latent_norm_flags(data, setting, data.edges) == [False, False]
     assert latent_norm_flags(data, {**setting, "encoder_lr_scale": 0.1}, data.edges) == [True, True]
     assert latent_norm_flags(data, {**setting, "latent_norm": True}, data.edges) == [True, True]
-    assert latent_norm_flags(data, setting, [data.edges[0], None]) == [False, True]  # a dense encoder trains
+    assert latent_norm_flags(data, setting, [data.edges[0], None]) == [
+        False,
+        True,
+    ]  # a dense encoder trains
     with pytest.raises(InputError, match="latent_norm must be true, false or trained"):
         load_params(None, {"latent_norm": "yes"})

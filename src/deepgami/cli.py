@@ -5,15 +5,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from deepgami import __version__
 from deepgami.errors import InputError
 
 # Order shown in --help; each name is a module deepgami.commands.<name> with register(subparsers)
 # (the subcommand may spell it with '-': simulate_cells registers `simulate-cells`).
-COMMANDS = ("simulate", "simulate_cells", "build", "pseudobulk", "train", "predict", "prioritize", "evaluate",
-            "run")
+COMMANDS = (
+    "simulate",
+    "simulate_cells",
+    "build",
+    "pseudobulk",
+    "train",
+    "predict",
+    "prioritize",
+    "evaluate",
+    "run",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,14 +22,16 @@ import argparse
 import csv
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from deepgami.pipeline import profiles
 
-ROSMAP_NOTE = ("For the ROSMAP cohort: ROSMAP's labels (shipped all 'train') were given a stratified 80/20 "
-               "train/test split (seed 0) "
-               "that train, predict, prioritize and the held-out protocol share.")
+ROSMAP_NOTE = (
+    "For the ROSMAP cohort: ROSMAP's labels (shipped all 'train') were given a stratified 80/20 "
+    "train/test split (seed 0) "
+    "that train, predict, prioritize and the held-out protocol share."
+)
 
 
 def _say(text: str) -> None:
@@ -43,8 +45,11 @@ def _rosmap_labels(source: Path, out: Path, seed: int = 0) -> Path:
     from sklearn.model_selection import StratifiedShuffleSplit
 
     labels = pd.read_csv(source)
-    _, test = next(StratifiedShuffleSplit(1, test_size=0.2, random_state=seed).split(np.zeros(len(labels)),
-                                                                                      labels["label"]))
+    _, test = next(
+        StratifiedShuffleSplit(1, test_size=0.2, random_state=seed).split(
+            np.zeros(len(labels)), labels["label"]
+        )
+    )
     labels["split"] = "train"
     labels.loc[labels.index[test], "split"] = "test"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +63,9 @@ def find_rosmap(explicit: str | None) -> Path:
         path = Path(explicit)
         for name in ("labels.csv", "mrna.csv", "meth.csv"):
             if not (path / name).is_file():
-                raise SystemExit(f"error: {path}: no {name} (--rosmap needs labels.csv, mrna.csv and meth.csv)")
+                raise SystemExit(
+                    f"error: {path}: no {name} (--rosmap needs labels.csv, mrna.csv and meth.csv)"
+                )
         return path.resolve()
     from deepgami.datasets import rosmap_dir
 
@@ -79,31 +86,55 @@ def write_inputs(out: Path, cohorts: Sequence[str], rosmap: str | None = None) -
         code = cli_main(["simulate", "--out", str(sim), "--overwrite", *profiles.DEMO_SIMULATION])
         if code != 0:
             raise SystemExit(f"error: deepgami simulate failed (exit {code})")
-        rows.append({"id": "simulated", "labels": sim / "labels.csv",
-                     "modalities": f"snp={sim / 'genotype.csv'};expr={sim / 'expression.csv'}",
-                     "priors": f"snp:eqtl={sim / 'eqtl.tsv'};expr:grn={sim / 'grn.tsv'}", "params": params})
+        rows.append(
+            {
+                "id": "simulated",
+                "labels": sim / "labels.csv",
+                "modalities": f"snp={sim / 'genotype.csv'};expr={sim / 'expression.csv'}",
+                "priors": f"snp:eqtl={sim / 'eqtl.tsv'};expr:grn={sim / 'grn.tsv'}",
+                "params": params,
+            }
+        )
     if "rosmap" in cohorts:
         source = find_rosmap(rosmap)
         labels = _rosmap_labels(source / "labels.csv", inputs / "rosmap" / "labels.csv")
-        rows.append({"id": "rosmap", "labels": labels,
-                     "modalities": f"mrna={source / 'mrna.csv'};meth={source / 'meth.csv'}", "priors": "",
-                     "params": params})
+        rows.append(
+            {
+                "id": "rosmap",
+                "labels": labels,
+                "modalities": f"mrna={source / 'mrna.csv'};meth={source / 'meth.csv'}",
+                "priors": "",
+                "params": params,
+            }
+        )
     sheet = out / "samplesheet.csv"
     with open(sheet, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "labels", "modalities", "priors", "params"],
-                                lineterminator="\n")
+        writer = csv.DictWriter(
+            handle,
+            fieldnames=["id", "labels", "modalities", "priors", "params"],
+            lineterminator="\n",
+        )
         writer.writeheader()
         writer.writerows({k: str(v) for k, v in row.items()} for row in rows)
     return sheet
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deepgami.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m deepgami.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    parser.add_argument("--rosmap", help="ROSMAP folder (default: the copy bundled with the package)")
-    parser.add_argument("--cohorts", default="simulated,rosmap", help="which cohorts (default: simulated,rosmap)")
-    parser.add_argument("--jobs", type=int, default=2, help="cohorts run at the same time (default: 2)")
+    parser.add_argument(
+        "--rosmap", help="ROSMAP folder (default: the copy bundled with the package)"
+    )
+    parser.add_argument(
+        "--cohorts", default="simulated,rosmap", help="which cohorts (default: simulated,rosmap)"
+    )
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="cohorts run at the same time (default: 2)"
+    )
     args = parser.parse_args(argv)
 
     from deepgami.pipeline.runner import RunSettings, run_pipeline
@@ -113,15 +144,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = [c.strip() for c in args.cohorts.split(",") if c.strip()]
     unknown = [c for c in wanted if c not in ("simulated", "rosmap")]
     if unknown or not wanted:
-        raise SystemExit(f"error: --cohorts: unknown cohort '{unknown[0] if unknown else ''}' (simulated, rosmap)")
+        raise SystemExit(
+            f"error: --cohorts: unknown cohort '{unknown[0] if unknown else ''}' (simulated, rosmap)"
+        )
     t0 = time.perf_counter()
     _say(f"deepgami demo: {', '.join(wanted)} -> {out}")
     sheet = write_inputs(out, wanted, args.rosmap)
     stage_args = profiles.stage_args("demo")
     if "rosmap" in wanted:
         stage_args["evaluate"] += ["--note", ROSMAP_NOTE]
-    code = run_pipeline(sheet, out, RunSettings(max_workers=max(1, min(args.jobs, len(wanted))),
-                                                stage_args=stage_args))
+    code = run_pipeline(
+        sheet,
+        out,
+        RunSettings(max_workers=max(1, min(args.jobs, len(wanted))), stage_args=stage_args),
+    )
     _say(f"deepgami demo finished in {time.perf_counter() - t0:.0f}s")
     for name in wanted:
         report = out / name / "evaluate" / "report.html"

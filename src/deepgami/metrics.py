@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -14,7 +14,9 @@ def _nan_to_none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
-def classification_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]) -> dict:
+def classification_metrics(
+    y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]
+) -> dict:
     """Accuracy, balanced accuracy, AUC, macro F1, recall per class and the confusion matrix.
 
     `proba` is (n, n_classes) with columns in `classes` order; the prediction is its argmax.
@@ -40,10 +42,15 @@ def classification_metrics(y_true: Sequence[str], proba: np.ndarray, classes: Se
         np.mean([np.mean(y_pred[y_true == c] == c) for c in classes if np.any(y_true == c)])
     )
     out["auc"], out["auc_macro"], out["auc_weighted"] = _aucs(codes, proba, len(classes))
-    out["log_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(codes)), codes], 1e-7, 1.0))))
-    out["f1_macro"] = float(skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0))
+    out["log_loss"] = float(
+        -np.mean(np.log(np.clip(proba[np.arange(len(codes)), codes], 1e-7, 1.0)))
+    )
+    out["f1_macro"] = float(
+        skm.f1_score(y_true, y_pred, labels=classes, average="macro", zero_division=0)
+    )
     out["recall"] = {
-        c: (float(np.mean(y_pred[y_true == c] == c)) if np.any(y_true == c) else None) for c in classes
+        c: (float(np.mean(y_pred[y_true == c] == c)) if np.any(y_true == c) else None)
+        for c in classes
     }
     out["confusion_matrix"] = {
         "labels": classes,

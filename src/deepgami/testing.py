@@ -23,17 +23,27 @@ def write_tiny_inputs(directory: str | Path, n_samples: int = 30, seed: int = 0)
     snps = [f"rs{i}" for i in range(8)]
     genes = [f"G{i}" for i in range(4)] + [f"TF{i}" for i in range(3)]
     snp = pd.DataFrame(rng.integers(0, 3, (n_samples, len(snps))), index=samples, columns=snps)
-    expr = pd.DataFrame(rng.normal(size=(n_samples, len(genes))).round(4), index=samples, columns=genes)
-    labels = pd.DataFrame({
-        "sample": samples,
-        "label": np.where(np.arange(n_samples) % 2 == 0, "case", "control"),
-        "split": np.where(np.arange(n_samples) < int(0.8 * n_samples), "train", "test"),
-    })
-    eqtl = pd.DataFrame({"source": ["rs0", "rs1", "rs2", "rs3", "rs4", "rsX"],
-                         "target": ["G0", "G0", "G1", "G2", "G3", "G1"]})
+    expr = pd.DataFrame(
+        rng.normal(size=(n_samples, len(genes))).round(4), index=samples, columns=genes
+    )
+    labels = pd.DataFrame(
+        {
+            "sample": samples,
+            "label": np.where(np.arange(n_samples) % 2 == 0, "case", "control"),
+            "split": np.where(np.arange(n_samples) < int(0.8 * n_samples), "train", "test"),
+        }
+    )
+    eqtl = pd.DataFrame(
+        {
+            "source": ["rs0", "rs1", "rs2", "rs3", "rs4", "rsX"],
+            "target": ["G0", "G0", "G1", "G2", "G3", "G1"],
+        }
+    )
     paths = {
-        "snp": directory / "snp.csv", "expr": directory / "expr.csv",
-        "labels": directory / "labels.csv", "eqtl": directory / "eqtl.tsv",
+        "snp": directory / "snp.csv",
+        "expr": directory / "expr.csv",
+        "labels": directory / "labels.csv",
+        "eqtl": directory / "eqtl.tsv",
     }
     snp.rename_axis("sample").to_csv(paths["snp"])
     expr.rename_axis("sample").to_csv(paths["expr"])

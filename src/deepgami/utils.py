@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import functools
 import platform
+from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,8 +21,20 @@ if TYPE_CHECKING:  # only for annotations: matplotlib and mudata are imported by
     from matplotlib.figure import Figure
 
 # What a model or an evaluation records about the software that made it.
-PACKAGES = ("deepgami", "torch", "numpy", "pandas", "scipy", "scikit-learn", "imbalanced-learn", "anndata",
-            "mudata", "matplotlib", "captum", "safetensors")
+PACKAGES = (
+    "deepgami",
+    "torch",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "imbalanced-learn",
+    "anndata",
+    "mudata",
+    "matplotlib",
+    "captum",
+    "safetensors",
+)
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
@@ -40,7 +53,7 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     return dict(_versions(tuple(names)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     out = [("python", platform.python_version())]
     for name in names:
@@ -120,7 +133,9 @@ def examples(values: Iterable[Any], n: int = 3) -> str:
     return ", ".join(values[:n]) + more
 
 
-def split_mask(mdata: md.MuData, split: str, source: Any = None, column: str = "split") -> np.ndarray:
+def split_mask(
+    mdata: md.MuData, split: str, source: Any = None, column: str = "split"
+) -> np.ndarray:
     """Boolean per sample of `mdata`: whether its `column` equals `split` (the commands' ``--split``).
 
     Parameters
@@ -149,7 +164,9 @@ def split_mask(mdata: md.MuData, split: str, source: Any = None, column: str = "
     values = mdata.obs[column].astype(str).to_numpy()
     keep = values == split
     if not keep.any():
-        raise InputError(source, f"no sample has split '{split}' (splits: {', '.join(sorted(set(values)))})")
+        raise InputError(
+            source, f"no sample has split '{split}' (splits: {', '.join(sorted(set(values)))})"
+        )
     return keep
 
 
@@ -181,10 +198,15 @@ def resolve_device(name: str | None = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise InputError(None, f"--device {name}: CUDA is not available on this machine (torch "
-                             f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use --device cpu or auto")
+            raise InputError(
+                None,
+                f"--device {name}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); use --device cpu or auto",
+            )
         device = torch.device(name)
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise InputError(None, f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+            raise InputError(
+                None, f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)"
+            )
         return device
     raise InputError(None, f"--device {name}: choose auto, cpu or cuda")

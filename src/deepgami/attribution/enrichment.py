@@ -9,9 +9,9 @@ before sizes are counted and filtered. Nothing is downloaded: the GMT file is th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,19 @@ from deepgami.errors import InputError
 
 __all__ = ["GeneSet", "read_gmt", "over_representation", "benjamini_hochberg", "ENRICHMENT_COLUMNS"]
 
-ENRICHMENT_COLUMNS = ["gene_set", "description", "set_size", "n_selected", "n_background", "overlap", "expected",
-                      "fold_enrichment", "pvalue", "fdr", "genes"]
+ENRICHMENT_COLUMNS = [
+    "gene_set",
+    "description",
+    "set_size",
+    "n_selected",
+    "n_background",
+    "overlap",
+    "expected",
+    "fold_enrichment",
+    "pvalue",
+    "fdr",
+    "genes",
+]
 
 
 @dataclass(frozen=True)
@@ -53,8 +64,11 @@ def read_gmt(path: str | os.PathLike) -> dict[str, GeneSet]:
             continue
         fields = line.rstrip("\r\n").split("\t")
         if len(fields) < 3:
-            raise InputError(path, f"line {number}: a GMT line needs a set name, a description and at least one "
-                                   "gene, separated by tabs")
+            raise InputError(
+                path,
+                f"line {number}: a GMT line needs a set name, a description and at least one "
+                "gene, separated by tabs",
+            )
         name = fields[0].strip()
         if not name:
             raise InputError(path, f"line {number}: empty gene-set name")
@@ -114,12 +128,24 @@ def over_representation(
         k = len(hits)
         expected = n_chosen * len(members) / n_universe if n_universe else 0.0
         pvalue = float(hypergeom.sf(k - 1, n_universe, len(members), n_chosen)) if n_chosen else 1.0
-        rows.append({"gene_set": name, "description": gs.description, "set_size": len(members),
-                     "n_selected": n_chosen, "n_background": n_universe, "overlap": k, "expected": expected,
-                     "fold_enrichment": k / expected if expected > 0 else np.nan,
-                     "pvalue": min(max(pvalue, 0.0), 1.0), "genes": ",".join(hits)})
+        rows.append(
+            {
+                "gene_set": name,
+                "description": gs.description,
+                "set_size": len(members),
+                "n_selected": n_chosen,
+                "n_background": n_universe,
+                "overlap": k,
+                "expected": expected,
+                "fold_enrichment": k / expected if expected > 0 else np.nan,
+                "pvalue": min(max(pvalue, 0.0), 1.0),
+                "genes": ",".join(hits),
+            }
+        )
     table = pd.DataFrame(rows, columns=[c for c in ENRICHMENT_COLUMNS if c != "fdr"])
-    table["fdr"] = benjamini_hochberg(table["pvalue"].to_numpy()) if len(table) else pd.Series(dtype=float)
+    table["fdr"] = (
+        benjamini_hochberg(table["pvalue"].to_numpy()) if len(table) else pd.Series(dtype=float)
+    )
     table = table.sort_values(["pvalue", "gene_set"], kind="stable").reset_index(drop=True)
     return table[ENRICHMENT_COLUMNS]
 
@@ -153,11 +179,18 @@ def top_link_enrichment(
     background = list(background)
     tables = []
     for cls, genes in top_link_genes.items():
-        table = over_representation(genes, background, gene_sets, min_size=min_size, max_size=max_size)
+        table = over_representation(
+            genes, background, gene_sets, min_size=min_size, max_size=max_size
+        )
         table.insert(0, "class", cls)
         tables.append(table)
     enrichment = pd.concat(tables, ignore_index=True)
-    summary = {"gene_sets": len(gene_sets), "tested": int(enrichment["gene_set"].nunique()),
-               "selection": "targets of top-decile links of each class", "background": "all latent genes",
-               "min_size": min_size, "max_size": max_size}
+    summary = {
+        "gene_sets": len(gene_sets),
+        "tested": int(enrichment["gene_set"].nunique()),
+        "selection": "targets of top-decile links of each class",
+        "background": "all latent genes",
+        "min_size": min_size,
+        "max_size": max_size,
+    }
     return enrichment, summary

@@ -51,9 +51,10 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,10 @@ FLOAT_FORMAT = "%.6g"  # fixed, so the same model and cohort give byte-identical
 
 # -- building blocks on a bare network ----------------------------------------------------------
 
-def output_function(task: str = "classification", target: str = "logit") -> Callable[[Tensor], Tensor]:
+
+def output_function(
+    task: str = "classification", target: str = "logit"
+) -> Callable[[Tensor], Tensor]:
     """Map logits (B, C) to the explained outputs (B, C): centered logits, probabilities, or the
     value itself for a numeric phenotype."""
     if task == "regression":
@@ -139,7 +143,7 @@ def _frozen(module: nn.Module) -> Iterator[None]:
     try:
         yield
     finally:
-        for p, flag in zip(module.parameters(), flags):
+        for p, flag in zip(module.parameters(), flags, strict=False):
             p.requires_grad_(flag)
         module.train(training)
 
@@ -153,20 +157,28 @@ def _approximation(n_steps: int, method: str) -> tuple[Tensor, list[float]]:
         alphas, steps = (nodes + 1) / 2, weights / 2
     elif method.startswith("riemann_"):
         grid = np.linspace(0.0, 1.0, n_steps)
-        offsets = {"riemann_left": np.arange(n_steps) / n_steps, "riemann_right": np.arange(1, n_steps + 1) / n_steps,
-                   "riemann_middle": (np.arange(n_steps) + 0.5) / n_steps, "riemann_trapezoid": grid}
+        offsets = {
+            "riemann_left": np.arange(n_steps) / n_steps,
+            "riemann_right": np.arange(1, n_steps + 1) / n_steps,
+            "riemann_middle": (np.arange(n_steps) + 0.5) / n_steps,
+            "riemann_trapezoid": grid,
+        }
         if method not in offsets:
             raise ValueError(f"unknown integration method '{method}'")
         alphas = offsets[method]
         steps = np.full(n_steps, 1.0 / n_steps)
-        if method == "riemann_trapezoid":  # Captum halves the end weights of 1/n (weights sum to 1 - 1/n)
+        if (
+            method == "riemann_trapezoid"
+        ):  # Captum halves the end weights of 1/n (weights sum to 1 - 1/n)
             steps[[0, -1]] /= 2
     else:
         raise ValueError(f"unknown integration method '{method}'")
     return torch.tensor(steps, dtype=torch.float32), [float(a) for a in alphas]
 
 
-def _batching(n_samples: int, width: int, n_steps: int, budget: int | None = None) -> tuple[int, int]:
+def _batching(
+    n_samples: int, width: int, n_steps: int, budget: int | None = None
+) -> tuple[int, int]:
     """(samples per chunk, path steps per batch) with about `budget` (default PATH_BATCH_FLOATS)
     interpolated values per batch."""
     rows = max(1, (PATH_BATCH_FLOATS if budget is None else budget) // max(width, 1))
@@ -193,12 +205,15 @@ def integrated_gradients(
     """
     from captum.attr import IntegratedGradients
 
-    base_inputs = [b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs)]
+    base_inputs = [b.reshape(1, -1).to(x.dtype) for b, x in zip(baselines, xs, strict=False)]
     if at == "inputs":
+
         def forward(*inputs: Tensor) -> Tensor:
             return transform(module.logits(*inputs))
 
-        return _chunked_ig(module, IntegratedGradients(forward), xs, base_inputs, target, n_steps, method)
+        return _chunked_ig(
+            module, IntegratedGradients(forward), xs, base_inputs, target, n_steps, method
+        )
     if at != "latent":
         raise ValueError(f"at must be 'inputs' or 'latent', got {at!r}")
 
@@ -208,11 +223,20 @@ def integrated_gradients(
     with _frozen(module), torch.no_grad():
         base_latent = [c.reshape(1, -1) for c in module.encode(base_inputs)]
         latent = module.encode(xs)
-    return _chunked_ig(module, IntegratedGradients(forward_latent), latent, base_latent, target, n_steps, method)
+    return _chunked_ig(
+        module, IntegratedGradients(forward_latent), latent, base_latent, target, n_steps, method
+    )
 
 
-def _chunked_ig(module: DeepGAMINetwork, ig: Any, inputs: Sequence[Tensor], bases: Sequence[Tensor], target: int,
-                n_steps: int, method: str) -> tuple[list[Tensor], Tensor]:
+def _chunked_ig(
+    module: DeepGAMINetwork,
+    ig: Any,
+    inputs: Sequence[Tensor],
+    bases: Sequence[Tensor],
+    target: int,
+    n_steps: int,
+    method: str,
+) -> tuple[list[Tensor], Tensor]:
     """Captum IG over chunks of samples, each path batch about PATH_BATCH_FLOATS values wide.
     Returns per-sample attributions per input (n x width) and the convergence delta per sample."""
     n = inputs[0].shape[0]
@@ -222,8 +246,15 @@ def _chunked_ig(module: DeepGAMINetwork, ig: Any, inputs: Sequence[Tensor], base
     with _frozen(module):
         for s0 in range(0, n, chunk):
             part = tuple(x[s0 : s0 + chunk] for x in inputs)
-            out, delta = ig.attribute(part, baselines=tuple(bases), target=target, n_steps=n_steps, method=method,
-                                      internal_batch_size=part[0].shape[0] * steps, return_convergence_delta=True)
+            out, delta = ig.attribute(
+                part,
+                baselines=tuple(bases),
+                target=target,
+                n_steps=n_steps,
+                method=method,
+                internal_batch_size=part[0].shape[0] * steps,
+                return_convergence_delta=True,
+            )
             for k, a in enumerate(out):
                 attrs[k].append(a.detach())
             deltas.append(delta.detach().reshape(-1))
@@ -250,21 +281,31 @@ def encoder_path_gradients(
     `modalities` (default: the sparse encoders) selects which blocks to return.
     """
     if modalities is None:
-        modalities = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
+        modalities = [
+            k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)
+        ]
     modalities = list(modalities)
     targets = list(targets)
     n = xs[0].shape[0]
     n_latent = module.n_latent
-    out = {t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets}
+    out = {
+        t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets
+    }
     if not modalities or not targets or n == 0:
         return out
     step_sizes, alphas = _approximation(n_steps, method)
     with _frozen(module), torch.no_grad():
-        z_base = [enc(b.reshape(1, -1).to(x.dtype)) for enc, b, x in zip(module.encoders, baselines, xs)]
+        z_base = [
+            enc(b.reshape(1, -1).to(x.dtype))
+            for enc, b, x in zip(module.encoders, baselines, xs, strict=False)
+        ]
         # encoder outputs of all samples, in row chunks that bound the input slices read at once
         rows, _ = _batching(n, sum(x.shape[1] for x in xs), 1)
-        z_x = [torch.cat([enc(x[r : r + rows]) for r in range(0, n, rows)]) for enc, x in zip(module.encoders, xs)]
-        dz = [zx - zb for zx, zb in zip(z_x, z_base)]
+        z_x = [
+            torch.cat([enc(x[r : r + rows]) for r in range(0, n, rows)])
+            for enc, x in zip(module.encoders, xs, strict=False)
+        ]
+        dz = [zx - zb for zx, zb in zip(z_x, z_base, strict=False)]
     del z_x
     chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
     with _frozen(module):
@@ -273,17 +314,27 @@ def encoder_path_gradients(
             for a0 in range(0, n_steps, steps):
                 a1 = min(a0 + steps, n_steps)
                 with torch.no_grad():
-                    z = [torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
-                         for zb, d in zip(z_base, dz)]
+                    z = [
+                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                        for zb, d in zip(z_base, dz, strict=False)
+                    ]
                 leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
                 with torch.enable_grad():
-                    y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
+                    y = transform(
+                        _from_latent(
+                            module, [module.activate(k, zk) for k, zk in enumerate(leaves)]
+                        )
+                    )
                     wanted = [leaves[k] for k in modalities]
                     weights = step_sizes[a0:a1].view(-1, 1, 1)
                     for i, t in enumerate(targets):
-                        grads = torch.autograd.grad(y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1)
-                        for k, g in zip(modalities, grads):
-                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(0)
+                        grads = torch.autograd.grad(
+                            y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1
+                        )
+                        for k, g in zip(modalities, grads, strict=False):
+                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(
+                                0
+                            )
     return out
 
 
@@ -321,6 +372,7 @@ def link_scores(
 
 
 # -- one call on a bare network -----------------------------------------------------------------
+
 
 @dataclass
 class RawAttributions:
@@ -396,33 +448,43 @@ def attribute(
     if "features" in levels:
         t0 = clock()
         for t in targets:
-            attrs, delta = integrated_gradients(module, xs, baselines, t, transform, n_steps, method)
+            attrs, delta = integrated_gradients(
+                module, xs, baselines, t, transform, n_steps, method
+            )
             res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
             res.delta_features[t] = delta.double().numpy()
         res.seconds["features"] = clock() - t0
     if "latent" in levels:
         t0 = clock()
         for t in targets:
-            attrs, delta = integrated_gradients(module, xs, baselines, t, transform, n_steps, method, at="latent")
+            attrs, delta = integrated_gradients(
+                module, xs, baselines, t, transform, n_steps, method, at="latent"
+            )
             res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
             res.delta_latent[t] = delta.double().numpy()
         res.seconds["latent"] = clock() - t0
     if "links" in levels and sparse:
         t0 = clock()
-        grads = encoder_path_gradients(module, xs, baselines, targets, transform, n_steps, method, sparse)
+        grads = encoder_path_gradients(
+            module, xs, baselines, targets, transform, n_steps, method, sparse
+        )
         for t in targets:
             res.links[t] = {}
             for k in sparse:
                 enc = module.encoders[k]
                 diff = xs[k] - baselines[k].reshape(1, -1)
-                res.links[t][k] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k])
+                res.links[t][k] = link_scores(
+                    diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k]
+                )
         res.seconds["links"] = clock() - t0
         if "features" in levels:
             for t in targets:
                 res.completeness[t] = {}
                 for k in sparse:
                     enc = module.encoders[k]
-                    summed = np.bincount(enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features)
+                    summed = np.bincount(
+                        enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
+                    )
                     feat, feat_abs = res.features[t][k]
                     # scale: the largest mean |attribution|; signed means can all be near 0
                     scale = float(feat_abs.max()) if feat.size else 0.0
@@ -444,18 +506,24 @@ def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
     for name in ("features", "latent", "links"):
         level = getattr(out, name)
         for t, blocks in getattr(first, name).items():
-            level[t] = {k: tuple(np.mean([getattr(r, name)[t][k][i] for r in raws], axis=0) for i in (0, 1))
-                        for k in blocks}
+            level[t] = {
+                k: tuple(np.mean([getattr(r, name)[t][k][i] for r in raws], axis=0) for i in (0, 1))
+                for k in blocks
+            }
     for name in ("delta_features", "delta_latent", "output_change"):
-        getattr(out, name).update({t: np.mean([getattr(r, name)[t] for r in raws], axis=0)
-                                   for t in getattr(first, name)})
-    out.completeness = {t: {k: max(r.completeness[t][k] for r in raws) for k in blocks}
-                        for t, blocks in first.completeness.items()}
+        getattr(out, name).update(
+            {t: np.mean([getattr(r, name)[t] for r in raws], axis=0) for t in getattr(first, name)}
+        )
+    out.completeness = {
+        t: {k: max(r.completeness[t][k] for r in raws) for k in blocks}
+        for t, blocks in first.completeness.items()
+    }
     out.seconds = {k: sum(r.seconds.get(k, 0.0) for r in raws) for k in first.seconds}
     return out
 
 
 # -- tables ---------------------------------------------------------------------------------------
+
 
 def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     """Add `rank` (1 = most important, within each class over the whole table), `rank_in_modality`
@@ -467,8 +535,13 @@ def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
     table = table.reset_index(drop=True)
     class_order = {c: i for i, c in enumerate(dict.fromkeys(table["class"]))}
     keys = [table[c].astype(str).to_numpy() for c in reversed(list(names))]
-    order = np.lexsort((*keys, -table["importance"].to_numpy(dtype=np.float64),
-                        table["class"].map(class_order).to_numpy()))
+    order = np.lexsort(
+        (
+            *keys,
+            -table["importance"].to_numpy(dtype=np.float64),
+            table["class"].map(class_order).to_numpy(),
+        )
+    )
     table = table.iloc[order].reset_index(drop=True)
     table["rank"] = table.groupby("class", sort=False).cumcount() + 1
     table["rank_in_modality"] = table.groupby(["class", "modality"], sort=False).cumcount() + 1
@@ -502,9 +575,15 @@ class Prioritization:
         (the link figures are `deepgami.report.linkplot`'s)."""
         directory = Path(directory)
         written = []
-        for name, table in (("features", self.features), ("latent", self.latent), ("links", self.links)):
+        for name, table in (
+            ("features", self.features),
+            ("latent", self.latent),
+            ("links", self.links),
+        ):
             written.append(directory / f"{name}.tsv")
-            table.to_csv(written[-1], sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+            table.to_csv(
+                written[-1], sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+            )
             written.append(directory / f"{name}.parquet")
             table.to_parquet(written[-1], index=False)
         written.append(directory / "summary.json")
@@ -517,12 +596,39 @@ def file_stem(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "class"
 
 
-FEATURE_COLUMNS = ["feature", "modality", "class", "mean_attribution", "importance", "rank", "rank_in_modality",
-                   "top_decile"]
-LATENT_COLUMNS = ["node", "modality", "class", "mean_attribution", "importance", "rank", "rank_in_modality",
-                  "top_decile"]
-LINK_COLUMNS = ["source", "target", "modality", "prior", "class", "weight", "mean_attribution", "importance", "rank",
-                "rank_in_modality", "top_decile"]
+FEATURE_COLUMNS = [
+    "feature",
+    "modality",
+    "class",
+    "mean_attribution",
+    "importance",
+    "rank",
+    "rank_in_modality",
+    "top_decile",
+]
+LATENT_COLUMNS = [
+    "node",
+    "modality",
+    "class",
+    "mean_attribution",
+    "importance",
+    "rank",
+    "rank_in_modality",
+    "top_decile",
+]
+LINK_COLUMNS = [
+    "source",
+    "target",
+    "modality",
+    "prior",
+    "class",
+    "weight",
+    "mean_attribution",
+    "importance",
+    "rank",
+    "rank_in_modality",
+    "top_decile",
+]
 
 
 def baseline_inputs(model: DeepGAMI, kind: str = "zero") -> list[Tensor]:
@@ -534,7 +640,11 @@ def baseline_inputs(model: DeepGAMI, kind: str = "zero") -> list[Tensor]:
         if kind == "zero":
             out.append(torch.zeros(len(prep.features), dtype=torch.float32))
         else:
-            out.append(torch.from_numpy(prep.transform(np.asarray(prep.fill, dtype=np.float32).reshape(1, -1))[0]))
+            out.append(
+                torch.from_numpy(
+                    prep.transform(np.asarray(prep.fill, dtype=np.float32).reshape(1, -1))[0]
+                )
+            )
     return out
 
 
@@ -542,8 +652,11 @@ def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
     if delta.size == 0:
         return {"mean_abs": None, "max_abs": None, "relative": None}
     scale = float(np.mean(np.abs(change)))
-    return {"mean_abs": float(np.mean(np.abs(delta))), "max_abs": float(np.max(np.abs(delta))),
-            "relative": float(np.mean(np.abs(delta)) / scale) if scale > 0 else None}
+    return {
+        "mean_abs": float(np.mean(np.abs(delta))),
+        "max_abs": float(np.max(np.abs(delta))),
+        "relative": float(np.mean(np.abs(delta)) / scale) if scale > 0 else None,
+    }
 
 
 def prior_link_counts(model: DeepGAMI) -> list[int | None]:
@@ -552,11 +665,15 @@ def prior_link_counts(model: DeepGAMI) -> list[int | None]:
     counts = model.config.get("network", {}).get("prior_edges")
     if counts is not None:
         return [None if c is None else int(c) for c in counts]
-    return [enc.n_edges if isinstance(enc, SparseMaskedLinear) else None for enc in model.module.encoders]
+    return [
+        enc.n_edges if isinstance(enc, SparseMaskedLinear) else None
+        for enc in model.module.encoders
+    ]
 
 
-def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
-                   source: str | None = None) -> tuple[ModelInputs, dict[str, int]]:
+def select_samples(
+    model: DeepGAMI, mdata: md.MuData, split: str | None = None, source: str | None = None
+) -> tuple[ModelInputs, dict[str, int]]:
     """ModelInputs of the samples to explain: in `split` (when given) and having every model
     modality; also returns counts of what was left out."""
     from deepgami.data import cohort
@@ -572,10 +689,16 @@ def select_samples(model: DeepGAMI, mdata: md.MuData, split: str | None = None,
     complete = inputs.present.numpy().all(axis=1)
     keep &= complete
     if not keep.any():
-        raise InputError(source, f"none of the {in_split} samples{f' in split {split!r}' if split else ''} has every "
-                                 f"model modality ({', '.join(model.modalities)}); attributions need complete samples")
-    counts = {"n_samples": int(keep.sum()), "n_not_in_split": int(n_all - in_split),
-              "n_incomplete": int(in_split - keep.sum())}
+        raise InputError(
+            source,
+            f"none of the {in_split} samples{f' in split {split!r}' if split else ''} has every "
+            f"model modality ({', '.join(model.modalities)}); attributions need complete samples",
+        )
+    counts = {
+        "n_samples": int(keep.sum()),
+        "n_not_in_split": int(n_all - in_split),
+        "n_incomplete": int(in_split - keep.sum()),
+    }
     return inputs.rows(np.flatnonzero(keep)), counts
 
 
@@ -629,46 +752,97 @@ def prioritize(
         chosen = list(dict.fromkeys(str(c) for c in classes))
         unknown = [c for c in chosen if c not in names]
         if unknown:
-            raise InputError(None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}")
+            raise InputError(
+                None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}"
+            )
     targets = [names.index(c) for c in chosen]
     inputs, counts = select_samples(model, mdata, split, source)
     bases = baseline_inputs(model, baseline)
     transform = output_function(model.task, target)
     module = model.module
     with _threads(module):
-        xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for every member
-        raw = average_attributions([attribute(net, xs, bases, targets, transform, n_steps, method)
-                                    for net in members])
+        xs = [
+            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
+        ]  # once for every member
+        raw = average_attributions(
+            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
+        )
 
     latent_names = np.asarray(model.latent_nodes, dtype=object)
     prior_links = prior_link_counts(model)
     feat_rows, latent_rows, link_rows = [], [], []
-    for t, cls in zip(targets, chosen):
+    for t, cls in zip(targets, chosen, strict=False):
         for k, m in enumerate(model.modalities):
             mean, imp = raw.features[t][k]
-            feat_rows.append(pd.DataFrame({"feature": model.features(m), "modality": m, "class": cls,
-                                           "mean_attribution": mean, "importance": imp}))
+            feat_rows.append(
+                pd.DataFrame(
+                    {
+                        "feature": model.features(m),
+                        "modality": m,
+                        "class": cls,
+                        "mean_attribution": mean,
+                        "importance": imp,
+                    }
+                )
+            )
             mean, imp = raw.latent[t][k]
-            latent_rows.append(pd.DataFrame({"node": latent_names, "modality": m, "class": cls,
-                                             "mean_attribution": mean, "importance": imp}))
+            latent_rows.append(
+                pd.DataFrame(
+                    {
+                        "node": latent_names,
+                        "modality": m,
+                        "class": cls,
+                        "mean_attribution": mean,
+                        "importance": imp,
+                    }
+                )
+            )
             if k in raw.links.get(t, {}):
                 enc = module.encoders[k]
                 n = prior_links[k]  # the self-edges after them are not prior links
                 mean, imp = raw.links[t][k]
                 feats = np.asarray(model.features(m), dtype=object)
-                link_rows.append(pd.DataFrame({
-                    "source": feats[enc.src.numpy()[:n]], "target": latent_names[enc.dst.numpy()[:n]], "modality": m,
-                    "prior": str(model.config.get("priors", {}).get(m) or ""), "class": cls,
-                    "weight": np.mean([net.encoders[k].weight.detach().double().numpy()[:n] for net in members],
-                                      axis=0),
-                    "mean_attribution": mean[:n], "importance": imp[:n]}))
-    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
-    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
+                link_rows.append(
+                    pd.DataFrame(
+                        {
+                            "source": feats[enc.src.numpy()[:n]],
+                            "target": latent_names[enc.dst.numpy()[:n]],
+                            "modality": m,
+                            "prior": str(model.config.get("priors", {}).get(m) or ""),
+                            "class": cls,
+                            "weight": np.mean(
+                                [
+                                    net.encoders[k].weight.detach().double().numpy()[:n]
+                                    for net in members
+                                ],
+                                axis=0,
+                            ),
+                            "mean_attribution": mean[:n],
+                            "importance": imp[:n],
+                        }
+                    )
+                )
+    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[
+        FEATURE_COLUMNS
+    ]
+    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[
+        LATENT_COLUMNS
+    ]
     if link_rows:
-        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[LINK_COLUMNS]
+        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[
+            LINK_COLUMNS
+        ]
     else:
-        links = pd.DataFrame({c: pd.Series(dtype=object if c in ("source", "target", "modality", "prior", "class")
-                                           else float) for c in LINK_COLUMNS})
+        links = pd.DataFrame(
+            {
+                c: pd.Series(
+                    dtype=object
+                    if c in ("source", "target", "modality", "prior", "class")
+                    else float
+                )
+                for c in LINK_COLUMNS
+            }
+        )
 
     import captum
 
@@ -691,27 +865,37 @@ def prioritize(
         "method": method,
         "n_steps": int(n_steps),
         "convergence_delta": {
-            cls: {"features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
-                  "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t])}
-            for t, cls in zip(targets, chosen)
+            cls: {
+                "features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
+                "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t]),
+            }
+            for t, cls in zip(targets, chosen, strict=False)
         },
         "link_completeness_error": {
             cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
-            for t, cls in zip(targets, chosen)
+            for t, cls in zip(targets, chosen, strict=False)
         },
         "binary_classes_mirrored": bool(raw.mirrored),
         "networks_explained": len(members),
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
         "n_latent_nodes": int(module.n_latent),
         "n_links": int(sum(n for n in prior_links if n is not None)),
-        "seconds": {**{k: round(v, 3) for k, v in raw.seconds.items()},
-                    "total": round(time.perf_counter() - t_start, 3)},
-        "versions": {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__},
+        "seconds": {
+            **{k: round(v, 3) for k, v in raw.seconds.items()},
+            "total": round(time.perf_counter() - t_start, 3),
+        },
+        "versions": {
+            "deepgami": __version__,
+            "captum": captum.__version__,
+            "torch": torch.__version__,
+        },
     }
     return Prioritization(features, latent, links, summary)
 
 
-def precision_at_k(links: pd.DataFrame, truth_links: Sequence[dict], cls: str | None = None) -> float:
+def precision_at_k(
+    links: pd.DataFrame, truth_links: Sequence[dict], cls: str | None = None
+) -> float:
     """Share of the top-K links (K = number of true links) of a class that are true links, matched
     on (source, target, prior)."""
     table = links if cls is None else links[links["class"] == cls]
@@ -722,4 +906,11 @@ def precision_at_k(links: pd.DataFrame, truth_links: Sequence[dict], cls: str | 
     if k == 0:
         return math.nan
     top = table.nsmallest(k, "rank")
-    return float(np.mean([(s, t, p) in true for s, t, p in zip(top["source"], top["target"], top["prior"])]))
+    return float(
+        np.mean(
+            [
+                (s, t, p) in true
+                for s, t, p in zip(top["source"], top["target"], top["prior"], strict=False)
+            ]
+        )
+    )

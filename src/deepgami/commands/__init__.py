@@ -7,14 +7,26 @@ import argparse
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """The ``--device auto|cpu|cuda`` option of train, predict, prioritize and evaluate."""
-    parser.add_argument("--device", default="auto", metavar="auto|cpu|cuda",
-                        help=f"where {what} runs: auto (CUDA when available, else the CPU; default), cpu, or cuda "
-                        "(an error when no CUDA device is available)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda",
+        help=f"where {what} runs: auto (CUDA when available, else the CPU; default), cpu, or cuda "
+        "(an error when no CUDA device is available)",
+    )
 
 
 def add_simulation_output_arguments(parser: argparse.ArgumentParser) -> None:
     """``--out``, ``--seed`` and ``--overwrite`` of the simulators (`simulate`, `simulate-cells`)."""
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="output directory (created; must not exist or be empty)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    parser.add_argument("--overwrite", action="store_true", help="replace --out if it holds a previous simulation")
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (created; must not exist or be empty)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it holds a previous simulation"
+    )

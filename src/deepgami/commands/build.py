@@ -8,10 +8,16 @@ from pathlib import Path
 
 from deepgami.errors import InputError
 
-MISSING_POLICIES = ("error", "mean", "drop-feature")  # = deepgami.data.readers.MISSING_POLICIES, kept light for --help
+MISSING_POLICIES = (
+    "error",
+    "mean",
+    "drop-feature",
+)  # = deepgami.data.readers.MISSING_POLICIES, kept light for --help
 
 MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
-PRIOR_RE = re.compile(r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
+PRIOR_RE = re.compile(
+    r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,27 +29,71 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lists), validate them, and write one MuData cohort file. A sample missing from a modality stays in "
         "the cohort; presence is recorded in mdata.obsm[<modality>].",
     )
-    p.add_argument("--modality", action="append", required=True, metavar="NAME=PATH",
-                   help="a modality and its matrix file; repeat for each modality")
-    p.add_argument("--labels", required=True, metavar="PATH", help="CSV/TSV with a sample and a label column")
-    p.add_argument("--sample-column", default="sample", help="sample id column of the label table (default: sample)")
-    p.add_argument("--label-column", default="label", help="phenotype column of the label table (default: label)")
-    p.add_argument("--split-column", default="split",
-                   help="optional train/test/independent column of the label table (default: split; ignored if absent)")
+    p.add_argument(
+        "--modality",
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="a modality and its matrix file; repeat for each modality",
+    )
+    p.add_argument(
+        "--labels", required=True, metavar="PATH", help="CSV/TSV with a sample and a label column"
+    )
+    p.add_argument(
+        "--sample-column",
+        default="sample",
+        help="sample id column of the label table (default: sample)",
+    )
+    p.add_argument(
+        "--label-column",
+        default="label",
+        help="phenotype column of the label table (default: label)",
+    )
+    p.add_argument(
+        "--split-column",
+        default="split",
+        help="optional train/test/independent column of the label table (default: split; ignored if absent)",
+    )
     split = p.add_mutually_exclusive_group()
-    split.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
-                       help="when the labels have no split column: the share of samples put in a seeded, "
-                       "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split'])")
-    split.add_argument("--no-split", action="store_true",
-                       help="when the labels have no split column: every sample is 'train' (no test split)")
-    p.add_argument("--split-seed", type=int, default=0, metavar="N", help="seed of the generated split (default: 0)")
-    p.add_argument("--prior", action="append", default=[], metavar="MODALITY:NAME=PATH",
-                   help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv")
-    p.add_argument("--missing", choices=MISSING_POLICIES, default="error",
-                   help="NaN/inf policy: error (default), mean (per-feature mean of observed values), "
-                   "drop-feature (drop features with any missing value)")
-    p.add_argument("--prefix", action="store_true",
-                   help="name features <modality>:<feature> (needed when names collide across modalities)")
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="when the labels have no split column: the share of samples put in a seeded, "
+        "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split'])",
+    )
+    split.add_argument(
+        "--no-split",
+        action="store_true",
+        help="when the labels have no split column: every sample is 'train' (no test split)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the generated split (default: 0)",
+    )
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="MODALITY:NAME=PATH",
+        help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv",
+    )
+    p.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        default="error",
+        help="NaN/inf policy: error (default), mean (per-feature mean of observed values), "
+        "drop-feature (drop features with any missing value)",
+    )
+    p.add_argument(
+        "--prefix",
+        action="store_true",
+        help="name features <modality>:<feature> (needed when names collide across modalities)",
+    )
     p.add_argument("--out", required=True, metavar="COHORT.h5mu", help="output cohort file")
     p.add_argument("--quiet", action="store_true", help="do not print the summary")
     p.set_defaults(func=run)
@@ -79,7 +129,10 @@ def run(args: argparse.Namespace) -> int:
     for spec in prior_specs:
         path = Path(spec["path"])
         if spec["modality"] not in names:
-            raise InputError(path, f"prior '{spec['name']}' names modality '{spec['modality']}', which is not one of: {', '.join(names)}")
+            raise InputError(
+                path,
+                f"prior '{spec['name']}' names modality '{spec['modality']}', which is not one of: {', '.join(names)}",
+            )
         priors.append(PriorInput(spec["modality"], spec["name"], read_prior(path), path))
 
     matrices, paths, reports = {}, {}, {}
@@ -87,21 +140,32 @@ def run(args: argparse.Namespace) -> int:
         name, path = spec["name"], Path(spec["path"])
         # Genotype files read only SNPs that some prior connects (memory follows the prior).
         sources = {s for p in priors if p.modality == name for s in p.edges["source"]} or None
-        matrices[name], reports[name] = read_matrix(path, missing=args.missing, keep_features=sources)
+        matrices[name], reports[name] = read_matrix(
+            path, missing=args.missing, keep_features=sources
+        )
         paths[name] = path
 
-    mdata, report = build_cohort(matrices, labels, priors, prefix=args.prefix, paths=paths,
-                                 labels_path=labels_path, read_reports=reports,
-                                 test_fraction=0.0 if args.no_split else args.test_fraction,
-                                 split_seed=args.split_seed)
+    mdata, report = build_cohort(
+        matrices,
+        labels,
+        priors,
+        prefix=args.prefix,
+        paths=paths,
+        labels_path=labels_path,
+        read_reports=reports,
+        test_fraction=0.0 if args.no_split else args.test_fraction,
+        split_seed=args.split_seed,
+    )
     write_cohort(mdata, out)
     if not args.quiet:
         print(f"wrote {out}")
         split = mdata.uns["deepgami"]["split"]
         counts = mdata.obs["split"].value_counts()
         if split["source"] == "generated":
-            print(f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
-                  f"(stratified, seed {split['seed']})")
+            print(
+                f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
+                f"(stratified, seed {split['seed']})"
+            )
         elif split["source"] == "none":
             print("  split: none (--no-split): every sample is train")
         for line in report.lines():

@@ -57,8 +57,21 @@ writes into --out (replaced atomically):
   run.json, training_history.tsv, tuning.tsv, baseline_params.tsv
 """
 
-EVAL_KEYS = ("protocols", "folds", "repeats", "test_fraction", "methods", "fast", "tune", "inner_folds",
-             "ablation_protocols", "budget", "bernoulli_keep", "bernoulli_add", "seed")
+EVAL_KEYS = (
+    "protocols",
+    "folds",
+    "repeats",
+    "test_fraction",
+    "methods",
+    "fast",
+    "tune",
+    "inner_folds",
+    "ablation_protocols",
+    "budget",
+    "bernoulli_keep",
+    "bernoulli_add",
+    "seed",
+)
 
 
 def _csv_list(text: str | None) -> list[str] | None:
@@ -69,7 +82,13 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 def read_eval_params(path: str | None) -> tuple[dict, dict]:
     """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
-    from deepgami.train import default_params, load_params, merge_params, read_params_file, validate_params
+    from deepgami.train import (
+        default_params,
+        load_params,
+        merge_params,
+        read_params_file,
+        validate_params,
+    )
 
     if path is None:
         return load_params(None), {}
@@ -79,7 +98,9 @@ def read_eval_params(path: str | None) -> tuple[dict, dict]:
         raise InputError(path, "'evaluate' must be a mapping of option: value")
     unknown = [k for k in section if k not in EVAL_KEYS]
     if unknown:
-        raise InputError(path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})")
+        raise InputError(
+            path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})"
+        )
     params = merge_params(default_params(), user, path)
     validate_params(params, path)
     return params, section
@@ -100,11 +121,21 @@ def _run(args: argparse.Namespace) -> int:
     for key in ("protocols", "methods", "ablation_protocols"):
         if isinstance(values.get(key), str):
             values[key] = _csv_list(values[key])
-    cli = {"protocols": _csv_list(args.protocols), "folds": args.folds, "repeats": args.repeats,
-           "test_fraction": args.test_fraction, "methods": _csv_list(args.methods), "tune": args.tune,
-           "inner_folds": args.inner_folds, "bernoulli_keep": args.bernoulli_keep,
-           "bernoulli_add": args.bernoulli_add, "seed": args.seed, "fast": True if args.fast else None,
-           "ablation_protocols": _csv_list(args.ablation_protocols), "budget": args.budget}
+    cli = {
+        "protocols": _csv_list(args.protocols),
+        "folds": args.folds,
+        "repeats": args.repeats,
+        "test_fraction": args.test_fraction,
+        "methods": _csv_list(args.methods),
+        "tune": args.tune,
+        "inner_folds": args.inner_folds,
+        "bernoulli_keep": args.bernoulli_keep,
+        "bernoulli_add": args.bernoulli_add,
+        "seed": args.seed,
+        "fast": True if args.fast else None,
+        "ablation_protocols": _csv_list(args.ablation_protocols),
+        "budget": args.budget,
+    }
     values.update({k: v for k, v in cli.items() if v is not None})
     if args.jobs is not None and args.jobs < 1:
         raise InputError(None, f"--jobs must be at least 1 (got {args.jobs})")
@@ -130,9 +161,17 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         with device_scope(device):
-            result = evaluate(mdata, params, config, test, cohort_name=Path(args.cohort).name,
-                              test_name=Path(args.test_cohort).name if args.test_cohort else None, log=log,
-                              jobs=args.jobs, progress=progress_mode(args.quiet))
+            result = evaluate(
+                mdata,
+                params,
+                config,
+                test,
+                cohort_name=Path(args.cohort).name,
+                test_name=Path(args.test_cohort).name if args.test_cohort else None,
+                log=log,
+                jobs=args.jobs,
+                progress=progress_mode(args.quiet),
+            )
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
@@ -146,9 +185,12 @@ def _run(args: argparse.Namespace) -> int:
         if line:
             print(line, file=sys.stderr)
         times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
-        print(f"evaluated {len(result.info['methods'])} methods on "
-              f"{sum(v['splits'] for v in result.info['protocols'].values())} splits in "
-              f"{time.perf_counter() - t0:.0f}s ({times})", file=sys.stderr)
+        print(
+            f"evaluated {len(result.info['methods'])} methods on "
+            f"{sum(v['splits'] for v in result.info['protocols'].values())} splits in "
+            f"{time.perf_counter() - t0:.0f}s ({times})",
+            file=sys.stderr,
+        )
     print(out / "report.html")
     return 0
 
@@ -162,38 +204,106 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort written by `deepgami build`")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced atomically)")
-    p.add_argument("--params", metavar="PARAMS.yaml", help="DeepGAMI parameters (as for `deepgami train`), "
-                   "optionally with an `evaluate:` section")
-    p.add_argument("--protocols", metavar="P[,P]", help="holdout,cv,repeated,independent (default: the first three)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (replaced atomically)"
+    )
+    p.add_argument(
+        "--params",
+        metavar="PARAMS.yaml",
+        help="DeepGAMI parameters (as for `deepgami train`), "
+        "optionally with an `evaluate:` section",
+    )
+    p.add_argument(
+        "--protocols",
+        metavar="P[,P]",
+        help="holdout,cv,repeated,independent (default: the first three)",
+    )
     p.add_argument("--folds", type=int, metavar="K", help="cross-validation folds (default 5)")
-    p.add_argument("--repeats", type=int, metavar="N", help="repeated random splits (default 10; the paper used 100)")
-    p.add_argument("--test-fraction", type=float, metavar="F",
-                   help="held-out share of the random splits (default 0.2)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="repeated random splits (default 10; the paper used 100)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        metavar="F",
+        help="held-out share of the random splits (default 0.2)",
+    )
     p.add_argument("--methods", metavar="M[,M]", help="methods to run (default: all)")
-    p.add_argument("--fast", action="store_true",
-                   help="no DeepGAMI grid search (first grid values), small baseline grids with at most 3 inner "
-                   "folds, and (without --protocols) only the held-out split and the CV folds")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="worker processes for the (split x method) fits (default: the CPUs); results do not depend on it")
-    p.add_argument("--budget", type=float, metavar="MINUTES",
-                   help="run only the repeated splits that fit in this many minutes (at least 2); noted in the report")
-    p.add_argument("--ablation-protocols", metavar="P[,P]",
-                   help="protocols on which the prior ablations run (default holdout,independent)")
-    p.add_argument("--tune", choices=("once", "each", "none"),
-                   help="DeepGAMI grid search: once on the first split (default), on each split, or none")
-    p.add_argument("--inner-folds", type=int, metavar="K", help="baselines' inner CV folds (default 3)")
-    p.add_argument("--bernoulli-keep", type=float, metavar="P", help="Bernoulli prior: keep a prior edge (default 0.8)")
-    p.add_argument("--bernoulli-add", type=float, metavar="P", help="Bernoulli prior: add another pair (default 0.2)")
-    p.add_argument("--test-cohort", metavar="OTHER.h5mu", help="independent cohort: train on COHORT, test on this")
-    p.add_argument("--prioritize-dir", metavar="DIR",
-                   help="prioritization output to show (default: prioritize/ beside --out, if present)")
-    p.add_argument("--model-dir", metavar="DIR",
-                   help="trained model whose training curves to show (default: model/ beside --out, if present)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="no DeepGAMI grid search (first grid values), small baseline grids with at most 3 inner "
+        "folds, and (without --protocols) only the held-out split and the CV folds",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="worker processes for the (split x method) fits (default: the CPUs); results do not depend on it",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        metavar="MINUTES",
+        help="run only the repeated splits that fit in this many minutes (at least 2); noted in the report",
+    )
+    p.add_argument(
+        "--ablation-protocols",
+        metavar="P[,P]",
+        help="protocols on which the prior ablations run (default holdout,independent)",
+    )
+    p.add_argument(
+        "--tune",
+        choices=("once", "each", "none"),
+        help="DeepGAMI grid search: once on the first split (default), on each split, or none",
+    )
+    p.add_argument(
+        "--inner-folds", type=int, metavar="K", help="baselines' inner CV folds (default 3)"
+    )
+    p.add_argument(
+        "--bernoulli-keep",
+        type=float,
+        metavar="P",
+        help="Bernoulli prior: keep a prior edge (default 0.8)",
+    )
+    p.add_argument(
+        "--bernoulli-add",
+        type=float,
+        metavar="P",
+        help="Bernoulli prior: add another pair (default 0.2)",
+    )
+    p.add_argument(
+        "--test-cohort",
+        metavar="OTHER.h5mu",
+        help="independent cohort: train on COHORT, test on this",
+    )
+    p.add_argument(
+        "--prioritize-dir",
+        metavar="DIR",
+        help="prioritization output to show (default: prioritize/ beside --out, if present)",
+    )
+    p.add_argument(
+        "--model-dir",
+        metavar="DIR",
+        help="trained model whose training curves to show (default: model/ beside --out, if present)",
+    )
     p.add_argument("--seed", type=int, help="seed of splits, networks and fits (default 0)")
-    p.add_argument("--note", action="append", default=[], metavar="TEXT",
-                   help="a sentence for the report's notes (e.g. how the run's settings were reduced); repeatable")
-    add_device_argument(p, "the DeepGAMI fits and predictions of this process (--jobs workers use the CPU)")
-    p.add_argument("--quiet", action="store_true",
-                   help="no progress (default: a bar on a terminal, one line per finished fit otherwise)")
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="a sentence for the report's notes (e.g. how the run's settings were reduced); repeatable",
+    )
+    add_device_argument(
+        p, "the DeepGAMI fits and predictions of this process (--jobs workers use the CPU)"
+    )
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, one line per finished fit otherwise)",
+    )
     p.set_defaults(func=_run)

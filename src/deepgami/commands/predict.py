@@ -28,13 +28,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
     p.add_argument("--out", required=True, metavar="PREDICTIONS.tsv", help="output table")
-    p.add_argument("--modalities", metavar="a,b", help="comma-separated modalities to use (default: all the model's)")
-    p.add_argument("--split", metavar="NAME", help="predict only samples whose split column equals NAME (e.g. test)")
-    p.add_argument("--fill", choices=("impute", "mean"), default="impute",
-                   help="missing latent blocks: imputed from the given modalities (default) or the training mean")
-    p.add_argument("--min-coverage", type=float, default=0.9, metavar="F",
-                   help="share of each modality's model features the cohort must have; the missing ones are "
-                   "filled with their training mean (default 0.9; 1 = every feature required)")
+    p.add_argument(
+        "--modalities",
+        metavar="a,b",
+        help="comma-separated modalities to use (default: all the model's)",
+    )
+    p.add_argument(
+        "--split",
+        metavar="NAME",
+        help="predict only samples whose split column equals NAME (e.g. test)",
+    )
+    p.add_argument(
+        "--fill",
+        choices=("impute", "mean"),
+        default="impute",
+        help="missing latent blocks: imputed from the given modalities (default) or the training mean",
+    )
+    p.add_argument(
+        "--min-coverage",
+        type=float,
+        default=0.9,
+        metavar="F",
+        help="share of each modality's model features the cohort must have; the missing ones are "
+        "filled with their training mean (default 0.9; 1 = every feature required)",
+    )
     add_device_argument(p, "prediction")
     p.set_defaults(func=run)
 
@@ -61,21 +78,32 @@ def run(args: argparse.Namespace) -> int:
     if args.split is not None:
         mdata = mdata[split_mask(mdata, args.split, args.cohort, SPLIT)].copy()
     try:
-        table = model.predict(mdata, modalities, fill=args.fill, device=device, min_coverage=args.min_coverage)
+        table = model.predict(
+            mdata, modalities, fill=args.fill, device=device, min_coverage=args.min_coverage
+        )
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
         raise
     filled = table.attrs.get("filled_features", {})
     for m, n in filled.items():
-        print(f"{args.cohort}: filled {n} of the model's {len(model.features(m))} '{m}' features with their "
-              "training mean", file=sys.stderr)
+        print(
+            f"{args.cohort}: filled {n} of the model's {len(model.features(m))} '{m}' features with their "
+            "training mean",
+            file=sys.stderr,
+        )
     metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
     with atomic_path(out) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA")
+        table.to_csv(
+            tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA"
+        )
         if metrics is not None:
-            metrics = {"modalities": modalities or [m for m in model.modalities if m in mdata.mod],
-                       "fill": args.fill, "filled_features": filled, **metrics}
+            metrics = {
+                "modalities": modalities or [m for m in model.modalities if m in mdata.mod],
+                "fill": args.fill,
+                "filled_features": filled,
+                **metrics,
+            }
             with atomic_path(metrics_path(out)) as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
     return 0

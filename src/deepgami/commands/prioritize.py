@@ -42,35 +42,91 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced if it exists)")
-    p.add_argument("--split", metavar="NAME",
-                   help="explain only samples whose split column equals NAME (e.g. test); default: all samples")
-    p.add_argument("--class", dest="classes", action="append", metavar="C",
-                   help="class to explain; repeat or comma-separate for several (default: every class)")
-    p.add_argument("--baseline", choices=("zero", "mean"), default="zero",
-                   help="zero: all-zero preprocessed input (= training mean under standard scaling; default); "
-                   "mean: the training mean of each feature, preprocessed")
-    p.add_argument("--target", choices=("logit", "probability"), default="logit",
-                   help="explained output per class: centered logit (default) or softmax probability")
-    p.add_argument("--n-steps", type=int, default=50, metavar="N",
-                   help="integration steps (default 50, as Captum)")
-    p.add_argument("--method", default="gausslegendre",
-                   choices=("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"),
-                   help="integral approximation (default gausslegendre, as Captum)")
-    p.add_argument("--networks", choices=("all", "refit"), default="all",
-                   help="a bagged model: explain all its networks and average them (default; exactly the "
-                   "ensemble's signed attributions) or only the refit on all training samples (faster)")
-    p.add_argument("--top-links", type=int, default=30, metavar="N",
-                   help="links drawn in each links_<class>.png (default 30)")
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+    )
+    p.add_argument(
+        "--split",
+        metavar="NAME",
+        help="explain only samples whose split column equals NAME (e.g. test); default: all samples",
+    )
+    p.add_argument(
+        "--class",
+        dest="classes",
+        action="append",
+        metavar="C",
+        help="class to explain; repeat or comma-separate for several (default: every class)",
+    )
+    p.add_argument(
+        "--baseline",
+        choices=("zero", "mean"),
+        default="zero",
+        help="zero: all-zero preprocessed input (= training mean under standard scaling; default); "
+        "mean: the training mean of each feature, preprocessed",
+    )
+    p.add_argument(
+        "--target",
+        choices=("logit", "probability"),
+        default="logit",
+        help="explained output per class: centered logit (default) or softmax probability",
+    )
+    p.add_argument(
+        "--n-steps",
+        type=int,
+        default=50,
+        metavar="N",
+        help="integration steps (default 50, as Captum)",
+    )
+    p.add_argument(
+        "--method",
+        default="gausslegendre",
+        choices=(
+            "gausslegendre",
+            "riemann_trapezoid",
+            "riemann_left",
+            "riemann_right",
+            "riemann_middle",
+        ),
+        help="integral approximation (default gausslegendre, as Captum)",
+    )
+    p.add_argument(
+        "--networks",
+        choices=("all", "refit"),
+        default="all",
+        help="a bagged model: explain all its networks and average them (default; exactly the "
+        "ensemble's signed attributions) or only the refit on all training samples (faster)",
+    )
+    p.add_argument(
+        "--top-links",
+        type=int,
+        default=30,
+        metavar="N",
+        help="links drawn in each links_<class>.png (default 30)",
+    )
     p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
-    add_device_argument(p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)")
-    p.add_argument("--gmt", metavar="FILE",
-                   help="gene sets (GMT) for an over-representation test of the top-decile link genes "
-                   "(hypergeometric, BH FDR; background: all latent genes)")
-    p.add_argument("--gmt-min-size", type=int, default=3, metavar="N",
-                   help="skip gene sets with fewer latent genes than N (default 3)")
-    p.add_argument("--gmt-max-size", type=int, default=500, metavar="N",
-                   help="skip gene sets with more latent genes than N (default 500)")
+    add_device_argument(
+        p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)"
+    )
+    p.add_argument(
+        "--gmt",
+        metavar="FILE",
+        help="gene sets (GMT) for an over-representation test of the top-decile link genes "
+        "(hypergeometric, BH FDR; background: all latent genes)",
+    )
+    p.add_argument(
+        "--gmt-min-size",
+        type=int,
+        default=3,
+        metavar="N",
+        help="skip gene sets with fewer latent genes than N (default 3)",
+    )
+    p.add_argument(
+        "--gmt-max-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="skip gene sets with more latent genes than N (default 500)",
+    )
     p.set_defaults(func=run)
 
 
@@ -84,8 +140,8 @@ def _classes(values: list[str] | None) -> list[str] | None:
 def run(args: argparse.Namespace) -> int:
 
     from deepgami.attribution import FLOAT_FORMAT, prioritize
-    from deepgami.data.cohort import read_cohort
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
+    from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
     from deepgami.train import device_scope
     from deepgami.utils import resolve_device
@@ -102,14 +158,26 @@ def run(args: argparse.Namespace) -> int:
     gene_sets = read_gmt(args.gmt) if args.gmt else None
     model = DeepGAMI.load(args.model)
     if gene_sets is not None and model.config.get("latent_nodes") is None:
-        raise InputError(args.gmt, "enrichment needs a model with prior links (its latent nodes are genes); "
-                                   "this model has no prior")
+        raise InputError(
+            args.gmt,
+            "enrichment needs a model with prior links (its latent nodes are genes); "
+            "this model has no prior",
+        )
     mdata = read_cohort(args.cohort)
     try:
         with device_scope(device):
-            result = prioritize(model, mdata, split=args.split or None, classes=_classes(args.classes),
-                                baseline=args.baseline, target=args.target, n_steps=args.n_steps,
-                                method=args.method, source=args.cohort, networks=args.networks)
+            result = prioritize(
+                model,
+                mdata,
+                split=args.split or None,
+                classes=_classes(args.classes),
+                baseline=args.baseline,
+                target=args.target,
+                n_steps=args.n_steps,
+                method=args.method,
+                source=args.cohort,
+                networks=args.networks,
+            )
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
@@ -118,8 +186,13 @@ def run(args: argparse.Namespace) -> int:
     result.summary["cohort"] = str(args.cohort)
     enrichment = None
     if gene_sets is not None:
-        enrichment, summary = top_link_enrichment({c: result.top_link_genes(c) for c in result.summary["classes"]},
-                                                  model.latent_nodes, gene_sets, args.gmt_min_size, args.gmt_max_size)
+        enrichment, summary = top_link_enrichment(
+            {c: result.top_link_genes(c) for c in result.summary["classes"]},
+            model.latent_nodes,
+            gene_sets,
+            args.gmt_min_size,
+            args.gmt_max_size,
+        )
         result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
@@ -129,8 +202,15 @@ def run(args: argparse.Namespace) -> int:
 
             write_link_figures(result.links, tmp, top=args.top_links)
         if enrichment is not None:
-            enrichment.to_csv(tmp / "enrichment.tsv", sep="\t", index=False, float_format=FLOAT_FORMAT,
-                              lineterminator="\n")
-    print(f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
-          f"link rows over {result.summary['n_samples']} samples")
+            enrichment.to_csv(
+                tmp / "enrichment.tsv",
+                sep="\t",
+                index=False,
+                float_format=FLOAT_FORMAT,
+                lineterminator="\n",
+            )
+    print(
+        f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
+        f"link rows over {result.summary['n_samples']} samples"
+    )
     return 0

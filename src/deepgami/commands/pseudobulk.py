@@ -65,9 +65,16 @@ def run(args: argparse.Namespace) -> int:
         cells = ad.read_h5ad(path)
     except Exception as err:  # h5py/anndata raise many types for corrupt files
         raise InputError(path, f"cannot read h5ad: {str(err).splitlines()[0]}") from None
-    result, report = pseudobulk(cells, args.donor_key, args.cell_type_key, layer=args.layer,
-                                min_cells=args.min_cells, min_donors_per_gene=args.min_donors_per_gene,
-                                normalize=args.normalize, path=path)
+    result, report = pseudobulk(
+        cells,
+        args.donor_key,
+        args.cell_type_key,
+        layer=args.layer,
+        min_cells=args.min_cells,
+        min_donors_per_gene=args.min_donors_per_gene,
+        normalize=args.normalize,
+        path=path,
+    )
     report = {"input": path.name, **report}
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
@@ -75,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
             adata.write_h5ad(tmp / report["cell_types"][cell_type]["file"])
         (tmp / "pseudobulk.json").write_text(json.dumps(report, indent=2) + "\n")
     for cell_type, entry in report["cell_types"].items():
-        print(f"{cell_type}: {entry['n_donors']} donors, {entry['n_genes']} genes, {entry['n_cells']} cells "
-              f"({len(entry['dropped_donors'])} donors with < {args.min_cells} cells dropped) -> "
-              f"{out / entry['file']}", file=sys.stderr)
+        print(
+            f"{cell_type}: {entry['n_donors']} donors, {entry['n_genes']} genes, {entry['n_cells']} cells "
+            f"({len(entry['dropped_donors'])} donors with < {args.min_cells} cells dropped) -> "
+            f"{out / entry['file']}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -89,16 +99,41 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("cells", metavar="CELLS.h5ad", help="cells x genes AnnData with raw integer counts")
-    p.add_argument("--donor-key", required=True, metavar="KEY", help=".obs column with each cell's donor")
-    p.add_argument("--cell-type-key", required=True, metavar="KEY", help=".obs column with each cell's cell type")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (replaced if it exists)")
+    p.add_argument(
+        "cells", metavar="CELLS.h5ad", help="cells x genes AnnData with raw integer counts"
+    )
+    p.add_argument(
+        "--donor-key", required=True, metavar="KEY", help=".obs column with each cell's donor"
+    )
+    p.add_argument(
+        "--cell-type-key",
+        required=True,
+        metavar="KEY",
+        help=".obs column with each cell's cell type",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+    )
     p.add_argument("--layer", metavar="L", help="layer with the raw counts (default: X)")
-    p.add_argument("--min-cells", type=int, default=10, metavar="N",
-                   help="drop donor x cell type pairs with fewer cells (default 10)")
-    p.add_argument("--min-donors-per-gene", type=_fraction_or_count, default=0.1, metavar="F",
-                   help="keep genes with a non-zero sum in at least F donors of the cell type: a fraction "
-                   "when F < 1, else a count (default 0.1)")
-    p.add_argument("--normalize", choices=("log1p_cpm", "cpm", "none"), default="log1p_cpm",
-                   help="normalization of the sums (default log1p_cpm)")
+    p.add_argument(
+        "--min-cells",
+        type=int,
+        default=10,
+        metavar="N",
+        help="drop donor x cell type pairs with fewer cells (default 10)",
+    )
+    p.add_argument(
+        "--min-donors-per-gene",
+        type=_fraction_or_count,
+        default=0.1,
+        metavar="F",
+        help="keep genes with a non-zero sum in at least F donors of the cell type: a fraction "
+        "when F < 1, else a count (default 0.1)",
+    )
+    p.add_argument(
+        "--normalize",
+        choices=("log1p_cpm", "cpm", "none"),
+        default="log1p_cpm",
+        help="normalization of the sums (default log1p_cpm)",
+    )
     p.set_defaults(func=run)

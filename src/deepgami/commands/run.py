@@ -31,14 +31,20 @@ def _run(args: argparse.Namespace) -> int:
     profile = None if args.profile == "none" else args.profile
     if args.profile is None and profiles.is_bundled_test_samplesheet(args.samplesheet):
         profile = "test"
-        print("deepgami run: the bundled test samplesheet: using the test profile's reduced settings "
-              "(--profile none for the full ones)", file=sys.stderr)
+        print(
+            "deepgami run: the bundled test samplesheet: using the test profile's reduced settings "
+            "(--profile none for the full ones)",
+            file=sys.stderr,
+        )
     # The profile's arguments first: the user's --stage-args come after them and win.
     stage_args: dict[str, list[str]] = profiles.stage_args(profile)
     for item in args.stage_args:
         stage, sep, value = item.partition("=")
         if not sep or stage not in STAGES:
-            raise InputError(None, f"--stage-args '{item}' is not STAGE=ARGS with STAGE one of {', '.join(STAGES)}")
+            raise InputError(
+                None,
+                f"--stage-args '{item}' is not STAGE=ARGS with STAGE one of {', '.join(STAGES)}",
+            )
         stage_args.setdefault(stage, []).extend(shlex.split(value))
     settings = RunSettings(
         seed=args.seed,
@@ -60,24 +66,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--samplesheet", required=True, metavar="SHEET.csv",
-                   help="CSV (or .tsv) with columns id, labels, modalities[, cell_type, priors, params]; "
-                   "relative paths are resolved against the samplesheet's directory")
+    p.add_argument(
+        "--samplesheet",
+        required=True,
+        metavar="SHEET.csv",
+        help="CSV (or .tsv) with columns id, labels, modalities[, cell_type, priors, params]; "
+        "relative paths are resolved against the samplesheet's directory",
+    )
     p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--max-workers", type=int, default=1, metavar="N",
-                   help="cohorts processed at the same time (default: 1)")
-    p.add_argument("--resume", action="store_true",
-                   help="skip stages whose inputs are unchanged and whose outputs are complete")
-    p.add_argument("--seed", type=int, default=0, help="seed passed to `deepgami train` (default: 0)")
-    p.add_argument("--split", default="test",
-                   help="split used by predict and prioritize (default: test; '' for every sample)")
-    p.add_argument("--skip", action="append", default=[], metavar="STAGE[,STAGE]",
-                   help="stages not to run: prioritize, evaluate (or predict, train, build)")
-    p.add_argument("--stage-args", action="append", default=[], metavar="STAGE=ARGS",
-                   help="extra arguments for one stage's command, like Nextflow's ext.args, e.g. "
-                   "--stage-args 'evaluate=--fast --protocols holdout' (repeatable)")
-    p.add_argument("--profile", choices=("test", "demo", "none"),
-                   help="reduced settings (deepgami.pipeline.profiles): test = the Nextflow test profile's "
-                   "(default for the bundled assets/samplesheet_test.csv), demo = make demo's; none = full settings")
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="cohorts processed at the same time (default: 1)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip stages whose inputs are unchanged and whose outputs are complete",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed passed to `deepgami train` (default: 0)"
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        help="split used by predict and prioritize (default: test; '' for every sample)",
+    )
+    p.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="STAGE[,STAGE]",
+        help="stages not to run: prioritize, evaluate (or predict, train, build)",
+    )
+    p.add_argument(
+        "--stage-args",
+        action="append",
+        default=[],
+        metavar="STAGE=ARGS",
+        help="extra arguments for one stage's command, like Nextflow's ext.args, e.g. "
+        "--stage-args 'evaluate=--fast --protocols holdout' (repeatable)",
+    )
+    p.add_argument(
+        "--profile",
+        choices=("test", "demo", "none"),
+        help="reduced settings (deepgami.pipeline.profiles): test = the Nextflow test profile's "
+        "(default for the bundled assets/samplesheet_test.csv), demo = make demo's; none = full settings",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_run)

@@ -70,33 +70,82 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_simulation_output_arguments(p)
     p.add_argument("--n-samples", type=int, default=600, metavar="N", help="samples (default 600)")
     p.add_argument("--n-snps", type=int, default=1000, metavar="N", help="SNPs (default 1000)")
-    p.add_argument("--n-tfs", type=int, default=40, metavar="N",
-                   help="transcription factors (default 40)")
-    p.add_argument("--n-genes", type=int, default=200, metavar="N",
-                   help="target genes = latent nodes of both priors (default 200)")
-    p.add_argument("--classes", type=int, default=2, metavar="K",
-                   help="phenotype classes: 2 gives control/case, more give class0.. (default 2)")
-    p.add_argument("--shared-signal", type=float, default=0.0, metavar="F",
-                   help="fraction of each TF's variance driven by 2-3 cis SNPs, in [0, 1]; "
-                   "with F>0 "
-                   "those SNPs become trans-eQTL edges of the TF's targets, so a gene's expression "
-                   "latent is partly predictable from its genotype latent (R^2 about F) "
-                   "(default 0)")
-    p.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
-                   help="stratified share of samples with split=test (default 0.2)")
-    p.add_argument("--n-causal-genes", type=int, default=None, metavar="N",
-                   help="genes whose programs drive the phenotype (default min(10, --n-genes))")
-    p.add_argument("--effect-size", type=float, default=1.0, metavar="X",
-                   help="multiplier of the phenotype scores; 1 gives a Bayes AUC near 0.9 "
-                   "(default 1)")
-    p.add_argument("--expression-noise", type=float, default=0.5, metavar="SD",
-                   help="noise SD of observed gene expression, in program SD units (default 0.5)")
+    p.add_argument(
+        "--n-tfs", type=int, default=40, metavar="N", help="transcription factors (default 40)"
+    )
+    p.add_argument(
+        "--n-genes",
+        type=int,
+        default=200,
+        metavar="N",
+        help="target genes = latent nodes of both priors (default 200)",
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        default=2,
+        metavar="K",
+        help="phenotype classes: 2 gives control/case, more give class0.. (default 2)",
+    )
+    p.add_argument(
+        "--shared-signal",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="fraction of each TF's variance driven by 2-3 cis SNPs, in [0, 1]; "
+        "with F>0 "
+        "those SNPs become trans-eQTL edges of the TF's targets, so a gene's expression "
+        "latent is partly predictable from its genotype latent (R^2 about F) "
+        "(default 0)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="stratified share of samples with split=test (default 0.2)",
+    )
+    p.add_argument(
+        "--n-causal-genes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="genes whose programs drive the phenotype (default min(10, --n-genes))",
+    )
+    p.add_argument(
+        "--effect-size",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="multiplier of the phenotype scores; 1 gives a Bayes AUC near 0.9 (default 1)",
+    )
+    p.add_argument(
+        "--expression-noise",
+        type=float,
+        default=0.5,
+        metavar="SD",
+        help="noise SD of observed gene expression, in program SD units (default 0.5)",
+    )
     for prior, what in (("eqtl", "cis-eQTL SNPs"), ("grn", "TFs")):
-        p.add_argument(f"--{prior}-edges-per-gene", type=int, default=None, metavar="N",
-                       help=f"prior edges ({what}) per gene (default: 2-4, drawn per gene)")
-        p.add_argument(f"--{prior}-causal-per-gene", type=int, default=None, metavar="N",
-                       help=f"how many of a gene's {prior} edges are causal, the rest decoys (default: drawn, "
-                       "at least one of each); e.g. --eqtl-edges-per-gene 8 --eqtl-causal-per-gene 2")
-    p.add_argument("--format", choices=("csv", "tsv", "parquet"), default="csv",
-                   help="format of genotype and expression matrices (default csv)")
+        p.add_argument(
+            f"--{prior}-edges-per-gene",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"prior edges ({what}) per gene (default: 2-4, drawn per gene)",
+        )
+        p.add_argument(
+            f"--{prior}-causal-per-gene",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"how many of a gene's {prior} edges are causal, the rest decoys (default: drawn, "
+            "at least one of each); e.g. --eqtl-edges-per-gene 8 --eqtl-causal-per-gene 2",
+        )
+    p.add_argument(
+        "--format",
+        choices=("csv", "tsv", "parquet"),
+        default="csv",
+        help="format of genotype and expression matrices (default csv)",
+    )
     p.set_defaults(func=_run)

@@ -37,17 +37,30 @@ def _run(args: argparse.Namespace) -> int:
 
     signal = [c.strip() for v in args.signal_cell_types or [] for c in v.split(",") if c.strip()]
     paths = simulate_cells(
-        args.out, overwrite=args.overwrite, seed=args.seed, n_donors=args.n_donors,
-        cells_per_donor=args.cells_per_donor, cell_types=args.cell_types, signal_cell_types=signal,
-        n_genes=args.n_genes, n_signal_genes=args.n_signal_genes, n_snps=args.n_snps,
-        effect_size=args.effect_size, donor_sd=args.donor_sd, test_fraction=args.test_fraction,
+        args.out,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        n_donors=args.n_donors,
+        cells_per_donor=args.cells_per_donor,
+        cell_types=args.cell_types,
+        signal_cell_types=signal,
+        n_genes=args.n_genes,
+        n_signal_genes=args.n_signal_genes,
+        n_snps=args.n_snps,
+        effect_size=args.effect_size,
+        donor_sd=args.donor_sd,
+        test_fraction=args.test_fraction,
     )
-    print(f"simulated {args.n_donors} donors x {args.cell_types} cell types; cells in {paths['cells']}",
-          file=sys.stderr)
+    print(
+        f"simulated {args.n_donors} donors x {args.cell_types} cell types; cells in {paths['cells']}",
+        file=sys.stderr,
+    )
     q = shlex.quote
     print("id,labels,modalities,pseudobulk,donor_key,cell_type_key")
-    print(f"sim,{q(paths['labels'].name)},snp={q(paths['genotype'].name)};expr={q(paths['cells'].name)},"
-          "expr,donor,cell_type")
+    print(
+        f"sim,{q(paths['labels'].name)},snp={q(paths['genotype'].name)};expr={q(paths['cells'].name)},"
+        "expr,donor,cell_type"
+    )
     return 0
 
 
@@ -61,20 +74,49 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_simulation_output_arguments(p)
     p.add_argument("--n-donors", type=int, default=200, metavar="N", help="donors (default 200)")
-    p.add_argument("--cells-per-donor", type=int, default=90, metavar="N",
-                   help="cells per donor over all cell types (default 90)")
+    p.add_argument(
+        "--cells-per-donor",
+        type=int,
+        default=90,
+        metavar="N",
+        help="cells per donor over all cell types (default 90)",
+    )
     p.add_argument("--cell-types", type=int, default=3, metavar="K", help="cell types (default 3)")
-    p.add_argument("--signal-cell-types", action="append", metavar="NAME",
-                   help="cell types that carry the phenotype signal; repeat or comma-separate "
-                   "(default: the first cell type)")
+    p.add_argument(
+        "--signal-cell-types",
+        action="append",
+        metavar="NAME",
+        help="cell types that carry the phenotype signal; repeat or comma-separate "
+        "(default: the first cell type)",
+    )
     p.add_argument("--n-genes", type=int, default=200, metavar="N", help="genes (default 200)")
-    p.add_argument("--n-signal-genes", type=int, default=20, metavar="N",
-                   help="genes whose expression in the signal cell types follows the phenotype (default 20)")
+    p.add_argument(
+        "--n-signal-genes",
+        type=int,
+        default=20,
+        metavar="N",
+        help="genes whose expression in the signal cell types follows the phenotype (default 20)",
+    )
     p.add_argument("--n-snps", type=int, default=200, metavar="N", help="SNPs (default 200)")
-    p.add_argument("--effect-size", type=float, default=0.5, metavar="X",
-                   help="log fold change case vs control of each signal gene (default 0.5)")
-    p.add_argument("--donor-sd", type=float, default=0.3, metavar="SD",
-                   help="donor-level noise SD of log expression (default 0.3)")
-    p.add_argument("--test-fraction", type=float, default=0.2, metavar="F",
-                   help="stratified share of donors with split=test (default 0.2)")
+    p.add_argument(
+        "--effect-size",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="log fold change case vs control of each signal gene (default 0.5)",
+    )
+    p.add_argument(
+        "--donor-sd",
+        type=float,
+        default=0.3,
+        metavar="SD",
+        help="donor-level noise SD of log expression (default 0.3)",
+    )
+    p.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="stratified share of donors with split=test (default 0.2)",
+    )
     p.set_defaults(func=_run)

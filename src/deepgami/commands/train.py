@@ -23,11 +23,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         "config.json, cv_results.tsv, cv_summary.tsv, training_history.tsv and imputation.json.",
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="output model directory (replaced if it exists)")
-    p.add_argument("--params", metavar="PARAMS.yaml",
-                   help="training parameters over the defaults (see deepgami/train/default_params.yaml)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0); same seed, same model")
-    p.add_argument("--cv-folds", type=int, metavar="K", help="override cv_folds (0 or 1: no grid search)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL_DIR",
+        help="output model directory (replaced if it exists)",
+    )
+    p.add_argument(
+        "--params",
+        metavar="PARAMS.yaml",
+        help="training parameters over the defaults (see deepgami/train/default_params.yaml)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed (default: 0); same seed, same model"
+    )
+    p.add_argument(
+        "--cv-folds", type=int, metavar="K", help="override cv_folds (0 or 1: no grid search)"
+    )
     p.add_argument("--max-epochs", type=int, metavar="N", help="override max_epochs")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     add_device_argument(p, "training")
@@ -54,8 +66,13 @@ def run(args: argparse.Namespace) -> int:
     mdata = read_cohort(args.cohort)
     start = time.perf_counter()
     try:
-        model = DeepGAMI.fit(mdata, params, seed=args.seed, progress=not args.quiet and sys.stderr.isatty(),
-                             device=device)
+        model = DeepGAMI.fit(
+            mdata,
+            params,
+            seed=args.seed,
+            progress=not args.quiet and sys.stderr.isatty(),
+            device=device,
+        )
     except InputError as err:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
@@ -72,9 +89,11 @@ def summary_lines(model, seconds: float) -> list[str]:
     cfg = model.config
     n_bagged = len(model.members) - 1
     bagged = f" + {n_bagged} bagged" if n_bagged else ""
-    lines = [f"trained on {cfg['training']['n_train']} samples in {seconds:.1f} s "
-             f"({cfg['training']['n_settings']} setting(s) x {cfg['training']['cv_folds']} fold(s) + refit"
-             f"{bagged})"]
+    lines = [
+        f"trained on {cfg['training']['n_train']} samples in {seconds:.1f} s "
+        f"({cfg['training']['n_settings']} setting(s) x {cfg['training']['cv_folds']} fold(s) + refit"
+        f"{bagged})"
+    ]
     cv = cfg.get("cv")
     if cv:
         mean = cv["mean"]

@@ -6,8 +6,8 @@ genes measured in a guided modality to their own nodes."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
 
 import mudata as md
 import numpy as np
@@ -62,7 +62,10 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
     replacement edge list `(src, dst)` (or `(name, src, dst)`) in `cohort.modality_edges` indices."""
     mods = cohort.modalities(mdata)
     if len(mods) < 2:
-        raise InputError(None, f"DeepGAMI needs two or more modalities; the cohort has {len(mods)} ({', '.join(mods)})")
+        raise InputError(
+            None,
+            f"DeepGAMI needs two or more modalities; the cohort has {len(mods)} ({', '.join(mods)})",
+        )
     latent = cohort.latent_nodes(mdata)
     priors, edges = [], []
     for m in mods:
@@ -77,16 +80,26 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
             continue
         name, src, dst = found
         if latent is None:
-            raise InputError(None, f"modality '{m}' has prior edges but the cohort has no latent nodes")
+            raise InputError(
+                None, f"modality '{m}' has prior edges but the cohort has no latent nodes"
+            )
         src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
         n_feat = mdata.mod[m].n_vars
-        if len(src) != len(dst) or (len(src) and (src.min() < 0 or src.max() >= n_feat or dst.min() < 0
-                                                   or dst.max() >= len(latent))):
-            raise InputError(None, f"prior edges of modality '{m}' index outside its {n_feat} features "
-                                   f"or the {len(latent)} latent nodes")
+        if len(src) != len(dst) or (
+            len(src)
+            and (src.min() < 0 or src.max() >= n_feat or dst.min() < 0 or dst.max() >= len(latent))
+        ):
+            raise InputError(
+                None,
+                f"prior edges of modality '{m}' index outside its {n_feat} features "
+                f"or the {len(latent)} latent nodes",
+            )
         if len(src) == 0:
-            raise InputError(None, f"prior '{name}' of modality '{m}' has no edge into the {len(latent)} "
-                                   "latent nodes (targets common to all priors)")
+            raise InputError(
+                None,
+                f"prior '{name}' of modality '{m}' has no edge into the {len(latent)} "
+                "latent nodes (targets common to all priors)",
+            )
         priors.append(str(name))
         edges.append((src, dst))
     if latent is not None and len(latent) == 0:
@@ -127,10 +140,24 @@ def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortA
         obs_names=pd.Index(mdata.obs_names.astype(str)),
         modalities=names,
         # As stored: int8 dosages stay int8 (4x smaller); minibatches become float32 on the fly.
-        X=[cohort.modality_matrix(mdata, m, dtype=None) if h else None for m, h in zip(names, have)],
-        var_names=[pd.Index(mdata.mod[m].var_names.astype(str)) if h else pd.Index([]) for m, h in zip(names, have)],
-        present=(np.column_stack([cohort.present(mdata, m) if h else np.zeros(n, dtype=bool)
-                                  for m, h in zip(names, have)]) if names else np.zeros((n, 0), dtype=bool)),
+        X=[
+            cohort.modality_matrix(mdata, m, dtype=None) if h else None
+            for m, h in zip(names, have, strict=False)
+        ],
+        var_names=[
+            pd.Index(mdata.mod[m].var_names.astype(str)) if h else pd.Index([])
+            for m, h in zip(names, have, strict=False)
+        ],
+        present=(
+            np.column_stack(
+                [
+                    cohort.present(mdata, m) if h else np.zeros(n, dtype=bool)
+                    for m, h in zip(names, have, strict=False)
+                ]
+            )
+            if names
+            else np.zeros((n, 0), dtype=bool)
+        ),
         labels=labels,
         task=task,
         classes=classes,
@@ -141,7 +168,9 @@ def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortA
     )
 
 
-def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard") -> np.ndarray | None:
+def latent_targets(
+    data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard"
+) -> np.ndarray | None:
     """The measured value of each latent gene on `rows` (rows x latent nodes), standardized over the
     rows that have it (log1p first where that modality's scaling is log1p); NaN where the gene is
     not a variable of any modality or the sample lacks that modality. None when no latent gene is
@@ -171,8 +200,9 @@ def latent_targets(data: CohortArrays, rows: np.ndarray, scaling: str | dict = "
     return out if found else None
 
 
-def self_edges(var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray, dst: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+def self_edges(
+    var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray, dst: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """The self-edges of a guided modality: from each latent gene that is one of its features to
     that gene's own node, where the prior has no such edge already.
 
@@ -195,8 +225,12 @@ def self_edges(var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray
     # (feature, node) pairs as one integer each, so the prior's own g -> g edges drop out vectorized
     # (priors have up to millions of edges).
     width = len(latent_nodes)
-    nodes = nodes[~np.isin(pos[nodes].astype(np.int64) * width + nodes,
-                           np.asarray(src, dtype=np.int64) * width + np.asarray(dst, dtype=np.int64))]
+    nodes = nodes[
+        ~np.isin(
+            pos[nodes].astype(np.int64) * width + nodes,
+            np.asarray(src, dtype=np.int64) * width + np.asarray(dst, dtype=np.int64),
+        )
+    ]
     return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 

@@ -4,8 +4,8 @@ validated core it calls (and `deepgami build` calls)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
 
 import anndata as ad
 import mudata as md
@@ -16,8 +16,8 @@ from deepgami.data import cohort
 from deepgami.data.readers import read_labels, read_matrix, read_prior
 from deepgami.errors import InputError
 
-MatrixLike = Union[ad.AnnData, pd.DataFrame, str, Path]
-TableLike = Union[pd.DataFrame, str, Path]
+MatrixLike = ad.AnnData | pd.DataFrame | str | Path
+TableLike = pd.DataFrame | str | Path
 
 
 def build_cohort(
@@ -81,25 +81,43 @@ def build_cohort(
             raise InputError(None, f"prior key '{key}' is not of the form MODALITY:NAME")
         modality, name = key.split(":", 1)
         if modality not in modalities:
-            raise InputError(None, f"prior '{name}' names modality '{modality}', which is not one of: "
-                                   f"{', '.join(modalities)}")
+            raise InputError(
+                None,
+                f"prior '{name}' names modality '{modality}', which is not one of: "
+                f"{', '.join(modalities)}",
+            )
         path = Path(edges) if isinstance(edges, (str, Path)) else None
         table = read_prior(path) if path is not None else _edge_table(edges, key)
         prior_inputs.append(cohort.PriorInput(modality, name, table, path))
     matrices, paths, reports = {}, {}, {}
     for name, value in modalities.items():
         if isinstance(value, (str, Path)):
-            sources = {s for p in prior_inputs if p.modality == name for s in p.edges["source"]} or None
-            matrices[name], reports[name] = read_matrix(value, missing=missing, keep_features=sources)
+            sources = {
+                s for p in prior_inputs if p.modality == name for s in p.edges["source"]
+            } or None
+            matrices[name], reports[name] = read_matrix(
+                value, missing=missing, keep_features=sources
+            )
             paths[name] = Path(value)
         else:
             matrices[name] = _as_anndata(value, name)
     labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
-    table = (read_labels(labels_path, sample_column, label_column, split_column) if labels_path is not None
-             else _label_table(labels, sample_column, label_column, split_column))
-    mdata, _ = cohort.build_cohort(matrices, table, prior_inputs, prefix=prefix, paths=paths,
-                                   labels_path=labels_path, read_reports=reports or None,
-                                   test_fraction=test_fraction, split_seed=split_seed)
+    table = (
+        read_labels(labels_path, sample_column, label_column, split_column)
+        if labels_path is not None
+        else _label_table(labels, sample_column, label_column, split_column)
+    )
+    mdata, _ = cohort.build_cohort(
+        matrices,
+        table,
+        prior_inputs,
+        prefix=prefix,
+        paths=paths,
+        labels_path=labels_path,
+        read_reports=reports or None,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+    )
     return mdata
 
 
@@ -110,23 +128,43 @@ def _as_anndata(value: ad.AnnData | pd.DataFrame, name: str) -> ad.AnnData:
         try:
             X = value.to_numpy(dtype=np.float32)
         except (TypeError, ValueError):
-            raise InputError(None, f"modality '{name}': the DataFrame holds non-numeric values") from None
-        return ad.AnnData(X, obs=pd.DataFrame(index=value.index.astype(str)),
-                          var=pd.DataFrame(index=value.columns.astype(str)))
-    raise InputError(None, f"modality '{name}': expected an AnnData, a DataFrame or a path, not {type(value).__name__}")
+            raise InputError(
+                None, f"modality '{name}': the DataFrame holds non-numeric values"
+            ) from None
+        return ad.AnnData(
+            X,
+            obs=pd.DataFrame(index=value.index.astype(str)),
+            var=pd.DataFrame(index=value.columns.astype(str)),
+        )
+    raise InputError(
+        None,
+        f"modality '{name}': expected an AnnData, a DataFrame or a path, not {type(value).__name__}",
+    )
 
 
-def _label_table(labels: pd.DataFrame | pd.Series, sample_column: str, label_column: str,
-                 split_column: str | None) -> pd.DataFrame:
+def _label_table(
+    labels: pd.DataFrame | pd.Series,
+    sample_column: str,
+    label_column: str,
+    split_column: str | None,
+) -> pd.DataFrame:
     if isinstance(labels, pd.Series):
         labels = labels.rename(label_column).to_frame()
     if not isinstance(labels, pd.DataFrame):
-        raise InputError(None, f"labels: expected a DataFrame, a Series or a path, not {type(labels).__name__}")
+        raise InputError(
+            None, f"labels: expected a DataFrame, a Series or a path, not {type(labels).__name__}"
+        )
     if sample_column in labels.columns:
         labels = labels.set_index(sample_column)
     if label_column not in labels.columns:
-        raise InputError(None, f"labels: no column '{label_column}' (columns: {', '.join(map(str, labels.columns))})")
-    out = pd.DataFrame({cohort.LABEL: labels[label_column].to_numpy()}, index=pd.Index(labels.index.astype(str), name="sample"))
+        raise InputError(
+            None,
+            f"labels: no column '{label_column}' (columns: {', '.join(map(str, labels.columns))})",
+        )
+    out = pd.DataFrame(
+        {cohort.LABEL: labels[label_column].to_numpy()},
+        index=pd.Index(labels.index.astype(str), name="sample"),
+    )
     if split_column is not None and split_column in labels.columns:
         out[cohort.SPLIT] = labels[split_column].astype(str).to_numpy()
     if out.index.has_duplicates:
@@ -136,7 +174,9 @@ def _label_table(labels: pd.DataFrame | pd.Series, sample_column: str, label_col
 
 def _edge_table(edges: pd.DataFrame, key: str) -> pd.DataFrame:
     if not isinstance(edges, pd.DataFrame) or not {"source", "target"} <= set(edges.columns):
-        raise InputError(None, f"prior '{key}': expected a table with 'source' and 'target' columns, or a path")
+        raise InputError(
+            None, f"prior '{key}': expected a table with 'source' and 'target' columns, or a path"
+        )
     table = edges.copy()
     table["source"] = table["source"].astype(str).str.strip()
     table["target"] = table["target"].astype(str).str.strip()

@@ -53,8 +53,11 @@ class BuildReport:
     task: str = "classification"
 
     def lines(self) -> list[str]:
-        out = [f"samples: {self.samples} ({self.task}; "
-               + ", ".join(f"{k}: {v}" for k, v in self.classes.items()) + ")"]
+        out = [
+            f"samples: {self.samples} ({self.task}; "
+            + ", ".join(f"{k}: {v}" for k, v in self.classes.items())
+            + ")"
+        ]
         if self.labelled_without_data:
             out.append(f"labelled samples with no modality (dropped): {self.labelled_without_data}")
         for name, info in self.modalities.items():
@@ -129,16 +132,24 @@ def build_cohort(
         shared = adata.obs_names.isin(labels.index)
         if not shared.any():
             raise InputError(
-                paths.get(name), f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
-                f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)"
+                paths.get(name),
+                f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
+                f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
             )
         report.samples_without_label[name] = int((~shared).sum())
         kept[name] = adata[shared].copy() if not shared.all() else adata
-        info = {"samples": kept[name].n_obs, "features": kept[name].n_vars, "dtype": str(kept[name].X.dtype)}
+        info = {
+            "samples": kept[name].n_obs,
+            "features": kept[name].n_vars,
+            "dtype": str(kept[name].X.dtype),
+        }
         if read_reports and name in read_reports:
             rr = read_reports[name]
-            info.update(missing_values=rr["missing_values"], missing_policy=rr["policy"],
-                        dropped_features=len(rr["dropped_features"]))
+            info.update(
+                missing_values=rr["missing_values"],
+                missing_policy=rr["policy"],
+                dropped_features=len(rr["dropped_features"]),
+            )
         report.modalities[name] = info
 
     mdata = md.MuData(kept)
@@ -155,8 +166,13 @@ def build_cohort(
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
         mdata.obs[SPLIT] = generate_split(mdata.obs[LABEL], test_fraction, split_seed, labels_path)
-        mdata.uns["deepgami"] = {"split": {"source": "generated" if test_fraction > 0 else "none",
-                                           "test_fraction": float(test_fraction), "seed": int(split_seed)}}
+        mdata.uns["deepgami"] = {
+            "split": {
+                "source": "generated" if test_fraction > 0 else "none",
+                "test_fraction": float(test_fraction),
+                "seed": int(split_seed),
+            }
+        }
 
     mdata.uns["priors"] = {}
     for prior in priors:
@@ -166,7 +182,9 @@ def build_cohort(
     return mdata, report
 
 
-def generate_split(labels: pd.Series, test_fraction: float, seed: int = 0, source: Any = None) -> np.ndarray:
+def generate_split(
+    labels: pd.Series, test_fraction: float, seed: int = 0, source: Any = None
+) -> np.ndarray:
     """A seeded train/test split of `labels`, stratified by class for a categorical phenotype.
 
     Parameters
@@ -199,11 +217,15 @@ def generate_split(labels: pd.Series, test_fraction: float, seed: int = 0, sourc
         return split
     stratify = None if pd.api.types.is_float_dtype(labels) else labels.astype(str).to_numpy()
     try:
-        _, test = train_test_split(np.arange(len(labels)), test_size=test_fraction, random_state=seed,
-                                   stratify=stratify)
+        _, test = train_test_split(
+            np.arange(len(labels)), test_size=test_fraction, random_state=seed, stratify=stratify
+        )
     except ValueError as err:  # a class with one sample, or fewer test samples than classes
-        raise InputError(source, f"cannot draw a stratified {test_fraction:g} test split ({err}); give the labels "
-                         "a split column, or build with --no-split") from None
+        raise InputError(
+            source,
+            f"cannot draw a stratified {test_fraction:g} test split ({err}); give the labels "
+            "a split column, or build with --no-split",
+        ) from None
     split[test] = "test"
     return split
 
@@ -222,11 +244,15 @@ def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str
         seen.update(dict.fromkeys(adata.var_names, name))
 
 
-def _set_phenotype(mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path | None, report: BuildReport) -> None:
+def _set_phenotype(
+    mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path | None, report: BuildReport
+) -> None:
     raw = obs_labels["label"].astype(str)
     if (raw == "").any() or raw.str.lower().isin(["na", "nan"]).any():
         bad = obs_labels.index[(raw == "") | raw.str.lower().isin(["na", "nan"])]
-        raise InputError(labels_path, f"{len(bad)} samples have an empty label (e.g. {', '.join(bad[:3])})")
+        raise InputError(
+            labels_path, f"{len(bad)} samples have an empty label (e.g. {', '.join(bad[:3])})"
+        )
     numeric = pd.to_numeric(raw, errors="coerce")
     if numeric.notna().all() and numeric.nunique() >= MIN_NUMERIC_LEVELS:
         mdata.obs[LABEL] = numeric.to_numpy(dtype=np.float64)
@@ -235,7 +261,10 @@ def _set_phenotype(mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path
     else:
         counts = raw.value_counts().sort_index()
         if len(counts) < 2:
-            raise InputError(labels_path, f"label column has a single class '{counts.index[0]}' among the {len(raw)} samples with data; need at least two")
+            raise InputError(
+                labels_path,
+                f"label column has a single class '{counts.index[0]}' among the {len(raw)} samples with data; need at least two",
+            )
         mdata.obs[LABEL] = pd.Categorical(raw.to_numpy(), categories=list(counts.index))
         report.classes = {str(k): int(v) for k, v in counts.items()}
     if "split" in obs_labels:
@@ -245,7 +274,8 @@ def _set_phenotype(mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path
 def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildReport) -> None:
     if prior.modality not in mdata.mod:
         raise InputError(
-            prior.path, f"prior '{prior.name}' names modality '{prior.modality}', which is not one of: {', '.join(mdata.mod)}"
+            prior.path,
+            f"prior '{prior.name}' names modality '{prior.modality}', which is not one of: {', '.join(mdata.mod)}",
         )
     if f"{PRIOR_PREFIX}{prior.name}" in mdata.varp:
         raise InputError(prior.path, f"prior name '{prior.name}' given twice")
@@ -334,9 +364,13 @@ def read_cohort(path: str | Path) -> md.MuData:
             warnings.simplefilter("ignore")
             mdata = md.read_h5mu(path)
     except Exception as err:  # h5py raises OSError/KeyError etc. for foreign files
-        raise InputError(path, f"not a readable .h5mu cohort ({str(err).splitlines()[0]})") from None
+        raise InputError(
+            path, f"not a readable .h5mu cohort ({str(err).splitlines()[0]})"
+        ) from None
     if LABEL not in mdata.obs:
-        raise InputError(path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'")
+        raise InputError(
+            path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'"
+        )
     return mdata
 
 
@@ -353,7 +387,9 @@ def present(mdata: md.MuData, modality: str) -> np.ndarray:
     return mdata.obs_names.isin(mdata.mod[modality].obs_names)
 
 
-def modality_matrix(mdata: md.MuData, modality: str, dtype: Any = np.float32, rows: np.ndarray | None = None) -> np.ndarray:
+def modality_matrix(
+    mdata: md.MuData, modality: str, dtype: Any = np.float32, rows: np.ndarray | None = None
+) -> np.ndarray:
     """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
 
     Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
@@ -381,7 +417,7 @@ def modality_matrix(mdata: md.MuData, modality: str, dtype: Any = np.float32, ro
 
 
 def prior_names(mdata: md.MuData) -> list[str]:
-    return [k[len(PRIOR_PREFIX):] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
+    return [k[len(PRIOR_PREFIX) :] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
 
 
 def prior_modality(mdata: md.MuData, name: str) -> str:
@@ -395,7 +431,9 @@ def latent_nodes(mdata: md.MuData) -> list[str] | None:
         return None
     common: set[int] | None = None
     for name in names:
-        targets = set(np.flatnonzero(np.asarray(mdata.varp[PRIOR_PREFIX + name].sum(axis=0)).ravel() > 0))
+        targets = set(
+            np.flatnonzero(np.asarray(mdata.varp[PRIOR_PREFIX + name].sum(axis=0)).ravel() > 0)
+        )
         common = targets if common is None else common & targets
     return [str(v) for v in mdata.var_names[sorted(common or [])]]
 
@@ -409,7 +447,10 @@ def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np
     if not names:
         return None
     if len(names) > 1:
-        raise InputError(None, f"modality '{modality}' is guided by several priors ({', '.join(names)}); merge them into one edge list")
+        raise InputError(
+            None,
+            f"modality '{modality}' is guided by several priors ({', '.join(names)}); merge them into one edge list",
+        )
     name = names[0]
     latent = pd.Index(latent_nodes(mdata))
     mask = sp.coo_matrix(mdata.varp[PRIOR_PREFIX + name])

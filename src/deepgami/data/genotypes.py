@@ -128,8 +128,6 @@ def read_genotypes(
 # --- shared pieces -------------------------------------------------------------------------
 
 
-
-
 def _check_unique_samples(path: Path, ids: pd.Index, hint: str) -> None:
     if ids.has_duplicates:
         dup = ids[ids.duplicated()].unique()
@@ -142,9 +140,7 @@ def _check_unique_snps(path: Path, ids: pd.Index, hint: str) -> None:
         raise InputError(path, f"duplicate SNP ids: {_examples(dup)}; {hint}")
 
 
-_PLINK_SNP_HINT = (
-    "give every variant a unique id (plink2 --set-all-var-ids '@:#:$r:$a') or remove duplicates (plink2 --rm-dup)"
-)
+_PLINK_SNP_HINT = "give every variant a unique id (plink2 --set-all-var-ids '@:#:$r:$a') or remove duplicates (plink2 --rm-dup)"
 _VCF_SNP_HINT = (
     "give every variant a unique id (bcftools annotate --set-id '%CHROM:%POS:%REF:%ALT') "
     "or remove duplicates (bcftools norm -d exact)"
@@ -156,12 +152,22 @@ def _none_kept(path: Path, keep: frozenset[str]) -> InputError:
     return InputError(path, f"none of the {len(keep)} prior sources are SNPs in this file")
 
 
-def _derive_ids(ids: pd.Series, chrom: pd.Series, pos: pd.Series, ref: pd.Series, alt: pd.Series) -> pd.Series:
+def _derive_ids(
+    ids: pd.Series, chrom: pd.Series, pos: pd.Series, ref: pd.Series, alt: pd.Series
+) -> pd.Series:
     """Replace '.' ids by chrom:pos:ref:alt, the id bcftools and plink2 would set."""
     unnamed = ids == "."
     if unnamed.any():
         ids = ids.copy()
-        ids[unnamed] = chrom[unnamed] + ":" + pos[unnamed].astype(str) + ":" + ref[unnamed] + ":" + alt[unnamed]
+        ids[unnamed] = (
+            chrom[unnamed]
+            + ":"
+            + pos[unnamed].astype(str)
+            + ":"
+            + ref[unnamed]
+            + ":"
+            + alt[unnamed]
+        )
     return ids
 
 
@@ -190,8 +196,12 @@ class _MissingStats:
             sub, sub_missing = block[:, hit], is_missing[:, hit]
             called = sub.shape[0] - per_snp[hit]
             # Sums of called values only: int64 for int8, float64 accumulators of one block.
-            sums = np.where(sub_missing, 0, sub).sum(axis=0, dtype=np.float64 if block.dtype.kind == "f" else np.int64)
-            means = np.divide(sums, called, out=np.zeros(hit.size, dtype=np.float64), where=called > 0)
+            sums = np.where(sub_missing, 0, sub).sum(
+                axis=0, dtype=np.float64 if block.dtype.kind == "f" else np.int64
+            )
+            means = np.divide(
+                sums, called, out=np.zeros(hit.size, dtype=np.float64), where=called > 0
+            )
             fill = np.rint(means) if block.dtype.kind == "i" else means
             rows, cols = np.nonzero(sub_missing)
             block[rows, hit[cols]] = fill[cols].astype(block.dtype)
@@ -206,7 +216,11 @@ class _MissingStats:
             )
 
     def uns(self) -> dict:
-        return {"missing": self.policy, "missing_values": self.calls, "dropped_features": list(self.dropped)}
+        return {
+            "missing": self.policy,
+            "missing_values": self.calls,
+            "dropped_features": list(self.dropped),
+        }
 
 
 def _block_snps(n_samples: int, dtype: np.dtype) -> int:
@@ -254,14 +268,24 @@ def _finish(
 ) -> ad.AnnData:
     stats.check(path)
     if x.shape[1] == 0:
-        raise InputError(path, "every SNP has missing calls; nothing left after --missing drop-feature")
+        raise InputError(
+            path, "every SNP has missing calls; nothing left after --missing drop-feature"
+        )
     var = var.copy()
     var["chrom"] = pd.Categorical(var["chrom"].astype(str))
     var["pos"] = var["pos"].astype(np.int64)
     # No index names: a name left over from a parsed column (e.g. 1) cannot be written to .h5ad.
     var.index = pd.Index(var.index.astype(str)).rename(None)
     obs.index = pd.Index(obs.index.astype(str)).rename(None)
-    uns = {"genotypes": {"source": str(path), "counted_allele": "alt", "dtype": str(x.dtype), **info, **stats.uns()}}
+    uns = {
+        "genotypes": {
+            "source": str(path),
+            "counted_allele": "alt",
+            "dtype": str(x.dtype),
+            **info,
+            **stats.uns(),
+        }
+    }
     return ad.AnnData(X=x, obs=obs, var=var[["chrom", "pos", "ref", "alt"]], uns=uns)
 
 
@@ -285,9 +309,13 @@ def _read_variant_table(
             if pos.isna().any():
                 row = int(np.flatnonzero(pos.isna().to_numpy())[0])
                 line = first_line + chunk.index[row]
-                raise InputError(path, f"line {line}: position {chunk['pos'].iloc[row]!r} is not an integer")
+                raise InputError(
+                    path, f"line {line}: position {chunk['pos'].iloc[row]!r} is not an integer"
+                )
             chunk = chunk.assign(pos=pos.astype(np.int64))
-            chunk["id"] = _derive_ids(chunk["id"], chunk["chrom"], chunk["pos"], chunk["ref"], chunk["alt"])
+            chunk["id"] = _derive_ids(
+                chunk["id"], chunk["chrom"], chunk["pos"], chunk["ref"], chunk["alt"]
+            )
             if allele_counts is not None:
                 allele_counts.append(chunk["alt"].str.count(",").to_numpy(dtype=np.uint32) + 2)
             if keep is not None:
@@ -301,13 +329,19 @@ def _read_variant_table(
     return table.set_index("id"), n_total
 
 
-def _whitespace_table(path: Path, names: dict[int, str], n_cols: int, what: str) -> Iterator[pd.DataFrame]:
+def _whitespace_table(
+    path: Path, names: dict[int, str], n_cols: int, what: str
+) -> Iterator[pd.DataFrame]:
     """Chunks of a headerless whitespace table (.bim, headerless .pvar) with named columns."""
     try:
-        reader = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, na_filter=False, chunksize=_TABLE_ROWS)
+        reader = pd.read_csv(
+            path, sep=r"\s+", header=None, dtype=str, na_filter=False, chunksize=_TABLE_ROWS
+        )
         for chunk in reader:
             if chunk.shape[1] != n_cols:
-                raise InputError(path, f"expected {n_cols} columns ({what}), found {chunk.shape[1]}")
+                raise InputError(
+                    path, f"expected {n_cols} columns ({what}), found {chunk.shape[1]}"
+                )
             yield chunk.rename(columns=names)[list(names.values())]
     except pd.errors.EmptyDataError:
         return
@@ -335,18 +369,25 @@ def _read_fam(fam: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as err:
         raise InputError(fam, f"cannot parse: {str(err).splitlines()[0]}") from None
     if table.shape[1] != 6:
-        raise InputError(fam, f"expected 6 columns (FID, IID, father, mother, sex, phenotype), found {table.shape[1]}")
+        raise InputError(
+            fam,
+            f"expected 6 columns (FID, IID, father, mother, sex, phenotype), found {table.shape[1]}",
+        )
     return pd.DataFrame({"fid": table[0].to_numpy()}, index=pd.Index(table[1], name=None))
 
 
-def _read_plink1(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str) -> ad.AnnData:
+def _read_plink1(
+    path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str
+) -> ad.AnnData:
     from bed_reader import open_bed
 
     needs = "a PLINK .bed needs .bim and .fam files with the same prefix"
     bim, fam = _companion(path, ".bim", needs), _companion(path, ".fam", needs)
     obs = _read_fam(fam)
     _check_unique_samples(fam, obs.index, _PLINK_SAMPLE_HINT)
-    var, n_file = _read_variant_table(bim, _whitespace_table(bim, _BIM_COLUMNS, 6, _BIM_WHAT), keep, 1)
+    var, n_file = _read_variant_table(
+        bim, _whitespace_table(bim, _BIM_COLUMNS, 6, _BIM_WHAT), keep, 1
+    )
     if keep is not None and len(var) == 0:
         raise _none_kept(path, keep)
     _check_unique_snps(bim, var.index, _PLINK_SNP_HINT)
@@ -360,6 +401,7 @@ def _read_plink1(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missi
             f"size {size} bytes does not match {n_file} SNPs in {bim.name} and {n_samples} samples in {fam.name} "
             f"(expected {expected}); the three files are not one set",
         )
+
     def unreadable(err: ValueError) -> InputError:
         return InputError(path, f"not a readable SNP-major PLINK .bed file ({err})")
 
@@ -378,7 +420,9 @@ def _read_plink1(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missi
 
     stats = _MissingStats(missing)
     with bed:
-        x, kept = _read_known(read_block, var["file_index"].to_numpy(), var.index.to_numpy(), n_samples, dtype, stats)
+        x, kept = _read_known(
+            read_block, var["file_index"].to_numpy(), var.index.to_numpy(), n_samples, dtype, stats
+        )
     info = {"format": "plink1", "values": "hardcall", "n_snps_in_file": n_file}
     return _finish(path, x, obs, var[kept], stats, info)
 
@@ -404,7 +448,9 @@ def _read_psam(psam: Path) -> pd.DataFrame:
     try:
         if first.startswith("#"):
             table = pd.read_csv(psam, sep=r"\s+", skiprows=n_meta, dtype=str, na_filter=False)
-            table.columns = [c.lstrip("#").upper() if i == 0 else c.upper() for i, c in enumerate(table.columns)]
+            table.columns = [
+                c.lstrip("#").upper() if i == 0 else c.upper() for i, c in enumerate(table.columns)
+            ]
         else:  # no header: .fam columns
             table = pd.read_csv(psam, sep=r"\s+", header=None, dtype=str, na_filter=False)
             table = table.rename(columns={0: "FID", 1: "IID"})
@@ -431,7 +477,13 @@ def _pvar_chunks(pvar: Path) -> tuple[Iterator[pd.DataFrame], int]:
 
     def chunks() -> Iterator[pd.DataFrame]:
         reader = pd.read_csv(
-            pvar, sep="\t", skiprows=n_meta, header=0, usecols=list(need), dtype=str, na_filter=False,
+            pvar,
+            sep="\t",
+            skiprows=n_meta,
+            header=0,
+            usecols=list(need),
+            dtype=str,
+            na_filter=False,
             chunksize=_TABLE_ROWS,
         )
         for chunk in reader:
@@ -440,13 +492,17 @@ def _pvar_chunks(pvar: Path) -> tuple[Iterator[pd.DataFrame], int]:
     return chunks(), n_meta + 2
 
 
-def _read_plink2(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str) -> ad.AnnData:
+def _read_plink2(
+    path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str
+) -> ad.AnnData:
     import pgenlib
 
     needs = "a PLINK 2 .pgen needs .pvar and .psam files with the same prefix"
     if not path.with_suffix(".pvar").is_file() and path.with_suffix(".pvar.zst").is_file():
         name = path.with_suffix(".pvar").name
-        raise InputError(path, f"companion file {name} not found; decompress the .pvar.zst first (zstd -d)")
+        raise InputError(
+            path, f"companion file {name} not found; decompress the .pvar.zst first (zstd -d)"
+        )
     pvar, psam = _companion(path, ".pvar", needs), _companion(path, ".psam", needs)
     obs = _read_psam(psam)
     _check_unique_samples(psam, obs.index, _PLINK_SAMPLE_HINT)
@@ -467,7 +523,9 @@ def _read_plink2(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missi
         )
     counts = np.concatenate(allele_counts)
     offsets = None
-    if counts.max() > 2:  # pgenlib needs allele offsets when any variant, kept or not, is multiallelic
+    if (
+        counts.max() > 2
+    ):  # pgenlib needs allele offsets when any variant, kept or not, is multiallelic
         offsets = np.zeros(n_file + 1, dtype=np.uintp)
         np.cumsum(counts, out=offsets[1:])
     del allele_counts, counts
@@ -478,9 +536,14 @@ def _read_plink2(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missi
         raise InputError(path, f"not a readable .pgen file ({_pgen_message(err, path)})") from None
     try:
         if reader.get_raw_sample_ct() != n_samples:
-            raise InputError(path, f"{reader.get_raw_sample_ct()} samples in the .pgen but {n_samples} in {psam.name}")
+            raise InputError(
+                path,
+                f"{reader.get_raw_sample_ct()} samples in the .pgen but {n_samples} in {psam.name}",
+            )
         if reader.get_variant_ct() != n_file:
-            raise InputError(path, f"{reader.get_variant_ct()} variants in the .pgen but {n_file} in {pvar.name}")
+            raise InputError(
+                path, f"{reader.get_variant_ct()} variants in the .pgen but {n_file} in {pvar.name}"
+            )
         read_list = reader.read_dosages_list if dtype.kind == "f" else reader.read_list
         buffer = np.empty((_block_snps(n_samples, dtype), n_samples), dtype=dtype)
 
@@ -493,12 +556,18 @@ def _read_plink2(path: Path, keep: frozenset[str] | None, dtype: np.dtype, missi
             return block
 
         stats = _MissingStats(missing)
-        x, kept = _read_known(read_block, var["file_index"].to_numpy(), var.index.to_numpy(), n_samples, dtype, stats)
+        x, kept = _read_known(
+            read_block, var["file_index"].to_numpy(), var.index.to_numpy(), n_samples, dtype, stats
+        )
     except RuntimeError as err:
         raise InputError(path, f"cannot read genotypes ({_pgen_message(err, path)})") from None
     finally:
         reader.close()
-    info = {"format": "plink2", "values": "dosage" if dtype.kind == "f" else "hardcall", "n_snps_in_file": n_file}
+    info = {
+        "format": "plink2",
+        "values": "dosage" if dtype.kind == "f" else "hardcall",
+        "n_snps_in_file": n_file,
+    }
     return _finish(path, x, obs, var[kept], stats, info)
 
 
@@ -641,13 +710,17 @@ def _stream_vcf(
     try:
         samples = pd.Index([str(s) for s in vcf.samples])
         if len(samples) == 0:
-            raise InputError(path, "has no sample columns (a genotype VCF needs FORMAT and sample columns)")
+            raise InputError(
+                path, "has no sample columns (a genotype VCF needs FORMAT and sample columns)"
+            )
         _check_unique_samples(path, samples, "sample names must be unique")
         fmt = {h.info().get("ID") for h in vcf.header_iter() if h.type == "FORMAT"}
         use_ds = dtype.kind == "f" and "DS" in fmt
         if "GT" not in fmt and not use_ds:
             if "DS" in fmt:
-                raise InputError(path, "has no GT FORMAT field; read its DS dosages with dtype='float32'")
+                raise InputError(
+                    path, "has no GT FORMAT field; read its DS dosages with dtype='float32'"
+                )
             raise InputError(path, "has no GT or DS FORMAT field")
         n = len(samples)
         step = _block_snps(n, dtype)
@@ -665,7 +738,7 @@ def _stream_vcf(
             mask = stats.apply(block.T, [m[0] for m in block_meta])
             if mask is not None:
                 block = block[mask]  # a copy
-                block_meta[:] = [m for m, k in zip(block_meta, mask) if k]
+                block_meta[:] = [m for m, k in zip(block_meta, mask, strict=False) if k]
             elif fill < len(buffer):
                 block = block.copy()  # the last, partial block: do not keep the whole buffer
             blocks.append(block)

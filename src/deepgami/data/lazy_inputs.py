@@ -11,14 +11,14 @@ gives another `PreprocessedRows` (no copy), and `materialize` turns a list of th
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from deepgami.errors import InputError
 from deepgami.data.preprocessing import ModalityPreprocessor
+from deepgami.errors import InputError
 
 # A materialized chunk holds at most this many float32 values (256 MB), whatever the width.
 CHUNK_VALUES = 2**26
@@ -37,16 +37,27 @@ class PreprocessedRows:
         modality: name used in error messages.
     """
 
-    def __init__(self, raw: np.ndarray, rows: np.ndarray, cols: np.ndarray, prep: ModalityPreprocessor,
-                 present: np.ndarray, modality: str, all_cols: bool | None = None) -> None:
+    def __init__(
+        self,
+        raw: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        prep: ModalityPreprocessor,
+        present: np.ndarray,
+        modality: str,
+        all_cols: bool | None = None,
+    ) -> None:
         self.raw, self.prep, self.modality = raw, prep, modality
         self.rows = np.asarray(rows, dtype=np.int64)
         self.cols = np.asarray(cols, dtype=np.int64)
         self.present = np.asarray(present, dtype=bool)
         # Most guided modalities use every stored column in order: then a row gather suffices.
         # Checked once; row subsets (every minibatch) inherit it.
-        self._all_cols = (len(self.cols) == raw.shape[1] and bool(np.all(self.cols == np.arange(raw.shape[1])))
-                          if all_cols is None else all_cols)
+        self._all_cols = (
+            len(self.cols) == raw.shape[1] and bool(np.all(self.cols == np.arange(raw.shape[1])))
+            if all_cols is None
+            else all_cols
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -58,8 +69,15 @@ class PreprocessedRows:
     def __getitem__(self, idx: Tensor | np.ndarray | slice) -> PreprocessedRows:
         if isinstance(idx, Tensor):
             idx = idx.numpy()
-        return PreprocessedRows(self.raw, self.rows[idx], self.cols, self.prep, self.present[idx], self.modality,
-                                self._all_cols)
+        return PreprocessedRows(
+            self.raw,
+            self.rows[idx],
+            self.cols,
+            self.prep,
+            self.present[idx],
+            self.modality,
+            self._all_cols,
+        )
 
     def tensor(self) -> Tensor:
         """float32 (rows, features): a transposed view of a C-contiguous (features, rows) array."""
@@ -72,7 +90,7 @@ class PreprocessedRows:
         return torch.from_numpy(xt).t()
 
 
-InputBlock = Union[Tensor, PreprocessedRows]
+InputBlock = Tensor | PreprocessedRows
 
 
 def materialize(xs: Sequence[InputBlock]) -> list[Tensor]:

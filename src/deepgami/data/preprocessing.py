@@ -8,8 +8,8 @@ names, so it goes into config.json as lists.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 from scipy import stats
@@ -21,7 +21,9 @@ SELECTIONS = ("none", "pvalue", "topk")
 _CHUNK = 4096
 
 
-def _column_blocks(X: np.ndarray, rows: np.ndarray | None, cols: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+def _column_blocks(
+    X: np.ndarray, rows: np.ndarray | None, cols: np.ndarray
+) -> Iterator[tuple[slice, np.ndarray]]:
     """(position in `cols`, float64 copy of X[rows, cols block]) for blocks of _CHUNK columns, so
     that a genotype matrix is never copied whole (a float64 copy of 1e6 SNPs x 2,000 is 16 GB).
     NaN cells are filled with their column's mean over `rows`."""
@@ -37,8 +39,13 @@ def _column_blocks(X: np.ndarray, rows: np.ndarray | None, cols: np.ndarray) -> 
         yield slice(start, start + len(c)), block
 
 
-def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str, rows: np.ndarray | None = None,
-                       cols: np.ndarray | None = None) -> np.ndarray:
+def univariate_pvalues(
+    X: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    rows: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> np.ndarray:
     """P-value per column: one-way ANOVA F-test across classes (for two classes this is Student's
     t-test, p identical), or the F-test of Pearson correlation for a numeric phenotype.
 
@@ -91,7 +98,11 @@ def univariate_pvalues(X: np.ndarray, y: np.ndarray, task: str, rows: np.ndarray
 
 
 def select_features(
-    pvalues: np.ndarray, method: str, pvalue: float = 0.05, top_k: int = 1000, min_features: int = 10
+    pvalues: np.ndarray,
+    method: str,
+    pvalue: float = 0.05,
+    top_k: int = 1000,
+    min_features: int = 10,
 ) -> np.ndarray:
     """Indices (ascending) of the kept columns: p <= `pvalue`, or the `top_k` smallest p-values.
 
@@ -173,8 +184,9 @@ class ModalityPreprocessor:
         )
 
 
-def fit_scaling(X: np.ndarray, scaling: str, rows: np.ndarray | None = None,
-                cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fit_scaling(
+    X: np.ndarray, scaling: str, rows: np.ndarray | None = None, cols: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fill values (training means, raw scale), center and scale of X[rows, cols] (default all).
 
     `log1p` is log(1 + x) followed by standardization (the usual expression-count recipe);
@@ -227,7 +239,11 @@ def fit_modality(
     Returns:
         the fitted preprocessor and the kept column indices into `var_names` (ascending).
     """
-    cols = np.arange(X.shape[1]) if candidates is None else np.unique(np.asarray(candidates, dtype=np.int64))
+    cols = (
+        np.arange(X.shape[1])
+        if candidates is None
+        else np.unique(np.asarray(candidates, dtype=np.int64))
+    )
     if selection != "none" and len(cols):
         pvals = univariate_pvalues(X, y, task, rows, cols)
         cols = cols[select_features(pvals, selection, pvalue, top_k, min_features)]
@@ -241,16 +257,31 @@ def per_modality(value: str | dict, modality: str, default: str) -> str:
     return value.get(modality, default) if isinstance(value, dict) else value
 
 
-def fit_modality_for(setting: dict, modality: str, X: np.ndarray, var_names: Sequence[str], y: np.ndarray, task: str,
-                     candidates: np.ndarray | None = None,
-                     rows: np.ndarray | None = None) -> tuple[ModalityPreprocessor, np.ndarray]:
+def fit_modality_for(
+    setting: dict,
+    modality: str,
+    X: np.ndarray,
+    var_names: Sequence[str],
+    y: np.ndarray,
+    task: str,
+    candidates: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+) -> tuple[ModalityPreprocessor, np.ndarray]:
     """`fit_modality` with the preprocessing entries of a training setting (selection, its
     p-value / top-k / minimum, scaling; each may be a {modality: value} mapping)."""
-    return fit_modality(X, var_names, y, task, candidates,
-                        selection=per_modality(setting["selection"], modality, "none"),
-                        pvalue=float(setting["selection_pvalue"]), top_k=int(setting["selection_top_k"]),
-                        min_features=int(setting["min_features"]),
-                        scaling=per_modality(setting["scaling"], modality, "standard"), rows=rows)
+    return fit_modality(
+        X,
+        var_names,
+        y,
+        task,
+        candidates,
+        selection=per_modality(setting["selection"], modality, "none"),
+        pvalue=float(setting["selection_pvalue"]),
+        top_k=int(setting["selection_top_k"]),
+        min_features=int(setting["min_features"]),
+        scaling=per_modality(setting["scaling"], modality, "standard"),
+        rows=rows,
+    )
 
 
 def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
@@ -295,6 +326,8 @@ def smote_oversample(
     synthetic = resampled[len(sub_codes) :].astype(np.float32)
     synthetic_codes = np.asarray(new_codes[len(sub_codes) :], dtype=codes.dtype)
     bounds = np.cumsum([0] + widths)
-    out_xs = [np.concatenate([x, synthetic[:, bounds[m] : bounds[m + 1]]]) for m, x in enumerate(xs)]
+    out_xs = [
+        np.concatenate([x, synthetic[:, bounds[m] : bounds[m + 1]]]) for m, x in enumerate(xs)
+    ]
     out_present = np.concatenate([present, np.ones((len(synthetic), present.shape[1]), dtype=bool)])
     return out_xs, out_present, np.concatenate([codes, synthetic_codes])

@@ -54,8 +54,11 @@ def _check_safe_names(cell_types: list[str], where: str | None) -> dict[str, str
     for cell_type in cell_types:
         name = safe_name(cell_type)
         if name in names:
-            raise InputError(where, f"cell types '{names[name]}' and '{cell_type}' share the file name "
-                                    f"'{name}'; rename one of them")
+            raise InputError(
+                where,
+                f"cell types '{names[name]}' and '{cell_type}' share the file name "
+                f"'{name}'; rename one of them",
+            )
         names[name] = cell_type
     return {cell_type: name for name, cell_type in names.items()}
 
@@ -109,8 +112,11 @@ def _check_counts(x: Any, where: str | None, what: str) -> None:
         if not finite.all():
             raise InputError(where, f"{what} holds NaN or inf; pseudobulk needs raw counts")
         if not np.array_equal(values, np.round(values)):
-            raise InputError(where, f"{what} holds non-integer values; pseudobulk needs raw counts "
-                                    "(pass --layer with the layer of raw counts, e.g. counts)")
+            raise InputError(
+                where,
+                f"{what} holds non-integer values; pseudobulk needs raw counts "
+                "(pass --layer with the layer of raw counts, e.g. counts)",
+            )
     if values.size and values.min() < 0:
         raise InputError(where, f"{what} holds negative values; pseudobulk needs raw counts")
 
@@ -170,13 +176,17 @@ def pseudobulk(
 
     where = None if path is None else str(path)
     if normalize not in NORMALIZATIONS:
-        raise InputError(where, f"unknown normalization '{normalize}' (choose {', '.join(NORMALIZATIONS)})")
+        raise InputError(
+            where, f"unknown normalization '{normalize}' (choose {', '.join(NORMALIZATIONS)})"
+        )
     if min_cells < 1:
         raise InputError(where, f"min_cells must be at least 1 (got {min_cells})")
     if not (min_donors_per_gene >= 0 and math.isfinite(min_donors_per_gene)):
         raise InputError(where, f"min_donors_per_gene must be >= 0 (got {min_donors_per_gene})")
     if layer is not None and layer not in adata.layers:
-        raise InputError(where, f"layer '{layer}' not found (layers: {', '.join(adata.layers) or 'none'})")
+        raise InputError(
+            where, f"layer '{layer}' not found (layers: {', '.join(adata.layers) or 'none'})"
+        )
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise InputError(where, "has no cells or no genes")
     if adata.var_names.has_duplicates:
@@ -190,24 +200,37 @@ def pseudobulk(
     assigned = (donors.notna() & cell_types.notna()).to_numpy()
     if not assigned.any():
         raise InputError(where, f"no cell has both a '{donor_key}' and a '{cell_type_key}'")
-    obs = pd.DataFrame({"donor": donors.to_numpy()[assigned], "cell_type": cell_types.to_numpy()[assigned]})
+    obs = pd.DataFrame(
+        {"donor": donors.to_numpy()[assigned], "cell_type": cell_types.to_numpy()[assigned]}
+    )
     obs.index = adata.obs_names[assigned]
     order = sorted(obs["cell_type"].unique())
     names = _check_safe_names(order, where)
     obs["donor"] = pd.Categorical(obs["donor"], categories=sorted(obs["donor"].unique()))
     obs["cell_type"] = pd.Categorical(obs["cell_type"], categories=order)
-    cells = ad.AnnData(X=counts if assigned.all() else counts[assigned],
-                       obs=obs, var=pd.DataFrame(index=adata.var_names.astype(str)))
+    cells = ad.AnnData(
+        X=counts if assigned.all() else counts[assigned],
+        obs=obs,
+        var=pd.DataFrame(index=adata.var_names.astype(str)),
+    )
     summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
     n_cells = obs.groupby(["donor", "cell_type"], observed=True).size()
 
     report: dict[str, Any] = {
-        "donor_key": donor_key, "cell_type_key": cell_type_key, "layer": layer,
-        "min_cells": min_cells, "min_donors_per_gene": min_donors_per_gene, "normalize": normalize,
+        "donor_key": donor_key,
+        "cell_type_key": cell_type_key,
+        "layer": layer,
+        "min_cells": min_cells,
+        "min_donors_per_gene": min_donors_per_gene,
+        "normalize": normalize,
         "target_sum": None if normalize == "none" else TARGET_SUM,
-        "n_cells": int(adata.n_obs), "n_cells_unassigned": int((~assigned).sum()),
-        "n_donors": int(obs["donor"].nunique()), "n_genes": int(adata.n_vars),
-        "n_pairs": len(n_cells), "n_pairs_dropped": 0, "cell_types": {},
+        "n_cells": int(adata.n_obs),
+        "n_cells_unassigned": int((~assigned).sum()),
+        "n_donors": int(obs["donor"].nunique()),
+        "n_genes": int(adata.n_vars),
+        "n_pairs": len(n_cells),
+        "n_pairs_dropped": 0,
+        "cell_types": {},
     }
     result: dict[str, ad.AnnData] = {}
     pair_donor = summed.obs["donor"].astype(str).to_numpy()
@@ -218,34 +241,60 @@ def pseudobulk(
         rows = rows[np.argsort(pair_donor[rows], kind="stable")]
         sizes = np.array([n_cells[(d, cell_type)] for d in pair_donor[rows]], dtype=np.int64)
         keep = sizes >= min_cells
-        dropped = {str(d): int(n) for d, n in zip(pair_donor[rows][~keep], sizes[~keep])}
+        dropped = {
+            str(d): int(n) for d, n in zip(pair_donor[rows][~keep], sizes[~keep], strict=False)
+        }
         report["n_pairs_dropped"] += len(dropped)
         if not keep.any():
-            raise InputError(where, f"cell type '{cell_type}' has no donor with at least {min_cells} cells "
-                                    f"(most: {int(sizes.max())}); lower --min-cells")
+            raise InputError(
+                where,
+                f"cell type '{cell_type}' has no donor with at least {min_cells} cells "
+                f"(most: {int(sizes.max())}); lower --min-cells",
+            )
         rows, sizes = rows[keep], sizes[keep]
-        block = np.rint(sums[rows]).astype(np.int64)  # sums of integers, exact in float64 below 2**53
+        block = np.rint(sums[rows]).astype(
+            np.int64
+        )  # sums of integers, exact in float64 below 2**53
         n_donors = (block > 0).sum(axis=0)
-        needed = math.ceil(min_donors_per_gene * len(rows)) if min_donors_per_gene < 1 else math.ceil(min_donors_per_gene)
+        needed = (
+            math.ceil(min_donors_per_gene * len(rows))
+            if min_donors_per_gene < 1
+            else math.ceil(min_donors_per_gene)
+        )
         genes = n_donors >= max(needed, 1)
         if not genes.any():
-            raise InputError(where, f"cell type '{cell_type}': no gene is expressed in at least {needed} "
-                                    "donors; lower --min-donors-per-gene")
+            raise InputError(
+                where,
+                f"cell type '{cell_type}': no gene is expressed in at least {needed} "
+                "donors; lower --min-donors-per-gene",
+            )
         block = block[:, genes]
         out = ad.AnnData(
             X=_normalize(block.astype(np.float64), normalize),
             obs=pd.DataFrame({"n_cells": sizes}, index=pd.Index(pair_donor[rows], name=None)),
-            var=pd.DataFrame({"n_donors": n_donors[genes].astype(np.int64)}, index=cells.var_names[genes]),
+            var=pd.DataFrame(
+                {"n_donors": n_donors[genes].astype(np.int64)}, index=cells.var_names[genes]
+            ),
             layers={"counts": block},
         )
         out.obs["cell_type"] = cell_type
-        out.uns["pseudobulk"] = {"cell_type": cell_type, "donor_key": donor_key, "cell_type_key": cell_type_key,
-                                 "layer": layer or "X", "normalize": normalize, "min_cells": min_cells,
-                                 "min_donors_per_gene": min_donors_per_gene}
+        out.uns["pseudobulk"] = {
+            "cell_type": cell_type,
+            "donor_key": donor_key,
+            "cell_type_key": cell_type_key,
+            "layer": layer or "X",
+            "normalize": normalize,
+            "min_cells": min_cells,
+            "min_donors_per_gene": min_donors_per_gene,
+        }
         result[cell_type] = out
         report["cell_types"][cell_type] = {
-            "file": f"{names[cell_type]}.h5ad", "n_donors": len(rows), "n_cells": int(sizes.sum()),
-            "n_genes": int(genes.sum()), "n_genes_dropped": int((~genes).sum()),
-            "min_donors_per_gene": int(max(needed, 1)), "dropped_donors": dropped,
+            "file": f"{names[cell_type]}.h5ad",
+            "n_donors": len(rows),
+            "n_cells": int(sizes.sum()),
+            "n_genes": int(genes.sum()),
+            "n_genes_dropped": int((~genes).sum()),
+            "min_donors_per_gene": int(max(needed, 1)),
+            "dropped_donors": dropped,
         }
     return result, report

@@ -43,14 +43,14 @@ def _check_file(path: Path) -> None:
         raise InputError(path, "file is empty")
 
 
-
-
 def _read_table(path: Path, what: str) -> pd.DataFrame:
     """Read a small CSV/TSV (labels, priors) as strings, with useful errors."""
     _check_file(path)
     sep = TABLE_SUFFIXES.get(_suffix(path))
     if sep is None:
-        raise InputError(path, f"unknown {what} format '{path.suffix}' (expected .csv, .tsv or .txt)")
+        raise InputError(
+            path, f"unknown {what} format '{path.suffix}' (expected .csv, .tsv or .txt)"
+        )
     try:
         table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, csv.Error) as err:
@@ -74,14 +74,19 @@ def read_matrix(
     """
     path = Path(path)
     if missing not in MISSING_POLICIES:
-        raise InputError(path, f"unknown missing-value policy '{missing}' (choose {', '.join(MISSING_POLICIES)})")
+        raise InputError(
+            path, f"unknown missing-value policy '{missing}' (choose {', '.join(MISSING_POLICIES)})"
+        )
     _check_file(path)
 
     if genotypes.is_genotype_path(path):
         adata = genotypes.read_genotypes(path, keep_snps=keep_features, missing=missing)
         info = adata.uns.get("genotypes", {})
-        return adata, {"missing_values": int(info.get("missing_values", 0)),
-                       "dropped_features": list(info.get("dropped_features", [])), "policy": missing}
+        return adata, {
+            "missing_values": int(info.get("missing_values", 0)),
+            "dropped_features": list(info.get("dropped_features", [])),
+            "policy": missing,
+        }
 
     suffix = _suffix(path)
     if suffix in TABLE_SUFFIXES:
@@ -91,7 +96,10 @@ def read_matrix(
     elif suffix == ".h5ad":
         return _finish(_read_h5ad(path), path, missing)
     else:
-        raise InputError(path, f"unknown format '{path.suffix}' (expected {', '.join(MATRIX_SUFFIXES)} or a genotype file: {', '.join(genotypes.GENOTYPE_SUFFIXES)})")
+        raise InputError(
+            path,
+            f"unknown format '{path.suffix}' (expected {', '.join(MATRIX_SUFFIXES)} or a genotype file: {', '.join(genotypes.GENOTYPE_SUFFIXES)})",
+        )
     return _finish(_frame_to_anndata(frame, path), path, missing)
 
 
@@ -105,9 +113,15 @@ def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     if not header or all(not h.strip() for h in header):
         raise InputError(path, "file is empty")
     if len(header) < 2:
-        raise InputError(path, f"needs a sample id column and at least one feature column (is it {'tab' if sep == chr(9) else 'comma'}-separated?)")
+        raise InputError(
+            path,
+            f"needs a sample id column and at least one feature column (is it {'tab' if sep == chr(9) else 'comma'}-separated?)",
+        )
     if any(not h.strip() for h in header[1:]):
-        raise InputError(path, f"empty feature name in the header (column {[h.strip() for h in header].index('', 1) + 1})")
+        raise InputError(
+            path,
+            f"empty feature name in the header (column {[h.strip() for h in header].index('', 1) + 1})",
+        )
     _check_unique(path, header[1:], "feature names")
     # pyarrow parses straight into float32 with bounded buffers: a 2,000 x 100,000 dosage table
     # reads in ~30 s under 3 GB, where pandas' C parser needs > 4 GB of token buffers.
@@ -145,11 +159,16 @@ def _locate_bad_cell(path: Path, sep: str, header: list[str]) -> pd.DataFrame:
     _frame_to_anndata_checks(frame, path)
     for position, column in enumerate(frame.columns):
         values = frame.iloc[:, position].str.strip()
-        numeric = pd.to_numeric(values.replace({"": "nan", "NA": "nan", "NaN": "nan"}), errors="coerce")
+        numeric = pd.to_numeric(
+            values.replace({"": "nan", "NA": "nan", "NaN": "nan"}), errors="coerce"
+        )
         bad = (numeric.isna() & ~values.isin(["", "NA", "NaN", "nan", "na"])).to_numpy()
         if bad.any():
             row = int(bad.argmax())
-            raise InputError(path, f"non-numeric value {values.iloc[row]!r} in column '{column}' (sample '{frame.index[row]}')")
+            raise InputError(
+                path,
+                f"non-numeric value {values.iloc[row]!r} in column '{column}' (sample '{frame.index[row]}')",
+            )
     raise InputError(path, "cannot parse table as numbers")
 
 
@@ -170,7 +189,10 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         column = bad[0]
         numeric = pd.to_numeric(frame[column], errors="coerce")
         sample = frame.index[(numeric.isna() & frame[column].notna()).argmax()]
-        raise InputError(path, f"non-numeric value {frame.at[sample, column]!r} in column '{column}' (sample '{sample}')")
+        raise InputError(
+            path,
+            f"non-numeric value {frame.at[sample, column]!r} in column '{column}' (sample '{sample}')",
+        )
     return frame.astype(np.float32)
 
 
@@ -237,7 +259,10 @@ def _finish(adata: ad.AnnData, path: Path, missing: MissingPolicy) -> tuple[ad.A
                 report["dropped_features"] = adata.var_names[features].tolist()
                 adata = adata[:, np.setdiff1d(np.arange(adata.n_vars), features)].copy()
                 if adata.n_vars == 0:
-                    raise InputError(path, "every feature has missing values; nothing left after --missing drop-feature")
+                    raise InputError(
+                        path,
+                        "every feature has missing values; nothing left after --missing drop-feature",
+                    )
             else:  # mean over the observed values of each feature; uses no labels
                 x = np.where(bad, np.nan, x)
                 means = np.nanmean(x[:, features], axis=0)
@@ -266,18 +291,26 @@ def read_labels(
     table = _read_table(path, "labels")
     for column in (sample_column, label_column):
         if column not in table.columns:
-            raise InputError(path, f"no column '{column}' (columns: {_examples(table.columns, 6)}); set --sample-column/--label-column")
+            raise InputError(
+                path,
+                f"no column '{column}' (columns: {_examples(table.columns, 6)}); set --sample-column/--label-column",
+            )
     samples = table[sample_column].str.strip()
     if (samples == "").any():
         raise InputError(path, f"empty sample id in column '{sample_column}'")
     _check_unique(path, samples, "sample ids")
-    out = pd.DataFrame({"label": table[label_column].str.strip().to_numpy()}, index=pd.Index(samples, name=None))
+    out = pd.DataFrame(
+        {"label": table[label_column].str.strip().to_numpy()}, index=pd.Index(samples, name=None)
+    )
     if split_column and split_column in table.columns:
         split = table[split_column].str.strip().str.lower().to_numpy()
         allowed = {"train", "test", "independent", ""}
         unknown = sorted(set(split) - allowed)
         if unknown:
-            raise InputError(path, f"split column '{split_column}' has unknown values {_examples(unknown)} (use train, test or independent)")
+            raise InputError(
+                path,
+                f"split column '{split_column}' has unknown values {_examples(unknown)} (use train, test or independent)",
+            )
         out["split"] = split
     return out
 
@@ -288,7 +321,9 @@ def read_prior(path: str | Path) -> pd.DataFrame:
     table = _read_table(path, "prior")
     missing = [c for c in ("source", "target") if c not in table.columns]
     if missing:
-        raise InputError(path, f"prior table needs columns 'source' and 'target' (missing {', '.join(missing)})")
+        raise InputError(
+            path, f"prior table needs columns 'source' and 'target' (missing {', '.join(missing)})"
+        )
     table["source"] = table["source"].str.strip()
     table["target"] = table["target"].str.strip()
     return table

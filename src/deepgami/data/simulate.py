@@ -65,9 +65,10 @@ import json
 import math
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -126,7 +127,12 @@ class SimulationSettings:
             object.__setattr__(self, name, int(getattr(self, name)))  # JSON-safe (numpy ints)
         for name in ("shared_signal", "test_fraction", "effect_size", "expression_noise"):
             object.__setattr__(self, name, float(getattr(self, name)))
-        for name in ("eqtl_edges_per_gene", "eqtl_causal_per_gene", "grn_edges_per_gene", "grn_causal_per_gene"):
+        for name in (
+            "eqtl_edges_per_gene",
+            "eqtl_causal_per_gene",
+            "grn_edges_per_gene",
+            "grn_causal_per_gene",
+        ):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, int(getattr(self, name)))
         if self.n_causal_genes is not None:
@@ -174,12 +180,20 @@ class SimulationSettings:
         )
         need(self.seed >= 0, f"--seed must be non-negative (got {self.seed})")
         for prior in ("eqtl", "grn"):
-            edges, causal = getattr(self, f"{prior}_edges_per_gene"), getattr(self, f"{prior}_causal_per_gene")
+            edges, causal = (
+                getattr(self, f"{prior}_edges_per_gene"),
+                getattr(self, f"{prior}_causal_per_gene"),
+            )
             flag = f"--{prior}-edges-per-gene"
             need(edges is None or edges >= 1, f"{flag} must be positive (got {edges})")
-            need(causal is None or causal >= 1, f"--{prior}-causal-per-gene must be positive (got {causal})")
-            need(edges is None or causal is None or causal <= edges,
-                 f"--{prior}-causal-per-gene={causal} exceeds {flag}={edges}")
+            need(
+                causal is None or causal >= 1,
+                f"--{prior}-causal-per-gene must be positive (got {causal})",
+            )
+            need(
+                edges is None or causal is None or causal <= edges,
+                f"--{prior}-causal-per-gene={causal} exceeds {flag}={edges}",
+            )
 
 
 @dataclass
@@ -270,7 +284,9 @@ class _Priors:
     grn_rows: list[tuple[int, int]]
 
 
-def _draw_genotypes(rng: np.random.Generator, n: int, n_snp: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _draw_genotypes(
+    rng: np.random.Generator, n: int, n_snp: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hardy-Weinberg dosages of independent SNPs (int8), their allele frequencies and dosage SDs."""
     maf = rng.uniform(0.05, 0.5, size=n_snp)
     # One uniform per genotype against the HWE cut points (1-p)^2 and 1-p^2: exact and much faster
@@ -315,7 +331,9 @@ def _draw_priors(rng: np.random.Generator, s: SimulationSettings) -> _Priors:
             trip[key][1] += [g] * n_causal
             trip[key][2] += _split_norm(raw, share).tolist()
             rows[key].extend((int(x), g) for x in src)
-    wc = sparse.csr_array((trip["eqtl"][2], (trip["eqtl"][0], trip["eqtl"][1])), shape=(n_snp, n_gene))
+    wc = sparse.csr_array(
+        (trip["eqtl"][2], (trip["eqtl"][0], trip["eqtl"][1])), shape=(n_snp, n_gene)
+    )
     wg = sparse.csr_array((trip["grn"][2], (trip["grn"][0], trip["grn"][1])), shape=(n_tf, n_gene))
 
     # TF drivers are drawn whatever shared_signal is, so that it only changes values, not structure.
@@ -330,8 +348,9 @@ def _draw_priors(rng: np.random.Generator, s: SimulationSettings) -> _Priors:
     return _Priors(wc, wg, drivers, rows["eqtl"], rows["grn"])
 
 
-def _unit_variance_programs(priors: _Priors, d: sparse.csr_array, F: float
-                            ) -> tuple[sparse.csr_array, sparse.csr_array, sparse.csc_array, sparse.csc_array]:
+def _unit_variance_programs(
+    priors: _Priors, d: sparse.csr_array, F: float
+) -> tuple[sparse.csr_array, sparse.csr_array, sparse.csc_array, sparse.csc_array]:
     """Rescale the effects so every gene program has exactly unit variance.
 
     The program is p = z @ (wc + d wg) + sqrt(1-F) e @ wg; returns (wc, wg, the SNP coefficients and
@@ -345,9 +364,13 @@ def _unit_variance_programs(priors: _Priors, d: sparse.csr_array, F: float
     return wc, wg, snp_coef, (wg * math.sqrt(1 - F)).tocsc()
 
 
-def _draw_phenotype(rng: np.random.Generator, s: SimulationSettings, program: np.ndarray,
-                    cov: Callable[[int, int], float], genes: list[str]
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+def _draw_phenotype(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    program: np.ndarray,
+    cov: Callable[[int, int], float],
+    genes: list[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
     """Labels from the causal genes' programs: a linear score plus a centered product and square.
 
     Returns (labels as class indices, true class probabilities, causal gene indices, linear
@@ -367,8 +390,14 @@ def _draw_phenotype(rng: np.random.Generator, s: SimulationSettings, program: np
         a, b = int(order[0]), int(order[1])
         gamma = rng.choice([-1.0, 1.0], size=n_scores) * _GAMMA
         score += np.outer(p[:, col[a]] * p[:, col[b]] - cov(a, b), gamma)  # centered product
-        terms.append({"type": "product", "genes": [genes[a], genes[b]], "coef": gamma.tolist(),
-                      "offset": cov(a, b)})
+        terms.append(
+            {
+                "type": "product",
+                "genes": [genes[a], genes[b]],
+                "coef": gamma.tolist(),
+                "offset": cov(a, b),
+            }
+        )
     if len(order) >= 3:
         c = int(order[2])
         delta = rng.choice([-1.0, 1.0], size=n_scores) * _DELTA
@@ -387,22 +416,35 @@ def _draw_phenotype(rng: np.random.Generator, s: SimulationSettings, program: np
     return y, prob, causal, beta, terms
 
 
-def _edge_table(rows: list[tuple[int, int]], w: sparse.csr_array, names: list[str], genes: list[str],
-                causal_kind: str) -> pd.DataFrame:
+def _edge_table(
+    rows: list[tuple[int, int]],
+    w: sparse.csr_array,
+    names: list[str],
+    genes: list[str],
+    causal_kind: str,
+) -> pd.DataFrame:
     """source, target, weight, kind (causal_kind where the planted weight is non-zero, else decoy)."""
     src = np.array([r[0] for r in rows], dtype=int)
     tgt = np.array([r[1] for r in rows], dtype=int)
     weight = np.asarray(w[src, tgt]).ravel() if len(src) else np.zeros(0)
-    return pd.DataFrame({
-        "source": np.array(names, dtype=object)[src],
-        "target": np.array(genes, dtype=object)[tgt],
-        "weight": weight,
-        "kind": np.where(weight != 0, causal_kind, "decoy"),
-    })
+    return pd.DataFrame(
+        {
+            "source": np.array(names, dtype=object)[src],
+            "target": np.array(genes, dtype=object)[tgt],
+            "weight": weight,
+            "kind": np.where(weight != 0, causal_kind, "decoy"),
+        }
+    )
 
 
-def _trans_eqtl(priors: _Priors, d: sparse.csr_array, wg: sparse.csr_array, snps: list[str], tfs: list[str],
-                genes: list[str]) -> tuple[pd.DataFrame | None, dict[str, list[dict[str, Any]]]]:
+def _trans_eqtl(
+    priors: _Priors,
+    d: sparse.csr_array,
+    wg: sparse.csr_array,
+    snps: list[str],
+    tfs: list[str],
+    genes: list[str],
+) -> tuple[pd.DataFrame | None, dict[str, list[dict[str, Any]]]]:
     """The SNP -> gene edges mediated by TFs (not already cis) and each TF's driver SNPs."""
     mediated = (d @ wg).tocsr()  # SNP -> gene effect through the TFs
     cis_pairs = set(priors.eqtl_rows)
@@ -410,8 +452,10 @@ def _trans_eqtl(priors: _Priors, d: sparse.csr_array, wg: sparse.csr_array, snps
     trans: list[tuple[int, int]] = []
     seen: set[tuple[int, int]] = set()
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
-    for si, ti, w in sorted(zip(dcoo.row.tolist(), dcoo.col.tolist(), dcoo.data.tolist()),
-                            key=lambda st: (st[1], st[0])):
+    for si, ti, w in sorted(
+        zip(dcoo.row.tolist(), dcoo.col.tolist(), dcoo.data.tolist(), strict=False),
+        key=lambda st: (st[1], st[0]),
+    ):
         tf_drivers.setdefault(tfs[ti], []).append({"snp": snps[si], "weight": _g6(w)})
         for gi in sorted(wg[[ti]].indices.tolist()):
             pair = (si, gi)
@@ -425,9 +469,20 @@ def _trans_eqtl(priors: _Priors, d: sparse.csr_array, wg: sparse.csr_array, snps
     return table, tf_drivers
 
 
-def _truth(s: SimulationSettings, class_names: list[str], y: np.ndarray, prob: np.ndarray, test: np.ndarray,
-           genes: list[str], causal: np.ndarray, beta: np.ndarray, terms: list[dict[str, Any]],
-           eqtl: pd.DataFrame, grn: pd.DataFrame, tf_drivers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _truth(
+    s: SimulationSettings,
+    class_names: list[str],
+    y: np.ndarray,
+    prob: np.ndarray,
+    test: np.ndarray,
+    genes: list[str],
+    causal: np.ndarray,
+    beta: np.ndarray,
+    terms: list[dict[str, Any]],
+    eqtl: pd.DataFrame,
+    grn: pd.DataFrame,
+    tf_drivers: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
     """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
     k = s.classes
     causal_names = [genes[g] for g in causal]
@@ -442,7 +497,8 @@ def _truth(s: SimulationSettings, class_names: list[str], y: np.ndarray, prob: n
     mediated_links = [
         {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
         for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal_set)].itertuples(
-            index=False)
+            index=False
+        )
     ]
     mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
     m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
@@ -452,7 +508,7 @@ def _truth(s: SimulationSettings, class_names: list[str], y: np.ndarray, prob: n
         "seed": s.seed,
         "settings": asdict(s),
         "classes": class_names,
-        "class_counts": {name: int(c) for name, c in zip(class_names, counts)},
+        "class_counts": {name: int(c) for name, c in zip(class_names, counts, strict=False)},
         "n_test": int(test.sum()),
         "n_train": int((~test).sum()),
         "bayes_optimal_test_auc": m_test["auc"],
@@ -542,8 +598,13 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     index = pd.Index(samples, name="sample")
     genotype = pd.DataFrame(dosage, index=index, columns=snps)
     expression = pd.DataFrame(np.hstack([tf_expr, gene_expr]), index=index, columns=tfs + genes)
-    labels = pd.DataFrame({"sample": samples, "label": np.array(class_names, dtype=object)[y],
-                           "split": np.where(test, "test", "train")})
+    labels = pd.DataFrame(
+        {
+            "sample": samples,
+            "label": np.array(class_names, dtype=object)[y],
+            "split": np.where(test, "test", "train"),
+        }
+    )
     eqtl = _edge_table(priors.eqtl_rows, wc, snps, genes, "cis")
     grn = _edge_table(priors.grn_rows, wg, tfs, genes, "causal")
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
@@ -576,15 +637,25 @@ def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> None:
         raise InputError(out, "exists and is not a directory")
     if any(out.iterdir()):
         if not overwrite:
-            raise InputError(out, "directory exists and is not empty (pass --overwrite to replace "
-                             "a previous simulation)")
+            raise InputError(
+                out,
+                "directory exists and is not empty (pass --overwrite to replace "
+                "a previous simulation)",
+            )
         if not (out / "truth.json").is_file():
-            raise InputError(out, "refusing to overwrite a non-empty directory that is not a "
-                             "deepgami simulation (no truth.json)")
+            raise InputError(
+                out,
+                "refusing to overwrite a non-empty directory that is not a "
+                "deepgami simulation (no truth.json)",
+            )
 
 
-def write_cohort(cohort: SimulatedCohort, out: str | os.PathLike, fmt: FileFormat = "csv",
-                 overwrite: bool = False) -> dict[str, Path]:
+def write_cohort(
+    cohort: SimulatedCohort,
+    out: str | os.PathLike,
+    fmt: FileFormat = "csv",
+    overwrite: bool = False,
+) -> dict[str, Path]:
     """Write the cohort's files into directory `out` atomically; return ``{role: final path}``.
 
     Roles: ``genotype``, ``expression`` (``.csv``/``.tsv``/``.parquet`` by `fmt`), ``labels``
@@ -611,10 +682,19 @@ def write_cohort(cohort: SimulatedCohort, out: str | os.PathLike, fmt: FileForma
         _write_matrix(cohort.expression, tmp / names["expression"], fmt)
         cohort.labels.to_csv(tmp / names["labels"], index=False, lineterminator="\n")
         for role in ("eqtl", "grn"):
-            getattr(cohort, role).to_csv(tmp / names[role], sep="\t", index=False,
-                                         float_format=FLOAT_FORMAT, lineterminator="\n")
-        cohort.probabilities.to_csv(tmp / names["probabilities"], index=False,
-                                    float_format=FLOAT_FORMAT, lineterminator="\n")
+            getattr(cohort, role).to_csv(
+                tmp / names[role],
+                sep="\t",
+                index=False,
+                float_format=FLOAT_FORMAT,
+                lineterminator="\n",
+            )
+        cohort.probabilities.to_csv(
+            tmp / names["probabilities"],
+            index=False,
+            float_format=FLOAT_FORMAT,
+            lineterminator="\n",
+        )
         truth = {**cohort.truth, "files": names}
         (tmp / names["truth"]).write_text(json.dumps(truth, indent=2) + "\n")
     return {role: out / name for role, name in names.items()}
@@ -632,8 +712,9 @@ def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None 
     )
 
 
-def simulate(out: str | os.PathLike, fmt: FileFormat = "csv", overwrite: bool = False,
-             **settings: Any) -> tuple[SimulatedCohort, dict[str, Path]]:
+def simulate(
+    out: str | os.PathLike, fmt: FileFormat = "csv", overwrite: bool = False, **settings: Any
+) -> tuple[SimulatedCohort, dict[str, Path]]:
     """Simulate a cohort with `settings` (:class:`SimulationSettings` fields); write it to `out`."""
     s = SimulationSettings(**settings)
     s.validate()

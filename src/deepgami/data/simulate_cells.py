@@ -34,8 +34,13 @@ from deepgami.errors import InputError, atomic_path
 __all__ = ["CellSimulationSettings", "simulate_cells", "CELL_TYPE_NAMES", "FILES"]
 
 CELL_TYPE_NAMES = ("Excitatory", "Inhibitory", "Microglia", "Oligodendrocyte", "Astrocyte", "OPC")
-FILES = {"cells": "cells.h5ad", "genotype": "genotype.csv", "labels": "labels.csv", "eqtl": "eqtl.tsv",
-         "truth": "truth.json"}
+FILES = {
+    "cells": "cells.h5ad",
+    "genotype": "genotype.csv",
+    "labels": "labels.csv",
+    "eqtl": "eqtl.tsv",
+    "truth": "truth.json",
+}
 
 
 @dataclass
@@ -58,8 +63,10 @@ class CellSimulationSettings:
 
     def names(self) -> list[str]:
         """The cell type names: brain cell classes, then CellType7, CellType8, ..."""
-        return [CELL_TYPE_NAMES[i] if i < len(CELL_TYPE_NAMES) else f"CellType{i + 1}"
-                for i in range(self.cell_types)]
+        return [
+            CELL_TYPE_NAMES[i] if i < len(CELL_TYPE_NAMES) else f"CellType{i + 1}"
+            for i in range(self.cell_types)
+        ]
 
     def validate(self) -> None:
         """Raise :class:`InputError` for settings that cannot be simulated (fills the defaults)."""
@@ -67,11 +74,20 @@ class CellSimulationSettings:
             self.n_eqtl_genes = max(0, min(40, self.n_genes - self.n_signal_genes, self.n_snps))
         checks = [
             (self.n_donors >= 10, "--n-donors must be at least 10"),
-            (self.cells_per_donor >= self.cell_types, "--cells-per-donor must be at least --cell-types"),
+            (
+                self.cells_per_donor >= self.cell_types,
+                "--cells-per-donor must be at least --cell-types",
+            ),
             (self.cell_types >= 1, "--cell-types must be at least 1"),
-            (1 <= self.n_signal_genes <= self.n_genes, "--n-signal-genes must be in [1, --n-genes]"),
+            (
+                1 <= self.n_signal_genes <= self.n_genes,
+                "--n-signal-genes must be in [1, --n-genes]",
+            ),
             (self.n_snps >= 1, "--n-snps must be at least 1"),
-            (0 <= self.n_eqtl_genes <= min(self.n_genes, self.n_snps), "--n-eqtl-genes must be in [0, min(genes, snps)]"),
+            (
+                0 <= self.n_eqtl_genes <= min(self.n_genes, self.n_snps),
+                "--n-eqtl-genes must be in [0, min(genes, snps)]",
+            ),
             (0 < self.test_fraction < 1, "--test-fraction must be in (0, 1)"),
             (self.donor_sd >= 0 and self.dispersion >= 0, "--donor-sd and dispersion must be >= 0"),
         ]
@@ -80,11 +96,16 @@ class CellSimulationSettings:
                 raise InputError(None, message)
         unknown = [c for c in self.signal_cell_types if c not in self.names()]
         if unknown:
-            raise InputError(None, f"--signal-cell-types: unknown cell type(s) {', '.join(unknown)} "
-                                   f"(choose from {', '.join(self.names())})")
+            raise InputError(
+                None,
+                f"--signal-cell-types: unknown cell type(s) {', '.join(unknown)} "
+                f"(choose from {', '.join(self.names())})",
+            )
 
 
-def simulate_cells(out: str | os.PathLike, overwrite: bool = False, **settings: Any) -> dict[str, Path]:
+def simulate_cells(
+    out: str | os.PathLike, overwrite: bool = False, **settings: Any
+) -> dict[str, Path]:
     """Simulate a single-cell cohort (:class:`CellSimulationSettings` fields) and write it to `out`.
 
     Files: ``cells.h5ad`` (cells x genes, raw counts in X as int32 CSR, ``.obs['donor']`` and
@@ -114,10 +135,12 @@ def simulate_cells(out: str | os.PathLike, overwrite: bool = False, **settings: 
     dosage = rng.binomial(2, maf, size=(s.n_donors, s.n_snps)).astype(np.int8)
 
     # Gene levels: shared, plus markers per cell type; signal and eQTL genes are disjoint when possible.
-    base = np.log(rng.gamma(0.8, 1.0, s.n_genes) + 0.05)[None, :] + rng.normal(0, 0.7, (s.cell_types, s.n_genes))
+    base = np.log(rng.gamma(0.8, 1.0, s.n_genes) + 0.05)[None, :] + rng.normal(
+        0, 0.7, (s.cell_types, s.n_genes)
+    )
     order = rng.permutation(s.n_genes)
     signal_genes = np.sort(order[: s.n_signal_genes])
-    rest = order[s.n_signal_genes:]
+    rest = order[s.n_signal_genes :]
     eqtl_genes = np.sort((rest if len(rest) >= s.n_eqtl_genes else order)[: s.n_eqtl_genes])
     # Signal genes get a workable base level so that the effect is measurable in counts.
     base[:, signal_genes] = np.maximum(base[:, signal_genes], 0.0)
@@ -147,20 +170,29 @@ def simulate_cells(out: str | os.PathLike, overwrite: bool = False, **settings: 
             donor_of += [donors[d]] * n
             type_of += [name] * n
     counts = sp.vstack(blocks, format="csr")
-    obs = pd.DataFrame({"donor": pd.Categorical(donor_of, categories=donors),
-                        "cell_type": pd.Categorical(type_of, categories=types)},
-                       index=[f"cell{i:06d}" for i in range(counts.shape[0])])
+    obs = pd.DataFrame(
+        {
+            "donor": pd.Categorical(donor_of, categories=donors),
+            "cell_type": pd.Categorical(type_of, categories=types),
+        },
+        index=[f"cell{i:06d}" for i in range(counts.shape[0])],
+    )
     cells = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=genes))
 
     truth = {
         "signal_cell_types": signal_types,
         "cell_types": types,
         "signal_genes": [genes[g] for g in signal_genes],
-        "signal_directions": {genes[g]: int(v) for g, v in zip(signal_genes, direction)},
-        "eqtl": [{"source": snps[v], "target": genes[g], "beta": round(float(b), 6)}
-                 for v, g, b in zip(eqtl_snps, eqtl_genes, eqtl_beta)],
+        "signal_directions": {
+            genes[g]: int(v) for g, v in zip(signal_genes, direction, strict=False)
+        },
+        "eqtl": [
+            {"source": snps[v], "target": genes[g], "beta": round(float(b), 6)}
+            for v, g, b in zip(eqtl_snps, eqtl_genes, eqtl_beta, strict=False)
+        ],
         "classes": ["control", "case"],
-        "donor_key": "donor", "cell_type_key": "cell_type",
+        "donor_key": "donor",
+        "cell_type_key": "cell_type",
         "n_cells": int(counts.shape[0]),
         "settings": {**asdict(s), "signal_cell_types": signal_types},
         "files": FILES,
@@ -170,11 +202,17 @@ def simulate_cells(out: str | os.PathLike, overwrite: bool = False, **settings: 
         tmp.mkdir()
         cells.write_h5ad(tmp / FILES["cells"])
         pd.DataFrame(dosage, index=pd.Index(donors, name="sample"), columns=snps).to_csv(
-            tmp / FILES["genotype"], lineterminator="\n")
-        pd.DataFrame({"sample": donors, "label": np.where(y == 1, "case", "control"),
-                      "split": np.where(test, "test", "train")}).to_csv(
-            tmp / FILES["labels"], index=False, lineterminator="\n")
+            tmp / FILES["genotype"], lineterminator="\n"
+        )
+        pd.DataFrame(
+            {
+                "sample": donors,
+                "label": np.where(y == 1, "case", "control"),
+                "split": np.where(test, "test", "train"),
+            }
+        ).to_csv(tmp / FILES["labels"], index=False, lineterminator="\n")
         pd.DataFrame(truth["eqtl"]).reindex(columns=["source", "target", "beta"]).to_csv(
-            tmp / FILES["eqtl"], sep="\t", index=False, lineterminator="\n")
+            tmp / FILES["eqtl"], sep="\t", index=False, lineterminator="\n"
+        )
         (tmp / FILES["truth"]).write_text(json.dumps(truth, indent=2) + "\n")
     return {role: out / name for role, name in FILES.items()}

@@ -40,7 +40,9 @@ def rosmap(modalities: tuple[str, ...] = ("mrna", "meth")) -> md.MuData:
     from deepgami.data.assemble import build_cohort
 
     folder = rosmap_dir()
-    return build_cohort({name: folder / f"{name}.csv" for name in modalities}, folder / "labels.csv")
+    return build_cohort(
+        {name: folder / f"{name}.csv" for name in modalities}, folder / "labels.csv"
+    )
 
 
 def simulated(
@@ -92,20 +94,38 @@ def simulated(
     from deepgami.data.cohort import PriorInput, build_cohort
     from deepgami.data.simulate import simulate_cohort
 
-    sim = simulate_cohort(seed=seed, n_samples=n_samples, n_snps=n_snps, n_tfs=n_tfs, n_genes=n_genes,
-                          classes=classes, **settings)
+    sim = simulate_cohort(
+        seed=seed,
+        n_samples=n_samples,
+        n_snps=n_snps,
+        n_tfs=n_tfs,
+        n_genes=n_genes,
+        classes=classes,
+        **settings,
+    )
 
     def block(frame: pd.DataFrame) -> ad.AnnData:
-        return ad.AnnData(frame.to_numpy(dtype=np.float32), obs=pd.DataFrame(index=frame.index.astype(str)),
-                          var=pd.DataFrame(index=frame.columns.astype(str)))
+        return ad.AnnData(
+            frame.to_numpy(dtype=np.float32),
+            obs=pd.DataFrame(index=frame.index.astype(str)),
+            var=pd.DataFrame(index=frame.columns.astype(str)),
+        )
 
     snp, expr = block(sim.genotype), block(sim.expression)
     if missing_expr > 0:
         keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
         expr = expr[keep].copy()
-    labels = pd.DataFrame({"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
-                          index=pd.Index(sim.labels["sample"].astype(str), name="sample"))
-    prior_inputs = ([PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
-                     PriorInput("expr", "grn", sim.grn[["source", "target"]])] if priors else [])
+    labels = pd.DataFrame(
+        {"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
+        index=pd.Index(sim.labels["sample"].astype(str), name="sample"),
+    )
+    prior_inputs = (
+        [
+            PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
+            PriorInput("expr", "grn", sim.grn[["source", "target"]]),
+        ]
+        if priors
+        else []
+    )
     mdata, _ = build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
     return (mdata, sim.truth) if return_truth else mdata

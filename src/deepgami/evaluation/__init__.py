@@ -4,4 +4,11 @@ paired comparisons and significance, run in parallel worker processes."""
 from deepgami.evaluation.config import DEEPGAMI_METHODS, MEANFILL, PRIOR_METHODS, EvalConfig
 from deepgami.evaluation.protocols import EvaluationResult, evaluate
 
-__all__ = ["DEEPGAMI_METHODS", "MEANFILL", "PRIOR_METHODS", "EvalConfig", "EvaluationResult", "evaluate"]
+__all__ = [
+    "DEEPGAMI_METHODS",
+    "MEANFILL",
+    "PRIOR_METHODS",
+    "EvalConfig",
+    "EvaluationResult",
+    "evaluate",
+]

@@ -14,15 +14,24 @@ from deepgami.evaluation.config import EvalConfig
 MAX_BERNOULLI_EDGES = 20_000_000
 
 
-def random_network(n_features: int, n_latent: int, n_edges: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def random_network(
+    n_features: int, n_latent: int, n_edges: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """`n_edges` distinct (feature, latent node) pairs drawn uniformly: the paper's random prior."""
     n_pairs = n_features * n_latent
     codes = np.sort(rng.choice(n_pairs, size=min(n_edges, n_pairs), replace=False))
     return (codes // n_latent).astype(np.int64), (codes % n_latent).astype(np.int64)
 
 
-def bernoulli_network(src: np.ndarray, dst: np.ndarray, n_features: int, n_latent: int, keep: float, add: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def bernoulli_network(
+    src: np.ndarray,
+    dst: np.ndarray,
+    n_features: int,
+    n_latent: int,
+    keep: float,
+    add: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Keep each prior edge with probability `keep`; add each other (feature, node) pair with
     probability `add` (the paper's Bernoulli network, p = 0.8 / 0.2)."""
     edges = np.unique(np.asarray(src, dtype=np.int64) * n_latent + np.asarray(dst, dtype=np.int64))
@@ -30,10 +39,17 @@ def bernoulli_network(src: np.ndarray, dst: np.ndarray, n_features: int, n_laten
     n_other = n_features * n_latent - len(edges)
     n_add = int(rng.binomial(n_other, add)) if n_other > 0 else 0
     if n_add > MAX_BERNOULLI_EDGES:
-        raise InputError(None, f"a Bernoulli network would add {n_add:,} edges ({n_features:,} features x "
-                               f"{n_latent:,} latent nodes x p={add}); lower --bernoulli-add or select features")
+        raise InputError(
+            None,
+            f"a Bernoulli network would add {n_add:,} edges ({n_features:,} features x "
+            f"{n_latent:,} latent nodes x p={add}); lower --bernoulli-add or select features",
+        )
     # Draw positions among the non-edges, then skip over the prior edges to get pair codes.
-    picks = np.sort(rng.choice(n_other, size=n_add, replace=False)) if n_add else np.zeros(0, dtype=np.int64)
+    picks = (
+        np.sort(rng.choice(n_other, size=n_add, replace=False))
+        if n_add
+        else np.zeros(0, dtype=np.int64)
+    )
     added = picks + np.searchsorted(edges - np.arange(len(edges)), picks, side="right")
     codes = np.sort(np.concatenate([kept, added]))
     return (codes // n_latent).astype(np.int64), (codes % n_latent).astype(np.int64)
@@ -59,10 +75,20 @@ def variant_arrays(data: Any, method: str, config: EvalConfig, seed: int) -> Any
             edges.append(random_network(n_features, n_latent, len(e[0]), rng))
             priors.append(f"random:{data.priors[k]}")
         else:
-            edges.append(bernoulli_network(e[0], e[1], n_features, n_latent, config.bernoulli_keep,
-                                           config.bernoulli_add, rng))
+            edges.append(
+                bernoulli_network(
+                    e[0],
+                    e[1],
+                    n_features,
+                    n_latent,
+                    config.bernoulli_keep,
+                    config.bernoulli_add,
+                    rng,
+                )
+            )
             priors.append(f"bernoulli:{data.priors[k]}")
         if len(edges[-1][0]) == 0:
-            raise InputError(None, f"the {method} network of modality '{data.modalities[k]}' has no edge")
+            raise InputError(
+                None, f"the {method} network of modality '{data.modalities[k]}' has no edge"
+            )
     return dataclasses.replace(data, edges=edges, priors=priors)
-

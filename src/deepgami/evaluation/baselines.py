@@ -11,8 +11,9 @@ returns class probabilities in the cohort's class order, so every method is scor
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -43,34 +44,52 @@ def _classifiers() -> dict[str, Baseline]:
     def svm(seed: int) -> Any:
         # SVC(probability=True) is deprecated in scikit-learn 1.9; this is its documented replacement
         # (Platt scaling on internal folds, then one SVC refit on all rows).
-        return CalibratedClassifierCV(SVC(kernel="rbf", random_state=seed), ensemble=False,
-                                      cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+        return CalibratedClassifierCV(
+            SVC(kernel="rbf", random_state=seed),
+            ensemble=False,
+            cv=StratifiedKFold(3, shuffle=True, random_state=seed),
+        )
 
     return {
         "logistic_regression": Baseline(
-            "logistic_regression", "Logistic regression",
+            "logistic_regression",
+            "Logistic regression",
             lambda seed: LogisticRegression(l1_ratio=0.0, max_iter=5000, random_state=seed),
-            {"C": [0.001, 0.01, 0.1, 1.0, 10.0]}, {"C": [0.01, 0.1, 1.0]}),
+            {"C": [0.001, 0.01, 0.1, 1.0, 10.0]},
+            {"C": [0.01, 0.1, 1.0]},
+        ),
         "lasso_logistic": Baseline(
-            "lasso_logistic", "Lasso-logistic",
-            lambda seed: LogisticRegression(l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed),
-            {"C": [0.01, 0.05, 0.1, 0.5, 1.0, 10.0]}, {"C": [0.05, 0.2, 1.0]}),
+            "lasso_logistic",
+            "Lasso-logistic",
+            lambda seed: LogisticRegression(
+                l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed
+            ),
+            {"C": [0.01, 0.05, 0.1, 0.5, 1.0, 10.0]},
+            {"C": [0.05, 0.2, 1.0]},
+        ),
         "random_forest": Baseline(
-            "random_forest", "Random forest",
+            "random_forest",
+            "Random forest",
             lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
             {"max_features": ["sqrt", "log2"], "min_samples_leaf": [1, 5]},
-            {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]}),
+            {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]},
+        ),
         "svm": Baseline(
-            "svm", "SVM", svm,
+            "svm",
+            "SVM",
+            svm,
             {"estimator__kernel": ["linear", "rbf"], "estimator__C": [0.01, 0.1, 1.0, 10.0]},
-            {"estimator__kernel": ["rbf"], "estimator__C": [0.1, 1.0, 10.0]}),
+            {"estimator__kernel": ["rbf"], "estimator__C": [0.1, 1.0, 10.0]},
+        ),
         "mlp": Baseline(
-            "mlp", "MLP",
+            "mlp",
+            "MLP",
             # Adam for a fixed 200 epochs: on a few hundred samples early stopping's 10% validation
             # split is too noisy (ROSMAP: AUC 0.80 against 0.86), and weight decay does the regularizing.
             lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
             {"hidden_layer_sizes": [(64,)], "alpha": [0.1, 1.0, 10.0]},
-            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]}),
+            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]},
+        ),
     }
 
 
@@ -81,22 +100,41 @@ def _regressors() -> dict[str, Baseline]:
     from sklearn.svm import SVR
 
     return {
-        "ridge": Baseline("ridge", "Ridge regression", lambda seed: Ridge(),
-                          {"alpha": [0.1, 1.0, 10.0, 100.0]}, {"alpha": [1.0, 10.0, 100.0]}),
-        "lasso": Baseline("lasso", "Lasso", lambda seed: Lasso(max_iter=10000, random_state=seed),
-                          {"alpha": [0.001, 0.01, 0.1, 1.0]}, {"alpha": [0.01, 0.1]}),
+        "ridge": Baseline(
+            "ridge",
+            "Ridge regression",
+            lambda seed: Ridge(),
+            {"alpha": [0.1, 1.0, 10.0, 100.0]},
+            {"alpha": [1.0, 10.0, 100.0]},
+        ),
+        "lasso": Baseline(
+            "lasso",
+            "Lasso",
+            lambda seed: Lasso(max_iter=10000, random_state=seed),
+            {"alpha": [0.001, 0.01, 0.1, 1.0]},
+            {"alpha": [0.01, 0.1]},
+        ),
         "random_forest": Baseline(
-            "random_forest", "Random forest",
+            "random_forest",
+            "Random forest",
             lambda seed: RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1),
             {"max_features": ["sqrt", "log2"], "min_samples_leaf": [1, 5]},
-            {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]}),
-        "svm": Baseline("svm", "SVM", lambda seed: SVR(),
-                        {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0]}, {"kernel": ["rbf"], "C": [1.0, 10.0]}),
+            {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]},
+        ),
+        "svm": Baseline(
+            "svm",
+            "SVM",
+            lambda seed: SVR(),
+            {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0]},
+            {"kernel": ["rbf"], "C": [1.0, 10.0]},
+        ),
         "mlp": Baseline(
-            "mlp", "MLP",
+            "mlp",
+            "MLP",
             lambda seed: MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
             {"hidden_layer_sizes": [(64,)], "alpha": [0.1, 1.0, 10.0]},
-            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]}),
+            {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]},
+        ),
     }
 
 
@@ -163,13 +201,18 @@ def fit_baseline(
             estimator.set_params(**point)
             estimator.fit(X, y)
             return FittedBaseline(name, estimator, point, None)
-        search = GridSearchCV(estimator, grid, scoring=scoring, cv=cv, n_jobs=1, refit=True, error_score="raise")
+        search = GridSearchCV(
+            estimator, grid, scoring=scoring, cv=cv, n_jobs=1, refit=True, error_score="raise"
+        )
         search.fit(X, y)
-    return FittedBaseline(name, search.best_estimator_, dict(search.best_params_), float(search.best_score_))
+    return FittedBaseline(
+        name, search.best_estimator_, dict(search.best_params_), float(search.best_score_)
+    )
 
 
-def _fit_calibrated_svm(name: str, estimator: Any, grid: dict[str, list], X: np.ndarray, y: np.ndarray,
-                        cv: Any) -> FittedBaseline:
+def _fit_calibrated_svm(
+    name: str, estimator: Any, grid: dict[str, list], X: np.ndarray, y: np.ndarray, cv: Any
+) -> FittedBaseline:
     """Binary SVM: search the plain SVC by the AUC of its decision function, then calibrate the best once.
 
     With `ensemble=False` the calibrated model is a sigmoid of the SVC refit on all rows, so it ranks
@@ -179,8 +222,15 @@ def _fit_calibrated_svm(name: str, estimator: Any, grid: dict[str, list], X: np.
     from sklearn.model_selection import GridSearchCV
 
     inner_grid = {k.removeprefix("estimator__"): v for k, v in grid.items()}
-    search = GridSearchCV(estimator.estimator, inner_grid, scoring="roc_auc", cv=cv, n_jobs=1, refit=False,
-                          error_score="raise")
+    search = GridSearchCV(
+        estimator.estimator,
+        inner_grid,
+        scoring="roc_auc",
+        cv=cv,
+        n_jobs=1,
+        refit=False,
+        error_score="raise",
+    )
     search.fit(X, y)
     best = {f"estimator__{k}": v for k, v in search.best_params_.items()}
     estimator.set_params(**best)
@@ -188,7 +238,9 @@ def _fit_calibrated_svm(name: str, estimator: Any, grid: dict[str, list], X: np.
     return FittedBaseline(name, estimator, best, float(search.best_score_))
 
 
-def predict_scores(fitted: FittedBaseline, X: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+def predict_scores(
+    fitted: FittedBaseline, X: np.ndarray, n_classes: int | None = None
+) -> np.ndarray:
     """Class probabilities (n x n_classes; the estimator was fitted on class codes 0..n_classes-1)
     or, with `n_classes=None`, predicted values (n,). A class absent from training gets probability 0.
     """

@@ -7,8 +7,8 @@ cost of each part is in the README ("Evaluation: what it costs") and `benchmarks
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
@@ -20,7 +20,12 @@ FAST_PROTOCOLS = ("holdout", "cv")
 DEFAULT_FOLDS, FAST_FOLDS = 5, 3
 # --fast: at most this many bagged networks per DeepGAMI fit (each costs about as much as the refit).
 FAST_BAGGING = 2
-DEEPGAMI_METHODS = ("deepgami", "deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior")
+DEEPGAMI_METHODS = (
+    "deepgami",
+    "deepgami_dense",
+    "deepgami_random_prior",
+    "deepgami_bernoulli_prior",
+)
 PRIOR_METHODS = ("deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior")
 MEANFILL = "deepgami_meanfill"
 TUNE_MODES = ("once", "each", "none")
@@ -72,7 +77,9 @@ class EvalConfig:
         if self.folds is None:
             self.folds = FAST_FOLDS if self.fast else DEFAULT_FOLDS
         if self.ablation_protocols is None:
-            self.ablation_protocols = FAST_ABLATION_PROTOCOLS if self.fast else DEFAULT_ABLATION_PROTOCOLS
+            self.ablation_protocols = (
+                FAST_ABLATION_PROTOCOLS if self.fast else DEFAULT_ABLATION_PROTOCOLS
+            )
         self.ablation_protocols = tuple(self.ablation_protocols)
 
     def resolved_protocols(self) -> tuple[str, ...]:
@@ -86,12 +93,18 @@ class EvalConfig:
         protocols = self.resolved_protocols()
         unknown = [p for p in protocols if p not in PROTOCOLS]
         if unknown or not protocols:
-            raise InputError(None, f"--protocols: unknown protocol '{unknown[0] if unknown else ''}' "
-                                   f"(choose from {', '.join(PROTOCOLS)})")
+            raise InputError(
+                None,
+                f"--protocols: unknown protocol '{unknown[0] if unknown else ''}' "
+                f"(choose from {', '.join(PROTOCOLS)})",
+            )
         bad = [p for p in self.ablation_protocols if p not in PROTOCOLS]
         if bad:
-            raise InputError(None, f"--ablation-protocols: unknown protocol '{bad[0]}' "
-                                   f"(choose from {', '.join(PROTOCOLS)})")
+            raise InputError(
+                None,
+                f"--ablation-protocols: unknown protocol '{bad[0]}' "
+                f"(choose from {', '.join(PROTOCOLS)})",
+            )
         if self.folds < 2:
             raise InputError(None, f"--folds must be at least 2 (got {self.folds})")
         if self.repeats < 1:
@@ -99,11 +112,18 @@ class EvalConfig:
         if not 0 < self.test_fraction < 1:
             raise InputError(None, f"--test-fraction must be in (0, 1) (got {self.test_fraction})")
         if self.tune not in TUNE_MODES:
-            raise InputError(None, f"--tune must be one of {', '.join(TUNE_MODES)} (got {self.tune})")
+            raise InputError(
+                None, f"--tune must be one of {', '.join(TUNE_MODES)} (got {self.tune})"
+            )
         if self.inner_folds < 2:
             raise InputError(None, f"--inner-folds must be at least 2 (got {self.inner_folds})")
         if self.budget is not None and not self.budget > 0:
-            raise InputError(None, f"--budget must be a positive number of minutes (got {self.budget})")
-        for name, p in (("--bernoulli-keep", self.bernoulli_keep), ("--bernoulli-add", self.bernoulli_add)):
+            raise InputError(
+                None, f"--budget must be a positive number of minutes (got {self.budget})"
+            )
+        for name, p in (
+            ("--bernoulli-keep", self.bernoulli_keep),
+            ("--bernoulli-add", self.bernoulli_add),
+        ):
             if not 0 <= p <= 1:
                 raise InputError(None, f"{name} must be a probability in [0, 1] (got {p})")

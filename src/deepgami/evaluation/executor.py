@@ -17,9 +17,10 @@ import multiprocessing
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from deepgami.errors import InputError
 from deepgami.evaluation.config import DEEPGAMI_METHODS, MIN_REPEATS
@@ -120,7 +121,7 @@ class _Inline:
             future.set_exception(err)
         return future
 
-    def __enter__(self) -> "_Inline":
+    def __enter__(self) -> _Inline:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -128,6 +129,7 @@ class _Inline:
 
 
 # -- progress ----------------------------------------------------------------------------------------
+
 
 class Progress:
     """A tqdm bar over the units on a terminal; one line per finished unit otherwise; nothing if quiet."""
@@ -139,8 +141,14 @@ class Progress:
         if mode == "bar":
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="fit", desc="deepgami evaluate", file=sys.stderr,
-                            dynamic_ncols=True, smoothing=0.1)
+            self.bar = tqdm(
+                total=total,
+                unit="fit",
+                desc="deepgami evaluate",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
 
     def finished(self, text: str) -> None:
         self.done += 1
@@ -150,8 +158,11 @@ class Progress:
         elif self.mode == "lines":
             elapsed = time.perf_counter() - self.t0
             left = elapsed / self.done * (self.total - self.done)
-            print(f"[{self.done}/{self.total} {_clock(elapsed)} elapsed, ~{_clock(left)} left] {text}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.done}/{self.total} {_clock(elapsed)} elapsed, ~{_clock(left)} left] {text}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def shrink(self, n: int) -> None:
         """`n` planned units will not run (the budget cut them)."""
@@ -188,8 +199,16 @@ def _describe(result: UnitResult, task: str) -> str:
 
 # -- the scheduler ---------------------------------------------------------------------------------
 
-def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | None = None,
-              budget_seconds: float | None = None, started: float | None = None) -> RunOutcome:
+
+def run_units(
+    ctx: Context,
+    plan: Plan,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    budget_seconds: float | None = None,
+    started: float | None = None,
+) -> RunOutcome:
     """Run every unit of `plan`; return the results sorted by serial order.
 
     `budget_seconds` counts from `started` (default: now) and trims only repeated splits.
@@ -201,7 +220,9 @@ def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | N
     settings: dict[str, UnitResult] = {}
     results: list[UnitResult] = []
     waiting: dict[str, list[Unit]] = {}  # DeepGAMI units by the grid search they wait for
-    ready: list[tuple[Unit, str | None]] = [(u, None) for u in plan.tunes.values()]  # grid searches first
+    ready: list[tuple[Unit, str | None]] = [
+        (u, None) for u in plan.tunes.values()
+    ]  # grid searches first
     tune_of = {id(u): key for key, u in plan.tunes.items()}
     groups = list(plan.groups)
     in_flight: dict[Future, tuple[Unit, float]] = {}
@@ -223,7 +244,9 @@ def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | N
             return False
         group = groups[0]
         if group.repeated and budget_seconds is not None and repeated_run >= MIN_REPEATS:
-            committed = sum(estimate(u) for u, _ in ready) + sum(estimate(u) for u, _ in in_flight.values())
+            committed = sum(estimate(u) for u, _ in ready) + sum(
+                estimate(u) for u, _ in in_flight.values()
+            )
             committed += sum(estimate(u) for us in waiting.values() for u in us)
             cost = sum(estimate(u) for u in group.units)
             if time.perf_counter() - started + (committed + cost) / jobs > budget_seconds:
@@ -247,8 +270,12 @@ def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | N
         previous, _CTX = _CTX, ctx
         pool_cm = _Inline()
     else:
-        pool_cm = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                      initializer=_init_worker, initargs=(ctx, threads, os.getpid()))
+        pool_cm = ProcessPoolExecutor(
+            max_workers=jobs,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(ctx, threads, os.getpid()),
+        )
     try:
         with pool_cm as pool:
             while True:
@@ -261,7 +288,9 @@ def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | N
                     in_flight[pool.submit(_work, unit, setting)] = (unit, time.perf_counter())
                 if not in_flight:
                     if waiting:  # a grid search failed to report: cannot happen unless a bug
-                        raise RuntimeError(f"units wait for grid searches that never ran: {list(waiting)}")
+                        raise RuntimeError(
+                            f"units wait for grid searches that never ran: {list(waiting)}"
+                        )
                     break
                 done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: in_flight[f][0].order):
@@ -286,4 +315,3 @@ def run_units(ctx: Context, plan: Plan, *, jobs: int = 1, progress: Progress | N
         progress.close()
     results.sort(key=lambda r: r.order)
     return RunOutcome(results, settings, repeated_run, repeated_planned)
-

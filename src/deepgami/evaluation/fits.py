@@ -11,18 +11,25 @@ import json
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepgami.errors import InputError
-from deepgami.utils import jsonable
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import variant_arrays
-from deepgami.evaluation.config import DEEPGAMI_METHODS, MEANFILL, METHOD_INDEX, PROTOCOLS, EvalConfig
+from deepgami.evaluation.config import (
+    DEEPGAMI_METHODS,
+    MEANFILL,
+    METHOD_INDEX,
+    PROTOCOLS,
+    EvalConfig,
+)
 from deepgami.evaluation.splits import Split
+from deepgami.utils import jsonable
 
 TUNE = "tune"  # the method name of a grid-search unit
 
@@ -73,7 +80,9 @@ def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
     """The seed of one fit: a function of (seed, protocol, split, method) only."""
     from deepgami.train import derive_seed
 
-    return derive_seed(config.seed, PROTOCOLS.index(split.protocol), split.index, METHOD_INDEX[method])
+    return derive_seed(
+        config.seed, PROTOCOLS.index(split.protocol), split.index, METHOD_INDEX[method]
+    )
 
 
 def run_unit(ctx: Context, unit: Unit, setting: dict | None = None) -> UnitResult:
@@ -93,14 +102,37 @@ def run_unit(ctx: Context, unit: Unit, setting: dict | None = None) -> UnitResul
 
 def _rows(out: UnitResult, method: str, modalities: str, scores: dict) -> None:
     for metric, value in flatten_metrics(scores).items():
-        out.records.append({"method": method, "modalities": modalities, "protocol": out.protocol,
-                            "split": out.split, "metric": metric, "value": value})
+        out.records.append(
+            {
+                "method": method,
+                "modalities": modalities,
+                "protocol": out.protocol,
+                "split": out.split,
+                "metric": metric,
+                "value": value,
+            }
+        )
 
 
-def _predictions(data: Any, out: UnitResult, method: str, modalities: str, samples: Sequence[str],
-                 labels: np.ndarray, values: np.ndarray) -> None:
-    frame = pd.DataFrame({"method": method, "modalities": modalities, "protocol": out.protocol,
-                          "split": out.split, "sample": list(samples), "label": list(labels)})
+def _predictions(
+    data: Any,
+    out: UnitResult,
+    method: str,
+    modalities: str,
+    samples: Sequence[str],
+    labels: np.ndarray,
+    values: np.ndarray,
+) -> None:
+    frame = pd.DataFrame(
+        {
+            "method": method,
+            "modalities": modalities,
+            "protocol": out.protocol,
+            "split": out.split,
+            "sample": list(samples),
+            "label": list(labels),
+        }
+    )
     if data.task == "classification":
         for j, c in enumerate(data.classes):
             frame[f"prob_{c}"] = values[:, j]
@@ -131,12 +163,27 @@ def _fit_deepgami(ctx: Context, unit: Unit, setting: dict, out: UnitResult) -> N
         _rows(out, name, mods, scores)
         table = res.predictions[key]
         values = table[cols].to_numpy(dtype=np.float64)
-        _predictions(data, out, name, mods, table["sample"], table["label"].to_numpy(),
-                     values if data.task == "classification" else values[:, 0])
+        _predictions(
+            data,
+            out,
+            name,
+            mods,
+            table["sample"],
+            table["label"].to_numpy(),
+            values if data.task == "classification" else values[:, 0],
+        )
     for m, r2 in res.imputation_r2.items():
         if r2 is not None and not math.isnan(r2):
-            out.records.append({"method": method, "modalities": "all", "protocol": split.protocol,
-                                "split": split.index, "metric": f"imputation_r2_{m}", "value": float(r2)})
+            out.records.append(
+                {
+                    "method": method,
+                    "modalities": "all",
+                    "protocol": split.protocol,
+                    "split": split.index,
+                    "metric": f"imputation_r2_{m}",
+                    "value": float(r2),
+                }
+            )
     if unit.keep_history:
         hist = res.history.copy()
         hist.insert(0, "method", method)
@@ -155,20 +202,34 @@ def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
     seed = unit_seed(config, split, unit.method)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = bl.fit_baseline(unit.method, Xtr, ytr, data.task, seed % 2**31, inner_folds, config.fast)
-    values = bl.predict_scores(fitted, Xte, len(data.classes) if data.task == "classification" else None)
+        fitted = bl.fit_baseline(
+            unit.method, Xtr, ytr, data.task, seed % 2**31, inner_folds, config.fast
+        )
+    values = bl.predict_scores(
+        fitted, Xte, len(data.classes) if data.task == "classification" else None
+    )
     labels = data.labels[split.test]
     out.main = score_predictions(data, labels, values)
     _rows(out, unit.method, "all", out.main)
-    _predictions(data, out, unit.method, "all", [str(data.obs_names[i]) for i in split.test], labels, values)
-    out.baseline_params = {"method": unit.method, "protocol": split.protocol, "split": split.index,
-                           "n_train": len(used), "params": json.dumps(jsonable(fitted.best_params), sort_keys=True),
-                           "inner_cv_score": fitted.inner_score}
+    _predictions(
+        data, out, unit.method, "all", [str(data.obs_names[i]) for i in split.test], labels, values
+    )
+    out.baseline_params = {
+        "method": unit.method,
+        "protocol": split.protocol,
+        "split": split.index,
+        "n_train": len(used),
+        "params": json.dumps(jsonable(fitted.best_params), sort_keys=True),
+        "inner_cv_score": fitted.inner_score,
+    }
 
 
 # -- DeepGAMI's setting --------------------------------------------------------------------------
 
-def tune_deepgami(data: Any, rows: np.ndarray, params: dict, seed: int) -> tuple[dict, pd.DataFrame | None]:
+
+def tune_deepgami(
+    data: Any, rows: np.ndarray, params: dict, seed: int
+) -> tuple[dict, pd.DataFrame | None]:
     """DeepGAMI's grid search on `rows`: `deepgami.model.tune_setting`, the one tuner `deepgami train` uses."""
     from deepgami.model import tune_setting
 
@@ -183,7 +244,10 @@ def deepgami_setting(params: dict, dense: bool) -> dict:
 
 # -- baselines ---------------------------------------------------------------------------------
 
-def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+def baseline_matrices(
+    data: Any, train: np.ndarray, test: np.ndarray, setting: dict
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Concatenated, preprocessed inputs for a baseline: (X_train, y_train, X_test, training rows used).
 
     Training rows are those with every modality. Each modality gets the same selection and
@@ -194,14 +258,18 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
 
     train = train[data.present[train].all(axis=1)]
     if len(train) < 4:
-        raise InputError(None, f"only {len(train)} training samples have every modality; baselines need more")
+        raise InputError(
+            None, f"only {len(train)} training samples have every modality; baselines need more"
+        )
     if data.task == "classification":
         y = np.array([data.classes.index(v) for v in data.labels[train]], dtype=np.int64)
     else:
         y = data.labels[train].astype(np.float64)
     blocks_tr, blocks_te = [], []
     for k, m in enumerate(data.modalities):
-        prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y, data.task, rows=train)
+        prep, cols = fit_modality_for(
+            setting, m, data.X[k], data.var_names[k], y, data.task, rows=train
+        )
         blocks_tr.append(prep.transform(data.X[k][train][:, cols]))
         raw = data.X[k][test][:, cols].astype(np.float32)
         raw[~data.present[test, k]] = np.nan  # transform fills NaN with the training mean
@@ -210,6 +278,7 @@ def baseline_matrices(data: Any, train: np.ndarray, test: np.ndarray, setting: d
 
 
 # -- metrics as tidy rows -------------------------------------------------------------------------
+
 
 def flatten_metrics(scores: dict) -> dict[str, float]:
     """Scalar metrics of a `classification_metrics` / `regression_metrics` dict, `recall_<class>` per class."""

@@ -32,16 +32,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepgami.errors import InputError
-from deepgami.utils import jsonable
 from deepgami.evaluation import baselines as bl
-from deepgami.evaluation.ablations import MAX_BERNOULLI_EDGES, bernoulli_network, random_network, variant_arrays
+from deepgami.evaluation.ablations import (
+    MAX_BERNOULLI_EDGES,
+    bernoulli_network,
+    random_network,
+    variant_arrays,
+)
 from deepgami.evaluation.config import (
     DEEPGAMI_METHODS,
     FAST_BAGGING,
@@ -51,7 +56,14 @@ from deepgami.evaluation.config import (
     EvalConfig,
     method_names,
 )
-from deepgami.evaluation.executor import Plan, Progress, RunOutcome, SplitGroup, default_jobs, run_units
+from deepgami.evaluation.executor import (
+    Plan,
+    Progress,
+    RunOutcome,
+    SplitGroup,
+    default_jobs,
+    run_units,
+)
 from deepgami.evaluation.fits import (
     TUNE,
     Context,
@@ -62,12 +74,28 @@ from deepgami.evaluation.fits import (
     tune_deepgami,
 )
 from deepgami.evaluation.splits import Split, combine_cohorts, eligible_rows, make_splits
+from deepgami.utils import jsonable
 
 __all__ = [
-    "EvalConfig", "EvaluationResult", "evaluate", "summarize", "package_versions", "method_names",
+    "EvalConfig",
+    "EvaluationResult",
+    "evaluate",
+    "summarize",
+    "package_versions",
+    "method_names",
     # the parts, importable from here as before the split into modules
-    "MAX_BERNOULLI_EDGES", "PRIOR_METHODS", "Split", "baseline_matrices", "bernoulli_network", "combine_cohorts",
-    "eligible_rows", "flatten_metrics", "make_splits", "random_network", "tune_deepgami", "variant_arrays",
+    "MAX_BERNOULLI_EDGES",
+    "PRIOR_METHODS",
+    "Split",
+    "baseline_matrices",
+    "bernoulli_network",
+    "combine_cohorts",
+    "eligible_rows",
+    "flatten_metrics",
+    "make_splits",
+    "random_network",
+    "tune_deepgami",
+    "variant_arrays",
 ]
 
 
@@ -94,25 +122,40 @@ class EvaluationResult:
 
 # -- tables ------------------------------------------------------------------------------------------
 
+
 def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation (n - 1) and number of splits per method x modalities x protocol x metric."""
     cols = ["method", "modalities", "protocol", "metric"]
     if metrics.empty:
         return pd.DataFrame(columns=cols + ["mean", "sd", "n_splits", "note"])
     grouped = metrics.groupby(cols, sort=False)["value"]
-    out = grouped.agg(mean="mean", sd=lambda v: float(v.std(ddof=1)) if len(v) > 1 else np.nan,
-                      n_splits="count").reset_index()
+    out = grouped.agg(
+        mean="mean", sd=lambda v: float(v.std(ddof=1)) if len(v) > 1 else np.nan, n_splits="count"
+    ).reset_index()
     out["note"] = ""
     return out
 
 
 # -- the run ------------------------------------------------------------------------------------------
 
+
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages an evaluation depends on."""
     from deepgami.utils import package_versions as versions
 
-    return versions(("deepgami", "torch", "numpy", "pandas", "scipy", "scikit-learn", "anndata", "mudata", "matplotlib"))
+    return versions(
+        (
+            "deepgami",
+            "torch",
+            "numpy",
+            "pandas",
+            "scipy",
+            "scikit-learn",
+            "anndata",
+            "mudata",
+            "matplotlib",
+        )
+    )
 
 
 def _data_summary(mdata: Any, data: Any) -> dict:
@@ -121,19 +164,27 @@ def _data_summary(mdata: Any, data: Any) -> dict:
     return {
         "samples": int(len(data.obs_names)),
         "task": data.task,
-        "classes": {str(c): int(np.sum(np.asarray(data.labels, dtype=object) == c)) for c in data.classes}
-        if data.task == "classification" else {},
-        "modalities": {m: {"features": int(x.shape[1]), "samples": int(data.present[:, k].sum())}
-                       for k, (m, x) in enumerate(zip(data.modalities, data.X))},
+        "classes": {
+            str(c): int(np.sum(np.asarray(data.labels, dtype=object) == c)) for c in data.classes
+        }
+        if data.task == "classification"
+        else {},
+        "modalities": {
+            m: {"features": int(x.shape[1]), "samples": int(data.present[:, k].sum())}
+            for k, (m, x) in enumerate(zip(data.modalities, data.X, strict=False))
+        },
         "complete_samples": int(data.present.all(axis=1).sum()),
-        "priors": {str(name): {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(info).items()}
-                   for name, info in dict(priors).items()},
+        "priors": {
+            str(name): {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(info).items()}
+            for name, info in dict(priors).items()
+        },
         "latent_nodes": None if data.latent_nodes is None else len(data.latent_nodes),
         "build": jsonable(dict(build)),
     }
 
 
 # -- the steps of evaluate ------------------------------------------------------------------------------
+
 
 @dataclass
 class _Cohorts:
@@ -150,7 +201,9 @@ def _read(mdata: Any, test_mdata: Any, protocols: list[str], test_name: str | No
     from deepgami.data.arrays import read_arrays
 
     if "independent" in protocols and test_mdata is None:
-        raise InputError(None, "the independent protocol needs a test cohort (--test-cohort OTHER.h5mu)")
+        raise InputError(
+            None, "the independent protocol needs a test cohort (--test-cohort OTHER.h5mu)"
+        )
     data = read_arrays(mdata)
     own_rows = eligible_rows(data)
     own_summary = _data_summary(mdata, data)
@@ -160,8 +213,11 @@ def _read(mdata: Any, test_mdata: Any, protocols: list[str], test_name: str | No
         data, ind_train, ind_test = combine_cohorts(data, test_data, test_name)
         ind_train, ind_test = eligible_rows(data, ind_train), eligible_rows(data, ind_test)
         if len(ind_test) == 0:
-            raise InputError(test_name, "the test cohort has no sample labelled with one of the training classes "
-                                        f"({', '.join(data.classes)})")
+            raise InputError(
+                test_name,
+                "the test cohort has no sample labelled with one of the training classes "
+                f"({', '.join(data.classes)})",
+            )
     if len(own_rows) == 0:
         raise InputError(None, "the cohort has no labelled sample with a modality")
     return _Cohorts(data, own_rows, ind_train, ind_test, test_data, own_summary)
@@ -173,22 +229,35 @@ def _methods(data: Any, config: EvalConfig) -> tuple[list[str], dict[str, str]]:
     wanted = list(config.methods) if config.methods else list(available)
     unknown = [m for m in wanted if m not in available]
     if unknown:
-        raise InputError(None, f"--methods: unknown method '{unknown[0]}' for a {data.task} cohort "
-                               f"(choose from {', '.join(available)})")
-    not_applicable = {m: "n/a (cohort has no prior)" for m in PRIOR_METHODS
-                      if m in wanted and data.latent_nodes is None}
+        raise InputError(
+            None,
+            f"--methods: unknown method '{unknown[0]}' for a {data.task} cohort "
+            f"(choose from {', '.join(available)})",
+        )
+    not_applicable = {
+        m: "n/a (cohort has no prior)"
+        for m in PRIOR_METHODS
+        if m in wanted and data.latent_nodes is None
+    }
     return [m for m in wanted if m not in not_applicable], not_applicable
 
 
-def _splits(cohorts: _Cohorts, protocols: list[str], config: EvalConfig, cohort_name: str,
-            test_name: str | None) -> tuple[list[Split], dict[str, str]]:
+def _splits(
+    cohorts: _Cohorts,
+    protocols: list[str],
+    config: EvalConfig,
+    cohort_name: str,
+    test_name: str | None,
+) -> tuple[list[Split], dict[str, str]]:
     splits: list[Split] = []
     how = {}
     for p in protocols:
         if p == "independent":
             splits.append(Split("independent", 0, cohorts.ind_train, cohorts.ind_test))
-            how[p] = (f"trained on the {len(cohorts.ind_train)} labelled samples of {cohort_name}, tested on "
-                      f"the {len(cohorts.ind_test)} labelled samples of {test_name}")
+            how[p] = (
+                f"trained on the {len(cohorts.ind_train)} labelled samples of {cohort_name}, tested on "
+                f"the {len(cohorts.ind_test)} labelled samples of {test_name}"
+            )
             continue
         found, note = make_splits(cohorts.data, p, config, cohorts.own_rows)
         splits.extend(found)
@@ -212,18 +281,36 @@ def _plan(splits: list[Split], methods: list[str], config: EvalConfig) -> Plan:
             key = "once"
         elif tune == "each":
             key = f"{split.protocol}:{split.index}"
-            plan.tunes[key] = Unit(-len(splits) + n - 1, split, TUNE, tune_seed=derive_seed(
-                config.seed, 7, PROTOCOLS.index(split.protocol), split.index))
-        units = [Unit(n * len(methods) + j, split, m,
-                      keep_history=m in DEEPGAMI_METHODS and (n == 0 or split.protocol == "independent"))
-                 for j, m in enumerate(methods)
-                 if m not in PRIOR_METHODS or split.protocol in config.ablation_protocols]
+            plan.tunes[key] = Unit(
+                -len(splits) + n - 1,
+                split,
+                TUNE,
+                tune_seed=derive_seed(config.seed, 7, PROTOCOLS.index(split.protocol), split.index),
+            )
+        units = [
+            Unit(
+                n * len(methods) + j,
+                split,
+                m,
+                keep_history=m in DEEPGAMI_METHODS and (n == 0 or split.protocol == "independent"),
+            )
+            for j, m in enumerate(methods)
+            if m not in PRIOR_METHODS or split.protocol in config.ablation_protocols
+        ]
         plan.groups.append(SplitGroup(units, key, repeated=split.protocol == "repeated"))
     return plan
 
 
-def _notes(data: Any, config: EvalConfig, params: dict, methods: list[str], setting: dict, outcome: RunOutcome,
-           splits: list[Split], inner_folds: int) -> list[str]:
+def _notes(
+    data: Any,
+    config: EvalConfig,
+    params: dict,
+    methods: list[str],
+    setting: dict,
+    outcome: RunOutcome,
+    splits: list[Split],
+    inner_folds: int,
+) -> list[str]:
     """The report's sentences on how DeepGAMI was tuned and what each method is."""
     from deepgami.model import BAG_FRACTION
 
@@ -234,58 +321,83 @@ def _notes(data: Any, config: EvalConfig, params: dict, methods: list[str], sett
         if "once" in outcome.settings:
             first = splits[0]
             score = "AUC" if data.task == "classification" else "R^2"
-            how = (f"grid search ({params['cv_folds']}-fold CV, best mean {score}) once, on the training samples "
-                   f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
-                   if outcome.settings["once"].tuning is not None
-                   else "the grid has one setting (or cv_folds < 2): no search")
+            how = (
+                f"grid search ({params['cv_folds']}-fold CV, best mean {score}) once, on the training samples "
+                f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
+                if outcome.settings["once"].tuning is not None
+                else "the grid has one setting (or cv_folds < 2): no search"
+            )
         elif outcome.settings:
             how = "grid search on the training samples of every split"
         else:
-            how = "no grid search: the first value of each grid entry" + (" (--fast)" if config.fast else "")
+            how = "no grid search: the first value of each grid entry" + (
+                " (--fast)" if config.fast else ""
+            )
         notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
         if int(setting["bagging"]):
-            fewer = (f" (--fast: {int(setting['bagging'])} instead of the parameters' {int(params['bagging'])})"
-                     if int(setting["bagging"]) < int(params["bagging"]) else "")
-            notes.append(f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
-                         f"of the split plus {int(setting['bagging'])} networks{fewer} on random {BAG_FRACTION:.0%} "
-                         f"subsets of them, probabilities averaged.")
+            fewer = (
+                f" (--fast: {int(setting['bagging'])} instead of the parameters' {int(params['bagging'])})"
+                if int(setting["bagging"]) < int(params["bagging"])
+                else ""
+            )
+            notes.append(
+                f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
+                f"of the split plus {int(setting['bagging'])} networks{fewer} on random {BAG_FRACTION:.0%} "
+                f"subsets of them, probabilities averaged."
+            )
     ablations = [m for m in dg if m in PRIOR_METHODS]
     if ablations:
         where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
         skipped = [p for p in config.resolved_protocols() if p not in config.ablation_protocols]
         if skipped:
-            notes.append(f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
-                         f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change).")
+            notes.append(
+                f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
+                f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change)."
+            )
     if "deepgami_dense" in dg:
-        notes.append(f"deepgami_dense: the same network with dense encoders into as many latent nodes as the "
-                     f"prior has ({len(data.latent_nodes)}).")
+        notes.append(
+            f"deepgami_dense: the same network with dense encoders into as many latent nodes as the "
+            f"prior has ({len(data.latent_nodes)})."
+        )
     if "deepgami_random_prior" in dg:
-        notes.append("deepgami_random_prior: each prior replaced, per split, by uniformly random "
-                     "(feature, latent node) pairs with the prior's edge count.")
+        notes.append(
+            "deepgami_random_prior: each prior replaced, per split, by uniformly random "
+            "(feature, latent node) pairs with the prior's edge count."
+        )
     if "deepgami_bernoulli_prior" in dg:
-        notes.append(f"deepgami_bernoulli_prior: per split, each prior edge kept with p = {config.bernoulli_keep} "
-                     f"and every other (feature, latent node) pair added with p = {config.bernoulli_add}.")
+        notes.append(
+            f"deepgami_bernoulli_prior: per split, each prior edge kept with p = {config.bernoulli_keep} "
+            f"and every other (feature, latent node) pair added with p = {config.bernoulli_add}."
+        )
     if base:
         notes.append(
             f"Baselines: scikit-learn on the concatenated modalities, with DeepGAMI's per-fold selection and "
             f"scaling; tuned by {inner_folds}-fold inner CV on the training samples of every split "
             f"({'small' if config.fast else 'full'} grids); trained on samples with every modality; "
-            "a test sample lacking a modality gets the training mean of its features.")
+            "a test sample lacking a modality gets the training mean of its features."
+        )
     if data.latent_nodes is None:
-        notes.append("The cohort has no prior network: DeepGAMI runs with dense encoders into "
-                     f"{setting.get('latent_dim')} latent nodes; prior ablations are not applicable.")
+        notes.append(
+            "The cohort has no prior network: DeepGAMI runs with dense encoders into "
+            f"{setting.get('latent_dim')} latent nodes; prior ablations are not applicable."
+        )
     if "deepgami" in dg:
-        notes.append("deepgami rows with a single modality: the other modalities hidden and imputed from it; "
-                     "deepgami_meanfill: hidden and replaced by their training mean (a baseline for imputation).")
+        notes.append(
+            "deepgami rows with a single modality: the other modalities hidden and imputed from it; "
+            "deepgami_meanfill: hidden and replaced by their training mean (a baseline for imputation)."
+        )
     if outcome.repeated_run < outcome.repeated_planned:
-        notes.append(f"Time budget (--budget {config.budget:g} min): the repeated protocol ran "
-                     f"{outcome.repeated_run} of its {outcome.repeated_planned} splits (the first "
-                     f"{outcome.repeated_run} the seed draws), so its intervals are wider than the full run's.")
+        notes.append(
+            f"Time budget (--budget {config.budget:g} min): the repeated protocol ran "
+            f"{outcome.repeated_run} of its {outcome.repeated_planned} splits (the first "
+            f"{outcome.repeated_run} the seed draws), so its intervals are wider than the full run's."
+        )
     return notes
 
 
-def _collect(outcome: RunOutcome, methods: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame,
-                                                              pd.DataFrame, dict[str, float]]:
+def _collect(
+    outcome: RunOutcome, methods: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """Tidy tables from the unit results, in serial order whatever order the workers finished in."""
     records = [r for res in outcome.results for r in res.records]
     metrics = pd.DataFrame(records, columns=METRIC_COLUMNS)
@@ -294,7 +406,9 @@ def _collect(outcome: RunOutcome, methods: list[str]) -> tuple[pd.DataFrame, pd.
     predictions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     hist = [res.history for res in outcome.results if res.history is not None]
     histories = pd.concat(hist, ignore_index=True) if hist else pd.DataFrame()
-    base_params = pd.DataFrame([res.baseline_params for res in outcome.results if res.baseline_params])
+    base_params = pd.DataFrame(
+        [res.baseline_params for res in outcome.results if res.baseline_params]
+    )
     seconds = {m: 0.0 for m in methods}
     for res in outcome.results:
         seconds[res.method] += res.seconds
@@ -303,54 +417,87 @@ def _collect(outcome: RunOutcome, methods: list[str]) -> tuple[pd.DataFrame, pd.
     return metrics, predictions, histories, base_params, seconds
 
 
-def _summary(metrics: pd.DataFrame, not_applicable: dict[str, str], protocols: list[str], task: str) -> pd.DataFrame:
+def _summary(
+    metrics: pd.DataFrame, not_applicable: dict[str, str], protocols: list[str], task: str
+) -> pd.DataFrame:
     """`summarize`, plus a row with the reason for each method not applicable to the cohort."""
     summary = summarize(metrics)
-    na_rows = [{"method": m, "modalities": "all", "protocol": p, "metric": metric, "mean": np.nan, "sd": np.nan,
-                "n_splits": 0, "note": reason}
-               for m, reason in not_applicable.items() for p in protocols
-               for metric in (("auc", "balanced_accuracy") if task == "classification" else ("r2",))]
+    na_rows = [
+        {
+            "method": m,
+            "modalities": "all",
+            "protocol": p,
+            "metric": metric,
+            "mean": np.nan,
+            "sd": np.nan,
+            "n_splits": 0,
+            "note": reason,
+        }
+        for m, reason in not_applicable.items()
+        for p in protocols
+        for metric in (("auc", "balanced_accuracy") if task == "classification" else ("r2",))
+    ]
     return pd.concat([summary, pd.DataFrame(na_rows)], ignore_index=True) if na_rows else summary
 
 
-def _comparisons(metrics: pd.DataFrame, predictions: pd.DataFrame, summary: pd.DataFrame, data: Any,
-                 methods: list[str], splits: list[Split], config: EvalConfig) -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                                      dict | None, list[str]]:
+def _comparisons(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    summary: pd.DataFrame,
+    data: Any,
+    methods: list[str],
+    splits: list[Split],
+    config: EvalConfig,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict | None, list[str]]:
     """KS tests on the repeated splits, paired differences to DeepGAMI and the verdict sentence."""
     from deepgami.evaluation.significance import (
         BOOTSTRAP_RESAMPLES,
         KS_COLUMNS,
         PAIRED_COLUMNS,
         PAIRED_METRICS,
-        pairwise_ks,
         paired_tests,
+        pairwise_ks,
         verdict,
     )
 
     notes = []
     main = PAIRED_METRICS[data.task]
-    rep = metrics[(metrics["protocol"] == "repeated") & (metrics["modalities"] == "all")
-                  & metrics["metric"].isin(main)]
+    rep = metrics[
+        (metrics["protocol"] == "repeated")
+        & (metrics["modalities"] == "all")
+        & metrics["metric"].isin(main)
+    ]
     if rep.empty:
         ks = pd.DataFrame(columns=KS_COLUMNS)
     else:
         ks = pairwise_ks(rep, methods=[m for m in methods if m in set(rep["method"])])
-        notes.append("KS tests: two-sided two-sample Kolmogorov-Smirnov (scipy.stats.ks_2samp) between the "
-                     "per-split scores of each pair of methods on the repeated splits; pvalue_bh is "
-                     "Benjamini-Hochberg adjusted over the pairs of one metric.")
+        notes.append(
+            "KS tests: two-sided two-sample Kolmogorov-Smirnov (scipy.stats.ks_2samp) between the "
+            "per-split scores of each pair of methods on the repeated splits; pvalue_bh is "
+            "Benjamini-Hochberg adjusted over the pairs of one metric."
+        )
     if "deepgami" not in methods:
         return ks, pd.DataFrame(columns=PAIRED_COLUMNS), None, notes
     ratios = {}
     for p in dict.fromkeys(s.protocol for s in splits):
         own = [s for s in splits if s.protocol == p]
         ratios[p] = float(np.mean([len(s.test) / len(s.train) for s in own]))
-    paired = paired_tests(metrics, predictions, task=data.task, classes=list(data.classes), methods=methods,
-                          ratios=ratios, seed=config.seed)
-    notes.append("Paired tests (paired_tests.tsv): DeepGAMI minus each method on the same splits, 95% intervals. "
-                 "Several splits (CV folds, repeated splits): the corrected resampled t-test of Nadeau and Bengio "
-                 "(variance (1/J + n_test/n_train) s^2, t with J - 1 df). One split (held-out, independent): a "
-                 f"paired bootstrap of the held-out samples ({BOOTSTRAP_RESAMPLES} resamples, percentile interval). "
-                 "Significant: the interval excludes 0.")
+    paired = paired_tests(
+        metrics,
+        predictions,
+        task=data.task,
+        classes=list(data.classes),
+        methods=methods,
+        ratios=ratios,
+        seed=config.seed,
+    )
+    notes.append(
+        "Paired tests (paired_tests.tsv): DeepGAMI minus each method on the same splits, 95% intervals. "
+        "Several splits (CV folds, repeated splits): the corrected resampled t-test of Nadeau and Bengio "
+        "(variance (1/J + n_test/n_train) s^2, t with J - 1 df). One split (held-out, independent): a "
+        f"paired bootstrap of the held-out samples ({BOOTSTRAP_RESAMPLES} resamples, percentile interval). "
+        "Significant: the interval excludes 0."
+    )
     base = [m for m in methods if m not in DEEPGAMI_METHODS]
     line = verdict(paired, summary, data.task, base)
     return ks, paired, line, notes
@@ -404,14 +551,23 @@ def evaluate(
         size = len(data.obs_names) * sum(x.shape[1] for x in data.X) * plan.n_units
         jobs = default_jobs() if size >= SERIAL_BELOW else 1
     jobs = min(max(1, int(jobs)), max(1, plan.n_units))
-    say(f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(methods)} methods"
-        f"{', with grid search' if plan.tunes else ''}) in {jobs} worker{'s' if jobs > 1 else ''}")
-    outcome = run_units(Context(data, params, config, setting), plan, jobs=jobs,
-                        progress=Progress(plan.n_units, progress),
-                        budget_seconds=None if config.budget is None else 60.0 * config.budget, started=t_start)
+    say(
+        f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(methods)} methods"
+        f"{', with grid search' if plan.tunes else ''}) in {jobs} worker{'s' if jobs > 1 else ''}"
+    )
+    outcome = run_units(
+        Context(data, params, config, setting),
+        plan,
+        jobs=jobs,
+        progress=Progress(plan.n_units, progress),
+        budget_seconds=None if config.budget is None else 60.0 * config.budget,
+        started=t_start,
+    )
     if outcome.repeated_run < outcome.repeated_planned:
         splits = [s for s in splits if s.protocol != "repeated" or s.index < outcome.repeated_run]
-        how["repeated"] += f" (the first {outcome.repeated_run} ran within --budget {config.budget:g} min)"
+        how["repeated"] += (
+            f" (the first {outcome.repeated_run} ran within --budget {config.budget:g} min)"
+        )
     if "once" in outcome.settings:
         setting = outcome.settings["once"].setting
     tuning = outcome.settings["once"].tuning if "once" in outcome.settings else None
@@ -420,7 +576,9 @@ def evaluate(
     summary = _summary(metrics, not_applicable, protocols, data.task)
     inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
     notes = _notes(data, config, params, methods, setting, outcome, splits, inner_folds)
-    ks_tests, paired, line, more = _comparisons(metrics, predictions, summary, data, methods, splits, config)
+    ks_tests, paired, line, more = _comparisons(
+        metrics, predictions, summary, data, methods, splits, config
+    )
     notes += more
     base_methods = [m for m in methods if m not in DEEPGAMI_METHODS]
     has_dg = any(m in DEEPGAMI_METHODS for m in methods)
@@ -431,23 +589,47 @@ def evaluate(
         "classes": list(data.classes),
         "modalities": list(data.modalities),
         "data": cohorts.own_summary,
-        "test_data": _data_summary(test_mdata, cohorts.test_data) if test_mdata is not None else None,
-        "protocols": {p: {"splits": sum(s.protocol == p for s in splits), "how": how[p]} for p in protocols},
+        "test_data": _data_summary(test_mdata, cohorts.test_data)
+        if test_mdata is not None
+        else None,
+        "protocols": {
+            p: {"splits": sum(s.protocol == p for s in splits), "how": how[p]} for p in protocols
+        },
         "methods": methods,
         "not_applicable": not_applicable,
         "config": jsonable(dataclasses.asdict(config)),
         "params": jsonable(params),
         "deepgami_setting": jsonable(setting) if has_dg else None,
-        "baseline_grids": {m: jsonable(bl.registry(data.task)[m].fast_grid if config.fast else bl.registry(data.task)[m].grid)
-                           for m in base_methods},
+        "baseline_grids": {
+            m: jsonable(
+                bl.registry(data.task)[m].fast_grid
+                if config.fast
+                else bl.registry(data.task)[m].grid
+            )
+            for m in base_methods
+        },
         "verdict": jsonable(line),
-        "budget": {"minutes": config.budget, "repeated_run": outcome.repeated_run,
-                   "repeated_planned": outcome.repeated_planned} if config.budget is not None else None,
+        "budget": {
+            "minutes": config.budget,
+            "repeated_run": outcome.repeated_run,
+            "repeated_planned": outcome.repeated_planned,
+        }
+        if config.budget is not None
+        else None,
         "notes": notes,
         "versions": package_versions(),
     }
     info["config"]["protocols"] = protocols
     seconds["total"] = time.perf_counter() - t_start
-    return EvaluationResult(metrics, predictions, summary, ks_tests, histories, tuning, base_params, info, seconds,
-                            paired)
-
+    return EvaluationResult(
+        metrics,
+        predictions,
+        summary,
+        ks_tests,
+        histories,
+        tuning,
+        base_params,
+        info,
+        seconds,
+        paired,
+    )

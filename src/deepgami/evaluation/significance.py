@@ -17,15 +17,26 @@ Benjamini-Hochberg adjusted p-values), is kept beside them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from itertools import combinations
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-KS_COLUMNS = ["protocol", "metric", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "statistic",
-              "pvalue", "pvalue_bh"]
+KS_COLUMNS = [
+    "protocol",
+    "metric",
+    "method_a",
+    "method_b",
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "statistic",
+    "pvalue",
+    "pvalue_bh",
+]
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
@@ -53,16 +64,29 @@ def pairwise_ks(scores: pd.DataFrame, methods: Sequence[str] | None = None) -> p
     rows = []
     for (protocol, metric), group in scores.groupby(["protocol", "metric"], sort=False):
         order = list(methods) if methods is not None else list(dict.fromkeys(group["method"]))
-        values = {m: group.loc[group["method"] == m, "value"].dropna().to_numpy(dtype=np.float64) for m in order}
+        values = {
+            m: group.loc[group["method"] == m, "value"].dropna().to_numpy(dtype=np.float64)
+            for m in order
+        }
         pairs = []
         for a, b in combinations([m for m in order if len(values.get(m, [])) >= 2], 2):
             res = stats.ks_2samp(values[a], values[b])
-            pairs.append({"protocol": protocol, "metric": metric, "method_a": a, "method_b": b,
-                          "n_a": len(values[a]), "n_b": len(values[b]), "mean_a": float(values[a].mean()),
-                          "mean_b": float(values[b].mean()), "statistic": float(res.statistic),
-                          "pvalue": float(res.pvalue)})
+            pairs.append(
+                {
+                    "protocol": protocol,
+                    "metric": metric,
+                    "method_a": a,
+                    "method_b": b,
+                    "n_a": len(values[a]),
+                    "n_b": len(values[b]),
+                    "mean_a": float(values[a].mean()),
+                    "mean_b": float(values[b].mean()),
+                    "statistic": float(res.statistic),
+                    "pvalue": float(res.pvalue),
+                }
+            )
         adjusted = benjamini_hochberg([r["pvalue"] for r in pairs])
-        for r, q in zip(pairs, adjusted):
+        for r, q in zip(pairs, adjusted, strict=False):
             r["pvalue_bh"] = float(q)
         rows.extend(pairs)
     return pd.DataFrame(rows, columns=KS_COLUMNS)
@@ -70,8 +94,21 @@ def pairwise_ks(scores: pd.DataFrame, methods: Sequence[str] | None = None) -> p
 
 # -- paired differences to DeepGAMI ------------------------------------------------------------------
 
-PAIRED_COLUMNS = ["protocol", "metric", "method", "reference", "test", "n", "mean_reference", "mean_method",
-                  "difference", "ci_low", "ci_high", "pvalue", "significant"]
+PAIRED_COLUMNS = [
+    "protocol",
+    "metric",
+    "method",
+    "reference",
+    "test",
+    "n",
+    "mean_reference",
+    "mean_method",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "pvalue",
+    "significant",
+]
 PAIRED_METRICS = {"classification": ("auc", "balanced_accuracy"), "regression": ("r2", "mse")}
 NB_TEST = "corrected resampled t (Nadeau-Bengio)"
 BOOTSTRAP_TEST = "paired bootstrap over held-out samples"
@@ -80,8 +117,9 @@ BOOTSTRAP_RESAMPLES = 2000
 VERDICT_PROTOCOLS = ("repeated", "cv", "holdout", "independent")
 
 
-def corrected_t(differences: Sequence[float], test_train_ratio: float,
-                confidence: float = 0.95) -> tuple[float, float, float, float]:
+def corrected_t(
+    differences: Sequence[float], test_train_ratio: float, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
     """Nadeau-Bengio corrected resampled t-test of paired per-split differences.
 
     Returns (mean difference, interval low, interval high, two-sided p-value); needs two or more
@@ -98,7 +136,9 @@ def corrected_t(differences: Sequence[float], test_train_ratio: float,
     return mean, mean - half, mean + half, p
 
 
-def _metric_rows(metric: str, task: str, y: np.ndarray, values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _metric_rows(
+    metric: str, task: str, y: np.ndarray, values: np.ndarray, idx: np.ndarray
+) -> np.ndarray:
     """`metric` of each resample (rows of `idx`, positions into y / values), vectorized."""
     yy = y[idx]
     if task == "regression":
@@ -116,12 +156,18 @@ def _metric_rows(metric: str, task: str, y: np.ndarray, values: np.ndarray, idx:
         for c in range(n_classes):
             pos = yy == c
             with np.errstate(divide="ignore", invalid="ignore"):
-                recalls.append(np.where(pos.any(axis=-1), (pos & (pred == c)).sum(axis=-1) / pos.sum(axis=-1), np.nan))
+                recalls.append(
+                    np.where(
+                        pos.any(axis=-1),
+                        (pos & (pred == c)).sum(axis=-1) / pos.sum(axis=-1),
+                        np.nan,
+                    )
+                )
         return np.nanmean(np.stack(recalls), axis=0)
     # ROC AUC from ranks (Mann-Whitney); one-vs-rest macro average for several classes, as in
     # deepgami.metrics.classification_metrics.
     aucs = []
-    for c in ([1] if n_classes == 2 else range(n_classes)):
+    for c in [1] if n_classes == 2 else range(n_classes):
         score = values[:, c][idx]
         pos = yy == c
         n_pos = pos.sum(axis=-1)
@@ -132,9 +178,16 @@ def _metric_rows(metric: str, task: str, y: np.ndarray, values: np.ndarray, idx:
     return np.mean(np.stack(aucs), axis=0)
 
 
-def paired_bootstrap(metric: str, task: str, y: np.ndarray, reference: np.ndarray, other: np.ndarray, seed: int,
-                     n_resamples: int = BOOTSTRAP_RESAMPLES,
-                     confidence: float = 0.95) -> tuple[float, float, float, float]:
+def paired_bootstrap(
+    metric: str,
+    task: str,
+    y: np.ndarray,
+    reference: np.ndarray,
+    other: np.ndarray,
+    seed: int,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+) -> tuple[float, float, float, float]:
     """Difference metric(reference) - metric(other) on one held-out set, with a paired bootstrap.
 
     `y` holds class codes (or values), `reference` / `other` the two methods' probabilities (n x
@@ -147,14 +200,24 @@ def paired_bootstrap(metric: str, task: str, y: np.ndarray, reference: np.ndarra
 
     def diff(idx: np.ndarray, axis: int = -1) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.int64)
-        return (_metric_rows(metric, task, y, reference, idx) - _metric_rows(metric, task, y, other, idx))
+        return _metric_rows(metric, task, y, reference, idx) - _metric_rows(
+            metric, task, y, other, idx
+        )
 
     point = float(diff(full[None, :])[0])
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         # A resample holding one class has no AUC: its NaN is dropped below instead of voiding the interval.
         warnings.simplefilter("ignore")
-        res = stats.bootstrap((full,), diff, n_resamples=n_resamples, vectorized=True, batch=250,
-                              confidence_level=confidence, method="percentile", rng=np.random.default_rng(seed))
+        res = stats.bootstrap(
+            (full,),
+            diff,
+            n_resamples=n_resamples,
+            vectorized=True,
+            batch=250,
+            confidence_level=confidence,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
     dist = res.bootstrap_distribution[np.isfinite(res.bootstrap_distribution)]
     if not len(dist):
         return point, float("nan"), float("nan"), float("nan")
@@ -164,9 +227,17 @@ def paired_bootstrap(metric: str, task: str, y: np.ndarray, reference: np.ndarra
     return point, float(low), float(high), p
 
 
-def paired_tests(metrics: pd.DataFrame, predictions: pd.DataFrame, *, task: str, classes: Sequence[str],
-                 methods: Sequence[str], ratios: dict[str, float], reference: str = "deepgami",
-                 seed: int = 0) -> pd.DataFrame:
+def paired_tests(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    *,
+    task: str,
+    classes: Sequence[str],
+    methods: Sequence[str],
+    ratios: dict[str, float],
+    reference: str = "deepgami",
+    seed: int = 0,
+) -> pd.DataFrame:
     """Paired differences `reference` minus each other method, per protocol and main metric.
 
     `metrics` is the tidy metrics table (rows with modalities 'all' are used), `predictions` the
@@ -180,28 +251,44 @@ def paired_tests(metrics: pd.DataFrame, predictions: pd.DataFrame, *, task: str,
         sub = main[main["protocol"] == protocol]
         n_splits = sub["split"].nunique()
         for metric in PAIRED_METRICS[task]:
-            table = sub[sub["metric"] == metric].pivot_table(index="split", columns="method", values="value")
+            table = sub[sub["metric"] == metric].pivot_table(
+                index="split", columns="method", values="value"
+            )
             if reference not in table:
                 continue
-            for k, method in enumerate(m for m in methods if m != reference and m in table):
+            for _k, method in enumerate(m for m in methods if m != reference and m in table):
                 pair = table[[reference, method]].dropna()
-                row = {"protocol": protocol, "metric": metric, "method": method, "reference": reference,
-                       "mean_reference": float(pair[reference].mean()), "mean_method": float(pair[method].mean())}
+                row = {
+                    "protocol": protocol,
+                    "metric": metric,
+                    "method": method,
+                    "reference": reference,
+                    "mean_reference": float(pair[reference].mean()),
+                    "mean_method": float(pair[method].mean()),
+                }
                 if n_splits >= 2 and len(pair) >= 2:
                     est = corrected_t(pair[reference] - pair[method], ratios.get(protocol, 0.25))
                     row.update(test=NB_TEST, n=len(pair))
                 elif n_splits == 1 and len(pair) == 1:
-                    y, ref_v, oth_v = _paired_values(predictions, protocol, int(pair.index[0]), reference, method,
-                                                     task, classes)
+                    y, ref_v, oth_v = _paired_values(
+                        predictions, protocol, int(pair.index[0]), reference, method, task, classes
+                    )
                     if len(y) < 2:
                         continue
-                    est = paired_bootstrap(metric, task, y, ref_v, oth_v, _boot_seed(seed, protocol, metric, method))
+                    est = paired_bootstrap(
+                        metric, task, y, ref_v, oth_v, _boot_seed(seed, protocol, metric, method)
+                    )
                     row.update(test=BOOTSTRAP_TEST, n=len(y))
                 else:
                     continue
                 diff, low, high, p = est
-                row.update(difference=diff, ci_low=low, ci_high=high, pvalue=p,
-                           significant=bool(np.isfinite(low) and (low > 0 or high < 0)))
+                row.update(
+                    difference=diff,
+                    ci_low=low,
+                    ci_high=high,
+                    pvalue=p,
+                    significant=bool(np.isfinite(low) and (low > 0 or high < 0)),
+                )
                 rows.append(row)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
@@ -209,15 +296,28 @@ def paired_tests(metrics: pd.DataFrame, predictions: pd.DataFrame, *, task: str,
 def _boot_seed(seed: int, protocol: str, metric: str, method: str) -> int:
     import zlib
 
-    return int(np.random.SeedSequence([int(seed), zlib.crc32(f"{protocol}/{metric}/{method}".encode())])
-               .generate_state(1)[0])
+    return int(
+        np.random.SeedSequence(
+            [int(seed), zlib.crc32(f"{protocol}/{metric}/{method}".encode())]
+        ).generate_state(1)[0]
+    )
 
 
-def _paired_values(predictions: pd.DataFrame, protocol: str, split: int, reference: str, method: str,
-                   task: str, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _paired_values(
+    predictions: pd.DataFrame,
+    protocol: str,
+    split: int,
+    reference: str,
+    method: str,
+    task: str,
+    classes: Sequence[str],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels (class codes or values) and both methods' predictions on the samples both scored."""
-    p = predictions[(predictions["protocol"] == protocol) & (predictions["split"] == split)
-                    & (predictions["modalities"].astype(str) == "all")]
+    p = predictions[
+        (predictions["protocol"] == protocol)
+        & (predictions["split"] == split)
+        & (predictions["modalities"].astype(str) == "all")
+    ]
     a = p[p["method"] == reference].set_index("sample")
     b = p[p["method"] == method].set_index("sample")
     shared = [s for s in a.index if s in b.index]
@@ -233,7 +333,9 @@ def _paired_values(predictions: pd.DataFrame, protocol: str, split: int, referen
     return y[keep], a[cols[0]].to_numpy(np.float64)[keep], b[cols[0]].to_numpy(np.float64)[keep]
 
 
-def verdict(paired: pd.DataFrame, summary: pd.DataFrame, task: str, baselines: Sequence[str]) -> dict | None:
+def verdict(
+    paired: pd.DataFrame, summary: pd.DataFrame, task: str, baselines: Sequence[str]
+) -> dict | None:
     """The comparison behind the report's verdict line: DeepGAMI against the best baseline (highest
     mean of the main metric) on the protocol with the most splits (`VERDICT_PROTOCOLS` order).
 
@@ -242,12 +344,19 @@ def verdict(paired: pd.DataFrame, summary: pd.DataFrame, task: str, baselines: S
     """
     metric = PAIRED_METRICS[task][0]
     for protocol in VERDICT_PROTOCOLS:
-        rows = paired[(paired["protocol"] == protocol) & (paired["metric"] == metric)
-                      & paired["method"].isin(list(baselines))]
+        rows = paired[
+            (paired["protocol"] == protocol)
+            & (paired["metric"] == metric)
+            & paired["method"].isin(list(baselines))
+        ]
         if rows.empty:
             continue
-        s = summary[(summary["protocol"] == protocol) & (summary["metric"] == metric)
-                    & (summary["modalities"] == "all") & summary["method"].isin(list(rows["method"]))]
+        s = summary[
+            (summary["protocol"] == protocol)
+            & (summary["metric"] == metric)
+            & (summary["modalities"] == "all")
+            & summary["method"].isin(list(rows["method"]))
+        ]
         s = s.dropna(subset=["mean"])
         best = str(s.loc[s["mean"].idxmax(), "method"]) if len(s) else str(rows["method"].iloc[0])
         row = rows[rows["method"] == best].iloc[0].to_dict()

@@ -26,7 +26,6 @@ class Split:
     test: np.ndarray
 
 
-
 def eligible_rows(data: Any, rows: np.ndarray | None = None) -> np.ndarray:
     """Rows with a known label (one of the classes) and at least one modality."""
     ok = data.has_label() & data.present.any(axis=1)
@@ -45,11 +44,16 @@ def check_classes(data: Any, rows: np.ndarray, need: int, what: str) -> None:
     if len(counts) < 2:
         raise InputError(None, f"{what} needs two classes; the labelled samples hold one")
     if counts.min() < need:
-        raise InputError(None, f"class '{counts.idxmin()}' has {counts.min()} samples, too few for {what} "
-                               f"(needs {need})")
+        raise InputError(
+            None,
+            f"class '{counts.idxmin()}' has {counts.min()} samples, too few for {what} "
+            f"(needs {need})",
+        )
 
 
-def make_splits(data: Any, protocol: str, config: EvalConfig, rows: np.ndarray) -> tuple[list[Split], str]:
+def make_splits(
+    data: Any, protocol: str, config: EvalConfig, rows: np.ndarray
+) -> tuple[list[Split], str]:
     """The splits of `protocol` over `rows` (eligible positions) and a sentence saying how they were made."""
     from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
@@ -62,35 +66,49 @@ def make_splits(data: Any, protocol: str, config: EvalConfig, rows: np.ndarray) 
         if data.split is not None:
             tr, te = rows[data.split[rows] == "train"], rows[data.split[rows] == "test"]
             if len(tr) and len(te):
-                return [Split("holdout", 0, tr, te)], (f"the cohort's split column ({len(tr)} train, "
-                                                       f"{len(te)} test samples)")
+                return [Split("holdout", 0, tr, te)], (
+                    f"the cohort's split column ({len(tr)} train, {len(te)} test samples)"
+                )
         check_classes(data, rows, 2, "a held-out split")
         splitter = (StratifiedShuffleSplit if classify else ShuffleSplit)(
-            n_splits=1, test_size=config.test_fraction, random_state=seed)
+            n_splits=1, test_size=config.test_fraction, random_state=seed
+        )
         tr, te = next(splitter.split(np.zeros(len(rows)), y if classify else None))
         why = "no test rows in the split column" if data.split is not None else "no split column"
         return [Split("holdout", 0, rows[np.sort(tr)], rows[np.sort(te)])], (
             f"a {'stratified ' if classify else ''}random {1 - config.test_fraction:.0%}/{config.test_fraction:.0%} "
-            f"split ({why}; {len(tr)} train, {len(te)} test samples)")
+            f"split ({why}; {len(tr)} train, {len(te)} test samples)"
+        )
     if protocol == "cv":
         check_classes(data, rows, config.folds, f"{config.folds}-fold cross-validation")
         folds = cv_splits(y, config.folds, seed, classify)
         return [Split("cv", i, rows[tr], rows[te]) for i, (tr, te) in enumerate(folds)], (
-            f"{'stratified ' if classify else ''}{config.folds}-fold cross-validation over {len(rows)} samples")
+            f"{'stratified ' if classify else ''}{config.folds}-fold cross-validation over {len(rows)} samples"
+        )
     if protocol == "repeated":
         check_classes(data, rows, 2, "repeated random splits")
         splitter = (StratifiedShuffleSplit if classify else ShuffleSplit)(
-            n_splits=config.repeats, test_size=config.test_fraction, random_state=seed)
-        splits = [Split("repeated", i, rows[np.sort(tr)], rows[np.sort(te)])
-                  for i, (tr, te) in enumerate(splitter.split(np.zeros(len(rows)), y if classify else None))]
-        return splits, (f"{config.repeats} {'stratified ' if classify else ''}random "
-                        f"{1 - config.test_fraction:.0%}/{config.test_fraction:.0%} splits of {len(rows)} samples")
+            n_splits=config.repeats, test_size=config.test_fraction, random_state=seed
+        )
+        splits = [
+            Split("repeated", i, rows[np.sort(tr)], rows[np.sort(te)])
+            for i, (tr, te) in enumerate(
+                splitter.split(np.zeros(len(rows)), y if classify else None)
+            )
+        ]
+        return splits, (
+            f"{config.repeats} {'stratified ' if classify else ''}random "
+            f"{1 - config.test_fraction:.0%}/{config.test_fraction:.0%} splits of {len(rows)} samples"
+        )
     raise ValueError(protocol)
 
 
 # -- the independent cohort ----------------------------------------------------------------------
 
-def combine_cohorts(train: Any, test: Any, test_path: str | None = None) -> tuple[Any, np.ndarray, np.ndarray]:
+
+def combine_cohorts(
+    train: Any, test: Any, test_path: str | None = None
+) -> tuple[Any, np.ndarray, np.ndarray]:
     """One CohortArrays holding the training cohort's rows, then the test cohort's rows, with the
     test matrices reordered to the training cohort's features (looked up by name).
 
@@ -100,39 +118,62 @@ def combine_cohorts(train: Any, test: Any, test_path: str | None = None) -> tupl
     from deepgami.data.arrays import CohortArrays
 
     if test.task != train.task:
-        raise InputError(test_path, f"the test cohort's phenotype is {test.task}, the training cohort's {train.task}")
+        raise InputError(
+            test_path,
+            f"the test cohort's phenotype is {test.task}, the training cohort's {train.task}",
+        )
     shared = [m for m in train.modalities if m in test.modalities]
     if not shared:
-        raise InputError(test_path, f"the test cohort has none of the modalities {', '.join(train.modalities)}")
+        raise InputError(
+            test_path, f"the test cohort has none of the modalities {', '.join(train.modalities)}"
+        )
     n_a, n_b = len(train.obs_names), len(test.obs_names)
     xs, present = [], np.zeros((n_a + n_b, len(train.modalities)), dtype=bool)
     present[:n_a] = train.present
     for k, m in enumerate(train.modalities):
         j = test.modalities.index(m) if m in test.modalities else None
         # int8 only when both cohorts store int8 dosages; float32 dosages must not be truncated.
-        dtype = np.result_type(train.X[k].dtype, test.X[j].dtype if j is not None else train.X[k].dtype)
+        dtype = np.result_type(
+            train.X[k].dtype, test.X[j].dtype if j is not None else train.X[k].dtype
+        )
         block = np.zeros((n_b, train.X[k].shape[1]), dtype=dtype)
         if j is not None:
             idx = test.var_names[j].get_indexer(train.var_names[k])
             if (idx < 0).any():
                 missing = train.var_names[k][idx < 0]
-                raise InputError(test_path, f"modality '{m}' lacks {len(missing)} of the training cohort's "
-                                            f"{len(idx)} features (e.g. {', '.join(map(str, missing[:3]))})")
+                raise InputError(
+                    test_path,
+                    f"modality '{m}' lacks {len(missing)} of the training cohort's "
+                    f"{len(idx)} features (e.g. {', '.join(map(str, missing[:3]))})",
+                )
             block = test.X[j][:, idx].astype(dtype, copy=False)
             present[n_a:, k] = test.present[:, j]
         xs.append(np.concatenate([train.X[k].astype(dtype, copy=False), block]))
     labels = None
     if train.labels is not None:
         other = test.labels if test.labels is not None else np.full(n_b, None, dtype=object)
-        labels = np.concatenate([np.asarray(train.labels, dtype=object if train.task == "classification" else float),
-                                 np.asarray(other, dtype=object if train.task == "classification" else float)])
+        labels = np.concatenate(
+            [
+                np.asarray(train.labels, dtype=object if train.task == "classification" else float),
+                np.asarray(other, dtype=object if train.task == "classification" else float),
+            ]
+        )
     split = np.array(["train"] * n_a + ["independent"] * n_b, dtype=object)
     obs = pd.Index([f"{s}" for s in train.obs_names] + [f"{s}" for s in test.obs_names])
     if obs.has_duplicates:  # both files may use the same ids; tell them apart in predictions
         obs = pd.Index(list(train.obs_names) + [f"test:{s}" for s in test.obs_names])
-    combined = CohortArrays(obs_names=obs, modalities=list(train.modalities), X=xs, var_names=list(train.var_names),
-                            present=present, labels=labels, task=train.task, classes=list(train.classes),
-                            split=split, latent_nodes=train.latent_nodes, priors=list(train.priors),
-                            edges=list(train.edges))
+    combined = CohortArrays(
+        obs_names=obs,
+        modalities=list(train.modalities),
+        X=xs,
+        var_names=list(train.var_names),
+        present=present,
+        labels=labels,
+        task=train.task,
+        classes=list(train.classes),
+        split=split,
+        latent_nodes=train.latent_nodes,
+        priors=list(train.priors),
+        edges=list(train.edges),
+    )
     return combined, np.arange(n_a), np.arange(n_a, n_a + n_b)
-

@@ -8,5 +8,16 @@ from deepgami.model._inputs import ModelInputs, align_inputs
 from deepgami.model._tuning import training_rows, tune_setting
 from deepgami.model.deepgami_model import DeepGAMI, FoldResult, fit_predict_fold
 
-__all__ = ["BAG_FRACTION", "BaseModel", "DeepGAMI", "FoldResult", "ModelInputs", "align_inputs", "evaluate_rows",
-           "fit_predict_fold", "threads_for", "training_rows", "tune_setting"]
+__all__ = [
+    "BAG_FRACTION",
+    "BaseModel",
+    "DeepGAMI",
+    "FoldResult",
+    "ModelInputs",
+    "align_inputs",
+    "evaluate_rows",
+    "fit_predict_fold",
+    "threads_for",
+    "training_rows",
+    "tune_setting",
+]

@@ -8,7 +8,8 @@ the user-facing class.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mudata as md
 import numpy as np
@@ -45,8 +46,13 @@ class BaseModel:
         Further networks whose outputs are averaged with `module`'s (they share its preprocessing).
     """
 
-    def __init__(self, module: DeepGAMINetwork, config: dict, preprocessors: Sequence[ModalityPreprocessor],
-                 bagged: Sequence[DeepGAMINetwork] = ()) -> None:
+    def __init__(
+        self,
+        module: DeepGAMINetwork,
+        config: dict,
+        preprocessors: Sequence[ModalityPreprocessor],
+        bagged: Sequence[DeepGAMINetwork] = (),
+    ) -> None:
         self.module = module
         # The networks whose outputs are averaged: the refit first, then any bagged ones. They share
         # the preprocessing, the inputs and the prior edges.
@@ -79,7 +85,11 @@ class BaseModel:
     def latent_nodes(self) -> list[str]:
         """Names of the latent nodes (prior target genes), or `latent_0..` in dense mode."""
         nodes = self.config.get("latent_nodes")
-        return list(nodes) if nodes is not None else [f"latent_{i}" for i in range(self.module.n_latent)]
+        return (
+            list(nodes)
+            if nodes is not None
+            else [f"latent_{i}" for i in range(self.module.n_latent)]
+        )
 
     def features(self, modality: str) -> list[str]:
         """Input features of `modality`, in encoder order."""
@@ -98,11 +108,18 @@ class BaseModel:
     def inputs(self, data: CohortArrays, rows: np.ndarray | None = None) -> ModelInputs:
         """Rows `rows` of cohort arrays as network inputs (the path of fitting and evaluation)."""
         if data.modalities != self.modalities:
-            raise InputError(None, f"cohort modalities {data.modalities} differ from the model's {self.modalities}")
+            raise InputError(
+                None,
+                f"cohort modalities {data.modalities} differ from the model's {self.modalities}",
+            )
         return align_inputs(self.preprocessors, data, rows)
 
-    def prepare_inputs(self, mdata: md.MuData, modalities: Sequence[str] | None = None,
-                       min_coverage: float = MIN_COVERAGE) -> ModelInputs:
+    def prepare_inputs(
+        self,
+        mdata: md.MuData,
+        modalities: Sequence[str] | None = None,
+        min_coverage: float = MIN_COVERAGE,
+    ) -> ModelInputs:
         """Inputs per model modality and presence masks for every sample of `mdata`.
 
         `modalities` restricts which modalities are given (default: every model modality the
@@ -112,8 +129,12 @@ class BaseModel:
         (counted in the result's `filled`); below that it is an InputError.
         """
         use = given_modalities(self.modalities, mdata, modalities)
-        return align_inputs(self.preprocessors, read_modalities(mdata, self.modalities), given=use,
-                            min_coverage=min_coverage)
+        return align_inputs(
+            self.preprocessors,
+            read_modalities(mdata, self.modalities),
+            given=use,
+            min_coverage=min_coverage,
+        )
 
     # -- prediction ---------------------------------------------------------------------------
 
@@ -130,14 +151,18 @@ class BaseModel:
         step = chunk_rows(inputs.xs)
         for start in range(0, len(inputs.obs_names), step):
             sl = slice(start, start + step)
-            xs = to_device(materialize([x[sl] for x in inputs.xs]), device)  # once per chunk, for every member
+            xs = to_device(
+                materialize([x[sl] for x in inputs.xs]), device
+            )  # once per chunk, for every member
             (present,) = to_device([inputs.present[sl]], device)
             logits = [net(xs, present, fill=fill).logits.double().cpu() for net in self.members]
             if self.task == "regression":
                 t = self.config["target"]
                 chunks.append(torch.stack(logits).mean(0)[:, 0].numpy() * t["std"] + t["mean"])
             else:
-                chunks.append(torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0).numpy())
+                chunks.append(
+                    torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0).numpy()
+                )
         n_out = 0 if self.task == "regression" else len(self.classes)
         if device.type != "cpu":
             for net in self.members:
@@ -147,9 +172,14 @@ class BaseModel:
         values[none] = np.nan
         return values
 
-    def predict_proba(self, data: md.MuData | ModelInputs, modalities: Sequence[str] | None = None,
-                      fill: str = "impute", device: str | torch.device | None = None,
-                      min_coverage: float = MIN_COVERAGE) -> np.ndarray:
+    def predict_proba(
+        self,
+        data: md.MuData | ModelInputs,
+        modalities: Sequence[str] | None = None,
+        fill: str = "impute",
+        device: str | torch.device | None = None,
+        min_coverage: float = MIN_COVERAGE,
+    ) -> np.ndarray:
         """Class probabilities (samples x classes, columns in `classes` order).
 
         Parameters
@@ -164,13 +194,23 @@ class BaseModel:
         """
         if self.task == "regression":
             raise ValueError("predict_proba is for classification models; use predict")
-        inputs = data if isinstance(data, ModelInputs) else self.prepare_inputs(data, modalities, min_coverage)
+        inputs = (
+            data
+            if isinstance(data, ModelInputs)
+            else self.prepare_inputs(data, modalities, min_coverage)
+        )
         with device_scope(device):
             return self._forward(inputs, fill)
 
-    def predict(self, data: md.MuData | ModelInputs, modalities: Sequence[str] | None = None,
-                fill: str = "impute", labels: Sequence[Any] | None = None,
-                device: str | torch.device | None = None, min_coverage: float = MIN_COVERAGE) -> pd.DataFrame:
+    def predict(
+        self,
+        data: md.MuData | ModelInputs,
+        modalities: Sequence[str] | None = None,
+        fill: str = "impute",
+        labels: Sequence[Any] | None = None,
+        device: str | torch.device | None = None,
+        min_coverage: float = MIN_COVERAGE,
+    ) -> pd.DataFrame:
         """Predict every sample of a cohort from all or some of its modalities.
 
         Parameters
@@ -207,17 +247,25 @@ class BaseModel:
             values = self._forward(inputs, fill)
         table = pd.DataFrame({"sample": inputs.obs_names})
         if labels is not None:
-            table["label"] = [None if pd.isna(v) else (float(v) if self.task == "regression" else str(v)) for v in labels]
+            table["label"] = [
+                None if pd.isna(v) else (float(v) if self.task == "regression" else str(v))
+                for v in labels
+            ]
         present = inputs.present.numpy()
         if self.task == "regression":
             table["predicted"] = values
         else:
-            pred = np.array([self.classes[i] for i in np.nan_to_num(values, nan=0.0).argmax(axis=1)], dtype=object)
+            pred = np.array(
+                [self.classes[i] for i in np.nan_to_num(values, nan=0.0).argmax(axis=1)],
+                dtype=object,
+            )
             pred[~present.any(axis=1)] = None
             table["predicted"] = pred
             for c, cls_name in enumerate(self.classes):
                 table[f"prob_{cls_name}"] = values[:, c]
-        table["modalities"] = [",".join(m for m, p in zip(self.modalities, row) if p) for row in present]
+        table["modalities"] = [
+            ",".join(m for m, p in zip(self.modalities, row, strict=False) if p) for row in present
+        ]
         table.attrs["filled_features"] = dict(inputs.filled)
         return table
 
@@ -239,7 +287,9 @@ class BaseModel:
             return {}
         ok = table["label"].notna() & table["predicted"].notna()
         if self.task == "regression":
-            return regression_metrics(table.loc[ok, "label"].astype(float), table.loc[ok, "predicted"].astype(float))
+            return regression_metrics(
+                table.loc[ok, "label"].astype(float), table.loc[ok, "predicted"].astype(float)
+            )
         known = ok & table["label"].isin(self.classes)
         proba = table.loc[known, [f"prob_{c}" for c in self.classes]].to_numpy()
         out = classification_metrics(table.loc[known, "label"], proba, self.classes)

@@ -5,7 +5,8 @@ and the benchmarks score fits with it."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,12 +14,21 @@ import pandas as pd
 from deepgami.data.arrays import CohortArrays
 from deepgami.model._base import BaseModel
 
-CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "auc", "auc_weighted", "f1_macro", "log_loss")
+CLASSIFICATION_METRICS = (
+    "accuracy",
+    "balanced_accuracy",
+    "auc",
+    "auc_weighted",
+    "f1_macro",
+    "log_loss",
+)
 REGRESSION_METRICS = ("mse", "r2", "pearson")
 MEANFILL = "_meanfill"  # suffix of the input sets whose missing blocks are the training mean
 
 
-def evaluate_rows(model: BaseModel, data: CohortArrays, rows: np.ndarray) -> tuple[dict, dict[str, pd.DataFrame], dict]:
+def evaluate_rows(
+    model: BaseModel, data: CohortArrays, rows: np.ndarray
+) -> tuple[dict, dict[str, pd.DataFrame], dict]:
     """Score `model` on rows `rows` of `data`.
 
     Returns (flat, tables, r2): `flat` maps `<inputs>_<metric>` (inputs `all`, each modality,
@@ -32,8 +42,12 @@ def evaluate_rows(model: BaseModel, data: CohortArrays, rows: np.ndarray) -> tup
         input_sets[m] = inputs.only([k])
     flat, tables = {}, {}
     names = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
-    for key, given in list(input_sets.items()) + [(f"{m}{MEANFILL}", input_sets[m]) for m in model.modalities]:
-        table = model.predict(given, fill="mean" if key.endswith(MEANFILL) else "impute", labels=labels)
+    for key, given in list(input_sets.items()) + [
+        (f"{m}{MEANFILL}", input_sets[m]) for m in model.modalities
+    ]:
+        table = model.predict(
+            given, fill="mean" if key.endswith(MEANFILL) else "impute", labels=labels
+        )
         tables[key] = table
         scores = model.metrics(table)
         for name in names:
@@ -47,7 +61,9 @@ def evaluate_rows(model: BaseModel, data: CohortArrays, rows: np.ndarray) -> tup
 def unflatten(row: dict, key: str) -> dict:
     """The metrics of input set `key` from a flat `evaluate_rows` row, without the prefix."""
     prefix = f"{key}_"
-    return {k[len(prefix):]: v for k, v in row.items() if isinstance(k, str) and k.startswith(prefix)}
+    return {
+        k[len(prefix) :]: v for k, v in row.items() if isinstance(k, str) and k.startswith(prefix)
+    }
 
 
 def as_float(value: Any) -> float | None:

@@ -9,17 +9,23 @@ modules sit below the user-facing class.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 
 from deepgami.data.arrays import CohortArrays, latent_targets, self_edges, usable_rows
-from deepgami.data.preprocessing import ModalityPreprocessor, class_weights, fit_modality_for, smote_oversample
-from deepgami.errors import InputError
 from deepgami.data.lazy_inputs import materialize
+from deepgami.data.preprocessing import (
+    ModalityPreprocessor,
+    class_weights,
+    fit_modality_for,
+    smote_oversample,
+)
+from deepgami.errors import InputError
 from deepgami.model._base import BaseModel
 from deepgami.model._inputs import ModelInputs
 from deepgami.nn.network import DeepGAMINetwork
@@ -48,6 +54,7 @@ SINGLE_THREAD_MAX_WEIGHTS = 5_000_000
 
 # -- the thread policy ----------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def threads_for(n_weights: int) -> Iterator[None]:
     """One torch thread for networks of at most SINGLE_THREAD_MAX_WEIGHTS encoder weights; the
@@ -64,10 +71,16 @@ def threads_for(n_weights: int) -> Iterator[None]:
 
 def cohort_threads(data: CohortArrays) -> contextlib.AbstractContextManager:
     """Training's thread policy, sized before the network exists (dense encoders ~256 nodes)."""
-    return threads_for(sum(len(e[0]) if e is not None else x.shape[1] * 256 for x, e in zip(data.X, data.edges)))
+    return threads_for(
+        sum(
+            len(e[0]) if e is not None else x.shape[1] * 256
+            for x, e in zip(data.X, data.edges, strict=False)
+        )
+    )
 
 
 # -- the pieces of one fit ------------------------------------------------------------------------
+
 
 @dataclass
 class Targets:
@@ -90,9 +103,13 @@ def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
     return Targets(y, torch.as_tensor((y - mean) / std, dtype=torch.float32), mean, std)
 
 
-def fit_preprocessing(data: CohortArrays, rows: np.ndarray, setting: dict, y: np.ndarray,
-                      shared: Sequence[ModalityPreprocessor] | None = None
-                      ) -> tuple[list[ModalityPreprocessor], Edges, list[int | None]]:
+def fit_preprocessing(
+    data: CohortArrays,
+    rows: np.ndarray,
+    setting: dict,
+    y: np.ndarray,
+    shared: Sequence[ModalityPreprocessor] | None = None,
+) -> tuple[list[ModalityPreprocessor], Edges, list[int | None]]:
     """Each modality's selection and scaling, fitted on the rows that have it (or `shared`, as a
     bagged member), its prior edges re-indexed into the kept features, then its self-edges
     (`setting['self_edges']`), and how many of those edges come from the prior."""
@@ -102,16 +119,29 @@ def fit_preprocessing(data: CohortArrays, rows: np.ndarray, setting: dict, y: np
         if not have.any():
             raise InputError(None, f"no training sample has modality '{m}'")
         guided = data.edges[k]
-        own = (self_edges(data.var_names[k], data.latent_nodes, *guided)
-               if guided is not None and setting.get("self_edges") else None)
+        own = (
+            self_edges(data.var_names[k], data.latent_nodes, *guided)
+            if guided is not None and setting.get("self_edges")
+            else None
+        )
         if shared is not None:
             prep = shared[k]
             cols = data.var_names[k].get_indexer(pd.Index(prep.features))
         else:
-            candidates = None if guided is None else np.union1d(guided[0], own[0] if own is not None else [])
+            candidates = (
+                None if guided is None else np.union1d(guided[0], own[0] if own is not None else [])
+            )
             try:
-                prep, cols = fit_modality_for(setting, m, data.X[k], data.var_names[k], y[have], data.task,
-                                              candidates, rows=rows[have])
+                prep, cols = fit_modality_for(
+                    setting,
+                    m,
+                    data.X[k],
+                    data.var_names[k],
+                    y[have],
+                    data.task,
+                    candidates,
+                    rows=rows[have],
+                )
             except ValueError as err:
                 raise InputError(None, f"modality '{m}': {err}") from None
         preprocessors.append(prep)
@@ -119,21 +149,32 @@ def fit_preprocessing(data: CohortArrays, rows: np.ndarray, setting: dict, y: np
             edges.append(None)
             n_prior.append(None)
             continue
-        src, dst = guided if own is None else (np.concatenate([guided[0], own[0]]), np.concatenate([guided[1], own[1]]))
+        src, dst = (
+            guided
+            if own is None
+            else (np.concatenate([guided[0], own[0]]), np.concatenate([guided[1], own[1]]))
+        )
         keep = np.isin(src, cols)
         # Prior edges first: links.tsv reports the first n_prior edges of each encoder.
         edges.append((np.searchsorted(cols, src[keep]), dst[keep]))
-        n_prior.append(int(keep[:len(guided[0])].sum()))
+        n_prior.append(int(keep[: len(guided[0])].sum()))
     return preprocessors, edges, n_prior
 
 
-def network_config(data: CohortArrays, setting: dict, preprocessors: Sequence[ModalityPreprocessor],
-                   edges: Edges, n_prior: Sequence[int | None]) -> dict:
+def network_config(
+    data: CohortArrays,
+    setting: dict,
+    preprocessors: Sequence[ModalityPreprocessor],
+    edges: Edges,
+    n_prior: Sequence[int | None],
+) -> dict:
     """The architecture, as config.json records it and `build_network` reads it (`prior_edges`:
     how many of each sparse encoder's edges, the first ones, are prior links; the rest are self-edges)."""
     return {
         "n_inputs": [len(p.features) for p in preprocessors],
-        "n_latent": len(data.latent_nodes) if data.latent_nodes is not None else int(setting["latent_dim"]),
+        "n_latent": len(data.latent_nodes)
+        if data.latent_nodes is not None
+        else int(setting["latent_dim"]),
         "n_outputs": 1 if data.task == "regression" else len(data.classes),
         "sparse": [e is not None for e in edges],
         "prior_edges": list(n_prior),
@@ -155,22 +196,42 @@ def latent_norm_flags(data: CohortArrays, setting: dict, edges: Edges) -> list[b
     if isinstance(mode, bool):
         return [mode] * len(data.modalities)
     measured = data.latent_nodes is not None and any(
-        bool(pd.Index(data.latent_nodes).isin(names).any()) for names in data.var_names)
-    frozen = measured and setting["encoder_init"] == "targets" and float(setting["encoder_lr_scale"]) == 0
+        bool(pd.Index(data.latent_nodes).isin(names).any()) for names in data.var_names
+    )
+    frozen = (
+        measured
+        and setting["encoder_init"] == "targets"
+        and float(setting["encoder_lr_scale"]) == 0
+    )
     return [not (frozen and e is not None) for e in edges]
 
 
 def build_network(net: dict, edges: Sequence[tuple] | None) -> DeepGAMINetwork:
     """The network a config describes, with sparse encoders on `edges` (None entries: dense)."""
     return DeepGAMINetwork(
-        net["n_inputs"], net["n_latent"], net["n_outputs"],
-        edges=[None if e is None else (torch.as_tensor(e[0]), torch.as_tensor(e[1])) for e in edges],
-        hidden_layers=net["hidden_layers"], dropout=net["dropout"], imputer=net["imputer"],
-        encoder_activation=net["encoder_activation"], latent_norm=net["latent_norm"])
+        net["n_inputs"],
+        net["n_latent"],
+        net["n_outputs"],
+        edges=[
+            None if e is None else (torch.as_tensor(e[0]), torch.as_tensor(e[1])) for e in edges
+        ],
+        hidden_layers=net["hidden_layers"],
+        dropout=net["dropout"],
+        imputer=net["imputer"],
+        encoder_activation=net["encoder_activation"],
+        latent_norm=net["latent_norm"],
+    )
 
 
-def model_config(data: CohortArrays, rows: np.ndarray, setting: dict, seed: int, targets: Targets,
-                 preprocessors: Sequence[ModalityPreprocessor], net: dict) -> dict:
+def model_config(
+    data: CohortArrays,
+    rows: np.ndarray,
+    setting: dict,
+    seed: int,
+    targets: Targets,
+    preprocessors: Sequence[ModalityPreprocessor],
+    net: dict,
+) -> dict:
     """The data registry a model keeps (config.json): modalities, classes, latent nodes, priors,
     architecture, fitted preprocessing, setting, seed and package versions."""
     mods = data.modalities
@@ -180,9 +241,9 @@ def model_config(data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
         "task": data.task,
         "classes": list(data.classes) if data.task == "classification" else [],
         "latent_nodes": data.latent_nodes,
-        "priors": {m: p for m, p in zip(mods, data.priors)},
+        "priors": {m: p for m, p in zip(mods, data.priors, strict=False)},
         "network": net,
-        "preprocessing": {m: p.to_dict() for m, p in zip(mods, preprocessors)},
+        "preprocessing": {m: p.to_dict() for m, p in zip(mods, preprocessors, strict=False)},
         "setting": setting,
         "seed": int(seed),
         "versions": package_versions(),
@@ -193,75 +254,126 @@ def model_config(data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
     return config
 
 
-def _start_encoders(model: BaseModel, data: CohortArrays, rows: np.ndarray, train: Batch, setting: dict) -> list[int]:
+def _start_encoders(
+    model: BaseModel, data: CohortArrays, rows: np.ndarray, train: Batch, setting: dict
+) -> list[int]:
     """`encoder_init: targets`: each sparse encoder starts at the regression of its latent genes on
     their prior sources (training rows, no labels). Returns the encoders so started."""
     if setting["encoder_init"] == "targets" and data.latent_nodes is not None:
         targets = latent_targets(data, rows, setting["scaling"])
         if targets is not None:
             model.config["training"]["encoder_init"] = init_encoders_from_targets(
-                model.module, train.xs, train.present, targets, model.config["network"]["prior_edges"])
+                model.module,
+                train.xs,
+                train.present,
+                targets,
+                model.config["network"]["prior_edges"],
+            )
     return [int(k) for k, n in model.config["training"].get("encoder_init", {}).items() if n > 0]
 
 
-def _balance(train: Batch, setting: dict, task: str, n_out: int, seed: int) -> tuple[Batch, torch.Tensor | None]:
+def _balance(
+    train: Batch, setting: dict, task: str, n_out: int, seed: int
+) -> tuple[Batch, torch.Tensor | None]:
     """SMOTE rows or class weights for the loss, as `setting['balance']` says."""
     if task == "classification" and setting["balance"] == "smote":
         # SMOTE makes new rows, so it works on a preprocessed float32 copy of the training rows.
-        xs, pres, yy = smote_oversample([x.numpy() for x in materialize(train.xs)], train.present.numpy(),
-                                        train.y.numpy(), derive_seed(seed, 4) % 2**31)
-        return Batch([torch.from_numpy(x) for x in xs], torch.from_numpy(pres), torch.from_numpy(yy)), None
+        xs, pres, yy = smote_oversample(
+            [x.numpy() for x in materialize(train.xs)],
+            train.present.numpy(),
+            train.y.numpy(),
+            derive_seed(seed, 4) % 2**31,
+        )
+        return Batch(
+            [torch.from_numpy(x) for x in xs], torch.from_numpy(pres), torch.from_numpy(yy)
+        ), None
     if task == "classification" and setting["balance"] == "class_weights":
         return train, class_weights(train.y.numpy(), n_out)
     return train, None
 
 
-def train_model(model: BaseModel, data: CohortArrays, rows: np.ndarray, inputs: ModelInputs, targets: Targets,
-                setting: dict, seed: int, on_epoch: EpochHook | None = None) -> None:
+def train_model(
+    model: BaseModel,
+    data: CohortArrays,
+    rows: np.ndarray,
+    inputs: ModelInputs,
+    targets: Targets,
+    setting: dict,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+) -> None:
     """Train `model.module` on `inputs` (rows `rows` of `data`), early stopping on an inner
     validation split of them; records the history and training figures in the model."""
     config, task = model.config, data.task
-    tr, va = inner_split(targets.y, float(setting["val_fraction"]), derive_seed(seed, 3), task == "classification")
+    tr, va = inner_split(
+        targets.y, float(setting["val_fraction"]), derive_seed(seed, 3), task == "classification"
+    )
     batch = Batch(inputs.xs, inputs.present, targets.tensor)
     train, val = batch.rows(tr), (batch.rows(va) if len(va) else None)
     started = _start_encoders(model, data, rows[tr], train, setting)
     train, weight = _balance(train, setting, task, config["network"]["n_outputs"], seed)
-    history, best_epoch = train_network(model.module, train, val, setting, task, derive_seed(seed, 5), weight,
-                                        on_epoch, started)
+    history, best_epoch = train_network(
+        model.module, train, val, setting, task, derive_seed(seed, 5), weight, on_epoch, started
+    )
     set_latent_means(model.module, train)
     # Held-out R^2 of the inner validation rows, unless they are about to fit the imputers.
     config["training"]["imputation_r2_validation"] = (
-        model.imputation_r2(inputs.rows(va)) if len(va) and not setting["calibrate_imputer"]
-        else {m: None for m in data.modalities})
+        model.imputation_r2(inputs.rows(va))
+        if len(va) and not setting["calibrate_imputer"]
+        else {m: None for m in data.modalities}
+    )
     if setting["calibrate_imputer"] and val is not None:
         calibrate_imputers(model.module, val)
     model.history = history
-    config["training"].update(best_epoch=int(best_epoch), epochs_run=int(len(history)),
-                              n_inner_train=int(len(train)), n_validation=int(len(va)))
+    config["training"].update(
+        best_epoch=int(best_epoch),
+        epochs_run=int(len(history)),
+        n_inner_train=int(len(train)),
+        n_validation=int(len(va)),
+    )
 
 
 # -- fits -----------------------------------------------------------------------------------------
 
-def fit_rows(cls: type[M], data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
-             on_epoch: EpochHook | None = None,
-             shared_preprocessing: Sequence[ModalityPreprocessor] | None = None) -> M:
+
+def fit_rows(
+    cls: type[M],
+    data: CohortArrays,
+    rows: np.ndarray,
+    setting: dict,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+    shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
+) -> M:
     """Fit one setting on rows `rows` of `data` (preprocessing included, fitted on those rows
     only, unless `shared_preprocessing` is given: then the network uses it, as a bagged member)."""
     rows = usable_rows(data, rows, setting)
     if len(rows) < 4:
         raise InputError(None, f"only {len(rows)} usable training samples")
     targets = encode_targets(data, rows)
-    preprocessors, edges, n_prior = fit_preprocessing(data, rows, setting, targets.y, shared_preprocessing)
+    preprocessors, edges, n_prior = fit_preprocessing(
+        data, rows, setting, targets.y, shared_preprocessing
+    )
     net = network_config(data, setting, preprocessors, edges, n_prior)
     torch.manual_seed(seed)
-    model = cls(build_network(net, edges), model_config(data, rows, setting, seed, targets, preprocessors, net),
-                preprocessors)
+    model = cls(
+        build_network(net, edges),
+        model_config(data, rows, setting, seed, targets, preprocessors, net),
+        preprocessors,
+    )
     train_model(model, data, rows, model.inputs(data, rows), targets, setting, seed, on_epoch)
     return model
 
 
-def fit_bagged(cls: type[M], data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
-               on_epoch: EpochHook | None = None, on_fit: Callable[[], None] | None = None) -> M:
+def fit_bagged(
+    cls: type[M],
+    data: CohortArrays,
+    rows: np.ndarray,
+    setting: dict,
+    seed: int,
+    on_epoch: EpochHook | None = None,
+    on_fit: Callable[[], None] | None = None,
+) -> M:
     """`fit_rows` on all `rows`, plus `setting['bagging']` networks each fitted on a random
     (stratified) BAG_FRACTION of them with the first one's preprocessing; the model averages
     their outputs. A few hundred samples leave the head's choice among hundreds of latent genes
@@ -272,9 +384,15 @@ def fit_bagged(cls: type[M], data: CohortArrays, rows: np.ndarray, setting: dict
     rows = usable_rows(data, rows, setting)
     stratify = data.task == "classification"
     for b in range(int(setting["bagging"])):
-        bag, _ = inner_split(data.labels[rows] if stratify else np.zeros(len(rows)), 1 - BAG_FRACTION,
-                             derive_seed(seed, 6, b), stratify)
-        member = fit_rows(cls, data, rows[bag], setting, derive_seed(seed, 7, b), on_epoch, model.preprocessors)
+        bag, _ = inner_split(
+            data.labels[rows] if stratify else np.zeros(len(rows)),
+            1 - BAG_FRACTION,
+            derive_seed(seed, 6, b),
+            stratify,
+        )
+        member = fit_rows(
+            cls, data, rows[bag], setting, derive_seed(seed, 7, b), on_epoch, model.preprocessors
+        )
         model.members.append(member.module)
         if on_fit is not None:
             on_fit()

@@ -11,8 +11,8 @@ training, a missing feature is an InputError, never a silent shift of columns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import mudata as md
 import numpy as np
@@ -33,13 +33,20 @@ class ModelInputs:
     modalities: list[str]
     xs: list[InputBlock]
     present: torch.Tensor
-    filled: dict[str, int] = field(default_factory=dict)  # per modality: features filled with their training mean
+    filled: dict[str, int] = field(
+        default_factory=dict
+    )  # per modality: features filled with their training mean
 
     def rows(self, idx: np.ndarray) -> ModelInputs:
         """The inputs of rows `idx` (positions)."""
         t = torch.as_tensor(idx, dtype=torch.long)
-        return ModelInputs([self.obs_names[i] for i in idx], self.modalities, [x[t] for x in self.xs],
-                           self.present[t], self.filled)
+        return ModelInputs(
+            [self.obs_names[i] for i in idx],
+            self.modalities,
+            [x[t] for x in self.xs],
+            self.present[t],
+            self.filled,
+        )
 
     def only(self, keep: Sequence[int]) -> ModelInputs:
         """The same inputs with every modality outside positions `keep` marked absent (so imputed)."""
@@ -67,7 +74,7 @@ def align_inputs(
     present = data.present[rows]
     xs: list[InputBlock] = []
     filled: dict[str, int] = {}
-    for k, (m, prep) in enumerate(zip(data.modalities, preprocessors)):
+    for k, (m, prep) in enumerate(zip(data.modalities, preprocessors, strict=False)):
         if data.X[k] is None or (given is not None and m not in given):
             present[:, k] = False
             xs.append(torch.zeros((len(rows), len(prep.features)), dtype=torch.float32))
@@ -79,34 +86,51 @@ def align_inputs(
             continue
         coverage = 1 - missing.mean()
         if coverage < min_coverage:
-            names = [f for f, gone in zip(prep.features, missing) if gone]
-            raise InputError(None, f"modality '{m}' of the cohort has {coverage:.1%} of the model's {len(idx)} input "
-                                   f"features ({int(missing.sum())} missing, e.g. {', '.join(names[:3])}), below the "
-                                   f"minimum coverage {min_coverage:g}")
+            names = [f for f, gone in zip(prep.features, missing, strict=False) if gone]
+            raise InputError(
+                None,
+                f"modality '{m}' of the cohort has {coverage:.1%} of the model's {len(idx)} input "
+                f"features ({int(missing.sum())} missing, e.g. {', '.join(names[:3])}), below the "
+                f"minimum coverage {min_coverage:g}",
+            )
         # A float copy with NaN where a feature is missing: preprocessing fills NaN with the training
         # mean. Only a cohort that lacks features pays for the copy.
         block = np.full((data.X[k].shape[0], len(idx)), np.nan, dtype=np.float32)
         block[:, ~missing] = data.X[k][:, idx[~missing]]
         filled[m] = int(missing.sum())
         xs.append(PreprocessedRows(block, rows, np.arange(len(idx)), prep, present[:, k], m))
-    return ModelInputs([str(data.obs_names[i]) for i in rows], list(data.modalities), xs,
-                       torch.from_numpy(np.ascontiguousarray(present)), filled)
+    return ModelInputs(
+        [str(data.obs_names[i]) for i in rows],
+        list(data.modalities),
+        xs,
+        torch.from_numpy(np.ascontiguousarray(present)),
+        filled,
+    )
 
 
-def given_modalities(model_modalities: Sequence[str], mdata: md.MuData, modalities: Sequence[str] | None) -> list[str]:
+def given_modalities(
+    model_modalities: Sequence[str], mdata: md.MuData, modalities: Sequence[str] | None
+) -> list[str]:
     """The modalities a prediction uses: `modalities` (checked), or every model modality the cohort has."""
     if modalities is None:
         use = [m for m in model_modalities if m in mdata.mod]
         if not use:
-            raise InputError(None, f"the cohort has none of the model's modalities ({', '.join(model_modalities)})")
+            raise InputError(
+                None,
+                f"the cohort has none of the model's modalities ({', '.join(model_modalities)})",
+            )
         return use
     use = list(dict.fromkeys(modalities))
     unknown = [m for m in use if m not in model_modalities]
     if unknown:
-        raise InputError(None, f"unknown modality '{unknown[0]}'; the model has: {', '.join(model_modalities)}")
+        raise InputError(
+            None, f"unknown modality '{unknown[0]}'; the model has: {', '.join(model_modalities)}"
+        )
     absent = [m for m in use if m not in mdata.mod]
     if absent:
-        raise InputError(None, f"the cohort has no modality '{absent[0]}' (it has: {', '.join(mdata.mod)})")
+        raise InputError(
+            None, f"the cohort has no modality '{absent[0]}' (it has: {', '.join(mdata.mod)})"
+        )
     if not use:
         raise InputError(None, "give at least one modality")
     return use

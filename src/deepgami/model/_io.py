@@ -28,7 +28,11 @@ LEGACY_WEIGHTS_FILE = "model.pt"
 CONFIG_FILE = "config.json"
 MEMBER_PREFIX = "members."
 # Report files beside the weights: (file, model attribute).
-TABLES = (("training_history.tsv", "history"), ("cv_results.tsv", "cv_results"), ("cv_summary.tsv", "cv_summary"))
+TABLES = (
+    ("training_history.tsv", "history"),
+    ("cv_results.tsv", "cv_results"),
+    ("cv_summary.tsv", "cv_summary"),
+)
 IMPUTATION_FILE = "imputation.json"
 
 
@@ -58,13 +62,18 @@ def save_model(model: BaseModel, path: str | Path) -> None:
         # safetensors refuses tensors that share storage; own copies make every entry independent.
         # One metadata key: safetensors writes the metadata map in an order that varies from call to
         # call, and the same seed must give the same bytes (the format version is in config.json).
-        save_file({k: v.detach().contiguous().clone() for k, v in state.items()}, tmp / WEIGHTS_FILE,
-                  metadata={"format": f"deepgami {CONFIG_FORMAT}"})
+        save_file(
+            {k: v.detach().contiguous().clone() for k, v in state.items()},
+            tmp / WEIGHTS_FILE,
+            metadata={"format": f"deepgami {CONFIG_FORMAT}"},
+        )
         _write_json(model.config, tmp / CONFIG_FILE)
         for name, attr in TABLES:
             table = getattr(model, attr)
             if table is not None:
-                table.to_csv(tmp / name, sep="\t", index=False, float_format="%.6f", lineterminator="\n")
+                table.to_csv(
+                    tmp / name, sep="\t", index=False, float_format="%.6f", lineterminator="\n"
+                )
         if model.imputation is not None:
             _write_json(model.imputation, tmp / IMPUTATION_FILE)
 
@@ -75,20 +84,31 @@ def read_model(path: str | Path) -> ModelFiles:
     if not path.is_dir():
         raise InputError(path, "model directory not found")
     config_path = path / CONFIG_FILE
-    weights_path = path / WEIGHTS_FILE if (path / WEIGHTS_FILE).is_file() else path / LEGACY_WEIGHTS_FILE
+    weights_path = (
+        path / WEIGHTS_FILE if (path / WEIGHTS_FILE).is_file() else path / LEGACY_WEIGHTS_FILE
+    )
     for p in (config_path, weights_path):
         if not p.is_file():
             raise InputError(path, f"not a DeepGAMI model directory (no {p.name})")
     config = _read_config(config_path)
     state = _read_weights(weights_path)
     try:
-        networks = [_network(config["network"], state, i) for i in range(int(config["network"].get("n_members", 1)))]
-        preprocessors = [ModalityPreprocessor.from_dict(config["preprocessing"][m]) for m in config["modalities"]]
+        networks = [
+            _network(config["network"], state, i)
+            for i in range(int(config["network"].get("n_members", 1)))
+        ]
+        preprocessors = [
+            ModalityPreprocessor.from_dict(config["preprocessing"][m]) for m in config["modalities"]
+        ]
     except (KeyError, TypeError, ValueError) as err:
-        raise InputError(config_path, f"not a valid DeepGAMI config (bad or missing {err})") from None
+        raise InputError(
+            config_path, f"not a valid DeepGAMI config (bad or missing {err})"
+        ) from None
     except _WeightsMismatch as err:
         raise InputError(weights_path, f"weights do not match config.json ({err})") from None
-    report = {attr: pd.read_csv(path / name, sep="\t") for name, attr in TABLES if (path / name).is_file()}
+    report = {
+        attr: pd.read_csv(path / name, sep="\t") for name, attr in TABLES if (path / name).is_file()
+    }
     if (path / IMPUTATION_FILE).is_file():
         report["imputation"] = json.loads((path / IMPUTATION_FILE).read_text())
     return ModelFiles(config, networks, preprocessors, report)
@@ -101,13 +121,18 @@ class _WeightsMismatch(Exception):
 def _network(net: dict, state: dict[str, torch.Tensor], i: int) -> DeepGAMINetwork:
     """Member network i, built from the config and loaded with its weights."""
     prefix = f"{MEMBER_PREFIX}{i}." if i else ""
-    own = {k[len(prefix):]: v for k, v in state.items()
-           if k.startswith(prefix) and (prefix or not k.startswith(MEMBER_PREFIX))}
+    own = {
+        k[len(prefix) :]: v
+        for k, v in state.items()
+        if k.startswith(prefix) and (prefix or not k.startswith(MEMBER_PREFIX))
+    }
     try:
         # Edges live in the state_dict buffers; pass them to the constructor so any structure the
         # layer derives from them at construction is rebuilt from the real edges.
-        edges = [(own[f"encoders.{k}.src"], own[f"encoders.{k}.dst"]) if sparse else None
-                 for k, sparse in enumerate(net["sparse"])]
+        edges = [
+            (own[f"encoders.{k}.src"], own[f"encoders.{k}.dst"]) if sparse else None
+            for k, sparse in enumerate(net["sparse"])
+        ]
         module = build_network(net, edges)
         module.load_state_dict(own)
     except (RuntimeError, KeyError, IndexError) as err:
@@ -138,19 +163,38 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         try:
             state = load_file(path, device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise InputError(path, f"not a safetensors weights file ({str(err).splitlines()[0]})") from None
+            raise InputError(
+                path, f"not a safetensors weights file ({str(err).splitlines()[0]})"
+            ) from None
     else:
         try:
-            with warnings.catch_warnings():  # torch's notes on odd pickles would add lines to the one-line error
+            with (
+                warnings.catch_warnings()
+            ):  # torch's notes on odd pickles would add lines to the one-line error
                 warnings.simplefilter("ignore")
                 state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError,
-                TypeError, ImportError, KeyError, IndexError) as err:
+        except (
+            pickle.UnpicklingError,
+            RuntimeError,
+            EOFError,
+            OSError,
+            ValueError,
+            AttributeError,
+            TypeError,
+            ImportError,
+            KeyError,
+            IndexError,
+        ) as err:
             first = (str(err).splitlines() or [type(err).__name__])[0]
-            raise InputError(path, f"not a DeepGAMI weights file (refused: {first[:200]})") from None
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in state.items()):
-        raise InputError(path, "not a DeepGAMI weights file (expected a state_dict of named tensors)")
+            raise InputError(
+                path, f"not a DeepGAMI weights file (refused: {first[:200]})"
+            ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise InputError(
+            path, "not a DeepGAMI weights file (expected a state_dict of named tensors)"
+        )
     return state
 
 

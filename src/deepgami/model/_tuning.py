@@ -10,7 +10,8 @@ setting. Fold fits are single networks (bagging is for the fits that are reporte
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,9 @@ from deepgami.model._evaluate import as_float, evaluate_rows, mean_or_none, unfl
 from deepgami.model._fitting import EpochHook, cohort_threads, fit_rows
 from deepgami.train import cv_splits, derive_seed, expand_grid, grid_search, summarize_cv
 
-FoldHook = Callable[[int, int, int, int], None]  # (setting, n_settings, fold, n_folds) before each fold fit
+FoldHook = Callable[
+    [int, int, int, int], None
+]  # (setting, n_settings, fold, n_folds) before each fold fit
 
 
 def training_rows(data: CohortArrays, split: str | None = "train") -> np.ndarray:
@@ -33,11 +36,15 @@ def training_rows(data: CohortArrays, split: str | None = "train") -> np.ndarray
     if split is not None and data.split is not None:
         rows = rows[data.split[rows] == split]
     if len(rows) == 0:
-        raise InputError(None, f"no labelled training samples (split == '{split}') with any modality")
+        raise InputError(
+            None, f"no labelled training samples (split == '{split}') with any modality"
+        )
     if data.task == "classification":
         seen = sorted(set(data.labels[rows]))
         if len(seen) < 2:
-            raise InputError(None, f"training samples hold a single class ({seen[0] if seen else 'none'})")
+            raise InputError(
+                None, f"training samples hold a single class ({seen[0] if seen else 'none'})"
+            )
     return rows
 
 
@@ -46,7 +53,10 @@ def check_cv(data: CohortArrays, rows: np.ndarray, n_folds: int) -> None:
     if data.task == "classification":
         counts = pd.Series(data.labels[rows]).value_counts()
         if counts.min() < n_folds:
-            raise InputError(None, f"class '{counts.idxmin()}' has fewer training samples than cv_folds={n_folds}")
+            raise InputError(
+                None,
+                f"class '{counts.idxmin()}' has fewer training samples than cv_folds={n_folds}",
+            )
     if len(rows) < 2 * n_folds:
         raise InputError(None, f"{len(rows)} training samples are too few for cv_folds={n_folds}")
 
@@ -93,9 +103,13 @@ def tune_setting(
     if n_folds < 2 or (len(settings) == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
-    splits = cv_splits(data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification")
+    splits = cv_splits(
+        data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification"
+    )
 
-    def fit_fold(s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int) -> dict:
+    def fit_fold(
+        s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int
+    ) -> dict:
         if on_fold is not None:
             on_fold(s, len(settings), f, len(splits))
         model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
@@ -103,14 +117,25 @@ def tune_setting(
         return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
 
     with cohort_threads(data):
-        table, best = grid_search(settings, splits, fit_fold,
-                                  lambda row: selection_score(unflatten(row, "all"), data.task), seed)
+        table, best = grid_search(
+            settings,
+            splits,
+            fit_fold,
+            lambda row: selection_score(unflatten(row, "all"), data.task),
+            seed,
+        )
     table["selected"] = table["setting"] == best
     return settings[best], table
 
 
-def record_training_report(model: BaseModel, data: CohortArrays, params: dict, seed: int, n_settings: int,
-                           table: pd.DataFrame | None) -> None:
+def record_training_report(
+    model: BaseModel,
+    data: CohortArrays,
+    params: dict,
+    seed: int,
+    n_settings: int,
+    table: pd.DataFrame | None,
+) -> None:
     """What `fit` leaves in a model beside the weights: seed, params, the CV table and summary,
     the selected setting's mean scores, and the imputation R^2 per latent block."""
     model.config["seed"] = int(seed)
@@ -126,13 +151,20 @@ def record_training_report(model: BaseModel, data: CohortArrays, params: dict, s
         model.config["cv"] = {
             "selected_setting": best,
             "metric": "r2" if data.task == "regression" else "log_loss",
-            "mean": {c: as_float(chosen[c].mean()) for c in chosen.columns
-                     if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(chosen[c])},
+            "mean": {
+                c: as_float(chosen[c].mean())
+                for c in chosen.columns
+                if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(chosen[c])
+            },
         }
-        fold_r2 = {m: [as_float(v) for v in chosen[f"r2_{m}"]] for m in data.modalities if f"r2_{m}" in chosen}
+        fold_r2 = {
+            m: [as_float(v) for v in chosen[f"r2_{m}"]]
+            for m in data.modalities
+            if f"r2_{m}" in chosen
+        }
     model.imputation = {
         "description": "R^2 of each latent block imputed from the other modalities against the block "
-                       "encoded from its own data (pooled over latent nodes), on held-out rows",
+        "encoded from its own data (pooled over latent nodes), on held-out rows",
         "held_out": "CV test folds of the selected setting" if fold_r2 else None,
         "blocks": {
             m: {
@@ -147,6 +179,7 @@ def record_training_report(model: BaseModel, data: CohortArrays, params: dict, s
 
 
 # -- progress -------------------------------------------------------------------------------------
+
 
 class _NoBar:
     def update(self, n: int = 1) -> None: ...
@@ -166,8 +199,11 @@ def progress_bar(total: int, enabled: bool) -> Any:
 
 def epoch_hook(bar: Any) -> EpochHook:
     """An `on_epoch` hook that shows the losses in the bar."""
+
     def hook(epoch: int, train_loss: float, val_loss: float | None) -> None:
-        text = f"epoch {epoch} train {train_loss:.3f}" + (f" val {val_loss:.3f}" if val_loss is not None else "")
+        text = f"epoch {epoch} train {train_loss:.3f}" + (
+            f" val {val_loss:.3f}" if val_loss is not None else ""
+        )
         bar.set_postfix_str(text, refresh=False)
 
     return hook
@@ -175,6 +211,7 @@ def epoch_hook(bar: Any) -> EpochHook:
 
 def fold_hook(bar: Any) -> FoldHook:
     """An `on_fold` hook that names the fit in the bar and counts the previous one."""
+
     def hook(s: int, n_settings: int, f: int, n_folds: int) -> None:
         if s or f:
             bar.update(1)

@@ -19,9 +19,9 @@ matrix), `_io` (the model directory).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import mudata as md
 import numpy as np
@@ -34,8 +34,22 @@ from deepgami.model import _fitting, _io
 from deepgami.model._base import BaseModel
 from deepgami.model._evaluate import evaluate_rows
 from deepgami.model._fitting import EpochHook, cohort_threads
-from deepgami.model._tuning import epoch_hook, fold_hook, progress_bar, record_training_report, training_rows, tune_setting
-from deepgami.train import as_setting, default_params, derive_seed, device_scope, expand_grid, load_params
+from deepgami.model._tuning import (
+    epoch_hook,
+    fold_hook,
+    progress_bar,
+    record_training_report,
+    training_rows,
+    tune_setting,
+)
+from deepgami.train import (
+    as_setting,
+    default_params,
+    derive_seed,
+    device_scope,
+    expand_grid,
+    load_params,
+)
 
 
 class DeepGAMI(BaseModel):
@@ -105,27 +119,50 @@ class DeepGAMI(BaseModel):
         data = mdata if isinstance(mdata, CohortArrays) else read_arrays(mdata, prior_override)
         rows = training_rows(data, split)
         n_settings = 1 if int(params["cv_folds"]) < 2 else len(as_grid(params, data))
-        n_fits = (n_settings * int(params["cv_folds"]) if int(params["cv_folds"]) >= 2 else 0) + 1 + int(params["bagging"])
+        n_fits = (
+            (n_settings * int(params["cv_folds"]) if int(params["cv_folds"]) >= 2 else 0)
+            + 1
+            + int(params["bagging"])
+        )
         bar = progress_bar(n_fits, progress)
         with device_scope(device):  # the networks and minibatches; the weights end on the CPU
             try:
-                setting, table = tune_setting(data, rows, params, seed, search_single=True, on_fold=fold_hook(bar),
-                                              on_epoch=epoch_hook(bar))
+                setting, table = tune_setting(
+                    data,
+                    rows,
+                    params,
+                    seed,
+                    search_single=True,
+                    on_fold=fold_hook(bar),
+                    on_epoch=epoch_hook(bar),
+                )
                 if table is not None:
                     bar.update(1)
                 bar.set_description("refit on all training rows")
                 with cohort_threads(data):
-                    model = cls.fit_bagged(data, rows, setting, derive_seed(seed, 2), on_epoch=epoch_hook(bar),
-                                           on_fit=lambda: bar.update(1))
+                    model = cls.fit_bagged(
+                        data,
+                        rows,
+                        setting,
+                        derive_seed(seed, 2),
+                        on_epoch=epoch_hook(bar),
+                        on_fit=lambda: bar.update(1),
+                    )
             finally:
                 bar.close()
         record_training_report(model, data, params, seed, n_settings, table)
         return model
 
     @classmethod
-    def fit_rows(cls, data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
-                 on_epoch: EpochHook | None = None,
-                 shared_preprocessing: Sequence[ModalityPreprocessor] | None = None) -> DeepGAMI:
+    def fit_rows(
+        cls,
+        data: CohortArrays,
+        rows: np.ndarray,
+        setting: dict,
+        seed: int,
+        on_epoch: EpochHook | None = None,
+        shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
+    ) -> DeepGAMI:
         """Fit one setting on rows `rows` of `data`.
 
         Parameters
@@ -151,8 +188,15 @@ class DeepGAMI(BaseModel):
         return _fitting.fit_rows(cls, data, rows, setting, seed, on_epoch, shared_preprocessing)
 
     @classmethod
-    def fit_bagged(cls, data: CohortArrays, rows: np.ndarray, setting: dict, seed: int,
-                   on_epoch: EpochHook | None = None, on_fit: Callable[[], None] | None = None) -> DeepGAMI:
+    def fit_bagged(
+        cls,
+        data: CohortArrays,
+        rows: np.ndarray,
+        setting: dict,
+        seed: int,
+        on_epoch: EpochHook | None = None,
+        on_fit: Callable[[], None] | None = None,
+    ) -> DeepGAMI:
         """`fit_rows` on all `rows` plus `setting['bagging']` networks on random subsets of them.
 
         Parameters
@@ -169,7 +213,9 @@ class DeepGAMI(BaseModel):
         """
         return _fitting.fit_bagged(cls, data, rows, setting, seed, on_epoch, on_fit)
 
-    def _evaluate(self, data: CohortArrays, rows: np.ndarray) -> tuple[dict, dict[str, pd.DataFrame], dict]:
+    def _evaluate(
+        self, data: CohortArrays, rows: np.ndarray
+    ) -> tuple[dict, dict[str, pd.DataFrame], dict]:
         """`deepgami.model._evaluate.evaluate_rows` of this model (kept for the benchmarks)."""
         return evaluate_rows(self, data, rows)
 
@@ -261,7 +307,9 @@ def fit_predict_fold(
     data = mdata if isinstance(mdata, CohortArrays) else read_arrays(mdata, prior_override)
     setting = as_setting(params, dense=data.latent_nodes is None)
     with cohort_threads(data):
-        model = DeepGAMI.fit_bagged(data, np.asarray(train_idx, dtype=np.int64), setting, seed, on_epoch=on_epoch)
+        model = DeepGAMI.fit_bagged(
+            data, np.asarray(train_idx, dtype=np.int64), setting, seed, on_epoch=on_epoch
+        )
         _, tables, r2 = evaluate_rows(model, data, np.asarray(test_idx, dtype=np.int64))
     metrics = {key: model.metrics(table) for key, table in tables.items()}
     return FoldResult(model, metrics, tables, r2, model.history)

@@ -68,7 +68,11 @@ def _feature_major(x: torch.Tensor) -> torch.Tensor:
     if xt.is_contiguous():
         # a view keeps autograd's version counter: in-place edits before backward are detected
         return xt
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (x.is_conj() or x.is_neg()):
+    if (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and not (x.is_conj() or x.is_neg())
+    ):
         # numpy's transpose copy is ~2x faster than torch's here, and numpy asks for huge pages
         return torch.from_numpy(np.ascontiguousarray(x.detach().numpy().T))
     return xt.contiguous()
@@ -78,7 +82,12 @@ def _forward_t(layer: SparseMaskedLinear, xt: torch.Tensor, weight: torch.Tensor
     """``(W * M).T @ xt`` as (out, batch): for each output, the weighted sum of its sources' rows."""
     w_by_dst = weight.index_select(0, layer._user_by_dst)
     return F.embedding_bag(
-        layer._src_by_dst, xt, layer._dst_ptr, mode="sum", per_sample_weights=w_by_dst, include_last_offset=True
+        layer._src_by_dst,
+        xt,
+        layer._dst_ptr,
+        mode="sum",
+        per_sample_weights=w_by_dst,
+        include_last_offset=True,
     )
 
 
@@ -94,7 +103,11 @@ def _edge_sddmm(layer: SparseMaskedLinear, xt: torch.Tensor, gt: torch.Tensor) -
     out_src = torch.zeros(layer.n_edges, dtype=gt.dtype, device=gt.device)
     with _quiet_sparse_csr():
         pattern = torch.sparse_csr_tensor(
-            layer._src_ptr, layer._dst_by_src, out_src, (layer.in_features, layer.out_features), check_invariants=False
+            layer._src_ptr,
+            layer._dst_by_src,
+            out_src,
+            (layer.in_features, layer.out_features),
+            check_invariants=False,
         )
         # edges sorted by source: xt is streamed once, rows of the small gt are reused from cache;
         # results land in out_src in place. gt.t() is transposed back by the kernel without a copy.
@@ -108,7 +121,13 @@ class _SparseMaskedLinearFn(torch.autograd.Function):
     """``y = x @ (W * M) + b`` over an edge list, with an explicit backward."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, layer: SparseMaskedLinear) -> torch.Tensor:  # noqa: E501
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        layer: SparseMaskedLinear,
+    ) -> torch.Tensor:  # noqa: E501
         xt = _feature_major(x)
         y = _finish(_forward_t(layer, xt, weight), bias)
         ctx.layer = layer
@@ -134,7 +153,12 @@ class _SparseMaskedLinearFn(torch.autograd.Function):
         if need_x:
             w_src = weight if layer._order_is_identity else weight.index_select(0, layer._order)
             gxt = F.embedding_bag(
-                layer._dst_by_src, gt, layer._src_ptr, mode="sum", per_sample_weights=w_src, include_last_offset=True
+                layer._dst_by_src,
+                gt,
+                layer._src_ptr,
+                mode="sum",
+                per_sample_weights=w_src,
+                include_last_offset=True,
             )
             grad_x = gxt.t()
         return grad_x, grad_w, grad_b, None
@@ -188,18 +212,26 @@ class SparseMaskedLinear(nn.Module):
     ) -> None:
         super().__init__()
         if in_features < 0 or out_features < 0:
-            raise ValueError(f"in_features and out_features must be >= 0, got {in_features}, {out_features}")
+            raise ValueError(
+                f"in_features and out_features must be >= 0, got {in_features}, {out_features}"
+            )
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         src_t = _as_index_tensor(src, "src")
         dst_t = _as_index_tensor(dst, "dst")
         if src_t.numel() != dst_t.numel():
-            raise ValueError(f"src and dst must have the same length, got {src_t.numel()} and {dst_t.numel()}")
+            raise ValueError(
+                f"src and dst must have the same length, got {src_t.numel()} and {dst_t.numel()}"
+            )
         if src_t.numel():
             if int(src_t.min()) < 0 or int(src_t.max()) >= self.in_features:
-                raise ValueError(f"src indices must lie in [0, {self.in_features}), got [{int(src_t.min())}, {int(src_t.max())}]")
+                raise ValueError(
+                    f"src indices must lie in [0, {self.in_features}), got [{int(src_t.min())}, {int(src_t.max())}]"
+                )
             if int(dst_t.min()) < 0 or int(dst_t.max()) >= self.out_features:
-                raise ValueError(f"dst indices must lie in [0, {self.out_features}), got [{int(dst_t.min())}, {int(dst_t.max())}]")
+                raise ValueError(
+                    f"dst indices must lie in [0, {self.out_features}), got [{int(dst_t.min())}, {int(dst_t.max())}]"
+                )
         self.register_buffer("src", src_t)
         self.register_buffer("dst", dst_t)
         self.weight = nn.Parameter(torch.empty(src_t.numel()))
@@ -212,7 +244,9 @@ class SparseMaskedLinear(nn.Module):
 
     # -- construction helpers -------------------------------------------------------------------
     @classmethod
-    def from_mask(cls, mask: sp.spmatrix | sp.sparray | np.ndarray | torch.Tensor, bias: bool = True) -> SparseMaskedLinear:
+    def from_mask(
+        cls, mask: sp.spmatrix | sp.sparray | np.ndarray | torch.Tensor, bias: bool = True
+    ) -> SparseMaskedLinear:
         """Build a layer from an (in, out) mask; its nonzero entries are the edges.
 
         Edges are ordered by source, then target (row-major). Explicitly stored zeros are not edges.
@@ -229,7 +263,9 @@ class SparseMaskedLinear(nn.Module):
             keep = (coo.values() != 0).numpy()
             src, dst = (a.numpy()[keep] for a in coo.indices())
         else:
-            arr = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+            arr = (
+                mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+            )
             src, dst = np.nonzero(arr)
         n_in, n_out = (int(v) for v in mask.shape)
         order = np.lexsort((dst, src))
@@ -263,7 +299,11 @@ class SparseMaskedLinear(nn.Module):
 
         def buf(name: str, a: np.ndarray, dtype: type = np.int64) -> None:
             # non-persistent: derived from src/dst, rebuilt on load; moved by .to() like any buffer
-            self.register_buffer(name, torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device), persistent=False)
+            self.register_buffer(
+                name,
+                torch.from_numpy(np.ascontiguousarray(a, dtype=dtype)).to(device),
+                persistent=False,
+            )
 
         self._order_is_identity = bool(np.array_equal(order, np.arange(n_edges)))
         buf("_order", order)
@@ -273,8 +313,12 @@ class SparseMaskedLinear(nn.Module):
         buf("_dst_by_src", dst[order], idx)
         buf("_src_ptr", s_ptr, idx)
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: D102
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):  # noqa: D102
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         # src/dst may have changed in place: the derived plan must follow
         self._build_plan()
 
@@ -287,7 +331,11 @@ class SparseMaskedLinear(nn.Module):
             w.mul_(bound[self.dst.detach().cpu()])
             self.weight.copy_(w)
             if self.bias is not None:
-                b = torch.empty(self.out_features, dtype=torch.float64).uniform_(-1.0, 1.0).mul_(bound)
+                b = (
+                    torch.empty(self.out_features, dtype=torch.float64)
+                    .uniform_(-1.0, 1.0)
+                    .mul_(bound)
+                )
                 self.bias.copy_(b)
 
     # -- public API ------------------------------------------------------------------------------
@@ -299,12 +347,20 @@ class SparseMaskedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(..., in_features)`` to ``(..., out_features)``."""
         if x.shape[-1] != self.in_features:
-            raise ValueError(f"expected last dimension {self.in_features}, got input of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected last dimension {self.in_features}, got input of shape {tuple(x.shape)}"
+            )
         if x.dtype != self.weight.dtype:
-            raise TypeError(f"input dtype {x.dtype} does not match weight dtype {self.weight.dtype}")
+            raise TypeError(
+                f"input dtype {x.dtype} does not match weight dtype {self.weight.dtype}"
+            )
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        if torch.is_grad_enabled() and (x2.requires_grad or self.weight.requires_grad or (self.bias is not None and self.bias.requires_grad)):
+        if torch.is_grad_enabled() and (
+            x2.requires_grad
+            or self.weight.requires_grad
+            or (self.bias is not None and self.bias.requires_grad)
+        ):
             y = _SparseMaskedLinearFn.apply(x2, self.weight, self.bias, self)
         else:
             # inference: nothing to save for a backward pass
@@ -326,7 +382,9 @@ class SparseMaskedLinear(nn.Module):
 
     def dense_weight(self) -> torch.Tensor:
         """Dense ``(in, out)`` matrix ``W * M`` (differentiable); for tests and small inspection only."""
-        dense = torch.zeros(self.in_features, self.out_features, dtype=self.weight.dtype, device=self.weight.device)
+        dense = torch.zeros(
+            self.in_features, self.out_features, dtype=self.weight.dtype, device=self.weight.device
+        )
         return dense.index_put((self.src, self.dst), self.weight)
 
     def extra_repr(self) -> str:

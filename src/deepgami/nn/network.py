@@ -20,7 +20,8 @@ still selects genes through per-node gates under weight decay.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -152,23 +153,33 @@ class DeepGAMINetwork(nn.Module):
         self.n_latent = int(n_latent)
         self.n_outputs = int(n_outputs)
         self.encoders = nn.ModuleList()
-        for n_in, edge in zip(n_inputs, edges):
+        for n_in, edge in zip(n_inputs, edges, strict=False):
             if edge is None:
                 self.encoders.append(nn.Linear(int(n_in), self.n_latent))
             else:
                 src, dst = edge
                 self.encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
         self.activation = _activation(encoder_activation)
-        flags = [bool(latent_norm)] * n_mod if isinstance(latent_norm, bool) else [bool(f) for f in latent_norm]
+        flags = (
+            [bool(latent_norm)] * n_mod
+            if isinstance(latent_norm, bool)
+            else [bool(f) for f in latent_norm]
+        )
         if len(flags) != n_mod:
             raise ValueError("latent_norm must be one flag or one per modality")
         self.normalized = flags
         # Every modality keeps its LatentNorm buffers (saved models share one layout); only flagged ones apply.
-        self.norms = nn.ModuleList([LatentNorm(self.n_latent) for _ in range(n_mod)]) if any(flags) else None
+        self.norms = (
+            nn.ModuleList([LatentNorm(self.n_latent) for _ in range(n_mod)]) if any(flags) else None
+        )
         # One map per ordered pair (i -> j); keys avoid '.', which ModuleDict forbids.
         self.imputers = nn.ModuleDict(
-            {self.pair_key(i, j): make_imputer(imputer, self.n_latent)
-             for i in range(n_mod) for j in range(n_mod) if i != j}
+            {
+                self.pair_key(i, j): make_imputer(imputer, self.n_latent)
+                for i in range(n_mod)
+                for j in range(n_mod)
+                if i != j
+            }
         )
         layers: list[nn.Module] = [nn.Dropout(dropout)]
         width = n_mod * self.n_latent
@@ -199,8 +210,10 @@ class DeepGAMINetwork(nn.Module):
         """
         if len(xs) != self.n_modalities:
             raise ValueError(f"expected {self.n_modalities} inputs, got {len(xs)}")
-        return [self.activate(k, enc(x), None if present is None else present[:, k])
-                for k, (enc, x) in enumerate(zip(self.encoders, xs))]
+        return [
+            self.activate(k, enc(x), None if present is None else present[:, k])
+            for k, (enc, x) in enumerate(zip(self.encoders, xs, strict=False))
+        ]
 
     def activate(self, k: int, pre: Tensor, rows: Tensor | None = None) -> Tensor:
         """Encoder k's output (pre-activation, `encoders[k](x)`) -> latent block C_k:
@@ -225,9 +238,14 @@ class DeepGAMINetwork(nn.Module):
             out.append(total / count.clamp(min=1.0))
         return out
 
-    def combine(self, latent: Sequence[Tensor], imputed: Sequence[Tensor], present: Tensor) -> list[Tensor]:
+    def combine(
+        self, latent: Sequence[Tensor], imputed: Sequence[Tensor], present: Tensor
+    ) -> list[Tensor]:
         """Observed block where the modality is present, imputed block where it is not."""
-        return [torch.where(present[:, k : k + 1], latent[k], imputed[k]) for k in range(self.n_modalities)]
+        return [
+            torch.where(present[:, k : k + 1], latent[k], imputed[k])
+            for k in range(self.n_modalities)
+        ]
 
     def forward(
         self,
@@ -241,7 +259,9 @@ class DeepGAMINetwork(nn.Module):
         are imputed from those, as at prediction time (training hides modalities this way).
         `fill="mean"` replaces missing blocks by their training mean instead (a baseline)."""
         if present is None:
-            present = torch.ones(xs[0].shape[0], self.n_modalities, dtype=torch.bool, device=xs[0].device)
+            present = torch.ones(
+                xs[0].shape[0], self.n_modalities, dtype=torch.bool, device=xs[0].device
+            )
         head_present = present if head_present is None else head_present & present
         latent = self.encode(xs, present)
         if fill == "impute":
@@ -271,7 +291,9 @@ class DeepGAMINetwork(nn.Module):
         per_block = first.weight.reshape(first.weight.shape[0], self.n_modalities, self.n_latent)
         return torch.linalg.vector_norm(per_block, dim=(0, 1)).sum()
 
-    def auxiliary_loss(self, latent: Sequence[Tensor], present: Tensor, target: str = "detach") -> Tensor:
+    def auxiliary_loss(
+        self, latent: Sequence[Tensor], present: Tensor, target: str = "detach"
+    ) -> Tensor:
         """Mean over ordered pairs (i, j) of MSE(f_ij(C_i), C_j) on samples having both i and j.
 
         target: `detach` stops gradients into C_j; `normalize` divides the MSE by the variance of

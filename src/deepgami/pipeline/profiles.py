@@ -29,7 +29,18 @@ grid:
   lambda: [0.1, 1.0]
 cv_folds: 3
 """
-DEMO_SIMULATION = ("--n-samples", "300", "--n-snps", "300", "--n-tfs", "20", "--n-genes", "50", "--seed", "0")
+DEMO_SIMULATION = (
+    "--n-samples",
+    "300",
+    "--n-snps",
+    "300",
+    "--n-tfs",
+    "20",
+    "--n-genes",
+    "50",
+    "--seed",
+    "0",
+)
 DEMO_EVALUATE_ARGS = "--fast"
 
 
@@ -43,13 +54,21 @@ class Profile:
 
 
 PROFILES = {
-    "test": Profile("test", {"evaluate": shlex.split(TEST_EVALUATE_ARGS)},
-                    "deepgami run's test profile (the Nextflow test profile's settings): evaluate "
-                    + TEST_EVALUATE_ARGS + "."),
-    "demo": Profile("demo", {"evaluate": shlex.split(DEMO_EVALUATE_ARGS)},
-                    "make demo ran this evaluation with reduced settings to finish in minutes: evaluate "
-                    + DEMO_EVALUATE_ARGS + "; the model beside it was trained with a 2-point grid (lambda 0.1 / "
-                    "1.0) searched by 3-fold CV. For the full settings run `deepgami evaluate COHORT --out DIR`."),
+    "test": Profile(
+        "test",
+        {"evaluate": shlex.split(TEST_EVALUATE_ARGS)},
+        "deepgami run's test profile (the Nextflow test profile's settings): evaluate "
+        + TEST_EVALUATE_ARGS
+        + ".",
+    ),
+    "demo": Profile(
+        "demo",
+        {"evaluate": shlex.split(DEMO_EVALUATE_ARGS)},
+        "make demo ran this evaluation with reduced settings to finish in minutes: evaluate "
+        + DEMO_EVALUATE_ARGS
+        + "; the model beside it was trained with a 2-point grid (lambda 0.1 / "
+        "1.0) searched by 3-fold CV. For the full settings run `deepgami evaluate COHORT --out DIR`.",
+    ),
 }
 
 

@@ -36,10 +36,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
@@ -58,12 +59,28 @@ __all__ = [
     "write_summary",
 ]
 
-STAGES = ("pseudobulk", "build", "train", "predict", "prioritize", "evaluate")  # pseudobulk: single-cell rows only
+STAGES = (
+    "pseudobulk",
+    "build",
+    "train",
+    "predict",
+    "prioritize",
+    "evaluate",
+)  # pseudobulk: single-cell rows only
 LEDGER_NAME = ".deepgami_run.json"
 LOCK_NAME = ".deepgami_run.lock"
 LEDGER_VERSION = 1
-SUMMARY_FIRST_COLUMNS = ["cohort", "cell_type", "prediction_set", "modalities", "n", "accuracy",
-                         "balanced_accuracy", "auc", "f1_macro"]
+SUMMARY_FIRST_COLUMNS = [
+    "cohort",
+    "cell_type",
+    "prediction_set",
+    "modalities",
+    "n",
+    "accuracy",
+    "balanced_accuracy",
+    "auc",
+    "f1_macro",
+]
 
 
 @dataclass
@@ -73,7 +90,9 @@ class RunSettings:
     seed: int = 0
     eval_split: str | None = "test"
     skip: frozenset[str] = frozenset()
-    stage_args: dict[str, list[str]] = field(default_factory=dict)  # extra arguments per stage (Nextflow: ext.args)
+    stage_args: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # extra arguments per stage (Nextflow: ext.args)
     max_workers: int = 1
     resume: bool = False
     progress: bool | None = None  # None: a progress bar only on a terminal
@@ -96,6 +115,7 @@ class StageTask:
 
 # -- planning ------------------------------------------------------------------------------------
 
+
 def prediction_sets(row: CohortRow) -> list[str]:
     """'all' (every modality) and, when the cohort has several, each modality alone."""
     names = row.modality_names
@@ -117,15 +137,24 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
     def wanted(stage: str) -> bool:
         return stage not in settings.skip
 
-    def add(stage: str, name: str, argv: list[str], inputs: dict[str, Path], options: list[str],
-            outputs: list[Path], optional: Sequence[Path] = ()) -> None:
+    def add(
+        stage: str,
+        name: str,
+        argv: list[str],
+        inputs: dict[str, Path],
+        options: list[str],
+        outputs: list[Path],
+        optional: Sequence[Path] = (),
+    ) -> None:
         if not wanted(stage):
             return
         extra = settings.stage_args.get(stage, [])
         argv, options = argv + extra, options + extra
         key = f"{row.id}/{stage}" + (f"/{name}" if name else "")
         log = logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
-        tasks.append(StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log))
+        tasks.append(
+            StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log)
+        )
 
     build_argv = ["build"]
     build_inputs: dict[str, Path] = {"labels": row.labels}
@@ -140,30 +169,60 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
     add("build", "", build_argv, build_inputs, build_options, [cohort])
 
     train_inputs = {"cohort": cohort, **({"params": row.params} if row.params else {})}
-    add("train", "", ["train", str(cohort), "--out", str(model), *params, "--seed", str(settings.seed)],
-        train_inputs, ["--seed", str(settings.seed)], [model])
+    add(
+        "train",
+        "",
+        ["train", str(cohort), "--out", str(model), *params, "--seed", str(settings.seed)],
+        train_inputs,
+        ["--seed", str(settings.seed)],
+        [model],
+    )
 
     for name in prediction_sets(row):
         out = base / "predictions" / f"{name}.tsv"
         modality = [] if name == "all" else ["--modalities", name]
-        add("predict", name, ["predict", str(model), str(cohort), "--out", str(out), *modality, *split],
-            {"model": model, "cohort": cohort}, modality + split, [out],
-            [out.with_name(f"{name}.metrics.json")])
+        add(
+            "predict",
+            name,
+            ["predict", str(model), str(cohort), "--out", str(out), *modality, *split],
+            {"model": model, "cohort": cohort},
+            modality + split,
+            [out],
+            [out.with_name(f"{name}.metrics.json")],
+        )
 
-    add("prioritize", "", ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
-        {"model": model, "cohort": cohort}, split, [base / "prioritize"])
+    add(
+        "prioritize",
+        "",
+        ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
+        {"model": model, "cohort": cohort},
+        split,
+        [base / "prioritize"],
+    )
 
     # The report shows the model's training curves and the prioritization when they are made here.
     evaluate_argv = ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params]
     evaluate_inputs = dict(train_inputs)
-    for stage, flag, folder in (("train", "--model-dir", model), ("prioritize", "--prioritize-dir", base / "prioritize")):
+    for stage, flag, folder in (
+        ("train", "--model-dir", model),
+        ("prioritize", "--prioritize-dir", base / "prioritize"),
+    ):
         if wanted(stage):
             evaluate_argv += [flag, str(folder)]
             evaluate_inputs[stage] = folder
     evaluate_argv += ["--seed", str(settings.seed)]
-    if settings.max_workers > 1:  # evaluate's workers share the cores with the other cohorts' stages
+    if (
+        settings.max_workers > 1
+    ):  # evaluate's workers share the cores with the other cohorts' stages
         evaluate_argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // settings.max_workers))]
-    add("evaluate", "", evaluate_argv, evaluate_inputs, ["--seed", str(settings.seed)], [base / "evaluate"])
+    add(
+        "evaluate",
+        "",
+        evaluate_argv,
+        evaluate_inputs,
+        ["--seed", str(settings.seed)],
+        [base / "evaluate"],
+    )
     return tasks
 
 
@@ -173,9 +232,17 @@ def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> Stag
     out = outdir / row.id / "pseudobulk"
     extra = settings.stage_args.get("pseudobulk", [])
     keys = ["--donor-key", row.donor_key or "", "--cell-type-key", row.cell_type_key or ""]
-    return StageTask(row.id, "pseudobulk", f"{row.id}/pseudobulk",
-                     ["pseudobulk", str(cells), *keys, "--out", str(out), *extra], {"cells": cells},
-                     keys + extra, [out], [], outdir / "pipeline_info" / "logs" / row.id / "pseudobulk.log")
+    return StageTask(
+        row.id,
+        "pseudobulk",
+        f"{row.id}/pseudobulk",
+        ["pseudobulk", str(cells), *keys, "--out", str(out), *extra],
+        {"cells": cells},
+        keys + extra,
+        [out],
+        [],
+        outdir / "pipeline_info" / "logs" / row.id / "pseudobulk.log",
+    )
 
 
 def expand_rows(rows: list[CohortRow], outdir: Path) -> tuple[list[CohortRow], list[CohortRow]]:
@@ -193,12 +260,16 @@ def expand_rows(rows: list[CohortRow], outdir: Path) -> tuple[list[CohortRow], l
     ids = [row.id for row in cohorts] + [row.id for row in single_cell]
     clash = sorted({i for i in ids if ids.count(i) > 1})
     if clash:
-        raise InputError(None, f"samplesheet: cohort id '{clash[0]}' is used twice (a single-cell row fans out "
-                               "into <id>.<cell type>); rename a row")
+        raise InputError(
+            None,
+            f"samplesheet: cohort id '{clash[0]}' is used twice (a single-cell row fans out "
+            "into <id>.<cell type>); rename a row",
+        )
     return cohorts, single_cell
 
 
 # -- content hashes and the ledger ---------------------------------------------------------------
+
 
 class _Hasher:
     """SHA-256 of files and folders, cached by (path, size, mtime) within one run."""
@@ -261,7 +332,10 @@ def _read_ledger(path: Path) -> dict[str, Any]:
 
 def _write_ledger(path: Path, stages: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"version": LEDGER_VERSION, "stages": stages}, indent=1, sort_keys=True) + "\n")
+        tmp.write_text(
+            json.dumps({"version": LEDGER_VERSION, "stages": stages}, indent=1, sort_keys=True)
+            + "\n"
+        )
 
 
 # -- running one stage (in a pool worker) --------------------------------------------------------
@@ -291,8 +365,12 @@ def _run_stage(argv: list[str], log: str, env: dict[str, str]) -> tuple[int, str
     with open(log, "w") as handle:
         handle.write("$ deepgami " + " ".join(argv) + "\n")
         handle.flush()
-        _current_stage = subprocess.Popen([sys.executable, "-m", "deepgami", *argv], stdout=handle,
-                                          stderr=subprocess.STDOUT, env={**os.environ, **env})
+        _current_stage = subprocess.Popen(
+            [sys.executable, "-m", "deepgami", *argv],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
         code = _current_stage.wait()
         _current_stage = None
     last = ""
@@ -310,13 +388,20 @@ def _thread_env(max_workers: int) -> dict[str, str]:
 
 # -- the run ------------------------------------------------------------------------------------
 
+
 class _Progress:
     def __init__(self, total: int, enabled: bool | None) -> None:
         from tqdm import tqdm
 
         disable = (not sys.stderr.isatty()) if enabled is None else not enabled
-        self.bar = tqdm(total=total, unit="stage", desc="deepgami run", disable=disable,
-                        file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total,
+            unit="stage",
+            desc="deepgami run",
+            disable=disable,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def log(self, message: str) -> None:
         self.bar.write(message, file=sys.stderr)
@@ -328,13 +413,17 @@ class _Progress:
         self.bar.close()
 
 
-def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
-                 settings: RunSettings | None = None) -> int:
+def run_pipeline(
+    samplesheet: str | os.PathLike, outdir: str | os.PathLike, settings: RunSettings | None = None
+) -> int:
     """Run every stage of every samplesheet row; return 0, or 1 (2 if only bad input) on failures."""
     settings = settings or RunSettings()
     unknown = set(settings.skip) - set(STAGES)
     if unknown:
-        raise InputError(None, f"--skip: unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})")
+        raise InputError(
+            None,
+            f"--skip: unknown stage(s) {', '.join(sorted(unknown))} (choose from {', '.join(STAGES)})",
+        )
     if settings.max_workers < 1:
         raise InputError(None, f"--max-workers must be at least 1 (got {settings.max_workers})")
     outdir = Path(outdir).resolve()
@@ -355,8 +444,9 @@ def run_pipeline(samplesheet: str | os.PathLike, outdir: str | os.PathLike,
         lock.close()
 
 
-def _plan_queues(rows: list[CohortRow], single_cell: Sequence[CohortRow], outdir: Path, settings: RunSettings
-                 ) -> tuple[dict[str, list[StageTask]], dict[str, str]]:
+def _plan_queues(
+    rows: list[CohortRow], single_cell: Sequence[CohortRow], outdir: Path, settings: RunSettings
+) -> tuple[dict[str, list[StageTask]], dict[str, str]]:
     """Each cohort's stages in order (single-cell rows: their pseudobulk first), and which fanned-out
     cohort waits for which row's pseudobulk."""
     queues: dict[str, list[StageTask]] = {}
@@ -371,8 +461,13 @@ def _plan_queues(rows: list[CohortRow], single_cell: Sequence[CohortRow], outdir
     return queues, waits_for
 
 
-def _summarize_run(rows: list[CohortRow], outdir: Path, finished: set[str], counts: dict[str, int],
-                   failures: list[tuple[StageTask, int, str]]) -> int:
+def _summarize_run(
+    rows: list[CohortRow],
+    outdir: Path,
+    finished: set[str],
+    counts: dict[str, int],
+    failures: list[tuple[StageTask, int, str]],
+) -> int:
     """summary.tsv/html over the predictions this run made (or confirmed current), the closing
     lines on stderr, and the exit code: 0, 2 when every failure was bad input, else 1."""
     # Only predictions made (or confirmed current) by this run: never stale files of an earlier one.
@@ -385,8 +480,11 @@ def _summarize_run(rows: list[CohortRow], outdir: Path, finished: set[str], coun
     if entries:
         write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
         print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
-    print(f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
-          f"{len(failures)} failed; results in {outdir}", file=sys.stderr)
+    print(
+        f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
+        f"{len(failures)} failed; results in {outdir}",
+        file=sys.stderr,
+    )
     for task, code, last in failures:
         print(f"error: {task.key}: {last} (exit {code}; log: {task.log})", file=sys.stderr)
     if not failures:
@@ -394,8 +492,12 @@ def _summarize_run(rows: list[CohortRow], outdir: Path, finished: set[str], coun
     return 2 if all(code == 2 for _, code, _ in failures) else 1
 
 
-def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
-                single_cell: Sequence[CohortRow] = ()) -> int:
+def _run_locked(
+    rows: list[CohortRow],
+    outdir: Path,
+    settings: RunSettings,
+    single_cell: Sequence[CohortRow] = (),
+) -> int:
     queues, waits_for = _plan_queues(rows, single_cell, outdir, settings)
     progress_total = sum(len(q) for q in queues.values())
 
@@ -420,8 +522,12 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
             task = queue.pop(0)
             if settings.resume:
                 entry = ledger.get(task.key)
-                if entry and entry.get("inputs") == hasher.inputs(task) and \
-                        entry.get("outputs") is not None and entry.get("outputs") == hasher.outputs(task):
+                if (
+                    entry
+                    and entry.get("inputs") == hasher.inputs(task)
+                    and entry.get("outputs") is not None
+                    and entry.get("outputs") == hasher.outputs(task)
+                ):
                     counts["cached"] += 1
                     finished.add(task.key)
                     progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
@@ -432,8 +538,13 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
 
     pending = list(queues)  # cohorts not started yet, in samplesheet order
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_watch_runner, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_runner,
+            initargs=(os.getpid(),),
+        ) as pool:
+
             def submit(cohort: str) -> bool:
                 task = next_task(cohort)
                 if task is None:
@@ -450,9 +561,15 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
                         break
                     parent = waits_for.get(cohort)
                     if parent is not None and f"{parent}/pseudobulk" not in finished:
-                        if parent in pending or queues[parent] or any(t.cohort == parent for t, _, _ in started.values()):
+                        if (
+                            parent in pending
+                            or queues[parent]
+                            or any(t.cohort == parent for t, _, _ in started.values())
+                        ):
                             continue  # its pseudobulk has not finished yet
-                        pending.remove(cohort)  # its pseudobulk failed (reported): nothing to build from
+                        pending.remove(
+                            cohort
+                        )  # its pseudobulk failed (reported): nothing to build from
                         for _ in queues[cohort]:
                             progress.step()
                         queues[cohort] = []
@@ -475,14 +592,21 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
                     if code == 0:
                         counts["ran"] += 1
                         finished.add(task.key)
-                        ledger[task.key] = {"inputs": input_hash, "outputs": hasher.outputs(task),
-                                            "argv": task.argv}
+                        ledger[task.key] = {
+                            "inputs": input_hash,
+                            "outputs": hasher.outputs(task),
+                            "argv": task.argv,
+                        }
                         _write_ledger(ledger_path, ledger)
-                        progress.log(f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)")
+                        progress.log(
+                            f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)"
+                        )
                         submit(task.cohort)  # the cohort's next stage keeps its worker
                     else:
                         failures.append((task, code, last))
-                        progress.log(f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})")
+                        progress.log(
+                            f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})"
+                        )
                         for _ in queues[task.cohort]:
                             progress.step()
                         queues[task.cohort] = []
@@ -493,6 +617,7 @@ def _run_locked(rows: list[CohortRow], outdir: Path, settings: RunSettings,
 
 
 # -- the cross-cohort summary --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class SummaryEntry:
@@ -538,34 +663,62 @@ def _auc_by_cell_type(frame: Any) -> str:
     # One group per cohort (a cell type of a row), one bar per prediction set, 'all' first.
     groups = list(dict.fromkeys(data["cohort"]))
     sets = ["all"] + sorted(set(data["prediction_set"]) - {"all"})
-    colors = dict(zip(sets, ["#333333", "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"] * 4))
+    colors = dict(
+        zip(
+            sets,
+            ["#333333", "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"] * 4,
+            strict=False,
+        )
+    )
     width = 0.8 / len(sets)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(groups) * max(1, len(sets)) ** 0.5 + 1.5), 3.2))
+    fig, ax = plt.subplots(
+        figsize=(max(4.0, 0.9 * len(groups) * max(1, len(sets)) ** 0.5 + 1.5), 3.2)
+    )
     for i, name in enumerate(sets):
         part = data[data["prediction_set"] == name].set_index("cohort")["auc"]
         xs = [g for g in range(len(groups)) if groups[g] in part.index]
-        ax.bar([x - 0.4 + width * (i + 0.5) for x in xs], [part[groups[x]] for x in xs], width * 0.92,
-               color=colors[name], label=name)
-    labels = [f"{data.loc[data['cohort'] == g, 'cell_type'].iloc[0]}\n({g.rsplit('.', 1)[0] if '.' in g else g})"
-              for g in groups]
+        ax.bar(
+            [x - 0.4 + width * (i + 0.5) for x in xs],
+            [part[groups[x]] for x in xs],
+            width * 0.92,
+            color=colors[name],
+            label=name,
+        )
+    labels = [
+        f"{data.loc[data['cohort'] == g, 'cell_type'].iloc[0]}\n({g.rsplit('.', 1)[0] if '.' in g else g})"
+        for g in groups
+    ]
     ax.set_xticks(range(len(groups)), labels, fontsize=8)
     ax.axhline(0.5, color="#bbbbbb", lw=1, ls="--")
     ax.set_ylim(0, 1)
     ax.set_ylabel("held-out AUC")
     ax.set_title("AUC per cell type", fontsize=10)
-    ax.legend(title="prediction set", fontsize=7, title_fontsize=7, frameon=False, loc="upper left",
-              bbox_to_anchor=(1.0, 1.0))
+    ax.legend(
+        title="prediction set",
+        fontsize=7,
+        title_fontsize=7,
+        frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})  # no version stamp: same bytes
+    fig.savefig(
+        buffer, format="png", dpi=110, metadata={"Software": None}
+    )  # no version stamp: same bytes
     plt.close(fig)
     encoded = base64.b64encode(buffer.getvalue()).decode()
-    return (f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
-            f'src="data:image/png;base64,{encoded}">\n')
+    return (
+        f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
+        f'src="data:image/png;base64,{encoded}">\n'
+    )
 
 
-def write_summary(entries: Iterable[SummaryEntry], out_tsv: str | os.PathLike,
-                  out_html: str | os.PathLike | None = None) -> None:
+def write_summary(
+    entries: Iterable[SummaryEntry],
+    out_tsv: str | os.PathLike,
+    out_html: str | os.PathLike | None = None,
+) -> None:
     """One row per cohort x prediction set: ids, then the scalar metrics of each metrics JSON."""
     import pandas as pd
 
@@ -573,28 +726,33 @@ def write_summary(entries: Iterable[SummaryEntry], out_tsv: str | os.PathLike,
     for entry in entries:
         metrics = _scalar_metrics(entry.metrics)
         modalities = metrics.pop("modalities", None)
-        records.append({
-            "cohort": entry.cohort,
-            "cell_type": entry.cell_type,
-            "prediction_set": entry.prediction_set,
-            "modalities": modalities if modalities else entry.prediction_set,
-            **metrics,
-        })
+        records.append(
+            {
+                "cohort": entry.cohort,
+                "cell_type": entry.cell_type,
+                "prediction_set": entry.prediction_set,
+                "modalities": modalities if modalities else entry.prediction_set,
+                **metrics,
+            }
+        )
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         frame = pd.DataFrame(columns=SUMMARY_FIRST_COLUMNS)
     # Cohorts in order; per cohort 'all' first, then the single modalities by name.
     frame["_single"] = frame["prediction_set"] != "all"
-    frame = frame.sort_values(["cohort", "_single", "prediction_set"], kind="stable").drop(columns="_single")
+    frame = frame.sort_values(["cohort", "_single", "prediction_set"], kind="stable").drop(
+        columns="_single"
+    )
     first = [c for c in SUMMARY_FIRST_COLUMNS if c in frame.columns]
     frame = frame[first + sorted(c for c in frame.columns if c not in first)]
     with atomic_path(out_tsv) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
     if out_html is not None:
-        table = frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0,
-                              classes="summary")
+        table = frame.to_html(
+            index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="summary"
+        )
         html = (
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             "<title>deepgami summary</title><style>"
             "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
             "table.summary{border-collapse:collapse}"

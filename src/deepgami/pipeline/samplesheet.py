@@ -36,7 +36,15 @@ import jsonschema
 
 from deepgami.errors import InputError
 
-__all__ = ["CohortRow", "PriorSpec", "read_samplesheet", "fan_out", "schema_path", "assets_dir", "load_schema"]
+__all__ = [
+    "CohortRow",
+    "PriorSpec",
+    "read_samplesheet",
+    "fan_out",
+    "schema_path",
+    "assets_dir",
+    "load_schema",
+]
 
 SCHEMA_NAME = "schema_input.json"
 RESERVED_MODALITY = "all"  # the prediction set that uses every modality
@@ -99,7 +107,10 @@ def load_schema() -> dict[str, Any]:
     """The parsed samplesheet schema (raises ``InputError`` if the assets are missing)."""
     path = schema_path()
     if not path.is_file():
-        raise InputError(path, "samplesheet schema not found; set DEEPGAMI_ASSETS to the pipeline's assets/ folder")
+        raise InputError(
+            path,
+            "samplesheet schema not found; set DEEPGAMI_ASSETS to the pipeline's assets/ folder",
+        )
     return _load_schema(str(path))
 
 
@@ -115,7 +126,9 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     except csv.Error as err:
         raise InputError(path, f"cannot be read as CSV: {err}") from None
     if not header:
-        raise InputError(path, "is empty (expected a header: id,labels,modalities[,cell_type,priors,params])")
+        raise InputError(
+            path, "is empty (expected a header: id,labels,modalities[,cell_type,priors,params])"
+        )
     if len(set(header)) != len(header):
         dupes = sorted({h for h in header if header.count(h) > 1})
         raise InputError(path, f"duplicate column(s): {', '.join(dupes)}")
@@ -124,7 +137,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         if None in raw:
             raise InputError(path, f"row {number}: more fields than header columns")
         # nf-schema drops empty cells; do the same so optional columns may be left blank.
-        row = {k.strip(): v.strip() for k, v in raw.items() if k is not None and v is not None and v.strip()}
+        row = {
+            k.strip(): v.strip()
+            for k, v in raw.items()
+            if k is not None and v is not None and v.strip()
+        }
         rows.append(row)
     return header, rows
 
@@ -142,7 +159,10 @@ def _error_message(error: jsonschema.ValidationError) -> str:
 
 def _resolve(base: Path, value: str, sheet: Path, where: str, row: int) -> Path:
     if "://" in value:
-        raise InputError(sheet, f"row {row}: {where}: remote path '{value}' is only supported by the Nextflow pipeline")
+        raise InputError(
+            sheet,
+            f"row {row}: {where}: remote path '{value}' is only supported by the Nextflow pipeline",
+        )
     path = Path(value).expanduser()
     if not path.is_absolute():
         path = base / path
@@ -191,7 +211,9 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
     for number, row in enumerate(rows, start=1):
         cohort_id = row["id"]
         if cohort_id in seen:
-            raise InputError(sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})")
+            raise InputError(
+                sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})"
+            )
         seen[cohort_id] = number
 
         modalities: dict[str, Path] = {}
@@ -199,8 +221,11 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
             if name in modalities:
                 raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
             if name == RESERVED_MODALITY:
-                raise InputError(sheet, f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
-                                        "predictions from every modality; rename that modality")
+                raise InputError(
+                    sheet,
+                    f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
+                    "predictions from every modality; rename that modality",
+                )
             modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
 
         priors = []
@@ -209,48 +234,77 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
         for key, value in prior_items:
             modality, _, name = key.partition(":")
             if modality not in modalities:
-                raise InputError(sheet, f"row {number}: priors: '{key}' names modality '{modality}', "
-                                        f"which is not one of: {', '.join(modalities)}")
+                raise InputError(
+                    sheet,
+                    f"row {number}: priors: '{key}' names modality '{modality}', "
+                    f"which is not one of: {', '.join(modalities)}",
+                )
             if name in seen_priors:
                 raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
             seen_priors.add(name)
-            priors.append(PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number)))
+            priors.append(
+                PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number))
+            )
 
-        single_cell = {key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row}
+        single_cell = {
+            key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
+        }
         if single_cell:
             _check_single_cell(sheet, number, row, single_cell, modalities)
 
-        result.append(CohortRow(
-            id=cohort_id,
-            labels=_resolve(base, row["labels"], sheet, "labels", number),
-            modalities=modalities,
-            priors=priors,
-            params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
-            cell_type=row.get("cell_type"),
-            **single_cell,
-        ))
+        result.append(
+            CohortRow(
+                id=cohort_id,
+                labels=_resolve(base, row["labels"], sheet, "labels", number),
+                modalities=modalities,
+                priors=priors,
+                params=_resolve(base, row["params"], sheet, "params", number)
+                if "params" in row
+                else None,
+                cell_type=row.get("cell_type"),
+                **single_cell,
+            )
+        )
     return result
 
 
-def _check_single_cell(sheet: Path, number: int, row: dict[str, str], given: dict[str, str],
-                       modalities: dict[str, Path]) -> None:
+def _check_single_cell(
+    sheet: Path,
+    number: int,
+    row: dict[str, str],
+    given: dict[str, str],
+    modalities: dict[str, Path],
+) -> None:
     if "pseudobulk" not in given:
-        raise InputError(sheet, f"row {number}: {' and '.join(sorted(given))} need(s) a pseudobulk column "
-                                "naming the cell-level modality")
+        raise InputError(
+            sheet,
+            f"row {number}: {' and '.join(sorted(given))} need(s) a pseudobulk column "
+            "naming the cell-level modality",
+        )
     name = given["pseudobulk"]
     if name not in modalities:
-        raise InputError(sheet, f"row {number}: pseudobulk: '{name}' is not one of the row's modalities "
-                                f"({', '.join(modalities)})")
+        raise InputError(
+            sheet,
+            f"row {number}: pseudobulk: '{name}' is not one of the row's modalities "
+            f"({', '.join(modalities)})",
+        )
     if modalities[name].suffix.lower() != ".h5ad":
-        raise InputError(sheet, f"row {number}: pseudobulk: modality '{name}' must be a cell-level .h5ad "
-                                f"(got {modalities[name].name})")
+        raise InputError(
+            sheet,
+            f"row {number}: pseudobulk: modality '{name}' must be a cell-level .h5ad "
+            f"(got {modalities[name].name})",
+        )
     if "cell_type" in row:
-        raise InputError(sheet, f"row {number}: cell_type: leave it empty on a pseudobulk row (each "
-                                "fanned-out cohort gets its own cell type)")
+        raise InputError(
+            sheet,
+            f"row {number}: cell_type: leave it empty on a pseudobulk row (each "
+            "fanned-out cohort gets its own cell type)",
+        )
 
 
-def fan_out(row: CohortRow, pseudobulk_dir: str | os.PathLike,
-            cell_types: list[str] | None = None) -> list[CohortRow]:
+def fan_out(
+    row: CohortRow, pseudobulk_dir: str | os.PathLike, cell_types: list[str] | None = None
+) -> list[CohortRow]:
     """The per-cell-type cohorts of a single-cell row; any other row is returned as it is.
 
     Each cohort has id ``<row id>.<safe cell type>``, ``cell_type`` set, and its pseudobulk
@@ -269,6 +323,15 @@ def fan_out(row: CohortRow, pseudobulk_dir: str | os.PathLike,
         name = safe_name(cell_type)
         modalities = dict(row.modalities)
         modalities[row.pseudobulk] = Path(pseudobulk_dir) / f"{name}.h5ad"
-        out.append(CohortRow(id=f"{row.id}.{name}", labels=row.labels, modalities=modalities,
-                             priors=list(row.priors), params=row.params, cell_type=cell_type, parent=row.id))
+        out.append(
+            CohortRow(
+                id=f"{row.id}.{name}",
+                labels=row.labels,
+                modalities=modalities,
+                priors=list(row.priors),
+                params=row.params,
+                cell_type=cell_type,
+                parent=row.id,
+            )
+        )
     return out

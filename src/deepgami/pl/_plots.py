@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import mudata as md
 import pandas as pd
@@ -45,8 +45,10 @@ def roc(
             frame[f"prob_{c}"] = proba[c].to_numpy()
         table = frame
     if classes is None:
-        classes = [c[len("prob_"):] for c in table.columns if c.startswith("prob_")]
-    rows = table.dropna(subset=["label"]).assign(method=method, modalities="all", protocol="holdout", split=0)
+        classes = [c[len("prob_") :] for c in table.columns if c.startswith("prob_")]
+    rows = table.dropna(subset=["label"]).assign(
+        method=method, modalities="all", protocol="holdout", split=0
+    )
     fig = roc_curves(rows, list(classes), "holdout")
     if fig is None:
         raise ValueError("a ROC curve needs two or more classes among the labelled samples")
@@ -77,7 +79,9 @@ def top_links(links: pd.DataFrame | dict, cls: str | None = None, top: int = 30)
     return top_links_figure(links, cls, top)
 
 
-def importance(table: pd.DataFrame, cls: str | None = None, top: int = 15, title: str | None = None) -> Figure:
+def importance(
+    table: pd.DataFrame, cls: str | None = None, top: int = 15, title: str | None = None
+) -> Figure:
     """Horizontal bars of the top `top` importances of a prioritization table.
 
     Parameters

@@ -3,8 +3,8 @@ DeepGAMI by input modalities, training curves. One colour per method in every fi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -34,8 +34,16 @@ METHOD_COLORS = {
     "mlp": "#7f7f7f",
 }
 _FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#393b79"]
-STYLE = {"axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.25,
-         "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8, "legend.frameon": False}
+STYLE = {
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+}
 
 
 def method_color(method: str) -> str:
@@ -61,8 +69,12 @@ def _ordered(methods: Sequence[str], order: Sequence[str] | None) -> list[str]:
     return [m for m in order if m in present] + [m for m in present if m not in order]
 
 
-def roc_curves(predictions: pd.DataFrame, classes: Sequence[str], protocol: str,
-               order: Sequence[str] | None = None) -> Figure | None:
+def roc_curves(
+    predictions: pd.DataFrame,
+    classes: Sequence[str],
+    protocol: str,
+    order: Sequence[str] | None = None,
+) -> Figure | None:
     """ROC curve per method (all modalities) on one protocol's held-out predictions, pooled over
     its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest."""
     from sklearn.metrics import roc_auc_score, roc_curve
@@ -88,11 +100,20 @@ def roc_curves(predictions: pd.DataFrame, classes: Sequence[str], protocol: str,
                 score = proba.ravel()
             fpr, tpr, _ = roc_curve(truth, score)
             auc = roc_auc_score(truth, score)
-            ax.plot(fpr, tpr, color=method_color(method), lw=2.2 if method == "deepgami" else 1.4,
-                    label=f"{label(method)} ({auc:.3f})")
+            ax.plot(
+                fpr,
+                tpr,
+                color=method_color(method),
+                lw=2.2 if method == "deepgami" else 1.4,
+                label=f"{label(method)} ({auc:.3f})",
+            )
         pooled = sub.groupby("method")["split"].nunique().max() > 1
-        what = f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
-        ax.set_title(f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}")
+        what = (
+            f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
+        )
+        ax.set_title(
+            f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}"
+        )
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.set_xlim(0, 1)
@@ -101,31 +122,54 @@ def roc_curves(predictions: pd.DataFrame, classes: Sequence[str], protocol: str,
     return fig
 
 
-def recall_bars(metrics: pd.DataFrame, classes: Sequence[str], protocols: Sequence[str],
-                order: Sequence[str] | None = None) -> Figure | None:
+def recall_bars(
+    metrics: pd.DataFrame,
+    classes: Sequence[str],
+    protocols: Sequence[str],
+    order: Sequence[str] | None = None,
+) -> Figure | None:
     """Recall per class and method (all modalities), mean over splits with the standard deviation,
     one panel per protocol."""
-    sub = metrics[(metrics["modalities"] == "all") & metrics["metric"].str.startswith("recall_")
-                  & metrics["protocol"].isin(protocols)]
+    sub = metrics[
+        (metrics["modalities"] == "all")
+        & metrics["metric"].str.startswith("recall_")
+        & metrics["protocol"].isin(protocols)
+    ]
     if sub.empty:
         return None
     protocols = [p for p in protocols if p in set(sub["protocol"])]
     methods = _ordered(sub["method"], order)
     with plt.rc_context(STYLE):
         panel = max(2.8, 0.28 * len(methods) * len(classes) + 0.8)
-        fig, axes = plt.subplots(1, len(protocols), figsize=(panel * len(protocols) + 0.6, 3.4), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(
+            1,
+            len(protocols),
+            figsize=(panel * len(protocols) + 0.6, 3.4),
+            squeeze=False,
+            sharey=True,
+        )
         width = 0.8 / len(methods)
-        for ax, protocol in zip(axes[0], protocols):
+        for ax, protocol in zip(axes[0], protocols, strict=False):
             for i, method in enumerate(methods):
                 means, sds = [], []
                 for c in classes:
-                    v = sub[(sub["protocol"] == protocol) & (sub["method"] == method) & (sub["metric"] == f"recall_{c}")]["value"]
+                    v = sub[
+                        (sub["protocol"] == protocol)
+                        & (sub["method"] == method)
+                        & (sub["metric"] == f"recall_{c}")
+                    ]["value"]
                     means.append(v.mean() if len(v) else np.nan)
                     sds.append(v.std(ddof=1) if len(v) > 1 else 0.0)
                 x = np.arange(len(classes)) - 0.4 + width * (i + 0.5)
-                ax.bar(x, means, width * 0.92, yerr=sds, color=method_color(method), label=label(method),
-                       error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"})
+                ax.bar(
+                    x,
+                    means,
+                    width * 0.92,
+                    yerr=sds,
+                    color=method_color(method),
+                    label=label(method),
+                    error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"},
+                )
             ax.set_xticks(np.arange(len(classes)), [str(c) for c in classes])
             ax.set_ylim(0, 1.05)
             ax.set_title(PROTOCOL_LABELS.get(protocol, protocol))
@@ -137,29 +181,56 @@ def recall_bars(metrics: pd.DataFrame, classes: Sequence[str], protocols: Sequen
     return fig
 
 
-def split_boxplots(metrics: pd.DataFrame, protocol: str, metric_names: Sequence[str],
-                   order: Sequence[str] | None = None) -> Figure | None:
+def split_boxplots(
+    metrics: pd.DataFrame,
+    protocol: str,
+    metric_names: Sequence[str],
+    order: Sequence[str] | None = None,
+) -> Figure | None:
     """Per-split scores of each method (all modalities) as box plots with the points, one panel per metric."""
-    sub = metrics[(metrics["protocol"] == protocol) & (metrics["modalities"] == "all")
-                  & metrics["metric"].isin(metric_names)]
+    sub = metrics[
+        (metrics["protocol"] == protocol)
+        & (metrics["modalities"] == "all")
+        & metrics["metric"].isin(metric_names)
+    ]
     if sub.empty:
         return None
     methods = _ordered(sub["method"], order)
     rng = np.random.default_rng(0)  # jitter; fixed so the figure is reproducible
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, len(metric_names), figsize=(1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2),
-                                 squeeze=False)
-        for ax, metric in zip(axes[0], metric_names):
-            values = [sub[(sub["method"] == m) & (sub["metric"] == metric)]["value"].to_numpy() for m in methods]
-            box = ax.boxplot(values, patch_artist=True, widths=0.6, showfliers=False,
-                             medianprops={"color": "#222222"})
-            for patch, m in zip(box["boxes"], methods):
+        fig, axes = plt.subplots(
+            1,
+            len(metric_names),
+            figsize=(1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2),
+            squeeze=False,
+        )
+        for ax, metric in zip(axes[0], metric_names, strict=False):
+            values = [
+                sub[(sub["method"] == m) & (sub["metric"] == metric)]["value"].to_numpy()
+                for m in methods
+            ]
+            box = ax.boxplot(
+                values,
+                patch_artist=True,
+                widths=0.6,
+                showfliers=False,
+                medianprops={"color": "#222222"},
+            )
+            for patch, m in zip(box["boxes"], methods, strict=False):
                 patch.set_facecolor(method_color(m))
                 patch.set_alpha(0.55)
             for i, v in enumerate(values):
-                ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, len(v)), v, s=8, color=method_color(methods[i]),
-                           edgecolor="none", zorder=3)
-            ax.set_xticks(np.arange(1, len(methods) + 1), [label(m) for m in methods], rotation=35, ha="right")
+                ax.scatter(
+                    i + 1 + rng.uniform(-0.15, 0.15, len(v)),
+                    v,
+                    s=8,
+                    color=method_color(methods[i]),
+                    edgecolor="none",
+                    zorder=3,
+                )
+            ax.set_xticks(
+                np.arange(1, len(methods) + 1), [label(m) for m in methods], rotation=35, ha="right"
+            )
             ax.set_title(metric.replace("_", " "))
             ax.grid(axis="x", visible=False)
         n = sub.groupby("method")["split"].nunique().max()
@@ -168,11 +239,14 @@ def split_boxplots(metrics: pd.DataFrame, protocol: str, metric_names: Sequence[
     return fig
 
 
-def modality_bars(metrics: pd.DataFrame, modalities: Sequence[str], protocols: Sequence[str],
-                  metric: str = "auc") -> Figure | None:
+def modality_bars(
+    metrics: pd.DataFrame, modalities: Sequence[str], protocols: Sequence[str], metric: str = "auc"
+) -> Figure | None:
     """DeepGAMI by the modalities given at test time: all, each alone with the others imputed, and
     each alone with the others mean-filled; mean and sd over splits, one group per protocol."""
-    sub = metrics[metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)]
+    sub = metrics[
+        metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)
+    ]
     if sub.empty:
         return None
     sets = [("deepgami", "all", "all modalities")]
@@ -186,16 +260,27 @@ def modality_bars(metrics: pd.DataFrame, modalities: Sequence[str], protocols: S
         for i, (method, mods, text) in enumerate(sets):
             means, sds = [], []
             for p in protocols:
-                v = sub[(sub["protocol"] == p) & (sub["method"] == method) & (sub["modalities"] == mods)]["value"]
+                v = sub[
+                    (sub["protocol"] == p) & (sub["method"] == method) & (sub["modalities"] == mods)
+                ]["value"]
                 means.append(v.mean() if len(v) else np.nan)
                 sds.append(v.std(ddof=1) if len(v) > 1 else 0.0)
             color = method_color(method)
             k = 0 if mods == "all" else modalities.index(mods) + 1
             shade = 1.0 if k == 0 else 0.55 + 0.45 * (k / max(len(modalities), 1))
             x = np.arange(len(protocols)) - 0.4 + width * (i + 0.5)
-            ax.bar(x, means, width * 0.92, yerr=sds, color=color, alpha=shade, label=text,
-                   hatch="//" if method == "deepgami_meanfill" else None, edgecolor="white",
-                   error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"})
+            ax.bar(
+                x,
+                means,
+                width * 0.92,
+                yerr=sds,
+                color=color,
+                alpha=shade,
+                label=text,
+                hatch="//" if method == "deepgami_meanfill" else None,
+                edgecolor="white",
+                error_kw={"lw": 0.8, "capsize": 1.5, "ecolor": "#444444"},
+            )
         ax.set_xticks(np.arange(len(protocols)), [PROTOCOL_LABELS.get(p, p) for p in protocols])
         ax.set_ylabel(metric.replace("_", " "))
         lo = np.nanmin(sub["value"]) if len(sub) else 0.5
@@ -208,7 +293,9 @@ def modality_bars(metrics: pd.DataFrame, modalities: Sequence[str], protocols: S
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
     """Loss per epoch (training and inner validation) of each history; the best epoch marked."""
-    histories = {k: h for k, h in histories.items() if h is not None and not h.empty and "epoch" in h}
+    histories = {
+        k: h for k, h in histories.items() if h is not None and not h.empty and "epoch" in h
+    }
     if not histories:
         return None
     with plt.rc_context(STYLE):
@@ -216,7 +303,7 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
         cols = min(n, 3)
         rows = (n + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
-        for ax, (title, h) in zip(axes.ravel(), histories.items()):
+        for ax, (title, h) in zip(axes.ravel(), histories.items(), strict=False):
             method = title.split(" ")[0]
             color = method_color(method) if method in METHOD_COLORS else "#1f5fa8"
             ax.plot(h["epoch"], h["train_loss"], color=color, lw=1.5, label="training")
@@ -239,7 +326,10 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
     """Horizontal bars of the top `top` importances of a prioritization table."""
     if table is None or table.empty or "importance" not in table:
         return None
-    name_col = next((c for c in ("feature", "name", "source", "node", "latent", "target") if c in table), table.columns[0])
+    name_col = next(
+        (c for c in ("feature", "name", "source", "node", "latent", "target") if c in table),
+        table.columns[0],
+    )
     t = table.copy()
     if "source" in t and "target" in t:
         t["_name"] = t["source"].astype(str) + " \u2192 " + t["target"].astype(str)
@@ -248,8 +338,10 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
     t = t.sort_values("importance", key=lambda v: -v.abs(), kind="stable").head(top).iloc[::-1]
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(5.6, 0.28 * len(t) + 1.0))
-        colors = [method_color("deepgami") if v >= 0 else METHOD_COLORS["deepgami_bernoulli_prior"]
-                  for v in t["importance"]]
+        colors = [
+            method_color("deepgami") if v >= 0 else METHOD_COLORS["deepgami_bernoulli_prior"]
+            for v in t["importance"]
+        ]
         ax.barh(np.arange(len(t)), t["importance"], color=colors)
         ax.set_yticks(np.arange(len(t)), t["_name"])
         ax.set_xlabel("importance")

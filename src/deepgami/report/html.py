@@ -16,17 +16,26 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL
-from deepgami.report.labels import METRIC_LABELS, method_label, protocol_label, protocol_title, verdict_sentence
+from deepgami.report.labels import (
+    METRIC_LABELS,
+    method_label,
+    protocol_label,
+    protocol_title,
+    verdict_sentence,
+)
 
-MAIN_METRICS = {"classification": ("auc", "balanced_accuracy", "accuracy", "f1_macro"),
-                "regression": ("r2", "pearson", "mse")}
+MAIN_METRICS = {
+    "classification": ("auc", "balanced_accuracy", "accuracy", "f1_macro"),
+    "regression": ("r2", "pearson", "mse"),
+}
 TOP_ROWS = 15
 
 CSS = """
@@ -125,8 +134,12 @@ def _figure(path: Path | None, alt: str, caption: str) -> str:
     return f"<figure>{_img(path, alt)}<figcaption>{caption}</figcaption></figure>"
 
 
-def _simple_table(frame: pd.DataFrame, left: Iterable[str] = (), table_id: str | None = None,
-                  max_rows: int | None = None) -> str:
+def _simple_table(
+    frame: pd.DataFrame,
+    left: Iterable[str] = (),
+    table_id: str | None = None,
+    max_rows: int | None = None,
+) -> str:
     if frame is None or frame.empty:
         return '<p class="note">(empty)</p>'
     left = set(left)
@@ -134,13 +147,16 @@ def _simple_table(frame: pd.DataFrame, left: Iterable[str] = (), table_id: str |
     head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
     body = []
     for _, row in frame.iterrows():
-        cells = "".join(f'<td class="{"l" if c in left else ""}">{_e(_fmt(row[c]))}</td>' for c in frame.columns)
+        cells = "".join(
+            f'<td class="{"l" if c in left else ""}">{_e(_fmt(row[c]))}</td>' for c in frame.columns
+        )
         body.append(f"<tr>{cells}</tr>")
     ident = f' id="{table_id}"' if table_id else ""
     return f'<div class="scroll"><table{ident}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 # -- sections ---------------------------------------------------------------------------------------
+
 
 def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
     """Rows: every method (all modalities) incl. n/a ones; columns: protocol x main metric, mean ± sd."""
@@ -149,7 +165,9 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
     lower_better = {"mse", "rmse"}
     sub = summary[summary["modalities"] == "all"]
     methods = list(dict.fromkeys(list(info["methods"]) + list(info.get("not_applicable", {}))))
-    order = [m for m in DEEPGAMI_METHODS if m in methods] + [m for m in methods if m not in DEEPGAMI_METHODS]
+    order = [m for m in DEEPGAMI_METHODS if m in methods] + [
+        m for m in methods if m not in DEEPGAMI_METHODS
+    ]
     best: dict[tuple[str, str], float] = {}
     for p in protocols:
         for metric in metrics:
@@ -157,19 +175,28 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
             if len(vals):
                 best[(p, metric)] = vals.min() if metric in lower_better else vals.max()
     head1 = '<th class="l" rowspan="2">method</th>' + "".join(
-        f'<th colspan="{len(metrics)}">{_e(protocol_title(p))}</th>' for p in protocols)
+        f'<th colspan="{len(metrics)}">{_e(protocol_title(p))}</th>' for p in protocols
+    )
     head2 = "".join(f"<th>{_e(METRIC_LABELS.get(m, m))}</th>" for _ in protocols for m in metrics)
     rows = []
     na = info.get("not_applicable", {})
     for method in order:
         cls = ' class="dg"' if method in DEEPGAMI_METHODS else ""
-        cells = [f'<td class="l">{_swatch(method)}{_e(_label(method))} <span class="note">({_e(method)})</span></td>']
+        cells = [
+            f'<td class="l">{_swatch(method)}{_e(_label(method))} <span class="note">({_e(method)})</span></td>'
+        ]
         if method in na:
-            cells.append(f'<td class="na" colspan="{len(metrics) * len(protocols)}">{_e(na[method])}</td>')
+            cells.append(
+                f'<td class="na" colspan="{len(metrics) * len(protocols)}">{_e(na[method])}</td>'
+            )
         else:
             for p in protocols:
                 for metric in metrics:
-                    r = sub[(sub["method"] == method) & (sub["protocol"] == p) & (sub["metric"] == metric)]
+                    r = sub[
+                        (sub["method"] == method)
+                        & (sub["protocol"] == p)
+                        & (sub["metric"] == metric)
+                    ]
                     if r.empty or pd.isna(r["mean"].iloc[0]):
                         cells.append("<td></td>")
                         continue
@@ -178,8 +205,10 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
                     is_best = (p, metric) in best and np.isclose(mean, best[(p, metric)])
                     cells.append(f'<td class="{"best" if is_best else ""}">{_e(text)}</td>')
         rows.append(f"<tr{cls}>{''.join(cells)}</tr>")
-    return (f'<div class="scroll"><table id="method-table"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    return (
+        f'<div class="scroll"><table id="method-table"><thead><tr>{head1}</tr><tr>{head2}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _modality_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
@@ -189,33 +218,46 @@ def _modality_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str])
     if sub.empty:
         return ""
     combos = []
-    for method in [m for m in DEEPGAMI_METHODS if m in set(sub["method"])] + ([MEANFILL] if MEANFILL in set(sub["method"]) else []):
+    for method in [m for m in DEEPGAMI_METHODS if m in set(sub["method"])] + (
+        [MEANFILL] if MEANFILL in set(sub["method"]) else []
+    ):
         for mods in ["all"] + list(info["modalities"]):
             if not sub[(sub["method"] == method) & (sub["modalities"] == mods)].empty:
                 combos.append((method, mods))
     head = '<th class="l">method</th><th class="l">modalities given</th>' + "".join(
-        f"<th>{_e(protocol_title(p))}</th>" for p in protocols)
+        f"<th>{_e(protocol_title(p))}</th>" for p in protocols
+    )
     rows = []
     for method, mods in combos:
-        cells = [f'<td class="l">{_swatch(method)}{_e(_label(method))}</td>',
-                 f'<td class="l">{_e("all" if mods == "all" else mods + " only")}</td>']
+        cells = [
+            f'<td class="l">{_swatch(method)}{_e(_label(method))}</td>',
+            f'<td class="l">{_e("all" if mods == "all" else mods + " only")}</td>',
+        ]
         for p in protocols:
-            r = sub[(sub["method"] == method) & (sub["modalities"] == mods) & (sub["protocol"] == p)]
+            r = sub[
+                (sub["method"] == method) & (sub["modalities"] == mods) & (sub["protocol"] == p)
+            ]
             if r.empty:
                 cells.append("<td></td>")
                 continue
             mean, sd, n = r["mean"].iloc[0], r["sd"].iloc[0], int(r["n_splits"].iloc[0])
-            cells.append(f"<td>{mean:.3f}" + (f" ± {sd:.3f}" if n > 1 and not pd.isna(sd) else "") + "</td>")
+            cells.append(
+                f"<td>{mean:.3f}" + (f" ± {sd:.3f}" if n > 1 and not pd.isna(sd) else "") + "</td>"
+            )
         rows.append(f"<tr>{''.join(cells)}</tr>")
-    return (f"<h3>DeepGAMI with missing modalities ({_e(METRIC_LABELS.get(metric, metric))})</h3>"
-            f'<div class="scroll"><table id="modality-table"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div>')
+    return (
+        f"<h3>DeepGAMI with missing modalities ({_e(METRIC_LABELS.get(metric, metric))})</h3>"
+        f'<div class="scroll"><table id="modality-table"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _headline(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> str:
     """One sentence per protocol: DeepGAMI's main metric beside the best baseline's."""
     metric = MAIN_METRICS[info["task"]][0]
-    sub = summary[(summary["modalities"] == "all") & (summary["metric"] == metric)].dropna(subset=["mean"])
+    sub = summary[(summary["modalities"] == "all") & (summary["metric"] == metric)].dropna(
+        subset=["mean"]
+    )
     items = []
     for p in protocols:
         s = sub[sub["protocol"] == p]
@@ -224,8 +266,10 @@ def _headline(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -> st
         if dg.empty or others.empty:
             continue
         best = others.loc[others["mean"].idxmax()]
-        items.append(f"<li><b>{_e(protocol_title(p))}</b>: DeepGAMI {_e(METRIC_LABELS.get(metric, metric))} "
-                     f"{dg['mean'].iloc[0]:.3f}; best baseline {_e(_label(best['method']))} {best['mean']:.3f}</li>")
+        items.append(
+            f"<li><b>{_e(protocol_title(p))}</b>: DeepGAMI {_e(METRIC_LABELS.get(metric, metric))} "
+            f"{dg['mean'].iloc[0]:.3f}; best baseline {_e(_label(best['method']))} {best['mean']:.3f}</li>"
+        )
     return f'<ul class="notes">{"".join(items)}</ul>' if items else ""
 
 
@@ -236,52 +280,91 @@ def _data_section(info: dict) -> str:
         cards.append(("classes", ", ".join(f"{k}: {v}" for k, v in d["classes"].items())))
     cards.append(("modalities", ", ".join(d["modalities"])))
     cards.append(("samples with every modality", d["complete_samples"]))
-    cards.append(("latent nodes", d["latent_nodes"] if d["latent_nodes"] is not None else "dense (no prior)"))
-    html_cards = "".join(f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
-                         for k, v in cards)
-    mods = pd.DataFrame([{"modality": m, "samples": v["samples"], "features": v["features"],
-                          "stored as": d.get("build", {}).get("modalities", {}).get(m, {}).get("dtype", "")}
-                         for m, v in d["modalities"].items()])
-    out = [f'<div class="cards">{html_cards}</div>', "<h3>Modalities</h3>", _simple_table(mods, left=["modality", "stored as"])]
+    cards.append(
+        ("latent nodes", d["latent_nodes"] if d["latent_nodes"] is not None else "dense (no prior)")
+    )
+    html_cards = "".join(
+        f'<div class="card"><div class="k">{_e(k)}</div><div class="v">{_e(v)}</div></div>'
+        for k, v in cards
+    )
+    mods = pd.DataFrame(
+        [
+            {
+                "modality": m,
+                "samples": v["samples"],
+                "features": v["features"],
+                "stored as": d.get("build", {}).get("modalities", {}).get(m, {}).get("dtype", ""),
+            }
+            for m, v in d["modalities"].items()
+        ]
+    )
+    out = [
+        f'<div class="cards">{html_cards}</div>',
+        "<h3>Modalities</h3>",
+        _simple_table(mods, left=["modality", "stored as"]),
+    ]
     if d.get("priors"):
-        pri = pd.DataFrame([{"prior": name, "modality": p.get("modality", ""), "edges kept": p.get("edges_kept", ""),
-                             "of edges read": p.get("edges_read", ""), "sources": p.get("sources", ""),
-                             "targets": p.get("targets", "")} for name, p in d["priors"].items()])
+        pri = pd.DataFrame(
+            [
+                {
+                    "prior": name,
+                    "modality": p.get("modality", ""),
+                    "edges kept": p.get("edges_kept", ""),
+                    "of edges read": p.get("edges_read", ""),
+                    "sources": p.get("sources", ""),
+                    "targets": p.get("targets", ""),
+                }
+                for name, p in d["priors"].items()
+            ]
+        )
         out += ["<h3>Prior networks</h3>", _simple_table(pri, left=["prior", "modality"])]
     else:
-        out.append('<p class="note">No prior network in this cohort: DeepGAMI runs in fully connected mode.</p>')
+        out.append(
+            '<p class="note">No prior network in this cohort: DeepGAMI runs in fully connected mode.</p>'
+        )
     if info.get("test_data"):
         t = info["test_data"]
-        out.append(f'<p class="note">Independent test cohort <b>{_e(info.get("test_cohort"))}</b>: {t["samples"]} '
-                   "samples; " + ", ".join(f"{k}: {v}" for k, v in t.get("classes", {}).items()) + ".</p>")
+        out.append(
+            f'<p class="note">Independent test cohort <b>{_e(info.get("test_cohort"))}</b>: {t["samples"]} '
+            "samples; " + ", ".join(f"{k}: {v}" for k, v in t.get("classes", {}).items()) + ".</p>"
+        )
     return "".join(out)
 
 
 def _paired_section(paired: pd.DataFrame | None, protocols: Sequence[str]) -> str:
     """Per protocol: DeepGAMI minus each method, mean paired difference with its 95% interval."""
     if paired is None or paired.empty:
-        return ('<p class="note">No paired tests (they need DeepGAMI and another method on the same splits).</p>')
-    out = ['<p class="note">DeepGAMI minus each method on the same splits (positive: DeepGAMI better; for MSE '
-           "negative is better). Several splits: the corrected resampled t-test of Nadeau and Bengio; one split: "
-           "a paired bootstrap of the held-out samples. Significant when the 95% interval excludes 0.</p>"]
+        return '<p class="note">No paired tests (they need DeepGAMI and another method on the same splits).</p>'
+    out = [
+        '<p class="note">DeepGAMI minus each method on the same splits (positive: DeepGAMI better; for MSE '
+        "negative is better). Several splits: the corrected resampled t-test of Nadeau and Bengio; one split: "
+        "a paired bootstrap of the held-out samples. Significant when the 95% interval excludes 0.</p>"
+    ]
     for p in [p for p in protocols if p in set(paired["protocol"])]:
         t = paired[paired["protocol"] == p].copy()
         t["significant"] = t["significant"].astype(str).str.lower() == "true"
-        table = pd.DataFrame({
-            "metric": t["metric"].map(lambda m: METRIC_LABELS.get(m, m)),
-            "method": t["method"].map(_label),
-            "n": t["n"].astype(int),
-            "DeepGAMI": t["mean_reference"].map(lambda v: f"{v:.3f}"),
-            "method mean": t["mean_method"].map(lambda v: f"{v:.3f}"),
-            "difference": t["difference"].map(lambda v: f"{v:+.3f}"),
-            "95% interval": [f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(t["ci_low"], t["ci_high"])],
-            "p": t["pvalue"],
-            "": ["significant" if v else "not significant" for v in t["significant"]],
-        })
+        table = pd.DataFrame(
+            {
+                "metric": t["metric"].map(lambda m: METRIC_LABELS.get(m, m)),
+                "method": t["method"].map(_label),
+                "n": t["n"].astype(int),
+                "DeepGAMI": t["mean_reference"].map(lambda v: f"{v:.3f}"),
+                "method mean": t["mean_method"].map(lambda v: f"{v:.3f}"),
+                "difference": t["difference"].map(lambda v: f"{v:+.3f}"),
+                "95% interval": [
+                    f"{lo:+.3f} to {hi:+.3f}"
+                    for lo, hi in zip(t["ci_low"], t["ci_high"], strict=False)
+                ],
+                "p": t["pvalue"],
+                "": ["significant" if v else "not significant" for v in t["significant"]],
+            }
+        )
         test = t["test"].iloc[0]
         n_word = "splits" if "Nadeau" in str(test) else "held-out samples"
-        out.append(f"<h3>{_e(protocol_title(p))} <span class=\"note\">({_e(test)}; n = {n_word})</span></h3>"
-                   + _simple_table(table, left=["metric", "method", ""], table_id=f"paired-{p}"))
+        out.append(
+            f'<h3>{_e(protocol_title(p))} <span class="note">({_e(test)}; n = {n_word})</span></h3>'
+            + _simple_table(table, left=["metric", "method", ""], table_id=f"paired-{p}")
+        )
     return "".join(out)
 
 
@@ -289,18 +372,38 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
     if ks is None or ks.empty:
         return '<p class="note">No KS tests (they need the repeated protocol with two or more splits).</p>'
     t = ks.copy()
-    t["_dg"] = ~(t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami"))
+    t["_dg"] = ~(
+        t["method_a"].str.startswith("deepgami") | t["method_b"].str.startswith("deepgami")
+    )
     t = t.sort_values(["metric", "_dg", "pvalue"], kind="stable").drop(columns="_dg")
     involves = (t["method_a"] == "deepgami") | (t["method_b"] == "deepgami")
     t["method_a"] = t["method_a"].map(_label)
     t["method_b"] = t["method_b"].map(_label)
     t = t.rename(columns={"statistic": "D"})
-    cols = ["metric", "method_a", "method_b", "n_a", "n_b", "mean_a", "mean_b", "D", "pvalue", "pvalue_bh"]
+    cols = [
+        "metric",
+        "method_a",
+        "method_b",
+        "n_a",
+        "n_b",
+        "mean_a",
+        "mean_b",
+        "D",
+        "pvalue",
+        "pvalue_bh",
+    ]
     left = ["metric", "method_a", "method_b"]
-    out = _simple_table(t.loc[involves, cols], left=left, table_id="ks-table") if involves.any() else ""
+    out = (
+        _simple_table(t.loc[involves, cols], left=left, table_id="ks-table")
+        if involves.any()
+        else ""
+    )
     if (~involves).any():
-        out += ("<details><summary>Pairs of the other methods</summary>"
-                + _simple_table(t.loc[~involves, cols], left=left) + "</details>")
+        out += (
+            "<details><summary>Pairs of the other methods</summary>"
+            + _simple_table(t.loc[~involves, cols], left=left)
+            + "</details>"
+        )
     return out
 
 
@@ -308,98 +411,201 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
     from deepgami.report import figures
 
     if pdir is None:
-        return ('<p class="note">No prioritization given (run <code>deepgami prioritize MODEL COHORT --out DIR</code> '
-                "and pass <code>--prioritize-dir DIR</code>, or keep it beside the evaluation directory).</p>")
+        return (
+            '<p class="note">No prioritization given (run <code>deepgami prioritize MODEL COHORT --out DIR</code> '
+            "and pass <code>--prioritize-dir DIR</code>, or keep it beside the evaluation directory).</p>"
+        )
     out = [f'<p class="note">From <code>{_e(pdir)}</code>.</p>']
     found = False
-    for name, title in (("features.tsv", "Top input features"), ("latent.tsv", "Top latent nodes"),
-                        ("links.tsv", "Top prior links")):
+    for name, title in (
+        ("features.tsv", "Top input features"),
+        ("latent.tsv", "Top latent nodes"),
+        ("links.tsv", "Top prior links"),
+    ):
         table = _read_tsv(pdir / name)
         if table is None:
             continue
         found = True
         if table.empty:
-            out.append(f"<h3>{_e(title)}</h3><p class=\"note\">{_e(name)} is empty (no prior links).</p>")
+            out.append(
+                f'<h3>{_e(title)}</h3><p class="note">{_e(name)} is empty (no prior links).</p>'
+            )
             continue
         if "rank" in table:
-            table = table.sort_values(["rank"] + [c for c in ("class",) if c in table], kind="stable")
+            table = table.sort_values(
+                ["rank"] + [c for c in ("class",) if c in table], kind="stable"
+            )
         elif "importance" in table:
             table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
         # Per-class rows repeat a feature (for two classes the centered logits mirror each other):
         # list each feature once, at its best rank.
-        key = (["source", "target"] if "source" in table and "target" in table else
-               [next((c for c in ("feature", "node", "name") if c in table), table.columns[0])])
+        key = (
+            ["source", "target"]
+            if "source" in table and "target" in table
+            else [next((c for c in ("feature", "node", "name") if c in table), table.columns[0])]
+        )
         if "node" in key and "modality" in table:  # a latent node has one block per modality
             key.append("modality")
         top = table.drop_duplicates(subset=key, keep="first").head(TOP_ROWS)
         fig = figures.importance_bars(top, title, TOP_ROWS)
         png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
-        wanted = ("source", "target", "prior", "class", "importance", "rank") if "source" in top else (
-            "feature", "node", "modality", "class", "importance", "mean_attribution", "rank")
+        wanted = (
+            ("source", "target", "prior", "class", "importance", "rank")
+            if "source" in top
+            else ("feature", "node", "modality", "class", "importance", "mean_attribution", "rank")
+        )
         shown = [c for c in wanted if c in top] or list(top.columns)
         left = [c for c in shown if top[c].dtype == object]
         out.append(f"<h3>{_e(title)}</h3>")
-        out.append('<div class="grid2"><div>' + _simple_table(top[shown], left=left) + "</div><div>"
-                   + _figure(png, title, f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
-                             "rank over classes).") + "</div></div>")
-    links = [_figure(png, png.stem, f"Top prior links, as drawn by <code>deepgami prioritize</code> ({_e(png.name)}).")
-             for png in sorted(pdir.glob("links_*.png"))]
+        out.append(
+            '<div class="grid2"><div>'
+            + _simple_table(top[shown], left=left)
+            + "</div><div>"
+            + _figure(
+                png,
+                title,
+                f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
+                "rank over classes).",
+            )
+            + "</div></div>"
+        )
+    links = [
+        _figure(
+            png,
+            png.stem,
+            f"Top prior links, as drawn by <code>deepgami prioritize</code> ({_e(png.name)}).",
+        )
+        for png in sorted(pdir.glob("links_*.png"))
+    ]
     if links:
         out.append('<div class="grid2">' + "".join(links) + "</div>")
     if not found:
-        out.append('<p class="note">The directory holds no features.tsv, latent.tsv or links.tsv.</p>')
+        out.append(
+            '<p class="note">The directory holds no features.tsv, latent.tsv or links.tsv.</p>'
+        )
     return "".join(out)
 
 
-def _settings_section(info: dict, tuning: pd.DataFrame | None, baseline_params: pd.DataFrame | None) -> str:
+def _settings_section(
+    info: dict, tuning: pd.DataFrame | None, baseline_params: pd.DataFrame | None
+) -> str:
     cfg = info["config"]
-    out = ["<h3>Protocols</h3><ul class=\"notes\">"]
+    out = ['<h3>Protocols</h3><ul class="notes">']
     for p, v in info["protocols"].items():
-        out.append(f"<li><b>{_e(protocol_title(p))}</b> ({v['splits']} split{'s' if v['splits'] != 1 else ''}): "
-                   f"{_e(v['how'])}</li>")
-    out.append("</ul><h3>Notes</h3><ul class=\"notes\">")
+        out.append(
+            f"<li><b>{_e(protocol_title(p))}</b> ({v['splits']} split{'s' if v['splits'] != 1 else ''}): "
+            f"{_e(v['how'])}</li>"
+        )
+    out.append('</ul><h3>Notes</h3><ul class="notes">')
     out += [f"<li>{_e(n)}</li>" for n in info.get("notes", [])]
     out.append("</ul>")
-    settings = {k: cfg[k] for k in ("protocols", "folds", "repeats", "test_fraction", "fast", "tune", "inner_folds",
-                                    "ablation_protocols", "budget", "bernoulli_keep", "bernoulli_add", "seed")
-                if k in cfg}
+    settings = {
+        k: cfg[k]
+        for k in (
+            "protocols",
+            "folds",
+            "repeats",
+            "test_fraction",
+            "fast",
+            "tune",
+            "inner_folds",
+            "ablation_protocols",
+            "budget",
+            "bernoulli_keep",
+            "bernoulli_add",
+            "seed",
+        )
+        if k in cfg
+    }
     if cfg.get("methods"):
         settings["methods"] = cfg["methods"]
-    out.append("<h3>Evaluation settings</h3>" + _simple_table(
-        pd.DataFrame({"setting": list(settings), "value": [json.dumps(v) for v in settings.values()]}),
-        left=["setting", "value"]))
+    out.append(
+        "<h3>Evaluation settings</h3>"
+        + _simple_table(
+            pd.DataFrame(
+                {"setting": list(settings), "value": [json.dumps(v) for v in settings.values()]}
+            ),
+            left=["setting", "value"],
+        )
+    )
     if info.get("deepgami_setting"):
         s = info["deepgami_setting"]
-        out.append("<h3>DeepGAMI setting used</h3><pre>" + _e(json.dumps(s, indent=1, sort_keys=True)) + "</pre>")
+        out.append(
+            "<h3>DeepGAMI setting used</h3><pre>"
+            + _e(json.dumps(s, indent=1, sort_keys=True))
+            + "</pre>"
+        )
     if tuning is not None and not tuning.empty:
-        cols = [c for c in ("setting", "grid", "all_log_loss", "all_auc", "all_balanced_accuracy", "all_r2") if c in tuning]
-        agg = tuning.groupby(["setting", "grid"], sort=False)[[c for c in cols if c not in ("setting", "grid")]].mean()
+        cols = [
+            c
+            for c in (
+                "setting",
+                "grid",
+                "all_log_loss",
+                "all_auc",
+                "all_balanced_accuracy",
+                "all_r2",
+            )
+            if c in tuning
+        ]
+        agg = tuning.groupby(["setting", "grid"], sort=False)[
+            [c for c in cols if c not in ("setting", "grid")]
+        ].mean()
         agg = agg.reset_index()
-        agg["selected"] = agg["setting"].isin(tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"])
-        out.append("<details><summary>DeepGAMI grid search (mean over inner folds)</summary>"
-                   + _simple_table(agg, left=["grid"]) + "</details>")
+        agg["selected"] = agg["setting"].isin(
+            tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"]
+        )
+        out.append(
+            "<details><summary>DeepGAMI grid search (mean over inner folds)</summary>"
+            + _simple_table(agg, left=["grid"])
+            + "</details>"
+        )
     if info.get("baseline_grids"):
-        grids = pd.DataFrame({"method": [_label(m) for m in info["baseline_grids"]],
-                              "grid": [json.dumps(g) for g in info["baseline_grids"].values()]})
+        grids = pd.DataFrame(
+            {
+                "method": [_label(m) for m in info["baseline_grids"]],
+                "grid": [json.dumps(g) for g in info["baseline_grids"].values()],
+            }
+        )
         out.append("<h3>Baseline grids</h3>" + _simple_table(grids, left=["method", "grid"]))
     if baseline_params is not None and not baseline_params.empty:
-        chosen = (baseline_params.groupby(["method", "params"]).size().rename("splits").reset_index()
-                  .sort_values(["method", "splits"], ascending=[True, False], kind="stable"))
+        chosen = (
+            baseline_params.groupby(["method", "params"])
+            .size()
+            .rename("splits")
+            .reset_index()
+            .sort_values(["method", "splits"], ascending=[True, False], kind="stable")
+        )
         chosen["method"] = chosen["method"].map(_label)
-        out.append("<details><summary>Baseline hyperparameters chosen by inner CV (count of splits)</summary>"
-                   + _simple_table(chosen, left=["method", "params"]) + "</details>")
-    out.append("<details><summary>DeepGAMI parameters (params YAML merged with defaults)</summary><pre>"
-               + _e(json.dumps(info.get("params", {}), indent=1, sort_keys=True)) + "</pre></details>")
+        out.append(
+            "<details><summary>Baseline hyperparameters chosen by inner CV (count of splits)</summary>"
+            + _simple_table(chosen, left=["method", "params"])
+            + "</details>"
+        )
+    out.append(
+        "<details><summary>DeepGAMI parameters (params YAML merged with defaults)</summary><pre>"
+        + _e(json.dumps(info.get("params", {}), indent=1, sort_keys=True))
+        + "</pre></details>"
+    )
     versions = info.get("versions", {})
-    out.append("<h3>Package versions</h3>" + " ".join(
-        f'<span class="pill">{_e(k)} {_e(v)}</span>' for k, v in versions.items()))
+    out.append(
+        "<h3>Package versions</h3>"
+        + " ".join(f'<span class="pill">{_e(k)} {_e(v)}</span>' for k, v in versions.items())
+    )
     return "".join(out)
 
 
 # -- the page -------------------------------------------------------------------------------------------
 
-def make_figures(eval_dir: Path, info: dict, metrics: pd.DataFrame, predictions: pd.DataFrame | None,
-                 model_history: pd.DataFrame | None, histories: pd.DataFrame | None) -> dict[str, Path]:
+
+def make_figures(
+    eval_dir: Path,
+    info: dict,
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame | None,
+    model_history: pd.DataFrame | None,
+    histories: pd.DataFrame | None,
+) -> dict[str, Path]:
     """Draw the evaluation's figures into eval_dir/figures; returns the written paths by key."""
     from deepgami.report import figures
 
@@ -427,13 +633,19 @@ def make_figures(eval_dir: Path, info: dict, metrics: pd.DataFrame, predictions:
         keep("boxplot_repeated", figures.split_boxplots(metrics, "repeated", main, order))
     if "cv" in protocols:
         keep("boxplot_cv", figures.split_boxplots(metrics, "cv", main, order))
-    keep("modalities", figures.modality_bars(metrics, list(info["modalities"]), protocols,
-                                             MAIN_METRICS[info["task"]][0]))
+    keep(
+        "modalities",
+        figures.modality_bars(
+            metrics, list(info["modalities"]), protocols, MAIN_METRICS[info["task"]][0]
+        ),
+    )
     curves: dict[str, pd.DataFrame] = {}
     if model_history is not None:
         curves["deepgami (trained model)"] = model_history
     if histories is not None and not histories.empty:
-        for (method, protocol, split), h in histories.groupby(["method", "protocol", "split"], sort=False):
+        for (method, protocol, split), h in histories.groupby(
+            ["method", "protocol", "split"], sort=False
+        ):
             curves[f"{method} ({protocol} {split})"] = h
     keep("training_curves", figures.training_curves(curves))
     return out
@@ -447,8 +659,13 @@ def _find(explicit: str | Path | None, eval_dir: Path, name: str, marker: str) -
     return guess if (guess / marker).exists() else None
 
 
-def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = None,
-                 model_dir: str | Path | None = None, final_dir: str | Path | None = None) -> Path:
+def write_report(
+    eval_dir: str | Path,
+    *,
+    prioritize_dir: str | Path | None = None,
+    model_dir: str | Path | None = None,
+    final_dir: str | Path | None = None,
+) -> Path:
     """Draw the figures and write `eval_dir/report.html` from the files of an evaluation directory.
 
     `prioritize_dir` / `model_dir` default to `prioritize/` and `model/` beside the final
@@ -458,11 +675,19 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
     final = Path(final_dir) if final_dir is not None else eval_dir
     info = json.loads((eval_dir / "run.json").read_text())
     metrics = _read_tsv(eval_dir / "metrics.tsv")
-    metrics = metrics if metrics is not None else pd.DataFrame(columns=["method", "modalities", "protocol", "split",
-                                                                        "metric", "value"])
+    metrics = (
+        metrics
+        if metrics is not None
+        else pd.DataFrame(columns=["method", "modalities", "protocol", "split", "metric", "value"])
+    )
     summary = _read_tsv(eval_dir / "summary.tsv")
-    summary = summary if summary is not None else pd.DataFrame(columns=["method", "modalities", "protocol", "metric",
-                                                                        "mean", "sd", "n_splits", "note"])
+    summary = (
+        summary
+        if summary is not None
+        else pd.DataFrame(
+            columns=["method", "modalities", "protocol", "metric", "mean", "sd", "n_splits", "note"]
+        )
+    )
     for frame in (metrics, summary):
         frame["modalities"] = frame["modalities"].astype(str)
     predictions = _read_tsv(eval_dir / "predictions.tsv")
@@ -489,29 +714,58 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
         _method_table(summary, info, protocols),
         _modality_table(summary, info, protocols),
         "<details><summary>Every metric (summary.tsv)</summary>",
-        _simple_table(summary.assign(method=summary["method"].map(_label)),
-                      left=["method", "modalities", "protocol", "metric", "note"]),
+        _simple_table(
+            summary.assign(method=summary["method"].map(_label)),
+            left=["method", "modalities", "protocol", "metric", "note"],
+        ),
         "</details>",
     ]
     figure_html = []
-    roc = [(_figure(figs.get(f"roc_{p}"), f"ROC {p}", f"ROC curves on the {_e(protocol_label(p))}{positive}; "
-                    "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve."))
-           for p in ("holdout", "cv", "independent")]
+    roc = [
+        (
+            _figure(
+                figs.get(f"roc_{p}"),
+                f"ROC {p}",
+                f"ROC curves on the {_e(protocol_label(p))}{positive}; "
+                "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve.",
+            )
+        )
+        for p in ("holdout", "cv", "independent")
+    ]
     roc = [r for r in roc if r]
     if roc:
         figure_html.append('<h3>ROC curves</h3><div class="grid2">' + "".join(roc) + "</div>")
     if "recall" in figs:
-        figure_html.append("<h3>Per-class recall</h3>" + _figure(
-            figs["recall"], "recall per class", "Recall of each class (mean ± sd over the splits of each protocol)."))
-    box = [_figure(figs.get(k), k, c) for k, c in (
-        ("boxplot_repeated", "Per-split scores over the repeated random splits (the distributions the KS tests compare)."),
-        ("boxplot_cv", "Per-fold scores of the cross-validation."))]
+        figure_html.append(
+            "<h3>Per-class recall</h3>"
+            + _figure(
+                figs["recall"],
+                "recall per class",
+                "Recall of each class (mean ± sd over the splits of each protocol).",
+            )
+        )
+    box = [
+        _figure(figs.get(k), k, c)
+        for k, c in (
+            (
+                "boxplot_repeated",
+                "Per-split scores over the repeated random splits (the distributions the KS tests compare).",
+            ),
+            ("boxplot_cv", "Per-fold scores of the cross-validation."),
+        )
+    ]
     if any(box):
         figure_html.append("<h3>Scores per split</h3>" + "".join(box))
     if "modalities" in figs:
-        figure_html.append("<h3>Missing modalities</h3>" + _figure(
-            figs["modalities"], "DeepGAMI by modalities", "DeepGAMI given all modalities, or one modality with the "
-            "others imputed from it (DeepGAMI's auxiliary imputation) or mean-filled."))
+        figure_html.append(
+            "<h3>Missing modalities</h3>"
+            + _figure(
+                figs["modalities"],
+                "DeepGAMI by modalities",
+                "DeepGAMI given all modalities, or one modality with the "
+                "others imputed from it (DeepGAMI's auxiliary imputation) or mean-filled.",
+            )
+        )
 
     title = f"DeepGAMI evaluation: {info.get('cohort', '')}"
     sections = [
@@ -519,25 +773,40 @@ def write_report(eval_dir: str | Path, *, prioritize_dir: str | Path | None = No
         ("results", "Results", "".join(results)),
         ("figures", "Figures", "".join(figure_html) or '<p class="note">No figures.</p>'),
         ("paired", "Paired tests", _paired_section(paired, protocols)),
-        ("ks", "KS tests", '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
-                           "of the repeated protocol.</p>" + _ks_section(ks)),
+        (
+            "ks",
+            "KS tests",
+            '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
+            "of the repeated protocol.</p>" + _ks_section(ks),
+        ),
         ("prioritization", "Prioritization", _prioritization_section(pdir, eval_dir / "figures")),
-        ("training", "Training curves", _figure(figs.get("training_curves"), "training curves",
-                                                "Loss per epoch (solid: training; dashed: inner validation used for "
-                                                "early stopping; dotted: the restored best epoch).")
-         or '<p class="note">No training history.</p>'),
+        (
+            "training",
+            "Training curves",
+            _figure(
+                figs.get("training_curves"),
+                "training curves",
+                "Loss per epoch (solid: training; dashed: inner validation used for "
+                "early stopping; dotted: the restored best epoch).",
+            )
+            or '<p class="note">No training history.</p>',
+        ),
         ("settings", "Parameters and versions", _settings_section(info, tuning, baseline_params)),
     ]
     nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t, _ in sections)
-    body = "".join(f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections)
-    sub = (f"{len(info['methods'])} methods &middot; protocols: "
-           + ", ".join(_e(protocol_label(p)) for p in protocols)
-           + (" &middot; <b>fast settings</b>" if info["config"].get("fast") else ""))
+    body = "".join(
+        f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections
+    )
+    sub = (
+        f"{len(info['methods'])} methods &middot; protocols: "
+        + ", ".join(_e(protocol_label(p)) for p in protocols)
+        + (" &middot; <b>fast settings</b>" if info["config"].get("fast") else "")
+    )
     line = verdict_sentence(info.get("verdict"))
     verdict = f'<p id="verdict" class="verdict">{_e(line)}</p>' if line else ""
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
         f"<header><h1>{_e(title)}</h1><p>{sub}</p>{verdict}</header>\n<nav>{nav}</nav>\n<main>{body}</main>\n"
         f"<script>{CHECK_SCRIPT}</script>\n</body></html>\n"

@@ -19,11 +19,23 @@ METHOD_LABELS = {
     "lasso": "Lasso",
 }
 
-METRIC_LABELS = {"auc": "AUC", "balanced_accuracy": "Balanced acc.", "accuracy": "Accuracy", "f1_macro": "F1 (macro)",
-                 "r2": "R\u00b2", "pearson": "Pearson r", "mse": "MSE", "rmse": "RMSE"}
+METRIC_LABELS = {
+    "auc": "AUC",
+    "balanced_accuracy": "Balanced acc.",
+    "accuracy": "Accuracy",
+    "f1_macro": "F1 (macro)",
+    "r2": "R\u00b2",
+    "pearson": "Pearson r",
+    "mse": "MSE",
+    "rmse": "RMSE",
+}
 
-PROTOCOL_LABELS = {"holdout": "held-out split", "cv": "cross-validation", "repeated": "repeated random splits",
-                   "independent": "independent cohort"}
+PROTOCOL_LABELS = {
+    "holdout": "held-out split",
+    "cv": "cross-validation",
+    "repeated": "repeated random splits",
+    "independent": "independent cohort",
+}
 
 
 def method_label(method: str) -> str:
@@ -54,6 +66,8 @@ def verdict_sentence(row: dict[str, Any] | None) -> str | None:
     if not row:
         return None
     word = "significant" if row["significant"] else "not significant"
-    return (f"{method_label(row['reference'])} vs the best baseline ({method_label(row['method'])}, "
-            f"{protocol_label(row['protocol'])}): {row['difference']:+.3f} {metric_label(row['metric'])}, "
-            f"95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}, {word}")
+    return (
+        f"{method_label(row['reference'])} vs the best baseline ({method_label(row['method'])}, "
+        f"{protocol_label(row['protocol'])}): {row['difference']:+.3f} {metric_label(row['metric'])}, "
+        f"95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}, {word}"
+    )

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+
 from deepgami.utils import save_png  # noqa: E402
 
 __all__ = ["top_links_figure", "save_png", "write_link_figures"]
@@ -45,7 +46,7 @@ def top_links_figure(links: pd.DataFrame, cls: str, top: int = 30) -> Figure:
     y_src, y_tgt = ys(sources), ys(targets)
     priors = list(dict.fromkeys(table["prior"].astype(str)))
     prior_color = {p: PRIOR_COLORS[i % len(PRIOR_COLORS)] for i, p in enumerate(priors)}
-    src_prior = dict(zip(table["source"].astype(str), table["prior"].astype(str)))
+    src_prior = dict(zip(table["source"].astype(str), table["prior"].astype(str), strict=False))
     imp = table["importance"].to_numpy(dtype=float)
     peak = float(imp.max()) if len(imp) and imp.max() > 0 else 1.0
 
@@ -54,10 +55,19 @@ def top_links_figure(links: pd.DataFrame, cls: str, top: int = 30) -> Figure:
     for row in table.iloc[::-1].itertuples(index=False):
         width = MIN_WIDTH + (MAX_WIDTH - MIN_WIDTH) * float(row.importance) / peak
         color = POSITIVE if float(row.mean_attribution) >= 0 else NEGATIVE
-        ax.plot([0.0, 1.0], [y_src[str(row.source)], y_tgt[str(row.target)]], color=color, lw=width, alpha=0.55,
-                solid_capstyle="round", zorder=1)
+        ax.plot(
+            [0.0, 1.0],
+            [y_src[str(row.source)], y_tgt[str(row.target)]],
+            color=color,
+            lw=width,
+            alpha=0.55,
+            solid_capstyle="round",
+            zorder=1,
+        )
     for name, y in y_src.items():
-        ax.scatter([0.0], [y], s=36, color=prior_color[src_prior[name]], zorder=2, edgecolors="white")
+        ax.scatter(
+            [0.0], [y], s=36, color=prior_color[src_prior[name]], zorder=2, edgecolors="white"
+        )
         ax.text(-0.04, y, name, ha="right", va="center", fontsize=8)
     for name, y in y_tgt.items():
         ax.scatter([1.0], [y], s=36, color=GENE_COLOR, marker="s", zorder=2, edgecolors="white")
@@ -65,12 +75,26 @@ def top_links_figure(links: pd.DataFrame, cls: str, top: int = 30) -> Figure:
     ax.set_xlim(-0.6, 1.6)
     ax.set_ylim(-1.0, height)
     ax.axis("off")
-    ax.set_title(f"Top {len(table)} prior links, class {cls}\n(edge width = importance, mean |IG|)", fontsize=10)
-    handles = [Line2D([], [], color=POSITIVE, lw=3, label="raises output"),
-               Line2D([], [], color=NEGATIVE, lw=3, label="lowers output")]
-    handles += [Line2D([], [], color=prior_color[p], marker="o", lw=0, label=f"{p} source") for p in priors]
+    ax.set_title(
+        f"Top {len(table)} prior links, class {cls}\n(edge width = importance, mean |IG|)",
+        fontsize=10,
+    )
+    handles = [
+        Line2D([], [], color=POSITIVE, lw=3, label="raises output"),
+        Line2D([], [], color=NEGATIVE, lw=3, label="lowers output"),
+    ]
+    handles += [
+        Line2D([], [], color=prior_color[p], marker="o", lw=0, label=f"{p} source") for p in priors
+    ]
     handles += [Line2D([], [], color=GENE_COLOR, marker="s", lw=0, label="latent gene")]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=7, frameon=False)
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=3,
+        fontsize=7,
+        frameon=False,
+    )
     return fig
 
 
@@ -80,5 +104,7 @@ def write_link_figures(links: pd.DataFrame, directory: str | Path, top: int = 30
 
     if not len(links):
         return []
-    return [save_png(top_links_figure(links, cls, top), Path(directory) / f"links_{file_stem(cls)}.png")
-            for cls in dict.fromkeys(links["class"])]
+    return [
+        save_png(top_links_figure(links, cls, top), Path(directory) / f"links_{file_stem(cls)}.png")
+        for cls in dict.fromkeys(links["class"])
+    ]

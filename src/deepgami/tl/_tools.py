@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import mudata as md
 import pandas as pd
@@ -57,13 +58,19 @@ def predict(
     target.obs[f"{key_added}_predicted"] = pd.Series(table["predicted"].to_numpy(), index=index)
     if model.task == "classification":
         proba = table[[f"prob_{c}" for c in model.classes]].to_numpy()
-        target.obsm[f"{key_added}_proba"] = pd.DataFrame(proba, index=index, columns=list(model.classes))
+        target.obsm[f"{key_added}_proba"] = pd.DataFrame(
+            proba, index=index, columns=list(model.classes)
+        )
     known = "label" in table and table["label"].notna().any()
-    target.uns[key_added] = jsonable({
-        "modalities": list(modalities) if modalities is not None else [m for m in model.modalities if m in target.mod],
-        "fill": fill,
-        "metrics": _plain_metrics(model.metrics(table)) if known else {},
-    })
+    target.uns[key_added] = jsonable(
+        {
+            "modalities": list(modalities)
+            if modalities is not None
+            else [m for m in model.modalities if m in target.mod],
+            "fill": fill,
+            "metrics": _plain_metrics(model.metrics(table)) if known else {},
+        }
+    )
     return (table, target) if copy else table
 
 

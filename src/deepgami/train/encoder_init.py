@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -10,11 +10,7 @@ from torch import Tensor, nn
 
 from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
 from deepgami.nn.network import AffineImputer, DeepGAMINetwork
-
-
 from deepgami.train.loop import Batch
-
-
 
 # Latent genes with more prior sources than this start from marginal (per-edge) regressions
 # instead of a joint ridge fit: a d x d solve per gene is cheap for eQTL/GRN fan-ins of a few to a
@@ -26,9 +22,15 @@ JOINT_INIT_MAX_VALUES = 2**28
 
 
 @torch.no_grad()
-def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], present: Tensor, targets: np.ndarray,
-                               n_prior: Sequence[int | None] | None = None, ridge: float = 0.01,
-                               min_rows: int = 5) -> dict[str, int]:
+def init_encoders_from_targets(
+    net: DeepGAMINetwork,
+    xs: Sequence[InputBlock],
+    present: Tensor,
+    targets: np.ndarray,
+    n_prior: Sequence[int | None] | None = None,
+    ridge: float = 0.01,
+    min_rows: int = 5,
+) -> dict[str, int]:
     """Start each sparse encoder at a ridge regression of its latent genes' measured values on their
     prior sources: node g of modality k gets the weights that best predict `targets[:, g]` (the
     standardized measurement of gene g; NaN where not measured or not a variable of the cohort) from
@@ -75,7 +77,7 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
             n = len(rows)
             if n < min_rows:
                 continue
-            edges = by_dst[ptr[g]:ptr[g + 1]]
+            edges = by_dst[ptr[g] : ptr[g + 1]]
             X = xt[src[edges]][:, rows].T.astype(np.float64)
             y = targets[rows, g].astype(np.float64)
             xm, ym = X.mean(axis=0), y.mean()
@@ -99,8 +101,14 @@ def init_encoders_from_targets(net: DeepGAMINetwork, xs: Sequence[InputBlock], p
     return out
 
 
-def _marginal_init(enc: nn.Module, x: InputBlock, have: np.ndarray, targets: np.ndarray, ridge: float,
-                   min_rows: int) -> int:
+def _marginal_init(
+    enc: nn.Module,
+    x: InputBlock,
+    have: np.ndarray,
+    targets: np.ndarray,
+    ridge: float,
+    min_rows: int,
+) -> int:
     """Per edge s -> g: the ridge slope of target g on source s alone, sum(x_s y_g) / (sum(x_s^2) +
     ridge n), accumulated over chunks of rows with the layer's own edge kernel (inputs are
     standardized by the fold's scaler, targets by `latent_targets`, so no centering is needed)."""
@@ -111,19 +119,27 @@ def _marginal_init(enc: nn.Module, x: InputBlock, have: np.ndarray, targets: np.
     step = chunk_rows([x])
     for s in range(0, x.shape[0], step):
         xc = materialize([x[s : s + step]])[0]
-        yc = torch.from_numpy(np.where(y_ok[s : s + step], targets[s : s + step], 0.0).astype(np.float32))
+        yc = torch.from_numpy(
+            np.where(y_ok[s : s + step], targets[s : s + step], 0.0).astype(np.float32)
+        )
         xy += enc.edge_products(xc, yc).double()
         xx += (xc.double() ** 2 * torch.from_numpy(have[s : s + step, None])).sum(dim=0)
-    node_ok = torch.from_numpy(n_g >= min_rows) & (torch.bincount(enc.dst, minlength=enc.out_features) > 0)
+    node_ok = torch.from_numpy(n_g >= min_rows) & (
+        torch.bincount(enc.dst, minlength=enc.out_features) > 0
+    )
     slope = xy / (xx[enc.src] + ridge * torch.from_numpy(n_g).double()[enc.dst]).clamp(min=1e-12)
-    enc.weight.copy_(torch.where(node_ok[enc.dst], slope, enc.weight.detach().double()).to(enc.weight.dtype))
+    enc.weight.copy_(
+        torch.where(node_ok[enc.dst], slope, enc.weight.detach().double()).to(enc.weight.dtype)
+    )
     if enc.bias is not None:
         enc.bias.copy_(torch.where(node_ok, torch.zeros_like(enc.bias), enc.bias))
     return int(node_ok.sum())
 
 
 @torch.no_grad()
-def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> dict[str, tuple[float, float]]:
+def calibrate_imputers(
+    net: DeepGAMINetwork, data: Batch, min_rows: int = 5
+) -> dict[str, tuple[float, float]]:
     """Refit each affine imputer (scalar or per-node alpha, beta) by least squares on `data`.
 
     The auxiliary loss fits the maps on the rows the encoders were trained on, where the encoders
@@ -147,7 +163,9 @@ def calibrate_imputers(net: DeepGAMINetwork, data: Batch, min_rows: int = 5) -> 
                 x, y = x.reshape(-1, 1), y.reshape(-1, 1)
             xc, yc = x - x.mean(dim=0), y - y.mean(dim=0)
             var = (xc * xc).mean(dim=0)
-            alpha = torch.where(var > 1e-12, (xc * yc).mean(dim=0) / var.clamp(min=1e-12), torch.zeros_like(var))
+            alpha = torch.where(
+                var > 1e-12, (xc * yc).mean(dim=0) / var.clamp(min=1e-12), torch.zeros_like(var)
+            )
             beta = y.mean(dim=0) - alpha * x.mean(dim=0)
             imp.alpha.copy_(alpha.float().reshape(imp.alpha.shape))
             imp.beta.copy_(beta.float().reshape(imp.beta.shape))
@@ -172,7 +190,9 @@ def set_latent_means(net: DeepGAMINetwork, data: Batch) -> None:
     latent = encode_in_chunks(net, data.xs)
     for k, block in enumerate(latent):
         rows = data.present[:, k]
-        mean = block[rows].double().mean(dim=0) if bool(rows.any()) else torch.zeros(net.n_latent, dtype=torch.float64)
+        mean = (
+            block[rows].double().mean(dim=0)
+            if bool(rows.any())
+            else torch.zeros(net.n_latent, dtype=torch.float64)
+        )
         net.latent_mean[k].copy_(mean.float())
-
-

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,14 +16,15 @@ from torch import Tensor, nn
 from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
 from deepgami.nn.network import DeepGAMINetwork
 
-
-
 # -- the fit loop -------------------------------------------------------------------------------
 
 # The device training and prediction run on: set by `device_scope` (DeepGAMI.fit / predict take
 # `device=`), read where tensors meet the network. CPU by default, where nothing is moved, so the
 # CPU path is unchanged.
-_DEVICE: contextvars.ContextVar[torch.device] = contextvars.ContextVar("deepgami_device", default=torch.device("cpu"))
+_DEVICE: contextvars.ContextVar[torch.device] = contextvars.ContextVar(
+    "deepgami_device",
+    default=torch.device("cpu"),  # noqa: B039 (a torch.device is immutable)
+)
 
 
 @contextlib.contextmanager
@@ -46,7 +47,11 @@ def current_device() -> torch.device:
 
 def to_device(tensors: Sequence[Tensor], device: torch.device) -> list[Tensor]:
     """`tensors` on `device`; the same objects on the CPU."""
-    return list(tensors) if device.type == "cpu" else [t.to(device, non_blocking=True) for t in tensors]
+    return (
+        list(tensors)
+        if device.type == "cpu"
+        else [t.to(device, non_blocking=True) for t in tensors]
+    )
 
 
 @dataclass
@@ -70,8 +75,14 @@ class Adam:
     eps, bias correction, decay added to the gradient). Written out because constructing any
     `torch.optim` optimizer imports torch._dynamo, 5-20 s per process, more than most fits here."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
         self.step_count = 0
@@ -88,7 +99,7 @@ class Adam:
         b1, b2 = self.betas
         correction1 = 1 - b1**self.step_count
         correction2 = 1 - b2**self.step_count
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=False):
             if p.grad is None:
                 continue
             grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
@@ -126,8 +137,15 @@ def hide_modalities(present: Tensor, rate: float, generator: torch.Generator) ->
     return hidden
 
 
-def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Module, lam: float, aux_target: str,
-                  batch_size: int = 1024) -> tuple[float, float]:
+def evaluate_loss(
+    net: DeepGAMINetwork,
+    data: Batch,
+    task: str,
+    loss_fn: nn.Module,
+    lam: float,
+    aux_target: str,
+    batch_size: int = 1024,
+) -> tuple[float, float]:
     """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
     device = current_device()
     net.eval()
@@ -136,7 +154,10 @@ def evaluate_loss(net: DeepGAMINetwork, data: Batch, task: str, loss_fn: nn.Modu
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
             part = data.rows(np.arange(start, min(start + batch_size, len(data))))
-            xs, (present, y) = to_device(materialize(part.xs), device), to_device([part.present, part.y], device)
+            xs, (present, y) = (
+                to_device(materialize(part.xs), device),
+                to_device([part.present, part.y], device),
+            )
             out = net(xs, present)
             task_total += float(loss_fn(_task_output(out.logits, task), y)) * len(part)
             aux_total += float(net.auxiliary_loss(out.latent, present, aux_target)) * len(part)
@@ -168,7 +189,9 @@ def train_network(
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     device = current_device()
-    if device.type != "cpu":  # the network and each minibatch move; weights come back to the CPU at the end
+    if (
+        device.type != "cpu"
+    ):  # the network and each minibatch move; weights come back to the CPU at the end
         net.to(device)
     loss_fn = task_loss_fn(task, class_weight)
     if device.type != "cpu":
@@ -179,9 +202,13 @@ def train_network(
     lr, decay = float(setting["learning_rate"]), float(setting["weight_decay"])
     slow = {id(p) for k in started for p in net.encoders[k].parameters()}
     encoder_lr = lr * float(setting["encoder_lr_scale"])
-    optimizers = [Adam([p for p in net.parameters() if id(p) not in slow], lr=lr, weight_decay=decay)]
+    optimizers = [
+        Adam([p for p in net.parameters() if id(p) not in slow], lr=lr, weight_decay=decay)
+    ]
     if slow and encoder_lr > 0:
-        optimizers.append(Adam([p for p in net.parameters() if id(p) in slow], lr=encoder_lr, weight_decay=decay))
+        optimizers.append(
+            Adam([p for p in net.parameters() if id(p) in slow], lr=encoder_lr, weight_decay=decay)
+        )
     batch_size = int(setting["batch_size"])
     aux_target = setting["aux_target"]
     has_val = val is not None and len(val) > 0
@@ -213,11 +240,17 @@ def train_network(
                 opt.step()
             sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
         train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
-        record = {"epoch": epoch, "train_loss": train_task + lam * train_aux, "train_task_loss": train_task,
-                  "train_aux_loss": train_aux}
+        record = {
+            "epoch": epoch,
+            "train_loss": train_task + lam * train_aux,
+            "train_task_loss": train_task,
+            "train_aux_loss": train_aux,
+        }
         if has_val:
             val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
-            record.update(val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux)
+            record.update(
+                val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux
+            )
             monitored = val_task if monitor == "task" else val_task + lam * val_aux
         else:
             monitored = train_task if monitor == "task" else train_task + lam * train_aux
@@ -242,4 +275,3 @@ def train_network(
     history = pd.DataFrame(rows)
     history["best"] = history["epoch"] == best_epoch
     return history, best_epoch
-

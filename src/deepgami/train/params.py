@@ -12,14 +12,22 @@ from typing import Any
 
 import yaml
 
+from deepgami.data.preprocessing import SCALINGS, SELECTIONS
 from deepgami.errors import InputError
 from deepgami.nn.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS
-from deepgami.data.preprocessing import SCALINGS, SELECTIONS
-
 
 # Hyperparameters the CV grid search may vary (the paper's list).
-GRID_KEYS = ("hidden_layers", "dropout", "learning_rate", "weight_decay", "lambda", "batch_size", "latent_dim",
-             "group_lasso", "early_stopping_on")
+GRID_KEYS = (
+    "hidden_layers",
+    "dropout",
+    "learning_rate",
+    "weight_decay",
+    "lambda",
+    "batch_size",
+    "latent_dim",
+    "group_lasso",
+    "early_stopping_on",
+)
 MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
 MONITORS = ("total", "task")
@@ -27,6 +35,7 @@ ENCODER_INITS = ("targets", "random")
 
 
 # -- parameters ---------------------------------------------------------------------------------
+
 
 def default_params() -> dict:
     """The packaged defaults (src/deepgami/train/default_params.yaml) as a fresh dict."""
@@ -75,7 +84,9 @@ def merge_params(base: dict, user: dict, where: Any = None) -> dict:
                 raise InputError(where, "'grid' must be a mapping of hyperparameter: [values]")
             for gkey, gval in value.items():
                 if gkey not in GRID_KEYS:
-                    raise InputError(where, f"unknown grid entry {gkey!r} (known: {', '.join(GRID_KEYS)})")
+                    raise InputError(
+                        where, f"unknown grid entry {gkey!r} (known: {', '.join(GRID_KEYS)})"
+                    )
                 out["grid"][gkey] = gval
         else:
             out[key] = value
@@ -102,26 +113,44 @@ def validate_params(params: dict, where: Any = None) -> None:
                     bad(f"grid.{key} values must be positive integers, got {v!r}")
             elif key == "early_stopping_on":
                 if v not in MONITORS:
-                    bad(f"grid.early_stopping_on values must be one of {', '.join(MONITORS)}, got {v!r}")
+                    bad(
+                        f"grid.early_stopping_on values must be one of {', '.join(MONITORS)}, got {v!r}"
+                    )
             elif key == "dropout":
                 if not _is_number(v) or not 0 <= v < 1:
                     bad(f"grid.dropout values must be in [0, 1), got {v!r}")
             elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
                 bad(f"grid.{key} values must be non-negative numbers, got {v!r}")
-    for key, lo in (("cv_folds", 0), ("bagging", 0), ("max_epochs", 1), ("patience", 1), ("selection_top_k", 1),
-                    ("min_features", 1)):
+    for key, lo in (
+        ("cv_folds", 0),
+        ("bagging", 0),
+        ("max_epochs", 1),
+        ("patience", 1),
+        ("selection_top_k", 1),
+        ("min_features", 1),
+    ):
         v = params.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             bad(f"{key} must be an integer >= {lo}, got {v!r}")
     scale = params.get("encoder_lr_scale")
     if not _is_number(scale) or scale < 0:
         bad(f"encoder_lr_scale must be a non-negative number, got {scale!r}")
-    for key, lo, hi in (("val_fraction", 0.0, 0.5), ("selection_pvalue", 0.0, 1.0), ("modality_dropout", 0.0, 1.0)):
+    for key, lo, hi in (
+        ("val_fraction", 0.0, 0.5),
+        ("selection_pvalue", 0.0, 1.0),
+        ("modality_dropout", 0.0, 1.0),
+    ):
         v = params.get(key)
         if not _is_number(v) or not lo <= v <= hi:
             bad(f"{key} must be a number in [{lo}, {hi}], got {v!r}")
-    for key, allowed in (("imputer", IMPUTERS), ("encoder_activation", ACTIVATIONS), ("aux_target", AUX_TARGETS),
-                         ("missing", MISSING), ("balance", BALANCES), ("encoder_init", ENCODER_INITS)):
+    for key, allowed in (
+        ("imputer", IMPUTERS),
+        ("encoder_activation", ACTIVATIONS),
+        ("aux_target", AUX_TARGETS),
+        ("missing", MISSING),
+        ("balance", BALANCES),
+        ("encoder_init", ENCODER_INITS),
+    ):
         if params.get(key) not in allowed:
             bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
     if not (isinstance(params.get("latent_norm"), bool) or params.get("latent_norm") == "trained"):
@@ -134,7 +163,9 @@ def validate_params(params: dict, where: Any = None) -> None:
         values = v.values() if isinstance(v, dict) else [v]
         for item in values:
             if item not in allowed:
-                bad(f"{key} must be one of {', '.join(allowed)} (or a mapping modality: value), got {item!r}")
+                bad(
+                    f"{key} must be one of {', '.join(allowed)} (or a mapping modality: value), got {item!r}"
+                )
 
 
 def _is_number(v: Any) -> bool:
@@ -150,7 +181,7 @@ def expand_grid(params: dict, dense: bool = True) -> list[dict]:
     grid = params["grid"]
     settings, seen = [], set()
     for combo in itertools.product(*(grid[k] for k in GRID_KEYS)):
-        setting = dict(fixed, **dict(zip(GRID_KEYS, combo)))
+        setting = dict(fixed, **dict(zip(GRID_KEYS, combo, strict=False)))
         if not dense:
             setting["latent_dim"] = None
         key = json.dumps(setting, sort_keys=True)
@@ -176,12 +207,14 @@ def as_setting(params: dict, dense: bool = True) -> dict:
         return merged
     settings = expand_grid(params, dense)
     if len(settings) != 1:
-        raise ValueError(f"params describe {len(settings)} grid settings; give one value per grid entry")
+        raise ValueError(
+            f"params describe {len(settings)} grid settings; give one value per grid entry"
+        )
     return settings[0]
 
 
 def grid_label(setting: dict) -> str:
     """Short, stable text of a setting's grid values (a cv_results column)."""
-    return json.dumps({k: setting[k] for k in GRID_KEYS if setting.get(k) is not None}, sort_keys=True)
-
-
+    return json.dumps(
+        {k: setting[k] for k in GRID_KEYS if setting.get(k) is not None}, sort_keys=True
+    )

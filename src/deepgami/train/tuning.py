@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-
-
 from deepgami.train.params import grid_label
 
-
 # -- seeds and splits ---------------------------------------------------------------------------
+
 
 def derive_seed(seed: int, *path: int) -> int:
     """A child seed for (setting, fold, ...) that does not collide across paths."""
     return int(np.random.SeedSequence([int(seed), *[int(p) for p in path]]).generate_state(1)[0])
 
 
-def cv_splits(y: np.ndarray, n_folds: int, seed: int, stratify: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+def cv_splits(
+    y: np.ndarray, n_folds: int, seed: int, stratify: bool
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """k-fold (stratified for classes) positions into y, shuffled with `seed`."""
     if stratify:
         counts = np.unique(y, return_counts=True)[1]
@@ -31,7 +31,9 @@ def cv_splits(y: np.ndarray, n_folds: int, seed: int, stratify: bool) -> list[tu
     return [(tr, te) for tr, te in kf.split(np.zeros(len(y)))]
 
 
-def inner_split(y: np.ndarray, val_fraction: float, seed: int, stratify: bool) -> tuple[np.ndarray, np.ndarray]:
+def inner_split(
+    y: np.ndarray, val_fraction: float, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """Positions (train, validation) of the rows used for fitting and for early stopping."""
     n = len(y)
     n_val = int(round(n * val_fraction))
@@ -46,7 +48,6 @@ def inner_split(y: np.ndarray, val_fraction: float, seed: int, stratify: bool) -
     ss = ShuffleSplit(n_splits=1, test_size=n_val, random_state=seed % 2**32)
     tr, va = next(ss.split(np.zeros(n)))
     return np.sort(tr), np.sort(va)
-
 
 
 # -- grid search --------------------------------------------------------------------------------
@@ -67,7 +68,13 @@ def grid_search(
     rows = []
     for s, setting in enumerate(settings):
         for f, (tr, te) in enumerate(splits):
-            row = {"setting": s, "fold": f, "grid": grid_label(setting), "n_train": len(tr), "n_test": len(te)}
+            row = {
+                "setting": s,
+                "fold": f,
+                "grid": grid_label(setting),
+                "n_train": len(tr),
+                "n_test": len(te),
+            }
             row.update(fit_fold(s, setting, f, tr, te, derive_seed(seed, s, f)))
             row["score"] = score(row)
             rows.append(row)
@@ -79,9 +86,18 @@ def grid_search(
 
 def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
     """Mean and standard deviation of every numeric column per setting; `selected` marks the best."""
-    numeric = [c for c in table.columns if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(table[c])]
+    numeric = [
+        c
+        for c in table.columns
+        if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(table[c])
+    ]
     grouped = table.groupby("setting")
-    summary = grouped[numeric].mean().add_suffix("_mean").join(grouped[numeric].std(ddof=0).add_suffix("_std"))
+    summary = (
+        grouped[numeric]
+        .mean()
+        .add_suffix("_mean")
+        .join(grouped[numeric].std(ddof=0).add_suffix("_std"))
+    )
     summary.insert(0, "grid", grouped["grid"].first())
     summary.insert(1, "selected", summary.index == best)
     return summary.reset_index()
