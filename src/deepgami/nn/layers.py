@@ -426,9 +426,9 @@ class SparseMaskedLinear(nn.Module):
     def edge_products(self, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
         """Compute per edge ``k`` the product ``sum_b x[b, src[k]] * grad_out[b, dst[k]]``.
 
-        This is the weight gradient for an upstream gradient ``grad_out`` (batch, out); multiplied by
-        ``weight`` it gives an input x weight x gradient score per prior link. No autograd graph is
-        built; memory is O(n_edges + in_features * batch).
+        This is the weight gradient for an upstream gradient ``grad_out`` (batch, out); multiplied
+        by ``weight`` it gives an input x weight x gradient score per prior link. No autograd graph
+        is built; memory is O(n_edges + in_features * batch).
 
         Parameters
         ----------
