@@ -102,7 +102,46 @@ _H_RANGE = (0.4, 0.8)  # genetic (cis) share of a gene program's variance
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """All knobs of :func:`simulate_cohort` (recorded verbatim in ``truth.json``)."""
+    """All knobs of :func:`simulate_cohort` (recorded verbatim in ``truth.json``).
+
+    Integer and float fields are coerced on construction (JSON-safe, e.g. numpy ints become
+    ``int``); :meth:`validate` checks them.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``; the same seed gives byte-identical files.
+    n_samples : int, default 600
+        Number of samples.
+    n_snps : int, default 1000
+        Number of SNPs.
+    n_tfs : int, default 40
+        Number of transcription factors.
+    n_genes : int, default 200
+        Number of target genes (latent nodes).
+    classes : int, default 2
+        Number of phenotype classes.
+    shared_signal : float, default 0.0
+        Genetic share ``F`` of every TF's variance (see the module docstring).
+    test_fraction : float, default 0.2
+        Fraction of each class put in the test split.
+    n_causal_genes : int or None, optional
+        Genes that drive the phenotype; None gives ``min(10, n_genes)``.
+    effect_size : float, default 1.0
+        Multiplier ``c`` of the class scores.
+    expression_noise : float, default 0.5
+        Noise SD of the observed expression, in program units.
+    eqtl_edges_per_gene : int or None, optional
+        eQTL prior edges per gene; None: drawn per gene (2-4 edges, at least one causal and one
+        decoy). E.g. 8 with 2 causal: few true regulators among decoys.
+    eqtl_causal_per_gene : int or None, optional
+        How many of a gene's eQTL edges are causal; None: drawn per gene.
+    grn_edges_per_gene : int or None, optional
+        GRN prior edges per gene; None: drawn per gene (2-4 edges, at least one causal and one
+        decoy). E.g. 6 with 2 causal.
+    grn_causal_per_gene : int or None, optional
+        How many of a gene's GRN edges are causal; None: drawn per gene.
+    """
 
     seed: int = 0
     n_samples: int = 600
@@ -141,7 +180,19 @@ class SimulationSettings:
             object.__setattr__(self, "n_causal_genes", min(10, max(self.n_genes, 1)))
 
     def validate(self, where: str | os.PathLike | None = None) -> None:
-        """Raise :class:`InputError` for settings that cannot give a usable cohort."""
+        """Raise :class:`InputError` for settings that cannot give a usable cohort.
+
+        Parameters
+        ----------
+        where : str, os.PathLike or None, optional
+            Path named in the error message (e.g. the output directory).
+
+        Raises
+        ------
+        InputError
+            If a setting is out of range, or `n_samples` is too small for every class to have
+            rows in both splits.
+        """
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -198,7 +249,27 @@ class SimulationSettings:
 
 @dataclass
 class SimulatedCohort:
-    """An in-memory simulated cohort; :func:`write_cohort` writes it as raw user files."""
+    """An in-memory simulated cohort; :func:`write_cohort` writes it as raw user files.
+
+    Parameters
+    ----------
+    settings : SimulationSettings
+        The settings it was drawn with.
+    genotype : pandas.DataFrame
+        Samples x SNPs, int8 dosages, index named ``"sample"``.
+    expression : pandas.DataFrame
+        Samples x (TFs + genes), float64.
+    labels : pandas.DataFrame
+        Columns ``sample``, ``label``, ``split``.
+    eqtl : pandas.DataFrame
+        Columns ``source``, ``target``, ``weight``, ``kind`` (cis, trans or decoy).
+    grn : pandas.DataFrame
+        Columns ``source``, ``target``, ``weight``, ``kind`` (causal or decoy).
+    probabilities : pandas.DataFrame
+        Columns ``sample``, ``split``, ``prob_<class>``: the true (Bayes) class probabilities.
+    truth : dict
+        The truth record written as ``truth.json``.
+    """
 
     settings: SimulationSettings
     genotype: pd.DataFrame  # samples x SNPs, int8 dosages, index named "sample"
@@ -543,7 +614,7 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
 
     Parameters
     ----------
-    settings
+    settings : SimulationSettings or None, optional
         A :class:`SimulationSettings`; keyword arguments override its fields (or give them all).
     **kwargs
         Fields of :class:`SimulationSettings`.
@@ -553,6 +624,12 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     SimulatedCohort
         Tables ready to write as user files, the true class probabilities and the truth record.
         Deterministic in ``seed`` (``numpy.random.default_rng``).
+
+    Raises
+    ------
+    InputError
+        If the settings are invalid, or the drawn labels leave a class with fewer than two
+        samples.
     """
     s = settings if settings is not None else SimulationSettings(**kwargs)
     if settings is not None and kwargs:
@@ -628,8 +705,24 @@ def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:
 
 
 def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse an output directory that exists and is not empty, unless it is a previous simulation
-    and `overwrite` is set (it is then replaced as a whole, so nothing else may live there)."""
+    """Refuse an output directory that exists and is not empty, unless it may be replaced.
+
+    It may be replaced when it is a previous simulation (holds a ``truth.json``) and `overwrite`
+    is set; it is then replaced as a whole, so nothing else may live there.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The output directory.
+    overwrite : bool, default False
+        Allow replacing a previous simulation.
+
+    Raises
+    ------
+    InputError
+        If `out` exists and is not a directory, or is a non-empty directory that may not be
+        replaced.
+    """
     out = Path(out)
     if not out.exists():
         return
@@ -656,12 +749,33 @@ def write_cohort(
     fmt: FileFormat = "csv",
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write the cohort's files into directory `out` atomically; return ``{role: final path}``.
+    """Write the cohort's files into directory `out` atomically.
 
     Roles: ``genotype``, ``expression`` (``.csv``/``.tsv``/``.parquet`` by `fmt`), ``labels``
-    (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities`` (``truth_probabilities.csv``),
-    ``truth`` (``truth.json``). An existing non-empty `out` is refused unless `overwrite` is set
-    and it holds a previous simulation (a ``truth.json``).
+    (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities``
+    (``truth_probabilities.csv``), ``truth`` (``truth.json``).
+
+    Parameters
+    ----------
+    cohort : SimulatedCohort
+        The cohort to write.
+    out : str or os.PathLike
+        Output directory.
+    fmt : {"csv", "tsv", "parquet"}, default "csv"
+        Format of the genotype and expression matrices.
+    overwrite : bool, default False
+        Replace an existing non-empty `out`; only allowed when it holds a previous simulation
+        (a ``truth.json``).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{role: final path}``.
+
+    Raises
+    ------
+    InputError
+        If `fmt` is unknown or `out` may not be written (see :func:`check_out_dir`).
     """
     out = Path(out)
     if fmt not in _EXT:
@@ -701,7 +815,20 @@ def write_cohort(
 
 
 def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None = None) -> str:
-    """The ``deepgami build`` command line that turns the written files into a cohort.h5mu."""
+    """Return the ``deepgami build`` command line that turns the written files into a cohort.h5mu.
+
+    Parameters
+    ----------
+    paths : dict of str to pathlib.Path
+        ``{role: path}`` as returned by :func:`write_cohort`.
+    cohort_path : str, os.PathLike or None, optional
+        Where the command writes the cohort; default ``cohort.h5mu`` beside ``truth.json``.
+
+    Returns
+    -------
+    str
+        The command line, shell-quoted.
+    """
     q = lambda p: shlex.quote(str(p))  # noqa: E731
     cohort_path = cohort_path or paths["truth"].parent / "cohort.h5mu"
     return (
@@ -715,7 +842,33 @@ def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None 
 def simulate(
     out: str | os.PathLike, fmt: FileFormat = "csv", overwrite: bool = False, **settings: Any
 ) -> tuple[SimulatedCohort, dict[str, Path]]:
-    """Simulate a cohort with `settings` (:class:`SimulationSettings` fields); write it to `out`."""
+    """Simulate a cohort and write it to `out`.
+
+    The settings and the output directory are checked before the work, not after.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        Output directory.
+    fmt : {"csv", "tsv", "parquet"}, default "csv"
+        Format of the genotype and expression matrices.
+    overwrite : bool, default False
+        Replace a previous simulation in `out`.
+    **settings
+        Fields of :class:`SimulationSettings`.
+
+    Returns
+    -------
+    cohort : SimulatedCohort
+        The simulated cohort.
+    paths : dict of str to pathlib.Path
+        ``{role: final path}`` of the written files.
+
+    Raises
+    ------
+    InputError
+        If the settings are invalid or `out` may not be written.
+    """
     s = SimulationSettings(**settings)
     s.validate()
     check_out_dir(out, overwrite)  # fail before the work, not after
