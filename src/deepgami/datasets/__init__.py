@@ -14,28 +14,34 @@ __all__ = ["rosmap", "rosmap_dir", "simulated"]
 
 
 def rosmap_dir() -> Path:
-    """The folder of the bundled ROSMAP files (``mrna.csv``, ``meth.csv``, ``mirna.csv``, ``labels.csv``).
+    """Return the folder of the bundled ROSMAP files.
+
+    The files are ``mrna.csv``, ``meth.csv``, ``mirna.csv`` and ``labels.csv``.
 
     Returns
     -------
-    Path
-        A directory inside the installed package; see its ``README.md`` for provenance and licence.
+    pathlib.Path
+        A directory inside the installed package; see its ``README.md`` for provenance and
+        licence.
     """
     return Path(str(resources.files("deepgami.datasets").joinpath("rosmap")))
 
 
 def rosmap(modalities: tuple[str, ...] = ("mrna", "meth")) -> md.MuData:
-    """The ROSMAP Alzheimer's disease benchmark (MOGONET's training split, 245 samples) as a cohort.
+    """Load the ROSMAP Alzheimer's disease benchmark as a cohort.
+
+    MOGONET's training split, 245 samples; real data, bundled with the package.
 
     Parameters
     ----------
-    modalities
+    modalities : tuple of str, default ("mrna", "meth")
         Which of ``mrna``, ``meth`` and ``mirna`` to include (200 features each).
 
     Returns
     -------
-    MuData
-        One AnnData per modality, the label (``AD`` / ``NC``) and split in ``mdata.obs``, no priors.
+    mudata.MuData
+        One AnnData per modality, the label (``AD`` / ``NC``) and split in ``mdata.obs``, no
+        priors.
     """
     from deepgami.data.assemble import build_cohort
 
@@ -58,26 +64,39 @@ def simulated(
     return_truth: bool = False,
     **settings: Any,
 ) -> md.MuData | tuple[md.MuData, dict]:
-    """A simulated cohort: genotype dosages (``snp``) drive gene expression (``expr``) through an eQTL
-    and a GRN prior, and a few genes drive the phenotype (`deepgami simulate` as a MuData).
+    """Simulate a cohort with planted signal (`deepgami simulate` as a MuData).
+
+    Genotype dosages (``snp``) drive gene expression (``expr``) through an eQTL and a GRN prior,
+    and a few genes drive the phenotype.
 
     Parameters
     ----------
-    n_samples, seed, n_snps, n_tfs, n_genes, classes
-        Size and randomness of the simulation (`deepgami.data.simulate.SimulationSettings`).
-    missing_expr
+    n_samples : int, default 200
+        Number of samples.
+    seed : int, default 0
+        Seed of the simulation (and of which samples lack expression).
+    n_snps : int, default 200
+        Number of SNPs.
+    n_tfs : int, default 10
+        Number of transcription factors.
+    n_genes : int, default 40
+        Number of target genes.
+    classes : int, default 2
+        Number of phenotype classes.
+    missing_expr : float, default 0.0
         Share of samples (chosen by `seed`) without expression, to exercise imputation.
-    priors
+    priors : bool, default True
         Attach the eQTL (snp -> gene) and GRN (TF -> gene) priors.
-    return_truth
-        Also return what the simulation drew (causal genes, links and effects), as `deepgami simulate`
-        writes it to truth.json.
+    return_truth : bool, default False
+        Also return what the simulation drew (causal genes, links and effects), as
+        `deepgami simulate` writes it to truth.json.
     **settings
-        Further `SimulationSettings` fields (``effect_size``, ``shared_signal``, ``n_causal_genes``, ...).
+        Further :class:`~deepgami.data.simulate.SimulationSettings` fields (``effect_size``,
+        ``shared_signal``, ``n_causal_genes``, ...).
 
     Returns
     -------
-    MuData or (MuData, dict)
+    mudata.MuData or tuple of (mudata.MuData, dict)
         Label and split (train/test) in ``mdata.obs``; with `return_truth`, also the truth.
 
     Examples
