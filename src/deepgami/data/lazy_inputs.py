@@ -99,7 +99,7 @@ class PreprocessedRows:
         Returns
         -------
         torch.Tensor
-            float32 (rows, features): a transposed view of a C-contiguous (features, rows) array;
+            The float32 (rows, features) block: a transposed view of a C-contiguous (features, rows) array;
             all-zero rows where the modality is absent.
 
         Raises

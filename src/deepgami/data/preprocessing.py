@@ -69,7 +69,7 @@ def univariate_pvalues(
     Returns
     -------
     numpy.ndarray
-        float64 p-value per tested column, in the order of `cols`; all 1 when there are too few
+        The float64 p-value per tested column, in the order of `cols`; all 1 when there are too few
         rows (regression: fewer than 3; classification: not more than the number of classes) or
         fewer than two classes or a constant phenotype.
     """
@@ -183,11 +183,11 @@ class ModalityPreprocessor:
     scaling : str, default "standard"
         One of ``SCALINGS``: ``"standard"``, ``"minmax"``, ``"log1p"`` or ``"none"``.
     fill : numpy.ndarray
-        float32 value per feature that replaces NaN cells (raw scale).
+        The float32 value per feature that replaces NaN cells (raw scale).
     center : numpy.ndarray
-        float32 value per feature subtracted after the fill (and log1p).
+        The float32 value per feature subtracted after the fill (and log1p).
     scale : numpy.ndarray
-        float32 value per feature the centred values are divided by.
+        The float32 value per feature the centred values are divided by.
     """
 
     features: list[str]
@@ -210,7 +210,7 @@ class ModalityPreprocessor:
         Returns
         -------
         numpy.ndarray
-            float32, samples x features (or features x samples with `feature_major`).
+            The float32 result, samples x features (or features x samples with `feature_major`).
 
         Raises
         ------
@@ -300,7 +300,7 @@ def fit_scaling(
     Returns
     -------
     tuple of numpy.ndarray
-        float32 ``(fill, center, scale)`` per column: fill values are the training means on the
+        The float32 ``(fill, center, scale)`` per column: fill values are the training means on the
         raw scale. With no rows: fill and center 0, scale 1.
 
     Raises
@@ -484,7 +484,7 @@ def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        float32 weight per class.
+        The float32 weight per class.
     """
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
     weights = np.zeros(n_classes)
