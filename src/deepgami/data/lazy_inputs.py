@@ -99,8 +99,8 @@ class PreprocessedRows:
         Returns
         -------
         torch.Tensor
-            The float32 (rows, features) block: a transposed view of a C-contiguous (features, rows) array;
-            all-zero rows where the modality is absent.
+            The float32 (rows, features) block: a transposed view of a C-contiguous
+            (features, rows) array; all-zero rows where the modality is absent.
 
         Raises
         ------
