@@ -540,6 +540,24 @@ def _trans_eqtl(
     return table, tf_drivers
 
 
+def _edge_counts(
+    eqtl: pd.DataFrame, grn: pd.DataFrame, links: list[dict], mediated_links: list[dict]
+) -> dict[str, int]:
+    """The edge counts of truth.json, by prior and kind."""
+    return {
+        "eqtl_edges": int(len(eqtl)),
+        "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
+        "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
+        "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
+        "grn_edges": int(len(grn)),
+        "grn_causal": int((grn["kind"] == "causal").sum()),
+        "grn_decoys": int((grn["kind"] == "decoy").sum()),
+        "causal_links": len(links),
+        "mediated_links": len(mediated_links),
+        "snps_in_eqtl": int(eqtl["source"].nunique()),
+    }
+
+
 def _truth(
     s: SimulationSettings,
     class_names: list[str],
@@ -593,20 +611,31 @@ def _truth(
             "linear": {genes[g]: [float(v) * mult for v in beta[i]] for i, g in enumerate(causal)},
             "nonlinear": [{**t, "coef": [c * mult for c in t["coef"]]} for t in terms],
         },
-        "counts": {
-            "eqtl_edges": int(len(eqtl)),
-            "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
-            "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
-            "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
-            "grn_edges": int(len(grn)),
-            "grn_causal": int((grn["kind"] == "causal").sum()),
-            "grn_decoys": int((grn["kind"] == "decoy").sum()),
-            "causal_links": len(links),
-            "mediated_links": len(mediated_links),
-            "snps_in_eqtl": int(eqtl["source"].nunique()),
-        },
+        "counts": _edge_counts(eqtl, grn, links, mediated_links),
         "tf_drivers": tf_drivers,
     }
+
+
+def _draw_expression(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    genotypes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    d: Any,
+    wc: Any,
+    wg: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TFs from their drivers and noise, genes from their programs and noise (same draw order)."""
+    dosage, maf, snp_sd = genotypes
+    n, n_tf, n_gene = s.n_samples, s.n_tfs, s.n_genes
+    e = rng.standard_normal((n, n_tf))
+    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - float(s.shared_signal)) * e
+    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    return tf_expr, gene_expr, program
 
 
 def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
@@ -651,15 +680,8 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
         return dot(snp_coef) + dot(tf_coef)
 
-    # Expression: TFs from their drivers and noise, genes from their programs and noise.
-    e = rng.standard_normal((n, n_tf))
-    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - F) * e
-    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
-    noise = rng.standard_normal((n, n_gene))
-    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
-    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
-    tf_expr = tf_mu + tf_sd * x
-    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    genotypes = (dosage, maf, snp_sd)
+    tf_expr, gene_expr, program = _draw_expression(rng, s, genotypes, d, wc, wg)
 
     y, prob, causal, beta, terms = _draw_phenotype(rng, s, program, cov, genes)
     class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]

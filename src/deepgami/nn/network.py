@@ -250,13 +250,7 @@ class DeepGAMINetwork(nn.Module):
         self.n_modalities = n_mod
         self.n_latent = int(n_latent)
         self.n_outputs = int(n_outputs)
-        self.encoders = nn.ModuleList()
-        for n_in, edge in zip(n_inputs, edges, strict=False):
-            if edge is None:
-                self.encoders.append(nn.Linear(int(n_in), self.n_latent))
-            else:
-                src, dst = edge
-                self.encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
+        self.encoders = self._build_encoders(n_inputs, edges)
         self.activation = _activation(encoder_activation)
         flags = (
             [bool(latent_norm)] * n_mod
@@ -279,19 +273,36 @@ class DeepGAMINetwork(nn.Module):
                 if i != j
             }
         )
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
-        width = n_mod * self.n_latent
-        for h in hidden_layers:
-            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
-            width = int(h)
-        layers.append(nn.Linear(width, self.n_outputs))
-        self.head = nn.Sequential(*layers)
+        self.head = self._build_head(hidden_layers, dropout)
         # Per-node gates on the head's inputs. Under weight decay the product gate x weight acts
         # like a group lasso over latent nodes, so the head can ignore most genes even though
         # every (normalized) node has unit variance.
         self.gates = nn.Parameter(torch.ones(n_mod, self.n_latent))
         # Training-set mean of each latent block: the mean-fill baseline, saved with the weights.
         self.register_buffer("latent_mean", torch.zeros(n_mod, self.n_latent))
+
+    def _build_encoders(
+        self, n_inputs: Sequence[int], edges: list[tuple[Tensor, Tensor] | None]
+    ) -> nn.ModuleList:
+        """One encoder per modality: prior-masked where it has edges, dense otherwise."""
+        encoders = nn.ModuleList()
+        for n_in, edge in zip(n_inputs, edges, strict=True):
+            if edge is None:
+                encoders.append(nn.Linear(int(n_in), self.n_latent))
+            else:
+                src, dst = edge
+                encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
+        return encoders
+
+    def _build_head(self, hidden_layers: Sequence[int], dropout: float) -> nn.Sequential:
+        """The feed-forward head over the concatenated latent blocks."""
+        layers: list[nn.Module] = [nn.Dropout(dropout)]
+        width = self.n_modalities * self.n_latent
+        for h in hidden_layers:
+            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
+            width = int(h)
+        layers.append(nn.Linear(width, self.n_outputs))
+        return nn.Sequential(*layers)
 
     @staticmethod
     def pair_key(i: int, j: int) -> str:
