@@ -91,7 +91,7 @@ def simulated(
     import numpy as np
     import pandas as pd
 
-    from deepgami.data.cohort import PriorInput, build_cohort
+    from deepgami.data.cohort import PriorInput, assemble_cohort
     from deepgami.data.simulate import simulate_cohort
 
     sim = simulate_cohort(
@@ -127,5 +127,5 @@ def simulated(
         if priors
         else []
     )
-    mdata, _ = build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
+    mdata, _ = assemble_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
     return (mdata, sim.truth) if return_truth else mdata

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepgami.data.cohort import prior_info
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import (
@@ -160,7 +161,7 @@ def package_versions() -> dict[str, str]:
 
 def _data_summary(mdata: Any, data: Any) -> dict:
     build = mdata.uns.get("build", {}) if mdata is not None else {}
-    priors = mdata.uns.get("priors", {}) if mdata is not None else {}
+    priors = prior_info(mdata) if mdata is not None else {}
     return {
         "samples": int(len(data.obs_names)),
         "task": data.task,
