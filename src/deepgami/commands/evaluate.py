@@ -19,9 +19,8 @@ methods (--methods, default all):
   deepgami_dense            no prior: dense encoders into as many latent nodes
   deepgami_random_prior     priors replaced by random networks with the same edge counts
   deepgami_bernoulli_prior  prior edges kept with p=--bernoulli-keep, others added with p=--bernoulli-add
-  logistic_regression, lasso_logistic, random_forest, svm, mlp
-                            on the concatenated modalities, tuned by inner CV (regression:
-                            ridge, lasso, random_forest, svm, mlp)
+  baselines on the concatenated modalities, tuned by inner CV:
+<baselines>
   Prior ablations are reported as "n/a (cohort has no prior)" for a cohort without priors.
 
 protocols (--protocols, default holdout,cv,repeated; --fast: holdout,cv; independent with --test-cohort):
@@ -56,6 +55,19 @@ writes into --out (replaced atomically):
   report.html        self-contained report (figures embedded); figures/*.png
   run.json, training_history.tsv, tuning.tsv, baseline_params.tsv
 """
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Fills in the baselines' lines from their registry, only when help is shown (the registry's
+    package imports pandas: every `deepgami` command registers this parser)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "<baselines>" in text:
+            from deepgami.evaluation.baselines import help_lines
+
+            text = text.replace("<baselines>", help_lines())
+        return super()._fill_text(text, width, indent)
+
 
 EVAL_KEYS = (
     "protocols",
@@ -201,7 +213,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="compare DeepGAMI, its ablations and baselines under the paper's protocols; write report.html",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort written by `deepgami build`")
     p.add_argument(

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from deepgami.evaluation.baselines import BASELINES  # noqa: E402
 from deepgami.report.labels import PROTOCOL_LABELS, method_label  # noqa: E402
 from deepgami.utils import save_png  # noqa: E402
 
@@ -25,13 +26,8 @@ METHOD_COLORS = {
     "deepgami_dense": "#6a3d9a",
     "deepgami_random_prior": "#e07b24",
     "deepgami_bernoulli_prior": "#c0392b",
-    "logistic_regression": "#2e8b57",
-    "ridge": "#2e8b57",
-    "lasso_logistic": "#9bc89b",
-    "lasso": "#9bc89b",
-    "random_forest": "#8c564b",
-    "svm": "#d4a21a",
-    "mlp": "#7f7f7f",
+    # The baselines' colours live in their registry.
+    **{name: b.color for name, b in BASELINES.items()},
 }
 _FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#393b79"]
 STYLE = {
