@@ -723,28 +723,75 @@ def prioritize(
 ) -> Prioritization:
     """Rank input features, latent nodes and prior links of a trained `DeepGAMI` model on a cohort.
 
-    Args:
-        model: a trained :class:`deepgami.model.DeepGAMI`.
-        mdata: the cohort MuData; samples in `split` (all when None) having every modality are used.
-        classes: which classes to explain (default all; a numeric phenotype has one, `value`).
-        baseline: `zero` (preprocessed zeros = training mean under standard scaling) or `mean`.
-        target: `logit` (centered logit) or `probability`.
-        n_steps, method: the integral's approximation, as in Captum.
-        source: the cohort's path, for error messages.
-        networks: `all` explains every network of a bagged model and averages them; `refit` only the
-            refit on all training samples (`model.module`).
-    """
-    from deepgami import __version__
-    from deepgami.errors import InputError
+    Parameters
+    ----------
+    model
+        A trained :class:`deepgami.model.DeepGAMI`.
+    mdata
+        The cohort; samples in `split` (all when None) having every modality are used.
+    split
+        The ``obs['split']`` value of the samples to explain (None: all).
+    classes
+        Which classes to explain (default all; a numeric phenotype has one, ``value``).
+    baseline
+        ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
+    target
+        ``logit`` (centered logit) or ``probability``.
+    n_steps, method
+        The integral's approximation, as in Captum.
+    source
+        The cohort's path, for error messages.
+    networks
+        ``all`` explains every network of a bagged model and averages them; ``refit`` only the
+        refit on all training samples (``model.module``).
 
+    Returns
+    -------
+    Prioritization
+        The features, latent and links tables, and the provenance (``summary``).
+    """
+    _check_options(target, n_steps, networks)
+    members = model.members if networks == "all" else model.members[:1]
+    t_start = time.perf_counter()
+    chosen, targets = _chosen_classes(model, classes)
+    inputs, counts = select_samples(model, mdata, split, source)
+    bases = baseline_inputs(model, baseline)
+    transform = output_function(model.task, target)
+    with _threads(model.module):
+        xs = [
+            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
+        ]  # once for every member
+        raw = average_attributions(
+            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
+        )
+    pairs = list(zip(targets, chosen, strict=False))
+    features = _feature_table(model, raw, pairs)
+    latent = _latent_table(model, raw, pairs)
+    links = _link_table(model, raw, pairs, members)
+    options = {"split": split, "target": target, "baseline": baseline, "method": method}
+    summary = _provenance(model, raw, pairs, counts, options, int(n_steps), len(members))
+    summary["seconds"] = {
+        **{k: round(v, 3) for k, v in raw.seconds.items()},
+        "total": round(time.perf_counter() - t_start, 3),
+    }
+    summary["versions"] = _versions()
+    return Prioritization(features, latent, links, summary)
+
+
+def _check_options(target: str, n_steps: int, networks: str) -> None:
+    """Refuse an unknown target, a step count below one or an unknown `networks`."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     if int(n_steps) < 1:
         raise ValueError("n_steps must be >= 1")
     if networks not in ("all", "refit"):
         raise ValueError(f"networks must be 'all' or 'refit', not {networks!r}")
-    members = model.members if networks == "all" else model.members[:1]
-    t_start = time.perf_counter()
+
+
+def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[list[str], list[int]]:
+    """The classes to explain (all by default) and their output indices."""
+    from deepgami.errors import InputError
+
     names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
     if classes is None:
         chosen = list(names)
@@ -755,26 +802,16 @@ def prioritize(
             raise InputError(
                 None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}"
             )
-    targets = [names.index(c) for c in chosen]
-    inputs, counts = select_samples(model, mdata, split, source)
-    bases = baseline_inputs(model, baseline)
-    transform = output_function(model.task, target)
-    module = model.module
-    with _threads(module):
-        xs = [
-            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
-        ]  # once for every member
-        raw = average_attributions(
-            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
-        )
+    return chosen, [names.index(c) for c in chosen]
 
-    latent_names = np.asarray(model.latent_nodes, dtype=object)
-    prior_links = prior_link_counts(model)
-    feat_rows, latent_rows, link_rows = [], [], []
-    for t, cls in zip(targets, chosen, strict=False):
+
+def _feature_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Input features ranked per class (FEATURE_COLUMNS)."""
+    rows = []
+    for t, cls in pairs:
         for k, m in enumerate(model.modalities):
             mean, imp = raw.features[t][k]
-            feat_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "feature": model.features(m),
@@ -785,8 +822,17 @@ def prioritize(
                     }
                 )
             )
+    return rank_table(pd.concat(rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
+
+
+def _latent_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Latent nodes ranked per class and modality block (LATENT_COLUMNS)."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
             mean, imp = raw.latent[t][k]
-            latent_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "node": latent_names,
@@ -797,100 +843,109 @@ def prioritize(
                     }
                 )
             )
-            if k in raw.links.get(t, {}):
-                enc = module.encoders[k]
-                n = prior_links[k]  # the self-edges after them are not prior links
-                mean, imp = raw.links[t][k]
-                feats = np.asarray(model.features(m), dtype=object)
-                link_rows.append(
-                    pd.DataFrame(
-                        {
-                            "source": feats[enc.src.numpy()[:n]],
-                            "target": latent_names[enc.dst.numpy()[:n]],
-                            "modality": m,
-                            "prior": str(model.config.get("priors", {}).get(m) or ""),
-                            "class": cls,
-                            "weight": np.mean(
-                                [
-                                    net.encoders[k].weight.detach().double().numpy()[:n]
-                                    for net in members
-                                ],
-                                axis=0,
-                            ),
-                            "mean_attribution": mean[:n],
-                            "importance": imp[:n],
-                        }
-                    )
+    return rank_table(pd.concat(rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
+
+
+def _link_table(
+    model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]], members: list[DeepGAMINetwork]
+) -> pd.DataFrame:
+    """Prior links ranked per class (LINK_COLUMNS); empty without a prior-guided encoder."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    prior_links = prior_link_counts(model)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
+            if k not in raw.links.get(t, {}):
+                continue
+            enc = model.module.encoders[k]
+            n = prior_links[k]  # the self-edges after them are not prior links
+            mean, imp = raw.links[t][k]
+            feats = np.asarray(model.features(m), dtype=object)
+            weights = [net.encoders[k].weight.detach().double().numpy()[:n] for net in members]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "source": feats[enc.src.numpy()[:n]],
+                        "target": latent_names[enc.dst.numpy()[:n]],
+                        "modality": m,
+                        "prior": str(model.config.get("priors", {}).get(m) or ""),
+                        "class": cls,
+                        "weight": np.mean(weights, axis=0),
+                        "mean_attribution": mean[:n],
+                        "importance": imp[:n],
+                    }
                 )
-    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[
-        FEATURE_COLUMNS
-    ]
-    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[
-        LATENT_COLUMNS
-    ]
-    if link_rows:
-        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[
-            LINK_COLUMNS
-        ]
-    else:
-        links = pd.DataFrame(
-            {
-                c: pd.Series(
-                    dtype=object
-                    if c in ("source", "target", "modality", "prior", "class")
-                    else float
-                )
-                for c in LINK_COLUMNS
-            }
+            )
+    if not rows:
+        text = ("source", "target", "modality", "prior", "class")
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in text else float) for c in LINK_COLUMNS}
         )
+    return rank_table(pd.concat(rows, ignore_index=True), ["source", "target", "prior"])[
+        LINK_COLUMNS
+    ]
 
-    import captum
 
-    summary = {
-        "split": split or None,
+TARGET_DESCRIPTIONS = {
+    "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
+    "probability": "softmax probability of the class",
+    "value": "predicted phenotype (standardized units)",
+}
+BASELINE_DESCRIPTIONS = {
+    "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
+    "mean": "training mean of each feature, preprocessed",
+}
+
+
+def _provenance(
+    model: DeepGAMI,
+    raw: Any,
+    pairs: list[tuple[int, str]],
+    counts: dict[str, int],
+    options: dict[str, Any],
+    n_steps: int,
+    n_members: int,
+) -> dict[str, Any]:
+    """What was explained and how (samples, target, baseline, convergence, sizes)."""
+    target = options["target"] if model.task == "classification" else "value"
+    prior_links = prior_link_counts(model)
+    return {
+        "split": options["split"] or None,
         **counts,
         "samples": "samples in the split having every model modality",
-        "classes": chosen,
-        "target": target if model.task == "classification" else "value",
-        "target_description": {
-            "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
-            "probability": "softmax probability of the class",
-            "value": "predicted phenotype (standardized units)",
-        }[target if model.task == "classification" else "value"],
-        "baseline": baseline,
-        "baseline_description": {
-            "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
-            "mean": "training mean of each feature, preprocessed",
-        }[baseline],
-        "method": method,
-        "n_steps": int(n_steps),
+        "classes": [cls for _, cls in pairs],
+        "target": target,
+        "target_description": TARGET_DESCRIPTIONS[target],
+        "baseline": options["baseline"],
+        "baseline_description": BASELINE_DESCRIPTIONS[options["baseline"]],
+        "method": options["method"],
+        "n_steps": n_steps,
         "convergence_delta": {
             cls: {
                 "features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
                 "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t]),
             }
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "link_completeness_error": {
             cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "binary_classes_mirrored": bool(raw.mirrored),
-        "networks_explained": len(members),
+        "networks_explained": n_members,
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
-        "n_latent_nodes": int(module.n_latent),
+        "n_latent_nodes": int(model.module.n_latent),
         "n_links": int(sum(n for n in prior_links if n is not None)),
-        "seconds": {
-            **{k: round(v, 3) for k, v in raw.seconds.items()},
-            "total": round(time.perf_counter() - t_start, 3),
-        },
-        "versions": {
-            "deepgami": __version__,
-            "captum": captum.__version__,
-            "torch": torch.__version__,
-        },
     }
-    return Prioritization(features, latent, links, summary)
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages that computed the attributions."""
+    import captum
+
+    from deepgami import __version__
+
+    return {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__}
 
 
 def precision_at_k(
