@@ -163,8 +163,9 @@ def pseudobulk(
 
     Returns
     -------
-    The AnnData per cell type (keys: the cell types, sorted; donors sorted by id) and a report
-    (JSON-ready) of what was kept and dropped.
+    tuple of dict and dict
+        The AnnData per cell type (keys: the cell types, sorted; donors sorted by id) and a report
+        (JSON-ready) of what was kept and dropped.
 
     Raises
     ------
@@ -172,47 +173,54 @@ def pseudobulk(
         Missing keys, counts that are not non-negative integers, no cells left, or a cell type
         without any donor (or gene) left after filtering.
     """
-    import scanpy as sc
-
     where = None if path is None else str(path)
     _check_options(adata, layer, min_cells, min_donors_per_gene, normalize, where)
-    # Named by their keys, for the error when no cell has both.
-    donors = _labels(adata, donor_key, "donor", where).rename(donor_key)
-    cell_types = _labels(adata, cell_type_key, "cell type", where).rename(cell_type_key)
-    counts = adata.layers[layer] if layer is not None else adata.X
-    _check_counts(counts, where, f"layer '{layer}'" if layer else "X")
-    cells, assigned = _assigned_cells(adata, counts, donors, cell_types, where)
-    order = list(cells.obs["cell_type"].cat.categories)
-    names = _check_safe_names(order, where)
-    summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
-    n_cells = cells.obs.groupby(["donor", "cell_type"], observed=True).size()
-    settings = {
-        "donor_key": donor_key,
-        "cell_type_key": cell_type_key,
-        "layer": layer,
-        "min_cells": min_cells,
-        "min_donors_per_gene": min_donors_per_gene,
-        "normalize": normalize,
-    }
-    report: dict[str, Any] = {
-        **settings,
-        "target_sum": None if normalize == "none" else TARGET_SUM,
-        "n_cells": int(adata.n_obs),
-        "n_cells_unassigned": int((~assigned).sum()),
-        "n_donors": int(cells.obs["donor"].nunique()),
-        "n_genes": int(adata.n_vars),
-        "n_pairs": len(n_cells),
-        "n_pairs_dropped": 0,
-        "cell_types": {},
-    }
+    cells, assigned = _assigned_cells(adata, donor_key, cell_type_key, layer, where)
+    names = _check_safe_names(list(cells.obs["cell_type"].cat.categories), where)
+    summed, n_cells = _sum_pairs(cells)
+    values = (donor_key, cell_type_key, layer, min_cells, min_donors_per_gene, normalize)
+    settings = dict(zip(SETTINGS, values, strict=True))
+    report = _report(settings, adata, cells, assigned, len(n_cells))
     result: dict[str, ad.AnnData] = {}
-    for cell_type in order:
+    for cell_type, name in names.items():
         result[cell_type], entry = _cell_type_bulk(
             cell_type, summed, n_cells, cells.var_names, settings, where
         )
         report["n_pairs_dropped"] += len(entry["dropped_donors"])
-        report["cell_types"][cell_type] = {"file": f"{names[cell_type]}.h5ad", **entry}
+        report["cell_types"][cell_type] = {"file": f"{name}.h5ad", **entry}
     return result, report
+
+
+def _sum_pairs(cells: ad.AnnData) -> tuple[ad.AnnData, pd.Series]:
+    """Counts summed per (donor, cell type) pair, and the cells of each pair."""
+    import scanpy as sc
+
+    summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
+    return summed, cells.obs.groupby(["donor", "cell_type"], observed=True).size()
+
+
+SETTINGS = ("donor_key", "cell_type_key", "layer", "min_cells", "min_donors_per_gene", "normalize")
+
+
+def _report(
+    settings: dict[str, Any],
+    adata: ad.AnnData,
+    cells: ad.AnnData,
+    assigned: np.ndarray,
+    n_pairs: int,
+) -> dict[str, Any]:
+    """The report's settings and counts; per cell type entries are added as they are built."""
+    return {
+        **settings,
+        "target_sum": None if settings["normalize"] == "none" else TARGET_SUM,
+        "n_cells": int(adata.n_obs),
+        "n_cells_unassigned": int((~assigned).sum()),
+        "n_donors": int(cells.obs["donor"].nunique()),
+        "n_genes": int(adata.n_vars),
+        "n_pairs": n_pairs,
+        "n_pairs_dropped": 0,
+        "cell_types": {},
+    }
 
 
 def _check_options(
@@ -244,12 +252,17 @@ def _check_options(
 
 
 def _assigned_cells(
-    adata: ad.AnnData, counts: Any, donors: pd.Series, cell_types: pd.Series, where: str | None
+    adata: ad.AnnData, donor_key: str, cell_type_key: str, layer: str | None, where: str | None
 ) -> tuple[ad.AnnData, np.ndarray]:
-    """The cells with a donor and a cell type (both categorical, sorted), and which those are."""
+    """The counts of the cells with a donor and a cell type (both categorical, sorted), and
+    which cells those are."""
+    donors = _labels(adata, donor_key, "donor", where)
+    cell_types = _labels(adata, cell_type_key, "cell type", where)
+    counts = adata.layers[layer] if layer is not None else adata.X
+    _check_counts(counts, where, f"layer '{layer}'" if layer else "X")
     assigned = (donors.notna() & cell_types.notna()).to_numpy()
     if not assigned.any():
-        raise InputError(where, f"no cell has both a '{donors.name}' and a '{cell_types.name}'")
+        raise InputError(where, f"no cell has both a '{donor_key}' and a '{cell_type_key}'")
     obs = pd.DataFrame(
         {"donor": donors.to_numpy()[assigned], "cell_type": cell_types.to_numpy()[assigned]}
     )
