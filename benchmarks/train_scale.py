@@ -82,7 +82,8 @@ def epoch_seconds(cohort: Path, params: Path, epochs: int, seed: int) -> list[fl
     timed in this process through the `on_epoch` hook: loading and setup are left out."""
     from deepgami.data.cohort import read_cohort
     from deepgami.data.arrays import read_arrays
-    from deepgami.model import DeepGAMI, threads_for
+    from deepgami.model import DeepGAMI
+    from deepgami.model._fitting import threads_for
     from deepgami.train import expand_grid, load_params
 
     data = read_arrays(read_cohort(cohort))

@@ -704,7 +704,7 @@ def select_samples(
 
 def _threads(module: DeepGAMINetwork) -> contextlib.AbstractContextManager:
     # Same policy as training: tiny networks run fastest, and reproducibly, on one thread.
-    from deepgami.model import threads_for
+    from deepgami.model._fitting import threads_for
 
     return threads_for(sum(enc.weight.numel() for enc in module.encoders))
 

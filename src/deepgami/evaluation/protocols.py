@@ -313,7 +313,7 @@ def _notes(
     inner_folds: int,
 ) -> list[str]:
     """The report's sentences on how DeepGAMI was tuned and what each method is."""
-    from deepgami.model import BAG_FRACTION
+    from deepgami.model._fitting import BAG_FRACTION
 
     dg = [m for m in methods if m in DEEPGAMI_METHODS]
     base = [m for m in methods if m not in DEEPGAMI_METHODS]

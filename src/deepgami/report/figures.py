@@ -1,4 +1,4 @@
-"""Evaluation figures (matplotlib, Agg): ROC curves, per-class recall, repeated-split box plots,
+"""Evaluation figures (matplotlib ``Figure`` objects, no pyplot state and no backend switch): ROC curves, per-class recall, repeated-split box plots,
 DeepGAMI by input modalities, training curves. One colour per method in every figure."""
 
 from __future__ import annotations
@@ -6,18 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from deepgami.evaluation.baselines import BASELINES  # noqa: E402
-from deepgami.report.labels import PROTOCOL_LABELS, method_label  # noqa: E402
-from deepgami.utils import save_png  # noqa: E402
+from deepgami.evaluation.baselines import BASELINES
+from deepgami.report.labels import PROTOCOL_LABELS, method_label
+from deepgami.utils import save_png
 
 # Fixed per method, so a method has the same colour in every figure and every report.
 METHOD_COLORS = {
@@ -42,7 +39,56 @@ STYLE = {
 }
 
 
+def new_figure(figsize: tuple[float, float], pyplot: bool = False) -> Figure:
+    """A new figure: a plain ``Figure`` (drawn and saved without any backend), or with `pyplot` one
+    that pyplot manages (shown inline in a notebook, by ``plt.show()`` elsewhere).
+
+    Parameters
+    ----------
+    figsize
+        Width and height in inches.
+    pyplot
+        Create it through pyplot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The empty figure.
+    """
+    if pyplot:
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=figsize)
+    return Figure(figsize=figsize)
+
+
+def new_axes(
+    figsize: tuple[float, float], ax: Axes | None = None, pyplot: bool = False
+) -> tuple[Figure, Axes]:
+    """`ax` and its figure, or the one Axes of a :func:`new_figure`.
+
+    Parameters
+    ----------
+    figsize
+        Size of a new figure, in inches.
+    ax
+        Draw on this Axes instead.
+    pyplot
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    tuple of Figure and Axes
+        The figure and the Axes to draw on.
+    """
+    if ax is not None:
+        return ax.figure, ax
+    fig = new_figure(figsize, pyplot)
+    return fig, fig.subplots()
+
+
 def method_color(method: str) -> str:
+    """The fixed colour of a method (a stable fallback for unknown ones)."""
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
@@ -70,16 +116,39 @@ def roc_curves(
     classes: Sequence[str],
     protocol: str,
     order: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    pyplot: bool = False,
 ) -> Figure | None:
     """ROC curve per method (all modalities) on one protocol's held-out predictions, pooled over
-    its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest."""
+    its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest.
+
+    Parameters
+    ----------
+    predictions
+        Held-out predictions: method, modalities, protocol, split, label, ``prob_<class>``.
+    classes
+        Class names in probability-column order.
+    protocol
+        Which protocol's predictions to draw.
+    order
+        Methods in legend order (others after them).
+    ax
+        Draw on this Axes (default: a new figure).
+    pyplot
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without predictions of that protocol or with fewer than two classes.
+    """
     from sklearn.metrics import roc_auc_score, roc_curve
 
     sub = predictions[(predictions["protocol"] == protocol) & (predictions["modalities"] == "all")]
     if sub.empty or len(classes) < 2:
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    with mpl.rc_context(STYLE):
+        fig, ax = new_axes((5.2, 4.6), ax, pyplot)
         ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, ls="--")
         for method in _ordered(sub["method"], order):
             rows = sub[(sub["method"] == method) & sub["label"].astype(str).isin(classes)]
@@ -135,15 +204,10 @@ def recall_bars(
         return None
     protocols = [p for p in protocols if p in set(sub["protocol"])]
     methods = _ordered(sub["method"], order)
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         panel = max(2.8, 0.28 * len(methods) * len(classes) + 0.8)
-        fig, axes = plt.subplots(
-            1,
-            len(protocols),
-            figsize=(panel * len(protocols) + 0.6, 3.4),
-            squeeze=False,
-            sharey=True,
-        )
+        fig = new_figure((panel * len(protocols) + 0.6, 3.4))
+        axes = fig.subplots(1, len(protocols), squeeze=False, sharey=True)
         width = 0.8 / len(methods)
         for ax, protocol in zip(axes[0], protocols, strict=False):
             for i, method in enumerate(methods):
@@ -193,13 +257,9 @@ def split_boxplots(
         return None
     methods = _ordered(sub["method"], order)
     rng = np.random.default_rng(0)  # jitter; fixed so the figure is reproducible
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            1,
-            len(metric_names),
-            figsize=(1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2),
-            squeeze=False,
-        )
+    with mpl.rc_context(STYLE):
+        fig = new_figure((1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2))
+        axes = fig.subplots(1, len(metric_names), squeeze=False)
         for ax, metric in zip(axes[0], metric_names, strict=False):
             values = [
                 sub[(sub["method"] == m) & (sub["metric"] == metric)]["value"].to_numpy()
@@ -250,8 +310,8 @@ def modality_bars(
         sets.append(("deepgami", m, f"{m} only, others imputed"))
         sets.append(("deepgami_meanfill", m, f"{m} only, others mean-filled"))
     protocols = [p for p in protocols if p in set(sub["protocol"])]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(sets) * len(protocols), 3.8))
+    with mpl.rc_context(STYLE):
+        fig, ax = new_axes((1.5 + 0.5 * len(sets) * len(protocols), 3.8))
         width = 0.8 / len(sets)
         for i, (method, mods, text) in enumerate(sets):
             means, sds = [], []
@@ -294,11 +354,12 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
     }
     if not histories:
         return None
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         n = len(histories)
         cols = min(n, 3)
         rows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+        fig = new_figure((3.6 * cols, 2.9 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax, (title, h) in zip(axes.ravel(), histories.items(), strict=False):
             method = title.split(" ")[0]
             color = method_color(method) if method in METHOD_COLORS else "#1f5fa8"
@@ -318,8 +379,33 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
     return fig
 
 
-def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | None:
-    """Horizontal bars of the top `top` importances of a prioritization table."""
+def importance_bars(
+    table: pd.DataFrame,
+    title: str,
+    top: int = 15,
+    ax: Axes | None = None,
+    pyplot: bool = False,
+) -> Figure | None:
+    """Horizontal bars of the top `top` importances of a prioritization table.
+
+    Parameters
+    ----------
+    table
+        A features, latent or links table (an ``importance`` column).
+    title
+        The title.
+    top
+        How many bars.
+    ax
+        Draw on this Axes (default: a new figure).
+    pyplot
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None for an empty table or one without importances.
+    """
     if table is None or table.empty or "importance" not in table:
         return None
     name_col = next(
@@ -332,8 +418,9 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
     else:
         t["_name"] = t[name_col].astype(str)
     t = t.sort_values("importance", key=lambda v: -v.abs(), kind="stable").head(top).iloc[::-1]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.6, 0.28 * len(t) + 1.0))
+    with mpl.rc_context(STYLE):
+        own = ax is None
+        fig, ax = new_axes((5.6, 0.28 * len(t) + 1.0), ax, pyplot)
         colors = [
             method_color("deepgami") if v >= 0 else METHOD_COLORS["deepgami_bernoulli_prior"]
             for v in t["importance"]
@@ -343,5 +430,6 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
         ax.set_xlabel("importance")
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
-        fig.tight_layout()
+        if own:  # a caller's figure keeps its own layout
+            fig.tight_layout()
     return fig
