@@ -732,7 +732,7 @@ def prioritize(
     split
         The ``obs['split']`` value of the samples to explain (None: all).
     classes
-        Which classes to explain (default all; a numeric phenotype has one, ``value``).
+        Which classes to explain (default all; a numeric phenotype has ``value``).
     baseline
         ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
     target
@@ -755,27 +755,19 @@ def prioritize(
     t_start = time.perf_counter()
     chosen, targets = _chosen_classes(model, classes)
     inputs, counts = select_samples(model, mdata, split, source)
-    bases = baseline_inputs(model, baseline)
     transform = output_function(model.task, target)
+    bases = baseline_inputs(model, baseline)
     with _threads(model.module):
-        xs = [
-            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
-        ]  # once for every member
+        xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for all
         raw = average_attributions(
             [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
         )
     pairs = list(zip(targets, chosen, strict=False))
-    features = _feature_table(model, raw, pairs)
-    latent = _latent_table(model, raw, pairs)
-    links = _link_table(model, raw, pairs, members)
     options = {"split": split, "target": target, "baseline": baseline, "method": method}
     summary = _provenance(model, raw, pairs, counts, options, int(n_steps), len(members))
-    summary["seconds"] = {
-        **{k: round(v, 3) for k, v in raw.seconds.items()},
-        "total": round(time.perf_counter() - t_start, 3),
-    }
-    summary["versions"] = _versions()
-    return Prioritization(features, latent, links, summary)
+    summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
+    tables = (_feature_table(model, raw, pairs), _latent_table(model, raw, pairs))
+    return Prioritization(*tables, _link_table(model, raw, pairs, members), summary)
 
 
 def _check_options(target: str, n_steps: int, networks: str) -> None:
@@ -936,6 +928,8 @@ def _provenance(
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
         "n_latent_nodes": int(model.module.n_latent),
         "n_links": int(sum(n for n in prior_links if n is not None)),
+        "seconds": {k: round(v, 3) for k, v in raw.seconds.items()},
+        "versions": _versions(),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import mudata as md
@@ -70,35 +71,45 @@ def build_cohort(
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
-    >>> import deepgami as dg
-    >>> ids = [f"s{i}" for i in range(6)]
-    >>> a = pd.DataFrame(np.eye(6)[:, :3], index=ids, columns=["g1", "g2", "g3"])
-    >>> b = pd.DataFrame(np.eye(6)[:, 3:], index=ids, columns=["c1", "c2", "c3"])
-    >>> mdata = dg.build_cohort({"rna": a, "meth": b}, pd.Series(list("xyxyxy"), index=ids))
-    >>> mdata.n_obs
-    6
+    >>> mdata = dg.build_cohort({"rna": rna_df, "meth": "meth.csv"}, "labels.csv")  # doctest: +SKIP
     """
-    labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
-    table = (
-        read_labels(labels_path, sample_column, label_column, split_column)
-        if labels_path is not None
-        else _label_table(labels, sample_column, label_column, split_column)
-    )
-    prior_inputs = [_prior_input(key, edges, modalities) for key, edges in (priors or {}).items()]
-    matrices, paths, reports = _matrices(modalities, prior_inputs, missing)
+    columns = (sample_column, label_column, split_column)
+    inputs = _read_inputs(modalities, labels, priors or {}, columns, missing)
     mdata, report = cohort.assemble_cohort(
-        matrices,
-        table,
-        prior_inputs,
-        prefix=prefix,
-        paths=paths,
-        labels_path=labels_path,
-        read_reports=reports or None,
-        test_fraction=test_fraction,
-        split_seed=split_seed,
+        **inputs, prefix=prefix, test_fraction=test_fraction, split_seed=split_seed
     )
     return (mdata, report) if return_report else mdata
+
+
+def _read_inputs(
+    modalities: Mapping[str, MatrixLike],
+    labels: TableLike | pd.Series,
+    priors: Mapping[str, TableLike],
+    columns: tuple[str, str, str | None],
+    missing: str,
+) -> dict[str, Any]:
+    """Labels, priors and matrices read (in that order) as `assemble_cohort`'s keyword arguments."""
+    table, labels_path = _label_input(labels, *columns)
+    prior_inputs = [_prior_input(key, edges, modalities) for key, edges in priors.items()]
+    matrices, paths, reports = _matrices(modalities, prior_inputs, missing)
+    return {
+        "modalities": matrices,
+        "labels": table,
+        "priors": prior_inputs,
+        "paths": paths,
+        "labels_path": labels_path,
+        "read_reports": reports or None,
+    }
+
+
+def _label_input(
+    labels: TableLike | pd.Series, sample_column: str, label_column: str, split_column: str | None
+) -> tuple[pd.DataFrame, Path | None]:
+    """The labels as a table indexed by sample, and their file (None in memory)."""
+    labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
+    if labels_path is not None:
+        return read_labels(labels_path, sample_column, label_column, split_column), labels_path
+    return _label_table(labels, sample_column, label_column, split_column), None
 
 
 def _prior_input(

@@ -699,6 +699,16 @@ def write_report(
     figs = make_figures(
         eval_dir, info, t["metrics"], t["predictions"], model_history, t["histories"]
     )
+    sections = _sections(info, t, figs, _prioritization_section(pdir, eval_dir / "figures"))
+    path = eval_dir / "report.html"
+    path.write_text(_page(info, sections), encoding="utf-8")
+    return path
+
+
+def _sections(
+    info: dict, t: dict[str, pd.DataFrame | None], figs: dict[str, Path], prioritization: str
+) -> list[tuple[str, str, str]]:
+    """The page's sections in order: (anchor, title, HTML)."""
     protocols = list(info["protocols"])
     sections = [
         ("data", "Data", _data_section(info)),
@@ -711,7 +721,7 @@ def write_report(
             '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
             "of the repeated protocol.</p>" + _ks_section(t["ks"]),
         ),
-        ("prioritization", "Prioritization", _prioritization_section(pdir, eval_dir / "figures")),
+        ("prioritization", "Prioritization", prioritization),
         (
             "training",
             "Training curves",
@@ -729,9 +739,7 @@ def write_report(
             _settings_section(info, t["tuning"], t["baseline_params"]),
         ),
     ]
-    path = eval_dir / "report.html"
-    path.write_text(_page(info, sections), encoding="utf-8")
-    return path
+    return sections
 
 
 def _read_outputs(eval_dir: Path) -> dict[str, pd.DataFrame | None]:

@@ -105,7 +105,7 @@ def prioritize(
     target
         ``logit`` (centered) or ``probability``.
     n_steps, method
-        The integral's approximation, as in Captum (default: the package's).
+        The integral's approximation, as in Captum (default: deepgami's).
     networks
         ``all`` (every network of a bagged model, averaged) or ``refit``.
     key_added
@@ -121,24 +121,15 @@ def prioritize(
     """
     from deepgami.attribution import integrated_gradients as ig
 
-    params = {
-        "split": split,
-        "classes": None if classes is None else [str(c) for c in classes],
-        "baseline": baseline,
-        "target": target,
-        "n_steps": ig.DEFAULT_N_STEPS if n_steps is None else int(n_steps),
-        "method": ig.DEFAULT_METHOD if method is None else method,
-        "networks": networks,
-    }
+    params = dict(split=split, classes=classes, baseline=baseline, target=target, networks=networks)
+    params["classes"] = None if classes is None else [str(c) for c in classes]
+    params["n_steps"] = ig.DEFAULT_N_STEPS if n_steps is None else int(n_steps)
+    params["method"] = ig.DEFAULT_METHOD if method is None else method
     result = ig.prioritize(model, mdata, **params)
     out = mdata.copy() if copy else mdata
-    out.uns[key_added] = {
-        "features": result.features,
-        "latent": result.latent,
-        "links": result.links,
-        "params": _h5_safe(jsonable(params)),
-        "provenance": _h5_safe(jsonable(result.summary)),
-    }
+    tables = {"features": result.features, "latent": result.latent, "links": result.links}
+    out.uns[key_added] = {**tables, "params": _h5_safe(jsonable(params))}
+    out.uns[key_added]["provenance"] = _h5_safe(jsonable(result.summary))
     return out if copy else None
 
 
