@@ -116,17 +116,13 @@ def assemble_cohort(
         Prior edge lists, each naming the modality it guides.
     prefix
         Name features ``<modality>:<feature>`` so that colliding names stay distinct.
-    paths
-        The source file of each modality, named in error messages.
-    labels_path
-        The labels file, named in error messages.
+    paths, labels_path
+        The source file of each modality and the labels file, named in error messages.
     read_reports
         Per modality, the reader's missing-value report.
-    test_fraction
+    test_fraction, split_seed
         Without a split in `labels`: ``None`` leaves the cohort without one, ``0`` makes every
-        sample ``train``, a fraction in (0, 1) draws a stratified train/test split.
-    split_seed
-        Seed of the generated split.
+        sample ``train``, a fraction in (0, 1) draws a stratified split with `split_seed`.
 
     Returns
     -------
@@ -139,21 +135,12 @@ def assemble_cohort(
     report = BuildReport()
     if not modalities:
         raise InputError(None, "no modality given (use --modality NAME=PATH)")
-    if prefix:
-        for name, adata in modalities.items():
-            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
-    _check_feature_collisions(modalities, paths)
+    _check_feature_collisions(modalities, paths, prefix)
     kept = {
         name: _labelled_part(name, adata, labels, paths, labels_path, read_reports, report)
         for name, adata in modalities.items()
     }
-    mdata = md.MuData(kept)
-    with_data = labels.index.isin(mdata.obs_names)
-    # Samples in label-file order, whatever order the modality files used.
-    order = labels.index[with_data]
-    if not order.equals(mdata.obs_names):
-        mdata = mdata[order].copy()
-    report.labelled_without_data = int((~with_data).sum())
+    mdata = _in_label_order(md.MuData(kept), labels, report)
     _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
     report.samples = mdata.n_obs
     _set_split(mdata, test_fraction, split_seed, labels_path)
@@ -163,6 +150,16 @@ def assemble_cohort(
     mdata.uns["build"] = report.to_uns()
     _deepgami_uns(mdata)["modality_order"] = list(mdata.mod)
     return mdata, report
+
+
+def _in_label_order(mdata: md.MuData, labels: pd.DataFrame, report: BuildReport) -> md.MuData:
+    """The samples in label-file order, whatever order the modality files used."""
+    with_data = labels.index.isin(mdata.obs_names)
+    order = labels.index[with_data]
+    if not order.equals(mdata.obs_names):
+        mdata = mdata[order].copy()
+    report.labelled_without_data = int((~with_data).sum())
+    return mdata
 
 
 def _deepgami_uns(mdata: md.MuData) -> dict[str, Any]:
@@ -268,7 +265,14 @@ def generate_split(
     return split
 
 
-def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str, Path]) -> None:
+def _check_feature_collisions(
+    modalities: dict[str, ad.AnnData], paths: dict[str, Path], prefix: bool = False
+) -> None:
+    """Refuse a feature name in two modalities; with `prefix` first name them
+    ``<modality>:<feature>`` (in place)."""
+    if prefix:
+        for name, adata in modalities.items():
+            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
     seen: dict[str, str] = {}
     for name, adata in modalities.items():
         clashes = [v for v in adata.var_names if v in seen]
