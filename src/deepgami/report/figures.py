@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -142,8 +143,6 @@ def roc_curves(
     matplotlib.figure.Figure or None
         The figure; None without predictions of that protocol or with fewer than two classes.
     """
-    from sklearn.metrics import roc_auc_score, roc_curve
-
     sub = predictions[(predictions["protocol"] == protocol) & (predictions["modalities"] == "all")]
     if sub.empty or len(classes) < 2:
         return None
@@ -151,20 +150,10 @@ def roc_curves(
         fig, ax = new_axes((5.2, 4.6), ax, pyplot)
         ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, ls="--")
         for method in _ordered(sub["method"], order):
-            rows = sub[(sub["method"] == method) & sub["label"].astype(str).isin(classes)]
-            proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
-            ok = ~np.isnan(proba).any(axis=1)
-            y = rows["label"].astype(str).to_numpy()[ok]
-            proba = proba[ok]
-            if len(np.unique(y)) < 2:
+            curve = _roc(sub[sub["method"] == method], classes)
+            if curve is None:
                 continue
-            if len(classes) == 2:
-                truth, score = (y == classes[1]).astype(int), proba[:, 1]
-            else:
-                truth = (y[:, None] == np.asarray(classes)[None, :]).astype(int).ravel()
-                score = proba.ravel()
-            fpr, tpr, _ = roc_curve(truth, score)
-            auc = roc_auc_score(truth, score)
+            fpr, tpr, auc = curve
             ax.plot(
                 fpr,
                 tpr,
@@ -173,18 +162,39 @@ def roc_curves(
                 label=f"{label(method)} ({auc:.3f})",
             )
         pooled = sub.groupby("method")["split"].nunique().max() > 1
-        what = (
-            f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
-        )
-        ax.set_title(
-            f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}"
-        )
+        ax.set_title(_roc_title(protocol, classes, pooled))
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         ax.legend(loc="lower right", title="method (AUC)")
     return fig
+
+
+def _roc_title(protocol: str, classes: Sequence[str], pooled: bool) -> str:
+    """'ROC, <protocol> (pooled folds)' over the positive class or the averaging."""
+    what = f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
+    return f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}"
+
+
+def _roc(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[Any, Any, float] | None:
+    """False and true positive rates and the AUC of one method's rows (None with one class)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rows = rows[rows["label"].astype(str).isin(classes)]
+    proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+    ok = ~np.isnan(proba).any(axis=1)
+    y = rows["label"].astype(str).to_numpy()[ok]
+    proba = proba[ok]
+    if len(np.unique(y)) < 2:
+        return None
+    if len(classes) == 2:
+        truth, score = (y == classes[1]).astype(int), proba[:, 1]
+    else:
+        truth = (y[:, None] == np.asarray(classes)[None, :]).astype(int).ravel()
+        score = proba.ravel()
+    fpr, tpr, _ = roc_curve(truth, score)
+    return fpr, tpr, roc_auc_score(truth, score)
 
 
 def recall_bars(
