@@ -294,6 +294,32 @@ def encoder_path_gradients(
     if not modalities or not targets or n == 0:
         return out
     step_sizes, alphas = _approximation(n_steps, method)
+    z_base, dz = _encoder_ends(module, xs, baselines)
+    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
+    with _frozen(module):
+        for s0 in range(0, n, chunk):
+            s1 = min(s0 + chunk, n)
+            for a0 in range(0, n_steps, steps):
+                a1 = min(a0 + steps, n_steps)
+                with torch.no_grad():
+                    z = [
+                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                        for zb, d in zip(z_base, dz, strict=False)
+                    ]
+                weights = step_sizes[a0:a1].view(-1, 1, 1)
+                grads = _latent_gradients(module, z, targets, modalities, transform)
+                for t in targets:
+                    for k, g in zip(modalities, grads[t], strict=False):
+                        out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(0)
+    return out
+
+
+def _encoder_ends(
+    module: DeepGAMINetwork, xs: Sequence[Tensor], baselines: Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Each encoder's output on the baseline (1 x L) and its difference to the outputs on the
+    samples (n x L): the two ends of the straight latent path."""
+    n = xs[0].shape[0]
     with _frozen(module), torch.no_grad():
         z_base = [
             enc(b.reshape(1, -1).to(x.dtype))
@@ -306,35 +332,25 @@ def encoder_path_gradients(
             for enc, x in zip(module.encoders, xs, strict=False)
         ]
         dz = [zx - zb for zx, zb in zip(z_x, z_base, strict=False)]
-    del z_x
-    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
-    with _frozen(module):
-        for s0 in range(0, n, chunk):
-            s1 = min(s0 + chunk, n)
-            for a0 in range(0, n_steps, steps):
-                a1 = min(a0 + steps, n_steps)
-                with torch.no_grad():
-                    z = [
-                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
-                        for zb, d in zip(z_base, dz, strict=False)
-                    ]
-                leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
-                with torch.enable_grad():
-                    y = transform(
-                        _from_latent(
-                            module, [module.activate(k, zk) for k, zk in enumerate(leaves)]
-                        )
-                    )
-                    wanted = [leaves[k] for k in modalities]
-                    weights = step_sizes[a0:a1].view(-1, 1, 1)
-                    for i, t in enumerate(targets):
-                        grads = torch.autograd.grad(
-                            y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1
-                        )
-                        for k, g in zip(modalities, grads, strict=False):
-                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(
-                                0
-                            )
+    return z_base, dz
+
+
+def _latent_gradients(
+    module: DeepGAMINetwork,
+    z: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+) -> dict[int, tuple[Tensor, ...]]:
+    """Per target, the gradients of the output at the pre-activation blocks of `modalities`
+    (one forward pass for all targets)."""
+    leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
+    out = {}
+    with torch.enable_grad():
+        y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
+        wanted = [leaves[k] for k in modalities]
+        for i, t in enumerate(targets):
+            out[t] = torch.autograd.grad(y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1)
     return out
 
 
@@ -445,24 +461,17 @@ def attribute(
         f_x, f_base = transform(module.logits(*xs)), transform(module.logits(*start))
     for t in targets:
         res.output_change[t] = (f_x[:, t] - f_base[0, t]).double().numpy()
-    if "features" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method
-            )
-            res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_features[t] = delta.double().numpy()
-        res.seconds["features"] = clock() - t0
-    if "latent" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method, at="latent"
-            )
-            res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_latent[t] = delta.double().numpy()
-        res.seconds["latent"] = clock() - t0
+    for level in ("features", "latent"):
+        if level in levels:
+            t0 = clock()
+            for t in targets:
+                at = "inputs" if level == "features" else "latent"
+                attrs, delta = integrated_gradients(
+                    module, xs, baselines, t, transform, n_steps, method, at=at
+                )
+                getattr(res, level)[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+                getattr(res, f"delta_{level}")[t] = delta.double().numpy()
+            res.seconds[level] = clock() - t0
     if "links" in levels and sparse:
         t0 = clock()
         grads = encoder_path_gradients(
@@ -478,19 +487,27 @@ def attribute(
                 )
         res.seconds["links"] = clock() - t0
         if "features" in levels:
-            for t in targets:
-                res.completeness[t] = {}
-                for k in sparse:
-                    enc = module.encoders[k]
-                    summed = np.bincount(
-                        enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
-                    )
-                    feat, feat_abs = res.features[t][k]
-                    # scale: the largest mean |attribution|; signed means can all be near 0
-                    scale = float(feat_abs.max()) if feat.size else 0.0
-                    err = float(np.abs(summed - feat).max()) if feat.size else 0.0
-                    res.completeness[t][k] = err / scale if scale > 0 else err
+            _completeness(res, module, targets, sparse)
     return res
+
+
+def _completeness(
+    res: RawAttributions, module: DeepGAMINetwork, targets: list[int], sparse: list[int]
+) -> None:
+    """Per target and sparse encoder: how far the links' attributions, summed per input feature,
+    are from the features' (relative to the largest mean |attribution|)."""
+    for t in targets:
+        res.completeness[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            summed = np.bincount(
+                enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
+            )
+            feat, feat_abs = res.features[t][k]
+            # scale: the largest mean |attribution|; signed means can all be near 0
+            scale = float(feat_abs.max()) if feat.size else 0.0
+            err = float(np.abs(summed - feat).max()) if feat.size else 0.0
+            res.completeness[t][k] = err / scale if scale > 0 else err
 
 
 def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
