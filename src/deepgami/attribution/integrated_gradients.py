@@ -271,47 +271,96 @@ def encoder_path_gradients(
     method: str = DEFAULT_METHOD,
     modalities: Sequence[int] | None = None,
 ) -> dict[int, dict[int, Tensor]]:
-    """G[target][k]: (n x L) path-averaged gradient of the output at encoder k's pre-activation
-    output, along the straight path from the baselines to the inputs (Captum's alphas and weights).
+    """Path-averaged gradients of the outputs at the encoders' pre-activation outputs.
 
     An encoder is affine, so the image of the input path ``x' + alpha (x - x')`` is the straight
     path ``z' + alpha (z - z')`` between the encoder outputs: each encoder runs once on the inputs
     and once on the baseline, and the path steps only differentiate the network above the encoders
     (normalization, activation, head). One forward per path batch serves all targets.
-    `modalities` (default: the sparse encoders) selects which blocks to return.
+
+    Parameters
+    ----------
+    module
+        The network.
+    xs, baselines
+        Per modality, the samples (n x p_k) and the baseline (p_k,).
+    targets
+        Output indices.
+    transform
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method
+        Captum's approximation of the path integral (alphas and weights).
+    modalities
+        The blocks to return (default: the sparse encoders).
+
+    Returns
+    -------
+    dict
+        ``G[target][k]``: an (n x L) tensor per target and returned block.
     """
     if modalities is None:
         modalities = [
             k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)
         ]
-    modalities = list(modalities)
-    targets = list(targets)
-    n = xs[0].shape[0]
-    n_latent = module.n_latent
+    modalities, targets, n, n_latent = (
+        list(modalities),
+        list(targets),
+        xs[0].shape[0],
+        module.n_latent,
+    )
     out = {
         t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets
     }
     if not modalities or not targets or n == 0:
         return out
-    step_sizes, alphas = _approximation(n_steps, method)
     z_base, dz = _encoder_ends(module, xs, baselines)
-    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
     with _frozen(module):
-        for s0 in range(0, n, chunk):
-            s1 = min(s0 + chunk, n)
-            for a0 in range(0, n_steps, steps):
-                a1 = min(a0 + steps, n_steps)
-                with torch.no_grad():
-                    z = [
-                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
-                        for zb, d in zip(z_base, dz, strict=False)
-                    ]
-                weights = step_sizes[a0:a1].view(-1, 1, 1)
-                grads = _latent_gradients(module, z, targets, modalities, transform)
-                for t in targets:
-                    for k, g in zip(modalities, grads[t], strict=False):
-                        out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(0)
+        _walk_latent_path(module, z_base, dz, targets, modalities, transform, n_steps, method, out)
     return out
+
+
+def _add_weighted(
+    out: dict[int, dict[int, Tensor]],
+    grads: dict[int, tuple[Tensor, ...]],
+    modalities: list[int],
+    rows: tuple[int, int],
+    step_sizes: Tensor,
+) -> None:
+    """Add the step-weighted sum of one batch's path gradients (steps x rows x L) to `out`."""
+    s0, s1 = rows
+    weights = step_sizes.view(-1, 1, 1)
+    for t, per_block in grads.items():
+        for k, g in zip(modalities, per_block, strict=False):
+            out[t][k][s0:s1] += (g.view(len(step_sizes), s1 - s0, g.shape[-1]) * weights).sum(0)
+
+
+def _walk_latent_path(
+    module: DeepGAMINetwork,
+    z_base: list[Tensor],
+    dz: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    out: dict[int, dict[int, Tensor]],
+) -> None:
+    """Accumulate into `out` the gradients along the latent path, in batches of samples x steps
+    that bound memory."""
+    step_sizes, alphas = _approximation(n_steps, method)
+    n, n_latent = dz[0].shape
+    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
+    for s0 in range(0, n, chunk):
+        s1 = min(s0 + chunk, n)
+        for a0 in range(0, n_steps, steps):
+            a1 = min(a0 + steps, n_steps)
+            with torch.no_grad():
+                z = [
+                    torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                    for zb, d in zip(z_base, dz, strict=False)
+                ]
+            grads = _latent_gradients(module, z, targets, modalities, transform)
+            _add_weighted(out, grads, modalities, (s0, s1), step_sizes[a0:a1])
 
 
 def _encoder_ends(
@@ -445,7 +494,29 @@ def attribute(
     """Features, latent nodes and links for each output index in `targets` (all samples present).
 
     The samples explained are preprocessed to float32 once (integrated gradients revisits them at
-    every step); the work on them is chunked."""
+    every step); the work on them is chunked.
+
+    Parameters
+    ----------
+    module
+        The network.
+    xs, baselines
+        Per modality, the samples and the baseline (preprocessed units).
+    targets
+        Output indices to explain.
+    transform
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method
+        Captum's approximation of the path integral.
+    levels
+        Which of ``features``, ``latent`` and ``links`` to compute.
+
+    Returns
+    -------
+    RawAttributions
+        Mean signed and absolute attributions per target and modality, convergence deltas,
+        link completeness and seconds per level.
+    """
     xs = [x.to(torch.float32).contiguous() for x in materialize(xs)]
     baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
     targets = list(dict.fromkeys(int(t) for t in targets))
@@ -455,7 +526,6 @@ def attribute(
         return res
     res = RawAttributions(list(targets))
     sparse = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
-    clock = time.perf_counter
     with _frozen(module), torch.no_grad():
         start = [b.reshape(1, -1) for b in baselines]
         f_x, f_base = transform(module.logits(*xs)), transform(module.logits(*start))
@@ -463,32 +533,60 @@ def attribute(
         res.output_change[t] = (f_x[:, t] - f_base[0, t]).double().numpy()
     for level in ("features", "latent"):
         if level in levels:
-            t0 = clock()
-            for t in targets:
-                at = "inputs" if level == "features" else "latent"
-                attrs, delta = integrated_gradients(
-                    module, xs, baselines, t, transform, n_steps, method, at=at
-                )
-                getattr(res, level)[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-                getattr(res, f"delta_{level}")[t] = delta.double().numpy()
-            res.seconds[level] = clock() - t0
+            _ig_level(res, level, module, xs, baselines, transform, n_steps, method)
     if "links" in levels and sparse:
-        t0 = clock()
-        grads = encoder_path_gradients(
-            module, xs, baselines, targets, transform, n_steps, method, sparse
-        )
-        for t in targets:
-            res.links[t] = {}
-            for k in sparse:
-                enc = module.encoders[k]
-                diff = xs[k] - baselines[k].reshape(1, -1)
-                res.links[t][k] = link_scores(
-                    diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k]
-                )
-        res.seconds["links"] = clock() - t0
+        _link_level(res, module, xs, baselines, transform, n_steps, method, sparse)
         if "features" in levels:
             _completeness(res, module, targets, sparse)
     return res
+
+
+def _ig_level(
+    res: RawAttributions,
+    level: str,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+) -> None:
+    """Integrated gradients at the inputs (``features``) or the latent blocks (``latent``) of
+    every target into `res`, with their convergence deltas and seconds."""
+    t0 = time.perf_counter()
+    for t in res.targets:
+        at = "inputs" if level == "features" else "latent"
+        attrs, delta = integrated_gradients(
+            module, xs, baselines, t, transform, n_steps, method, at=at
+        )
+        getattr(res, level)[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+        getattr(res, f"delta_{level}")[t] = delta.double().numpy()
+    res.seconds[level] = time.perf_counter() - t0
+
+
+def _link_level(
+    res: RawAttributions,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    sparse: list[int],
+) -> None:
+    """Attributions of every prior link of the sparse encoders into `res`, with their seconds."""
+    t0 = time.perf_counter()
+    targets = res.targets
+    grads = encoder_path_gradients(
+        module, xs, baselines, targets, transform, n_steps, method, sparse
+    )
+    for t in targets:
+        res.links[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            diff = xs[k] - baselines[k].reshape(1, -1)
+            res.links[t][k] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k])
+    res.seconds["links"] = time.perf_counter() - t0
 
 
 def _completeness(

@@ -417,7 +417,19 @@ def read_cohort(path: str | Path) -> md.MuData:
 
 
 def modalities(mdata: md.MuData) -> list[str]:
-    """Modality names in build order."""
+    """Modality names in build order.
+
+    Parameters
+    ----------
+    mdata
+        A cohort.
+
+    Returns
+    -------
+    list of str
+        ``uns['deepgami']['modality_order']`` (older cohorts: ``uns['modality_order']``), else
+        the order of ``mdata.mod``.
+    """
     # Older cohorts kept the order at the top level, uns["modality_order"].
     order = mdata.uns.get("deepgami", {}).get("modality_order", mdata.uns.get("modality_order"))
     return [str(m) for m in order] if order is not None else list(mdata.mod)
@@ -480,7 +492,20 @@ def prior_info(mdata: md.MuData) -> dict[str, Any]:
 
 
 def prior_modality(mdata: md.MuData, name: str) -> str:
-    """The modality whose encoder prior `name` guides."""
+    """The modality whose encoder prior `name` guides.
+
+    Parameters
+    ----------
+    mdata
+        A cohort.
+    name
+        A prior name (``varp['prior:<name>']``).
+
+    Returns
+    -------
+    str
+        The modality name.
+    """
     return str(prior_info(mdata)[name]["modality"])
 
 

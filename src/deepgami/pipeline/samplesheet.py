@@ -185,8 +185,22 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
 
     Checks the schema (types, patterns, required columns), unique ids, unique modality names per
     row, that each prior names one of the row's modalities, and that every file exists after
-    resolving relative paths against the samplesheet's directory. Raises :class:`InputError` with a
-    one-line ``row N: ...`` message (N counts data rows from 1).
+    resolving relative paths against the samplesheet's directory.
+
+    Parameters
+    ----------
+    path
+        The samplesheet.
+
+    Returns
+    -------
+    list of CohortRow
+        One validated row per cohort, paths resolved.
+
+    Raises
+    ------
+    InputError
+        A one-line ``row N: ...`` message (N counts data rows from 1).
     """
     sheet = Path(path)
     if not sheet.is_file():
@@ -207,27 +221,28 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
                 sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})"
             )
         seen[cohort_id] = number
-        modalities = _row_modalities(sheet, base, number, row)
-        priors = _row_priors(sheet, base, number, row, modalities)
-        single_cell = {
-            key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
-        }
-        if single_cell:
-            _check_single_cell(sheet, number, row, single_cell, modalities)
-        result.append(
-            CohortRow(
-                id=cohort_id,
-                labels=_resolve(base, row["labels"], sheet, "labels", number),
-                modalities=modalities,
-                priors=priors,
-                params=_resolve(base, row["params"], sheet, "params", number)
-                if "params" in row
-                else None,
-                cell_type=row.get("cell_type"),
-                **single_cell,
-            )
-        )
+        result.append(_cohort_row(sheet, base, number, row))
     return result
+
+
+def _cohort_row(sheet: Path, base: Path, number: int, row: dict) -> CohortRow:
+    """One checked row, its paths resolved against the samplesheet's directory."""
+    modalities = _row_modalities(sheet, base, number, row)
+    priors = _row_priors(sheet, base, number, row, modalities)
+    single_cell = {
+        key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
+    }
+    if single_cell:
+        _check_single_cell(sheet, number, row, single_cell, modalities)
+    return CohortRow(
+        id=row["id"],
+        labels=_resolve(base, row["labels"], sheet, "labels", number),
+        modalities=modalities,
+        priors=priors,
+        params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
+        cell_type=row.get("cell_type"),
+        **single_cell,
+    )
 
 
 def _check_schema(sheet: Path, schema: dict, rows: list[dict]) -> None:

@@ -89,7 +89,18 @@ def new_axes(
 
 
 def method_color(method: str) -> str:
-    """The fixed colour of a method (a stable fallback for unknown ones)."""
+    """The fixed colour of a method, the same in every figure.
+
+    Parameters
+    ----------
+    method
+        A method id (``deepgami``, a baseline's name, ...).
+
+    Returns
+    -------
+    str
+        A hex colour; unknown methods get a stable one from a small fallback palette.
+    """
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
