@@ -137,9 +137,8 @@ def simulate_cells(
     dosage = rng.binomial(2, maf, size=(s.n_donors, s.n_snps)).astype(np.int8)
     g = _gene_program(rng, s)
     genetic = np.zeros((s.n_donors, s.n_genes))
-    genetic[:, g["eqtl_genes"]] = (dosage[:, g["eqtl_snps"]] - 2 * maf[g["eqtl_snps"]]) * g[
-        "eqtl_beta"
-    ]
+    snp = g["eqtl_snps"]
+    genetic[:, g["eqtl_genes"]] = (dosage[:, snp] - 2 * maf[snp]) * g["eqtl_beta"]
     proportions = rng.dirichlet(np.full(s.cell_types, 8.0), size=s.n_donors)
     cells = _cells(rng, s, g, genetic, proportions, y)
     truth = _cell_truth(s, g, int(cells.n_obs))
