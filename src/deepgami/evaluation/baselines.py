@@ -30,7 +30,8 @@ class BaselineInfo:
     tasks: tuple[str, ...]
 
 
-# Order matters: it is the report order, and it fixes the seed index of each method.
+# Order matters: it is the report order, and `evaluation/config.METHOD_INDEX` (each method's seed
+# index) lists the classifiers in it; append new baselines at the end.
 BASELINES: dict[str, BaselineInfo] = {
     "logistic_regression": BaselineInfo(
         "Logistic regression", "#2e8b57", "L2-penalized logistic regression", ("classification",)
@@ -42,7 +43,10 @@ BASELINES: dict[str, BaselineInfo] = {
         "Random forest", "#8c564b", "100 trees", ("classification", "regression")
     ),
     "svm": BaselineInfo(
-        "SVM", "#d4a21a", "support vector machine (calibrated)", ("classification", "regression")
+        "SVM",
+        "#d4a21a",
+        "support vector machine (RBF or linear kernel)",
+        ("classification", "regression"),
     ),
     "mlp": BaselineInfo(
         "MLP", "#7f7f7f", "one hidden layer of 64 units", ("classification", "regression")
