@@ -314,7 +314,7 @@ def test_bad_cohorts_are_input_errors(sim):
     one = sim.copy()
     del one.mod["expr"]
     one.update()
-    one.uns["modality_order"] = ["snp"]
+    one.uns["deepgami"]["modality_order"] = ["snp"]
     with pytest.raises(InputError, match="two or more modalities"):
         DeepGAMI.fit(one, model_fixtures.fast_params())
     with pytest.raises(InputError, match="fewer training samples than cv_folds"):
@@ -524,7 +524,7 @@ def test_rosmap_reduced_deepgami_close_to_logistic_regression():
             obs=pd.DataFrame(index=df.index.astype(str)),
             var=pd.DataFrame(index=df.columns.astype(str)),
         )
-    mdata, _ = cohort.build_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
+    mdata, _ = cohort.assemble_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
     data = read_arrays(mdata)
     params = model_fixtures.fast_params(
         grid={

@@ -271,29 +271,104 @@ def encoder_path_gradients(
     method: str = DEFAULT_METHOD,
     modalities: Sequence[int] | None = None,
 ) -> dict[int, dict[int, Tensor]]:
-    """G[target][k]: (n x L) path-averaged gradient of the output at encoder k's pre-activation
-    output, along the straight path from the baselines to the inputs (Captum's alphas and weights).
+    """Path-averaged gradients of the outputs at the encoders' pre-activation outputs.
 
     An encoder is affine, so the image of the input path ``x' + alpha (x - x')`` is the straight
     path ``z' + alpha (z - z')`` between the encoder outputs: each encoder runs once on the inputs
     and once on the baseline, and the path steps only differentiate the network above the encoders
     (normalization, activation, head). One forward per path batch serves all targets.
-    `modalities` (default: the sparse encoders) selects which blocks to return.
+
+    Parameters
+    ----------
+    module
+        The network.
+    xs, baselines
+        Per modality, the samples (n x p_k) and the baseline (p_k,).
+    targets
+        Output indices.
+    transform
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method
+        Captum's approximation of the path integral (alphas and weights).
+    modalities
+        The blocks to return (default: the sparse encoders).
+
+    Returns
+    -------
+    dict
+        ``G[target][k]``: an (n x L) tensor per target and returned block.
     """
     if modalities is None:
         modalities = [
             k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)
         ]
-    modalities = list(modalities)
-    targets = list(targets)
-    n = xs[0].shape[0]
-    n_latent = module.n_latent
+    modalities, targets, n, n_latent = (
+        list(modalities),
+        list(targets),
+        xs[0].shape[0],
+        module.n_latent,
+    )
     out = {
         t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets
     }
     if not modalities or not targets or n == 0:
         return out
+    z_base, dz = _encoder_ends(module, xs, baselines)
+    with _frozen(module):
+        _walk_latent_path(module, z_base, dz, targets, modalities, transform, n_steps, method, out)
+    return out
+
+
+def _add_weighted(
+    out: dict[int, dict[int, Tensor]],
+    grads: dict[int, tuple[Tensor, ...]],
+    modalities: list[int],
+    rows: tuple[int, int],
+    step_sizes: Tensor,
+) -> None:
+    """Add the step-weighted sum of one batch's path gradients (steps x rows x L) to `out`."""
+    s0, s1 = rows
+    weights = step_sizes.view(-1, 1, 1)
+    for t, per_block in grads.items():
+        for k, g in zip(modalities, per_block, strict=False):
+            out[t][k][s0:s1] += (g.view(len(step_sizes), s1 - s0, g.shape[-1]) * weights).sum(0)
+
+
+def _walk_latent_path(
+    module: DeepGAMINetwork,
+    z_base: list[Tensor],
+    dz: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    out: dict[int, dict[int, Tensor]],
+) -> None:
+    """Accumulate into `out` the gradients along the latent path, in batches of samples x steps
+    that bound memory."""
     step_sizes, alphas = _approximation(n_steps, method)
+    n, n_latent = dz[0].shape
+    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
+    for s0 in range(0, n, chunk):
+        s1 = min(s0 + chunk, n)
+        for a0 in range(0, n_steps, steps):
+            a1 = min(a0 + steps, n_steps)
+            with torch.no_grad():
+                z = [
+                    torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                    for zb, d in zip(z_base, dz, strict=False)
+                ]
+            grads = _latent_gradients(module, z, targets, modalities, transform)
+            _add_weighted(out, grads, modalities, (s0, s1), step_sizes[a0:a1])
+
+
+def _encoder_ends(
+    module: DeepGAMINetwork, xs: Sequence[Tensor], baselines: Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Each encoder's output on the baseline (1 x L) and its difference to the outputs on the
+    samples (n x L): the two ends of the straight latent path."""
+    n = xs[0].shape[0]
     with _frozen(module), torch.no_grad():
         z_base = [
             enc(b.reshape(1, -1).to(x.dtype))
@@ -306,35 +381,25 @@ def encoder_path_gradients(
             for enc, x in zip(module.encoders, xs, strict=False)
         ]
         dz = [zx - zb for zx, zb in zip(z_x, z_base, strict=False)]
-    del z_x
-    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
-    with _frozen(module):
-        for s0 in range(0, n, chunk):
-            s1 = min(s0 + chunk, n)
-            for a0 in range(0, n_steps, steps):
-                a1 = min(a0 + steps, n_steps)
-                with torch.no_grad():
-                    z = [
-                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
-                        for zb, d in zip(z_base, dz, strict=False)
-                    ]
-                leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
-                with torch.enable_grad():
-                    y = transform(
-                        _from_latent(
-                            module, [module.activate(k, zk) for k, zk in enumerate(leaves)]
-                        )
-                    )
-                    wanted = [leaves[k] for k in modalities]
-                    weights = step_sizes[a0:a1].view(-1, 1, 1)
-                    for i, t in enumerate(targets):
-                        grads = torch.autograd.grad(
-                            y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1
-                        )
-                        for k, g in zip(modalities, grads, strict=False):
-                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(
-                                0
-                            )
+    return z_base, dz
+
+
+def _latent_gradients(
+    module: DeepGAMINetwork,
+    z: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+) -> dict[int, tuple[Tensor, ...]]:
+    """Per target, the gradients of the output at the pre-activation blocks of `modalities`
+    (one forward pass for all targets)."""
+    leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
+    out = {}
+    with torch.enable_grad():
+        y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
+        wanted = [leaves[k] for k in modalities]
+        for i, t in enumerate(targets):
+            out[t] = torch.autograd.grad(y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1)
     return out
 
 
@@ -429,7 +494,29 @@ def attribute(
     """Features, latent nodes and links for each output index in `targets` (all samples present).
 
     The samples explained are preprocessed to float32 once (integrated gradients revisits them at
-    every step); the work on them is chunked."""
+    every step); the work on them is chunked.
+
+    Parameters
+    ----------
+    module
+        The network.
+    xs, baselines
+        Per modality, the samples and the baseline (preprocessed units).
+    targets
+        Output indices to explain.
+    transform
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method
+        Captum's approximation of the path integral.
+    levels
+        Which of ``features``, ``latent`` and ``links`` to compute.
+
+    Returns
+    -------
+    RawAttributions
+        Mean signed and absolute attributions per target and modality, convergence deltas,
+        link completeness and seconds per level.
+    """
     xs = [x.to(torch.float32).contiguous() for x in materialize(xs)]
     baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
     targets = list(dict.fromkeys(int(t) for t in targets))
@@ -439,58 +526,86 @@ def attribute(
         return res
     res = RawAttributions(list(targets))
     sparse = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
-    clock = time.perf_counter
     with _frozen(module), torch.no_grad():
         start = [b.reshape(1, -1) for b in baselines]
         f_x, f_base = transform(module.logits(*xs)), transform(module.logits(*start))
     for t in targets:
         res.output_change[t] = (f_x[:, t] - f_base[0, t]).double().numpy()
-    if "features" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method
-            )
-            res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_features[t] = delta.double().numpy()
-        res.seconds["features"] = clock() - t0
-    if "latent" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method, at="latent"
-            )
-            res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_latent[t] = delta.double().numpy()
-        res.seconds["latent"] = clock() - t0
+    for level in ("features", "latent"):
+        if level in levels:
+            _ig_level(res, level, module, xs, baselines, transform, n_steps, method)
     if "links" in levels and sparse:
-        t0 = clock()
-        grads = encoder_path_gradients(
-            module, xs, baselines, targets, transform, n_steps, method, sparse
-        )
-        for t in targets:
-            res.links[t] = {}
-            for k in sparse:
-                enc = module.encoders[k]
-                diff = xs[k] - baselines[k].reshape(1, -1)
-                res.links[t][k] = link_scores(
-                    diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k]
-                )
-        res.seconds["links"] = clock() - t0
+        _link_level(res, module, xs, baselines, transform, n_steps, method, sparse)
         if "features" in levels:
-            for t in targets:
-                res.completeness[t] = {}
-                for k in sparse:
-                    enc = module.encoders[k]
-                    summed = np.bincount(
-                        enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
-                    )
-                    feat, feat_abs = res.features[t][k]
-                    # scale: the largest mean |attribution|; signed means can all be near 0
-                    scale = float(feat_abs.max()) if feat.size else 0.0
-                    err = float(np.abs(summed - feat).max()) if feat.size else 0.0
-                    res.completeness[t][k] = err / scale if scale > 0 else err
+            _completeness(res, module, targets, sparse)
     return res
+
+
+def _ig_level(
+    res: RawAttributions,
+    level: str,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+) -> None:
+    """Integrated gradients at the inputs (``features``) or the latent blocks (``latent``) of
+    every target into `res`, with their convergence deltas and seconds."""
+    t0 = time.perf_counter()
+    for t in res.targets:
+        at = "inputs" if level == "features" else "latent"
+        attrs, delta = integrated_gradients(
+            module, xs, baselines, t, transform, n_steps, method, at=at
+        )
+        getattr(res, level)[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+        getattr(res, f"delta_{level}")[t] = delta.double().numpy()
+    res.seconds[level] = time.perf_counter() - t0
+
+
+def _link_level(
+    res: RawAttributions,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    sparse: list[int],
+) -> None:
+    """Attributions of every prior link of the sparse encoders into `res`, with their seconds."""
+    t0 = time.perf_counter()
+    targets = res.targets
+    grads = encoder_path_gradients(
+        module, xs, baselines, targets, transform, n_steps, method, sparse
+    )
+    for t in targets:
+        res.links[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            diff = xs[k] - baselines[k].reshape(1, -1)
+            res.links[t][k] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k])
+    res.seconds["links"] = time.perf_counter() - t0
+
+
+def _completeness(
+    res: RawAttributions, module: DeepGAMINetwork, targets: list[int], sparse: list[int]
+) -> None:
+    """Per target and sparse encoder: how far the links' attributions, summed per input feature,
+    are from the features' (relative to the largest mean |attribution|)."""
+    for t in targets:
+        res.completeness[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            summed = np.bincount(
+                enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
+            )
+            feat, feat_abs = res.features[t][k]
+            # scale: the largest mean |attribution|; signed means can all be near 0
+            scale = float(feat_abs.max()) if feat.size else 0.0
+            err = float(np.abs(summed - feat).max()) if feat.size else 0.0
+            res.completeness[t][k] = err / scale if scale > 0 else err
 
 
 def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
@@ -704,7 +819,7 @@ def select_samples(
 
 def _threads(module: DeepGAMINetwork) -> contextlib.AbstractContextManager:
     # Same policy as training: tiny networks run fastest, and reproducibly, on one thread.
-    from deepgami.model import threads_for
+    from deepgami.model._fitting import threads_for
 
     return threads_for(sum(enc.weight.numel() for enc in module.encoders))
 
@@ -723,28 +838,67 @@ def prioritize(
 ) -> Prioritization:
     """Rank input features, latent nodes and prior links of a trained `DeepGAMI` model on a cohort.
 
-    Args:
-        model: a trained :class:`deepgami.model.DeepGAMI`.
-        mdata: the cohort MuData; samples in `split` (all when None) having every modality are used.
-        classes: which classes to explain (default all; a numeric phenotype has one, `value`).
-        baseline: `zero` (preprocessed zeros = training mean under standard scaling) or `mean`.
-        target: `logit` (centered logit) or `probability`.
-        n_steps, method: the integral's approximation, as in Captum.
-        source: the cohort's path, for error messages.
-        networks: `all` explains every network of a bagged model and averages them; `refit` only the
-            refit on all training samples (`model.module`).
-    """
-    from deepgami import __version__
-    from deepgami.errors import InputError
+    Parameters
+    ----------
+    model
+        A trained :class:`deepgami.model.DeepGAMI`.
+    mdata
+        The cohort; samples in `split` (all when None) having every modality are used.
+    split
+        The ``obs['split']`` value of the samples to explain (None: all).
+    classes
+        Which classes to explain (default all; a numeric phenotype has ``value``).
+    baseline
+        ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
+    target
+        ``logit`` (centered logit) or ``probability``.
+    n_steps, method
+        The integral's approximation, as in Captum.
+    source
+        The cohort's path, for error messages.
+    networks
+        ``all`` explains every network of a bagged model and averages them; ``refit`` only the
+        refit on all training samples (``model.module``).
 
+    Returns
+    -------
+    Prioritization
+        The features, latent and links tables, and the provenance (``summary``).
+    """
+    _check_options(target, n_steps, networks)
+    members = model.members if networks == "all" else model.members[:1]
+    t_start = time.perf_counter()
+    chosen, targets = _chosen_classes(model, classes)
+    inputs, counts = select_samples(model, mdata, split, source)
+    transform = output_function(model.task, target)
+    bases = baseline_inputs(model, baseline)
+    with _threads(model.module):
+        xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for all
+        raw = average_attributions(
+            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
+        )
+    pairs = list(zip(targets, chosen, strict=False))
+    options = {"split": split, "target": target, "baseline": baseline, "method": method}
+    summary = _provenance(model, raw, pairs, counts, options, int(n_steps), len(members))
+    summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
+    tables = (_feature_table(model, raw, pairs), _latent_table(model, raw, pairs))
+    return Prioritization(*tables, _link_table(model, raw, pairs, members), summary)
+
+
+def _check_options(target: str, n_steps: int, networks: str) -> None:
+    """Refuse an unknown target, a step count below one or an unknown `networks`."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     if int(n_steps) < 1:
         raise ValueError("n_steps must be >= 1")
     if networks not in ("all", "refit"):
         raise ValueError(f"networks must be 'all' or 'refit', not {networks!r}")
-    members = model.members if networks == "all" else model.members[:1]
-    t_start = time.perf_counter()
+
+
+def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[list[str], list[int]]:
+    """The classes to explain (all by default) and their output indices."""
+    from deepgami.errors import InputError
+
     names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
     if classes is None:
         chosen = list(names)
@@ -755,26 +909,16 @@ def prioritize(
             raise InputError(
                 None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}"
             )
-    targets = [names.index(c) for c in chosen]
-    inputs, counts = select_samples(model, mdata, split, source)
-    bases = baseline_inputs(model, baseline)
-    transform = output_function(model.task, target)
-    module = model.module
-    with _threads(module):
-        xs = [
-            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
-        ]  # once for every member
-        raw = average_attributions(
-            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
-        )
+    return chosen, [names.index(c) for c in chosen]
 
-    latent_names = np.asarray(model.latent_nodes, dtype=object)
-    prior_links = prior_link_counts(model)
-    feat_rows, latent_rows, link_rows = [], [], []
-    for t, cls in zip(targets, chosen, strict=False):
+
+def _feature_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Input features ranked per class (FEATURE_COLUMNS)."""
+    rows = []
+    for t, cls in pairs:
         for k, m in enumerate(model.modalities):
             mean, imp = raw.features[t][k]
-            feat_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "feature": model.features(m),
@@ -785,8 +929,17 @@ def prioritize(
                     }
                 )
             )
+    return rank_table(pd.concat(rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
+
+
+def _latent_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Latent nodes ranked per class and modality block (LATENT_COLUMNS)."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
             mean, imp = raw.latent[t][k]
-            latent_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "node": latent_names,
@@ -797,100 +950,111 @@ def prioritize(
                     }
                 )
             )
-            if k in raw.links.get(t, {}):
-                enc = module.encoders[k]
-                n = prior_links[k]  # the self-edges after them are not prior links
-                mean, imp = raw.links[t][k]
-                feats = np.asarray(model.features(m), dtype=object)
-                link_rows.append(
-                    pd.DataFrame(
-                        {
-                            "source": feats[enc.src.numpy()[:n]],
-                            "target": latent_names[enc.dst.numpy()[:n]],
-                            "modality": m,
-                            "prior": str(model.config.get("priors", {}).get(m) or ""),
-                            "class": cls,
-                            "weight": np.mean(
-                                [
-                                    net.encoders[k].weight.detach().double().numpy()[:n]
-                                    for net in members
-                                ],
-                                axis=0,
-                            ),
-                            "mean_attribution": mean[:n],
-                            "importance": imp[:n],
-                        }
-                    )
+    return rank_table(pd.concat(rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
+
+
+def _link_table(
+    model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]], members: list[DeepGAMINetwork]
+) -> pd.DataFrame:
+    """Prior links ranked per class (LINK_COLUMNS); empty without a prior-guided encoder."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    prior_links = prior_link_counts(model)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
+            if k not in raw.links.get(t, {}):
+                continue
+            enc = model.module.encoders[k]
+            n = prior_links[k]  # the self-edges after them are not prior links
+            mean, imp = raw.links[t][k]
+            feats = np.asarray(model.features(m), dtype=object)
+            weights = [net.encoders[k].weight.detach().double().numpy()[:n] for net in members]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "source": feats[enc.src.numpy()[:n]],
+                        "target": latent_names[enc.dst.numpy()[:n]],
+                        "modality": m,
+                        "prior": str(model.config.get("priors", {}).get(m) or ""),
+                        "class": cls,
+                        "weight": np.mean(weights, axis=0),
+                        "mean_attribution": mean[:n],
+                        "importance": imp[:n],
+                    }
                 )
-    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[
-        FEATURE_COLUMNS
-    ]
-    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[
-        LATENT_COLUMNS
-    ]
-    if link_rows:
-        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[
-            LINK_COLUMNS
-        ]
-    else:
-        links = pd.DataFrame(
-            {
-                c: pd.Series(
-                    dtype=object
-                    if c in ("source", "target", "modality", "prior", "class")
-                    else float
-                )
-                for c in LINK_COLUMNS
-            }
+            )
+    if not rows:
+        text = ("source", "target", "modality", "prior", "class")
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in text else float) for c in LINK_COLUMNS}
         )
+    return rank_table(pd.concat(rows, ignore_index=True), ["source", "target", "prior"])[
+        LINK_COLUMNS
+    ]
 
-    import captum
 
-    summary = {
-        "split": split or None,
+TARGET_DESCRIPTIONS = {
+    "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
+    "probability": "softmax probability of the class",
+    "value": "predicted phenotype (standardized units)",
+}
+BASELINE_DESCRIPTIONS = {
+    "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
+    "mean": "training mean of each feature, preprocessed",
+}
+
+
+def _provenance(
+    model: DeepGAMI,
+    raw: Any,
+    pairs: list[tuple[int, str]],
+    counts: dict[str, int],
+    options: dict[str, Any],
+    n_steps: int,
+    n_members: int,
+) -> dict[str, Any]:
+    """What was explained and how (samples, target, baseline, convergence, sizes)."""
+    target = options["target"] if model.task == "classification" else "value"
+    prior_links = prior_link_counts(model)
+    return {
+        "split": options["split"] or None,
         **counts,
         "samples": "samples in the split having every model modality",
-        "classes": chosen,
-        "target": target if model.task == "classification" else "value",
-        "target_description": {
-            "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
-            "probability": "softmax probability of the class",
-            "value": "predicted phenotype (standardized units)",
-        }[target if model.task == "classification" else "value"],
-        "baseline": baseline,
-        "baseline_description": {
-            "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
-            "mean": "training mean of each feature, preprocessed",
-        }[baseline],
-        "method": method,
-        "n_steps": int(n_steps),
+        "classes": [cls for _, cls in pairs],
+        "target": target,
+        "target_description": TARGET_DESCRIPTIONS[target],
+        "baseline": options["baseline"],
+        "baseline_description": BASELINE_DESCRIPTIONS[options["baseline"]],
+        "method": options["method"],
+        "n_steps": n_steps,
         "convergence_delta": {
             cls: {
                 "features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
                 "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t]),
             }
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "link_completeness_error": {
             cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "binary_classes_mirrored": bool(raw.mirrored),
-        "networks_explained": len(members),
+        "networks_explained": n_members,
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
-        "n_latent_nodes": int(module.n_latent),
+        "n_latent_nodes": int(model.module.n_latent),
         "n_links": int(sum(n for n in prior_links if n is not None)),
-        "seconds": {
-            **{k: round(v, 3) for k, v in raw.seconds.items()},
-            "total": round(time.perf_counter() - t_start, 3),
-        },
-        "versions": {
-            "deepgami": __version__,
-            "captum": captum.__version__,
-            "torch": torch.__version__,
-        },
+        "seconds": {k: round(v, 3) for k, v in raw.seconds.items()},
+        "versions": _versions(),
     }
-    return Prioritization(features, latent, links, summary)
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages that computed the attributions."""
+    import captum
+
+    from deepgami import __version__
+
+    return {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__}
 
 
 def precision_at_k(

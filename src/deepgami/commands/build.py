@@ -111,8 +111,20 @@ def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.M
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepgami.data.cohort import PriorInput, build_cohort, write_cohort
-    from deepgami.data.readers import read_labels, read_matrix, read_prior
+    """Build the cohort file from the command line's files (through `deepgami.build_cohort`).
+
+    Parameters
+    ----------
+    args
+        The parsed ``deepgami build`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
+    from deepgami.data.assemble import build_cohort
+    from deepgami.data.cohort import write_cohort
 
     out = Path(args.out)
     if out.suffix != ".h5mu":
@@ -122,39 +134,18 @@ def run(args: argparse.Namespace) -> int:
     names = [m["name"] for m in modality_specs]
     if len(set(names)) != len(names):
         raise InputError(None, f"modality names must be unique (got {', '.join(names)})")
-
-    labels_path = Path(args.labels)
-    labels = read_labels(labels_path, args.sample_column, args.label_column, args.split_column)
-    priors = []
-    for spec in prior_specs:
-        path = Path(spec["path"])
-        if spec["modality"] not in names:
-            raise InputError(
-                path,
-                f"prior '{spec['name']}' names modality '{spec['modality']}', which is not one of: {', '.join(names)}",
-            )
-        priors.append(PriorInput(spec["modality"], spec["name"], read_prior(path), path))
-
-    matrices, paths, reports = {}, {}, {}
-    for spec in modality_specs:
-        name, path = spec["name"], Path(spec["path"])
-        # Genotype files read only SNPs that some prior connects (memory follows the prior).
-        sources = {s for p in priors if p.modality == name for s in p.edges["source"]} or None
-        matrices[name], reports[name] = read_matrix(
-            path, missing=args.missing, keep_features=sources
-        )
-        paths[name] = path
-
     mdata, report = build_cohort(
-        matrices,
-        labels,
-        priors,
+        {m["name"]: Path(m["path"]) for m in modality_specs},
+        Path(args.labels),
+        {f"{p['modality']}:{p['name']}": Path(p["path"]) for p in prior_specs},
+        sample_column=args.sample_column,
+        label_column=args.label_column,
+        split_column=args.split_column,
+        missing=args.missing,
         prefix=args.prefix,
-        paths=paths,
-        labels_path=labels_path,
-        read_reports=reports,
         test_fraction=0.0 if args.no_split else args.test_fraction,
         split_seed=args.split_seed,
+        return_report=True,
     )
     write_cohort(mdata, out)
     if not args.quiet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from deepgami.commands import add_device_argument
 from deepgami.errors import InputError, atomic_path
@@ -138,12 +139,20 @@ def _classes(values: list[str] | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Prioritize as the command line says and write the output directory.
 
-    from deepgami.attribution import FLOAT_FORMAT, prioritize
+    Parameters
+    ----------
+    args
+        The parsed ``deepgami prioritize`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
-    from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
-    from deepgami.train import device_scope
     from deepgami.utils import resolve_device
 
     out = Path(args.out)
@@ -163,6 +172,31 @@ def run(args: argparse.Namespace) -> int:
             "enrichment needs a model with prior links (its latent nodes are genes); "
             "this model has no prior",
         )
+    result = _prioritize(args, model, device)
+    enrichment = None
+    if gene_sets is not None:
+        enrichment, summary = top_link_enrichment(
+            {c: result.top_link_genes(c) for c in result.summary["classes"]},
+            model.latent_nodes,
+            gene_sets,
+            args.gmt_min_size,
+            args.gmt_max_size,
+        )
+        result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
+    _write(args, out, result, enrichment)
+    print(
+        f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
+        f"link rows over {result.summary['n_samples']} samples"
+    )
+    return 0
+
+
+def _prioritize(args: argparse.Namespace, model: Any, device: Any) -> Any:
+    """Run the attribution on the cohort, on `device`; errors name the cohort."""
+    from deepgami.attribution import prioritize
+    from deepgami.data.cohort import read_cohort
+    from deepgami.train import device_scope
+
     mdata = read_cohort(args.cohort)
     try:
         with device_scope(device):
@@ -184,16 +218,13 @@ def run(args: argparse.Namespace) -> int:
         raise
     result.summary["model"] = str(args.model)
     result.summary["cohort"] = str(args.cohort)
-    enrichment = None
-    if gene_sets is not None:
-        enrichment, summary = top_link_enrichment(
-            {c: result.top_link_genes(c) for c in result.summary["classes"]},
-            model.latent_nodes,
-            gene_sets,
-            args.gmt_min_size,
-            args.gmt_max_size,
-        )
-        result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
+    return result
+
+
+def _write(args: argparse.Namespace, out: Path, result: Any, enrichment: Any) -> None:
+    """The tables, summary.json, link figures and enrichment.tsv, all or none."""
+    from deepgami.attribution import FLOAT_FORMAT
+
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         result.write(tmp)
@@ -209,8 +240,3 @@ def run(args: argparse.Namespace) -> int:
                 float_format=FLOAT_FORMAT,
                 lineterminator="\n",
             )
-    print(
-        f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
-        f"link rows over {result.summary['n_samples']} samples"
-    )
-    return 0

@@ -3,7 +3,7 @@
 Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m; presence is the
 boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional `split`); priors are
 boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
-`mdata.uns['priors'][NAME]['modality']` names the modality each guides.
+`mdata.uns['deepgami']['priors'][NAME]['modality']` names the modality each guides.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class PriorInput:
 
 @dataclass
 class BuildReport:
-    """What `build_cohort` kept and dropped; stored in `mdata.uns['build']` and printed."""
+    """What `assemble_cohort` kept and dropped; stored in `mdata.uns['build']` and printed."""
 
     samples: int = 0
     samples_without_label: dict[str, int] = field(default_factory=dict)
@@ -93,7 +93,7 @@ def _prefixed(modality: str, name: str) -> str:
     return f"{modality}:{name}"
 
 
-def build_cohort(
+def assemble_cohort(
     modalities: dict[str, ad.AnnData],
     labels: pd.DataFrame,
     priors: list[PriorInput] | None = None,
@@ -104,64 +104,106 @@ def build_cohort(
     test_fraction: float | None = None,
     split_seed: int = 0,
 ) -> tuple[md.MuData, BuildReport]:
-    """Assemble a validated cohort MuData from per-modality AnnData, labels and prior edge lists.
+    """The validated in-memory step of :func:`deepgami.build_cohort` (files already read).
 
-    `labels` is indexed by sample with a `label` column (and optional `split`). `paths` names the
-    source file of each modality, used in error messages. With `prefix`, feature names become
-    `<modality>:<feature>` so that colliding names across modalities stay distinct.
+    Parameters
+    ----------
+    modalities
+        Modality name -> AnnData (samples x features).
+    labels
+        Indexed by sample, with a ``label`` column (and optional ``split``).
+    priors
+        Prior edge lists, each naming the modality it guides.
+    prefix
+        Name features ``<modality>:<feature>`` so that colliding names stay distinct.
+    paths, labels_path
+        The source file of each modality and the labels file, named in error messages.
+    read_reports
+        Per modality, the reader's missing-value report.
+    test_fraction, split_seed
+        Without a split in `labels`: ``None`` leaves the cohort without one, ``0`` makes every
+        sample ``train``, a fraction in (0, 1) draws a stratified split with `split_seed`.
 
-    When the labels have no split, `test_fraction` decides ``mdata.obs['split']``: ``None`` leaves
-    the cohort without one, ``0`` makes every sample ``train``, and a fraction in (0, 1) draws a
-    stratified (by class; by nothing for a numeric phenotype) train/test split with `split_seed`.
-    ``mdata.uns['deepgami']['split']`` records where the split came from (``source``: ``labels``,
-    ``generated`` with ``test_fraction`` and ``seed``, or ``none`` for all-train).
+    Returns
+    -------
+    tuple of MuData and BuildReport
+        The cohort, and what was kept and dropped. ``mdata.uns['deepgami']['split']`` records
+        where the split came from (``labels``, ``generated`` or ``none``).
     """
     priors = priors or []
     paths = paths or {}
     report = BuildReport()
     if not modalities:
         raise InputError(None, "no modality given (use --modality NAME=PATH)")
+    _check_feature_collisions(modalities, paths, prefix)
+    kept = {
+        name: _labelled_part(name, adata, labels, paths, labels_path, read_reports, report)
+        for name, adata in modalities.items()
+    }
+    mdata = _in_label_order(md.MuData(kept), labels, report)
+    _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
+    report.samples = mdata.n_obs
+    _set_split(mdata, test_fraction, split_seed, labels_path)
+    _deepgami_uns(mdata)["priors"] = {}
+    for prior in priors:
+        _add_prior(mdata, prior, prefix, report)
+    mdata.uns["build"] = report.to_uns()
+    _deepgami_uns(mdata)["modality_order"] = list(mdata.mod)
+    return mdata, report
 
-    if prefix:
-        for name, adata in modalities.items():
-            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
-    _check_feature_collisions(modalities, paths)
 
-    kept: dict[str, ad.AnnData] = {}
-    for name, adata in modalities.items():
-        shared = adata.obs_names.isin(labels.index)
-        if not shared.any():
-            raise InputError(
-                paths.get(name),
-                f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
-                f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
-            )
-        report.samples_without_label[name] = int((~shared).sum())
-        kept[name] = adata[shared].copy() if not shared.all() else adata
-        info = {
-            "samples": kept[name].n_obs,
-            "features": kept[name].n_vars,
-            "dtype": str(kept[name].X.dtype),
-        }
-        if read_reports and name in read_reports:
-            rr = read_reports[name]
-            info.update(
-                missing_values=rr["missing_values"],
-                missing_policy=rr["policy"],
-                dropped_features=len(rr["dropped_features"]),
-            )
-        report.modalities[name] = info
-
-    mdata = md.MuData(kept)
+def _in_label_order(mdata: md.MuData, labels: pd.DataFrame, report: BuildReport) -> md.MuData:
+    """The samples in label-file order, whatever order the modality files used."""
     with_data = labels.index.isin(mdata.obs_names)
-    # Samples in label-file order, whatever order the modality files used.
     order = labels.index[with_data]
     if not order.equals(mdata.obs_names):
         mdata = mdata[order].copy()
     report.labelled_without_data = int((~with_data).sum())
-    obs_labels = labels.loc[mdata.obs_names]
-    _set_phenotype(mdata, obs_labels, labels_path, report)
-    report.samples = mdata.n_obs
+    return mdata
+
+
+def _deepgami_uns(mdata: md.MuData) -> dict[str, Any]:
+    """``mdata.uns['deepgami']``, created empty when absent (deepgami's own slots live there)."""
+    if "deepgami" not in mdata.uns:
+        mdata.uns["deepgami"] = {}
+    return mdata.uns["deepgami"]
+
+
+def _labelled_part(
+    name: str,
+    adata: ad.AnnData,
+    labels: pd.DataFrame,
+    paths: dict[str, Path],
+    labels_path: Path | None,
+    read_reports: dict[str, dict] | None,
+    report: BuildReport,
+) -> ad.AnnData:
+    """The samples of one modality that have a label; records its line of the build report."""
+    shared = adata.obs_names.isin(labels.index)
+    if not shared.any():
+        raise InputError(
+            paths.get(name),
+            f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
+            f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
+        )
+    report.samples_without_label[name] = int((~shared).sum())
+    kept = adata[shared].copy() if not shared.all() else adata
+    info = {"samples": kept.n_obs, "features": kept.n_vars, "dtype": str(kept.X.dtype)}
+    if read_reports and name in read_reports:
+        rr = read_reports[name]
+        info.update(
+            missing_values=rr["missing_values"],
+            missing_policy=rr["policy"],
+            dropped_features=len(rr["dropped_features"]),
+        )
+    report.modalities[name] = info
+    return kept
+
+
+def _set_split(
+    mdata: md.MuData, test_fraction: float | None, split_seed: int, labels_path: Path | None
+) -> None:
+    """Record where the split came from; draw one when the labels have none."""
     if SPLIT in mdata.obs:
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
@@ -173,13 +215,6 @@ def build_cohort(
                 "seed": int(split_seed),
             }
         }
-
-    mdata.uns["priors"] = {}
-    for prior in priors:
-        _add_prior(mdata, prior, prefix, report)
-    mdata.uns["build"] = report.to_uns()
-    mdata.uns["modality_order"] = list(mdata.mod)
-    return mdata, report
 
 
 def generate_split(
@@ -230,7 +265,14 @@ def generate_split(
     return split
 
 
-def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str, Path]) -> None:
+def _check_feature_collisions(
+    modalities: dict[str, ad.AnnData], paths: dict[str, Path], prefix: bool = False
+) -> None:
+    """Refuse a feature name in two modalities; with `prefix` first name them
+    ``<modality>:<feature>`` (in place)."""
+    if prefix:
+        for name, adata in modalities.items():
+            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
     seen: dict[str, str] = {}
     for name, adata in modalities.items():
         clashes = [v for v in adata.var_names if v in seen]
@@ -317,9 +359,9 @@ def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildR
         "features_without_edges": int((~features.isin(pairs["source"])).sum()),
         "path": str(prior.path) if prior.path else "",
     }
-    uns_priors = dict(mdata.uns.get("priors", {}))
+    uns_priors = dict(prior_info(mdata))
     uns_priors[prior.name] = info
-    mdata.uns["priors"] = uns_priors
+    _deepgami_uns(mdata)["priors"] = uns_priors
     report.priors[prior.name] = info
 
 
@@ -375,8 +417,21 @@ def read_cohort(path: str | Path) -> md.MuData:
 
 
 def modalities(mdata: md.MuData) -> list[str]:
-    """Modality names in build order."""
-    order = mdata.uns.get("modality_order")
+    """Modality names in build order.
+
+    Parameters
+    ----------
+    mdata
+        A cohort.
+
+    Returns
+    -------
+    list of str
+        ``uns['deepgami']['modality_order']`` (older cohorts: ``uns['modality_order']``), else
+        the order of ``mdata.mod``.
+    """
+    # Older cohorts kept the order at the top level, uns["modality_order"].
+    order = mdata.uns.get("deepgami", {}).get("modality_order", mdata.uns.get("modality_order"))
     return [str(m) for m in order] if order is not None else list(mdata.mod)
 
 
@@ -420,8 +475,38 @@ def prior_names(mdata: md.MuData) -> list[str]:
     return [k[len(PRIOR_PREFIX) :] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
 
 
+def prior_info(mdata: md.MuData) -> dict[str, Any]:
+    """Per prior name, what the build kept (``modality``, edge counts, ``path``).
+
+    Parameters
+    ----------
+    mdata
+        A cohort.
+
+    Returns
+    -------
+    dict
+        ``mdata.uns['deepgami']['priors']``, or the top-level ``uns['priors']`` of older cohorts.
+    """
+    return mdata.uns.get("deepgami", {}).get("priors", mdata.uns.get("priors", {}))
+
+
 def prior_modality(mdata: md.MuData, name: str) -> str:
-    return str(mdata.uns["priors"][name]["modality"])
+    """The modality whose encoder prior `name` guides.
+
+    Parameters
+    ----------
+    mdata
+        A cohort.
+    name
+        A prior name (``varp['prior:<name>']``).
+
+    Returns
+    -------
+    str
+        The modality name.
+    """
+    return str(prior_info(mdata)[name]["modality"])
 
 
 def latent_nodes(mdata: md.MuData) -> list[str] | None:

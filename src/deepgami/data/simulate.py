@@ -540,24 +540,6 @@ def _trans_eqtl(
     return table, tf_drivers
 
 
-def _edge_counts(
-    eqtl: pd.DataFrame, grn: pd.DataFrame, links: list[dict], mediated_links: list[dict]
-) -> dict[str, int]:
-    """The edge counts of truth.json, by prior and kind."""
-    return {
-        "eqtl_edges": int(len(eqtl)),
-        "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
-        "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
-        "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
-        "grn_edges": int(len(grn)),
-        "grn_causal": int((grn["kind"] == "causal").sum()),
-        "grn_decoys": int((grn["kind"] == "decoy").sum()),
-        "causal_links": len(links),
-        "mediated_links": len(mediated_links),
-        "snps_in_eqtl": int(eqtl["source"].nunique()),
-    }
-
-
 def _truth(
     s: SimulationSettings,
     class_names: list[str],
@@ -575,20 +557,7 @@ def _truth(
     """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
     k = s.classes
     causal_names = [genes[g] for g in causal]
-    causal_set = set(causal_names)
-    links = []
-    for prior, table in (("eqtl", eqtl), ("grn", grn)):
-        sel = table[table["target"].isin(causal_set) & table["kind"].isin(["cis", "causal"])]
-        links += [
-            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
-            for r in sel.itertuples(index=False)
-        ]
-    mediated_links = [
-        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
-        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal_set)].itertuples(
-            index=False
-        )
-    ]
+    links, mediated_links = _causal_links(eqtl, grn, set(causal_names))
     mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
     m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
     counts = np.bincount(y, minlength=k)
@@ -611,31 +580,47 @@ def _truth(
             "linear": {genes[g]: [float(v) * mult for v in beta[i]] for i, g in enumerate(causal)},
             "nonlinear": [{**t, "coef": [c * mult for c in t["coef"]]} for t in terms],
         },
-        "counts": _edge_counts(eqtl, grn, links, mediated_links),
+        "counts": _edge_counts(eqtl, grn, len(links), len(mediated_links)),
         "tf_drivers": tf_drivers,
     }
 
 
-def _draw_expression(
-    rng: np.random.Generator,
-    s: SimulationSettings,
-    genotypes: tuple[np.ndarray, np.ndarray, np.ndarray],
-    d: Any,
-    wc: Any,
-    wg: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TFs from their drivers and noise, genes from their programs and noise (same draw order)."""
-    dosage, maf, snp_sd = genotypes
-    n, n_tf, n_gene = s.n_samples, s.n_tfs, s.n_genes
-    e = rng.standard_normal((n, n_tf))
-    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - float(s.shared_signal)) * e
-    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
-    noise = rng.standard_normal((n, n_gene))
-    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
-    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
-    tf_expr = tf_mu + tf_sd * x
-    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
-    return tf_expr, gene_expr, program
+def _causal_links(
+    eqtl: pd.DataFrame, grn: pd.DataFrame, causal: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Prior links into causal genes (cis eQTLs, causal GRN edges) and the trans-eQTL ones."""
+    links = []
+    for prior, table in (("eqtl", eqtl), ("grn", grn)):
+        sel = table[table["target"].isin(causal) & table["kind"].isin(["cis", "causal"])]
+        links += [
+            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
+            for r in sel.itertuples(index=False)
+        ]
+    mediated_links = [
+        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
+        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal)].itertuples(
+            index=False
+        )
+    ]
+    return links, mediated_links
+
+
+def _edge_counts(
+    eqtl: pd.DataFrame, grn: pd.DataFrame, n_links: int, n_mediated: int
+) -> dict[str, int]:
+    """Edges of each kind in the two priors (truth.json's ``counts``)."""
+    return {
+        "eqtl_edges": int(len(eqtl)),
+        "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
+        "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
+        "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
+        "grn_edges": int(len(grn)),
+        "grn_causal": int((grn["kind"] == "causal").sum()),
+        "grn_decoys": int((grn["kind"] == "decoy").sum()),
+        "causal_links": n_links,
+        "mediated_links": n_mediated,
+        "snps_in_eqtl": int(eqtl["source"].nunique()),
+    }
 
 
 def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
@@ -665,11 +650,9 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         s = SimulationSettings(**{**asdict(settings), **kwargs})
     s.validate()
     rng = np.random.default_rng(s.seed)
-    n, n_tf, n_gene, k = s.n_samples, s.n_tfs, s.n_genes, s.classes
-    F = float(s.shared_signal)
+    n, k, F = s.n_samples, s.classes, float(s.shared_signal)
     samples, snps = _ids("S", n, 4), _ids("snp", s.n_snps, 5)
-    tfs, genes = _ids("TF", n_tf, 3), _ids("GENE", n_gene, 4)
-
+    tfs, genes = _ids("TF", s.n_tfs, 3), _ids("GENE", s.n_genes, 4)
     dosage, maf, snp_sd = _draw_genotypes(rng, n, s.n_snps)
     priors = _draw_priors(rng, s)
     d = priors.drivers * math.sqrt(F)  # x = z @ d + sqrt(1 - F) e
@@ -680,18 +663,12 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
         return dot(snp_coef) + dot(tf_coef)
 
-    genotypes = (dosage, maf, snp_sd)
-    tf_expr, gene_expr, program = _draw_expression(rng, s, genotypes, d, wc, wg)
+    z = (dosage, maf, snp_sd)
+    tf_expr, gene_expr, program = _draw_expression(rng, s, z, d, wc, wg)
 
     y, prob, causal, beta, terms = _draw_phenotype(rng, s, program, cov, genes)
     class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
-    counts = np.bincount(y, minlength=k)
-    if counts.min() < 2:
-        raise InputError(
-            None,
-            f"the drawn labels have only {counts.min()} sample(s) in class "
-            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
-        )
+    _check_class_counts(y, class_names)
     test = _stratified_split(y, s.test_fraction, rng)
 
     index = pd.Index(samples, name="sample")
@@ -704,6 +681,20 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
             "split": np.where(test, "test", "train"),
         }
     )
+    eqtl, grn, tf_drivers = _prior_tables(priors, d, wc, wg, F, (snps, tfs, genes))
+    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
+    for i, name in enumerate(class_names):
+        prob_df[f"prob_{name}"] = prob[:, i]
+    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
+    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
+
+
+def _prior_tables(
+    priors: Any, d: Any, wc: Any, wg: Any, F: float, names: tuple[list[str], list[str], list[str]]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """The eQTL (cis, then trans when TFs share the SNP signal) and GRN edge tables, and the
+    SNP drivers of each TF."""
+    snps, tfs, genes = names
     eqtl = _edge_table(priors.eqtl_rows, wc, snps, genes, "cis")
     grn = _edge_table(priors.grn_rows, wg, tfs, genes, "causal")
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
@@ -711,11 +702,40 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         trans, tf_drivers = _trans_eqtl(priors, d, wg, snps, tfs, genes)
         if trans is not None:
             eqtl = pd.concat([eqtl, trans], ignore_index=True)
-    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
-    for i, name in enumerate(class_names):
-        prob_df[f"prob_{name}"] = prob[:, i]
-    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
-    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
+    return eqtl, grn, tf_drivers
+
+
+def _draw_expression(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    z: tuple[np.ndarray, np.ndarray, np.ndarray],
+    d: Any,
+    wc: Any,
+    wg: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TF expression from the TFs' drivers and noise, gene expression from the genes' programs
+    and noise (draws in a fixed order: same seed, same bytes); also the programs."""
+    n, n_tf, n_gene, F = s.n_samples, s.n_tfs, s.n_genes, float(s.shared_signal)
+    e = rng.standard_normal((n, n_tf))
+    x = _z_dot(*z, d) + math.sqrt(1 - F) * e
+    program = _z_dot(*z, wc) + np.asarray(x @ wg)
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    return tf_expr, gene_expr, program
+
+
+def _check_class_counts(y: np.ndarray, class_names: list[str]) -> None:
+    """Refuse drawn labels with fewer than two samples in a class."""
+    counts = np.bincount(y, minlength=len(class_names))
+    if counts.min() < 2:
+        raise InputError(
+            None,
+            f"the drawn labels have only {counts.min()} sample(s) in class "
+            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
+        )
 
 
 def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:

@@ -106,38 +106,11 @@ def simulated(
     >>> list(mdata.mod)
     ['snp', 'expr']
     """
-    import anndata as ad
-    import numpy as np
-    import pandas as pd
-
-    from deepgami.data.cohort import PriorInput, build_cohort
+    from deepgami.data.cohort import PriorInput, assemble_cohort
     from deepgami.data.simulate import simulate_cohort
 
-    sim = simulate_cohort(
-        seed=seed,
-        n_samples=n_samples,
-        n_snps=n_snps,
-        n_tfs=n_tfs,
-        n_genes=n_genes,
-        classes=classes,
-        **settings,
-    )
-
-    def block(frame: pd.DataFrame) -> ad.AnnData:
-        return ad.AnnData(
-            frame.to_numpy(dtype=np.float32),
-            obs=pd.DataFrame(index=frame.index.astype(str)),
-            var=pd.DataFrame(index=frame.columns.astype(str)),
-        )
-
-    snp, expr = block(sim.genotype), block(sim.expression)
-    if missing_expr > 0:
-        keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
-        expr = expr[keep].copy()
-    labels = pd.DataFrame(
-        {"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
-        index=pd.Index(sim.labels["sample"].astype(str), name="sample"),
-    )
+    sizes = {"n_snps": n_snps, "n_tfs": n_tfs, "n_genes": n_genes, "classes": classes}
+    sim = simulate_cohort(seed=seed, n_samples=n_samples, **sizes, **settings)
     prior_inputs = (
         [
             PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
@@ -146,5 +119,41 @@ def simulated(
         if priors
         else []
     )
-    mdata, _ = build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
+    mdata, _ = assemble_cohort(
+        _simulated_blocks(sim, missing_expr, seed), _simulated_labels(sim), prior_inputs
+    )
     return (mdata, sim.truth) if return_truth else mdata
+
+
+def _block(frame: Any) -> Any:
+    """A samples x features DataFrame as a float32 AnnData."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    return ad.AnnData(
+        frame.to_numpy(dtype=np.float32),
+        obs=pd.DataFrame(index=frame.index.astype(str)),
+        var=pd.DataFrame(index=frame.columns.astype(str)),
+    )
+
+
+def _simulated_blocks(sim: Any, missing_expr: float, seed: int) -> dict[str, Any]:
+    """The snp and expr AnnData; a `missing_expr` share of samples (by `seed`) lacks expr."""
+    import numpy as np
+
+    snp, expr = _block(sim.genotype), _block(sim.expression)
+    if missing_expr > 0:
+        keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
+        expr = expr[keep].copy()
+    return {"snp": snp, "expr": expr}
+
+
+def _simulated_labels(sim: Any) -> Any:
+    """Label and split, indexed by sample."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
+        index=pd.Index(sim.labels["sample"].astype(str), name="sample"),
+    )

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepgami.data.cohort import prior_info
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import (
@@ -160,7 +161,7 @@ def package_versions() -> dict[str, str]:
 
 def _data_summary(mdata: Any, data: Any) -> dict:
     build = mdata.uns.get("build", {}) if mdata is not None else {}
-    priors = mdata.uns.get("priors", {}) if mdata is not None else {}
+    priors = prior_info(mdata) if mdata is not None else {}
     return {
         "samples": int(len(data.obs_names)),
         "task": data.task,
@@ -312,7 +313,7 @@ def _notes(
     inner_folds: int,
 ) -> list[str]:
     """The report's sentences on how DeepGAMI was tuned and what each method is."""
-    from deepgami.model import BAG_FRACTION
+    from deepgami.model._fitting import BAG_FRACTION
 
     dg = [m for m in methods if m in DEEPGAMI_METHODS]
     base = [m for m in methods if m not in DEEPGAMI_METHODS]

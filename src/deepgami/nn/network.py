@@ -193,6 +193,32 @@ class NetworkOutput(NamedTuple):
     blocks: list[Tensor]  # what the head saw: C_k where present, else C_k*
 
 
+def _encoders(
+    n_inputs: Sequence[int], edges: list[tuple[Tensor, Tensor] | None], n_latent: int
+) -> nn.ModuleList:
+    """One encoder per modality: masked by its prior's edges, or dense without a prior."""
+    encoders = nn.ModuleList()
+    for n_in, edge in zip(n_inputs, edges, strict=False):
+        if edge is None:
+            encoders.append(nn.Linear(int(n_in), n_latent))
+        else:
+            src, dst = edge
+            encoders.append(SparseMaskedLinear(int(n_in), n_latent, src, dst))
+    return encoders
+
+
+def _head(
+    width: int, hidden_layers: Sequence[int], dropout: float, n_outputs: int
+) -> nn.Sequential:
+    """The feed-forward head: dropout, then [Linear, ReLU, Dropout] per hidden layer, then Linear."""
+    layers: list[nn.Module] = [nn.Dropout(dropout)]
+    for h in hidden_layers:
+        layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
+        width = int(h)
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
 class DeepGAMINetwork(nn.Module):
     """Encoders, pairwise imputers and a feed-forward head for two or more modalities.
 
@@ -250,7 +276,7 @@ class DeepGAMINetwork(nn.Module):
         self.n_modalities = n_mod
         self.n_latent = int(n_latent)
         self.n_outputs = int(n_outputs)
-        self.encoders = self._build_encoders(n_inputs, edges)
+        self.encoders = _encoders(n_inputs, edges, self.n_latent)
         self.activation = _activation(encoder_activation)
         flags = (
             [bool(latent_norm)] * n_mod
@@ -273,36 +299,13 @@ class DeepGAMINetwork(nn.Module):
                 if i != j
             }
         )
-        self.head = self._build_head(hidden_layers, dropout)
+        self.head = _head(n_mod * self.n_latent, hidden_layers, dropout, self.n_outputs)
         # Per-node gates on the head's inputs. Under weight decay the product gate x weight acts
         # like a group lasso over latent nodes, so the head can ignore most genes even though
         # every (normalized) node has unit variance.
         self.gates = nn.Parameter(torch.ones(n_mod, self.n_latent))
         # Training-set mean of each latent block: the mean-fill baseline, saved with the weights.
         self.register_buffer("latent_mean", torch.zeros(n_mod, self.n_latent))
-
-    def _build_encoders(
-        self, n_inputs: Sequence[int], edges: list[tuple[Tensor, Tensor] | None]
-    ) -> nn.ModuleList:
-        """One encoder per modality: prior-masked where it has edges, dense otherwise."""
-        encoders = nn.ModuleList()
-        for n_in, edge in zip(n_inputs, edges, strict=True):
-            if edge is None:
-                encoders.append(nn.Linear(int(n_in), self.n_latent))
-            else:
-                src, dst = edge
-                encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
-        return encoders
-
-    def _build_head(self, hidden_layers: Sequence[int], dropout: float) -> nn.Sequential:
-        """The feed-forward head over the concatenated latent blocks."""
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
-        width = self.n_modalities * self.n_latent
-        for h in hidden_layers:
-            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
-            width = int(h)
-        layers.append(nn.Linear(width, self.n_outputs))
-        return nn.Sequential(*layers)
 
     @staticmethod
     def pair_key(i: int, j: int) -> str:

@@ -185,8 +185,22 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
 
     Checks the schema (types, patterns, required columns), unique ids, unique modality names per
     row, that each prior names one of the row's modalities, and that every file exists after
-    resolving relative paths against the samplesheet's directory. Raises :class:`InputError` with a
-    one-line ``row N: ...`` message (N counts data rows from 1).
+    resolving relative paths against the samplesheet's directory.
+
+    Parameters
+    ----------
+    path
+        The samplesheet.
+
+    Returns
+    -------
+    list of CohortRow
+        One validated row per cohort, paths resolved.
+
+    Raises
+    ------
+    InputError
+        A one-line ``row N: ...`` message (N counts data rows from 1).
     """
     sheet = Path(path)
     if not sheet.is_file():
@@ -196,15 +210,7 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
     if not rows:
         raise InputError(sheet, "has a header but no rows")
 
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(rows), key=lambda e: (list(e.absolute_path), e.validator))
-    for error in errors:
-        location = list(error.absolute_path)
-        if location and isinstance(location[0], int):
-            column = f"{location[1]}: " if len(location) > 1 else ""
-            raise InputError(sheet, f"row {location[0] + 1}: {column}{_error_message(error)}")
-        raise InputError(sheet, _error_message(error))
-
+    _check_schema(sheet, schema, rows)
     base = sheet.resolve().parent
     seen: dict[str, int] = {}
     result = []
@@ -215,57 +221,80 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
                 sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})"
             )
         seen[cohort_id] = number
-
-        modalities: dict[str, Path] = {}
-        for name, value in _split_pairs(row["modalities"]):
-            if name in modalities:
-                raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
-            if name == RESERVED_MODALITY:
-                raise InputError(
-                    sheet,
-                    f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
-                    "predictions from every modality; rename that modality",
-                )
-            modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
-
-        priors = []
-        seen_priors: set[str] = set()
-        prior_items = _split_pairs(row["priors"]) if "priors" in row else []
-        for key, value in prior_items:
-            modality, _, name = key.partition(":")
-            if modality not in modalities:
-                raise InputError(
-                    sheet,
-                    f"row {number}: priors: '{key}' names modality '{modality}', "
-                    f"which is not one of: {', '.join(modalities)}",
-                )
-            if name in seen_priors:
-                raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
-            seen_priors.add(name)
-            priors.append(
-                PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number))
-            )
-
-        single_cell = {
-            key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
-        }
-        if single_cell:
-            _check_single_cell(sheet, number, row, single_cell, modalities)
-
-        result.append(
-            CohortRow(
-                id=cohort_id,
-                labels=_resolve(base, row["labels"], sheet, "labels", number),
-                modalities=modalities,
-                priors=priors,
-                params=_resolve(base, row["params"], sheet, "params", number)
-                if "params" in row
-                else None,
-                cell_type=row.get("cell_type"),
-                **single_cell,
-            )
-        )
+        result.append(_cohort_row(sheet, base, number, row))
     return result
+
+
+def _cohort_row(sheet: Path, base: Path, number: int, row: dict) -> CohortRow:
+    """One checked row, its paths resolved against the samplesheet's directory."""
+    modalities = _row_modalities(sheet, base, number, row)
+    priors = _row_priors(sheet, base, number, row, modalities)
+    single_cell = {
+        key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
+    }
+    if single_cell:
+        _check_single_cell(sheet, number, row, single_cell, modalities)
+    return CohortRow(
+        id=row["id"],
+        labels=_resolve(base, row["labels"], sheet, "labels", number),
+        modalities=modalities,
+        priors=priors,
+        params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
+        cell_type=row.get("cell_type"),
+        **single_cell,
+    )
+
+
+def _check_schema(sheet: Path, schema: dict, rows: list[dict]) -> None:
+    """The first schema error (by row, then column), as a one-line ``row N: column: ...``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(rows), key=lambda e: (list(e.absolute_path), e.validator))
+    for error in errors:
+        location = list(error.absolute_path)
+        if location and isinstance(location[0], int):
+            column = f"{location[1]}: " if len(location) > 1 else ""
+            raise InputError(sheet, f"row {location[0] + 1}: {column}{_error_message(error)}")
+        raise InputError(sheet, _error_message(error))
+
+
+def _row_modalities(sheet: Path, base: Path, number: int, row: dict) -> dict[str, Path]:
+    """A row's modalities (unique names, none reserved) and their resolved, existing files."""
+    modalities: dict[str, Path] = {}
+    for name, value in _split_pairs(row["modalities"]):
+        if name in modalities:
+            raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
+        if name == RESERVED_MODALITY:
+            raise InputError(
+                sheet,
+                f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
+                "predictions from every modality; rename that modality",
+            )
+        modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
+    return modalities
+
+
+def _row_priors(
+    sheet: Path, base: Path, number: int, row: dict, modalities: dict[str, Path]
+) -> list[PriorSpec]:
+    """A row's priors: each names one of its modalities, names are unique, files exist."""
+    priors = []
+    seen_priors: set[str] = set()
+    prior_items = _split_pairs(row["priors"]) if "priors" in row else []
+    for key, value in prior_items:
+        modality, _, name = key.partition(":")
+        if modality not in modalities:
+            raise InputError(
+                sheet,
+                f"row {number}: priors: '{key}' names modality '{modality}', "
+                f"which is not one of: {', '.join(modalities)}",
+            )
+        if name in seen_priors:
+            raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
+        seen_priors.add(name)
+        priors.append(
+            PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number))
+        )
+    return priors
 
 
 def _check_single_cell(

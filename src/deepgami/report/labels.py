@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepgami.evaluation.baselines import BASELINES
+
 METHOD_LABELS = {
     "deepgami": "DeepGAMI",
     "deepgami_meanfill": "DeepGAMI (mean-fill)",
     "deepgami_dense": "DeepGAMI, no prior (dense)",
     "deepgami_random_prior": "DeepGAMI, random prior",
     "deepgami_bernoulli_prior": "DeepGAMI, Bernoulli prior",
-    "logistic_regression": "Logistic regression",
-    "lasso_logistic": "Lasso-logistic",
-    "random_forest": "Random forest",
-    "svm": "SVM",
-    "mlp": "MLP",
-    "ridge": "Ridge regression",
-    "lasso": "Lasso",
+    # The baselines' labels live in their registry.
+    **{name: b.label for name, b in BASELINES.items()},
 }
 
 METRIC_LABELS = {
