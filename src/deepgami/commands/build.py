@@ -6,7 +6,8 @@ import argparse
 import re
 from pathlib import Path
 
-from deepgami.errors import InputError
+from deepgami.commands import add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 MISSING_POLICIES = (
     "error",
@@ -94,7 +95,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="name features <modality>:<feature> (needed when names collide across modalities)",
     )
-    p.add_argument("--out", required=True, metavar="COHORT.h5mu", help="output cohort file")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="COHORT.h5mu",
+        help="output cohort file (replaces a previous cohort; see --overwrite)",
+    )
+    add_overwrite_argument(p)
     p.add_argument("--quiet", action="store_true", help="do not print the summary")
     p.set_defaults(func=run)
 
@@ -119,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(out, "output must end in .h5mu")
     modality_specs = _parse_pairs(args.modality, MODALITY_RE, "--modality")
     prior_specs = _parse_pairs(args.prior, PRIOR_RE, "--prior")
+    inputs = [args.labels] + [m["path"] for m in modality_specs] + [m["path"] for m in prior_specs]
+    claim = claim_output(out, "cohort", inputs, args.overwrite)
     names = [m["name"] for m in modality_specs]
     if len(set(names)) != len(names):
         raise InputError(None, f"modality names must be unique (got {', '.join(names)})")
@@ -156,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=0.0 if args.no_split else args.test_fraction,
         split_seed=args.split_seed,
     )
-    write_cohort(mdata, out)
+    with claim.atomic() as tmp:
+        write_cohort(mdata, tmp)
     if not args.quiet:
         print(f"wrote {out}")
         split = mdata.uns["deepgami"]["split"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Explain a trained model with integrated gradients (Captum), per class: input features of every
@@ -43,8 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous prioritization; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument(
         "--split",
         metavar="NAME",
@@ -148,8 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     device = resolve_device(args.device)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
+    claim = claim_output(out, "prioritize", [args.model, args.cohort, args.gmt], args.overwrite)
     if args.n_steps < 1:
         raise InputError(None, f"--n-steps must be >= 1, got {args.n_steps}")
     if args.top_links < 1:
@@ -194,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
             args.gmt_max_size,
         )
         result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
-    with atomic_path(out, suffix="") as tmp:
+    with claim.atomic() as tmp:
         tmp.mkdir()
         result.write(tmp)
         if not args.no_figures:
