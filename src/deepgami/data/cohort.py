@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deepgami.data.readers import check_finite_cohort
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -371,6 +372,7 @@ def read_cohort(path: str | Path) -> md.MuData:
         raise InputError(
             path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'"
         )
+    check_finite_cohort(mdata, path)  # an .h5mu edited outside `build`
     return mdata
 
 
