@@ -171,3 +171,93 @@ def _check_head(own: dict, config: dict, prefix: str, path: Path) -> None:
     n_out = config["network"].get("n_outputs")
     if weight.ndim != 2 or weight.shape[0] != n_out:
         raise _shape_error(path, prefix + name, weight, (n_out, "..."), "network.n_outputs")
+
+
+# -- the Python API's arguments ------------------------------------------------------------------
+
+
+def check_mudata(value: object, name: str = "mdata", also: tuple[type, ...] = ()) -> None:
+    """Refuse anything but a MuData (or one of `also`) for argument `name`.
+
+    Parameters
+    ----------
+    value
+        The argument.
+    name
+        Its name, for the message.
+    also
+        Other accepted types (e.g. the arrays a cohort is read into).
+
+    Raises
+    ------
+    TypeError
+        ``mdata must be a MuData, got AnnData`` (an AnnData is one modality: wrap it with
+        ``mudata.MuData({"name": adata})``).
+    """
+    import mudata as md
+
+    if isinstance(value, (md.MuData, *also)):
+        return
+    got = type(value).__name__
+    hint = " (one modality; wrap it: mudata.MuData({'name': adata}))" if got == "AnnData" else ""
+    raise TypeError(f"{name} must be a MuData, got {got}{hint}")
+
+
+def check_modalities(value: object, name: str = "modalities") -> list[str] | None:
+    """Modality names as a list: None stays None, a single string is one name.
+
+    Parameters
+    ----------
+    value
+        None, one modality name, or a sequence of names.
+    name
+        The argument's name, for the message.
+
+    Returns
+    -------
+    list of str or None
+        The names (``"snp"`` gives ``["snp"]``, never ``["s", "n", "p"]``).
+
+    Raises
+    ------
+    TypeError
+        When `value` is not a string or a sequence of strings.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    try:
+        names = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a modality name or a sequence of them, got {type(value).__name__}"
+        ) from None
+    bad = [v for v in names if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{name} must hold modality names (str), got {type(bad[0]).__name__}")
+    return names
+
+
+def check_model(value: object, name: str = "model") -> None:
+    """Refuse anything but a fitted model (e.g. a path: use ``DeepGAMI.load(path)``).
+
+    Parameters
+    ----------
+    value
+        The argument.
+    name
+        Its name, for the message.
+
+    Raises
+    ------
+    TypeError
+        Naming the argument and the type given.
+    """
+    from deepgami.model._base import BaseModel
+
+    if not isinstance(value, BaseModel):
+        raise TypeError(
+            f"{name} must be a DeepGAMI model (DeepGAMI.fit or DeepGAMI.load), "
+            f"got {type(value).__name__}"
+        )

@@ -10,6 +10,7 @@ import pandas as pd
 
 from deepgami.attribution.integrated_gradients import prioritize as _prioritize
 from deepgami.model import DeepGAMI
+from deepgami.model._validate import check_modalities, check_model, check_mudata
 from deepgami.utils import jsonable
 
 
@@ -52,6 +53,9 @@ def predict(
     >>> table = dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only")  # doctest: +SKIP
     >>> mdata.obs["snp_only_predicted"]  # doctest: +SKIP
     """
+    check_model(model)
+    check_mudata(mdata)
+    modalities = check_modalities(modalities)
     target = mdata.copy() if copy else mdata
     table = model.predict(target, modalities, fill=fill)
     index = target.obs_names
@@ -102,6 +106,8 @@ def prioritize(
         ``{"features": ..., "latent": ..., "links": ...}`` DataFrames with columns such as source,
         target, modality, prior, class, importance, rank (as `deepgami prioritize` writes).
     """
+    check_model(model)
+    check_mudata(mdata)
     result = _prioritize(model, mdata, **options)
     tables = {"features": result.features, "latent": result.latent, "links": result.links}
     mdata.uns[key_added] = dict(tables)
