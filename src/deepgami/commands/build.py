@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from deepgami.commands import add_overwrite_argument
@@ -15,6 +16,7 @@ MISSING_POLICIES = (
     "drop-feature",
 )  # = deepgami.data.readers.MISSING_POLICIES, kept light for --help
 
+DEFAULT_TEST_FRACTION = 0.2
 MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
 PRIOR_RE = re.compile(
     r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$"
@@ -59,10 +61,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     split.add_argument(
         "--test-fraction",
         type=float,
-        default=0.2,
+        default=None,
         metavar="F",
         help="when the labels have no split column: the share of samples put in a seeded, "
-        "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split'])",
+        "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split']). "
+        "When the default split cannot be drawn (a tiny cohort), every sample is 'train' and "
+        "build says so; an explicit F that cannot be honoured is an error",
     )
     split.add_argument(
         "--no-split",
@@ -162,9 +166,18 @@ def run(args: argparse.Namespace) -> int:
         paths=paths,
         labels_path=labels_path,
         read_reports=reports,
-        test_fraction=0.0 if args.no_split else args.test_fraction,
+        test_fraction=0.0
+        if args.no_split
+        else (DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction),
         split_seed=args.split_seed,
+        split_fallback=args.test_fraction is None,
     )
+    split = mdata.uns["deepgami"].get("split", {})
+    if split.get("reason"):
+        print(
+            f"{labels_path}: no test split ({split['reason']}): every sample is 'train'",
+            file=sys.stderr,
+        )
     with claim.atomic() as tmp:
         write_cohort(mdata, tmp)
     if not args.quiet:
@@ -176,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                 f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
                 f"(stratified, seed {split['seed']})"
             )
+        elif split.get("reason"):
+            print(f"  split: none ({split['reason']}): every sample is train")
         elif split["source"] == "none":
             print("  split: none (--no-split): every sample is train")
         for line in report.lines():

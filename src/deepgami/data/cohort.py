@@ -104,6 +104,7 @@ def build_cohort(
     read_reports: dict[str, dict] | None = None,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    split_fallback: bool = False,
 ) -> tuple[md.MuData, BuildReport]:
     """Assemble a validated cohort MuData from per-modality AnnData, labels and prior edge lists.
 
@@ -115,7 +116,9 @@ def build_cohort(
     the cohort without one, ``0`` makes every sample ``train``, and a fraction in (0, 1) draws a
     stratified (by class; by nothing for a numeric phenotype) train/test split with `split_seed`.
     ``mdata.uns['deepgami']['split']`` records where the split came from (``source``: ``labels``,
-    ``generated`` with ``test_fraction`` and ``seed``, or ``none`` for all-train).
+    ``generated`` with ``test_fraction`` and ``seed``, or ``none`` for all-train). With
+    `split_fallback` (an automatic, not an asked-for, split), a split that cannot be drawn (a tiny
+    cohort) leaves every sample ``train`` and records why under ``reason``.
     """
     priors = priors or []
     paths = paths or {}
@@ -166,14 +169,10 @@ def build_cohort(
     if SPLIT in mdata.obs:
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
-        mdata.obs[SPLIT] = generate_split(mdata.obs[LABEL], test_fraction, split_seed, labels_path)
-        mdata.uns["deepgami"] = {
-            "split": {
-                "source": "generated" if test_fraction > 0 else "none",
-                "test_fraction": float(test_fraction),
-                "seed": int(split_seed),
-            }
-        }
+        mdata.obs[SPLIT], info = _generated_split(
+            mdata.obs[LABEL], test_fraction, split_seed, labels_path, split_fallback
+        )
+        mdata.uns["deepgami"] = {"split": info}
 
     mdata.uns["priors"] = {}
     for prior in priors:
@@ -181,6 +180,26 @@ def build_cohort(
     mdata.uns["build"] = report.to_uns()
     mdata.uns["modality_order"] = list(mdata.mod)
     return mdata, report
+
+
+def _generated_split(
+    labels: pd.Series, test_fraction: float, seed: int, source: Any, fallback: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(split per sample, what uns records): `generate_split`, or all-train when `fallback` and
+    the split cannot be drawn."""
+    info: dict[str, Any] = {
+        "source": "generated" if test_fraction > 0 else "none",
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+    }
+    try:
+        return generate_split(labels, test_fraction, seed, source), info
+    except InputError as err:
+        if not fallback:
+            raise
+        # An automatic convenience must not turn valid input into an error.
+        info.update(source="none", reason=err.message.split("; give the labels")[0])
+        return np.full(len(labels), "train", dtype=object), info
 
 
 def generate_split(

@@ -107,7 +107,7 @@ def read_matrix(
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", newline="") as handle:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle, delimiter=sep), None)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise InputError(path, "not a text table (cannot decode as UTF-8)") from None
