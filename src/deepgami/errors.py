@@ -126,6 +126,10 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
         _replace(tmp, final)
     except OSError as err:
         raise env_error(err, final) from None
+    except EnvError as err:
+        if err.path is not None and err.path.startswith(str(tmp)):  # a nested atomic write
+            raise EnvError(final, err.message) from None
+        raise
     finally:
         _remove(tmp)
 

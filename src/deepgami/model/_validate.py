@@ -93,8 +93,8 @@ def _check_config(config: dict, path: Path) -> tuple[list[int], int]:
         if n != n_inputs[k]:
             raise InputError(
                 path,
-                f"'preprocessing.{m}.features' lists {n} features but the network's '{m}' "
-                f"encoder has {n_inputs[k]} inputs",
+                f"'preprocessing.{m}.features' lists {n} features but network.n_inputs[{k}] "
+                f"(the '{m}' encoder) is {n_inputs[k]}",
             )
         for field in ("fill", "center", "scale"):
             if field in entry and len(entry[field]) != n:
