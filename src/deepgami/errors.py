@@ -36,11 +36,11 @@ class InputError(Exception):
         super().__init__(f"{self.path}: {self.message}" if self.path else self.message)
 
 
-class EnvError(InputError):
+class EnvError(InputError, OSError):
     """The environment refused (permission, read-only, no space, ...): exit code 3.
 
-    A subclass of InputError so code that adds a file name to an InputError keeps working; the CLI
-    tells them apart by `exit_code`.
+    An InputError, so code that adds a file name to an InputError keeps working (the CLI tells them
+    apart by `exit_code`), and an OSError, so API callers that catch OSError still do.
     """
 
     exit_code = 3

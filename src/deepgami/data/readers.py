@@ -251,11 +251,12 @@ def _finish(adata: ad.AnnData, path: Path, missing: MissingPolicy) -> tuple[ad.A
                 n_inf = int(np.isinf(x).sum())
                 kind = "NaN/empty" if n_inf == 0 else ("inf" if n_inf == n_bad else "NaN/inf")
                 row, col = np.argwhere(bad)[0]
+                first = f"{x[row, col]} in column '{adata.var_names[col]}'"
                 raise InputError(
                     path,
-                    f"{n_bad} {kind} values in {len(features)} features (e.g. {_examples(adata.var_names[features])}; "
-                    f"first: {x[row, col]} in column '{adata.var_names[col]}', sample "
-                    f"'{adata.obs_names[row]}'); choose a policy with --missing mean or --missing drop-feature",
+                    f"{n_bad} {kind} values in {len(features)} features (e.g. "
+                    f"{_examples(adata.var_names[features])}); choose a policy with --missing mean "
+                    f"or --missing drop-feature (first: {first}, sample '{adata.obs_names[row]}')",
                 )
             report["missing_values"] = n_bad
             if missing == "drop-feature":

@@ -237,27 +237,3 @@ def check_modalities(value: object, name: str = "modalities") -> list[str] | Non
     if bad:
         raise TypeError(f"{name} must hold modality names (str), got {type(bad[0]).__name__}")
     return names
-
-
-def check_model(value: object, name: str = "model") -> None:
-    """Refuse anything but a fitted model (e.g. a path: use ``DeepGAMI.load(path)``).
-
-    Parameters
-    ----------
-    value
-        The argument.
-    name
-        Its name, for the message.
-
-    Raises
-    ------
-    TypeError
-        Naming the argument and the type given.
-    """
-    from deepgami.model._base import BaseModel
-
-    if not isinstance(value, BaseModel):
-        raise TypeError(
-            f"{name} must be a DeepGAMI model (DeepGAMI.fit or DeepGAMI.load), "
-            f"got {type(value).__name__}"
-        )

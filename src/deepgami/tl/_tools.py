@@ -10,7 +10,7 @@ import pandas as pd
 
 from deepgami.attribution.integrated_gradients import prioritize as _prioritize
 from deepgami.model import DeepGAMI
-from deepgami.model._validate import check_modalities, check_model, check_mudata
+from deepgami.model._validate import check_modalities, check_mudata
 from deepgami.utils import jsonable
 
 
@@ -53,7 +53,7 @@ def predict(
     >>> table = dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only")  # doctest: +SKIP
     >>> mdata.obs["snp_only_predicted"]  # doctest: +SKIP
     """
-    check_model(model)
+    _check_model(model)
     check_mudata(mdata)
     modalities = check_modalities(modalities)
     target = mdata.copy() if copy else mdata
@@ -106,7 +106,7 @@ def prioritize(
         ``{"features": ..., "latent": ..., "links": ...}`` DataFrames with columns such as source,
         target, modality, prior, class, importance, rank (as `deepgami prioritize` writes).
     """
-    check_model(model)
+    _check_model(model)
     check_mudata(mdata)
     result = _prioritize(model, mdata, **options)
     tables = {"features": result.features, "latent": result.latent, "links": result.links}
@@ -117,3 +117,12 @@ def prioritize(
 def _plain_metrics(metrics: dict) -> dict:
     """Scalar metrics only (nested confusion matrices do not fit every MuData writer)."""
     return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+
+
+def _check_model(value: object) -> None:
+    """A fitted model, not e.g. its path (``DeepGAMI.load(path)`` reads one)."""
+    if not isinstance(value, DeepGAMI):
+        raise TypeError(
+            "model must be a DeepGAMI model (DeepGAMI.fit or DeepGAMI.load), "
+            f"got {type(value).__name__}"
+        )
