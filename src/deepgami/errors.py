@@ -260,6 +260,7 @@ def claim_output(
     kind: str,
     inputs: Iterable[str | os.PathLike | None] = (),
     overwrite: bool = False,
+    flag: str = "--out",
 ) -> OutputClaim:
     """Check an output path against the policy and lock it for the rest of the command.
 
@@ -279,6 +280,8 @@ def claim_output(
         The command's input paths (files or directories; None entries are skipped).
     overwrite
         ``--overwrite``: replace what deepgami did not write (never an input).
+    flag
+        The option that named the output, for messages.
 
     Returns
     -------
@@ -294,11 +297,13 @@ def claim_output(
         When another command holds the output, or the parent folder cannot be created.
     """
     out = Path(path)
-    _check_inputs(out, [Path(p) for p in inputs if p is not None], kind not in WORKSPACE_KINDS)
+    _check_inputs(
+        out, [Path(p) for p in inputs if p is not None], kind not in WORKSPACE_KINDS, flag
+    )
     if not overwrite:
-        _check_replaceable(out, kind)
+        _check_replaceable(out, kind, flag)
     elif out.exists() and out.is_dir() != (kind not in FILE_KINDS):
-        _check_replaceable(out, kind)  # a file for a directory or the reverse: never
+        _check_replaceable(out, kind, flag)  # a file for a directory or the reverse: never
     claim = OutputClaim(out, kind)
     _acquire(claim)
     stack = _CLAIMS.get()
@@ -307,39 +312,40 @@ def claim_output(
     return claim
 
 
-def _check_inputs(out: Path, inputs: list[Path], replaced: bool = True) -> None:
+def _check_inputs(out: Path, inputs: list[Path], replaced: bool, flag: str) -> None:
     """Refuse an output that is an input, or (when it is `replaced` as a whole) contains one."""
     target = out.resolve()
     for given in inputs:
         source = given.resolve()
         if source == target:
-            raise InputError(out, "is an input of this command; choose another --out")
+            raise InputError(out, f"{flag} is an input of this command; choose another {flag}")
         if replaced and target in source.parents:
             raise InputError(
-                out, f"contains an input of this command ({given}); choose another --out"
+                out, f"{flag} contains an input of this command ({given}); choose another {flag}"
             )
         if source.is_dir() and source in target.parents and out.exists():
             raise InputError(
                 out,
-                f"lies inside an input directory of this command ({given}); choose another --out",
+                f"{flag} lies inside an input directory of this command ({given}); choose another "
+                f"{flag}",
             )
 
 
-def _check_replaceable(out: Path, kind: str) -> None:
+def _check_replaceable(out: Path, kind: str, flag: str) -> None:
     if not out.exists() and not out.is_symlink():
         return
     if kind in FILE_KINDS:
         if out.is_dir():
-            raise InputError(out, "is a directory; --out names a file here")
+            raise InputError(out, f"{flag} is a directory; it must name a file here")
         if not _is_file_kind(out, kind):
             raise InputError(
                 out,
-                f"exists and is not a {kind} file written by deepgami; pass --overwrite "
-                "to replace it, or choose another --out",
+                f"{flag} exists and is not a {kind} file written by deepgami; pass "
+                f"--overwrite to replace it, or choose another {flag}",
             )
         return
     if not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
+        raise InputError(out, f"{flag} exists and is not a directory")
     if kind in WORKSPACE_KINDS:
         return
     foreign = _foreign_entries(out, kind)

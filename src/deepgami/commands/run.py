@@ -29,7 +29,7 @@ def _run(args: argparse.Namespace) -> int:
 
     # The output folder is a workspace the stages fill, never replaced as a whole: any folder will
     # do, and each stage's command guards its own outputs (a stage never replaces a user's file).
-    claim_output(args.outdir, "run", [args.samplesheet])
+    claim_output(args.outdir, "run", [args.samplesheet], flag="--outdir")
     skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
     profile = None if args.profile == "none" else args.profile
     if args.profile is None and profiles.is_bundled_test_samplesheet(args.samplesheet):
