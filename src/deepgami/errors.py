@@ -400,7 +400,7 @@ def _is_file_kind(path: Path, kind: str) -> bool:
             with h5py.File(path, "r") as f:
                 return "uns" in f and ("build" in f["uns"] or "deepgami" in f["uns"])
         with open(path, encoding="utf-8") as handle:
-            head = handle.read(1 << 16)
+            head = handle.read(1 << 20)
     except (OSError, UnicodeDecodeError):
         return False
     if kind == "predictions":

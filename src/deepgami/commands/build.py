@@ -57,6 +57,44 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="split",
         help="optional train/test/independent column of the label table (default: split; ignored if absent)",
     )
+    _add_split_arguments(p)
+    p.add_argument(
+        "--prior",
+        action="append",
+        default=[],
+        metavar="MODALITY:NAME=PATH",
+        help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv",
+    )
+    p.add_argument(
+        "--missing",
+        choices=MISSING_POLICIES,
+        default="error",
+        help="NaN/inf policy: error (default), mean (per-feature mean of observed values), "
+        "drop-feature (drop features with any missing value)",
+    )
+    p.add_argument(
+        "--prefix",
+        action="store_true",
+        help="name features <modality>:<feature> (needed when names collide across modalities)",
+    )
+    _add_output_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """--out, --overwrite and --quiet."""
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="COHORT.h5mu",
+        help="output cohort file (replaces a previous cohort; see --overwrite)",
+    )
+    add_overwrite_argument(p)
+    p.add_argument("--quiet", action="store_true", help="do not print the summary")
+
+
+def _add_split_arguments(p: argparse.ArgumentParser) -> None:
+    """--test-fraction | --no-split, and --split-seed."""
     split = p.add_mutually_exclusive_group()
     split.add_argument(
         "--test-fraction",
@@ -80,34 +118,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="seed of the generated split (default: 0)",
     )
-    p.add_argument(
-        "--prior",
-        action="append",
-        default=[],
-        metavar="MODALITY:NAME=PATH",
-        help="prior edge list (columns source, target) guiding MODALITY's encoder, e.g. snp:eqtl=eqtl.tsv",
-    )
-    p.add_argument(
-        "--missing",
-        choices=MISSING_POLICIES,
-        default="error",
-        help="NaN/inf policy: error (default), mean (per-feature mean of observed values), "
-        "drop-feature (drop features with any missing value)",
-    )
-    p.add_argument(
-        "--prefix",
-        action="store_true",
-        help="name features <modality>:<feature> (needed when names collide across modalities)",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        metavar="COHORT.h5mu",
-        help="output cohort file (replaces a previous cohort; see --overwrite)",
-    )
-    add_overwrite_argument(p)
-    p.add_argument("--quiet", action="store_true", help="do not print the summary")
-    p.set_defaults(func=run)
+
+
+def _test_fraction(args: argparse.Namespace) -> float:
+    """--no-split: 0; else --test-fraction, or the default (which may fall back to no split)."""
+    if args.no_split:
+        return 0.0
+    return DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
 
 
 def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.Match]:
@@ -166,9 +183,7 @@ def run(args: argparse.Namespace) -> int:
         paths=paths,
         labels_path=labels_path,
         read_reports=reports,
-        test_fraction=0.0
-        if args.no_split
-        else (DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction),
+        test_fraction=_test_fraction(args),
         split_seed=args.split_seed,
         split_fallback=args.test_fraction is None,
     )
@@ -181,18 +196,23 @@ def run(args: argparse.Namespace) -> int:
     with claim.atomic() as tmp:
         write_cohort(mdata, tmp)
     if not args.quiet:
-        print(f"wrote {out}")
-        split = mdata.uns["deepgami"]["split"]
-        counts = mdata.obs["split"].value_counts()
-        if split["source"] == "generated":
-            print(
-                f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
-                f"(stratified, seed {split['seed']})"
-            )
-        elif split.get("reason"):
-            print(f"  split: none ({split['reason']}): every sample is train")
-        elif split["source"] == "none":
-            print("  split: none (--no-split): every sample is train")
-        for line in report.lines():
-            print(f"  {line}")
+        _print_summary(out, mdata, report.lines())
     return 0
+
+
+def _print_summary(out: Path, mdata, lines: list[str]) -> None:
+    """What was written: the split and the build report."""
+    print(f"wrote {out}")
+    split = mdata.uns["deepgami"]["split"]
+    counts = mdata.obs["split"].value_counts()
+    if split["source"] == "generated":
+        print(
+            f"  split: generated (labels have none): {counts.get('train', 0)} train, "
+            f"{counts.get('test', 0)} test (stratified, seed {split['seed']})"
+        )
+    elif split.get("reason"):
+        print(f"  split: none ({split['reason']}): every sample is train")
+    elif split["source"] == "none":
+        print("  split: none (--no-split): every sample is train")
+    for line in lines:
+        print(f"  {line}")

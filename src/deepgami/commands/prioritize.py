@@ -61,6 +61,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="C",
         help="class to explain; repeat or comma-separate for several (default: every class)",
     )
+    _add_attribution_arguments(p)
+    p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
+    add_device_argument(
+        p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)"
+    )
+    p.add_argument(
+        "--gmt",
+        metavar="FILE",
+        help="gene sets (GMT) for an over-representation test of the top-decile link genes "
+        "(hypergeometric, BH FDR; background: all latent genes)",
+    )
+    p.add_argument(
+        "--gmt-min-size",
+        type=int,
+        default=3,
+        metavar="N",
+        help="skip gene sets with fewer latent genes than N (default 3)",
+    )
+    p.add_argument(
+        "--gmt-max-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="skip gene sets with more latent genes than N (default 500)",
+    )
+    p.set_defaults(func=run)
+
+
+def _add_attribution_arguments(p: argparse.ArgumentParser) -> None:
+    """How integrated gradients run: baseline, target, steps, method, networks, top links."""
     p.add_argument(
         "--baseline",
         choices=("zero", "mean"),
@@ -107,31 +137,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="links drawn in each links_<class>.png (default 30)",
     )
-    p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
-    add_device_argument(
-        p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)"
-    )
-    p.add_argument(
-        "--gmt",
-        metavar="FILE",
-        help="gene sets (GMT) for an over-representation test of the top-decile link genes "
-        "(hypergeometric, BH FDR; background: all latent genes)",
-    )
-    p.add_argument(
-        "--gmt-min-size",
-        type=int,
-        default=3,
-        metavar="N",
-        help="skip gene sets with fewer latent genes than N (default 3)",
-    )
-    p.add_argument(
-        "--gmt-max-size",
-        type=int,
-        default=500,
-        metavar="N",
-        help="skip gene sets with more latent genes than N (default 500)",
-    )
-    p.set_defaults(func=run)
 
 
 def _classes(values: list[str] | None) -> list[str] | None:
@@ -141,22 +146,40 @@ def _classes(values: list[str] | None) -> list[str] | None:
     return out or None
 
 
-def run(args: argparse.Namespace) -> int:
+def _write(folder: Path, result, enrichment, args: argparse.Namespace) -> None:
+    """The tables, figures and enrichment into the (temporary) output folder."""
+    from deepgami.attribution import FLOAT_FORMAT
 
-    from deepgami.attribution import FLOAT_FORMAT, prioritize
+    folder.mkdir()
+    result.write(folder)
+    if not args.no_figures:
+        from deepgami.report.linkplot import write_link_figures
+
+        write_link_figures(result.links, folder, top=args.top_links)
+    if enrichment is not None:
+        enrichment.to_csv(
+            folder / "enrichment.tsv",
+            sep="\t",
+            index=False,
+            float_format=FLOAT_FORMAT,
+            lineterminator="\n",
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check everything, explain the model, write the outputs atomically."""
+    from deepgami.attribution import prioritize
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
     from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
     from deepgami.train import device_scope
     from deepgami.utils import resolve_device
 
-    out = Path(args.out)
-    device = resolve_device(args.device)
+    out, device = Path(args.out), resolve_device(args.device)
     claim = claim_output(out, "prioritize", [args.model, args.cohort, args.gmt], args.overwrite)
-    if args.n_steps < 1:
-        raise InputError(None, f"--n-steps must be >= 1, got {args.n_steps}")
-    if args.top_links < 1:
-        raise InputError(None, f"--top-links must be >= 1, got {args.top_links}")
+    for flag, value in (("--n-steps", args.n_steps), ("--top-links", args.top_links)):
+        if value < 1:
+            raise InputError(None, f"{flag} must be >= 1, got {value}")
     # Read everything that can fail on user input before the (long) attribution run.
     gene_sets = read_gmt(args.gmt) if args.gmt else None
     model = DeepGAMI.load(args.model)
@@ -185,8 +208,7 @@ def run(args: argparse.Namespace) -> int:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
         raise
-    result.summary["model"] = str(args.model)
-    result.summary["cohort"] = str(args.cohort)
+    result.summary.update(model=str(args.model), cohort=str(args.cohort))
     enrichment = None
     if gene_sets is not None:
         enrichment, summary = top_link_enrichment(
@@ -198,20 +220,7 @@ def run(args: argparse.Namespace) -> int:
         )
         result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
     with claim.atomic() as tmp:
-        tmp.mkdir()
-        result.write(tmp)
-        if not args.no_figures:
-            from deepgami.report.linkplot import write_link_figures
-
-            write_link_figures(result.links, tmp, top=args.top_links)
-        if enrichment is not None:
-            enrichment.to_csv(
-                tmp / "enrichment.tsv",
-                sep="\t",
-                index=False,
-                float_format=FLOAT_FORMAT,
-                lineterminator="\n",
-            )
+        _write(tmp, result, enrichment, args)
     print(
         f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
         f"link rows over {result.summary['n_samples']} samples"

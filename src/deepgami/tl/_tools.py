@@ -53,9 +53,7 @@ def predict(
     >>> table = dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only")  # doctest: +SKIP
     >>> mdata.obs["snp_only_predicted"]  # doctest: +SKIP
     """
-    _check_model(model)
-    check_mudata(mdata)
-    modalities = check_modalities(modalities)
+    modalities = _check_args(model, mdata, modalities)
     target = mdata.copy() if copy else mdata
     table = model.predict(target, modalities, fill=fill)
     index = target.obs_names
@@ -106,8 +104,7 @@ def prioritize(
         ``{"features": ..., "latent": ..., "links": ...}`` DataFrames with columns such as source,
         target, modality, prior, class, importance, rank (as `deepgami prioritize` writes).
     """
-    _check_model(model)
-    check_mudata(mdata)
+    _check_args(model, mdata)
     result = _prioritize(model, mdata, **options)
     tables = {"features": result.features, "latent": result.latent, "links": result.links}
     mdata.uns[key_added] = dict(tables)
@@ -119,10 +116,12 @@ def _plain_metrics(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
 
 
-def _check_model(value: object) -> None:
-    """A fitted model, not e.g. its path (``DeepGAMI.load(path)`` reads one)."""
-    if not isinstance(value, DeepGAMI):
+def _check_args(model: object, mdata: object, modalities: object = None) -> list[str] | None:
+    """TypeError naming the argument of a wrong type; the modality names as a list."""
+    if not isinstance(model, DeepGAMI):  # e.g. its path: DeepGAMI.load(path) reads one
         raise TypeError(
             "model must be a DeepGAMI model (DeepGAMI.fit or DeepGAMI.load), "
-            f"got {type(value).__name__}"
+            f"got {type(model).__name__}"
         )
+    check_mudata(mdata)
+    return check_modalities(modalities)
