@@ -38,23 +38,41 @@ def validate_model(
     n_inputs, n_latent = _check_config(config, config_path)
     n_members = _int(config["network"].get("n_members", 1), "network.n_members", config_path)
     sparse = config["network"].get("sparse") or [False] * len(n_inputs)
+    try:
+        _check_members(state, n_inputs, n_latent, sparse, n_members, config, weights_path)
+    except InputError as err:
+        raise InputError(
+            weights_path, f"weights do not match config.json ({err.message})"
+        ) from None
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise InputError(weights_path, f"tensor '{name}' holds NaN or infinite values")
+
+
+def _check_members(
+    state: dict[str, torch.Tensor],
+    n_inputs: list[int],
+    n_latent: int,
+    sparse: list,
+    n_members: int,
+    config: dict,
+    path: Path,
+) -> None:
+    """Every member network's encoders and head, and no tensor outside them."""
     expected = set()
     for i in range(n_members):
         prefix = f"{MEMBER_PREFIX}{i}." if i else ""
         own = {k[len(prefix) :]: v for k, v in state.items() if _belongs(k, prefix)}
         expected |= {prefix + k for k in own}
         for k, n_in in enumerate(n_inputs):
-            _check_encoder(own, k, n_in, n_latent, bool(sparse[k]), prefix, weights_path)
-        _check_head(own, config, prefix, weights_path)
+            _check_encoder(own, k, n_in, n_latent, bool(sparse[k]), prefix, path)
+        _check_head(own, config, prefix, path)
     extra = sorted(set(state) - expected)
     if extra:
         raise InputError(
-            weights_path,
+            path,
             f"tensor '{extra[0]}' is not part of the {n_members} network(s) config.json describes",
         )
-    for name, tensor in state.items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise InputError(weights_path, f"tensor '{name}' holds NaN or infinite values")
 
 
 def _belongs(key: str, prefix: str) -> bool:
