@@ -172,3 +172,14 @@ def test_one_command_at_a_time_per_output(work, tmp_path, capsys):
         assert main(args) == 3
         assert "another deepgami command" in _one_line(capsys)
     assert not out.exists() and not list(tmp_path.iterdir())  # the lock file went with the claim
+
+
+def test_evaluate_keeps_a_users_directory(work, tmp_path, capsys):
+    """With real inputs (the old code ran the evaluation and then replaced the folder)."""
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["evaluate", str(work["cohort"]), "--out", str(out), "--fast", "--quiet"]
+    assert main([*args, "--methods", "logistic_regression", "--protocols", "holdout"]) == 2
+    assert "notes.txt" in _one_line(capsys)
+    assert (out / "notes.txt").read_text() == "mine"
