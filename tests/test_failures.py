@@ -118,7 +118,6 @@ def test_edited_cohort_with_inf_is_refused(work, tmp_path, capsys):
     mdata.mod["expr"].X[2, 1] = np.inf
     edited = tmp_path / "edited.h5mu"
     mdata.write_h5mu(edited)
-    assert main(_train(work, tmp_path / "model")) == 0 or True  # the clean cohort trains
     assert main(["train", str(edited), "--out", str(tmp_path / "m2"), *FAST]) == 2
     assert "NaN/infinite" in _one_line(capsys) and not (tmp_path / "m2").exists()
     out = tmp_path / "p.tsv"
