@@ -456,6 +456,10 @@ def _acquire(claim: OutputClaim) -> None:
                 "another deepgami command is writing this output now; wait for it to "
                 "finish, or choose another --out",
             ) from None
+        except OSError:  # a file system without locks (some NFS): atomic renames alone
+            os.close(fd)
+            lock.unlink(missing_ok=True)
+            return
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
