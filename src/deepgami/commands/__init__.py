@@ -16,6 +16,16 @@ def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: let --out replace what deepgami did not write (never an input)."""
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it holds files deepgami did not write there (an input of "
+        "this command is never replaced)",
+    )
+
+
 def add_simulation_output_arguments(parser: argparse.ArgumentParser) -> None:
     """``--out``, ``--seed`` and ``--overwrite`` of the simulators (`simulate`, `simulate-cells`)."""
     parser.add_argument(

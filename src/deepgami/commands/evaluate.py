@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Evaluate DeepGAMI against its ablations and scikit-learn baselines on the same splits, with the
@@ -131,8 +131,8 @@ def _run(args: argparse.Namespace) -> int:
     from deepgami.utils import resolve_device
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
+    inputs = [args.cohort, args.test_cohort, args.params, args.prioritize_dir, args.model_dir]
+    claim = claim_output(out, "evaluate", inputs, args.overwrite)
     params, config = _eval_config(args)
     for flag, path in (("--prioritize-dir", args.prioritize_dir), ("--model-dir", args.model_dir)):
         if path is not None and not Path(path).is_dir():
@@ -161,6 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         raise
     result.info["notes"] = [*args.note, *result.info["notes"]]
     write_evaluation(result, out, prioritize_dir=args.prioritize_dir, model_dir=args.model_dir)
+    claim.mark()
     if not args.quiet:
         _print_summary(result, time.perf_counter() - t0)
     print(out / "report.html")
@@ -231,8 +232,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort written by `deepgami build`")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced atomically)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous evaluation atomically; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument(
         "--params",
         metavar="PARAMS.yaml",

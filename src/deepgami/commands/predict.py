@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 FLOAT_FORMAT = "%.6f"  # fixed, so the same model and cohort give byte-identical files
 
@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "filled with their training mean (default 0.9; 1 = every feature required)",
     )
     add_device_argument(p, "prediction")
+    add_overwrite_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no notes on stderr (errors only)")
     p.set_defaults(func=run)
 
 
@@ -67,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
     from deepgami.utils import resolve_device, split_mask
 
     out = Path(args.out)
+    inputs = [args.model, args.cohort]
+    claim = claim_output(out, "predictions", inputs, args.overwrite)
+    metrics_claim = claim_output(metrics_path(out), "metrics", inputs, args.overwrite)
     if not 0 < args.min_coverage <= 1:
         raise InputError(None, f"--min-coverage must be in (0, 1], got {args.min_coverage}")
     device = resolve_device(args.device)
@@ -86,14 +91,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(args.cohort, err.message) from None
         raise
     filled = table.attrs.get("filled_features", {})
-    for m, n in filled.items():
+    for m, n in filled.items() if not args.quiet else ():
         print(
             f"{args.cohort}: filled {n} of the model's {len(model.features(m))} '{m}' features with their "
             "training mean",
             file=sys.stderr,
         )
     metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
-    with atomic_path(out) as tmp:
+    with claim.atomic() as tmp:
         table.to_csv(
             tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA"
         )
@@ -104,6 +109,6 @@ def run(args: argparse.Namespace) -> int:
                 "filled_features": filled,
                 **metrics,
             }
-            with atomic_path(metrics_path(out)) as mtmp:
+            with metrics_claim.atomic() as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
     return 0

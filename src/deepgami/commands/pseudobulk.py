@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Sum the raw counts of a cell-level AnnData per donor and cell type (scanpy's sc.get.aggregate),
@@ -57,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from deepgami.data.pseudobulk import pseudobulk
 
     path, out = Path(args.cells), Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "--out exists and is not a directory")
+    claim = claim_output(out, "pseudobulk", [path], args.overwrite)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         path=path,
     )
     report = {"input": path.name, **report}
-    with atomic_path(out, suffix="") as tmp:
+    with claim.atomic() as tmp:
         tmp.mkdir()
         for cell_type, adata in result.items():
             adata.write_h5ad(tmp / report["cell_types"][cell_type]["file"])
@@ -112,8 +112,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=".obs column with each cell's cell type",
     )
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous pseudobulk output; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument("--layer", metavar="L", help="layer with the raw counts (default: X)")
     p.add_argument(
         "--min-cells",

@@ -33,6 +33,7 @@ def build_cohort(
     prefix: bool = False,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    split_fallback: bool = False,
     return_report: bool = False,
 ) -> md.MuData | tuple[md.MuData, cohort.BuildReport]:
     """Assemble a cohort (one MuData) from modalities, labels and prior edge lists.
@@ -55,6 +56,9 @@ def build_cohort(
         Name features ``<modality>:<feature>`` (when names collide across modalities).
     test_fraction, split_seed
         Without a split column: draw a stratified train/test split (None: no split column).
+    split_fallback
+        The split is a convenience, not asked for: when it cannot be drawn (a tiny cohort),
+        build without one and record why in ``uns['deepgami']['split']['reason']``.
     return_report
         Also return the :class:`~deepgami.data.cohort.BuildReport` (what was kept and dropped).
 
@@ -76,7 +80,11 @@ def build_cohort(
     columns = (sample_column, label_column, split_column)
     inputs = _read_inputs(modalities, labels, priors or {}, columns, missing)
     mdata, report = cohort.assemble_cohort(
-        **inputs, prefix=prefix, test_fraction=test_fraction, split_seed=split_seed
+        **inputs,
+        prefix=prefix,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+        split_fallback=split_fallback,
     )
     return (mdata, report) if return_report else mdata
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deepgami.data.readers import check_finite_cohort
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -103,6 +104,7 @@ def assemble_cohort(
     read_reports: dict[str, dict] | None = None,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    split_fallback: bool = False,
 ) -> tuple[md.MuData, BuildReport]:
     """The validated in-memory step of :func:`deepgami.build_cohort` (files already read).
 
@@ -123,6 +125,9 @@ def assemble_cohort(
     test_fraction, split_seed
         Without a split in `labels`: ``None`` leaves the cohort without one, ``0`` makes every
         sample ``train``, a fraction in (0, 1) draws a stratified split with `split_seed`.
+    split_fallback
+        The split is an automatic one, not asked for: when it cannot be drawn (a tiny cohort),
+        every sample is ``train`` and ``uns['deepgami']['split']['reason']`` says why.
 
     Returns
     -------
@@ -143,7 +148,7 @@ def assemble_cohort(
     mdata = _in_label_order(md.MuData(kept), labels, report)
     _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
     report.samples = mdata.n_obs
-    _set_split(mdata, test_fraction, split_seed, labels_path)
+    _set_split(mdata, test_fraction, split_seed, labels_path, split_fallback)
     _deepgami_uns(mdata)["priors"] = {}
     for prior in priors:
         _add_prior(mdata, prior, prefix, report)
@@ -201,20 +206,40 @@ def _labelled_part(
 
 
 def _set_split(
-    mdata: md.MuData, test_fraction: float | None, split_seed: int, labels_path: Path | None
+    mdata: md.MuData,
+    test_fraction: float | None,
+    split_seed: int,
+    labels_path: Path | None,
+    split_fallback: bool = False,
 ) -> None:
     """Record where the split came from; draw one when the labels have none."""
     if SPLIT in mdata.obs:
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
-        mdata.obs[SPLIT] = generate_split(mdata.obs[LABEL], test_fraction, split_seed, labels_path)
-        mdata.uns["deepgami"] = {
-            "split": {
-                "source": "generated" if test_fraction > 0 else "none",
-                "test_fraction": float(test_fraction),
-                "seed": int(split_seed),
-            }
-        }
+        mdata.obs[SPLIT], info = _generated_split(
+            mdata.obs[LABEL], test_fraction, split_seed, labels_path, split_fallback
+        )
+        mdata.uns["deepgami"] = {"split": info}
+
+
+def _generated_split(
+    labels: pd.Series, test_fraction: float, seed: int, source: Any, fallback: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(split per sample, what uns records): `generate_split`, or all-train when `fallback` and
+    the split cannot be drawn."""
+    info: dict[str, Any] = {
+        "source": "generated" if test_fraction > 0 else "none",
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+    }
+    try:
+        return generate_split(labels, test_fraction, seed, source), info
+    except InputError as err:
+        if not fallback:
+            raise
+        # An automatic convenience must not turn valid input into an error.
+        info.update(source="none", reason=err.message.split("; give the labels")[0])
+        return np.full(len(labels), "train", dtype=object), info
 
 
 def generate_split(
@@ -413,6 +438,7 @@ def read_cohort(path: str | Path) -> md.MuData:
         raise InputError(
             path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'"
         )
+    check_finite_cohort(mdata, path)  # an .h5mu edited outside `build`
     return mdata
 
 

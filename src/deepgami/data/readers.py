@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -106,7 +107,7 @@ def read_matrix(
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", newline="") as handle:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle, delimiter=sep), None)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise InputError(path, "not a text table (cannot decode as UTF-8)") from None
@@ -249,10 +250,13 @@ def _finish(adata: ad.AnnData, path: Path, missing: MissingPolicy) -> tuple[ad.A
             if missing == "error":
                 n_inf = int(np.isinf(x).sum())
                 kind = "NaN/empty" if n_inf == 0 else ("inf" if n_inf == n_bad else "NaN/inf")
+                row, col = np.argwhere(bad)[0]
+                first = f"{x[row, col]} in column '{adata.var_names[col]}'"
                 raise InputError(
                     path,
-                    f"{n_bad} {kind} values in {len(features)} features (e.g. {_examples(adata.var_names[features])}); "
-                    "choose a policy with --missing mean or --missing drop-feature",
+                    f"{n_bad} {kind} values in {len(features)} features (e.g. "
+                    f"{_examples(adata.var_names[features])}); choose a policy with --missing mean "
+                    f"or --missing drop-feature (first: {first}, sample '{adata.obs_names[row]}')",
                 )
             report["missing_values"] = n_bad
             if missing == "drop-feature":
@@ -327,3 +331,41 @@ def read_prior(path: str | Path) -> pd.DataFrame:
     table["source"] = table["source"].str.strip()
     table["target"] = table["target"].str.strip()
     return table
+
+
+def check_finite_cohort(mdata: md.MuData, source: str | Path | None = None) -> None:
+    """Refuse a cohort whose modality matrices hold NaN or infinite values (an .h5mu edited
+    outside `deepgami build`, which never writes them).
+
+    Parameters
+    ----------
+    mdata
+        The cohort.
+    source
+        Its file, named in the error.
+
+    Raises
+    ------
+    InputError
+        Naming the modality, the first bad feature and sample, and how many values are bad.
+    """
+    for name, adata in mdata.mod.items():
+        x = adata.X
+        data = x.data if hasattr(x, "data") and not isinstance(x, np.ndarray) else x
+        data = np.asarray(data)
+        if data.dtype.kind != "f":
+            continue
+        step = max(1, 2**24 // max(int(np.prod(data.shape[1:])), 1))  # no full-size temporary
+        n_bad = sum(
+            int((~np.isfinite(data[i : i + step])).sum()) for i in range(0, len(data), step)
+        )
+        if not n_bad:
+            continue
+        dense = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+        row, col = np.argwhere(~np.isfinite(dense))[0]
+        raise InputError(
+            source,
+            f"modality '{name}' holds {n_bad} NaN/infinite value(s) (first: {dense[row, col]} in "
+            f"feature '{adata.var_names[col]}', sample '{adata.obs_names[row]}'); rebuild the "
+            "cohort with 'deepgami build' (--missing mean or drop-feature for missing values)",
+        )

@@ -23,6 +23,7 @@ from deepgami.data.preprocessing import ModalityPreprocessor
 from deepgami.errors import InputError
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
 from deepgami.model._inputs import ModelInputs, align_inputs, given_modalities
+from deepgami.model._validate import check_modalities, check_mudata
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.train import current_device, device_scope, encode_in_chunks, to_device
 
@@ -128,7 +129,8 @@ class BaseModel:
         least `min_coverage` of the model's features gets the missing ones at their training mean
         (counted in the result's `filled`); below that it is an InputError.
         """
-        use = given_modalities(self.modalities, mdata, modalities)
+        check_mudata(mdata, "data")
+        use = given_modalities(self.modalities, mdata, check_modalities(modalities))
         return align_inputs(
             self.preprocessors,
             read_modalities(mdata, self.modalities),

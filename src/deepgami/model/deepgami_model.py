@@ -42,6 +42,7 @@ from deepgami.model._tuning import (
     training_rows,
     tune_setting,
 )
+from deepgami.model._validate import check_mudata
 from deepgami.train import (
     as_setting,
     default_params,
@@ -111,6 +112,7 @@ class DeepGAMI(BaseModel):
             Training rows are labelled and have at least one modality. Early stopping always uses
             an inner validation split of the rows being fitted, never the fold being scored.
         """
+        check_mudata(mdata, "mdata", also=(CohortArrays,))
         params = _full_params(params)
         if cv_folds is not None:
             params["cv_folds"] = int(cv_folds)

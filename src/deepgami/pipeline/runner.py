@@ -480,8 +480,11 @@ def _summarize_run(
     if entries:
         write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
         print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
+    # A single-cell row whose pseudobulk failed is one cohort that failed, not its planned fan-out.
+    failed = {t.cohort for t, _, _ in failures if t.stage == "pseudobulk"}
+    n_cohorts = len([r for r in rows if r.parent not in failed]) + len(failed)
     print(
-        f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
+        f"deepgami run: {n_cohorts} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
         f"{len(failures)} failed; results in {outdir}",
         file=sys.stderr,
     )

@@ -11,6 +11,7 @@ import mudata as md
 import pandas as pd
 
 from deepgami.model import DeepGAMI
+from deepgami.model._validate import check_modalities, check_mudata
 from deepgami.utils import jsonable
 
 
@@ -54,6 +55,7 @@ def predict(
     >>> dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only")  # doctest: +SKIP
     >>> mdata.obs["snp_only_predicted"]  # doctest: +SKIP
     """
+    modalities = _check_args(model, mdata, modalities)
     target = mdata.copy() if copy else mdata
     table = model.predict(target, modalities, fill=fill)
     index = target.obs_names
@@ -119,6 +121,7 @@ def prioritize(
     MuData or None
         The written copy with `copy`, else None (`mdata` is written).
     """
+    _check_args(model, mdata)
     from deepgami.attribution import integrated_gradients as ig
 
     params = dict(split=split, classes=classes, baseline=baseline, target=target, networks=networks)
@@ -205,3 +208,14 @@ def _h5_safe(value: object) -> object:
     if value is None:
         return ""
     return value if type(value) in (str, int, float, bool) else str(value)
+
+
+def _check_args(model: object, mdata: object, modalities: object = None) -> list[str] | None:
+    """TypeError naming the argument of a wrong type; the modality names as a list."""
+    if not isinstance(model, DeepGAMI):  # e.g. its path: DeepGAMI.load(path) reads one
+        raise TypeError(
+            "model must be a DeepGAMI model (DeepGAMI.fit or DeepGAMI.load), "
+            f"got {type(model).__name__}"
+        )
+    check_mudata(mdata)
+    return check_modalities(modalities)

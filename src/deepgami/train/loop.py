@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
+from deepgami.errors import TrainingDiverged
 from deepgami.nn.network import DeepGAMINetwork
 
 # -- the fit loop -------------------------------------------------------------------------------
@@ -240,6 +241,12 @@ def train_network(
                 opt.step()
             sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
         train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
+        if not math.isfinite(train_task + train_aux):
+            raise TrainingDiverged(
+                None,
+                f"training loss became {train_task + train_aux} at epoch "
+                f"{epoch}: non-finite input values, or a learning rate too high",
+            )
         record = {
             "epoch": epoch,
             "train_loss": train_task + lam * train_aux,
