@@ -234,11 +234,11 @@ def self_edges(
     return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 
-def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:
+def usable_rows(data: CohortArrays, rows: np.ndarray, missing: str = "impute") -> np.ndarray:
     """The rows a fit can train on: labelled, with at least one modality (every modality when
     `missing` is complete_case)."""
     rows = np.asarray(rows, dtype=np.int64)
     rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
-    if setting["missing"] == "complete_case":
+    if missing == "complete_case":
         rows = rows[data.present[rows].all(axis=1)]
     return rows

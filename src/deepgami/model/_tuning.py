@@ -22,7 +22,7 @@ from deepgami.metrics import selection_score
 from deepgami.model._base import BaseModel
 from deepgami.model._evaluate import as_float, evaluate_rows, mean_or_none, unflatten
 from deepgami.model._fitting import EpochHook, cohort_threads, fit_rows
-from deepgami.train import cv_splits, derive_seed, expand_grid, grid_search, summarize_cv
+from deepgami.train import Setting, Settings, cv_splits, derive_seed, grid_search, summarize_cv
 
 FoldHook = Callable[
     [int, int, int, int], None
@@ -64,14 +64,14 @@ def check_cv(data: CohortArrays, rows: np.ndarray, n_folds: int) -> None:
 def tune_setting(
     data: CohortArrays | Any,
     rows: np.ndarray,
-    params: dict,
+    params: Settings,
     seed: int,
     *,
     search_single: bool = False,
     on_fold: FoldHook | None = None,
     on_epoch: EpochHook | None = None,
-) -> tuple[dict, pd.DataFrame | None]:
-    """Choose a setting of `params`' grid by `params['cv_folds']`-fold CV on rows `rows`.
+) -> tuple[Setting, pd.DataFrame | None]:
+    """Choose a setting of `params`' grid by `params.cv_folds`-fold CV on rows `rows`.
 
     Parameters
     ----------
@@ -80,7 +80,7 @@ def tune_setting(
     rows
         Positions of the training rows to tune on.
     params
-        Full training parameters (`deepgami.train.load_params`).
+        Validated training settings (`deepgami.train.Settings`).
     seed
         The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with ``derive_seed(seed, s, f)``.
     search_single
@@ -91,15 +91,15 @@ def tune_setting(
     Returns
     -------
     setting, table
-        The chosen setting (flat dict) and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
+        The chosen `Setting` and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
         `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the table
         is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
     """
     if not isinstance(data, CohortArrays):
         data = read_arrays(data)
     rows = np.asarray(rows, dtype=np.int64)
-    settings = expand_grid(params, dense=data.latent_nodes is None)
-    n_folds = int(params["cv_folds"])
+    settings = params.points(dense=data.latent_nodes is None)
+    n_folds = int(params.cv_folds)
     if n_folds < 2 or (len(settings) == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
@@ -108,7 +108,7 @@ def tune_setting(
     )
 
     def fit_fold(
-        s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int
+        s: int, setting: Setting, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int
     ) -> dict:
         if on_fold is not None:
             on_fold(s, len(settings), f, len(splits))
@@ -131,7 +131,7 @@ def tune_setting(
 def record_training_report(
     model: BaseModel,
     data: CohortArrays,
-    params: dict,
+    params: Settings,
     seed: int,
     n_settings: int,
     table: pd.DataFrame | None,
@@ -139,7 +139,7 @@ def record_training_report(
     """What `fit` leaves in a model beside the weights: seed, params, the CV table and summary,
     the selected setting's mean scores, and the imputation R^2 per latent block."""
     model.config["seed"] = int(seed)
-    model.config["params"] = params
+    model.config["params"] = params.to_dict()
     model.config["training"]["n_settings"] = n_settings
     model.config["training"]["cv_folds"] = 0 if table is None else int(table["fold"].nunique())
     fold_r2: dict[str, list[float | None]] = {}
