@@ -30,20 +30,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
+from deepgami.executor import process_pool, run_jobs
 from deepgami.pipeline.samplesheet import CohortRow, read_samplesheet
 
 __all__ = [
@@ -492,128 +491,146 @@ def _summarize_run(
     return 2 if all(code == 2 for _, code, _ in failures) else 1
 
 
+class _StageSchedule:
+    """Which stage runs next (`deepgami.executor.JobSource`): a cohort's stages in order, one
+    cohort per worker; cached stages (`--resume`, same inputs and outputs) are skipped; a fanned-out
+    cohort starts once its row's pseudobulk has finished, and is dropped when that failed."""
+
+    def __init__(
+        self,
+        queues: dict[str, list[StageTask]],
+        waits_for: dict[str, str],
+        outdir: Path,
+        settings: RunSettings,
+        workers: int,
+    ) -> None:
+        self.queues, self.waits_for, self.settings = queues, waits_for, settings
+        self.ledger_path = outdir / LEDGER_NAME
+        self.ledger = _read_ledger(self.ledger_path) if settings.resume else {}
+        if not settings.resume:
+            _write_ledger(self.ledger_path, {})
+        self.hasher = _Hasher()
+        self.progress = _Progress(sum(len(q) for q in queues.values()), settings.progress)
+        self.env = _thread_env(workers)
+        self.failures: list[tuple[StageTask, int, str]] = []
+        self.counts = {"ran": 0, "cached": 0}
+        self.finished_keys: set[str] = set()  # ledger keys run or cached in this run
+        self.running: dict[str, tuple[str, float]] = {}  # ledger key -> (input hash, start)
+        self.pending = list(queues)  # cohorts not started yet, in samplesheet order
+        self.continuing: list[str] = []  # cohorts whose stage just finished: they keep the worker
+
+    def _cached(self, task: StageTask) -> bool:
+        """Whether `--resume` finds this stage's inputs and outputs as the ledger recorded them."""
+        entry = self.ledger.get(task.key) if self.settings.resume else None
+        return bool(
+            entry
+            and entry.get("inputs") == self.hasher.inputs(task)
+            and entry.get("outputs") is not None
+            and entry.get("outputs") == self.hasher.outputs(task)
+        )
+
+    def _next_task(self, cohort: str) -> StageTask | None:
+        """Pop the cohort's next stage that must run; record the cached ones on the way."""
+        queue = self.queues[cohort]
+        while queue:
+            task = queue.pop(0)
+            if not self._cached(task):
+                return task
+            self.counts["cached"] += 1
+            self.finished_keys.add(task.key)
+            self.progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
+            self.progress.step()
+        return None
+
+    def _drop(self, cohort: str) -> None:
+        """The cohort's remaining stages will not run: count them as done for the progress bar."""
+        for _ in self.queues[cohort]:
+            self.progress.step()
+        self.queues[cohort] = []
+
+    def _startable(self, cohort: str) -> bool | None:
+        """True when the cohort may start, False to wait for its pseudobulk, None when that failed."""
+        parent = self.waits_for.get(cohort)
+        if parent is None or f"{parent}/pseudobulk" in self.finished_keys:
+            return True
+        started = any(key.startswith(f"{parent}/") for key in self.running)
+        if parent in self.pending or self.queues[parent] or started:
+            return False
+        return None
+
+    def _next_cohort_task(self) -> StageTask | None:
+        """The next stage of a continuing cohort, else of the first pending cohort that may start."""
+        while self.continuing:
+            task = self._next_task(self.continuing.pop(0))
+            if task is not None:
+                return task
+        for cohort in list(self.pending):
+            ok = self._startable(cohort)
+            if ok is False:
+                continue  # its pseudobulk has not finished yet
+            self.pending.remove(cohort)
+            if ok is None:  # its pseudobulk failed (reported): nothing to build from
+                self._drop(cohort)
+                continue
+            task = self._next_task(cohort)
+            if task is not None:
+                return task
+        return None
+
+    def next_job(self) -> tuple[StageTask, Callable, tuple] | None:
+        task = self._next_cohort_task()
+        if task is None:
+            return None
+        self.ledger.pop(task.key, None)
+        self.running[task.key] = (self.hasher.inputs(task), time.monotonic())
+        return task, _run_stage, (task.argv, str(task.log), self.env)
+
+    def order(self, task: StageTask) -> str:
+        return task.key
+
+    def finished(self, task: StageTask, result: tuple[int, str]) -> None:
+        input_hash, t0 = self.running.pop(task.key)
+        code, last = result
+        label = task.key.split("/", 1)[1]
+        self.progress.step()
+        missing = [p for p in task.outputs if not p.exists()] if code == 0 else []
+        if missing:
+            code, last = 1, f"finished without writing {missing[0]}"
+        if code != 0:
+            self.failures.append((task, code, last))
+            self.progress.log(
+                f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})"
+            )
+            self._drop(task.cohort)
+            return
+        self.counts["ran"] += 1
+        self.finished_keys.add(task.key)
+        self.ledger[task.key] = {
+            "inputs": input_hash,
+            "outputs": self.hasher.outputs(task),
+            "argv": task.argv,
+        }
+        _write_ledger(self.ledger_path, self.ledger)
+        self.progress.log(f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)")
+        self.continuing.append(task.cohort)  # the cohort's next stage keeps its worker
+
+
 def _run_locked(
     rows: list[CohortRow],
     outdir: Path,
     settings: RunSettings,
     single_cell: Sequence[CohortRow] = (),
 ) -> int:
+    """Run the planned stages with the one executor (`deepgami.executor.run_jobs`), then write
+    the cross-cohort summary; returns the exit code."""
     queues, waits_for = _plan_queues(rows, single_cell, outdir, settings)
-    progress_total = sum(len(q) for q in queues.values())
-
-    ledger_path = outdir / LEDGER_NAME
-    ledger = _read_ledger(ledger_path) if settings.resume else {}
-    if not settings.resume:
-        _write_ledger(ledger_path, {})
-    hasher = _Hasher()
-    progress = _Progress(progress_total, settings.progress)
-
-    failures: list[tuple[StageTask, int, str]] = []
-    counts = {"ran": 0, "cached": 0}
     workers = min(settings.max_workers, max(1, len(rows)))
-    env = _thread_env(workers)
-    finished: set[str] = set()  # ledger keys run or cached in this run
-    started: dict[Future, tuple[StageTask, str, float]] = {}  # in flight
-
-    def next_task(cohort: str) -> StageTask | None:
-        """Pop the cohort's next stage that must run; record the cached ones on the way."""
-        queue = queues[cohort]
-        while queue:
-            task = queue.pop(0)
-            if settings.resume:
-                entry = ledger.get(task.key)
-                if (
-                    entry
-                    and entry.get("inputs") == hasher.inputs(task)
-                    and entry.get("outputs") is not None
-                    and entry.get("outputs") == hasher.outputs(task)
-                ):
-                    counts["cached"] += 1
-                    finished.add(task.key)
-                    progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
-                    progress.step()
-                    continue
-            return task
-        return None
-
-    pending = list(queues)  # cohorts not started yet, in samplesheet order
+    schedule = _StageSchedule(queues, waits_for, outdir, settings, workers)
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_watch_runner,
-            initargs=(os.getpid(),),
-        ) as pool:
-
-            def submit(cohort: str) -> bool:
-                task = next_task(cohort)
-                if task is None:
-                    return False
-                input_hash = hasher.inputs(task)
-                ledger.pop(task.key, None)
-                future = pool.submit(_run_stage, task.argv, str(task.log), env)
-                started[future] = (task, input_hash, time.monotonic())
-                return True
-
-            def fill() -> None:
-                for cohort in list(pending):
-                    if len(started) >= workers:
-                        break
-                    parent = waits_for.get(cohort)
-                    if parent is not None and f"{parent}/pseudobulk" not in finished:
-                        if (
-                            parent in pending
-                            or queues[parent]
-                            or any(t.cohort == parent for t, _, _ in started.values())
-                        ):
-                            continue  # its pseudobulk has not finished yet
-                        pending.remove(
-                            cohort
-                        )  # its pseudobulk failed (reported): nothing to build from
-                        for _ in queues[cohort]:
-                            progress.step()
-                        queues[cohort] = []
-                        continue
-                    pending.remove(cohort)
-                    submit(cohort)
-
-            fill()
-            while started:
-                done, _ = wait(list(started), return_when=FIRST_COMPLETED)
-                for future in done:
-                    task, input_hash, t0 = started.pop(future)
-                    code, last = future.result()
-                    label = task.key.split("/", 1)[1]
-                    progress.step()
-                    if code == 0:
-                        missing = [p for p in task.outputs if not p.exists()]
-                        if missing:
-                            code, last = 1, f"finished without writing {missing[0]}"
-                    if code == 0:
-                        counts["ran"] += 1
-                        finished.add(task.key)
-                        ledger[task.key] = {
-                            "inputs": input_hash,
-                            "outputs": hasher.outputs(task),
-                            "argv": task.argv,
-                        }
-                        _write_ledger(ledger_path, ledger)
-                        progress.log(
-                            f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)"
-                        )
-                        submit(task.cohort)  # the cohort's next stage keeps its worker
-                    else:
-                        failures.append((task, code, last))
-                        progress.log(
-                            f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})"
-                        )
-                        for _ in queues[task.cohort]:
-                            progress.step()
-                        queues[task.cohort] = []
-                fill()
+        run_jobs(schedule, process_pool(workers, _watch_runner, (os.getpid(),)), workers)
     finally:
-        progress.close()
-    return _summarize_run(rows, outdir, finished, counts, failures)
+        schedule.progress.close()
+    return _summarize_run(rows, outdir, schedule.finished_keys, schedule.counts, schedule.failures)
 
 
 # -- the cross-cohort summary --------------------------------------------------------------------
