@@ -303,60 +303,50 @@ def _plan(splits: list[Split], methods: list[str], config: EvalConfig) -> Plan:
     return plan
 
 
-def _notes(
+def _tuning_notes(
     data: Any,
     config: EvalConfig,
     params: Settings,
-    methods: list[str],
     setting: Setting,
     outcome: RunOutcome,
     splits: list[Split],
-    inner_folds: int,
 ) -> list[str]:
-    """The report's sentences on how DeepGAMI was tuned and what each method is."""
+    """The report's sentences on how DeepGAMI's setting was chosen and how its fits are bagged."""
     from deepgami.model import BAG_FRACTION
 
-    dg = [m for m in methods if m in DEEPGAMI_METHODS]
-    base = [m for m in methods if m not in DEEPGAMI_METHODS]
     notes = []
-    if dg:
-        if "once" in outcome.settings:
-            first = splits[0]
-            score = "AUC" if data.task == "classification" else "R^2"
-            how = (
-                f"grid search ({params.cv_folds}-fold CV, best mean {score}) once, on the training samples "
-                f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
-                if outcome.settings["once"].tuning is not None
-                else "the grid has one setting (or cv_folds < 2): no search"
-            )
-        elif outcome.settings:
-            how = "grid search on the training samples of every split"
-        else:
-            how = "no grid search: the first value of each grid entry" + (
-                " (--fast)" if config.fast else ""
-            )
-        notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
-        bagging, asked = int(setting.training.bagging), int(params.fixed["bagging"])
-        if bagging:
-            fewer = (
-                f" (--fast: {bagging} instead of the parameters' {asked})"
-                if bagging < asked
-                else ""
-            )
-            notes.append(
-                f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
-                f"of the split plus {bagging} networks{fewer} on random {BAG_FRACTION:.0%} "
-                f"subsets of them, probabilities averaged."
-            )
-    ablations = [m for m in dg if m in PRIOR_METHODS]
-    if ablations:
-        where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
-        skipped = [p for p in config.resolved_protocols() if p not in config.ablation_protocols]
-        if skipped:
-            notes.append(
-                f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
-                f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change)."
-            )
+    if "once" in outcome.settings:
+        first = splits[0]
+        score = "AUC" if data.task == "classification" else "R^2"
+        how = (
+            f"grid search ({params.cv_folds}-fold CV, best mean {score}) once, on the training samples "
+            f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
+            if outcome.settings["once"].tuning is not None
+            else "the grid has one setting (or cv_folds < 2): no search"
+        )
+    elif outcome.settings:
+        how = "grid search on the training samples of every split"
+    else:
+        how = "no grid search: the first value of each grid entry" + (
+            " (--fast)" if config.fast else ""
+        )
+    notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
+    bagging, asked = int(setting.training.bagging), int(params.fixed["bagging"])
+    if bagging:
+        fewer = (
+            f" (--fast: {bagging} instead of the parameters' {asked})" if bagging < asked else ""
+        )
+        notes.append(
+            f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
+            f"of the split plus {bagging} networks{fewer} on random {BAG_FRACTION:.0%} "
+            f"subsets of them, probabilities averaged."
+        )
+    return notes
+
+
+def _ablation_notes(data: Any, config: EvalConfig, dg: list[str]) -> list[str]:
+    """The report's sentences on what each prior ablation that ran replaces the prior with."""
+    notes = []
     if "deepgami_dense" in dg:
         notes.append(
             f"deepgami_dense: the same network with dense encoders into as many latent nodes as the "
@@ -372,6 +362,33 @@ def _notes(
             f"deepgami_bernoulli_prior: per split, each prior edge kept with p = {config.bernoulli_keep} "
             f"and every other (feature, latent node) pair added with p = {config.bernoulli_add}."
         )
+    return notes
+
+
+def _notes(
+    data: Any,
+    config: EvalConfig,
+    params: Settings,
+    methods: list[str],
+    setting: Setting,
+    outcome: RunOutcome,
+    splits: list[Split],
+    inner_folds: int,
+) -> list[str]:
+    """The report's sentences on how DeepGAMI was tuned and what each method is."""
+    dg = [m for m in methods if m in DEEPGAMI_METHODS]
+    base = [m for m in methods if m not in DEEPGAMI_METHODS]
+    notes = _tuning_notes(data, config, params, setting, outcome, splits) if dg else []
+    ablations = [m for m in dg if m in PRIOR_METHODS]
+    if ablations:
+        where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
+        skipped = [p for p in config.resolved_protocols() if p not in config.ablation_protocols]
+        if skipped:
+            notes.append(
+                f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
+                f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change)."
+            )
+    notes += _ablation_notes(data, config, dg)
     if base:
         notes.append(
             f"Baselines: scikit-learn on the concatenated modalities, with DeepGAMI's per-fold selection and "
@@ -443,6 +460,15 @@ def _summary(
     return pd.concat([summary, pd.DataFrame(na_rows)], ignore_index=True) if na_rows else summary
 
 
+def _test_train_ratios(splits: list[Split]) -> dict[str, float]:
+    """Mean n_test / n_train per protocol (the corrected resampled t-test's variance term)."""
+    ratios = {}
+    for p in dict.fromkeys(s.protocol for s in splits):
+        own = [s for s in splits if s.protocol == p]
+        ratios[p] = float(np.mean([len(s.test) / len(s.train) for s in own]))
+    return ratios
+
+
 def _comparisons(
     metrics: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -481,17 +507,13 @@ def _comparisons(
         )
     if "deepgami" not in methods:
         return ks, pd.DataFrame(columns=PAIRED_COLUMNS), None, notes
-    ratios = {}
-    for p in dict.fromkeys(s.protocol for s in splits):
-        own = [s for s in splits if s.protocol == p]
-        ratios[p] = float(np.mean([len(s.test) / len(s.train) for s in own]))
     paired = paired_tests(
         metrics,
         predictions,
         task=data.task,
         classes=list(data.classes),
         methods=methods,
-        ratios=ratios,
+        ratios=_test_train_ratios(splits),
         seed=config.seed,
     )
     notes.append(
@@ -551,26 +573,40 @@ def evaluate(
     config = config or EvalConfig()
     config.check()
     params = as_settings(params)
-    say = log or (lambda text: None)
     t_start = time.perf_counter()
     protocols = list(dict.fromkeys(config.resolved_protocols()))
     if test_mdata is not None and "independent" not in protocols:
         protocols.append("independent")
     cohorts = _read(mdata, test_mdata, protocols, test_name)
-    data = cohorts.data
-    methods, not_applicable = _methods(data, config)
+    methods, not_applicable = _methods(cohorts.data, config)
     splits, how = _splits(cohorts, protocols, config, cohort_name, test_name)
-    setting = params.first(data.latent_nodes is None)
+    setting = params.first(cohorts.data.latent_nodes is None)
     if config.fast:  # the only setting (no grid search): fewer bagged networks
         setting = setting.replace(bagging=min(int(setting.training.bagging), FAST_BAGGING))
-    plan = _plan(splits, methods, config)
+    run = _Run(cohorts, config, params, methods, not_applicable, protocols, splits, how, None)
+    _run_plan(run, setting, jobs, progress, log or (lambda text: None), t_start)
+    return _result(run, setting, cohort_name, test_mdata, test_name, t_start)
+
+
+def _run_plan(
+    run: _Run,
+    setting: Setting,
+    jobs: int | None,
+    progress: str,
+    say: Callable[[str], None],
+    t_start: float,
+) -> None:
+    """Plan the units, run them (`run_units`) and record the outcome in `run`; splits the time
+    budget cut are dropped from `run.splits`."""
+    data, config, splits = run.cohorts.data, run.config, run.splits
+    plan = _plan(splits, run.methods, config)
     jobs = _jobs(jobs, data, plan)
     say(
-        f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(methods)} methods"
+        f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(run.methods)} methods"
         f"{', with grid search' if plan.tunes else ''}) in {jobs} worker{'s' if jobs > 1 else ''}"
     )
-    outcome = run_units(
-        Context(data, params, config, setting),
+    run.outcome = outcome = run_units(
+        Context(data, run.params, config, setting),
         plan,
         jobs=jobs,
         progress=Progress(plan.n_units, progress),
@@ -578,12 +614,12 @@ def evaluate(
         started=t_start,
     )
     if outcome.repeated_run < outcome.repeated_planned:
-        splits = [s for s in splits if s.protocol != "repeated" or s.index < outcome.repeated_run]
-        how["repeated"] += (
+        run.splits = [
+            s for s in splits if s.protocol != "repeated" or s.index < outcome.repeated_run
+        ]
+        run.how["repeated"] += (
             f" (the first {outcome.repeated_run} ran within --budget {config.budget:g} min)"
         )
-    run = _Run(cohorts, config, params, methods, not_applicable, protocols, splits, how, outcome)
-    return _result(run, setting, cohort_name, test_mdata, test_name, t_start)
 
 
 def _jobs(jobs: int | None, data: Any, plan: Plan) -> int:
@@ -607,7 +643,7 @@ class _Run:
     protocols: list[str]
     splits: list[Split]
     how: dict[str, str]
-    outcome: RunOutcome
+    outcome: RunOutcome | None  # set once the units have run
 
 
 def _result(

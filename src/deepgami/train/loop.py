@@ -275,6 +275,16 @@ def _epoch_record(
     return record, monitored
 
 
+def _to_training_device(net: DeepGAMINetwork, loss_fn: nn.Module) -> nn.Module:
+    """Move the network and the loss (its class weights) to the enclosing `device_scope`'s device;
+    each minibatch moves there too, and the weights come back to the CPU at the end."""
+    device = current_device()
+    if device.type != "cpu":
+        net.to(device)
+        loss_fn.to(device)
+    return loss_fn
+
+
 def train_network(
     net: DeepGAMINetwork,
     train: Batch,
@@ -291,24 +301,22 @@ def train_network(
     Parameters
     ----------
     net
-        The network; trained in place, on the device of the enclosing `device_scope`, and left on
-        the CPU in eval mode.
+        Trained in place on the `device_scope`'s device; left on the CPU in eval mode.
     train, val
-        Training rows and the inner validation rows (None or empty: no early stopping; the last
-        epoch is kept).
+        Training and inner validation rows (None or empty: no early stopping, last epoch kept).
     training
         The loop's settings.
     task
         ``classification`` or ``regression``.
     seed
-        Seeds initialization order, batch order and modality dropout.
+        Seeds batch order and modality dropout.
     class_weight
         Per-class weights of the cross-entropy (None: equal).
     on_epoch
         Called after each epoch with (epoch, train task loss, validation task loss or None).
     started
-        Encoders that start at the prior's regression: they train at `encoder_lr_scale` times the
-        learning rate (0 holds them at their start).
+        Encoders that start at the prior's regression: they train at `encoder_lr_scale` times
+        the learning rate (0 holds them at their start).
 
     Returns
     -------
@@ -319,11 +327,7 @@ def train_network(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    device = current_device()
-    loss_fn = task_loss_fn(task, class_weight)
-    if device.type != "cpu":  # the network and each minibatch move; weights come back at the end
-        net.to(device)
-        loss_fn.to(device)  # class weights
+    loss_fn = _to_training_device(net, task_loss_fn(task, class_weight))
     optimizers = _optimizers(net, training, started)
     val = val if val is not None and len(val) > 0 else None
     stopping, rows = _EarlyStopping(int(training.patience)), []
@@ -337,9 +341,17 @@ def train_network(
             stopping.best_epoch = epoch
         elif stopping.update(net, epoch, monitored):
             break
+    return _finish(net, stopping, rows)
+
+
+def _finish(
+    net: DeepGAMINetwork, stopping: _EarlyStopping, rows: list[dict]
+) -> tuple[pd.DataFrame, int]:
+    """Restore the best epoch's weights, bring the network back to the CPU in eval mode, and
+    return the history (``best`` marks that epoch) and the epoch."""
     if stopping.best_state is not None:
         net.load_state_dict(stopping.best_state)
-    if device.type != "cpu":
+    if current_device().type != "cpu":
         net.to("cpu")
     net.eval()
     history = pd.DataFrame(rows)
