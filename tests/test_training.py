@@ -553,3 +553,34 @@ def test_frozen_prior_encoders_keep_their_regression_units():
     ]  # a dense encoder trains
     with pytest.raises(InputError, match="latent_norm must be true, false or trained"):
         load_params(None, {"latent_norm": "yes"})
+
+
+def test_settings_dataclasses_match_the_yaml_defaults():
+    """The YAML file is the one source of defaults: the dataclass defaults agree with its values
+    (first value of each grid entry), and a setting round-trips through its flat dict."""
+    from deepgami.train import (
+        ArchitectureSettings,
+        PreprocessingSettings,
+        Setting,
+        Settings,
+        TrainingSettings,
+    )
+
+    first = Settings.from_mapping(None).first(dense=True)
+    assert first == Setting(PreprocessingSettings(), ArchitectureSettings(), TrainingSettings())
+    flat = first.to_dict()
+    assert set(flat) == (set(default_params()) - {"grid", "cv_folds"}) | set(GRID_KEYS)
+    assert as_setting(flat) == first and flat["lambda"] == first.training.aux_weight
+
+
+def test_settings_are_frozen_and_replace_checks_keys():
+    import dataclasses
+
+    setting = load_params(None).first()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setting.training.max_epochs = 3
+    assert setting.replace(max_epochs=3).training.max_epochs == 3
+    with pytest.raises(TypeError, match="did you mean 'patience'"):
+        setting.replace(patiense=3)
+    with pytest.raises(InputError, match="patience must be an integer >= 1"):
+        setting.replace(patience=0)

@@ -257,33 +257,6 @@ def per_modality(value: str | dict, modality: str, default: str) -> str:
     return value.get(modality, default) if isinstance(value, dict) else value
 
 
-def fit_modality_for(
-    setting: dict,
-    modality: str,
-    X: np.ndarray,
-    var_names: Sequence[str],
-    y: np.ndarray,
-    task: str,
-    candidates: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> tuple[ModalityPreprocessor, np.ndarray]:
-    """`fit_modality` with the preprocessing entries of a training setting (selection, its
-    p-value / top-k / minimum, scaling; each may be a {modality: value} mapping)."""
-    return fit_modality(
-        X,
-        var_names,
-        y,
-        task,
-        candidates,
-        selection=per_modality(setting["selection"], modality, "none"),
-        pvalue=float(setting["selection_pvalue"]),
-        top_k=int(setting["selection_top_k"]),
-        min_features=int(setting["min_features"]),
-        scaling=per_modality(setting["scaling"], modality, "standard"),
-        rows=rows,
-    )
-
-
 def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
     """'Balanced' weights n / (n_classes * count_c); classes absent from training get weight 0."""
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)

@@ -124,19 +124,50 @@ def prediction_sets(row: CohortRow) -> list[str]:
 def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:
     """The stages of one cohort, in order, as `deepgami` argument lists.
 
-    Stages in ``settings.skip`` are left out.
-    """
-    base = outdir / row.id
-    logs = outdir / "pipeline_info" / "logs" / row.id
-    cohort, model = base / "cohort.h5mu", base / "model"
-    split = ["--split", settings.eval_split] if settings.eval_split else []
-    params = ["--params", str(row.params)] if row.params else []
-    tasks: list[StageTask] = []
+    Parameters
+    ----------
+    row
+        The samplesheet row (or a fanned-out cell type).
+    outdir
+        The run's output folder (the cohort's files go into ``<outdir>/<id>/``).
+    settings
+        The run's options; stages in ``settings.skip`` are left out.
 
-    def wanted(stage: str) -> bool:
-        return stage not in settings.skip
+    Returns
+    -------
+    list of StageTask
+        build, train, predict (one per prediction set), prioritize, evaluate.
+    """
+    plan = _CohortPlan(row, outdir, settings)
+    plan.build()
+    plan.train()
+    plan.predict()
+    plan.prioritize()
+    plan.evaluate()
+    return plan.tasks
+
+
+class _CohortPlan:
+    """The stages of one cohort, added in order by one method each."""
+
+    def __init__(self, row: CohortRow, outdir: Path, settings: RunSettings) -> None:
+        self.row, self.settings = row, settings
+        self.base = outdir / row.id
+        self.logs = outdir / "pipeline_info" / "logs" / row.id
+        self.cohort, self.model = self.base / "cohort.h5mu", self.base / "model"
+        self.split = ["--split", settings.eval_split] if settings.eval_split else []
+        self.params = ["--params", str(row.params)] if row.params else []
+        self.train_inputs = {
+            "cohort": self.cohort,
+            **({"params": row.params} if row.params else {}),
+        }
+        self.tasks: list[StageTask] = []
+
+    def wanted(self, stage: str) -> bool:
+        return stage not in self.settings.skip
 
     def add(
+        self,
         stage: str,
         name: str,
         argv: list[str],
@@ -145,84 +176,78 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
         outputs: list[Path],
         optional: Sequence[Path] = (),
     ) -> None:
-        if not wanted(stage):
+        if not self.wanted(stage):
             return
-        extra = settings.stage_args.get(stage, [])
+        extra = self.settings.stage_args.get(stage, [])
         argv, options = argv + extra, options + extra
-        key = f"{row.id}/{stage}" + (f"/{name}" if name else "")
-        log = logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
-        tasks.append(
-            StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log)
+        key = f"{self.row.id}/{stage}" + (f"/{name}" if name else "")
+        log = self.logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
+        self.tasks.append(
+            StageTask(self.row.id, stage, key, argv, inputs, options, outputs, list(optional), log)
         )
 
-    build_argv = ["build"]
-    build_inputs: dict[str, Path] = {"labels": row.labels}
-    for name, path in row.modalities.items():
-        build_argv += ["--modality", f"{name}={path}"]
-        build_inputs[f"modality:{name}"] = path
-    for prior in row.priors:
-        build_argv += ["--prior", f"{prior.modality}:{prior.name}={prior.path}"]
-        build_inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
-    build_argv += ["--labels", str(row.labels), "--out", str(cohort), "--quiet"]
-    build_options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
-    add("build", "", build_argv, build_inputs, build_options, [cohort])
+    def build(self) -> None:
+        row = self.row
+        argv = ["build"]
+        inputs: dict[str, Path] = {"labels": row.labels}
+        for name, path in row.modalities.items():
+            argv += ["--modality", f"{name}={path}"]
+            inputs[f"modality:{name}"] = path
+        for prior in row.priors:
+            argv += ["--prior", f"{prior.modality}:{prior.name}={prior.path}"]
+            inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
+        argv += ["--labels", str(row.labels), "--out", str(self.cohort), "--quiet"]
+        options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
+        self.add("build", "", argv, inputs, options, [self.cohort])
 
-    train_inputs = {"cohort": cohort, **({"params": row.params} if row.params else {})}
-    add(
-        "train",
-        "",
-        ["train", str(cohort), "--out", str(model), *params, "--seed", str(settings.seed)],
-        train_inputs,
-        ["--seed", str(settings.seed)],
-        [model],
-    )
+    def train(self) -> None:
+        seed = str(self.settings.seed)
+        argv = ["train", str(self.cohort), "--out", str(self.model), *self.params, "--seed", seed]
+        self.add("train", "", argv, self.train_inputs, ["--seed", seed], [self.model])
 
-    for name in prediction_sets(row):
-        out = base / "predictions" / f"{name}.tsv"
-        modality = [] if name == "all" else ["--modalities", name]
-        add(
-            "predict",
-            name,
-            ["predict", str(model), str(cohort), "--out", str(out), *modality, *split],
-            {"model": model, "cohort": cohort},
-            modality + split,
+    def predict(self) -> None:
+        for name in prediction_sets(self.row):
+            out = self.base / "predictions" / f"{name}.tsv"
+            modality = [] if name == "all" else ["--modalities", name]
+            self.add(
+                "predict",
+                name,
+                ["predict", str(self.model), str(self.cohort), "--out", str(out)]
+                + [*modality, *self.split],
+                {"model": self.model, "cohort": self.cohort},
+                modality + self.split,
+                [out],
+                [out.with_name(f"{name}.metrics.json")],
+            )
+
+    def prioritize(self) -> None:
+        out = self.base / "prioritize"
+        self.add(
+            "prioritize",
+            "",
+            ["prioritize", str(self.model), str(self.cohort), "--out", str(out), *self.split],
+            {"model": self.model, "cohort": self.cohort},
+            self.split,
             [out],
-            [out.with_name(f"{name}.metrics.json")],
         )
 
-    add(
-        "prioritize",
-        "",
-        ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
-        {"model": model, "cohort": cohort},
-        split,
-        [base / "prioritize"],
-    )
-
-    # The report shows the model's training curves and the prioritization when they are made here.
-    evaluate_argv = ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params]
-    evaluate_inputs = dict(train_inputs)
-    for stage, flag, folder in (
-        ("train", "--model-dir", model),
-        ("prioritize", "--prioritize-dir", base / "prioritize"),
-    ):
-        if wanted(stage):
-            evaluate_argv += [flag, str(folder)]
-            evaluate_inputs[stage] = folder
-    evaluate_argv += ["--seed", str(settings.seed)]
-    if (
-        settings.max_workers > 1
-    ):  # evaluate's workers share the cores with the other cohorts' stages
-        evaluate_argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // settings.max_workers))]
-    add(
-        "evaluate",
-        "",
-        evaluate_argv,
-        evaluate_inputs,
-        ["--seed", str(settings.seed)],
-        [base / "evaluate"],
-    )
-    return tasks
+    def evaluate(self) -> None:
+        # The report shows the model's training curves and the prioritization when made here.
+        out, seed = self.base / "evaluate", str(self.settings.seed)
+        argv = ["evaluate", str(self.cohort), "--out", str(out), *self.params]
+        inputs = dict(self.train_inputs)
+        for stage, flag, folder in (
+            ("train", "--model-dir", self.model),
+            ("prioritize", "--prioritize-dir", self.base / "prioritize"),
+        ):
+            if self.wanted(stage):
+                argv += [flag, str(folder)]
+                inputs[stage] = folder
+        argv += ["--seed", seed]
+        workers = self.settings.max_workers
+        if workers > 1:  # evaluate's workers share the cores with the other cohorts' stages
+            argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // workers))]
+        self.add("evaluate", "", argv, inputs, ["--seed", seed], [out])
 
 
 def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> StageTask:
@@ -677,6 +702,23 @@ def _auc_by_cell_type(frame: Any) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = _auc_bars(data)
+    buffer = io.BytesIO()
+    fig.savefig(
+        buffer, format="png", dpi=110, metadata={"Software": None}
+    )  # no version stamp: same bytes
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return (
+        f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
+        f'src="data:image/png;base64,{encoded}">\n'
+    )
+
+
+def _auc_bars(data: Any) -> Any:
+    """The figure of `_auc_by_cell_type`: held-out AUC bars per cohort and prediction set."""
+    import matplotlib.pyplot as plt
+
     # One group per cohort (a cell type of a row), one bar per prediction set, 'all' first.
     groups = list(dict.fromkeys(data["cohort"]))
     sets = ["all"] + sorted(set(data["prediction_set"]) - {"all"})
@@ -719,16 +761,7 @@ def _auc_by_cell_type(frame: Any) -> str:
         bbox_to_anchor=(1.0, 1.0),
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(
-        buffer, format="png", dpi=110, metadata={"Software": None}
-    )  # no version stamp: same bytes
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return (
-        f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
-        f'src="data:image/png;base64,{encoded}">\n'
-    )
+    return fig
 
 
 def write_summary(

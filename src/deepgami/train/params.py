@@ -182,7 +182,18 @@ class Setting:
 
     @classmethod
     def from_flat(cls, values: Mapping[str, Any]) -> Setting:
-        """A setting from flat, already validated values (keys of `default_params.yaml`)."""
+        """A setting from flat, already validated values.
+
+        Parameters
+        ----------
+        values
+            Every key of `default_params.yaml` but ``grid`` and ``cv_folds``, one value each.
+
+        Returns
+        -------
+        Setting
+            Not validated again: use `as_setting` or `Setting.replace` for user values.
+        """
         parts: dict[str, dict] = {part: {} for part, _ in _PARTS}
         for key, value in values.items():
             parts[_PART_OF[key]][_FIELD_OF.get(key, key)] = _frozen_value(key, value)
@@ -226,7 +237,13 @@ class Setting:
         return Setting.from_flat(merged)
 
     def label(self) -> str:
-        """Short, stable text of the setting's grid values (a cv_results column)."""
+        """Short, stable text of the setting's grid values.
+
+        Returns
+        -------
+        str
+            JSON of the grid keys (a cv_results column).
+        """
         return grid_label(self.to_dict())
 
 
@@ -243,7 +260,13 @@ class SearchSpace:
         return dict(self.values)[key]
 
     def points(self) -> list[dict]:
-        """Every combination, as flat ``{grid key: value}`` dicts in product order."""
+        """Every combination of the candidate values.
+
+        Returns
+        -------
+        list of dict
+            Flat ``{grid key: value}`` dicts in product order.
+        """
         grid = dict(self.values)
         return [
             dict(zip(GRID_KEYS, combo, strict=True))
@@ -260,9 +283,9 @@ class Settings:
     Examples
     --------
     >>> from deepgami.train import Settings
-    >>> s = Settings.from_mapping({"max_epochs": 20, "grid": {"dropout": [0.0, 0.2]}})
-    >>> len(s.points())
-    4
+    >>> s = Settings.from_mapping({"max_epochs": 20, "dropout": 0.1, "weight_decay": 0.01})
+    >>> s.points()[0].architecture.dropout, len(s.points())  # early_stopping_on: task, total
+    (0.1, 2)
     """
 
     search: SearchSpace
@@ -374,7 +397,18 @@ class Settings:
         return out
 
     def single(self, dense: bool = True) -> Setting:
-        """The setting of a one-point grid; ValueError when the grid has more points."""
+        """The setting of a one-point grid.
+
+        Parameters
+        ----------
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        Setting
+            A ValueError when the grid has more points.
+        """
         points = self.points(dense)
         if len(points) != 1:
             raise ValueError(
@@ -383,7 +417,18 @@ class Settings:
         return points[0]
 
     def first(self, dense: bool = True) -> Setting:
-        """The first grid point (the untuned setting)."""
+        """The first grid point (the untuned setting).
+
+        Parameters
+        ----------
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        Setting
+            The first value of each grid entry.
+        """
         return self.points(dense)[0]
 
 
@@ -391,7 +436,13 @@ class Settings:
 
 
 def default_params() -> dict:
-    """The packaged defaults (src/deepgami/train/default_params.yaml) as a fresh dict."""
+    """The packaged defaults (src/deepgami/train/default_params.yaml).
+
+    Returns
+    -------
+    dict
+        A fresh copy of the YAML mapping.
+    """
     text = resources.files("deepgami.train").joinpath("default_params.yaml").read_text()
     return yaml.safe_load(text)
 
@@ -403,7 +454,18 @@ _FLAT_ORDER = [k for k in _YAML_ORDER if k != "cv_folds"] + list(GRID_KEYS)
 
 
 def read_params_file(path: str | Path) -> dict:
-    """The mapping in a params YAML file (train's parameters and evaluate's `evaluate:` section)."""
+    """The mapping in a params YAML file (train's parameters and evaluate's `evaluate:` section).
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        Not validated; an `InputError` naming the file when it is unreadable or not a mapping.
+    """
     try:
         user = yaml.safe_load(Path(path).read_text())
     except OSError as err:
@@ -438,7 +500,22 @@ def load_params(
 
 def merge_params(base: dict, user: Mapping, where: Any = None) -> dict:
     """`user` over `base`: a user grid replaces only the grid entries it names; a grid key given
-    outside ``grid`` fixes that entry to its one value. Unknown keys fail with a suggestion."""
+    outside ``grid`` fixes that entry to its one value.
+
+    Parameters
+    ----------
+    base
+        A full params mapping (``grid`` and the fixed keys).
+    user
+        Keys to lay over it.
+    where
+        Named in errors.
+
+    Returns
+    -------
+    dict
+        A new mapping, not validated; an unknown key is an `InputError` with a suggestion.
+    """
     out = json.loads(json.dumps(base))  # a deep copy of plain YAML values
     for key, value in user.items():
         if key == "grid":
@@ -466,7 +543,15 @@ def _unknown_message(key: Any, known: Iterable[str], what: str) -> str:
 
 
 def validate_params(params: dict, where: Any = None) -> None:
-    """Raise InputError on a value the training cannot use (naming its key)."""
+    """Raise InputError on a value the training cannot use (naming its key).
+
+    Parameters
+    ----------
+    params
+        A full params mapping.
+    where
+        Named in errors.
+    """
     grid = params.get("grid", {})
     for key in GRID_KEYS:
         values = grid.get(key)
@@ -588,12 +673,38 @@ def _plain(value: Any) -> Any:
 
 
 def expand_grid(params: Settings | Mapping, dense: bool = True) -> list[Setting]:
-    """One `Setting` per grid point (`Settings.points`); a mapping is validated first."""
+    """One `Setting` per grid point (`Settings.points`).
+
+    Parameters
+    ----------
+    params
+        Settings, or a mapping over the defaults (validated first).
+    dense
+        Whether the cohort has no prior.
+
+    Returns
+    -------
+    list of Setting
+        In grid-product order.
+    """
     return as_settings(params).points(dense)
 
 
 def as_settings(params: Settings | Mapping | None, where: Any = None) -> Settings:
-    """`params` as `Settings`: as is, or a mapping laid over the defaults and validated."""
+    """`params` as `Settings`.
+
+    Parameters
+    ----------
+    params
+        Settings (returned as is), or a mapping laid over the defaults (None: the defaults).
+    where
+        Named in errors.
+
+    Returns
+    -------
+    Settings
+        Validated.
+    """
     if isinstance(params, Settings):
         return params
     if params is not None and not isinstance(params, Mapping):
@@ -602,8 +713,21 @@ def as_settings(params: Settings | Mapping | None, where: Any = None) -> Setting
 
 
 def as_setting(params: Settings | Setting | Mapping, dense: bool = True) -> Setting:
-    """One `Setting`: as is, the one point of a one-point grid, or a flat mapping (grid keys with
-    one value each) laid over the defaults' first grid point."""
+    """One `Setting` from what a caller has.
+
+    Parameters
+    ----------
+    params
+        A `Setting` (as is), `Settings` or a nested mapping with a one-point grid, or a flat
+        mapping (grid keys with one value each) laid over the defaults' first grid point.
+    dense
+        Whether the cohort has no prior (otherwise `latent_dim` is None).
+
+    Returns
+    -------
+    Setting
+        A ValueError for a grid of several points or an unknown key.
+    """
     if isinstance(params, Setting):
         return params if dense else params.replace(latent_dim=None)
     if isinstance(params, Settings) or "grid" in params:
@@ -617,7 +741,18 @@ def as_setting(params: Settings | Setting | Mapping, dense: bool = True) -> Sett
 
 
 def grid_label(setting: Setting | Mapping) -> str:
-    """Short, stable text of a setting's grid values (a cv_results column)."""
+    """Short, stable text of a setting's grid values.
+
+    Parameters
+    ----------
+    setting
+        A `Setting` or its flat dict (config.json's ``setting``).
+
+    Returns
+    -------
+    str
+        JSON of the grid keys that are not None, sorted (a cv_results column).
+    """
     flat = setting.to_dict() if isinstance(setting, Setting) else setting
     return json.dumps(
         {k: _plain(flat[k]) for k in GRID_KEYS if flat.get(k) is not None}, sort_keys=True
