@@ -331,7 +331,7 @@ def _tuning_notes(
             " (--fast)" if config.fast else ""
         )
     notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
-    bagging, asked = int(setting.training.bagging), int(params.fixed["bagging"])
+    bagging, asked = int(setting.training.bagging), params.first().training.bagging
     if bagging:
         fewer = (
             f" (--fast: {bagging} instead of the parameters' {asked})" if bagging < asked else ""

@@ -122,7 +122,7 @@ class DeepGAMI(BaseModel):
         rows = training_rows(data, split)
         n_settings = 1 if settings.cv_folds < 2 else len(settings.points(data.latent_nodes is None))
         n_folds = settings.cv_folds if settings.cv_folds >= 2 else 0
-        bar = progress_bar(n_settings * n_folds + 1 + int(settings.fixed["bagging"]), progress)
+        bar = progress_bar(n_settings * n_folds + 1 + settings.first().training.bagging, progress)
         with device_scope(device):  # the networks and minibatches; the weights end on the CPU
             try:
                 model, table = cls._tune_and_refit(data, rows, settings, seed, bar)

@@ -290,7 +290,7 @@ class Settings:
 
     search: SearchSpace
     cv_folds: int
-    fixed: dict
+    fixed: dict  # the non-grid keys as given; read them typed from a point (`first().training`)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping | None = None, where: Any = None) -> Settings:
