@@ -261,10 +261,7 @@ def paired_tests(
                 row = {
                     "protocol": protocol,
                     "metric": metric,
-                    "method": method,
-                    "reference": reference,
-                    "mean_reference": float(pair[reference].mean()),
-                    "mean_method": float(pair[method].mean()),
+                    **_pair_means(pair, reference, method),
                 }
                 if n_splits >= 2 and len(pair) >= 2:
                     est = corrected_t(pair[reference] - pair[method], ratios.get(protocol, 0.25))
@@ -290,6 +287,16 @@ def paired_tests(
                 )
                 rows.append(row)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _pair_means(pair: pd.DataFrame, reference: str, method: str) -> dict:
+    """The method, the reference and their mean scores over the paired splits."""
+    return {
+        "method": method,
+        "reference": reference,
+        "mean_reference": float(pair[reference].mean()),
+        "mean_method": float(pair[method].mean()),
+    }
 
 
 def _bootstrap_pair(
