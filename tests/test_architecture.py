@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "deepgami"
 
 # Lowest first. A module may import from its own layer or any layer below it, never above.
 LAYERS = [
-    {"errors", "metrics", "utils"},
+    {"errors", "metrics", "utils", "executor"},
     {"data", "datasets", "testing", "pp"},
     {"nn"},
     {"train"},

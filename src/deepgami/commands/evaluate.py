@@ -93,18 +93,12 @@ def _csv_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def read_eval_params(path: str | None) -> tuple[dict, dict]:
-    """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
-    from deepgami.train import (
-        default_params,
-        load_params,
-        merge_params,
-        read_params_file,
-        validate_params,
-    )
+def read_eval_params(path: str | None) -> tuple[Any, dict]:
+    """(DeepGAMI's validated `Settings`, the YAML's `evaluate:` section)."""
+    from deepgami.train import Settings, read_params_file
 
     if path is None:
-        return load_params(None), {}
+        return Settings.from_mapping(None), {}
     user = read_params_file(path)
     section = user.pop("evaluate", None) or {}
     if not isinstance(section, dict):
@@ -114,9 +108,7 @@ def read_eval_params(path: str | None) -> tuple[dict, dict]:
         raise InputError(
             path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})"
         )
-    params = merge_params(default_params(), user, path)
-    validate_params(params, path)
-    return params, section
+    return Settings.from_mapping(user, path), section
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -327,7 +327,7 @@ def self_edges(
     return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 
-def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:
+def usable_rows(data: CohortArrays, rows: np.ndarray, missing: str = "impute") -> np.ndarray:
     """Select the rows a fit can train on.
 
     Those labelled, with at least one modality (every modality when `missing` is complete_case).
@@ -339,8 +339,8 @@ def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarr
         The cohort.
     rows : numpy.ndarray
         Candidate row indices.
-    setting : dict
-        A training setting; its ``"missing"`` entry (``"impute"`` or ``"complete_case"``) is read.
+    missing : str, default "impute"
+        ``"impute"`` or ``"complete_case"`` (the training setting's missing-modality rule).
 
     Returns
     -------
@@ -349,6 +349,6 @@ def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarr
     """
     rows = np.asarray(rows, dtype=np.int64)
     rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
-    if setting["missing"] == "complete_case":
+    if missing == "complete_case":
         rows = rows[data.present[rows].all(axis=1)]
     return rows

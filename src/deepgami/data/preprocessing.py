@@ -411,63 +411,6 @@ def per_modality(value: str | dict, modality: str, default: str) -> str:
     return value.get(modality, default) if isinstance(value, dict) else value
 
 
-def fit_modality_for(
-    setting: dict,
-    modality: str,
-    X: np.ndarray,
-    var_names: Sequence[str],
-    y: np.ndarray,
-    task: str,
-    candidates: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> tuple[ModalityPreprocessor, np.ndarray]:
-    """Run :func:`fit_modality` with the preprocessing entries of a training setting.
-
-    The entries are the selection, its p-value / top-k / minimum and the scaling; selection and
-    scaling may each be a {modality: value} mapping.
-
-    Parameters
-    ----------
-    setting : dict
-        A training setting with ``selection``, ``selection_pvalue``, ``selection_top_k``,
-        ``min_features`` and ``scaling``.
-    modality : str
-        The modality's name (picks its entry from per-modality mappings).
-    X : numpy.ndarray
-        Raw values, samples x all variables.
-    var_names : sequence of str
-        The modality's variable names (columns of X).
-    y : numpy.ndarray
-        Class codes or numeric phenotype of the training rows.
-    task : str
-        ``"classification"`` or ``"regression"``.
-    candidates : numpy.ndarray or None, optional
-        Column indices allowed as inputs (a guided modality's prior sources).
-    rows : numpy.ndarray or None, optional
-        The training rows that have this modality (default: every row of X).
-
-    Returns
-    -------
-    preprocessor : ModalityPreprocessor
-        The fitted preprocessor.
-    cols : numpy.ndarray
-        The kept column indices into `var_names` (ascending).
-    """
-    return fit_modality(
-        X,
-        var_names,
-        y,
-        task,
-        candidates,
-        selection=per_modality(setting["selection"], modality, "none"),
-        pvalue=float(setting["selection_pvalue"]),
-        top_k=int(setting["selection_top_k"]),
-        min_features=int(setting["min_features"]),
-        scaling=per_modality(setting["scaling"], modality, "standard"),
-        rows=rows,
-    )
-
-
 def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
     """Compute 'balanced' class weights.
 

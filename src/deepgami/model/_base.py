@@ -247,6 +247,12 @@ class BaseModel:
                 labels = data.obs[cohort.LABEL].tolist()
         with device_scope(device):
             values = self._forward(inputs, fill)
+        return self._prediction_table(inputs, values, labels)
+
+    def _prediction_table(
+        self, inputs: ModelInputs, values: np.ndarray, labels: Sequence[Any] | None
+    ) -> pd.DataFrame:
+        """`predict`'s table from the averaged outputs (probabilities, or values)."""
         table = pd.DataFrame({"sample": inputs.obs_names})
         if labels is not None:
             table["label"] = [
