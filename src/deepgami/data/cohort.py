@@ -1,8 +1,8 @@
 """The cohort: one MuData per cohort (or cohort x cell type), built from user files.
 
-Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m; presence is the
-boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional `split`); priors are
-boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
+Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m;
+presence is the boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional
+`split`); priors are boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
 `mdata.uns['deepgami']['priors'][NAME]['modality']` names the modality each guides.
 """
 

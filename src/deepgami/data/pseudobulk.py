@@ -1,14 +1,16 @@
-"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type), one AnnData per cell type.
+"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type).
 
-The sums come from scanpy (:func:`scanpy.get.aggregate`). Per cell type the result has donors as
-obs (``obs_names`` = donor ids, ``.obs['n_cells']`` = cells summed), the kept genes as var
-(``.var['n_donors']`` = donors with a non-zero sum), the raw sums in ``.layers['counts']`` and the
-normalized values in ``.X``. Steps, in order:
+The result is one AnnData per cell type. The sums come from scanpy
+(:func:`scanpy.get.aggregate`). Per cell type the result has donors as obs (``obs_names`` = donor
+ids, ``.obs['n_cells']`` = cells summed), the kept genes as var (``.var['n_donors']`` = donors with
+a non-zero sum), the raw sums in ``.layers['counts']`` and the normalized values in ``.X``. Steps,
+in order:
 
 1. cells without a donor or cell type (NaN) are left out and counted;
 2. counts are summed per (donor, cell type); a pair with fewer than ``min_cells`` cells is dropped
    and counted (its sum would be too noisy to compare with the others);
-3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are dropped;
+3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are
+   dropped;
 4. normalization of the sums (the genes kept in 3, per donor):
 
    ``'log1p_cpm'`` (default) ``log1p(count / library size * 1e6)`` with the library size the donor's
