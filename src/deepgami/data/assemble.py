@@ -40,31 +40,38 @@ def build_cohort(
 
     Parameters
     ----------
-    modalities
+    modalities : mapping of str to AnnData, DataFrame, str or Path
         Modality name -> samples x features data: an AnnData, a DataFrame (index = sample ids,
         columns = feature names) or a path to a CSV/TSV/Parquet/h5ad/genotype file.
-    labels
+    labels : pandas.DataFrame, pandas.Series, str or pathlib.Path
         A DataFrame indexed by sample (or with `sample_column`) holding `label_column` and
         optionally `split_column`; a Series of labels indexed by sample; or a path to such a table.
-    priors
-        ``"<modality>:<name>"`` -> an edge list with ``source`` and ``target`` columns (DataFrame or path).
-    sample_column, label_column, split_column
-        Column names in `labels` (as `deepgami build`'s options).
-    missing
+    priors : mapping of str to DataFrame, str or Path, or None, default None
+        ``"<modality>:<name>"`` -> an edge list with ``source`` and ``target`` columns
+        (DataFrame or path).
+    sample_column : str, default "sample"
+        Column of `labels` holding the sample ids (as `deepgami build`'s option).
+    label_column : str, default "label"
+        Column of `labels` holding the labels (as `deepgami build`'s option).
+    split_column : str or None, default "split"
+        Column of `labels` holding the optional split (as `deepgami build`'s option).
+    missing : {"error", "mean", "drop-feature"}, default "error"
         NaN/inf policy of matrices read from files: ``error``, ``mean`` or ``drop-feature``.
-    prefix
+    prefix : bool, default False
         Name features ``<modality>:<feature>`` (when names collide across modalities).
-    test_fraction, split_seed
+    test_fraction : float or None, default None
         Without a split column: draw a stratified train/test split (None: no split column).
-    split_fallback
+    split_seed : int, default 0
+        The random seed of a drawn split.
+    split_fallback : bool, default False
         The split is a convenience, not asked for: when it cannot be drawn (a tiny cohort),
         build without one and record why in ``uns['deepgami']['split']['reason']``.
-    return_report
+    return_report : bool, default False
         Also return the :class:`~deepgami.data.cohort.BuildReport` (what was kept and dropped).
 
     Returns
     -------
-    MuData or tuple of MuData and BuildReport
+    mudata.MuData or tuple of (mudata.MuData, BuildReport)
         One AnnData per modality, ``obs['label']`` (and ``obs['split']``), priors in ``varp``;
         with `return_report`, the report too.
 

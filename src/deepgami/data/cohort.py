@@ -1,8 +1,8 @@
 """The cohort: one MuData per cohort (or cohort x cell type), built from user files.
 
-Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m; presence is the
-boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional `split`); priors are
-boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
+Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m;
+presence is the boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional
+`split`); priors are boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
 `mdata.uns['deepgami']['priors'][NAME]['modality']` names the modality each guides.
 """
 
@@ -33,7 +33,19 @@ md.set_options(pull_on_update=False)
 
 @dataclass
 class PriorInput:
-    """One prior edge list as read from a file, and the modality whose encoder it guides."""
+    """One prior edge list as read from a file, and the modality whose encoder it guides.
+
+    Parameters
+    ----------
+    modality : str
+        The modality whose encoder the prior guides.
+    name : str
+        The prior's name (stored as ``varp['prior:<name>']``).
+    edges : pandas.DataFrame
+        The edge list, with ``source`` and ``target`` columns.
+    path : pathlib.Path or None, default None
+        The file the edges were read from, named in error messages.
+    """
 
     modality: str
     name: str
@@ -43,7 +55,25 @@ class PriorInput:
 
 @dataclass
 class BuildReport:
-    """What `assemble_cohort` kept and dropped; stored in `mdata.uns['build']` and printed."""
+    """What `assemble_cohort` kept and dropped; stored in `mdata.uns['build']` and printed.
+
+    Parameters
+    ----------
+    samples : int, default 0
+        Samples in the cohort.
+    samples_without_label : dict of str to int
+        Per modality, the samples dropped for having no label.
+    labelled_without_data : int, default 0
+        Labelled samples dropped for having no modality.
+    modalities : dict of str to dict
+        Per modality, its samples, features, dtype and missing-value counts.
+    priors : dict of str to dict
+        Per prior, the edges read and kept, and why the others were dropped.
+    classes : dict of str to int
+        Samples per class; for a numeric phenotype, its ``min`` and ``max``.
+    task : str, default "classification"
+        ``"classification"`` or ``"regression"``.
+    """
 
     samples: int = 0
     samples_without_label: dict[str, int] = field(default_factory=dict)
@@ -54,6 +84,13 @@ class BuildReport:
     task: str = "classification"
 
     def lines(self) -> list[str]:
+        """Render the report as the lines that `deepgami build` prints.
+
+        Returns
+        -------
+        list of str
+            One line for the samples, one per modality and one per prior.
+        """
         out = [
             f"samples: {self.samples} ({self.task}; "
             + ", ".join(f"{k}: {v}" for k, v in self.classes.items())
@@ -80,6 +117,13 @@ class BuildReport:
         return out
 
     def to_uns(self) -> dict[str, Any]:
+        """Return the report as the plain dict stored in ``mdata.uns['build']``.
+
+        Returns
+        -------
+        dict
+            Every field but ``priors`` (those live in ``uns['deepgami']['priors']``).
+        """
         return {
             "samples": self.samples,
             "samples_without_label": dict(self.samples_without_label),
@@ -110,22 +154,26 @@ def assemble_cohort(
 
     Parameters
     ----------
-    modalities
+    modalities : dict of str to anndata.AnnData
         Modality name -> AnnData (samples x features).
-    labels
+    labels : pandas.DataFrame
         Indexed by sample, with a ``label`` column (and optional ``split``).
-    priors
+    priors : list of PriorInput or None, default None
         Prior edge lists, each naming the modality it guides.
-    prefix
+    prefix : bool, default False
         Name features ``<modality>:<feature>`` so that colliding names stay distinct.
-    paths, labels_path
-        The source file of each modality and the labels file, named in error messages.
-    read_reports
+    paths : dict of str to pathlib.Path or None, default None
+        The source file of each modality, named in error messages.
+    labels_path : pathlib.Path or None, default None
+        The labels file, named in error messages.
+    read_reports : dict of str to dict or None, default None
         Per modality, the reader's missing-value report.
-    test_fraction, split_seed
+    test_fraction : float or None, default None
         Without a split in `labels`: ``None`` leaves the cohort without one, ``0`` makes every
         sample ``train``, a fraction in (0, 1) draws a stratified split with `split_seed`.
-    split_fallback
+    split_seed : int, default 0
+        The random seed of a drawn split.
+    split_fallback : bool, default False
         The split is an automatic one, not asked for: when it cannot be drawn (a tiny cohort),
         every sample is ``train`` and ``uns['deepgami']['split']['reason']`` says why.
 
@@ -249,13 +297,13 @@ def generate_split(
 
     Parameters
     ----------
-    labels
+    labels : pandas.Series
         One label per sample (categorical classes, or floats for a numeric phenotype).
-    test_fraction
+    test_fraction : float
         Share of samples in ``test``: 0 (every sample ``train``) or a number in (0, 1).
-    seed
+    seed : int, default 0
         Random seed; the same seed and labels give the same split.
-    source
+    source : Any, default None
         The labels file, named in errors.
 
     Returns
@@ -399,7 +447,17 @@ def _unprefixed_lookup(mdata: md.MuData):
 
 
 def write_cohort(mdata: md.MuData, path: str | Path) -> None:
-    """Write atomically: a failed write leaves no partial `.h5mu` behind."""
+    """Write a cohort to an ``.h5mu`` file atomically.
+
+    A failed write leaves no partial `.h5mu` behind.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        The cohort.
+    path : str or pathlib.Path
+        The ``.h5mu`` file to write.
+    """
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mdata.write_h5mu(tmp)
@@ -410,12 +468,12 @@ def read_cohort(path: str | Path) -> md.MuData:
 
     Parameters
     ----------
-    path
+    path : str or pathlib.Path
         A ``.h5mu`` file.
 
     Returns
     -------
-    MuData
+    mudata.MuData
         The cohort.
 
     Raises
@@ -447,7 +505,7 @@ def modalities(mdata: md.MuData) -> list[str]:
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort.
 
     Returns
@@ -462,7 +520,20 @@ def modalities(mdata: md.MuData) -> list[str]:
 
 
 def present(mdata: md.MuData, modality: str) -> np.ndarray:
-    """Boolean per `mdata.obs_names`: whether the sample has `modality`."""
+    """Tell, per sample, whether it has a modality.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per `mdata.obs_names`: whether the sample has `modality`.
+    """
     if modality in mdata.obsm:
         return np.asarray(mdata.obsm[modality]).reshape(-1).astype(bool)
     return mdata.obs_names.isin(mdata.mod[modality].obs_names)
@@ -471,13 +542,29 @@ def present(mdata: md.MuData, modality: str) -> np.ndarray:
 def modality_matrix(
     mdata: md.MuData, modality: str, dtype: Any = np.float32, rows: np.ndarray | None = None
 ) -> np.ndarray:
-    """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
+    """Return the modality's matrix aligned to `mdata.obs_names`.
 
     Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
     are valid genotypes). `dtype=None` keeps int8 dosages and float32 as stored (anything else
     becomes float32). When the modality already lists every sample in order and no conversion is
     needed, this is the stored array itself (not a copy: do not modify it), so a genome-scale
     matrix is held once.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+    dtype : numpy.dtype or None, default numpy.float32
+        The dtype of the result; None keeps int8 and float32 as stored.
+    rows : numpy.ndarray or None, default None
+        Integer positions into `mdata.obs_names` to align to instead of all of them.
+
+    Returns
+    -------
+    numpy.ndarray
+        Samples (`mdata.obs_names`, or `rows`) x the modality's features.
     """
     adata = mdata.mod[modality]
     obs = mdata.obs_names if rows is None else mdata.obs_names[rows]
@@ -498,6 +585,18 @@ def modality_matrix(
 
 
 def prior_names(mdata: md.MuData) -> list[str]:
+    """List the cohort's prior names.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    list of str
+        The names ``NAME`` of the ``varp['prior:NAME']`` masks.
+    """
     return [k[len(PRIOR_PREFIX) :] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
 
 
@@ -506,7 +605,7 @@ def prior_info(mdata: md.MuData) -> dict[str, Any]:
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort.
 
     Returns
@@ -522,9 +621,9 @@ def prior_modality(mdata: md.MuData, name: str) -> str:
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort.
-    name
+    name : str
         A prior name (``varp['prior:<name>']``).
 
     Returns
@@ -536,7 +635,18 @@ def prior_modality(mdata: md.MuData, name: str) -> str:
 
 
 def latent_nodes(mdata: md.MuData) -> list[str] | None:
-    """Prior targets common to all priors (the paper's latent genes); None without priors."""
+    """Return the prior targets common to all priors (the paper's latent genes).
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    list of str or None
+        The shared targets, in `mdata.var_names` order; None without priors.
+    """
     names = prior_names(mdata)
     if not names:
         return None
@@ -550,9 +660,28 @@ def latent_nodes(mdata: md.MuData) -> list[str] | None:
 
 
 def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np.ndarray] | None:
-    """(prior name, source index into the modality's features, target index into latent nodes).
+    """Return the edges of the prior that guides a modality.
 
     Edges into targets outside the latent nodes are dropped. None when no prior guides it.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+
+    Returns
+    -------
+    tuple of (str, numpy.ndarray, numpy.ndarray) or None
+        (prior name, source index into the modality's features, target index into
+        :func:`latent_nodes`), sorted by source then target; None when no prior guides
+        `modality`.
+
+    Raises
+    ------
+    InputError
+        When several priors guide `modality`.
     """
     names = [n for n in prior_names(mdata) if prior_modality(mdata, n) == modality]
     if not names:

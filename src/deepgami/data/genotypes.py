@@ -80,7 +80,18 @@ _TABLE_ROWS = 1 << 20  # .bim/.pvar rows parsed at a time
 
 
 def is_genotype_path(path: str | os.PathLike) -> bool:
-    """Whether `path` names a genotype file that :func:`read_genotypes` reads (by suffix)."""
+    """Tell whether `path` names a genotype file that :func:`read_genotypes` reads (by suffix).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file name; only its suffix is looked at.
+
+    Returns
+    -------
+    bool
+        True for a ``.bed``, ``.pgen``, ``.vcf``, ``.vcf.gz`` or ``.bcf`` name (any case).
+    """
     return Path(path).name.lower().endswith(GENOTYPE_SUFFIXES)
 
 
@@ -94,19 +105,28 @@ def read_genotypes(
 
     Parameters
     ----------
-    path
+    path : str or pathlib.Path
         A ``.bed``, ``.pgen``, ``.vcf``, ``.vcf.gz`` or ``.bcf`` file.
-    keep_snps
+    keep_snps : collection of str or None, default None
         Read only these SNP ids (e.g. the sources of a prior), in file order.
-    dtype
+    dtype : {"int8", "float32"}, default "int8"
         ``"int8"`` for hard calls 0/1/2, ``"float32"`` for dosages.
-    missing
+    missing : {"error", "mean", "drop-feature"}, default "error"
         ``"error"``, ``"mean"`` or ``"drop-feature"`` (see the module documentation).
 
     Returns
     -------
-    AnnData with ``X`` of `dtype`, ``var`` columns ``chrom``, ``pos``, ``ref``, ``alt``, and
-    ``uns["genotypes"]`` describing the import.
+    anndata.AnnData
+        ``X`` of `dtype`, ``var`` columns ``chrom``, ``pos``, ``ref``, ``alt``, and
+        ``uns["genotypes"]`` describing the import.
+
+    Raises
+    ------
+    ValueError
+        When `dtype` or `missing` is not one of the values above.
+    InputError
+        When the file is not a genotype file, is missing or cannot be parsed, has duplicate
+        sample or SNP ids, or has missing calls that `missing` refuses.
     """
     path = Path(path)
     if dtype not in DTYPES:

@@ -1,14 +1,16 @@
-"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type), one AnnData per cell type.
+"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type).
 
-The sums come from scanpy (:func:`scanpy.get.aggregate`). Per cell type the result has donors as
-obs (``obs_names`` = donor ids, ``.obs['n_cells']`` = cells summed), the kept genes as var
-(``.var['n_donors']`` = donors with a non-zero sum), the raw sums in ``.layers['counts']`` and the
-normalized values in ``.X``. Steps, in order:
+The result is one AnnData per cell type. The sums come from scanpy
+(:func:`scanpy.get.aggregate`). Per cell type the result has donors as obs (``obs_names`` = donor
+ids, ``.obs['n_cells']`` = cells summed), the kept genes as var (``.var['n_donors']`` = donors with
+a non-zero sum), the raw sums in ``.layers['counts']`` and the normalized values in ``.X``. Steps,
+in order:
 
 1. cells without a donor or cell type (NaN) are left out and counted;
 2. counts are summed per (donor, cell type); a pair with fewer than ``min_cells`` cells is dropped
    and counted (its sum would be too noisy to compare with the others);
-3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are dropped;
+3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are
+   dropped;
 4. normalization of the sums (the genes kept in 3, per donor):
 
    ``'log1p_cpm'`` (default) ``log1p(count / library size * 1e6)`` with the library size the donor's
@@ -40,10 +42,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
 def safe_name(cell_type: str) -> str:
-    """A cell type as a file name and cohort id part: runs of other characters become ``_``.
+    """Turn a cell type into a file name and cohort id part.
 
-    ``"L2/3 IT"`` -> ``"L2_3_IT"``. The characters kept are those the samplesheet schema allows
-    in ``cell_type``.
+    Runs of other characters become ``_``: ``"L2/3 IT"`` -> ``"L2_3_IT"``. The characters kept
+    are those the samplesheet schema allows in ``cell_type``.
+
+    Parameters
+    ----------
+    cell_type : str
+        A cell type label.
+
+    Returns
+    -------
+    str
+        The name, without leading or trailing ``_``; ``"_"`` when nothing is left.
     """
     name = _UNSAFE.sub("_", str(cell_type)).strip("_")
     return name or "_"
@@ -76,10 +88,28 @@ def _labels(adata: ad.AnnData, key: str, what: str, where: str | None) -> pd.Ser
 
 
 def cell_types_in(path: str | Path, cell_type_key: str) -> list[str]:
-    """The cell types of a cell-level ``.h5ad`` (sorted, missing values left out), reading only obs.
+    """List the cell types of a cell-level ``.h5ad``, reading only obs.
 
     These are the cohorts a samplesheet row fans out into: :func:`pseudobulk` keeps every cell type
     or raises :class:`InputError`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A cell-level ``.h5ad`` file.
+    cell_type_key : str
+        The ``.obs`` column holding each cell's cell type.
+
+    Returns
+    -------
+    list of str
+        The cell types, sorted, missing values left out.
+
+    Raises
+    ------
+    InputError
+        When the file is missing or unreadable, `cell_type_key` is not an ``.obs`` column or has
+        no values, or two cell types share a :func:`safe_name`.
     """
     path = Path(path)
     adata = _read_backed(path)
@@ -144,21 +174,23 @@ def pseudobulk(
 
     Parameters
     ----------
-    adata
+    adata : anndata.AnnData
         Cells x genes with raw integer counts in ``.X`` or in ``.layers[layer]``, and the donor and
         cell type of each cell in ``.obs``.
-    donor_key, cell_type_key
-        ``.obs`` columns naming each cell's donor (the sample of the cohort) and cell type.
-    layer
+    donor_key : str
+        ``.obs`` column naming each cell's donor (the sample of the cohort).
+    cell_type_key : str
+        ``.obs`` column naming each cell's cell type.
+    layer : str or None, default None
         Layer holding the raw counts (default ``.X``).
-    min_cells
+    min_cells : int, default 10
         Donor x cell type pairs with fewer cells are dropped (and counted in the report).
-    min_donors_per_gene
+    min_donors_per_gene : float, default 0.1
         Per cell type, keep genes with a non-zero sum in at least this many donors: a fraction of
         the cell type's kept donors when below 1 (rounded up), else a count.
-    normalize
+    normalize : {"log1p_cpm", "cpm", "none"}, default "log1p_cpm"
         ``'log1p_cpm'`` (default), ``'cpm'`` or ``'none'``; see the module docstring.
-    path
+    path : str or pathlib.Path or None, default None
         File name used in error messages.
 
     Returns

@@ -72,6 +72,30 @@ def read_matrix(
     Returns the AnnData (float32, or int8 for integer dosages in 0..2) and a report dict
     (`missing_values`, `dropped_features`, `policy`). `keep_features` restricts genotype files to
     those SNPs while reading (prior sources), so memory follows the kept SNPs.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv``, ``.txt`` (optionally gzipped), ``.parquet``, ``.pq`` or ``.h5ad``
+        matrix, or a genotype file (see :func:`deepgami.data.genotypes.read_genotypes`).
+    missing : {"error", "mean", "drop-feature"}, default "error"
+        What to do with missing values: refuse them, fill each feature's with its mean over the
+        observed values, or drop the features that have any.
+    keep_features : set of str or None, default None
+        For a genotype file, read only these SNPs; ignored for other matrices.
+
+    Returns
+    -------
+    anndata.AnnData
+        Samples x features, float32 or int8.
+    dict
+        The missing-value report: ``missing_values``, ``dropped_features`` and ``policy``.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, empty, of an unknown format or cannot be parsed, or has
+        missing values that `missing` refuses.
     """
     path = Path(path)
     if missing not in MISSING_POLICIES:
@@ -290,7 +314,32 @@ def read_labels(
     label_column: str = "label",
     split_column: str | None = "split",
 ) -> pd.DataFrame:
-    """Read the label table -> DataFrame indexed by sample with `label` (and `split` if present)."""
+    """Read the label table as a DataFrame indexed by sample.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv`` or ``.txt`` table.
+    sample_column : str, default "sample"
+        The column holding the sample ids.
+    label_column : str, default "label"
+        The column holding the labels.
+    split_column : str or None, default "split"
+        The column holding the optional split (``train``, ``test``, ``independent`` or empty);
+        None ignores any split.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by sample, with a ``label`` column (and ``split``, lower case, if present);
+        values are stripped strings.
+
+    Raises
+    ------
+    InputError
+        When the table cannot be read, lacks a column, has an empty or duplicate sample id, or a
+        split value other than the ones above.
+    """
     path = Path(path)
     table = _read_table(path, "labels")
     for column in (sample_column, label_column):
@@ -320,7 +369,23 @@ def read_labels(
 
 
 def read_prior(path: str | Path) -> pd.DataFrame:
-    """Read a prior edge list: a table with `source` and `target` columns (extra columns kept)."""
+    """Read a prior edge list: a table with `source` and `target` columns (extra columns kept).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv`` or ``.txt`` table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per edge, as strings; ``source`` and ``target`` stripped of whitespace.
+
+    Raises
+    ------
+    InputError
+        When the table cannot be read or lacks a ``source`` or ``target`` column.
+    """
     path = Path(path)
     table = _read_table(path, "prior")
     missing = [c for c in ("source", "target") if c not in table.columns]
@@ -334,14 +399,15 @@ def read_prior(path: str | Path) -> pd.DataFrame:
 
 
 def check_finite_cohort(mdata: md.MuData, source: str | Path | None = None) -> None:
-    """Refuse a cohort whose modality matrices hold NaN or infinite values (an .h5mu edited
-    outside `deepgami build`, which never writes them).
+    """Refuse a cohort whose modality matrices hold NaN or infinite values.
+
+    Such a cohort is an .h5mu edited outside `deepgami build`, which never writes them.
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         The cohort.
-    source
+    source : str or pathlib.Path or None, default None
         Its file, named in the error.
 
     Raises

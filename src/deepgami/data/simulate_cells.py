@@ -45,7 +45,39 @@ FILES = {
 
 @dataclass
 class CellSimulationSettings:
-    """Settings of :func:`simulate_cells` (the ``deepgami simulate-cells`` options)."""
+    """Settings of :func:`simulate_cells` (the ``deepgami simulate-cells`` options).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Random seed; the same seed gives the same bytes.
+    n_donors : int, default 200
+        Donors (the samples of the cohort).
+    cells_per_donor : int, default 90
+        Cells drawn per donor, shared among the cell types by donor-specific proportions.
+    cell_types : int, default 3
+        Number of cell types (named by :meth:`names`).
+    signal_cell_types : list of str
+        The cell types whose expression carries the phenotype signal; empty (the default)
+        means the first cell type.
+    n_genes : int, default 200
+        Genes.
+    n_signal_genes : int, default 20
+        Genes whose expression moves with the phenotype.
+    n_snps : int, default 200
+        SNPs.
+    n_eqtl_genes : int or None, default None
+        Genes with a simulated cis-eQTL; None means min(40, genes that are not signal genes,
+        SNPs), filled in by :meth:`validate`.
+    effect_size : float, default 0.5
+        Log fold change, case vs control, of each signal gene.
+    donor_sd : float, default 0.3
+        Donor-level biological noise of log expression.
+    dispersion : float, default 0.2
+        Negative binomial overdispersion per cell (0 = Poisson).
+    test_fraction : float, default 0.2
+        Share of donors in the ``test`` split.
+    """
 
     seed: int = 0
     n_donors: int = 200
@@ -62,14 +94,26 @@ class CellSimulationSettings:
     test_fraction: float = 0.2
 
     def names(self) -> list[str]:
-        """The cell type names: brain cell classes, then CellType7, CellType8, ..."""
+        """Return the cell type names: brain cell classes, then CellType7, CellType8, ...
+
+        Returns
+        -------
+        list of str
+            One name per cell type (``cell_types`` of them).
+        """
         return [
             CELL_TYPE_NAMES[i] if i < len(CELL_TYPE_NAMES) else f"CellType{i + 1}"
             for i in range(self.cell_types)
         ]
 
     def validate(self) -> None:
-        """Raise :class:`InputError` for settings that cannot be simulated (fills the defaults)."""
+        """Raise :class:`InputError` for settings that cannot be simulated (fills the defaults).
+
+        Raises
+        ------
+        InputError
+            Naming the first setting out of range, or the unknown signal cell types.
+        """
         if self.n_eqtl_genes is None:
             self.n_eqtl_genes = max(0, min(40, self.n_genes - self.n_signal_genes, self.n_snps))
         checks = [
@@ -115,16 +159,16 @@ def simulate_cells(
 
     Parameters
     ----------
-    out
+    out : str or os.PathLike
         The output directory (written atomically).
-    overwrite
+    overwrite : bool, default False
         Replace an existing `out`.
     **settings
         Fields of :class:`CellSimulationSettings`.
 
     Returns
     -------
-    dict
+    dict of str to pathlib.Path
         ``{role: path}`` of the written files.
     """
     s = CellSimulationSettings(**settings)

@@ -49,29 +49,34 @@ def roc(
 
     Parameters
     ----------
-    data
+    data : pandas.DataFrame or mudata.MuData
         A prediction table (:meth:`DeepGAMI.predict`), or a cohort on which
         :func:`deepgami.tl.predict` stored ``obsm[f"{key}_proba"]``.
-    classes
+    classes : sequence of str or None, default None
         Class names in probability-column order (default: from the probability columns).
-    key
+    key : str, default "deepgami"
         The `key_added` of :func:`deepgami.tl.predict` when `data` is a cohort.
-    label_key
+    label_key : str, default "label"
         The column of the known labels: of ``mdata.obs`` for a cohort, else of the table.
-    method
+    method : str, default "deepgami"
         The name in the legend (and its colour).
-    ax
+    ax : matplotlib.axes.Axes or None, default None
         Draw on this Axes (default: a new figure).
-    show
+    show : bool or None, default None
         Show the figure (default True); False returns the Axes.
-    return_fig
+    return_fig : bool, default False
         Return the Figure.
 
     Returns
     -------
-    Figure, Axes or None
+    matplotlib.figure.Figure, matplotlib.axes.Axes or None
         See `show` and `return_fig`. Two classes: the second is positive; more:
         micro-averaged one-vs-rest.
+
+    Raises
+    ------
+    ValueError
+        When fewer than two classes are among the labelled samples.
     """
     if isinstance(data, md.MuData):
         proba = data.obsm[f"{key}_proba"]
@@ -105,26 +110,31 @@ def top_links(
 
     Parameters
     ----------
-    data
+    data : pandas.DataFrame, dict or mudata.MuData
         A cohort on which :func:`deepgami.tl.prioritize` stored its tables under `key`, or the
         ``links`` table itself (or a dict holding it).
-    cls
+    cls : str or None, default None
         The class (default: the first in the table).
-    top
+    top : int, default 30
         How many links to draw.
-    key
+    key : str, default "deepgami_prioritize"
         The `key_added` of :func:`deepgami.tl.prioritize` when `data` is a cohort.
-    ax
+    ax : matplotlib.axes.Axes or None, default None
         Draw on this Axes (default: a new figure).
-    show
+    show : bool or None, default None
         Show the figure (default True); False returns the Axes.
-    return_fig
+    return_fig : bool, default False
         Return the Figure.
 
     Returns
     -------
-    Figure, Axes or None
+    matplotlib.figure.Figure, matplotlib.axes.Axes or None
         See `show` and `return_fig`.
+
+    Raises
+    ------
+    ValueError
+        When the links table is empty (a model without priors).
     """
     links = data.uns[key] if isinstance(data, md.MuData) else data
     if isinstance(links, dict):
@@ -152,30 +162,35 @@ def importance(
 
     Parameters
     ----------
-    data
+    data : pandas.DataFrame or mudata.MuData
         A cohort on which :func:`deepgami.tl.prioritize` stored its tables under `key`, or one
         of its ``features``, ``latent`` or ``links`` tables.
-    cls
+    cls : str or None, default None
         Keep the rows of this class (default: the first in the table).
-    top
+    top : int, default 15
         How many bars.
-    title
+    title : str or None, default None
         Figure title (default: the class).
-    key
+    key : str, default "deepgami_prioritize"
         The `key_added` of :func:`deepgami.tl.prioritize` when `data` is a cohort.
-    table
+    table : {"features", "latent", "links"}, default "features"
         Which of its tables: ``features``, ``latent`` or ``links``.
-    ax
+    ax : matplotlib.axes.Axes or None, default None
         Draw on this Axes (default: a new figure).
-    show
+    show : bool or None, default None
         Show the figure (default True); False returns the Axes.
-    return_fig
+    return_fig : bool, default False
         Return the Figure.
 
     Returns
     -------
-    Figure, Axes or None
+    matplotlib.figure.Figure, matplotlib.axes.Axes or None
         See `show` and `return_fig`.
+
+    Raises
+    ------
+    ValueError
+        When the table has no importance column or no rows.
     """
     frame = data.uns[key][table] if isinstance(data, md.MuData) else data
     if "class" in frame:

@@ -28,27 +28,33 @@ def predict(
 
     Parameters
     ----------
-    model
+    model : DeepGAMI
         A trained model.
-    mdata
+    mdata : mudata.MuData
         The cohort; features are matched by name.
-    modalities
+    modalities : sequence of str or None, default None
         The modalities to give (default: every model modality the cohort has); the latent blocks
         of the others are imputed from them.
-    fill
+    fill : {"impute", "mean"}, default "impute"
         ``impute`` (the model's imputers) or ``mean`` (the training mean, a baseline).
-    key_added
+    key_added : str, default "deepgami"
         Names the slots written: ``obs[f"{key_added}_predicted"]``, ``obsm[f"{key_added}_proba"]``
         (classification), and ``uns[key_added]`` with ``params`` (modalities, fill) and
         ``metrics`` (when labels are known).
-    copy
+    copy : bool, default False
         Write into a copy of `mdata` and return it.
 
     Returns
     -------
-    MuData or None
+    mudata.MuData or None
         The written copy with `copy`, else None (`mdata` is written). The prediction table
         itself is :meth:`DeepGAMI.predict`'s.
+
+    Raises
+    ------
+    TypeError
+        When `model` is not a :class:`~deepgami.DeepGAMI`, `mdata` not a MuData, or
+        `modalities` not strings.
 
     Examples
     --------
@@ -94,32 +100,39 @@ def prioritize(
 
     Parameters
     ----------
-    model
+    model : DeepGAMI
         A trained model.
-    mdata
+    mdata : mudata.MuData
         The cohort; the samples (of `split`) that have every model modality are explained.
-    split
+    split : str or None, default None
         Explain only the samples of this ``obs['split']`` value (default: all).
-    classes
+    classes : sequence of str or None, default None
         The classes to explain (default: all).
-    baseline
+    baseline : {"zero", "mean"}, default "zero"
         ``zero`` (the training mean under standard scaling) or ``mean``.
-    target
+    target : {"logit", "probability"}, default "logit"
         ``logit`` (centered) or ``probability``.
-    n_steps, method
-        The integral's approximation, as in Captum (default: deepgami's).
-    networks
+    n_steps : int or None, default None
+        The integral's number of steps, as in Captum (default: deepgami's).
+    method : str or None, default None
+        The integral's approximation method, as in Captum (default: deepgami's).
+    networks : {"all", "refit"}, default "all"
         ``all`` (every network of a bagged model, averaged) or ``refit``.
-    key_added
+    key_added : str, default "deepgami_prioritize"
         ``uns[key_added]`` receives the ``features``, ``latent`` and ``links`` tables, the
         ``params`` of this call and the ``provenance`` (`summary.json` of the command line).
-    copy
+    copy : bool, default False
         Write into a copy of `mdata` and return it.
 
     Returns
     -------
-    MuData or None
+    mudata.MuData or None
         The written copy with `copy`, else None (`mdata` is written).
+
+    Raises
+    ------
+    TypeError
+        When `model` is not a :class:`~deepgami.DeepGAMI` or `mdata` not a MuData.
     """
     _check_args(model, mdata)
     from deepgami.attribution import integrated_gradients as ig
@@ -154,24 +167,31 @@ def enrichment(
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort on which :func:`prioritize` stored its tables under `key`.
-    gmt
+    gmt : str or os.PathLike
         A GMT file of gene sets (nothing is downloaded).
-    key
+    key : str, default "deepgami_prioritize"
         The `key_added` of :func:`prioritize`.
-    min_size, max_size
-        Sets whose overlap with the background is outside this range are not tested.
-    key_added
+    min_size : int, default 3
+        Sets whose overlap with the background is smaller are not tested.
+    max_size : int, default 500
+        Sets whose overlap with the background is larger are not tested.
+    key_added : str, default "deepgami_enrichment"
         ``uns[key_added]`` receives the ``table`` (class, gene_set, ..., pvalue, fdr) and the
         ``params``.
-    copy
+    copy : bool, default False
         Write into a copy of `mdata` and return it.
 
     Returns
     -------
-    MuData or None
+    mudata.MuData or None
         The written copy with `copy`, else None (`mdata` is written).
+
+    Raises
+    ------
+    ValueError
+        When the ``links`` table is empty (a model without prior links).
     """
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
 
