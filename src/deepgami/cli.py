@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Parameters
     ----------
-    argv
+    argv : sequence of str, optional
         The arguments (default: ``sys.argv[1:]``).
 
     Returns

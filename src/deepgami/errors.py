@@ -80,9 +80,9 @@ def env_error(err: OSError, path: str | os.PathLike | None = None) -> EnvError:
 
     Parameters
     ----------
-    err
+    err : OSError
         The error the operating system raised.
-    path
+    path : str or os.PathLike, optional
         The path to name (default: the error's own file name).
 
     Returns
@@ -100,9 +100,9 @@ def safetensors_env_error(err: Exception, path: str | os.PathLike | None) -> Env
 
     Parameters
     ----------
-    err
+    err : Exception
         The SafetensorError.
-    path
+    path : str or os.PathLike or None
         The file being written.
 
     Returns
@@ -124,9 +124,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
 
     Parameters
     ----------
-    final
+    final : str or os.PathLike
         The output path.
-    suffix
+    suffix : str, optional
         Suffix of the temporary path (default: `final`'s suffixes, so writers pick the format).
 
     Returns
@@ -307,15 +307,15 @@ def claim_output(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The output (``--out``).
-    kind
+    kind : str
         What is written: a directory kind of `LEGACY_DIRS` or a file kind of `FILE_KINDS`.
-    inputs
+    inputs : iterable of str or os.PathLike or None
         The command's input paths (files or directories; None entries are skipped).
-    overwrite
+    overwrite : bool, default False
         ``--overwrite``: replace what deepgami did not write (never an input).
-    flag
+    flag : str, default "--out"
         The option that named the output, for messages.
 
     Returns

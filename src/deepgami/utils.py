@@ -123,9 +123,9 @@ def examples(values: Iterable[Any], n: int = 3) -> str:
 
     Parameters
     ----------
-    values
+    values : iterable
         Anything iterable; each value is shown with `str`.
-    n
+    n : int, default 3
         How many to show.
 
     Returns
@@ -145,13 +145,13 @@ def split_mask(
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort.
-    split
+    split : str
         The split wanted (``train``, ``test``, ``independent``).
-    source
+    source : Any, optional
         The file the cohort came from, named in errors.
-    column
+    column : str, default "split"
         The split column of ``mdata.obs``.
 
     Returns
@@ -180,7 +180,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
 
     Parameters
     ----------
-    name
+    name : str or None, default "auto"
         ``auto`` (CUDA when available, else CPU; also for None), ``cpu``, ``cuda`` or ``cuda:<index>``.
 
     Returns

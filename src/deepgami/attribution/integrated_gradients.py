@@ -331,17 +331,17 @@ def encoder_path_gradients(
 
     Parameters
     ----------
-    module
+    module : DeepGAMINetwork
         The network.
-    xs, baselines
+    xs, baselines : sequence of torch.Tensor
         Per modality, the samples (n x p_k) and the baseline (p_k,).
-    targets
+    targets : sequence of int
         Output indices.
-    transform
+    transform : callable
         Maps the logits to the explained outputs (:func:`output_function`).
-    n_steps, method
+    n_steps, method : int and str
         Captum's approximation of the path integral (alphas and weights).
-    modalities
+    modalities : sequence of int, optional
         The blocks to return (default: the sparse encoders).
 
     Returns
@@ -594,17 +594,17 @@ def attribute(
 
     Parameters
     ----------
-    module
+    module : DeepGAMINetwork
         The network.
-    xs, baselines
+    xs, baselines : sequence of torch.Tensor
         Per modality, the samples and the baseline (preprocessed units).
-    targets
+    targets : sequence of int
         Output indices to explain.
-    transform
+    transform : callable
         Maps the logits to the explained outputs (:func:`output_function`).
-    n_steps, method
+    n_steps, method : int and str
         Captum's approximation of the path integral.
-    levels
+    levels : sequence of str
         Which of ``features``, ``latent`` and ``links`` to compute.
 
     Returns
@@ -1059,23 +1059,23 @@ def prioritize(
 
     Parameters
     ----------
-    model
+    model : DeepGAMI
         A trained :class:`deepgami.model.DeepGAMI`.
-    mdata
+    mdata : mudata.MuData
         The cohort; samples in `split` (all when None) having every modality are used.
-    split
+    split : str, optional
         The ``obs['split']`` value of the samples to explain (None: all).
-    classes
+    classes : sequence of str, optional
         Which classes to explain (default all; a numeric phenotype has ``value``).
-    baseline
+    baseline : {"zero", "mean"}
         ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
-    target
+    target : {"logit", "probability"}
         ``logit`` (centered logit) or ``probability``.
-    n_steps, method
+    n_steps, method : int and str
         The integral's approximation, as in Captum.
-    source
+    source : str, optional
         The cohort's path, for error messages.
-    networks
+    networks : {"all", "refit"}
         ``all`` explains every network of a bagged model and averages them; ``refit`` only the
         refit on all training samples (``model.module``).
 

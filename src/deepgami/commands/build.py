@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     Parameters
     ----------
-    args
+    args : argparse.Namespace
         The parsed ``deepgami build`` arguments.
 
     Returns

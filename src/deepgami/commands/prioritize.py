@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     Parameters
     ----------
-    args
+    args : argparse.Namespace
         The parsed ``deepgami prioritize`` arguments.
 
     Returns

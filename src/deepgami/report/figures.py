@@ -72,11 +72,11 @@ def new_axes(
 
     Parameters
     ----------
-    figsize
+    figsize : tuple of float
         Size of a new figure, in inches.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes instead.
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`new_figure`).
 
     Returns
@@ -95,7 +95,7 @@ def method_color(method: str) -> str:
 
     Parameters
     ----------
-    method
+    method : str
         A method id (``deepgami``, a baseline's name, ...).
 
     Returns
@@ -512,15 +512,15 @@ def importance_bars(
 
     Parameters
     ----------
-    table
+    table : pandas.DataFrame
         A features, latent or links table (an ``importance`` column).
-    title
+    title : str
         The title.
-    top
+    top : int, default 15
         How many bars.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes (default: a new figure).
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`new_figure`).
 
     Returns

@@ -699,12 +699,12 @@ def write_report(
 
     Parameters
     ----------
-    eval_dir
+    eval_dir : str or pathlib.Path
         The evaluation directory (``run.json``, ``metrics.tsv``, ...).
-    prioritize_dir, model_dir
+    prioritize_dir, model_dir : str or pathlib.Path, optional
         Prioritization and model directories shown in the report; by default ``prioritize/`` and
         ``model/`` beside the final evaluation directory, when they exist.
-    final_dir
+    final_dir : str or pathlib.Path, optional
         Where the evaluation directory will finally live (default `eval_dir`).
 
     Returns

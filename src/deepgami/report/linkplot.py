@@ -32,15 +32,15 @@ def top_links_figure(
 
     Parameters
     ----------
-    links
+    links : pandas.DataFrame
         Columns source, target, prior, class, mean_attribution, importance, rank.
-    cls
+    cls : str
         The class whose links are drawn.
-    top
+    top : int, default 30
         How many links.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes (default: a new figure).
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`deepgami.report.figures.new_figure`).
 
     Returns
