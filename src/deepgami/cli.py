@@ -26,6 +26,15 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``deepgami`` argument parser, with one subcommand per module in `COMMANDS`.
+
+    Each module ``deepgami.commands.<name>`` adds its subcommand with ``register(subparsers)``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; the subcommand chosen sets ``args.func``.
+    """
     parser = argparse.ArgumentParser(
         prog="deepgami",
         description="DeepGAMI: biologically guided multimodal phenotype prediction, imputation "
@@ -44,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Parameters
     ----------
-    argv
+    argv : sequence of str, optional
         The arguments (default: ``sys.argv[1:]``).
 
     Returns

@@ -25,7 +25,17 @@ MARKER = ".deepgami"  # inside every output directory: its kind and the files de
 
 
 class InputError(Exception):
-    """Bad user input. The CLI prints `error: <path>: <message>` and exits with code 2."""
+    """Bad user input.
+
+    The CLI prints `error: <path>: <message>` and exits with code 2.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        The file or directory at fault, shown before the message (None: no path).
+    message : str
+        What is wrong; newlines are replaced by spaces to keep the error on one line.
+    """
 
     exit_code = 2
 
@@ -41,13 +51,28 @@ class EnvError(InputError, OSError):
 
     An InputError, so code that adds a file name to an InputError keeps working (the CLI tells them
     apart by `exit_code`), and an OSError, so API callers that catch OSError still do.
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        The file or directory at fault, shown before the message (None: no path).
+    message : str
+        What is wrong; newlines are replaced by spaces to keep the error on one line.
     """
 
     exit_code = 3
 
 
 class TrainingDiverged(InputError):
-    """The training loss became NaN or infinite (non-finite inputs, a learning rate too high)."""
+    """The training loss became NaN or infinite (non-finite inputs, a learning rate too high).
+
+    Parameters
+    ----------
+    path : str or os.PathLike or None
+        The file or directory at fault, shown before the message (None: no path).
+    message : str
+        What is wrong; newlines are replaced by spaces to keep the error on one line.
+    """
 
 
 def env_error(err: OSError, path: str | os.PathLike | None = None) -> EnvError:
@@ -55,9 +80,9 @@ def env_error(err: OSError, path: str | os.PathLike | None = None) -> EnvError:
 
     Parameters
     ----------
-    err
+    err : OSError
         The error the operating system raised.
-    path
+    path : str or os.PathLike, optional
         The path to name (default: the error's own file name).
 
     Returns
@@ -75,9 +100,9 @@ def safetensors_env_error(err: Exception, path: str | os.PathLike | None) -> Env
 
     Parameters
     ----------
-    err
+    err : Exception
         The SafetensorError.
-    path
+    path : str or os.PathLike or None
         The file being written.
 
     Returns
@@ -99,9 +124,9 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
 
     Parameters
     ----------
-    final
+    final : str or os.PathLike
         The output path.
-    suffix
+    suffix : str, optional
         Suffix of the temporary path (default: `final`'s suffixes, so writers pick the format).
 
     Returns
@@ -208,9 +233,19 @@ def output_claims() -> Iterator[None]:
 
 
 class OutputClaim:
-    """An output path checked against the policy and locked for this command (see
-    :func:`claim_output`). Write it with :meth:`atomic`, or let a library function write it and
-    then :meth:`mark` it."""
+    """An output path checked against the policy and locked for this command.
+
+    Made by :func:`claim_output`. Write it with :meth:`atomic`, or let a library function write it
+    and then :meth:`mark` it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The claimed output.
+    kind : str
+        What is written: a directory kind of `LEGACY_DIRS` or a file kind of `FILE_KINDS` (a file
+        kind makes the output a file, any other kind a directory).
+    """
 
     def __init__(self, path: Path, kind: str) -> None:
         self.path, self.kind = path, kind
@@ -272,15 +307,15 @@ def claim_output(
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The output (``--out``).
-    kind
+    kind : str
         What is written: a directory kind of `LEGACY_DIRS` or a file kind of `FILE_KINDS`.
-    inputs
+    inputs : iterable of str or os.PathLike or None
         The command's input paths (files or directories; None entries are skipped).
-    overwrite
+    overwrite : bool, default False
         ``--overwrite``: replace what deepgami did not write (never an input).
-    flag
+    flag : str, default "--out"
         The option that named the output, for messages.
 
     Returns

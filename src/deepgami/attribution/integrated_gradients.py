@@ -108,8 +108,29 @@ FLOAT_FORMAT = "%.6g"  # fixed, so the same model and cohort give byte-identical
 def output_function(
     task: str = "classification", target: str = "logit"
 ) -> Callable[[Tensor], Tensor]:
-    """Map logits (B, C) to the explained outputs (B, C): centered logits, probabilities, or the
-    value itself for a numeric phenotype."""
+    """Return the map from logits (B, C) to the explained outputs (B, C).
+
+    The outputs are centered logits, probabilities, or the value itself for a numeric phenotype.
+    With centered logits the function has ``mirrors_binary = True``: with two classes, one
+    class's attributions are the exact negatives of the other's.
+
+    Parameters
+    ----------
+    task : str, default "classification"
+        ``classification`` or ``regression`` (the logits are returned as they are).
+    target : {"logit", "probability"}
+        For a classification: centered logits or softmax probabilities.
+
+    Returns
+    -------
+    callable
+        The map from a (B, C) logit tensor to the (B, C) explained outputs.
+
+    Raises
+    ------
+    ValueError
+        When `target` is not one of `TARGETS` (classification only).
+    """
     if task == "regression":
         return lambda logits: logits
     if target == "logit":
@@ -197,11 +218,41 @@ def integrated_gradients(
     method: str = DEFAULT_METHOD,
     at: str = "inputs",
 ) -> tuple[list[Tensor], Tensor]:
-    """Captum integrated gradients of output `target`, at every modality's inputs or latent block.
+    """Compute Captum integrated gradients of output `target`, at the inputs or the latent blocks.
 
-    `baselines[k]` is a (n_k,) input vector. With ``at="latent"`` the path runs from the baseline's
-    latent blocks (each encoder's post-activation output) to the sample's. Returns per-sample
-    attributions per modality (n x n_k, or n x L) and the convergence delta per sample.
+    With ``at="latent"`` the path runs from the baseline's latent blocks (each encoder's
+    post-activation output) to the sample's.
+
+    Parameters
+    ----------
+    module : DeepGAMINetwork
+        The network.
+    xs : sequence of torch.Tensor
+        Per modality, the samples (n x n_k, preprocessed units).
+    baselines : sequence of torch.Tensor
+        Per modality, the baseline: `baselines[k]` is a (n_k,) input vector.
+    target : int
+        The output index explained.
+    transform : callable
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps : int, default DEFAULT_N_STEPS
+        Steps of Captum's approximation of the path integral.
+    method : str, default DEFAULT_METHOD
+        Captum's approximation method.
+    at : {"inputs", "latent"}
+        Where the attributions are taken: each modality's inputs or its latent block.
+
+    Returns
+    -------
+    attributions : list of torch.Tensor
+        Per-sample attributions per modality (n x n_k, or n x L).
+    delta : torch.Tensor
+        The convergence delta per sample.
+
+    Raises
+    ------
+    ValueError
+        When `at` is neither ``inputs`` nor ``latent``.
     """
     from captum.attr import IntegratedGradients
 
@@ -280,17 +331,17 @@ def encoder_path_gradients(
 
     Parameters
     ----------
-    module
+    module : DeepGAMINetwork
         The network.
-    xs, baselines
+    xs, baselines : sequence of torch.Tensor
         Per modality, the samples (n x p_k) and the baseline (p_k,).
-    targets
+    targets : sequence of int
         Output indices.
-    transform
+    transform : callable
         Maps the logits to the explained outputs (:func:`output_function`).
-    n_steps, method
+    n_steps, method : int and str
         Captum's approximation of the path integral (alphas and weights).
-    modalities
+    modalities : sequence of int, optional
         The blocks to return (default: the sparse encoders).
 
     Returns
@@ -411,11 +462,33 @@ def link_scores(
     grad: Tensor,
     chunk_floats: int = EDGE_CHUNK_FLOATS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean signed and mean absolute per-sample attribution of every edge.
+    """Compute the mean signed and mean absolute per-sample attribution of every edge.
 
     The attribution of edge k for a sample is ``diff[:, src[k]] * weight[k] * grad[:, dst[k]]``
     (``diff = x - x'``, ``grad`` = path-averaged gradient at the encoder output). Edges are scored
     in chunks of about `chunk_floats` values, so no (samples x edges) matrix is ever held.
+
+    Parameters
+    ----------
+    diff : torch.Tensor
+        The samples minus the baseline, ``x - x'`` (samples x input features).
+    src : torch.Tensor
+        The input feature index of each edge.
+    dst : torch.Tensor
+        The encoder output (latent node) index of each edge.
+    weight : torch.Tensor
+        The learned weight of each edge.
+    grad : torch.Tensor
+        The path-averaged gradient at the encoder output (samples x latent nodes).
+    chunk_floats : int, default EDGE_CHUNK_FLOATS
+        About how many values are held per chunk of edges.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        The mean signed attribution of each edge (float64).
+    mean_abs : numpy.ndarray
+        The mean absolute attribution of each edge (float64).
     """
     n, n_edges = diff.shape[0], int(src.numel())
     mean = np.zeros(n_edges, dtype=np.float64)
@@ -448,6 +521,29 @@ class RawAttributions:
     `completeness[t][k]` is max over features of |sum of its link means - its feature mean|
     divided by the largest feature importance (mean |attribution|) of that block; `seconds`
     times each stage.
+
+    Parameters
+    ----------
+    targets : list of int
+        The output indices explained.
+    features : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and modality, per input feature.
+    latent : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and modality, per latent node.
+    links : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and sparse encoder, per edge.
+    delta_features : dict of int to numpy.ndarray
+        Per target, the per-sample convergence deltas of the feature level.
+    delta_latent : dict of int to numpy.ndarray
+        Per target, the per-sample convergence deltas of the latent level.
+    output_change : dict of int to numpy.ndarray
+        Per target, the per-sample change of the explained output, ``F(x) - F(x')``.
+    completeness : dict of int to dict of int to float
+        Per target and sparse encoder, the relative completeness error of the links.
+    seconds : dict of str to float
+        Seconds per level.
+    mirrored : bool, default False
+        Two classes, centered logits: the second target is the first negated.
     """
 
     targets: list[int]
@@ -498,17 +594,17 @@ def attribute(
 
     Parameters
     ----------
-    module
+    module : DeepGAMINetwork
         The network.
-    xs, baselines
+    xs, baselines : sequence of torch.Tensor
         Per modality, the samples and the baseline (preprocessed units).
-    targets
+    targets : sequence of int
         Output indices to explain.
-    transform
+    transform : callable
         Maps the logits to the explained outputs (:func:`output_function`).
-    n_steps, method
+    n_steps, method : int and str
         Captum's approximation of the path integral.
-    levels
+    levels : sequence of str
         Which of ``features``, ``latent`` and ``links`` to compute.
 
     Returns
@@ -609,11 +705,23 @@ def _completeness(
 
 
 def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
-    """The attributions of networks whose outputs a model averages (bagging), over the same samples.
+    """Combine the attributions of networks whose outputs a model averages (bagging).
 
-    Integrated gradients is linear in the function explained, so signed means, convergence deltas
-    and output changes average exactly to the ensemble's; `importance` (mean |attribution|) becomes
-    the mean over networks of each one's. Completeness errors: the worst network's."""
+    The attributions are over the same samples. Integrated gradients is linear in the function
+    explained, so signed means, convergence deltas and output changes average exactly to the
+    ensemble's; `importance` (mean |attribution|) becomes the mean over networks of each one's.
+    Completeness errors: the worst network's.
+
+    Parameters
+    ----------
+    raws : sequence of RawAttributions
+        One per network, with the same targets, modalities and samples.
+
+    Returns
+    -------
+    RawAttributions
+        The ensemble's attributions (the one given when there is one network); seconds are summed.
+    """
     if len(raws) == 1:
         return raws[0]
     first = raws[0]
@@ -641,11 +749,24 @@ def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
 
 
 def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """Add `rank` (1 = most important, within each class over the whole table), `rank_in_modality`
-    (within class and modality) and `top_decile` (rank <= ceil(n / 10) within the class).
+    """Add the rank columns to a table of attributions.
 
-    Ties in `importance` are broken by the `names` columns, so the order is deterministic. Rows come
-    back sorted by class (in order of first appearance) and rank.
+    The columns are `rank` (1 = most important, within each class over the whole table),
+    `rank_in_modality` (within class and modality) and `top_decile` (rank <= ceil(n / 10) within
+    the class). Ties in `importance` are broken by the `names` columns, so the order is
+    deterministic. Rows come back sorted by class (in order of first appearance) and rank.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns class, modality, importance and the `names` columns.
+    names : sequence of str
+        The columns that name a row (e.g. ``["feature"]``), the tie-breakers in that order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A sorted copy with the three columns added (a fresh index).
     """
     table = table.reset_index(drop=True)
     class_order = {c: i for i, c in enumerate(dict.fromkeys(table["class"]))}
@@ -673,6 +794,17 @@ class Prioritization:
     top_decile. `latent`: node, modality (the encoder block), class, ... . `links`: source, target,
     modality, prior, class, weight (learned), mean_attribution, importance, ... (empty for a model
     without priors).
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        The ranked input features.
+    latent : pandas.DataFrame
+        The ranked latent nodes.
+    links : pandas.DataFrame
+        The ranked prior links.
+    summary : dict
+        The run summary (written as summary.json).
     """
 
     features: pd.DataFrame
@@ -681,13 +813,36 @@ class Prioritization:
     summary: dict
 
     def top_link_genes(self, cls: str) -> list[str]:
-        """Latent genes that are the target of at least one top-decile link of class `cls`."""
+        """Return the latent genes that are the target of at least one top-decile link of `cls`.
+
+        Parameters
+        ----------
+        cls : str
+            The class.
+
+        Returns
+        -------
+        list of str
+            The genes, sorted.
+        """
         rows = self.links[(self.links["class"] == cls) & self.links["top_decile"]]
         return sorted(set(rows["target"].astype(str)))
 
     def write(self, directory: str | Path) -> list[Path]:
-        """Write features/latent/links as TSV and Parquet and summary.json into an existing `directory`
-        (the link figures are `deepgami.report.linkplot`'s)."""
+        """Write features/latent/links as TSV and Parquet, and summary.json.
+
+        The link figures are `deepgami.report.linkplot`'s.
+
+        Parameters
+        ----------
+        directory : str or pathlib.Path
+            An existing directory.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The written files.
+        """
         directory = Path(directory)
         written = []
         for name, table in (
@@ -707,7 +862,18 @@ class Prioritization:
 
 
 def file_stem(name: str) -> str:
-    """A class name made safe for a file name (`a/b c` -> `a_b_c`)."""
+    """Make a class name safe for a file name (`a/b c` -> `a_b_c`).
+
+    Parameters
+    ----------
+    name : str
+        The class name (any value is turned into a string).
+
+    Returns
+    -------
+    str
+        Letters, digits, ``.``, ``_`` and ``-`` only; ``class`` when nothing is left.
+    """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "class"
 
 
@@ -747,7 +913,25 @@ LINK_COLUMNS = [
 
 
 def baseline_inputs(model: DeepGAMI, kind: str = "zero") -> list[Tensor]:
-    """The baseline per modality, in preprocessed units: zeros, or the training mean preprocessed."""
+    """Return the baseline per modality, in preprocessed units.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+    kind : {"zero", "mean"}
+        Zeros, or the training mean preprocessed.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One float32 vector per modality, as long as its features.
+
+    Raises
+    ------
+    ValueError
+        When `kind` is not one of `BASELINES`.
+    """
     if kind not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, not {kind!r}")
     out = []
@@ -775,8 +959,20 @@ def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
 
 
 def prior_link_counts(model: DeepGAMI) -> list[int | None]:
-    """Per modality, how many of its encoder's edges (the first ones) are prior links; None for a
-    dense encoder. Models saved before self-edges existed have prior links only."""
+    """Count, per modality, how many of its encoder's edges (the first ones) are prior links.
+
+    Models saved before self-edges existed have prior links only.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+
+    Returns
+    -------
+    list of int or None
+        One count per modality; None for a dense encoder.
+    """
     counts = model.config.get("network", {}).get("prior_edges")
     if counts is not None:
         return [None if c is None else int(c) for c in counts]
@@ -789,8 +985,31 @@ def prior_link_counts(model: DeepGAMI) -> list[int | None]:
 def select_samples(
     model: DeepGAMI, mdata: md.MuData, split: str | None = None, source: str | None = None
 ) -> tuple[ModelInputs, dict[str, int]]:
-    """ModelInputs of the samples to explain: in `split` (when given) and having every model
-    modality; also returns counts of what was left out."""
+    """Select the samples to explain: in `split` (when given) and having every model modality.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+    mdata : mudata.MuData
+        The cohort.
+    split : str, optional
+        Keep only the samples of this split.
+    source : str, optional
+        The file the cohort came from, named in errors.
+
+    Returns
+    -------
+    inputs : ModelInputs
+        The model inputs of the samples kept.
+    counts : dict of str to int
+        What was kept and left out: ``n_samples``, ``n_not_in_split``, ``n_incomplete``.
+
+    Raises
+    ------
+    InputError
+        When `split` is missing, or no sample in it has every model modality.
+    """
     from deepgami.data import cohort
     from deepgami.errors import InputError
     from deepgami.utils import split_mask
@@ -840,23 +1059,23 @@ def prioritize(
 
     Parameters
     ----------
-    model
+    model : DeepGAMI
         A trained :class:`deepgami.model.DeepGAMI`.
-    mdata
+    mdata : mudata.MuData
         The cohort; samples in `split` (all when None) having every modality are used.
-    split
+    split : str, optional
         The ``obs['split']`` value of the samples to explain (None: all).
-    classes
+    classes : sequence of str, optional
         Which classes to explain (default all; a numeric phenotype has ``value``).
-    baseline
+    baseline : {"zero", "mean"}
         ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
-    target
+    target : {"logit", "probability"}
         ``logit`` (centered logit) or ``probability``.
-    n_steps, method
+    n_steps, method : int and str
         The integral's approximation, as in Captum.
-    source
+    source : str, optional
         The cohort's path, for error messages.
-    networks
+    networks : {"all", "refit"}
         ``all`` explains every network of a bagged model and averages them; ``refit`` only the
         refit on all training samples (``model.module``).
 
@@ -1060,8 +1279,24 @@ def _versions() -> dict[str, str]:
 def precision_at_k(
     links: pd.DataFrame, truth_links: Sequence[dict], cls: str | None = None
 ) -> float:
-    """Share of the top-K links (K = number of true links) of a class that are true links, matched
-    on (source, target, prior)."""
+    """Return the share of the top-K links of a class that are true links.
+
+    K is the number of true links; links are matched on (source, target, prior).
+
+    Parameters
+    ----------
+    links : pandas.DataFrame
+        A ranked links table (source, target, prior, class, rank).
+    truth_links : sequence of dict
+        The true links, each with ``source``, ``target`` and ``prior``.
+    cls : str, optional
+        The class (default: the table's first class).
+
+    Returns
+    -------
+    float
+        The precision at K; NaN without true links.
+    """
     table = links if cls is None else links[links["class"] == cls]
     if cls is None and table["class"].nunique() > 1:
         table = table[table["class"] == table["class"].iloc[0]]

@@ -6,7 +6,15 @@ import argparse
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """The ``--device auto|cpu|cuda`` option of train, predict, prioritize and evaluate."""
+    """Add the ``--device auto|cpu|cuda`` option of train, predict, prioritize and evaluate.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    what : str
+        What runs on the device, named in the help (e.g. ``"training"``).
+    """
     parser.add_argument(
         "--device",
         default="auto",
@@ -17,7 +25,13 @@ def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
-    """``--overwrite``: let --out replace what deepgami did not write (never an input)."""
+    """Add ``--overwrite``: let --out replace what deepgami did not write (never an input).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -27,7 +41,15 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_simulation_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--out``, ``--seed`` and ``--overwrite`` of the simulators (`simulate`, `simulate-cells`)."""
+    """Add ``--out``, ``--seed`` and ``--overwrite`` of the simulators.
+
+    The simulators are `simulate` and `simulate-cells`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument(
         "--out",
         required=True,

@@ -24,6 +24,13 @@ PRIOR_RE = re.compile(
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `build` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "build",
         help="build a cohort .h5mu from modality matrices, labels and prior edge lists",
@@ -143,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
 
     Parameters
     ----------
-    args
+    args : argparse.Namespace
         The parsed ``deepgami build`` arguments.
 
     Returns

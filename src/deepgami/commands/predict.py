@@ -14,6 +14,13 @@ FLOAT_FORMAT = "%.6f"  # fixed, so the same model and cohort give byte-identical
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `predict` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "predict",
         help="predict phenotypes from all or some modalities (missing latent blocks imputed)",
@@ -59,11 +66,41 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def metrics_path(out: Path) -> Path:
-    """`<out stem>.metrics.json` beside the predictions."""
+    """Return the path of the metrics file: `<out stem>.metrics.json` beside the predictions.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The predictions table.
+
+    Returns
+    -------
+    pathlib.Path
+        The metrics JSON path.
+    """
     return out.with_name(f"{out.stem}.metrics.json")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict the cohort's phenotypes with the model and write the table (and the metrics).
+
+    The metrics JSON is written only when some labels are known.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami predict`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        When --min-coverage is not in (0, 1], or the cohort does not fit the model.
+    """
     from deepgami.data.cohort import SPLIT, read_cohort
     from deepgami.model import DeepGAMI
     from deepgami.utils import resolve_device, split_mask

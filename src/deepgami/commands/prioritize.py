@@ -34,7 +34,13 @@ rank_in_modality within the class and modality; ties broken by name. top_decile:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `prioritize` subcommand."""
+    """Add the `prioritize` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "prioritize",
         help="rank input features, latent genes and prior links by integrated gradients",
@@ -152,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     Parameters
     ----------
-    args
+    args : argparse.Namespace
         The parsed ``deepgami prioritize`` arguments.
 
     Returns

@@ -52,7 +52,18 @@ def _fraction_or_count(value: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the cells, pseudobulk them, write every output atomically."""
+    """Read the cells, pseudobulk them, write every output atomically.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami pseudobulk`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     import anndata as ad
 
     from deepgami.data.pseudobulk import pseudobulk
@@ -92,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `pseudobulk` subcommand."""
+    """Add the `pseudobulk` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "pseudobulk",
         help="sum a cell-level .h5ad per donor and cell type: one expression file per cell type",

@@ -63,7 +63,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `simulate` subcommand."""
+    """Add the `simulate` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "simulate",
         help="write a planted-signal genotype + expression cohort with known causal links",

@@ -68,7 +68,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `simulate-cells` subcommand."""
+    """Add the `simulate-cells` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "simulate-cells",
         help="write a single-cell cohort (cells.h5ad, genotype, labels) where chosen cell types carry the signal",

@@ -41,14 +41,16 @@ STYLE = {
 
 
 def new_figure(figsize: tuple[float, float], pyplot: bool = False) -> Figure:
-    """A new figure: a plain ``Figure`` (drawn and saved without any backend), or with `pyplot` one
-    that pyplot manages (shown inline in a notebook, by ``plt.show()`` elsewhere).
+    """Create a new, empty figure.
+
+    A plain ``Figure`` (drawn and saved without any backend), or with `pyplot` one that pyplot
+    manages (shown inline in a notebook, by ``plt.show()`` elsewhere).
 
     Parameters
     ----------
-    figsize
+    figsize : tuple of float
         Width and height in inches.
-    pyplot
+    pyplot : bool, default False
         Create it through pyplot.
 
     Returns
@@ -70,11 +72,11 @@ def new_axes(
 
     Parameters
     ----------
-    figsize
+    figsize : tuple of float
         Size of a new figure, in inches.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes instead.
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`new_figure`).
 
     Returns
@@ -93,7 +95,7 @@ def method_color(method: str) -> str:
 
     Parameters
     ----------
-    method
+    method : str
         A method id (``deepgami``, a baseline's name, ...).
 
     Returns
@@ -107,12 +109,38 @@ def method_color(method: str) -> str:
 
 
 def label(method: str) -> str:
-    """Display name of a method (`deepgami.report.labels`)."""
+    """Return the display name of a method (`deepgami.report.labels`).
+
+    Parameters
+    ----------
+    method : str
+        A method id (``deepgami``, a baseline's name, ...).
+
+    Returns
+    -------
+    str
+        The display name (the id when unknown).
+    """
     return method_label(method)
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """PNG without a timestamp, so the same inputs give the same bytes."""
+    """Save `fig` as a PNG without a timestamp, so the same inputs give the same bytes.
+
+    The figure is closed (see `deepgami.utils.save_png`).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or pathlib.Path
+        Where to write it.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
     return save_png(fig, path)
 
 
@@ -131,22 +159,24 @@ def roc_curves(
     ax: Axes | None = None,
     pyplot: bool = False,
 ) -> Figure | None:
-    """ROC curve per method (all modalities) on one protocol's held-out predictions, pooled over
-    its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest.
+    """Draw the ROC curve of each method (all modalities) on one protocol's held-out predictions.
+
+    The predictions are pooled over the protocol's splits. Two classes: the second class is
+    positive; more: micro-averaged one-vs-rest.
 
     Parameters
     ----------
-    predictions
+    predictions : pandas.DataFrame
         Held-out predictions: method, modalities, protocol, split, label, ``prob_<class>``.
-    classes
+    classes : sequence of str
         Class names in probability-column order.
-    protocol
+    protocol : str
         Which protocol's predictions to draw.
-    order
+    order : sequence of str, optional
         Methods in legend order (others after them).
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes (default: a new figure).
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`new_figure`).
 
     Returns
@@ -214,8 +244,26 @@ def recall_bars(
     protocols: Sequence[str],
     order: Sequence[str] | None = None,
 ) -> Figure | None:
-    """Recall per class and method (all modalities), mean over splits with the standard deviation,
-    one panel per protocol."""
+    """Draw the recall per class and method (all modalities), one panel per protocol.
+
+    Each bar is the mean over splits, with the standard deviation.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    classes : sequence of str
+        The class names (a ``recall_<class>`` metric each).
+    protocols : sequence of str
+        The protocols to draw, in panel order (those without recalls are left out).
+    order : sequence of str, optional
+        Methods in legend order (others after them).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without recall metrics.
+    """
     sub = metrics[
         (metrics["modalities"] == "all")
         & metrics["metric"].str.startswith("recall_")
@@ -268,7 +316,26 @@ def split_boxplots(
     metric_names: Sequence[str],
     order: Sequence[str] | None = None,
 ) -> Figure | None:
-    """Per-split scores of each method (all modalities) as box plots with the points, one panel per metric."""
+    """Draw the per-split scores of each method (all modalities) as box plots with the points.
+
+    One panel per metric.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    protocol : str
+        Which protocol's splits to draw.
+    metric_names : sequence of str
+        The metrics, one panel each.
+    order : sequence of str, optional
+        Methods in legend order (others after them).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without scores of that protocol and those metrics.
+    """
     sub = metrics[
         (metrics["protocol"] == protocol)
         & (metrics["modalities"] == "all")
@@ -319,8 +386,27 @@ def split_boxplots(
 def modality_bars(
     metrics: pd.DataFrame, modalities: Sequence[str], protocols: Sequence[str], metric: str = "auc"
 ) -> Figure | None:
-    """DeepGAMI by the modalities given at test time: all, each alone with the others imputed, and
-    each alone with the others mean-filled; mean and sd over splits, one group per protocol."""
+    """Draw DeepGAMI's scores by the modalities given at test time, one group per protocol.
+
+    The bars are: all modalities, each alone with the others imputed, and each alone with the
+    others mean-filled; mean and sd over splits.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    modalities : sequence of str
+        The model's modalities.
+    protocols : sequence of str
+        The protocols to draw, in group order (those without scores are left out).
+    metric : str, default "auc"
+        The metric drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without DeepGAMI scores of that metric.
+    """
     sub = metrics[
         metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)
     ]
@@ -369,7 +455,22 @@ def modality_bars(
 
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
-    """Loss per epoch (training and inner validation) of each history; the best epoch marked."""
+    """Draw the loss per epoch (training and inner validation) of each history.
+
+    The best epoch is marked.
+
+    Parameters
+    ----------
+    histories : dict of str to pandas.DataFrame
+        Training histories by panel title (``epoch``, ``train_loss`` and optionally ``val_loss``
+        and ``best`` columns); the title's first word, a method id, picks the colour. Empty
+        histories and those without an ``epoch`` column are skipped.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure, one panel per history; None when no history is left.
+    """
     histories = {
         k: h for k, h in histories.items() if h is not None and not h.empty and "epoch" in h
     }
@@ -411,15 +512,15 @@ def importance_bars(
 
     Parameters
     ----------
-    table
+    table : pandas.DataFrame
         A features, latent or links table (an ``importance`` column).
-    title
+    title : str
         The title.
-    top
+    top : int, default 15
         How many bars.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes (default: a new figure).
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`new_figure`).
 
     Returns

@@ -612,7 +612,30 @@ def make_figures(
     model_history: pd.DataFrame | None,
     histories: pd.DataFrame | None,
 ) -> dict[str, Path]:
-    """Draw the evaluation's figures into eval_dir/figures; returns the written paths by key."""
+    """Draw the evaluation's figures into `eval_dir`/figures.
+
+    Parameters
+    ----------
+    eval_dir : pathlib.Path
+        The evaluation directory (``figures/`` is created in it).
+    info : dict
+        The evaluation's ``run.json`` (task, methods, protocols, classes, modalities).
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (``metrics.tsv``).
+    predictions : pandas.DataFrame or None
+        The held-out predictions (``predictions.tsv``), for the ROC curves.
+    model_history : pandas.DataFrame or None
+        The trained model's ``training_history.tsv``.
+    histories : pandas.DataFrame or None
+        The evaluation's training histories (``training_history.tsv``), by method, protocol and
+        split.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The written figures by key (``roc_<protocol>``, ``recall``, ``boxplot_<protocol>``,
+        ``modalities``, ``training_curves``); a figure with nothing to draw is left out.
+    """
     from deepgami.report import figures
 
     figdir = eval_dir / "figures"
@@ -676,12 +699,12 @@ def write_report(
 
     Parameters
     ----------
-    eval_dir
+    eval_dir : str or pathlib.Path
         The evaluation directory (``run.json``, ``metrics.tsv``, ...).
-    prioritize_dir, model_dir
+    prioritize_dir, model_dir : str or pathlib.Path, optional
         Prioritization and model directories shown in the report; by default ``prioritize/`` and
         ``model/`` beside the final evaluation directory, when they exist.
-    final_dir
+    final_dir : str or pathlib.Path, optional
         Where the evaluation directory will finally live (default `eval_dir`).
 
     Returns

@@ -32,15 +32,15 @@ def top_links_figure(
 
     Parameters
     ----------
-    links
+    links : pandas.DataFrame
         Columns source, target, prior, class, mean_attribution, importance, rank.
-    cls
+    cls : str
         The class whose links are drawn.
-    top
+    top : int, default 30
         How many links.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw on this Axes (default: a new figure).
-    pyplot
+    pyplot : bool, default False
         A new figure is pyplot's (see :func:`deepgami.report.figures.new_figure`).
 
     Returns
@@ -128,7 +128,24 @@ def _legend(ax: Axes, priors: list[str], prior_color: dict[str, str]) -> None:
 
 
 def write_link_figures(links: pd.DataFrame, directory: str | Path, top: int = 30) -> list[Path]:
-    """One `links_<class>.png` per class of a links table (none for a model without priors)."""
+    """Write one `links_<class>.png` per class of a links table.
+
+    None is written for a model without priors (an empty table).
+
+    Parameters
+    ----------
+    links : pandas.DataFrame
+        A links table (see :func:`top_links_figure`).
+    directory : str or pathlib.Path
+        Where to write the figures.
+    top : int, default 30
+        How many links each figure draws.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written figures, one per class in the table's order.
+    """
     from deepgami.attribution.integrated_gradients import file_stem
 
     if not len(links):
