@@ -46,7 +46,9 @@ class JobSource(Protocol):
         """
 
     def order(self, tag: Any) -> Any:
-        """Return the sort key of jobs that finish together (their results are handed back in this order).
+        """Return the sort key of jobs that finish together.
+
+        Their results are handed back in this order.
 
         Parameters
         ----------

@@ -107,7 +107,7 @@ def bernoulli_network(
 
 
 def variant_arrays(data: Any, method: str, config: EvalConfig, seed: int) -> Any:
-    """Return the cohort arrays a DeepGAMI variant trains on: priors removed, randomized or perturbed.
+    """Return the cohort arrays a DeepGAMI variant trains on: priors removed, randomized, perturbed.
 
     Parameters
     ----------

@@ -151,7 +151,9 @@ def _work(unit: Unit, setting: Setting | None) -> UnitResult | tuple[str, str | 
 
 
 class Progress:
-    """A tqdm bar over the units on a terminal; one line per finished unit otherwise; nothing if quiet.
+    """A tqdm bar over the units on a terminal; one line per finished unit otherwise.
+
+    Nothing is shown if quiet.
 
     Parameters
     ----------

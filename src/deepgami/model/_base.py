@@ -134,7 +134,9 @@ class BaseModel:
     # -- inputs -------------------------------------------------------------------------------
 
     def inputs(self, data: CohortArrays, rows: np.ndarray | None = None) -> ModelInputs:
-        """Turn rows `rows` of cohort arrays into network inputs (the path of fitting and evaluation).
+        """Turn rows `rows` of cohort arrays into network inputs.
+
+        This is the path of fitting and evaluation.
 
         Parameters
         ----------
@@ -191,8 +193,8 @@ class BaseModel:
         Raises
         ------
         InputError
-            If the cohort or `modalities` are not valid, or a given modality has too few of the model's
-            features.
+            If the cohort or `modalities` are not valid, or a given modality has too few of the
+            model's features.
         """
         check_mudata(mdata, "data")
         use = given_modalities(self.modalities, mdata, check_modalities(modalities))

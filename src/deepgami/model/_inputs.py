@@ -74,7 +74,9 @@ class ModelInputs:
         )
 
     def only(self, keep: Sequence[int]) -> ModelInputs:
-        """Return the same inputs with every modality outside positions `keep` marked absent (so imputed).
+        """Return the same inputs with every modality outside positions `keep` marked absent.
+
+        The absent modalities are imputed.
 
         Parameters
         ----------

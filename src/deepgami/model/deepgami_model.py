@@ -352,7 +352,9 @@ def fit_predict_fold(
 
 
 def as_grid(params: Settings | Mapping, data: CohortArrays) -> list[Setting]:
-    """Return the settings of `params`' grid for this cohort (dense mode ignores prior-only entries).
+    """Return the settings of `params`' grid for this cohort.
+
+    Dense mode ignores prior-only entries.
 
     Parameters
     ----------

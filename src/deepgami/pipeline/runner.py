@@ -156,7 +156,7 @@ class StageTask:
 
 
 def prediction_sets(row: CohortRow) -> list[str]:
-    """List the prediction sets: 'all' (every modality) and, when the cohort has several, each alone.
+    """List the prediction sets: 'all' (every modality) and, with several, each modality alone.
 
     Parameters
     ----------
@@ -302,7 +302,9 @@ class _CohortPlan:
 
 
 def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> StageTask:
-    """Plan the `deepgami pseudobulk` call of a single-cell row, writing ``<outdir>/<id>/pseudobulk/``.
+    """Plan the `deepgami pseudobulk` call of a single-cell row.
+
+    It writes ``<outdir>/<id>/pseudobulk/``.
 
     Parameters
     ----------
