@@ -570,7 +570,7 @@ def fit_bagged(
     on_epoch: EpochHook | None = None,
     on_fit: Callable[[], None] | None = None,
 ) -> M:
-    """Fit `fit_rows` on all `rows`, plus `training.bagging` networks on row subsets.
+    """Fit one setting on all `rows` (`fit_rows`), plus `training.bagging` networks on row subsets.
 
     Each bagged network is fitted on a random (stratified) BAG_FRACTION of the rows with the
     first one's preprocessing; the model averages their outputs. A few hundred samples leave the

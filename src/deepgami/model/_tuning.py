@@ -122,7 +122,8 @@ def tune_setting(
     params
         Training settings (`deepgami.train.Settings`, or a mapping over the defaults).
     seed
-        The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with ``derive_seed(seed, s, f)``.
+        The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with
+        ``derive_seed(seed, s, f)``.
     search_single
         Cross-validate a one-setting grid too (`train` does, for its CV report).
     on_fold, on_epoch
@@ -132,8 +133,8 @@ def tune_setting(
     -------
     setting, table
         The chosen `Setting` and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
-        `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the table
-        is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
+        `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the
+        table is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
     """
     if not isinstance(data, CohortArrays):
         data = read_arrays(data)

@@ -98,7 +98,7 @@ class DeepGAMI(BaseModel):
         device: str | torch.device | None = None,
         **hyperparameters: Any,
     ) -> DeepGAMI:
-        """Grid search by k-fold CV on the training rows, then refit the best setting on all of them.
+        """Grid search by k-fold CV on the training rows, then refit the best setting on all.
 
         Parameters
         ----------
@@ -219,7 +219,7 @@ class DeepGAMI(BaseModel):
         on_epoch: EpochHook | None = None,
         on_fit: Callable[[], None] | None = None,
     ) -> DeepGAMI:
-        """`fit_rows` on all `rows` plus `setting.training.bagging` networks on random subsets of them.
+        """Fit one setting on all `rows` plus `setting.training.bagging` networks on random subsets.
 
         Parameters
         ----------
