@@ -192,9 +192,11 @@ class BaseModel:
 
         Raises
         ------
+        TypeError
+            If `mdata` is not a MuData or `modalities` does not hold modality names.
         InputError
-            If the cohort or `modalities` are not valid, or a given modality has too few of the
-            model's features.
+            If a modality is unknown or absent, or a given modality has too few of the model's
+            features.
         """
         check_mudata(mdata, "data")
         use = given_modalities(self.modalities, mdata, check_modalities(modalities))
