@@ -45,6 +45,7 @@ from typing import Any
 from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
 from deepgami.pipeline.samplesheet import CohortRow, read_samplesheet
+from deepgami.pipeline.samplesheet import prediction_sets as _prediction_sets
 
 __all__ = [
     "STAGES",
@@ -117,9 +118,12 @@ class StageTask:
 
 
 def prediction_sets(row: CohortRow) -> list[str]:
-    """'all' (every modality) and, when the cohort has several, each modality alone."""
-    names = row.modality_names
-    return ["all"] + (names if len(names) > 1 else [])
+    """'all' (every modality) and, when the cohort has several, each modality alone.
+
+    The rule lives in :func:`deepgami.pipeline.samplesheet.prediction_sets` (the Nextflow workflow
+    reads it from there too).
+    """
+    return _prediction_sets(row.modality_names)
 
 
 def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:

@@ -41,6 +41,10 @@ __all__ = [
     "PriorSpec",
     "read_samplesheet",
     "fan_out",
+    "fan_out_ids",
+    "prediction_sets",
+    "pipeline_table",
+    "PIPELINE_COLUMNS",
     "schema_path",
     "assets_dir",
     "load_schema",
@@ -157,7 +161,11 @@ def _error_message(error: jsonschema.ValidationError) -> str:
     return custom or error.message
 
 
-def _resolve(base: Path, value: str, sheet: Path, where: str, row: int) -> Path:
+def _resolve(
+    base: Path, value: str, sheet: Path, where: str, row: int, check_files: bool = True
+) -> Path:
+    if not check_files:  # the Nextflow workflow resolves (and checks) paths, remote ones too
+        return Path(value) if "://" in value else Path(os.path.normpath(base / value))
     if "://" in value:
         raise InputError(
             sheet,
@@ -180,13 +188,21 @@ def _split_pairs(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
+def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[CohortRow]:
     """Read and validate a samplesheet (CSV, or TSV by extension) against ``assets/schema_input.json``.
 
     Checks the schema (types, patterns, required columns), unique ids, unique modality names per
-    row, that each prior names one of the row's modalities, and that every file exists after
-    resolving relative paths against the samplesheet's directory. Raises :class:`InputError` with a
-    one-line ``row N: ...`` message (N counts data rows from 1).
+    row, the reserved modality name ``all``, that each prior names one of the row's modalities,
+    and that every file exists after resolving relative paths against the samplesheet's directory.
+    Raises :class:`InputError` with a one-line ``row N: ...`` message (N counts data rows from 1).
+
+    Parameters
+    ----------
+    path
+        The samplesheet.
+    check_files
+        Resolve and check every file (the default). ``False`` checks the text only and keeps remote
+        paths: the Nextflow workflow stages the files itself (:func:`pipeline_table`).
     """
     sheet = Path(path)
     if not sheet.is_file():
@@ -226,7 +242,9 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
                     f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
                     "predictions from every modality; rename that modality",
                 )
-            modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
+            modalities[name] = _resolve(
+                base, value, sheet, f"modality '{name}'", number, check_files
+            )
 
         priors = []
         seen_priors: set[str] = set()
@@ -243,7 +261,11 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
                 raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
             seen_priors.add(name)
             priors.append(
-                PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number))
+                PriorSpec(
+                    modality,
+                    name,
+                    _resolve(base, value, sheet, f"prior '{key}'", number, check_files),
+                )
             )
 
         single_cell = {
@@ -255,10 +277,10 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
         result.append(
             CohortRow(
                 id=cohort_id,
-                labels=_resolve(base, row["labels"], sheet, "labels", number),
+                labels=_resolve(base, row["labels"], sheet, "labels", number, check_files),
                 modalities=modalities,
                 priors=priors,
-                params=_resolve(base, row["params"], sheet, "params", number)
+                params=_resolve(base, row["params"], sheet, "params", number, check_files)
                 if "params" in row
                 else None,
                 cell_type=row.get("cell_type"),
@@ -302,6 +324,92 @@ def _check_single_cell(
         )
 
 
+def prediction_sets(names: list[str]) -> list[str]:
+    """The prediction sets of a cohort with modalities `names`.
+
+    ``all`` (every modality) and, when the cohort has several, each modality alone. The embedded
+    runner plans its ``deepgami predict`` calls with it; the Nextflow workflow reads the same list
+    from the ``prediction_sets`` column of :func:`pipeline_table`.
+    """
+    return [RESERVED_MODALITY] + (list(names) if len(names) > 1 else [])
+
+
+def fan_out_ids(row_id: str, cell_types: list[str]) -> list[tuple[str, str, str]]:
+    """``(cohort id, cell type, file name)`` of each cohort a single-cell row fans out into.
+
+    The id is ``<row id>.<safe cell type>`` and the file ``<safe cell type>.h5ad`` (what
+    ``deepgami pseudobulk`` writes). Used by :func:`fan_out` and by ``bin/deepgami_pseudobulk.py``,
+    whose ``cohorts.tsv`` the Nextflow workflow spreads into one cohort per line.
+    """
+    from deepgami.data.pseudobulk import safe_name
+
+    return [(f"{row_id}.{safe_name(c)}", c, f"{safe_name(c)}.h5ad") for c in cell_types]
+
+
+# Columns of pipeline_table, in order (bin/deepgami_samplesheet.py writes them as a TSV).
+PIPELINE_COLUMNS = (
+    "id",
+    "cell_type",
+    "labels",
+    "modality_names",
+    "modality_files",
+    "prior_specs",
+    "prior_files",
+    "params",
+    "pseudobulk",
+    "pseudobulk_index",
+    "donor_key",
+    "cell_type_key",
+    "prediction_sets",
+)
+
+
+def pipeline_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The samplesheet as the Nextflow workflow consumes it: one flat record per row.
+
+    Every rule of :func:`read_samplesheet` applies (schema, unique ids, reserved ``all``, priors
+    naming modalities, single-cell columns) except the file checks. Paths stay as written (the
+    workflow resolves them against the samplesheet's folder, remote ones included); lists are
+    joined with ``,`` (names) or ``;`` (paths) in the same order.
+
+    Parameters
+    ----------
+    path
+        The samplesheet.
+
+    Returns
+    -------
+    list of dict
+        One dict per row with the keys of :data:`PIPELINE_COLUMNS`; absent values are ``""``.
+    """
+    sheet = Path(path)
+    rows = read_samplesheet(sheet, check_files=False)
+    _, raw_rows = _read_rows(sheet)
+    table = []
+    for row, raw in zip(rows, raw_rows, strict=True):
+        modality_files = dict(_split_pairs(raw["modalities"]))
+        prior_files = dict(_split_pairs(raw.get("priors", ""))) if "priors" in raw else {}
+        names = row.modality_names
+        table.append(
+            {
+                "id": row.id,
+                "cell_type": row.cell_type or "",
+                "labels": raw["labels"],
+                "modality_names": ",".join(names),
+                "modality_files": ";".join(modality_files[n] for n in names),
+                "prior_specs": ",".join(f"{p.modality}:{p.name}" for p in row.priors),
+                "prior_files": ";".join(prior_files[f"{p.modality}:{p.name}"] for p in row.priors),
+                "params": raw.get("params", ""),
+                "pseudobulk": row.pseudobulk or "",
+                "pseudobulk_index": str(names.index(row.pseudobulk)) if row.pseudobulk else "",
+                "donor_key": row.donor_key or "",
+                "cell_type_key": row.cell_type_key or "",
+                "prediction_sets": ",".join(prediction_sets(names)),
+            }
+        )
+    return table
+
+
 def fan_out(
     row: CohortRow, pseudobulk_dir: str | os.PathLike, cell_types: list[str] | None = None
 ) -> list[CohortRow]:
@@ -311,7 +419,7 @@ def fan_out(
     modality pointing at ``<pseudobulk_dir>/<safe cell type>.h5ad`` (what ``deepgami pseudobulk``
     writes there). `cell_types` default to those in the cell-level file (read from its obs only).
     """
-    from deepgami.data.pseudobulk import cell_types_in, safe_name
+    from deepgami.data.pseudobulk import cell_types_in
 
     if row.pseudobulk is None:
         return [row]
@@ -319,13 +427,12 @@ def fan_out(
     if cell_types is None:
         cell_types = cell_types_in(cells, row.cell_type_key or "")
     out = []
-    for cell_type in cell_types:
-        name = safe_name(cell_type)
+    for cohort_id, cell_type, file_name in fan_out_ids(row.id, cell_types):
         modalities = dict(row.modalities)
-        modalities[row.pseudobulk] = Path(pseudobulk_dir) / f"{name}.h5ad"
+        modalities[row.pseudobulk] = Path(pseudobulk_dir) / file_name
         out.append(
             CohortRow(
-                id=f"{row.id}.{name}",
+                id=cohort_id,
                 labels=row.labels,
                 modalities=modalities,
                 priors=list(row.priors),
