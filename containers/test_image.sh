@@ -105,8 +105,8 @@ build_image() {
         -t "$IMAGE" -f "$context/containers/Dockerfile" "$context" >"$WORK/build.log" 2>&1 \
         || { tail -30 "$WORK/build.log"; die "docker build failed"; }
     log "build: $((SECONDS - start)) s"
-    log "image size: $(docker image inspect "$IMAGE" --format '{{.Size}}' \
-        | awk '{printf "%.2f GB (%d bytes)", $1 / 1e9, $1}')"
+    log "image size: $(docker image inspect "$IMAGE" | "$PYTHON" -c \
+        'import json, sys; n = json.load(sys.stdin)[0]["Size"]; print(f"{n / 1e9:.2f} GB ({n} bytes)")')"
 }
 
 ensure_daemon

@@ -177,7 +177,7 @@ def groovy_eval(expr: str, env: dict[str, Any]) -> Any:
 
 def _render(value: Any, expr: str) -> str:
     if value is None:
-        raise GroovyError(f"${{{expr}}} is null")
+        raise GroovyError("$" + "{" + expr + "} is null")
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
     return str(value)

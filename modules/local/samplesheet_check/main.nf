@@ -1,5 +1,5 @@
 process SAMPLESHEET_CHECK {
-    tag "${samplesheet.name}"
+    tag "${meta.id}"
     label 'process_single'
 
     conda "${moduleDir}/environment.yml"
