@@ -894,20 +894,33 @@ def test_task_environment_has_writable_caches_for_any_uid() -> None:
 BOOLEAN_PARAMS = ("skip_prioritize", "skip_evaluate", "use_gpu", "validate_params", "version")
 
 
+def uncoerced_boolean_reads(text: str, filename: str) -> list[str]:
+    """Reads of a boolean param that Groovy would take as truthy text ('false' is true)."""
+    code = "\n".join(line.split("//")[0] for line in text.splitlines())
+    found = []
+    for name in BOOLEAN_PARAMS:
+        for match in re.finditer(rf"params\.{name}\b(.{{0,22}})", code):
+            after = match.group(1)
+            ok = code[max(0, match.start() - 5) : match.start()].endswith(
+                "flag("
+            ) or after.startswith(".toString() == 'true'")
+            assigned = re.match(r"\s*=[^=]", after)  # a profile setting it
+            passed = re.match(r"\s*,", after) and filename == "main.nf"  # coerced by the callee
+            if not (ok or assigned or passed):
+                found.append(f"{filename}: params.{name}{after}")
+    return found
+
+
 def test_boolean_params_are_coerced_where_groovy_reads_them() -> None:
     """`--skip_prioritize false` arrives as 'false' on Nextflow >= 26.04: never read it as truthy."""
     for path in [*NF_FILES, *CONFIG_FILES]:
-        code = "\n".join(line.split("//")[0] for line in path.read_text().splitlines())
-        for name in BOOLEAN_PARAMS:
-            for match in re.finditer(rf"params\.{name}\b(.{{0,22}})", code):
-                before = code[max(0, match.start() - 5) : match.start()]
-                ok = before.endswith("flag(") or match.group(1).startswith(".toString() == 'true'")
-                assigned = re.match(r"\s*=", match.group(1))
-                passed = re.match(r"\s*,", match.group(1)) and path.name == "main.nf"
-                assert ok or assigned or passed, f"{path.name}: params.{name}{match.group(1)}"
+        assert uncoerced_boolean_reads(path.read_text(), path.name) == []
     sub = SUBWORKFLOW.read_text()
     flag = sub[sub.index("def flag(") : sub.index("def sheetRow(")]
     assert "value instanceof Boolean" in flag and "['true', 'yes', '1']" in flag
+    # the old reads are found
+    old = "if (!params.skip_prioritize) {\n    accelerator = { params.use_gpu ? 1 : null }\n"
+    assert len(uncoerced_boolean_reads(old, "deepgami.nf")) == 2
 
 
 def test_published_layout_matches_the_embedded_runner(tmp_path: Path) -> None:
