@@ -4,7 +4,8 @@
 # network access to a package index; takes several minutes (the first time: ~3 min more for the
 # local base image). Not part of `make test`.
 #
-#   1. a Docker daemon: reuse a running one, else start `dockerd` (overlay2, no iptables/bridge);
+#   1. a Docker daemon: reuse a running one, else start `dockerd` (overlay2, no iptables/bridge),
+#      installing docker.io and debootstrap with apt-get first when they are missing;
 #   2. the base image: $BASE_IMAGE if present or pullable, else a local stand-in made once with
 #      debootstrap (bookworm + python3, the host's CA bundle and local wheels) and cached as
 #      deepgami-base:bookworm-local;
@@ -33,12 +34,23 @@ die() { log "ERROR: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || docker info >/dev/null 2>&1 || die "run as root (or as a user of a running Docker daemon)"
 
+install_tools() {
+    if command -v dockerd >/dev/null && command -v debootstrap >/dev/null; then
+        return
+    fi
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+        || die "install Docker and debootstrap (Debian/Ubuntu: apt-get install -y docker.io debootstrap)"
+    log "installing docker.io and debootstrap (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap \
+        >"$WORK/apt.log" 2>&1 || { tail -20 "$WORK/apt.log"; die "apt-get install failed"; }
+}
+
 ensure_daemon() {
     if docker info >/dev/null 2>&1; then
         log "Docker daemon: running"
         return
     fi
-    command -v dockerd >/dev/null || die "no dockerd: apt-get install -y docker.io debootstrap"
+    install_tools
     log "Docker daemon: starting dockerd (overlay2, --iptables=false --bridge=none)"
     nohup dockerd --storage-driver=overlay2 --iptables=false --bridge=none \
         >/var/log/deepgami-dockerd.log 2>&1 &
@@ -53,7 +65,7 @@ ensure_daemon() {
 # host's CA bundle (pip inside the build must reach the index) and the host's pip find-links wheels
 # (the CPU torch wheel) with an /etc/pip.conf pointing at them.
 make_local_base() {
-    command -v debootstrap >/dev/null || die "no debootstrap: apt-get install -y debootstrap"
+    install_tools
     local root="$WORK/rootfs"
     log "base image: $BASE_IMAGE not available; debootstrap bookworm (about 3 minutes)"
     debootstrap --variant=minbase --include=python3,python3-venv,passwd,ca-certificates,procps \

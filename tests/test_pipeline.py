@@ -521,11 +521,12 @@ def test_main_initialisation_workflow_and_completion_follow_the_template() -> No
     plugin = [
         i.name for inc in sub.includes if inc.from_module == "plugin/nf-schema" for i in inc.items
     ]
-    assert {"validateParameters", "paramsSummaryLog"} <= set(plugin)
+    assert {"validateParameters", "paramsSummaryLog", "samplesheetToList"} <= set(plugin)
     modules = {inc.from_module: [i.name for i in inc.items] for inc in sub.includes}
     assert modules["../../../modules/local/samplesheet_check/main"] == ["SAMPLESHEET_CHECK"]
     sub_text = SUBWORKFLOW.read_text()
     assert '"${projectDir}/assets/schema_input.json"' in sub_text
+    assert "samplesheetToList(sheet_file, schema)" in sub_text  # nf-schema at launch
     for needed in (
         "if (flag(version))",
         "if (flag(validate_params))",

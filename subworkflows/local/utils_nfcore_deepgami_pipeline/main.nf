@@ -12,6 +12,7 @@
 
 include { validateParameters } from 'plugin/nf-schema'
 include { paramsSummaryLog   } from 'plugin/nf-schema'
+include { samplesheetToList  } from 'plugin/nf-schema'
 include { SAMPLESHEET_CHECK  } from '../../../modules/local/samplesheet_check/main'
 
 /*
@@ -66,8 +67,12 @@ workflow PIPELINE_INITIALISATION {
     //
     def sheet_file = file(input, checkIfExists: true)
     def sheet_dir = sheet_file.parent
+    def schema = "${projectDir}/assets/schema_input.json"
+    // nf-schema applies the one schema at launch, before any task (its rows are not used: the
+    // channel comes from SAMPLESHEET_CHECK's table)
+    samplesheetToList(sheet_file, schema)
     SAMPLESHEET_CHECK (
-        channel.of([ [ id: 'samplesheet' ], sheet_file, file("${projectDir}/assets/schema_input.json", checkIfExists: true) ])
+        channel.of([ [ id: 'samplesheet' ], sheet_file, file(schema, checkIfExists: true) ])
     )
     ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
 
