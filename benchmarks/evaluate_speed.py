@@ -73,7 +73,7 @@ def parts(h5mu: Path) -> dict:
         out["holdout_split_fast" if fast else "holdout_split"] = {
             k: round(v, 1) for k, v in res.seconds.items()
         }
-    unbagged = dict(params, bagging=0)
+    unbagged = params.with_overrides({"bagging": 0})
     res = evaluate(
         mdata, unbagged, EvalConfig(protocols=("holdout",), tune="none", methods=("deepgami",))
     )

@@ -213,7 +213,8 @@ def run_split(
     data, codes: np.ndarray, tr: np.ndarray, te: np.ndarray, params: dict, seed: int, extras: dict
 ) -> dict:
     """Every method's held-out AUC on one split (DeepGAMI and baselines on the same rows)."""
-    from deepgami.model import DeepGAMI, evaluate_rows
+    from deepgami.model import DeepGAMI
+    from deepgami.model._evaluate import evaluate_rows
 
     split = np.full(len(data.obs_names), "test", dtype=object)
     split[tr] = "train"

@@ -36,7 +36,7 @@ def make_cohort(
     import anndata as ad
     import pandas as pd
 
-    from deepgami.data.cohort import PriorInput, build_cohort, write_cohort
+    from deepgami.data.cohort import PriorInput, assemble_cohort, write_cohort
 
     rng = np.random.default_rng(seed)
     samples = [f"S{i:05d}" for i in range(n_samples)]
@@ -70,7 +70,7 @@ def make_cohort(
             expr, obs=pd.DataFrame(index=samples), var=pd.DataFrame(index=tfs + genes)
         ),
     }
-    mdata, report = build_cohort(
+    mdata, report = assemble_cohort(
         modalities, labels, [PriorInput("snp", "eqtl", eqtl), PriorInput("expr", "grn", grn)]
     )
     write_cohort(mdata, path)
@@ -82,7 +82,8 @@ def epoch_seconds(cohort: Path, params: Path, epochs: int, seed: int) -> list[fl
     timed in this process through the `on_epoch` hook: loading and setup are left out."""
     from deepgami.data.cohort import read_cohort
     from deepgami.data.arrays import read_arrays
-    from deepgami.model import DeepGAMI, threads_for
+    from deepgami.model import DeepGAMI
+    from deepgami.model._fitting import threads_for
     from deepgami.train import expand_grid, load_params
 
     data = read_arrays(read_cohort(cohort))

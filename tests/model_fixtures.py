@@ -1,4 +1,4 @@
-"""Small cohorts for the model tests, built through `deepgami.data.cohort.build_cohort` as `deepgami build`
+"""Small cohorts for the model tests, built through `deepgami.data.cohort.assemble_cohort` as `deepgami build`
 would, so the tests see the real data model (presence, priors in varp, categorical labels)."""
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def dense_mudata(
         ),
     }
     split_col = np.where(np.arange(n_samples) % 5 == 0, "test", "train") if split else None
-    mdata, _ = cohort.build_cohort(
+    mdata, _ = cohort.assemble_cohort(
         mods,
         _labels_frame(
             samples,

@@ -20,6 +20,7 @@ from deepgami.errors import InputError
 from deepgami.testing import assert_cohorts_equal, write_tiny_inputs
 
 matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 SMALL = {
     "cv_folds": 0,
@@ -91,34 +92,68 @@ def test_fit_predict_prioritize_plot_write_predictable_slots(fitted, tmp_path):
     assert (
         model.config["params"]["max_epochs"] == 8 and model.config["params"]["selection"] == "none"
     )
-    table = dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only")
+    assert dg.tl.predict(model, mdata, modalities=["snp"], key_added="snp_only") is None
+    table = model.predict(mdata, ["snp"])
     assert (table["modalities"] == "snp").all()
     assert mdata.obs["snp_only_predicted"].tolist() == table["predicted"].tolist()
     proba = mdata.obsm["snp_only_proba"]
     assert list(proba.columns) == model.classes and np.allclose(proba.sum(axis=1), 1.0)
-    assert (
-        mdata.uns["snp_only"]["modalities"] == ["snp"] and "auc" in mdata.uns["snp_only"]["metrics"]
-    )
-    _, copied = dg.tl.predict(model, mdata, key_added="other", copy=True)
+    assert mdata.uns["snp_only"]["params"] == {"modalities": ["snp"], "fill": "impute"}
+    assert "auc" in mdata.uns["snp_only"]["metrics"]
+    copied = dg.tl.predict(model, mdata, key_added="other", copy=True)
+    assert isinstance(copied, md.MuData)
     assert "other_predicted" in copied.obs and "other_predicted" not in mdata.obs
-    tables = dg.tl.prioritize(model, mdata, split="test", n_steps=8)
-    assert set(tables) == {"features", "latent", "links"}
+    assert dg.tl.prioritize(model, mdata, split="test", n_steps=8) is None
+    stored = mdata.uns["deepgami_prioritize"]
+    assert {"features", "latent", "links", "params", "provenance"} <= set(stored)
     assert {"source", "target", "modality", "prior", "class", "importance", "rank"} <= set(
-        tables["links"].columns
+        stored["links"].columns
     )
-    assert mdata.uns["deepgami_prioritize"]["links"] is tables["links"]
+    assert stored["params"]["split"] == "test" and stored["params"]["n_steps"] == 8
+    assert stored["provenance"]["n_samples"] > 0
+    gmt = tmp_path / "sets.gmt"
+    genes = list(dict.fromkeys(stored["latent"]["node"].astype(str)))
+    gmt.write_text(f"first\tna\t{chr(9).join(genes[:4])}\nrest\tna\t{chr(9).join(genes[4:])}\n")
+    dg.tl.enrichment(mdata, gmt, min_size=1)
+    enrichment = mdata.uns["deepgami_enrichment"]["table"]
+    assert {"class", "gene_set", "pvalue", "fdr"} <= set(enrichment.columns)
+    mdata.write_h5mu(tmp_path / "written.h5mu")  # the slots stay writable
     figures = [
-        dg.pl.roc(table),
-        dg.pl.roc(mdata, key="snp_only"),
-        dg.pl.top_links(tables, top=10),
-        dg.pl.importance(tables["features"], top=8),
+        dg.pl.roc(table, return_fig=True),
+        dg.pl.roc(mdata, key="snp_only", return_fig=True),
+        dg.pl.top_links(mdata, top=10, return_fig=True),
+        dg.pl.importance(mdata, top=8, return_fig=True),
     ]
     assert all(isinstance(f, Figure) for f in figures)
+    fig, axes = plt.subplots(1, 2)
+    assert dg.pl.importance(mdata, table="latent", ax=axes[0], show=False) is axes[0]
+    assert dg.pl.roc(mdata, key="snp_only", label_key="label", ax=axes[1], show=False) is axes[1]
+    assert dg.pl.top_links(stored["links"], show=True) is None
+    plt.close("all")
     png = dg.utils.save_png(figures[0], tmp_path / "roc.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     model.save(tmp_path / "m")
     loaded = dg.DeepGAMI.load(tmp_path / "m")
     pd.testing.assert_frame_equal(loaded.predict(mdata, ["expr"]), model.predict(mdata, ["expr"]))
+
+
+def test_public_namespaces_export_public_names_and_figures_leave_the_backend_alone():
+    import deepgami.model
+    import deepgami.pp
+
+    assert not {"threads_for", "BAG_FRACTION", "evaluate_rows", "align_inputs"} & set(
+        deepgami.model.__all__
+    )
+    assert not hasattr(deepgami.model, "threads_for")
+    assert set(deepgami.pp.__all__) == {"NORMALIZATIONS", "pseudobulk"}
+    assert set(dg.tl.__all__) == {"predict", "prioritize", "enrichment"}
+    code = (
+        "import matplotlib, deepgami.report.figures, deepgami.report.linkplot, deepgami.pl; "
+        "assert matplotlib.get_backend().lower() == 'svg', matplotlib.get_backend()"
+    )
+    env = {**__import__("os").environ, "MPLBACKEND": "svg"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
 
 
 def public_functions():

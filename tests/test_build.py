@@ -77,8 +77,8 @@ def test_tiny_cohort_layout(tiny: dict[str, Path], tmp_path: Path, capsys) -> No
     mdata = cohort.read_cohort(out)
     mask = mdata.varp["prior:eqtl"]
     assert sp.issparse(mask) and mask.dtype == bool and mask.nnz == 5
-    assert mdata.uns["priors"]["eqtl"]["modality"] == "snp"
-    assert mdata.uns["priors"]["eqtl"]["features_without_edges"] == 3
+    assert mdata.uns["deepgami"]["priors"]["eqtl"]["modality"] == "snp"
+    assert mdata.uns["deepgami"]["priors"]["eqtl"]["features_without_edges"] == 3
     assert mdata.mod["snp"].X.dtype == np.int8  # dosages kept compact
     assert cohort.latent_nodes(mdata) == ["G0", "G1", "G2", "G3"]
     name, src, dst = cohort.modality_edges(mdata, "snp")
@@ -480,7 +480,7 @@ def test_api_build_cohort_leaves_the_split_to_the_caller(tmp_path: Path) -> None
         obs=pd.DataFrame(index=labels.index),
         var=pd.DataFrame(index=["f0", "f1", "f2"]),
     )
-    mdata, _ = cohort.build_cohort({"m": x}, labels)
+    mdata, _ = cohort.assemble_cohort({"m": x}, labels)
     assert "split" not in mdata.obs
-    mdata, _ = cohort.build_cohort({"m": x.copy()}, labels, test_fraction=0.25, split_seed=3)
+    mdata, _ = cohort.assemble_cohort({"m": x.copy()}, labels, test_fraction=0.25, split_seed=3)
     assert (mdata.obs["split"] == "test").sum() == 5

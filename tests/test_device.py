@@ -181,8 +181,18 @@ def test_train_and_predict_on_cpu_equal_the_default(cohort: Path, tmp_path: Path
         )
         == 0
     )
-    if not CUDA:  # auto = cpu here
-        assert (tmp_path / "cpu.tsv").read_bytes() == default_table.read_bytes()
+    if not CUDA:  # auto = cpu here: every output, model directory and predictions, byte for byte
+        assert _file_bytes(cpu) == _file_bytes(tmp_path / "default")
+        for suffix in (".tsv", ".metrics.json"):
+            ours, theirs = tmp_path / f"cpu{suffix}", tmp_path / f"default{suffix}"
+            assert ours.read_bytes() == theirs.read_bytes(), suffix
+
+
+def _file_bytes(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory`, by relative path."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    assert files
+    return {str(p.relative_to(directory)): p.read_bytes() for p in files}
 
 
 def test_prioritize_and_evaluate_accept_device_cpu(cohort: Path, tmp_path: Path) -> None:

@@ -555,3 +555,23 @@ def test_test_profile_matches_conf_test_config():
     assert profiles.is_bundled_test_samplesheet(
         Path(__file__).resolve().parents[1] / "assets" / "samplesheet_test.csv"
     )
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("grid:\n  dropuot: [0.1]\n", "unknown grid entry 'dropuot' (did you mean 'dropout'?)"),
+        ("patiense: 3\n", "unknown parameter 'patiense' (did you mean 'patience'?)"),
+        ("learning_rate: -1\n", "learning_rate values must be positive numbers, got -1"),
+    ],
+)
+def test_evaluate_refuses_bad_params_at_entry(dense, tmp_path, capsys, text, fragment):
+    cohort = tmp_path / "c.h5mu"
+    write_cohort(dense, cohort)
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    out = tmp_path / "out"
+    assert main(["evaluate", str(cohort), "--out", str(out), "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err and str(params) in err
+    assert not out.exists()

@@ -314,7 +314,7 @@ def test_bad_cohorts_are_input_errors(sim):
     one = sim.copy()
     del one.mod["expr"]
     one.update()
-    one.uns["modality_order"] = ["snp"]
+    one.uns["deepgami"]["modality_order"] = ["snp"]
     with pytest.raises(InputError, match="two or more modalities"):
         DeepGAMI.fit(one, model_fixtures.fast_params())
     with pytest.raises(InputError, match="fewer training samples than cv_folds"):
@@ -524,7 +524,7 @@ def test_rosmap_reduced_deepgami_close_to_logistic_regression():
             obs=pd.DataFrame(index=df.index.astype(str)),
             var=pd.DataFrame(index=df.columns.astype(str)),
         )
-    mdata, _ = cohort.build_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
+    mdata, _ = cohort.assemble_cohort(mods, pd.read_csv(ROSMAP / "labels.csv", index_col=0))
     data = read_arrays(mdata)
     params = model_fixtures.fast_params(
         grid={
@@ -649,7 +649,7 @@ def test_training_never_holds_a_float_copy_of_the_genotypes(monkeypatch):
     mdata.mod["snp"].X = np.asarray(mdata.mod["snp"].X).astype(np.int8)
     data = read_arrays(mdata)
     float32_copy = data.X[0].size * 4  # 24 MB
-    setting = {**expand_grid(model_fixtures.fast_params(), dense=False)[0], "max_epochs": 2}
+    setting = expand_grid(model_fixtures.fast_params(), dense=False)[0].replace(max_epochs=2)
     tracemalloc.start()
     try:
         model = DeepGAMI.fit_rows(data, np.flatnonzero(data.split == "train"), setting, 0)
@@ -786,3 +786,45 @@ def test_old_model_pt_directories_still_load(trained, sim, tmp_path):
     (tmp_path / "m" / "model.safetensors").unlink()
     torch.save(state, tmp_path / "m" / "model.pt")
     pd.testing.assert_frame_equal(DeepGAMI.load(tmp_path / "m").predict(sim), trained.predict(sim))
+
+
+# -- settings at the entry: keyword arguments and --params ---------------------------------------------
+
+
+def test_fit_takes_hyperparameters_as_keyword_arguments(sim):
+    base = model_fixtures.fast_params(cv_folds=0, max_epochs=2)
+    model = DeepGAMI.fit(sim, base, seed=0, hidden_layers=[4], learning_rate=0.02, max_epochs=3)
+    setting = model.config["setting"]
+    assert setting["hidden_layers"] == [4] and setting["learning_rate"] == 0.02
+    assert setting["max_epochs"] == 3 and model.config["params"]["grid"]["hidden_layers"] == [[4]]
+    assert model.config["network"]["hidden_layers"] == [4]
+
+
+def test_a_misspelt_keyword_argument_fails_naming_it(sim):
+    with pytest.raises(TypeError, match=r"'lerning_rate' \(did you mean 'learning_rate'\?\)"):
+        DeepGAMI.fit(sim, lerning_rate=0.01)
+    with pytest.raises(InputError, match="dropout values must be in"):
+        DeepGAMI.fit(sim, dropout=1.5)
+    with pytest.raises(InputError, match="learning_rate values must be positive"):
+        DeepGAMI.fit(sim, learning_rate=-1)
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        (
+            "lerning_rate: 0.01\n",
+            "unknown parameter 'lerning_rate' (did you mean 'learning_rate'?)",
+        ),
+        ("dropout: 1.5\n", "dropout values must be in [0, 1), got 1.5"),
+        ("grid:\n  learning_rate: [-1]\n", "grid.learning_rate values must be positive"),
+    ],
+)
+def test_train_command_refuses_bad_params_at_entry(cohort_file, tmp_path, capsys, text, fragment):
+    params = tmp_path / "bad.yaml"
+    params.write_text(text)
+    out = tmp_path / "model"
+    code = main(["train", str(cohort_file), "--out", str(out), "--params", str(params)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not out.exists()
+    assert len(err.splitlines()) == 1 and fragment in err and str(params) in err

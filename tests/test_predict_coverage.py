@@ -14,7 +14,7 @@ import model_fixtures
 from model_fixtures import single_thread  # noqa: F401  (autouse)
 
 from deepgami.cli import main
-from deepgami.data.cohort import build_cohort, write_cohort
+from deepgami.data.cohort import assemble_cohort, write_cohort
 from deepgami.model import DeepGAMI
 
 
@@ -31,7 +31,7 @@ def without_features(mdata, modality: str, n_drop: int, path: Path) -> Path:
     mods = {m: mdata.mod[m].copy() for m in mdata.mod}
     mods[modality] = mods[modality][:, n_drop:].copy()
     labels = pd.DataFrame({"label": mdata.obs["label"].astype(str)}, index=mdata.obs_names)
-    cohort, _ = build_cohort(mods, labels)
+    cohort, _ = assemble_cohort(mods, labels)
     write_cohort(cohort, path)
     return path
 

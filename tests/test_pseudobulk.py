@@ -214,7 +214,7 @@ def test_pseudobulk_command_writes_one_h5ad_per_cell_type_and_the_report(
         "cpm",
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir() if p.name != ".deepgami") == [
         "B.h5ad",
         "NK.h5ad",
         "T_cell.h5ad",
@@ -425,7 +425,9 @@ def test_run_on_a_single_cell_row_trains_one_model_per_cell_type_and_finds_the_s
     elapsed = time.monotonic() - start
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
-    assert sorted(p.name for p in (out / "brain" / "pseudobulk").iterdir()) == [
+    assert sorted(
+        p.name for p in (out / "brain" / "pseudobulk").iterdir() if p.name != ".deepgami"
+    ) == [
         "Excitatory.h5ad",
         "Inhibitory.h5ad",
         "Microglia.h5ad",

@@ -521,7 +521,9 @@ def test_single_cell_row_runs_pseudobulk_and_builds_each_cell_type(tmp_path: Pat
         ),
     )
     assert code == 0
-    assert sorted(p.name for p in (out / "sc" / "pseudobulk").iterdir()) == [
+    assert sorted(
+        p.name for p in (out / "sc" / "pseudobulk").iterdir() if p.name != ".deepgami"
+    ) == [
         "Astro.h5ad",
         "Micro_glia.h5ad",
         "pseudobulk.json",

@@ -47,7 +47,7 @@ FULL = os.environ.get("DEEPGAMI_FULL") == "1"
 
 def test_defaults_are_valid_and_small():
     params = load_params(None)
-    assert set(params["grid"]) == set(GRID_KEYS)
+    assert set(params.to_dict()["grid"]) == set(GRID_KEYS)
     # The default search stays small enough for `deepgami train` on a few hundred samples.
     assert len(expand_grid(params)) <= 4
 
@@ -56,9 +56,10 @@ def test_params_file_merges_over_defaults(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("grid:\n  dropout: [0.1, 0.2]\nmax_epochs: 7\nscaling: {snp: none}\n")
     params = load_params(path)
-    assert params["grid"]["dropout"] == [0.1, 0.2]
-    assert params["grid"]["learning_rate"] == default_params()["grid"]["learning_rate"]
-    assert params["max_epochs"] == 7 and params["scaling"] == {"snp": "none"}
+    assert params.search["dropout"] == (0.1, 0.2)
+    assert list(params.search["learning_rate"]) == default_params()["grid"]["learning_rate"]
+    assert params.fixed["max_epochs"] == 7 and params.fixed["scaling"] == {"snp": "none"}
+    assert params.first().preprocessing.scaling == {"snp": "none"}
 
 
 @pytest.mark.parametrize(
@@ -72,6 +73,14 @@ def test_params_file_merges_over_defaults(tmp_path):
         ("imputer: cubic\n", "imputer must be one of"),
         ("scaling: {snp: zscore}\n", "scaling must be one of"),
         ("max_epochs: 0\n", "max_epochs must be an integer"),
+        (
+            "lerning_rate: 0.01\n",
+            "unknown parameter 'lerning_rate' (did you mean 'learning_rate'?)",
+        ),
+        ("grid:\n  dropuot: [0.1]\n", "unknown grid entry 'dropuot' (did you mean 'dropout'?)"),
+        ("dropout: 1.5\n", "dropout values must be in [0, 1), got 1.5"),
+        ("learning_rate: -1\n", "learning_rate values must be positive numbers, got -1"),
+        ("modality_dropout: 2\n", "modality_dropout must be a number in [0.0, 1.0], got 2"),
         ("- a\n- b\n", "must be a mapping"),
         ("grid: [\n", "not valid YAML"),
     ],
@@ -109,8 +118,8 @@ def test_grid_expansion_and_single_setting():
         as_setting(params)
     one = as_setting({"dropout": 0.3})
     assert (
-        one["dropout"] == 0.3
-        and one["learning_rate"] == default_params()["grid"]["learning_rate"][0]
+        one.architecture.dropout == 0.3
+        and one.training.learning_rate == default_params()["grid"]["learning_rate"][0]
     )
     with pytest.raises(ValueError):
         as_setting({"not_a_param": 1})
@@ -177,7 +186,7 @@ def test_train_network_early_stops_and_restores_the_best_epoch():
     torch.manual_seed(0)
     net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[32], dropout=0.0)
     train, val = _toy_batch(48, 0), _toy_batch(40, 1)
-    history, best = train_network(net, train, val, setting, "classification", seed=0)
+    history, best = train_network(net, train, val, setting.training, "classification", seed=0)
     assert len(history) < 60  # stopped early: 48 samples and 32 hidden units overfit fast
     assert history["best"].sum() == 1 and int(history.loc[history["best"], "epoch"].iloc[0]) == best
     assert len(history) == best + 5
@@ -200,7 +209,9 @@ def test_train_network_is_deterministic():
         net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8])
         torch.manual_seed(0)
         net.load_state_dict(DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8]).state_dict())
-        train_network(net, _toy_batch(48, 0), _toy_batch(20, 1), setting, "classification", seed=7)
+        train_network(
+            net, _toy_batch(48, 0), _toy_batch(20, 1), setting.training, "classification", seed=7
+        )
         outs.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     assert torch.equal(outs[0], outs[1])
 
@@ -219,7 +230,9 @@ def test_started_encoders_train_at_the_scaled_learning_rate():
         torch.manual_seed(0)
         net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[8])
         before = {n: p.detach().clone() for n, p in net.named_parameters()}
-        train_network(net, _toy_batch(48, 0), None, setting, "classification", seed=0, started=[0])
+        train_network(
+            net, _toy_batch(48, 0), None, setting.training, "classification", seed=0, started=[0]
+        )
         change = {n: float((p.detach() - before[n]).abs().sum()) for n, p in net.named_parameters()}
         enc0 = sum(v for n, v in change.items() if n.startswith("encoders.0."))
         enc1 = sum(v for n, v in change.items() if n.startswith("encoders.1."))
@@ -451,12 +464,7 @@ def test_shuffled_training_labels_give_chance_auc():
         data,
         train,
         test,
-        params
-        if not FULL
-        else {
-            **{k: v for k, v in params.items() if k != "grid"},
-            **{k: v[0] for k, v in params["grid"].items()},
-        },
+        params if not FULL else params.first(),
         seed=0,
     )
     print(f"shuffled-label held-out AUC: {result.metrics['all']['auc']:.3f} on {len(test)} samples")
@@ -494,7 +502,7 @@ def test_early_stopping_monitors_the_chosen_validation_loss(monitor, column):
     torch.manual_seed(0)
     net = DeepGAMINetwork([6, 4], 8, 2, hidden_layers=[16], dropout=0.0)
     history, best = train_network(
-        net, _toy_batch(48, 0), _toy_batch(40, 1), setting, "classification", seed=0
+        net, _toy_batch(48, 0), _toy_batch(40, 1), setting.training, "classification", seed=0
     )
     assert best == int(history.loc[history[column].idxmin(), "epoch"])
 
@@ -514,7 +522,7 @@ def test_train_and_evaluate_pick_the_same_setting_on_the_same_rows():
     model = DeepGAMI.fit(data, params, seed=5)
     setting, table = tune_deepgami(data, rows, params, 5)
     assert table is not None and table["selected"].sum() == 2  # one setting, two folds
-    assert setting == model.config["setting"]
+    assert setting.to_dict() == model.config["setting"]
     assert (
         int(table.loc[table["selected"], "setting"].iloc[0])
         == model.config["cv"]["selected_setting"]
@@ -532,13 +540,47 @@ def test_frozen_prior_encoders_keep_their_regression_units():
 
     mdata, _ = model_fixtures.simulated_mudata(n_samples=60, seed=0, n_snps=30, n_genes=8, n_tfs=4)
     data = read_arrays(mdata)
-    setting = {**expand_grid(load_params(None), dense=False)[0]}
+    setting = expand_grid(load_params(None), dense=False)[0]
     assert latent_norm_flags(data, setting, data.edges) == [False, False]
-    assert latent_norm_flags(data, {**setting, "encoder_lr_scale": 0.1}, data.edges) == [True, True]
-    assert latent_norm_flags(data, {**setting, "latent_norm": True}, data.edges) == [True, True]
+    assert latent_norm_flags(data, setting.replace(encoder_lr_scale=0.1), data.edges) == [
+        True,
+        True,
+    ]
+    assert latent_norm_flags(data, setting.replace(latent_norm=True), data.edges) == [True, True]
     assert latent_norm_flags(data, setting, [data.edges[0], None]) == [
         False,
         True,
     ]  # a dense encoder trains
     with pytest.raises(InputError, match="latent_norm must be true, false or trained"):
         load_params(None, {"latent_norm": "yes"})
+
+
+def test_settings_dataclasses_match_the_yaml_defaults():
+    """The YAML file is the one source of defaults: the dataclass defaults agree with its values
+    (first value of each grid entry), and a setting round-trips through its flat dict."""
+    from deepgami.train import (
+        ArchitectureSettings,
+        PreprocessingSettings,
+        Setting,
+        Settings,
+        TrainingSettings,
+    )
+
+    first = Settings.from_mapping(None).first(dense=True)
+    assert first == Setting(PreprocessingSettings(), ArchitectureSettings(), TrainingSettings())
+    flat = first.to_dict()
+    assert set(flat) == (set(default_params()) - {"grid", "cv_folds"}) | set(GRID_KEYS)
+    assert as_setting(flat) == first and flat["lambda"] == first.training.aux_weight
+
+
+def test_settings_are_frozen_and_replace_checks_keys():
+    import dataclasses
+
+    setting = load_params(None).first()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setting.training.max_epochs = 3
+    assert setting.replace(max_epochs=3).training.max_epochs == 3
+    with pytest.raises(TypeError, match="did you mean 'patience'"):
+        setting.replace(patiense=3)
+    with pytest.raises(InputError, match="patience must be an integer >= 1"):
+        setting.replace(patience=0)

@@ -5,8 +5,8 @@ The Python API, scverse style (``import deepgami as dg``)::
     mdata = dg.datasets.rosmap()                     # or dg.read_cohort("cohort.h5mu"), dg.build_cohort(...)
     model = dg.DeepGAMI.fit(mdata, {"max_epochs": 30})
     dg.tl.predict(model, mdata, modalities=["mrna"])  # obs["deepgami_predicted"], obsm["deepgami_proba"]
-    tables = dg.tl.prioritize(model, mdata)          # uns["deepgami_prioritize"]
-    fig = dg.pl.importance(tables["features"])
+    dg.tl.prioritize(model, mdata)                    # uns["deepgami_prioritize"]
+    dg.pl.importance(mdata, top=10)                   # ax=, show=, return_fig= as in scanpy
 
 Names are imported on first use (module `__getattr__`), so ``import deepgami`` and the command line
 start without loading torch.

@@ -58,7 +58,25 @@ def _rosmap_labels(source: Path, out: Path, seed: int = 0) -> Path:
 
 
 def find_rosmap(explicit: str | None) -> Path:
-    """--rosmap, else the ROSMAP training split bundled with the package (`deepgami.datasets`)."""
+    """Find the ROSMAP folder: ``--rosmap``, else the copy bundled with the package.
+
+    The bundled copy is the ROSMAP training split of `deepgami.datasets`.
+
+    Parameters
+    ----------
+    explicit : str or None
+        The ``--rosmap`` folder, if given.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder holding ``labels.csv``, ``mrna.csv`` and ``meth.csv``.
+
+    Raises
+    ------
+    SystemExit
+        If `explicit` lacks one of those files.
+    """
     if explicit:
         path = Path(explicit)
         for name in ("labels.csv", "mrna.csv", "meth.csv"):
@@ -73,7 +91,27 @@ def find_rosmap(explicit: str | None) -> Path:
 
 
 def write_inputs(out: Path, cohorts: Sequence[str], rosmap: str | None = None) -> Path:
-    """Make the demo's inputs under <out>/inputs and the samplesheet naming them; returns its path."""
+    """Make the demo's inputs under ``<out>/inputs`` and the samplesheet naming them.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The demo's output directory.
+    cohorts : sequence of str
+        Which cohorts to make: ``"simulated"`` and/or ``"rosmap"``.
+    rosmap : str or None, optional
+        ROSMAP folder (default: the copy bundled with the package).
+
+    Returns
+    -------
+    pathlib.Path
+        The samplesheet, ``<out>/samplesheet.csv``.
+
+    Raises
+    ------
+    SystemExit
+        If ``deepgami simulate`` fails or the ROSMAP folder lacks a file.
+    """
     from deepgami.cli import main as cli_main
 
     inputs = out / "inputs"
@@ -120,6 +158,24 @@ def write_inputs(out: Path, cohorts: Sequence[str], rosmap: str | None = None) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo from the command line (``python -m deepgami.demo``).
+
+    Parameters
+    ----------
+    argv : sequence of str or None, optional
+        Command-line arguments (default: ``sys.argv[1:]``): ``--out``, ``--rosmap``,
+        ``--cohorts`` and ``--jobs``.
+
+    Returns
+    -------
+    int
+        The pipeline's exit code.
+
+    Raises
+    ------
+    SystemExit
+        On an unknown cohort in ``--cohorts`` or failing inputs.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m deepgami.demo",
         description=__doc__,

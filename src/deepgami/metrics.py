@@ -17,12 +17,33 @@ def _nan_to_none(value: float) -> float | None:
 def classification_metrics(
     y_true: Sequence[str], proba: np.ndarray, classes: Sequence[str]
 ) -> dict:
-    """Accuracy, balanced accuracy, AUC, macro F1, recall per class and the confusion matrix.
+    """Compute accuracy, balanced accuracy, AUC, macro F1, per-class recall and confusion matrix.
 
-    `proba` is (n, n_classes) with columns in `classes` order; the prediction is its argmax.
     AUC is the ROC AUC of the second class for two classes; for more, one-vs-rest with `auc` the
     macro average and `auc_weighted` the prevalence-weighted one. AUCs are None when y_true holds
     a single class.
+
+    Parameters
+    ----------
+    y_true : sequence of str
+        True labels (compared as strings).
+    proba : numpy.ndarray
+        Predicted probabilities, (n, n_classes) with columns in `classes` order; the prediction
+        is its argmax.
+    classes : sequence of str
+        Class names, in the column order of `proba`.
+
+    Returns
+    -------
+    dict
+        ``n``, and unless it is 0: ``accuracy``, ``balanced_accuracy``, ``auc``, ``auc_macro``,
+        ``auc_weighted``, ``log_loss``, ``f1_macro``, ``recall`` (per class; None for a class
+        absent from `y_true`) and ``confusion_matrix`` (``labels`` and ``matrix``).
+
+    Raises
+    ------
+    ValueError
+        If `proba` does not have shape (n, n_classes), or a label is not among `classes`.
     """
     classes = [str(c) for c in classes]
     y_true = np.asarray([str(v) for v in y_true], dtype=object)
@@ -78,7 +99,21 @@ def _aucs(codes: np.ndarray, proba: np.ndarray, n_classes: int) -> tuple[float |
 
 
 def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict:
-    """MSE, RMSE, R^2 and Pearson correlation of a numeric phenotype."""
+    """Compute MSE, RMSE, R^2 and Pearson correlation of a numeric phenotype.
+
+    Parameters
+    ----------
+    y_true : sequence of float
+        Observed values.
+    y_pred : sequence of float
+        Predicted values.
+
+    Returns
+    -------
+    dict
+        ``n``, and unless it is 0: ``mse``, ``rmse``, ``r2`` (None for a single sample) and
+        ``pearson`` (None for a single sample or when either side is constant).
+    """
     y_true = np.asarray(y_true, dtype=np.float64)
     y_pred = np.asarray(y_pred, dtype=np.float64)
     out: dict = {"n": int(len(y_true))}
@@ -96,10 +131,22 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
 
 
 def block_r2(observed: np.ndarray, imputed: np.ndarray) -> float | None:
-    """R^2 of an imputed latent block against the observed one, pooled over nodes.
+    """Compute the R^2 of an imputed latent block against the observed one, pooled over nodes.
 
     1 - sum of squared errors / total sum of squares around each node's mean (sklearn's
-    'variance_weighted'), so near-constant nodes cannot dominate. None when the block has no spread.
+    'variance_weighted'), so near-constant nodes cannot dominate.
+
+    Parameters
+    ----------
+    observed : numpy.ndarray
+        Observed block, samples x nodes.
+    imputed : numpy.ndarray
+        Imputed block of the same shape.
+
+    Returns
+    -------
+    float or None
+        The pooled R^2; None when the block has fewer than two samples or no spread.
     """
     observed = np.asarray(observed, dtype=np.float64)
     imputed = np.asarray(imputed, dtype=np.float64)
@@ -112,10 +159,25 @@ def block_r2(observed: np.ndarray, imputed: np.ndarray) -> float | None:
 
 
 def selection_score(metrics: dict, task: str) -> float:
-    """The number the grid search maximizes: minus the held-out log loss (cross-entropy) of a
-    classifier (its AUC when `metrics` hold no log loss), R^2 of a numeric phenotype. Log loss is a
-    proper score and, unlike AUC, uses every predicted probability rather than only their ranks,
-    which matters on folds of a few dozen samples."""
+    """Return the number the grid search maximizes.
+
+    Minus the held-out log loss (cross-entropy) of a classifier (its AUC when `metrics` hold no
+    log loss), R^2 of a numeric phenotype. Log loss is a proper score and, unlike AUC, uses every
+    predicted probability rather than only their ranks, which matters on folds of a few dozen
+    samples.
+
+    Parameters
+    ----------
+    metrics : dict
+        Held-out metrics, as from :func:`classification_metrics` or :func:`regression_metrics`.
+    task : str
+        ``"regression"`` or ``"classification"``.
+
+    Returns
+    -------
+    float
+        The score (higher is better); ``-inf`` when the metric it needs is missing or None.
+    """
     if task == "regression":
         value = metrics.get("r2")
         return -math.inf if value is None else float(value)

@@ -13,8 +13,22 @@ import scipy.sparse as sp
 def write_tiny_inputs(directory: str | Path, n_samples: int = 30, seed: int = 0) -> dict[str, Path]:
     """Write a small valid cohort as user files: two modalities, labels with a split, one prior.
 
-    Returns the paths by role: `snp`, `expr`, `labels`, `eqtl`. The expression table holds TFs and
-    the target genes the eQTL prior points at (targets are cohort variables).
+    The expression table holds TFs and the target genes the eQTL prior points at (targets are
+    cohort variables).
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path
+        Where to write the files (created if needed).
+    n_samples : int, default 30
+        Number of samples; the first 80% are in the train split.
+    seed : int, default 0
+        Seed of the random values.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The paths by role: ``snp``, ``expr``, ``labels``, ``eqtl``.
     """
     rng = np.random.default_rng(seed)
     directory = Path(directory)
@@ -53,7 +67,22 @@ def write_tiny_inputs(directory: str | Path, n_samples: int = 30, seed: int = 0)
 
 
 def assert_cohorts_equal(a: md.MuData, b: md.MuData) -> None:
-    """Same samples, modalities, matrices, labels, presence and prior masks."""
+    """Assert that two cohorts are the same.
+
+    Same samples, modalities, matrices, labels, presence and prior masks.
+
+    Parameters
+    ----------
+    a : mudata.MuData
+        One cohort.
+    b : mudata.MuData
+        The other cohort.
+
+    Raises
+    ------
+    AssertionError
+        If the cohorts differ.
+    """
     assert list(a.mod) == list(b.mod), (list(a.mod), list(b.mod))
     assert list(a.obs_names) == list(b.obs_names)
     assert a.obs["label"].astype(str).tolist() == b.obs["label"].astype(str).tolist()

@@ -38,11 +38,13 @@ PACKAGES = (
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
-    """Versions of Python and of the installed packages `names` (``not installed`` for the others).
+    """Return the versions of Python and of the installed packages `names`.
+
+    Packages that are not installed are given as ``not installed``.
 
     Parameters
     ----------
-    names
+    names : tuple of str, default PACKAGES
         Distribution names, as pip knows them.
 
     Returns
@@ -65,12 +67,14 @@ def _versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 def jsonable(obj: Any) -> Any:
-    """A JSON-ready copy of `obj`: numpy scalars and arrays made plain, tuples made lists, keys made
-    strings, NaN made None (JSON has no NaN).
+    """Return a JSON-ready copy of `obj`.
+
+    Numpy scalars and arrays are made plain, tuples made lists, keys made strings, NaN made None
+    (JSON has no NaN).
 
     Parameters
     ----------
-    obj
+    obj : Any
         Nested dicts, lists, tuples, numpy values and plain values.
 
     Returns
@@ -90,14 +94,15 @@ def jsonable(obj: Any) -> Any:
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
-    """Write `fig` as a PNG without a software or time tag, so the same inputs give the same bytes,
-    and close it.
+    """Write `fig` as a PNG without a software or time tag, and close it.
+
+    Without the tags, the same inputs give the same bytes.
 
     Parameters
     ----------
-    fig
+    fig : matplotlib.figure.Figure
         A matplotlib figure.
-    path
+    path : str or pathlib.Path
         Where to write it.
 
     Returns
@@ -118,9 +123,9 @@ def examples(values: Iterable[Any], n: int = 3) -> str:
 
     Parameters
     ----------
-    values
+    values : iterable
         Anything iterable; each value is shown with `str`.
-    n
+    n : int, default 3
         How many to show.
 
     Returns
@@ -140,13 +145,13 @@ def split_mask(
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort.
-    split
+    split : str
         The split wanted (``train``, ``test``, ``independent``).
-    source
+    source : Any, optional
         The file the cohort came from, named in errors.
-    column
+    column : str, default "split"
         The split column of ``mdata.obs``.
 
     Returns
@@ -175,7 +180,7 @@ def resolve_device(name: str | None = "auto") -> torch.device:
 
     Parameters
     ----------
-    name
+    name : str or None, default "auto"
         ``auto`` (CUDA when available, else CPU; also for None), ``cpu``, ``cuda`` or ``cuda:<index>``.
 
     Returns

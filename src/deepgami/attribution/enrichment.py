@@ -37,7 +37,17 @@ ENRICHMENT_COLUMNS = [
 
 @dataclass(frozen=True)
 class GeneSet:
-    """One GMT line: a name, a description (often a URL) and the member genes."""
+    """One GMT line: a name, a description (often a URL) and the member genes.
+
+    Parameters
+    ----------
+    name : str
+        The set's name (the line's first field).
+    description : str
+        The set's description (the second field, often a URL).
+    genes : tuple of str
+        The member genes, without duplicates.
+    """
 
     name: str
     description: str
@@ -50,6 +60,21 @@ def read_gmt(path: str | os.PathLike) -> dict[str, GeneSet]:
     Blank lines and lines starting with `#` are skipped; empty gene fields are ignored and
     duplicate genes within a set are merged. A repeated set name or a line with fewer than three
     fields is an :class:`InputError` naming the line.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The GMT file (UTF-8).
+
+    Returns
+    -------
+    dict of str to GeneSet
+        The gene sets by name, in file order.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, unreadable, holds no gene set, or a line is malformed.
     """
     path = Path(path)
     if not path.is_file():
@@ -84,7 +109,18 @@ def read_gmt(path: str | os.PathLike) -> dict[str, GeneSet]:
 
 
 def benjamini_hochberg(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
+    """Return the Benjamini-Hochberg adjusted p-values (q-values), in the input order.
+
+    Parameters
+    ----------
+    pvalues : numpy.ndarray
+        The p-values (any array-like of floats).
+
+    Returns
+    -------
+    numpy.ndarray
+        The q-values (float64, at most 1), one per p-value.
+    """
     p = np.asarray(pvalues, dtype=np.float64)
     n = p.size
     if n == 0:
@@ -105,13 +141,32 @@ def over_representation(
     min_size: int = 3,
     max_size: int = 500,
 ) -> pd.DataFrame:
-    """Hypergeometric over-representation of `selected` genes in each gene set.
+    """Test the hypergeometric over-representation of `selected` genes in each gene set.
 
     Genes outside `background` are dropped from both the selection and the sets. Sets whose
     overlap with the background has fewer than `min_size` or more than `max_size` genes are not
-    tested. Columns: gene_set, description, set_size (in background), n_selected, n_background,
-    overlap, expected, fold_enrichment, pvalue (P[X >= overlap]), fdr (Benjamini-Hochberg over the
-    tested sets), genes (the overlap, comma-separated, sorted). Rows sorted by p-value, then name.
+    tested.
+
+    Parameters
+    ----------
+    selected : iterable of str
+        The selected genes.
+    background : iterable of str
+        The universe: every gene that could have been selected.
+    gene_sets : mapping of str to GeneSet
+        Gene sets as read by :func:`read_gmt`.
+    min_size : int, default 3
+        The smallest overlap of a set with the background that is tested.
+    max_size : int, default 500
+        The largest overlap of a set with the background that is tested.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per tested set, with columns: gene_set, description, set_size (in background),
+        n_selected, n_background, overlap, expected, fold_enrichment, pvalue (P[X >= overlap]),
+        fdr (Benjamini-Hochberg over the tested sets), genes (the overlap, comma-separated,
+        sorted). Rows sorted by p-value, then name.
     """
     from scipy.stats import hypergeom
 
@@ -157,24 +212,28 @@ def top_link_enrichment(
     min_size: int = 3,
     max_size: int = 500,
 ) -> tuple[pd.DataFrame, dict]:
-    """Over-representation of each class's top-link target genes among all latent genes.
+    """Test the over-representation of each class's top-link target genes among all latent genes.
 
     Parameters
     ----------
-    top_link_genes
+    top_link_genes : mapping of str to iterable of str
         Class -> the latent genes targeted by a top-decile link of that class
         (`Prioritization.top_link_genes`).
-    background
+    background : iterable of str
         Every latent gene of the model.
-    gene_sets
+    gene_sets : mapping of str to GeneSet
         Gene sets as read by :func:`read_gmt`.
-    min_size, max_size
-        Sets whose overlap with the background is outside this range are not tested.
+    min_size, max_size : int
+        Sets whose overlap with the background is outside this range (default 3 to 500) are not
+        tested.
 
     Returns
     -------
-    The tables of :func:`over_representation` stacked with a leading `class` column, and a summary
-    of what was tested.
+    enrichment : pandas.DataFrame
+        The tables of :func:`over_representation` stacked with a leading `class` column.
+    summary : dict
+        What was tested: the number of gene sets read and tested, the selection, the background
+        and the size range.
     """
     background = list(background)
     tables = []

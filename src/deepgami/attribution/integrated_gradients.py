@@ -108,8 +108,29 @@ FLOAT_FORMAT = "%.6g"  # fixed, so the same model and cohort give byte-identical
 def output_function(
     task: str = "classification", target: str = "logit"
 ) -> Callable[[Tensor], Tensor]:
-    """Map logits (B, C) to the explained outputs (B, C): centered logits, probabilities, or the
-    value itself for a numeric phenotype."""
+    """Return the map from logits (B, C) to the explained outputs (B, C).
+
+    The outputs are centered logits, probabilities, or the value itself for a numeric phenotype.
+    With centered logits the function has ``mirrors_binary = True``: with two classes, one
+    class's attributions are the exact negatives of the other's.
+
+    Parameters
+    ----------
+    task : str, default "classification"
+        ``classification`` or ``regression`` (the logits are returned as they are).
+    target : {"logit", "probability"}
+        For a classification: centered logits or softmax probabilities.
+
+    Returns
+    -------
+    callable
+        The map from a (B, C) logit tensor to the (B, C) explained outputs.
+
+    Raises
+    ------
+    ValueError
+        When `target` is not one of `TARGETS` (classification only).
+    """
     if task == "regression":
         return lambda logits: logits
     if target == "logit":
@@ -197,11 +218,41 @@ def integrated_gradients(
     method: str = DEFAULT_METHOD,
     at: str = "inputs",
 ) -> tuple[list[Tensor], Tensor]:
-    """Captum integrated gradients of output `target`, at every modality's inputs or latent block.
+    """Compute Captum integrated gradients of output `target`, at the inputs or the latent blocks.
 
-    `baselines[k]` is a (n_k,) input vector. With ``at="latent"`` the path runs from the baseline's
-    latent blocks (each encoder's post-activation output) to the sample's. Returns per-sample
-    attributions per modality (n x n_k, or n x L) and the convergence delta per sample.
+    With ``at="latent"`` the path runs from the baseline's latent blocks (each encoder's
+    post-activation output) to the sample's.
+
+    Parameters
+    ----------
+    module : DeepGAMINetwork
+        The network.
+    xs : sequence of torch.Tensor
+        Per modality, the samples (n x n_k, preprocessed units).
+    baselines : sequence of torch.Tensor
+        Per modality, the baseline: `baselines[k]` is a (n_k,) input vector.
+    target : int
+        The output index explained.
+    transform : callable
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps : int, default DEFAULT_N_STEPS
+        Steps of Captum's approximation of the path integral.
+    method : str, default DEFAULT_METHOD
+        Captum's approximation method.
+    at : {"inputs", "latent"}
+        Where the attributions are taken: each modality's inputs or its latent block.
+
+    Returns
+    -------
+    attributions : list of torch.Tensor
+        Per-sample attributions per modality (n x n_k, or n x L).
+    delta : torch.Tensor
+        The convergence delta per sample.
+
+    Raises
+    ------
+    ValueError
+        When `at` is neither ``inputs`` nor ``latent``.
     """
     from captum.attr import IntegratedGradients
 
@@ -271,29 +322,104 @@ def encoder_path_gradients(
     method: str = DEFAULT_METHOD,
     modalities: Sequence[int] | None = None,
 ) -> dict[int, dict[int, Tensor]]:
-    """G[target][k]: (n x L) path-averaged gradient of the output at encoder k's pre-activation
-    output, along the straight path from the baselines to the inputs (Captum's alphas and weights).
+    """Path-averaged gradients of the outputs at the encoders' pre-activation outputs.
 
     An encoder is affine, so the image of the input path ``x' + alpha (x - x')`` is the straight
     path ``z' + alpha (z - z')`` between the encoder outputs: each encoder runs once on the inputs
     and once on the baseline, and the path steps only differentiate the network above the encoders
     (normalization, activation, head). One forward per path batch serves all targets.
-    `modalities` (default: the sparse encoders) selects which blocks to return.
+
+    Parameters
+    ----------
+    module : DeepGAMINetwork
+        The network.
+    xs, baselines : sequence of torch.Tensor
+        Per modality, the samples (n x p_k) and the baseline (p_k,).
+    targets : sequence of int
+        Output indices.
+    transform : callable
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method : int and str
+        Captum's approximation of the path integral (alphas and weights).
+    modalities : sequence of int, optional
+        The blocks to return (default: the sparse encoders).
+
+    Returns
+    -------
+    dict
+        ``G[target][k]``: an (n x L) tensor per target and returned block.
     """
     if modalities is None:
         modalities = [
             k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)
         ]
-    modalities = list(modalities)
-    targets = list(targets)
-    n = xs[0].shape[0]
-    n_latent = module.n_latent
+    modalities, targets, n, n_latent = (
+        list(modalities),
+        list(targets),
+        xs[0].shape[0],
+        module.n_latent,
+    )
     out = {
         t: {k: torch.zeros(n, n_latent, dtype=torch.float32) for k in modalities} for t in targets
     }
     if not modalities or not targets or n == 0:
         return out
+    z_base, dz = _encoder_ends(module, xs, baselines)
+    with _frozen(module):
+        _walk_latent_path(module, z_base, dz, targets, modalities, transform, n_steps, method, out)
+    return out
+
+
+def _add_weighted(
+    out: dict[int, dict[int, Tensor]],
+    grads: dict[int, tuple[Tensor, ...]],
+    modalities: list[int],
+    rows: tuple[int, int],
+    step_sizes: Tensor,
+) -> None:
+    """Add the step-weighted sum of one batch's path gradients (steps x rows x L) to `out`."""
+    s0, s1 = rows
+    weights = step_sizes.view(-1, 1, 1)
+    for t, per_block in grads.items():
+        for k, g in zip(modalities, per_block, strict=False):
+            out[t][k][s0:s1] += (g.view(len(step_sizes), s1 - s0, g.shape[-1]) * weights).sum(0)
+
+
+def _walk_latent_path(
+    module: DeepGAMINetwork,
+    z_base: list[Tensor],
+    dz: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    out: dict[int, dict[int, Tensor]],
+) -> None:
+    """Accumulate into `out` the gradients along the latent path, in batches of samples x steps
+    that bound memory."""
     step_sizes, alphas = _approximation(n_steps, method)
+    n, n_latent = dz[0].shape
+    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
+    for s0 in range(0, n, chunk):
+        s1 = min(s0 + chunk, n)
+        for a0 in range(0, n_steps, steps):
+            a1 = min(a0 + steps, n_steps)
+            with torch.no_grad():
+                z = [
+                    torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
+                    for zb, d in zip(z_base, dz, strict=False)
+                ]
+            grads = _latent_gradients(module, z, targets, modalities, transform)
+            _add_weighted(out, grads, modalities, (s0, s1), step_sizes[a0:a1])
+
+
+def _encoder_ends(
+    module: DeepGAMINetwork, xs: Sequence[Tensor], baselines: Sequence[Tensor]
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Each encoder's output on the baseline (1 x L) and its difference to the outputs on the
+    samples (n x L): the two ends of the straight latent path."""
+    n = xs[0].shape[0]
     with _frozen(module), torch.no_grad():
         z_base = [
             enc(b.reshape(1, -1).to(x.dtype))
@@ -306,35 +432,25 @@ def encoder_path_gradients(
             for enc, x in zip(module.encoders, xs, strict=False)
         ]
         dz = [zx - zb for zx, zb in zip(z_x, z_base, strict=False)]
-    del z_x
-    chunk, steps = _batching(n, len(module.encoders) * n_latent, n_steps, LATENT_BATCH_FLOATS)
-    with _frozen(module):
-        for s0 in range(0, n, chunk):
-            s1 = min(s0 + chunk, n)
-            for a0 in range(0, n_steps, steps):
-                a1 = min(a0 + steps, n_steps)
-                with torch.no_grad():
-                    z = [
-                        torch.cat([zb + alpha * d[s0:s1] for alpha in alphas[a0:a1]], dim=0)
-                        for zb, d in zip(z_base, dz, strict=False)
-                    ]
-                leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
-                with torch.enable_grad():
-                    y = transform(
-                        _from_latent(
-                            module, [module.activate(k, zk) for k, zk in enumerate(leaves)]
-                        )
-                    )
-                    wanted = [leaves[k] for k in modalities]
-                    weights = step_sizes[a0:a1].view(-1, 1, 1)
-                    for i, t in enumerate(targets):
-                        grads = torch.autograd.grad(
-                            y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1
-                        )
-                        for k, g in zip(modalities, grads, strict=False):
-                            out[t][k][s0:s1] += (g.view(a1 - a0, s1 - s0, n_latent) * weights).sum(
-                                0
-                            )
+    return z_base, dz
+
+
+def _latent_gradients(
+    module: DeepGAMINetwork,
+    z: list[Tensor],
+    targets: list[int],
+    modalities: list[int],
+    transform: Callable[[Tensor], Tensor],
+) -> dict[int, tuple[Tensor, ...]]:
+    """Per target, the gradients of the output at the pre-activation blocks of `modalities`
+    (one forward pass for all targets)."""
+    leaves = [zk.requires_grad_(k in modalities) for k, zk in enumerate(z)]
+    out = {}
+    with torch.enable_grad():
+        y = transform(_from_latent(module, [module.activate(k, zk) for k, zk in enumerate(leaves)]))
+        wanted = [leaves[k] for k in modalities]
+        for i, t in enumerate(targets):
+            out[t] = torch.autograd.grad(y[:, t].sum(), wanted, retain_graph=i < len(targets) - 1)
     return out
 
 
@@ -346,11 +462,33 @@ def link_scores(
     grad: Tensor,
     chunk_floats: int = EDGE_CHUNK_FLOATS,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean signed and mean absolute per-sample attribution of every edge.
+    """Compute the mean signed and mean absolute per-sample attribution of every edge.
 
     The attribution of edge k for a sample is ``diff[:, src[k]] * weight[k] * grad[:, dst[k]]``
     (``diff = x - x'``, ``grad`` = path-averaged gradient at the encoder output). Edges are scored
     in chunks of about `chunk_floats` values, so no (samples x edges) matrix is ever held.
+
+    Parameters
+    ----------
+    diff : torch.Tensor
+        The samples minus the baseline, ``x - x'`` (samples x input features).
+    src : torch.Tensor
+        The input feature index of each edge.
+    dst : torch.Tensor
+        The encoder output (latent node) index of each edge.
+    weight : torch.Tensor
+        The learned weight of each edge.
+    grad : torch.Tensor
+        The path-averaged gradient at the encoder output (samples x latent nodes).
+    chunk_floats : int, default EDGE_CHUNK_FLOATS
+        About how many values are held per chunk of edges.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        The mean signed attribution of each edge (float64).
+    mean_abs : numpy.ndarray
+        The mean absolute attribution of each edge (float64).
     """
     n, n_edges = diff.shape[0], int(src.numel())
     mean = np.zeros(n_edges, dtype=np.float64)
@@ -383,6 +521,29 @@ class RawAttributions:
     `completeness[t][k]` is max over features of |sum of its link means - its feature mean|
     divided by the largest feature importance (mean |attribution|) of that block; `seconds`
     times each stage.
+
+    Parameters
+    ----------
+    targets : list of int
+        The output indices explained.
+    features : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and modality, per input feature.
+    latent : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and modality, per latent node.
+    links : dict of int to dict of int to tuple of numpy.ndarray
+        ``(mean_attribution, importance)`` per target and sparse encoder, per edge.
+    delta_features : dict of int to numpy.ndarray
+        Per target, the per-sample convergence deltas of the feature level.
+    delta_latent : dict of int to numpy.ndarray
+        Per target, the per-sample convergence deltas of the latent level.
+    output_change : dict of int to numpy.ndarray
+        Per target, the per-sample change of the explained output, ``F(x) - F(x')``.
+    completeness : dict of int to dict of int to float
+        Per target and sparse encoder, the relative completeness error of the links.
+    seconds : dict of str to float
+        Seconds per level.
+    mirrored : bool, default False
+        Two classes, centered logits: the second target is the first negated.
     """
 
     targets: list[int]
@@ -429,7 +590,29 @@ def attribute(
     """Features, latent nodes and links for each output index in `targets` (all samples present).
 
     The samples explained are preprocessed to float32 once (integrated gradients revisits them at
-    every step); the work on them is chunked."""
+    every step); the work on them is chunked.
+
+    Parameters
+    ----------
+    module : DeepGAMINetwork
+        The network.
+    xs, baselines : sequence of torch.Tensor
+        Per modality, the samples and the baseline (preprocessed units).
+    targets : sequence of int
+        Output indices to explain.
+    transform : callable
+        Maps the logits to the explained outputs (:func:`output_function`).
+    n_steps, method : int and str
+        Captum's approximation of the path integral.
+    levels : sequence of str
+        Which of ``features``, ``latent`` and ``links`` to compute.
+
+    Returns
+    -------
+    RawAttributions
+        Mean signed and absolute attributions per target and modality, convergence deltas,
+        link completeness and seconds per level.
+    """
     xs = [x.to(torch.float32).contiguous() for x in materialize(xs)]
     baselines = [torch.as_tensor(b, dtype=torch.float32).reshape(-1) for b in baselines]
     targets = list(dict.fromkeys(int(t) for t in targets))
@@ -439,66 +622,106 @@ def attribute(
         return res
     res = RawAttributions(list(targets))
     sparse = [k for k, enc in enumerate(module.encoders) if isinstance(enc, SparseMaskedLinear)]
-    clock = time.perf_counter
     with _frozen(module), torch.no_grad():
         start = [b.reshape(1, -1) for b in baselines]
         f_x, f_base = transform(module.logits(*xs)), transform(module.logits(*start))
     for t in targets:
         res.output_change[t] = (f_x[:, t] - f_base[0, t]).double().numpy()
-    if "features" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method
-            )
-            res.features[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_features[t] = delta.double().numpy()
-        res.seconds["features"] = clock() - t0
-    if "latent" in levels:
-        t0 = clock()
-        for t in targets:
-            attrs, delta = integrated_gradients(
-                module, xs, baselines, t, transform, n_steps, method, at="latent"
-            )
-            res.latent[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
-            res.delta_latent[t] = delta.double().numpy()
-        res.seconds["latent"] = clock() - t0
+    for level in ("features", "latent"):
+        if level in levels:
+            _ig_level(res, level, module, xs, baselines, transform, n_steps, method)
     if "links" in levels and sparse:
-        t0 = clock()
-        grads = encoder_path_gradients(
-            module, xs, baselines, targets, transform, n_steps, method, sparse
-        )
-        for t in targets:
-            res.links[t] = {}
-            for k in sparse:
-                enc = module.encoders[k]
-                diff = xs[k] - baselines[k].reshape(1, -1)
-                res.links[t][k] = link_scores(
-                    diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k]
-                )
-        res.seconds["links"] = clock() - t0
+        _link_level(res, module, xs, baselines, transform, n_steps, method, sparse)
         if "features" in levels:
-            for t in targets:
-                res.completeness[t] = {}
-                for k in sparse:
-                    enc = module.encoders[k]
-                    summed = np.bincount(
-                        enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
-                    )
-                    feat, feat_abs = res.features[t][k]
-                    # scale: the largest mean |attribution|; signed means can all be near 0
-                    scale = float(feat_abs.max()) if feat.size else 0.0
-                    err = float(np.abs(summed - feat).max()) if feat.size else 0.0
-                    res.completeness[t][k] = err / scale if scale > 0 else err
+            _completeness(res, module, targets, sparse)
     return res
 
 
-def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
-    """The attributions of networks whose outputs a model averages (bagging), over the same samples.
+def _ig_level(
+    res: RawAttributions,
+    level: str,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+) -> None:
+    """Integrated gradients at the inputs (``features``) or the latent blocks (``latent``) of
+    every target into `res`, with their convergence deltas and seconds."""
+    t0 = time.perf_counter()
+    for t in res.targets:
+        at = "inputs" if level == "features" else "latent"
+        attrs, delta = integrated_gradients(
+            module, xs, baselines, t, transform, n_steps, method, at=at
+        )
+        getattr(res, level)[t] = {k: _reduce(a) for k, a in enumerate(attrs)}
+        getattr(res, f"delta_{level}")[t] = delta.double().numpy()
+    res.seconds[level] = time.perf_counter() - t0
 
-    Integrated gradients is linear in the function explained, so signed means, convergence deltas
-    and output changes average exactly to the ensemble's; `importance` (mean |attribution|) becomes
-    the mean over networks of each one's. Completeness errors: the worst network's."""
+
+def _link_level(
+    res: RawAttributions,
+    module: DeepGAMINetwork,
+    xs: list[Tensor],
+    baselines: list[Tensor],
+    transform: Callable[[Tensor], Tensor],
+    n_steps: int,
+    method: str,
+    sparse: list[int],
+) -> None:
+    """Attributions of every prior link of the sparse encoders into `res`, with their seconds."""
+    t0 = time.perf_counter()
+    targets = res.targets
+    grads = encoder_path_gradients(
+        module, xs, baselines, targets, transform, n_steps, method, sparse
+    )
+    for t in targets:
+        res.links[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            diff = xs[k] - baselines[k].reshape(1, -1)
+            res.links[t][k] = link_scores(diff, enc.src, enc.dst, enc.weight.detach(), grads[t][k])
+    res.seconds["links"] = time.perf_counter() - t0
+
+
+def _completeness(
+    res: RawAttributions, module: DeepGAMINetwork, targets: list[int], sparse: list[int]
+) -> None:
+    """Per target and sparse encoder: how far the links' attributions, summed per input feature,
+    are from the features' (relative to the largest mean |attribution|)."""
+    for t in targets:
+        res.completeness[t] = {}
+        for k in sparse:
+            enc = module.encoders[k]
+            summed = np.bincount(
+                enc.src.numpy(), weights=res.links[t][k][0], minlength=enc.in_features
+            )
+            feat, feat_abs = res.features[t][k]
+            # scale: the largest mean |attribution|; signed means can all be near 0
+            scale = float(feat_abs.max()) if feat.size else 0.0
+            err = float(np.abs(summed - feat).max()) if feat.size else 0.0
+            res.completeness[t][k] = err / scale if scale > 0 else err
+
+
+def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
+    """Combine the attributions of networks whose outputs a model averages (bagging).
+
+    The attributions are over the same samples. Integrated gradients is linear in the function
+    explained, so signed means, convergence deltas and output changes average exactly to the
+    ensemble's; `importance` (mean |attribution|) becomes the mean over networks of each one's.
+    Completeness errors: the worst network's.
+
+    Parameters
+    ----------
+    raws : sequence of RawAttributions
+        One per network, with the same targets, modalities and samples.
+
+    Returns
+    -------
+    RawAttributions
+        The ensemble's attributions (the one given when there is one network); seconds are summed.
+    """
     if len(raws) == 1:
         return raws[0]
     first = raws[0]
@@ -526,11 +749,24 @@ def average_attributions(raws: Sequence[RawAttributions]) -> RawAttributions:
 
 
 def rank_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """Add `rank` (1 = most important, within each class over the whole table), `rank_in_modality`
-    (within class and modality) and `top_decile` (rank <= ceil(n / 10) within the class).
+    """Add the rank columns to a table of attributions.
 
-    Ties in `importance` are broken by the `names` columns, so the order is deterministic. Rows come
-    back sorted by class (in order of first appearance) and rank.
+    The columns are `rank` (1 = most important, within each class over the whole table),
+    `rank_in_modality` (within class and modality) and `top_decile` (rank <= ceil(n / 10) within
+    the class). Ties in `importance` are broken by the `names` columns, so the order is
+    deterministic. Rows come back sorted by class (in order of first appearance) and rank.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Columns class, modality, importance and the `names` columns.
+    names : sequence of str
+        The columns that name a row (e.g. ``["feature"]``), the tie-breakers in that order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A sorted copy with the three columns added (a fresh index).
     """
     table = table.reset_index(drop=True)
     class_order = {c: i for i, c in enumerate(dict.fromkeys(table["class"]))}
@@ -558,6 +794,17 @@ class Prioritization:
     top_decile. `latent`: node, modality (the encoder block), class, ... . `links`: source, target,
     modality, prior, class, weight (learned), mean_attribution, importance, ... (empty for a model
     without priors).
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        The ranked input features.
+    latent : pandas.DataFrame
+        The ranked latent nodes.
+    links : pandas.DataFrame
+        The ranked prior links.
+    summary : dict
+        The run summary (written as summary.json).
     """
 
     features: pd.DataFrame
@@ -566,13 +813,36 @@ class Prioritization:
     summary: dict
 
     def top_link_genes(self, cls: str) -> list[str]:
-        """Latent genes that are the target of at least one top-decile link of class `cls`."""
+        """Return the latent genes that are the target of at least one top-decile link of `cls`.
+
+        Parameters
+        ----------
+        cls : str
+            The class.
+
+        Returns
+        -------
+        list of str
+            The genes, sorted.
+        """
         rows = self.links[(self.links["class"] == cls) & self.links["top_decile"]]
         return sorted(set(rows["target"].astype(str)))
 
     def write(self, directory: str | Path) -> list[Path]:
-        """Write features/latent/links as TSV and Parquet and summary.json into an existing `directory`
-        (the link figures are `deepgami.report.linkplot`'s)."""
+        """Write features/latent/links as TSV and Parquet, and summary.json.
+
+        The link figures are `deepgami.report.linkplot`'s.
+
+        Parameters
+        ----------
+        directory : str or pathlib.Path
+            An existing directory.
+
+        Returns
+        -------
+        list of pathlib.Path
+            The written files.
+        """
         directory = Path(directory)
         written = []
         for name, table in (
@@ -592,7 +862,18 @@ class Prioritization:
 
 
 def file_stem(name: str) -> str:
-    """A class name made safe for a file name (`a/b c` -> `a_b_c`)."""
+    """Make a class name safe for a file name (`a/b c` -> `a_b_c`).
+
+    Parameters
+    ----------
+    name : str
+        The class name (any value is turned into a string).
+
+    Returns
+    -------
+    str
+        Letters, digits, ``.``, ``_`` and ``-`` only; ``class`` when nothing is left.
+    """
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._") or "class"
 
 
@@ -632,7 +913,25 @@ LINK_COLUMNS = [
 
 
 def baseline_inputs(model: DeepGAMI, kind: str = "zero") -> list[Tensor]:
-    """The baseline per modality, in preprocessed units: zeros, or the training mean preprocessed."""
+    """Return the baseline per modality, in preprocessed units.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+    kind : {"zero", "mean"}
+        Zeros, or the training mean preprocessed.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One float32 vector per modality, as long as its features.
+
+    Raises
+    ------
+    ValueError
+        When `kind` is not one of `BASELINES`.
+    """
     if kind not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, not {kind!r}")
     out = []
@@ -660,8 +959,20 @@ def _delta_stats(delta: np.ndarray, change: np.ndarray) -> dict:
 
 
 def prior_link_counts(model: DeepGAMI) -> list[int | None]:
-    """Per modality, how many of its encoder's edges (the first ones) are prior links; None for a
-    dense encoder. Models saved before self-edges existed have prior links only."""
+    """Count, per modality, how many of its encoder's edges (the first ones) are prior links.
+
+    Models saved before self-edges existed have prior links only.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+
+    Returns
+    -------
+    list of int or None
+        One count per modality; None for a dense encoder.
+    """
     counts = model.config.get("network", {}).get("prior_edges")
     if counts is not None:
         return [None if c is None else int(c) for c in counts]
@@ -674,8 +985,31 @@ def prior_link_counts(model: DeepGAMI) -> list[int | None]:
 def select_samples(
     model: DeepGAMI, mdata: md.MuData, split: str | None = None, source: str | None = None
 ) -> tuple[ModelInputs, dict[str, int]]:
-    """ModelInputs of the samples to explain: in `split` (when given) and having every model
-    modality; also returns counts of what was left out."""
+    """Select the samples to explain: in `split` (when given) and having every model modality.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The trained model.
+    mdata : mudata.MuData
+        The cohort.
+    split : str, optional
+        Keep only the samples of this split.
+    source : str, optional
+        The file the cohort came from, named in errors.
+
+    Returns
+    -------
+    inputs : ModelInputs
+        The model inputs of the samples kept.
+    counts : dict of str to int
+        What was kept and left out: ``n_samples``, ``n_not_in_split``, ``n_incomplete``.
+
+    Raises
+    ------
+    InputError
+        When `split` is missing, or no sample in it has every model modality.
+    """
     from deepgami.data import cohort
     from deepgami.errors import InputError
     from deepgami.utils import split_mask
@@ -704,7 +1038,7 @@ def select_samples(
 
 def _threads(module: DeepGAMINetwork) -> contextlib.AbstractContextManager:
     # Same policy as training: tiny networks run fastest, and reproducibly, on one thread.
-    from deepgami.model import threads_for
+    from deepgami.model._fitting import threads_for
 
     return threads_for(sum(enc.weight.numel() for enc in module.encoders))
 
@@ -723,28 +1057,67 @@ def prioritize(
 ) -> Prioritization:
     """Rank input features, latent nodes and prior links of a trained `DeepGAMI` model on a cohort.
 
-    Args:
-        model: a trained :class:`deepgami.model.DeepGAMI`.
-        mdata: the cohort MuData; samples in `split` (all when None) having every modality are used.
-        classes: which classes to explain (default all; a numeric phenotype has one, `value`).
-        baseline: `zero` (preprocessed zeros = training mean under standard scaling) or `mean`.
-        target: `logit` (centered logit) or `probability`.
-        n_steps, method: the integral's approximation, as in Captum.
-        source: the cohort's path, for error messages.
-        networks: `all` explains every network of a bagged model and averages them; `refit` only the
-            refit on all training samples (`model.module`).
-    """
-    from deepgami import __version__
-    from deepgami.errors import InputError
+    Parameters
+    ----------
+    model : DeepGAMI
+        A trained :class:`deepgami.model.DeepGAMI`.
+    mdata : mudata.MuData
+        The cohort; samples in `split` (all when None) having every modality are used.
+    split : str, optional
+        The ``obs['split']`` value of the samples to explain (None: all).
+    classes : sequence of str, optional
+        Which classes to explain (default all; a numeric phenotype has ``value``).
+    baseline : {"zero", "mean"}
+        ``zero`` (preprocessed zeros = training mean under standard scaling) or ``mean``.
+    target : {"logit", "probability"}
+        ``logit`` (centered logit) or ``probability``.
+    n_steps, method : int and str
+        The integral's approximation, as in Captum.
+    source : str, optional
+        The cohort's path, for error messages.
+    networks : {"all", "refit"}
+        ``all`` explains every network of a bagged model and averages them; ``refit`` only the
+        refit on all training samples (``model.module``).
 
+    Returns
+    -------
+    Prioritization
+        The features, latent and links tables, and the provenance (``summary``).
+    """
+    _check_options(target, n_steps, networks)
+    members = model.members if networks == "all" else model.members[:1]
+    t_start = time.perf_counter()
+    chosen, targets = _chosen_classes(model, classes)
+    inputs, counts = select_samples(model, mdata, split, source)
+    transform = output_function(model.task, target)
+    bases = baseline_inputs(model, baseline)
+    with _threads(model.module):
+        xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for all
+        raw = average_attributions(
+            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
+        )
+    pairs = list(zip(targets, chosen, strict=False))
+    options = {"split": split, "target": target, "baseline": baseline, "method": method}
+    summary = _provenance(model, raw, pairs, counts, options, int(n_steps), len(members))
+    summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
+    tables = (_feature_table(model, raw, pairs), _latent_table(model, raw, pairs))
+    return Prioritization(*tables, _link_table(model, raw, pairs, members), summary)
+
+
+def _check_options(target: str, n_steps: int, networks: str) -> None:
+    """Refuse an unknown target, a step count below one or an unknown `networks`."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
     if int(n_steps) < 1:
         raise ValueError("n_steps must be >= 1")
     if networks not in ("all", "refit"):
         raise ValueError(f"networks must be 'all' or 'refit', not {networks!r}")
-    members = model.members if networks == "all" else model.members[:1]
-    t_start = time.perf_counter()
+
+
+def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[list[str], list[int]]:
+    """The classes to explain (all by default) and their output indices."""
+    from deepgami.errors import InputError
+
     names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
     if classes is None:
         chosen = list(names)
@@ -755,26 +1128,16 @@ def prioritize(
             raise InputError(
                 None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}"
             )
-    targets = [names.index(c) for c in chosen]
-    inputs, counts = select_samples(model, mdata, split, source)
-    bases = baseline_inputs(model, baseline)
-    transform = output_function(model.task, target)
-    module = model.module
-    with _threads(module):
-        xs = [
-            x.to(torch.float32).contiguous() for x in materialize(inputs.xs)
-        ]  # once for every member
-        raw = average_attributions(
-            [attribute(net, xs, bases, targets, transform, n_steps, method) for net in members]
-        )
+    return chosen, [names.index(c) for c in chosen]
 
-    latent_names = np.asarray(model.latent_nodes, dtype=object)
-    prior_links = prior_link_counts(model)
-    feat_rows, latent_rows, link_rows = [], [], []
-    for t, cls in zip(targets, chosen, strict=False):
+
+def _feature_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Input features ranked per class (FEATURE_COLUMNS)."""
+    rows = []
+    for t, cls in pairs:
         for k, m in enumerate(model.modalities):
             mean, imp = raw.features[t][k]
-            feat_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "feature": model.features(m),
@@ -785,8 +1148,17 @@ def prioritize(
                     }
                 )
             )
+    return rank_table(pd.concat(rows, ignore_index=True), ["feature", "modality"])[FEATURE_COLUMNS]
+
+
+def _latent_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
+    """Latent nodes ranked per class and modality block (LATENT_COLUMNS)."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
             mean, imp = raw.latent[t][k]
-            latent_rows.append(
+            rows.append(
                 pd.DataFrame(
                     {
                         "node": latent_names,
@@ -797,107 +1169,134 @@ def prioritize(
                     }
                 )
             )
-            if k in raw.links.get(t, {}):
-                enc = module.encoders[k]
-                n = prior_links[k]  # the self-edges after them are not prior links
-                mean, imp = raw.links[t][k]
-                feats = np.asarray(model.features(m), dtype=object)
-                link_rows.append(
-                    pd.DataFrame(
-                        {
-                            "source": feats[enc.src.numpy()[:n]],
-                            "target": latent_names[enc.dst.numpy()[:n]],
-                            "modality": m,
-                            "prior": str(model.config.get("priors", {}).get(m) or ""),
-                            "class": cls,
-                            "weight": np.mean(
-                                [
-                                    net.encoders[k].weight.detach().double().numpy()[:n]
-                                    for net in members
-                                ],
-                                axis=0,
-                            ),
-                            "mean_attribution": mean[:n],
-                            "importance": imp[:n],
-                        }
-                    )
+    return rank_table(pd.concat(rows, ignore_index=True), ["node", "modality"])[LATENT_COLUMNS]
+
+
+def _link_table(
+    model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]], members: list[DeepGAMINetwork]
+) -> pd.DataFrame:
+    """Prior links ranked per class (LINK_COLUMNS); empty without a prior-guided encoder."""
+    latent_names = np.asarray(model.latent_nodes, dtype=object)
+    prior_links = prior_link_counts(model)
+    rows = []
+    for t, cls in pairs:
+        for k, m in enumerate(model.modalities):
+            if k not in raw.links.get(t, {}):
+                continue
+            enc = model.module.encoders[k]
+            n = prior_links[k]  # the self-edges after them are not prior links
+            mean, imp = raw.links[t][k]
+            feats = np.asarray(model.features(m), dtype=object)
+            weights = [net.encoders[k].weight.detach().double().numpy()[:n] for net in members]
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "source": feats[enc.src.numpy()[:n]],
+                        "target": latent_names[enc.dst.numpy()[:n]],
+                        "modality": m,
+                        "prior": str(model.config.get("priors", {}).get(m) or ""),
+                        "class": cls,
+                        "weight": np.mean(weights, axis=0),
+                        "mean_attribution": mean[:n],
+                        "importance": imp[:n],
+                    }
                 )
-    features = rank_table(pd.concat(feat_rows, ignore_index=True), ["feature", "modality"])[
-        FEATURE_COLUMNS
-    ]
-    latent = rank_table(pd.concat(latent_rows, ignore_index=True), ["node", "modality"])[
-        LATENT_COLUMNS
-    ]
-    if link_rows:
-        links = rank_table(pd.concat(link_rows, ignore_index=True), ["source", "target", "prior"])[
-            LINK_COLUMNS
-        ]
-    else:
-        links = pd.DataFrame(
-            {
-                c: pd.Series(
-                    dtype=object
-                    if c in ("source", "target", "modality", "prior", "class")
-                    else float
-                )
-                for c in LINK_COLUMNS
-            }
+            )
+    if not rows:
+        text = ("source", "target", "modality", "prior", "class")
+        return pd.DataFrame(
+            {c: pd.Series(dtype=object if c in text else float) for c in LINK_COLUMNS}
         )
+    return rank_table(pd.concat(rows, ignore_index=True), ["source", "target", "prior"])[
+        LINK_COLUMNS
+    ]
 
-    import captum
 
-    summary = {
-        "split": split or None,
+TARGET_DESCRIPTIONS = {
+    "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
+    "probability": "softmax probability of the class",
+    "value": "predicted phenotype (standardized units)",
+}
+BASELINE_DESCRIPTIONS = {
+    "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
+    "mean": "training mean of each feature, preprocessed",
+}
+
+
+def _provenance(
+    model: DeepGAMI,
+    raw: Any,
+    pairs: list[tuple[int, str]],
+    counts: dict[str, int],
+    options: dict[str, Any],
+    n_steps: int,
+    n_members: int,
+) -> dict[str, Any]:
+    """What was explained and how (samples, target, baseline, convergence, sizes)."""
+    target = options["target"] if model.task == "classification" else "value"
+    prior_links = prior_link_counts(model)
+    return {
+        "split": options["split"] or None,
         **counts,
         "samples": "samples in the split having every model modality",
-        "classes": chosen,
-        "target": target if model.task == "classification" else "value",
-        "target_description": {
-            "logit": "class logit minus the mean logit over classes (softmax is shift-invariant)",
-            "probability": "softmax probability of the class",
-            "value": "predicted phenotype (standardized units)",
-        }[target if model.task == "classification" else "value"],
-        "baseline": baseline,
-        "baseline_description": {
-            "zero": "all-zero preprocessed input (= the training mean under standard scaling)",
-            "mean": "training mean of each feature, preprocessed",
-        }[baseline],
-        "method": method,
-        "n_steps": int(n_steps),
+        "classes": [cls for _, cls in pairs],
+        "target": target,
+        "target_description": TARGET_DESCRIPTIONS[target],
+        "baseline": options["baseline"],
+        "baseline_description": BASELINE_DESCRIPTIONS[options["baseline"]],
+        "method": options["method"],
+        "n_steps": n_steps,
         "convergence_delta": {
             cls: {
                 "features": _delta_stats(raw.delta_features[t], raw.output_change[t]),
                 "latent": _delta_stats(raw.delta_latent[t], raw.output_change[t]),
             }
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "link_completeness_error": {
             cls: {model.modalities[k]: v for k, v in raw.completeness.get(t, {}).items()}
-            for t, cls in zip(targets, chosen, strict=False)
+            for t, cls in pairs
         },
         "binary_classes_mirrored": bool(raw.mirrored),
-        "networks_explained": len(members),
+        "networks_explained": n_members,
         "n_features": int(sum(len(model.features(m)) for m in model.modalities)),
-        "n_latent_nodes": int(module.n_latent),
+        "n_latent_nodes": int(model.module.n_latent),
         "n_links": int(sum(n for n in prior_links if n is not None)),
-        "seconds": {
-            **{k: round(v, 3) for k, v in raw.seconds.items()},
-            "total": round(time.perf_counter() - t_start, 3),
-        },
-        "versions": {
-            "deepgami": __version__,
-            "captum": captum.__version__,
-            "torch": torch.__version__,
-        },
+        "seconds": {k: round(v, 3) for k, v in raw.seconds.items()},
+        "versions": _versions(),
     }
-    return Prioritization(features, latent, links, summary)
+
+
+def _versions() -> dict[str, str]:
+    """Versions of the packages that computed the attributions."""
+    import captum
+
+    from deepgami import __version__
+
+    return {"deepgami": __version__, "captum": captum.__version__, "torch": torch.__version__}
 
 
 def precision_at_k(
     links: pd.DataFrame, truth_links: Sequence[dict], cls: str | None = None
 ) -> float:
-    """Share of the top-K links (K = number of true links) of a class that are true links, matched
-    on (source, target, prior)."""
+    """Return the share of the top-K links of a class that are true links.
+
+    K is the number of true links; links are matched on (source, target, prior).
+
+    Parameters
+    ----------
+    links : pandas.DataFrame
+        A ranked links table (source, target, prior, class, rank).
+    truth_links : sequence of dict
+        The true links, each with ``source``, ``target`` and ``prior``.
+    cls : str, optional
+        The class (default: the table's first class).
+
+    Returns
+    -------
+    float
+        The precision at K; NaN without true links.
+    """
     table = links if cls is None else links[links["class"] == cls]
     if cls is None and table["class"].nunique() > 1:
         table = table[table["class"] == table["class"].iloc[0]]

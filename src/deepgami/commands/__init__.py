@@ -6,7 +6,15 @@ import argparse
 
 
 def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    """The ``--device auto|cpu|cuda`` option of train, predict, prioritize and evaluate."""
+    """Add the ``--device auto|cpu|cuda`` option of train, predict, prioritize and evaluate.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    what : str
+        What runs on the device, named in the help (e.g. ``"training"``).
+    """
     parser.add_argument(
         "--device",
         default="auto",
@@ -16,8 +24,32 @@ def add_device_argument(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--overwrite``: let --out replace what deepgami did not write (never an input).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even when it holds files deepgami did not write there (an input of "
+        "this command is never replaced)",
+    )
+
+
 def add_simulation_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--out``, ``--seed`` and ``--overwrite`` of the simulators (`simulate`, `simulate-cells`)."""
+    """Add ``--out``, ``--seed`` and ``--overwrite`` of the simulators.
+
+    The simulators are `simulate` and `simulate-cells`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
     parser.add_argument(
         "--out",
         required=True,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
-from deepgami.errors import InputError
+from deepgami.commands import add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 MISSING_POLICIES = (
     "error",
@@ -14,6 +16,7 @@ MISSING_POLICIES = (
     "drop-feature",
 )  # = deepgami.data.readers.MISSING_POLICIES, kept light for --help
 
+DEFAULT_TEST_FRACTION = 0.2
 MODALITY_RE = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$")
 PRIOR_RE = re.compile(
     r"^(?P<modality>[A-Za-z][A-Za-z0-9_.-]*):(?P<name>[A-Za-z][A-Za-z0-9_.-]*)=(?P<path>.+)$"
@@ -21,6 +24,13 @@ PRIOR_RE = re.compile(
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `build` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "build",
         help="build a cohort .h5mu from modality matrices, labels and prior edge lists",
@@ -54,27 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="split",
         help="optional train/test/independent column of the label table (default: split; ignored if absent)",
     )
-    split = p.add_mutually_exclusive_group()
-    split.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.2,
-        metavar="F",
-        help="when the labels have no split column: the share of samples put in a seeded, "
-        "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split'])",
-    )
-    split.add_argument(
-        "--no-split",
-        action="store_true",
-        help="when the labels have no split column: every sample is 'train' (no test split)",
-    )
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seed of the generated split (default: 0)",
-    )
+    _add_split_arguments(p)
     p.add_argument(
         "--prior",
         action="append",
@@ -94,9 +84,54 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="name features <modality>:<feature> (needed when names collide across modalities)",
     )
-    p.add_argument("--out", required=True, metavar="COHORT.h5mu", help="output cohort file")
-    p.add_argument("--quiet", action="store_true", help="do not print the summary")
+    _add_output_arguments(p)
     p.set_defaults(func=run)
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """--out, --overwrite and --quiet."""
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="COHORT.h5mu",
+        help="output cohort file (replaces a previous cohort; see --overwrite)",
+    )
+    add_overwrite_argument(p)
+    p.add_argument("--quiet", action="store_true", help="do not print the summary")
+
+
+def _add_split_arguments(p: argparse.ArgumentParser) -> None:
+    """--test-fraction | --no-split, and --split-seed."""
+    split = p.add_mutually_exclusive_group()
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="when the labels have no split column: the share of samples put in a seeded, "
+        "stratified 'test' split (default: 0.2; recorded in mdata.uns['deepgami']['split']). "
+        "When the default split cannot be drawn (a tiny cohort), every sample is 'train' and "
+        "build says so; an explicit F that cannot be honoured is an error",
+    )
+    split.add_argument(
+        "--no-split",
+        action="store_true",
+        help="when the labels have no split column: every sample is 'train' (no test split)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the generated split (default: 0)",
+    )
+
+
+def _test_fraction(args: argparse.Namespace) -> float:
+    """--no-split: 0; else --test-fraction, or the default (which may fall back to no split)."""
+    if args.no_split:
+        return 0.0
+    return DEFAULT_TEST_FRACTION if args.test_fraction is None else args.test_fraction
 
 
 def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.Match]:
@@ -111,63 +146,71 @@ def _parse_pairs(values: list[str], pattern: re.Pattern, flag: str) -> list[re.M
 
 
 def run(args: argparse.Namespace) -> int:
-    from deepgami.data.cohort import PriorInput, build_cohort, write_cohort
-    from deepgami.data.readers import read_labels, read_matrix, read_prior
+    """Build the cohort file from the command line's files (through `deepgami.build_cohort`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami build`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
+    from deepgami.data.assemble import build_cohort
+    from deepgami.data.cohort import write_cohort
 
     out = Path(args.out)
     if out.suffix != ".h5mu":
         raise InputError(out, "output must end in .h5mu")
     modality_specs = _parse_pairs(args.modality, MODALITY_RE, "--modality")
     prior_specs = _parse_pairs(args.prior, PRIOR_RE, "--prior")
+    inputs = [args.labels] + [m["path"] for m in modality_specs] + [m["path"] for m in prior_specs]
+    claim = claim_output(out, "cohort", inputs, args.overwrite)
     names = [m["name"] for m in modality_specs]
     if len(set(names)) != len(names):
         raise InputError(None, f"modality names must be unique (got {', '.join(names)})")
-
-    labels_path = Path(args.labels)
-    labels = read_labels(labels_path, args.sample_column, args.label_column, args.split_column)
-    priors = []
-    for spec in prior_specs:
-        path = Path(spec["path"])
-        if spec["modality"] not in names:
-            raise InputError(
-                path,
-                f"prior '{spec['name']}' names modality '{spec['modality']}', which is not one of: {', '.join(names)}",
-            )
-        priors.append(PriorInput(spec["modality"], spec["name"], read_prior(path), path))
-
-    matrices, paths, reports = {}, {}, {}
-    for spec in modality_specs:
-        name, path = spec["name"], Path(spec["path"])
-        # Genotype files read only SNPs that some prior connects (memory follows the prior).
-        sources = {s for p in priors if p.modality == name for s in p.edges["source"]} or None
-        matrices[name], reports[name] = read_matrix(
-            path, missing=args.missing, keep_features=sources
-        )
-        paths[name] = path
-
     mdata, report = build_cohort(
-        matrices,
-        labels,
-        priors,
+        {m["name"]: Path(m["path"]) for m in modality_specs},
+        Path(args.labels),
+        {f"{p['modality']}:{p['name']}": Path(p["path"]) for p in prior_specs},
+        sample_column=args.sample_column,
+        label_column=args.label_column,
+        split_column=args.split_column,
+        missing=args.missing,
         prefix=args.prefix,
-        paths=paths,
-        labels_path=labels_path,
-        read_reports=reports,
-        test_fraction=0.0 if args.no_split else args.test_fraction,
+        test_fraction=_test_fraction(args),
         split_seed=args.split_seed,
+        split_fallback=args.test_fraction is None,
+        return_report=True,
     )
-    write_cohort(mdata, out)
+    split = mdata.uns["deepgami"].get("split", {})
+    if split.get("reason"):
+        print(
+            f"{args.labels}: no test split ({split['reason']}): every sample is 'train'",
+            file=sys.stderr,
+        )
+    with claim.atomic() as tmp:
+        write_cohort(mdata, tmp)
     if not args.quiet:
-        print(f"wrote {out}")
-        split = mdata.uns["deepgami"]["split"]
-        counts = mdata.obs["split"].value_counts()
-        if split["source"] == "generated":
-            print(
-                f"  split: generated (labels have none): {counts.get('train', 0)} train, {counts.get('test', 0)} test "
-                f"(stratified, seed {split['seed']})"
-            )
-        elif split["source"] == "none":
-            print("  split: none (--no-split): every sample is train")
-        for line in report.lines():
-            print(f"  {line}")
+        _print_summary(out, mdata, report.lines())
     return 0
+
+
+def _print_summary(out: Path, mdata, lines: list[str]) -> None:
+    """What was written: the split and the build report."""
+    print(f"wrote {out}")
+    split = mdata.uns["deepgami"]["split"]
+    counts = mdata.obs["split"].value_counts()
+    if split["source"] == "generated":
+        print(
+            f"  split: generated (labels have none): {counts.get('train', 0)} train, "
+            f"{counts.get('test', 0)} test (stratified, seed {split['seed']})"
+        )
+    elif split.get("reason"):
+        print(f"  split: none ({split['reason']}): every sample is train")
+    elif split["source"] == "none":
+        print("  split: none (--no-split): every sample is train")
+    for line in lines:
+        print(f"  {line}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Evaluate DeepGAMI against its ablations and scikit-learn baselines on the same splits, with the
@@ -19,9 +20,8 @@ methods (--methods, default all):
   deepgami_dense            no prior: dense encoders into as many latent nodes
   deepgami_random_prior     priors replaced by random networks with the same edge counts
   deepgami_bernoulli_prior  prior edges kept with p=--bernoulli-keep, others added with p=--bernoulli-add
-  logistic_regression, lasso_logistic, random_forest, svm, mlp
-                            on the concatenated modalities, tuned by inner CV (regression:
-                            ridge, lasso, random_forest, svm, mlp)
+  baselines on the concatenated modalities, tuned by inner CV:
+<baselines>
   Prior ablations are reported as "n/a (cohort has no prior)" for a cohort without priors.
 
 protocols (--protocols, default holdout,cv,repeated; --fast: holdout,cv; independent with --test-cohort):
@@ -57,6 +57,19 @@ writes into --out (replaced atomically):
   run.json, training_history.tsv, tuning.tsv, baseline_params.tsv
 """
 
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Fills in the baselines' lines from their registry, only when help is shown (the registry's
+    package imports pandas: every `deepgami` command registers this parser)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "<baselines>" in text:
+            from deepgami.evaluation.baselines import help_lines
+
+            text = text.replace("<baselines>", help_lines())
+        return super()._fill_text(text, width, indent)
+
+
 EVAL_KEYS = (
     "protocols",
     "folds",
@@ -80,18 +93,12 @@ def _csv_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def read_eval_params(path: str | None) -> tuple[dict, dict]:
-    """(DeepGAMI params merged with the defaults, the YAML's `evaluate:` section)."""
-    from deepgami.train import (
-        default_params,
-        load_params,
-        merge_params,
-        read_params_file,
-        validate_params,
-    )
+def read_eval_params(path: str | None) -> tuple[Any, dict]:
+    """(DeepGAMI's validated `Settings`, the YAML's `evaluate:` section)."""
+    from deepgami.train import Settings, read_params_file
 
     if path is None:
-        return load_params(None), {}
+        return Settings.from_mapping(None), {}
     user = read_params_file(path)
     section = user.pop("evaluate", None) or {}
     if not isinstance(section, dict):
@@ -101,21 +108,63 @@ def read_eval_params(path: str | None) -> tuple[dict, dict]:
         raise InputError(
             path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})"
         )
-    params = merge_params(default_params(), user, path)
-    validate_params(params, path)
-    return params, section
+    return Settings.from_mapping(user, path), section
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Evaluate the cohort as the command line says and write the output directory."""
     import time
 
     from deepgami.data.cohort import read_cohort
-    from deepgami.evaluation import EvalConfig, evaluate
+    from deepgami.evaluation import evaluate
+    from deepgami.evaluation.executor import progress_mode
     from deepgami.report.outputs import write_evaluation
+    from deepgami.train import device_scope
+    from deepgami.utils import resolve_device
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
+    inputs = [args.cohort, args.test_cohort, args.params, args.prioritize_dir, args.model_dir]
+    claim = claim_output(out, "evaluate", inputs, args.overwrite)
+    params, config = _eval_config(args)
+    for flag, path in (("--prioritize-dir", args.prioritize_dir), ("--model-dir", args.model_dir)):
+        if path is not None and not Path(path).is_dir():
+            raise InputError(path, f"{flag}: directory not found")
+    device = resolve_device(args.device)
+    mdata = read_cohort(args.cohort)
+    test = read_cohort(args.test_cohort) if args.test_cohort else None
+    log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    try:
+        with device_scope(device):
+            result = evaluate(
+                mdata,
+                params,
+                config,
+                test,
+                cohort_name=Path(args.cohort).name,
+                test_name=Path(args.test_cohort).name if args.test_cohort else None,
+                log=log,
+                jobs=args.jobs,
+                progress=progress_mode(args.quiet),
+            )
+    except InputError as err:
+        if err.path is None:
+            raise InputError(args.cohort, err.message) from None
+        raise
+    result.info["notes"] = [*args.note, *result.info["notes"]]
+    write_evaluation(result, out, prioritize_dir=args.prioritize_dir, model_dir=args.model_dir)
+    claim.mark()
+    if not args.quiet:
+        _print_summary(result, time.perf_counter() - t0)
+    print(out / "report.html")
+    return 0
+
+
+def _eval_config(args: argparse.Namespace) -> tuple[dict, Any]:
+    """DeepGAMI's parameters and the checked `EvalConfig`: the params file's ``evaluate:``
+    section, overridden by the command line."""
+    from deepgami.evaluation import EvalConfig
+
     params, section = read_eval_params(args.params)
     values = {k: section[k] for k in EVAL_KEYS if k in section}
     for key in ("protocols", "methods", "ablation_protocols"):
@@ -146,53 +195,23 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(args.params, f"bad evaluate option: {err}") from None
     except InputError as err:
         raise InputError(args.params if section else None, err.message) from None
-    for flag, path in (("--prioritize-dir", args.prioritize_dir), ("--model-dir", args.model_dir)):
-        if path is not None and not Path(path).is_dir():
-            raise InputError(path, f"{flag}: directory not found")
-    from deepgami.train import device_scope
-    from deepgami.utils import resolve_device
+    return params, config
 
-    device = resolve_device(args.device)
-    mdata = read_cohort(args.cohort)
-    test = read_cohort(args.test_cohort) if args.test_cohort else None
-    from deepgami.evaluation.executor import progress_mode
 
-    log = None if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    t0 = time.perf_counter()
-    try:
-        with device_scope(device):
-            result = evaluate(
-                mdata,
-                params,
-                config,
-                test,
-                cohort_name=Path(args.cohort).name,
-                test_name=Path(args.test_cohort).name if args.test_cohort else None,
-                log=log,
-                jobs=args.jobs,
-                progress=progress_mode(args.quiet),
-            )
-    except InputError as err:
-        if err.path is None:
-            raise InputError(args.cohort, err.message) from None
-        raise
-    result.info["notes"] = [*args.note, *result.info["notes"]]
-    write_evaluation(result, out, prioritize_dir=args.prioritize_dir, model_dir=args.model_dir)
-    if not args.quiet:
-        from deepgami.report.labels import verdict_sentence
+def _print_summary(result: Any, seconds: float) -> None:
+    """The verdict line and what ran in how long, on stderr."""
+    from deepgami.report.labels import verdict_sentence
 
-        line = verdict_sentence(result.info.get("verdict"))
-        if line:
-            print(line, file=sys.stderr)
-        times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
-        print(
-            f"evaluated {len(result.info['methods'])} methods on "
-            f"{sum(v['splits'] for v in result.info['protocols'].values())} splits in "
-            f"{time.perf_counter() - t0:.0f}s ({times})",
-            file=sys.stderr,
-        )
-    print(out / "report.html")
-    return 0
+    line = verdict_sentence(result.info.get("verdict"))
+    if line:
+        print(line, file=sys.stderr)
+    times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
+    print(
+        f"evaluated {len(result.info['methods'])} methods on "
+        f"{sum(v['splits'] for v in result.info['protocols'].values())} splits in "
+        f"{seconds:.0f}s ({times})",
+        file=sys.stderr,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -201,12 +220,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate",
         help="compare DeepGAMI, its ablations and baselines under the paper's protocols; write report.html",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort written by `deepgami build`")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced atomically)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous evaluation atomically; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument(
         "--params",
         metavar="PARAMS.yaml",

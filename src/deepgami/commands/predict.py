@@ -7,13 +7,20 @@ import json
 import sys
 from pathlib import Path
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 FLOAT_FORMAT = "%.6f"  # fixed, so the same model and cohort give byte-identical files
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `predict` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "predict",
         help="predict phenotypes from all or some modalities (missing latent blocks imputed)",
@@ -53,20 +60,55 @@ def register(sub: argparse._SubParsersAction) -> None:
         "filled with their training mean (default 0.9; 1 = every feature required)",
     )
     add_device_argument(p, "prediction")
+    add_overwrite_argument(p)
+    p.add_argument("--quiet", action="store_true", help="no notes on stderr (errors only)")
     p.set_defaults(func=run)
 
 
 def metrics_path(out: Path) -> Path:
-    """`<out stem>.metrics.json` beside the predictions."""
+    """Return the path of the metrics file: `<out stem>.metrics.json` beside the predictions.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The predictions table.
+
+    Returns
+    -------
+    pathlib.Path
+        The metrics JSON path.
+    """
     return out.with_name(f"{out.stem}.metrics.json")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict the cohort's phenotypes with the model and write the table (and the metrics).
+
+    The metrics JSON is written only when some labels are known.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami predict`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+
+    Raises
+    ------
+    InputError
+        When --min-coverage is not in (0, 1], or the cohort does not fit the model.
+    """
     from deepgami.data.cohort import SPLIT, read_cohort
     from deepgami.model import DeepGAMI
     from deepgami.utils import resolve_device, split_mask
 
     out = Path(args.out)
+    inputs = [args.model, args.cohort]
+    claim = claim_output(out, "predictions", inputs, args.overwrite)
+    metrics_claim = claim_output(metrics_path(out), "metrics", inputs, args.overwrite)
     if not 0 < args.min_coverage <= 1:
         raise InputError(None, f"--min-coverage must be in (0, 1], got {args.min_coverage}")
     device = resolve_device(args.device)
@@ -86,14 +128,14 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(args.cohort, err.message) from None
         raise
     filled = table.attrs.get("filled_features", {})
-    for m, n in filled.items():
+    for m, n in filled.items() if not args.quiet else ():
         print(
             f"{args.cohort}: filled {n} of the model's {len(model.features(m))} '{m}' features with their "
             "training mean",
             file=sys.stderr,
         )
     metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
-    with atomic_path(out) as tmp:
+    with claim.atomic() as tmp:
         table.to_csv(
             tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA"
         )
@@ -104,6 +146,6 @@ def run(args: argparse.Namespace) -> int:
                 "filled_features": filled,
                 **metrics,
             }
-            with atomic_path(metrics_path(out)) as mtmp:
+            with metrics_claim.atomic() as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
     return 0

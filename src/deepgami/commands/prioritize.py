@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Explain a trained model with integrated gradients (Captum), per class: input features of every
@@ -33,7 +34,13 @@ rank_in_modality within the class and modality; ties broken by name. top_decile:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `prioritize` subcommand."""
+    """Add the `prioritize` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "prioritize",
         help="rank input features, latent genes and prior links by integrated gradients",
@@ -43,8 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous prioritization; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument(
         "--split",
         metavar="NAME",
@@ -57,6 +68,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="C",
         help="class to explain; repeat or comma-separate for several (default: every class)",
     )
+    _add_attribution_arguments(p)
+    p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
+    add_device_argument(
+        p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)"
+    )
+    p.add_argument(
+        "--gmt",
+        metavar="FILE",
+        help="gene sets (GMT) for an over-representation test of the top-decile link genes "
+        "(hypergeometric, BH FDR; background: all latent genes)",
+    )
+    p.add_argument(
+        "--gmt-min-size",
+        type=int,
+        default=3,
+        metavar="N",
+        help="skip gene sets with fewer latent genes than N (default 3)",
+    )
+    p.add_argument(
+        "--gmt-max-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="skip gene sets with more latent genes than N (default 500)",
+    )
+    p.set_defaults(func=run)
+
+
+def _add_attribution_arguments(p: argparse.ArgumentParser) -> None:
+    """How integrated gradients run: baseline, target, steps, method, networks, top links."""
     p.add_argument(
         "--baseline",
         choices=("zero", "mean"),
@@ -103,31 +144,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="links drawn in each links_<class>.png (default 30)",
     )
-    p.add_argument("--no-figures", action="store_true", help="do not draw the link figures")
-    add_device_argument(
-        p, "the networks' forward passes (integrated gradients themselves run on the CPU for now)"
-    )
-    p.add_argument(
-        "--gmt",
-        metavar="FILE",
-        help="gene sets (GMT) for an over-representation test of the top-decile link genes "
-        "(hypergeometric, BH FDR; background: all latent genes)",
-    )
-    p.add_argument(
-        "--gmt-min-size",
-        type=int,
-        default=3,
-        metavar="N",
-        help="skip gene sets with fewer latent genes than N (default 3)",
-    )
-    p.add_argument(
-        "--gmt-max-size",
-        type=int,
-        default=500,
-        metavar="N",
-        help="skip gene sets with more latent genes than N (default 500)",
-    )
-    p.set_defaults(func=run)
 
 
 def _classes(values: list[str] | None) -> list[str] | None:
@@ -138,22 +154,27 @@ def _classes(values: list[str] | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Prioritize as the command line says and write the output directory.
 
-    from deepgami.attribution import FLOAT_FORMAT, prioritize
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami prioritize`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     from deepgami.attribution.enrichment import read_gmt, top_link_enrichment
-    from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
-    from deepgami.train import device_scope
     from deepgami.utils import resolve_device
 
-    out = Path(args.out)
-    device = resolve_device(args.device)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
-    if args.n_steps < 1:
-        raise InputError(None, f"--n-steps must be >= 1, got {args.n_steps}")
-    if args.top_links < 1:
-        raise InputError(None, f"--top-links must be >= 1, got {args.top_links}")
+    out, device = Path(args.out), resolve_device(args.device)
+    claim = claim_output(out, "prioritize", [args.model, args.cohort, args.gmt], args.overwrite)
+    for flag, value in (("--n-steps", args.n_steps), ("--top-links", args.top_links)):
+        if value < 1:
+            raise InputError(None, f"{flag} must be >= 1, got {value}")
     # Read everything that can fail on user input before the (long) attribution run.
     gene_sets = read_gmt(args.gmt) if args.gmt else None
     model = DeepGAMI.load(args.model)
@@ -163,6 +184,31 @@ def run(args: argparse.Namespace) -> int:
             "enrichment needs a model with prior links (its latent nodes are genes); "
             "this model has no prior",
         )
+    result = _prioritize(args, model, device)
+    enrichment = None
+    if gene_sets is not None:
+        enrichment, summary = top_link_enrichment(
+            {c: result.top_link_genes(c) for c in result.summary["classes"]},
+            model.latent_nodes,
+            gene_sets,
+            args.gmt_min_size,
+            args.gmt_max_size,
+        )
+        result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
+    _write(args, claim, result, enrichment)
+    print(
+        f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
+        f"link rows over {result.summary['n_samples']} samples"
+    )
+    return 0
+
+
+def _prioritize(args: argparse.Namespace, model: Any, device: Any) -> Any:
+    """Run the attribution on the cohort, on `device`; errors name the cohort."""
+    from deepgami.attribution import prioritize
+    from deepgami.data.cohort import read_cohort
+    from deepgami.train import device_scope
+
     mdata = read_cohort(args.cohort)
     try:
         with device_scope(device):
@@ -184,17 +230,14 @@ def run(args: argparse.Namespace) -> int:
         raise
     result.summary["model"] = str(args.model)
     result.summary["cohort"] = str(args.cohort)
-    enrichment = None
-    if gene_sets is not None:
-        enrichment, summary = top_link_enrichment(
-            {c: result.top_link_genes(c) for c in result.summary["classes"]},
-            model.latent_nodes,
-            gene_sets,
-            args.gmt_min_size,
-            args.gmt_max_size,
-        )
-        result.summary["enrichment"] = {"gmt": str(args.gmt), **summary}
-    with atomic_path(out, suffix="") as tmp:
+    return result
+
+
+def _write(args: argparse.Namespace, claim: Any, result: Any, enrichment: Any) -> None:
+    """The tables, summary.json, link figures and enrichment.tsv, all or none."""
+    from deepgami.attribution import FLOAT_FORMAT
+
+    with claim.atomic() as tmp:
         tmp.mkdir()
         result.write(tmp)
         if not args.no_figures:
@@ -209,8 +252,3 @@ def run(args: argparse.Namespace) -> int:
                 float_format=FLOAT_FORMAT,
                 lineterminator="\n",
             )
-    print(
-        f"wrote {out}: {len(result.features)} feature, {len(result.latent)} latent and {len(result.links)} "
-        f"link rows over {result.summary['n_samples']} samples"
-    )
-    return 0

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from deepgami.errors import InputError, atomic_path
+from deepgami.commands import add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Sum the raw counts of a cell-level AnnData per donor and cell type (scanpy's sc.get.aggregate),
@@ -51,14 +52,24 @@ def _fraction_or_count(value: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Read the cells, pseudobulk them, write every output atomically."""
+    """Read the cells, pseudobulk them, write every output atomically.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``deepgami pseudobulk`` arguments.
+
+    Returns
+    -------
+    int
+        The exit code, 0.
+    """
     import anndata as ad
 
     from deepgami.data.pseudobulk import pseudobulk
 
     path, out = Path(args.cells), Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "--out exists and is not a directory")
+    claim = claim_output(out, "pseudobulk", [path], args.overwrite)
     if not path.is_file():
         raise InputError(path, "file not found")
     try:
@@ -76,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         path=path,
     )
     report = {"input": path.name, **report}
-    with atomic_path(out, suffix="") as tmp:
+    with claim.atomic() as tmp:
         tmp.mkdir()
         for cell_type, adata in result.items():
             adata.write_h5ad(tmp / report["cell_types"][cell_type]["file"])
@@ -92,7 +103,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `pseudobulk` subcommand."""
+    """Add the `pseudobulk` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "pseudobulk",
         help="sum a cell-level .h5ad per donor and cell type: one expression file per cell type",
@@ -112,8 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=".obs column with each cell's cell type",
     )
     p.add_argument(
-        "--out", required=True, metavar="DIR", help="output directory (replaced if it exists)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output directory (replaces a previous pseudobulk output; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument("--layer", metavar="L", help="layer with the raw counts (default: X)")
     p.add_argument(
         "--min-cells",

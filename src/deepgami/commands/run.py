@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from deepgami.errors import InputError
+from deepgami.errors import InputError, claim_output
 
 DESCRIPTION = """\
 Run the pipeline's stages for every samplesheet row without Nextflow: build -> train ->
@@ -27,6 +27,9 @@ def _run(args: argparse.Namespace) -> int:
     from deepgami.pipeline import profiles
     from deepgami.pipeline.runner import STAGES, RunSettings, run_pipeline
 
+    # The output folder is a workspace the stages fill, never replaced as a whole: any folder will
+    # do, and each stage's command guards its own outputs (a stage never replaces a user's file).
+    claim_output(args.outdir, "run", [args.samplesheet], flag="--outdir")
     skip = frozenset(s.strip() for item in args.skip for s in item.split(",") if s.strip())
     profile = None if args.profile == "none" else args.profile
     if args.profile is None and profiles.is_bundled_test_samplesheet(args.samplesheet):
@@ -59,7 +62,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `run` subcommand."""
+    """Add the `run` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "run",
         help="run the whole pipeline on this machine (no Nextflow needed)",
@@ -73,7 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="CSV (or .tsv) with columns id, labels, modalities[, cell_type, priors, params]; "
         "relative paths are resolved against the samplesheet's directory",
     )
-    p.add_argument("--outdir", required=True, metavar="DIR", help="output directory")
+    p.add_argument(
+        "--outdir",
+        required=True,
+        metavar="DIR",
+        help="output directory (filled, never emptied: a stage refuses to replace a file that "
+        "deepgami did not write there)",
+    )
     p.add_argument(
         "--max-workers",
         type=int,

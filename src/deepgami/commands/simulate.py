@@ -27,7 +27,9 @@ files written into --out:
 
 def _run(args: argparse.Namespace) -> int:
     from deepgami.data.simulate import build_command, simulate
+    from deepgami.errors import claim_output
 
+    claim = claim_output(args.out, "simulation", (), args.overwrite)
     cohort, paths = simulate(
         args.out,
         fmt=args.format,
@@ -48,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         grn_edges_per_gene=args.grn_edges_per_gene,
         grn_causal_per_gene=args.grn_causal_per_gene,
     )
+    claim.mark()
     truth = cohort.truth
     print(
         f"simulated {len(cohort.labels)} samples x ({cohort.genotype.shape[1]} SNPs, "
@@ -60,7 +63,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `simulate` subcommand."""
+    """Add the `simulate` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "simulate",
         help="write a planted-signal genotype + expression cohort with known causal links",

@@ -34,7 +34,9 @@ examples:
 
 def _run(args: argparse.Namespace) -> int:
     from deepgami.data.simulate_cells import simulate_cells
+    from deepgami.errors import claim_output
 
+    claim = claim_output(args.out, "simulation-cells", (), args.overwrite)
     signal = [c.strip() for v in args.signal_cell_types or [] for c in v.split(",") if c.strip()]
     paths = simulate_cells(
         args.out,
@@ -51,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         donor_sd=args.donor_sd,
         test_fraction=args.test_fraction,
     )
+    claim.mark()
     print(
         f"simulated {args.n_donors} donors x {args.cell_types} cell types; cells in {paths['cells']}",
         file=sys.stderr,
@@ -65,7 +68,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `simulate-cells` subcommand."""
+    """Add the `simulate-cells` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the ``deepgami`` command.
+    """
     p = sub.add_parser(
         "simulate-cells",
         help="write a single-cell cohort (cells.h5ad, genotype, labels) where chosen cell types carry the signal",

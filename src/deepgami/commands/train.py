@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from deepgami.commands import add_device_argument
-from deepgami.errors import InputError
+from deepgami.commands import add_device_argument, add_overwrite_argument
+from deepgami.errors import InputError, claim_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out",
         required=True,
         metavar="MODEL_DIR",
-        help="output model directory (replaced if it exists)",
+        help="output model directory (replaces a previous model; see --overwrite)",
     )
+    add_overwrite_argument(p)
     p.add_argument(
         "--params",
         metavar="PARAMS.yaml",
@@ -52,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from deepgami.train import load_params
 
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a directory")
+    claim = claim_output(out, "model", [args.cohort, args.params], args.overwrite)
     overrides = {}
     if args.cv_folds is not None:
         overrides["cv_folds"] = args.cv_folds
@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         if err.path is None:
             raise InputError(args.cohort, err.message) from None
         raise
-    model.save(out)
+    with claim.atomic() as tmp:
+        model.save(tmp)
     if not args.quiet:
         for line in summary_lines(model, time.perf_counter() - start):
             print(line)

@@ -22,10 +22,42 @@ PriorOverride = Mapping[str, tuple[np.ndarray, np.ndarray] | tuple[str, np.ndarr
 
 @dataclass
 class CohortArrays:
-    """A cohort as arrays: raw matrices per modality (aligned to `obs_names`), presence, labels,
-    latent nodes and each modality's prior edges (src into its features, dst into latent nodes).
+    """A cohort as arrays, read once from a MuData.
 
-    A modality the cohort lacks (only from `read_modalities`) has `X` None, no variables and no presence.
+    Raw matrices per modality (aligned to `obs_names`), presence, labels, latent nodes and each
+    modality's prior edges (src into its features, dst into latent nodes).
+
+    A modality the cohort lacks (only from `read_modalities`) has `X` None, no variables and no
+    presence.
+
+    Parameters
+    ----------
+    obs_names : pandas.Index
+        Sample names; rows of every matrix follow them.
+    modalities : list of str
+        Modality names, in order.
+    X : list of numpy.ndarray or None
+        Raw matrix per modality (samples x features, as stored), None for a modality the cohort
+        lacks.
+    var_names : list of pandas.Index
+        Feature names per modality.
+    present : numpy.ndarray
+        Boolean (samples x modalities): which modalities each sample has.
+    labels : numpy.ndarray or None
+        Phenotype per sample (float for regression, str or None for classification), or None when
+        the cohort has no label column.
+    task : str
+        ``"classification"`` or ``"regression"``.
+    classes : list of str
+        Class names in order (empty for regression).
+    split : numpy.ndarray or None
+        The cohort's split column as strings, or None when it has none.
+    latent_nodes : list of str or None
+        Latent genes (targets common to all priors), or None.
+    priors : list of str or None
+        Prior name per modality, None for an unguided one.
+    edges : list of tuple of numpy.ndarray or None
+        ``(src, dst)`` prior edges per modality, None for an unguided one.
     """
 
     obs_names: pd.Index
@@ -42,14 +74,32 @@ class CohortArrays:
     edges: list[tuple[np.ndarray, np.ndarray] | None]
 
     def has_label(self) -> np.ndarray:
-        """Boolean per row: whether the sample has a label."""
+        """Tell for each row whether the sample has a label.
+
+        Returns
+        -------
+        numpy.ndarray
+            Boolean per row; all False when the cohort has no labels.
+        """
         if self.labels is None:
             return np.zeros(len(self.obs_names), dtype=bool)
         return ~pd.isna(self.labels)
 
 
 def label_task(values: pd.Series) -> tuple[str, list[str]]:
-    """('regression', []) for a float phenotype, else ('classification', class names in order)."""
+    """Infer the task and classes of a phenotype.
+
+    Parameters
+    ----------
+    values : pandas.Series
+        The phenotype column.
+
+    Returns
+    -------
+    tuple of (str, list of str)
+        ``("regression", [])`` for a float phenotype, else ``("classification", classes)`` with
+        the class names in order (a categorical's categories, else the sorted distinct values).
+    """
     if pd.api.types.is_float_dtype(values.dtype):
         return "regression", []
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -58,8 +108,28 @@ def label_task(values: pd.Series) -> tuple[str, list[str]]:
 
 
 def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -> CohortArrays:
-    """Everything training needs from a cohort, read once. `prior_override` maps a modality to a
-    replacement edge list `(src, dst)` (or `(name, src, dst)`) in `cohort.modality_edges` indices."""
+    """Read everything training needs from a cohort, once.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort as built by `deepgami build`.
+    prior_override : Mapping or None, optional
+        Maps a modality to a replacement edge list `(src, dst)` (or `(name, src, dst)`) in
+        `cohort.modality_edges` indices.
+
+    Returns
+    -------
+    CohortArrays
+        With latent nodes, prior names and edges.
+
+    Raises
+    ------
+    InputError
+        If the cohort has fewer than two modalities, a guided modality but no latent nodes, prior
+        edges out of range, a prior with no edge into the latent nodes, or priors sharing no
+        target gene.
+    """
     mods = cohort.modalities(mdata)
     if len(mods) < 2:
         raise InputError(
@@ -108,15 +178,17 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
 
 
 def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortArrays:
-    """The matrices (as stored, not copied), presence, labels and split of modalities `names`
-    (default: every modality of the cohort), without priors. A name the cohort lacks gets no matrix.
+    """Read the matrices, presence, labels and split of some modalities, without priors.
+
+    The matrices are as stored, not copied. A name the cohort lacks gets no matrix.
 
     Parameters
     ----------
-    mdata
+    mdata : mudata.MuData
         A cohort as built by `deepgami build`.
-    names
-        Modalities to read, in the order wanted (a model's modalities).
+    names : list of str or None, optional
+        Modalities to read, in the order wanted (a model's modalities); default: every modality of
+        the cohort.
 
     Returns
     -------
@@ -171,10 +243,27 @@ def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortA
 def latent_targets(
     data: CohortArrays, rows: np.ndarray, scaling: str | dict = "standard"
 ) -> np.ndarray | None:
-    """The measured value of each latent gene on `rows` (rows x latent nodes), standardized over the
-    rows that have it (log1p first where that modality's scaling is log1p); NaN where the gene is
-    not a variable of any modality or the sample lacks that modality. None when no latent gene is
-    measured. Used only to start the encoders (`encoder_init: targets`), never as a model input."""
+    """Return the measured value of each latent gene on `rows`, standardized.
+
+    Standardized over the rows that have it (log1p first where that modality's scaling is log1p).
+    Used only to start the encoders (`encoder_init: targets`), never as a model input.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort.
+    rows : numpy.ndarray
+        Integer indices of the rows to read.
+    scaling : str or dict, default "standard"
+        Scaling for all modalities, or a mapping {modality: scaling}; only ``"log1p"`` changes the
+        values here.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        Rows x latent nodes; NaN where the gene is not a variable of any modality or the sample
+        lacks that modality. None when no latent gene is measured.
+    """
     if data.latent_nodes is None:
         return None
     nodes = pd.Index(data.latent_nodes)
@@ -203,17 +292,21 @@ def latent_targets(
 def self_edges(
     var_names: pd.Index, latent_nodes: Sequence[str], src: np.ndarray, dst: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The self-edges of a guided modality: from each latent gene that is one of its features to
-    that gene's own node, where the prior has no such edge already.
+    """Find the self-edges of a guided modality.
+
+    From each latent gene that is one of its features to that gene's own node, where the prior has
+    no such edge already.
 
     Parameters
     ----------
-    var_names
+    var_names : pandas.Index
         The modality's features.
-    latent_nodes
+    latent_nodes : sequence of str
         The cohort's latent genes.
-    src, dst
-        The prior's edges (feature and node indices).
+    src : numpy.ndarray
+        The prior's edges' sources (feature indices).
+    dst : numpy.ndarray
+        The prior's edges' targets (node indices).
 
     Returns
     -------
@@ -234,11 +327,28 @@ def self_edges(
     return pos[nodes].astype(np.int64), nodes.astype(np.int64)
 
 
-def usable_rows(data: CohortArrays, rows: np.ndarray, setting: dict) -> np.ndarray:
-    """The rows a fit can train on: labelled, with at least one modality (every modality when
-    `missing` is complete_case)."""
+def usable_rows(data: CohortArrays, rows: np.ndarray, missing: str = "impute") -> np.ndarray:
+    """Select the rows a fit can train on.
+
+    Those labelled, with at least one modality (every modality when `missing` is complete_case).
+    This is the one rule for which rows a fit trains on.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort.
+    rows : numpy.ndarray
+        Candidate row indices.
+    missing : str, default "impute"
+        ``"impute"`` or ``"complete_case"`` (the training setting's missing-modality rule).
+
+    Returns
+    -------
+    numpy.ndarray
+        The usable row indices (int64), in the given order.
+    """
     rows = np.asarray(rows, dtype=np.int64)
     rows = rows[data.has_label()[rows] & data.present[rows].any(axis=1)]
-    if setting["missing"] == "complete_case":
+    if missing == "complete_case":
         rows = rows[data.present[rows].all(axis=1)]
     return rows

@@ -1,11 +1,12 @@
-"""`build_cohort` for Python users: a cohort MuData from in-memory AnnData / DataFrames or from file
-paths (anything `deepgami build` reads), in one call. `deepgami.data.cohort.build_cohort` is the
-validated core it calls (and `deepgami build` calls)."""
+"""`build_cohort`: a cohort MuData from in-memory AnnData / DataFrames or from file paths
+(anything `deepgami build` reads), in one call. `deepgami build` calls it too;
+`deepgami.data.cohort.assemble_cohort` is its validated in-memory step."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import mudata as md
@@ -32,32 +33,47 @@ def build_cohort(
     prefix: bool = False,
     test_fraction: float | None = None,
     split_seed: int = 0,
-) -> md.MuData:
+    split_fallback: bool = False,
+    return_report: bool = False,
+) -> md.MuData | tuple[md.MuData, cohort.BuildReport]:
     """Assemble a cohort (one MuData) from modalities, labels and prior edge lists.
 
     Parameters
     ----------
-    modalities
+    modalities : mapping of str to AnnData, DataFrame, str or Path
         Modality name -> samples x features data: an AnnData, a DataFrame (index = sample ids,
         columns = feature names) or a path to a CSV/TSV/Parquet/h5ad/genotype file.
-    labels
+    labels : pandas.DataFrame, pandas.Series, str or pathlib.Path
         A DataFrame indexed by sample (or with `sample_column`) holding `label_column` and
         optionally `split_column`; a Series of labels indexed by sample; or a path to such a table.
-    priors
-        ``"<modality>:<name>"`` -> an edge list with ``source`` and ``target`` columns (DataFrame or path).
-    sample_column, label_column, split_column
-        Column names in `labels` (as `deepgami build`'s options).
-    missing
+    priors : mapping of str to DataFrame, str or Path, or None, default None
+        ``"<modality>:<name>"`` -> an edge list with ``source`` and ``target`` columns
+        (DataFrame or path).
+    sample_column : str, default "sample"
+        Column of `labels` holding the sample ids (as `deepgami build`'s option).
+    label_column : str, default "label"
+        Column of `labels` holding the labels (as `deepgami build`'s option).
+    split_column : str or None, default "split"
+        Column of `labels` holding the optional split (as `deepgami build`'s option).
+    missing : {"error", "mean", "drop-feature"}, default "error"
         NaN/inf policy of matrices read from files: ``error``, ``mean`` or ``drop-feature``.
-    prefix
+    prefix : bool, default False
         Name features ``<modality>:<feature>`` (when names collide across modalities).
-    test_fraction, split_seed
+    test_fraction : float or None, default None
         Without a split column: draw a stratified train/test split (None: no split column).
+    split_seed : int, default 0
+        The random seed of a drawn split.
+    split_fallback : bool, default False
+        The split is a convenience, not asked for: when it cannot be drawn (a tiny cohort),
+        build without one and record why in ``uns['deepgami']['split']['reason']``.
+    return_report : bool, default False
+        Also return the :class:`~deepgami.data.cohort.BuildReport` (what was kept and dropped).
 
     Returns
     -------
-    MuData
-        One AnnData per modality, ``obs['label']`` (and ``obs['split']``), priors in ``varp``.
+    mudata.MuData or tuple of (mudata.MuData, BuildReport)
+        One AnnData per modality, ``obs['label']`` (and ``obs['split']``), priors in ``varp``;
+        with `return_report`, the report too.
 
     Raises
     ------
@@ -66,59 +82,85 @@ def build_cohort(
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd
-    >>> import deepgami as dg
-    >>> ids = [f"s{i}" for i in range(6)]
-    >>> a = pd.DataFrame(np.eye(6)[:, :3], index=ids, columns=["g1", "g2", "g3"])
-    >>> b = pd.DataFrame(np.eye(6)[:, 3:], index=ids, columns=["c1", "c2", "c3"])
-    >>> mdata = dg.build_cohort({"rna": a, "meth": b}, pd.Series(list("xyxyxy"), index=ids))
-    >>> mdata.n_obs
-    6
+    >>> mdata = dg.build_cohort({"rna": rna_df, "meth": "meth.csv"}, "labels.csv")  # doctest: +SKIP
     """
-    prior_inputs = []
-    for key, edges in (priors or {}).items():
-        if ":" not in key:
-            raise InputError(None, f"prior key '{key}' is not of the form MODALITY:NAME")
-        modality, name = key.split(":", 1)
-        if modality not in modalities:
-            raise InputError(
-                None,
-                f"prior '{name}' names modality '{modality}', which is not one of: "
-                f"{', '.join(modalities)}",
-            )
-        path = Path(edges) if isinstance(edges, (str, Path)) else None
-        table = read_prior(path) if path is not None else _edge_table(edges, key)
-        prior_inputs.append(cohort.PriorInput(modality, name, table, path))
+    columns = (sample_column, label_column, split_column)
+    inputs = _read_inputs(modalities, labels, priors or {}, columns, missing)
+    mdata, report = cohort.assemble_cohort(
+        **inputs,
+        prefix=prefix,
+        test_fraction=test_fraction,
+        split_seed=split_seed,
+        split_fallback=split_fallback,
+    )
+    return (mdata, report) if return_report else mdata
+
+
+def _read_inputs(
+    modalities: Mapping[str, MatrixLike],
+    labels: TableLike | pd.Series,
+    priors: Mapping[str, TableLike],
+    columns: tuple[str, str, str | None],
+    missing: str,
+) -> dict[str, Any]:
+    """Labels, priors and matrices read (in that order) as `assemble_cohort`'s keyword arguments."""
+    table, labels_path = _label_input(labels, *columns)
+    prior_inputs = [_prior_input(key, edges, modalities) for key, edges in priors.items()]
+    matrices, paths, reports = _matrices(modalities, prior_inputs, missing)
+    return {
+        "modalities": matrices,
+        "labels": table,
+        "priors": prior_inputs,
+        "paths": paths,
+        "labels_path": labels_path,
+        "read_reports": reports or None,
+    }
+
+
+def _label_input(
+    labels: TableLike | pd.Series, sample_column: str, label_column: str, split_column: str | None
+) -> tuple[pd.DataFrame, Path | None]:
+    """The labels as a table indexed by sample, and their file (None in memory)."""
+    labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
+    if labels_path is not None:
+        return read_labels(labels_path, sample_column, label_column, split_column), labels_path
+    return _label_table(labels, sample_column, label_column, split_column), None
+
+
+def _prior_input(
+    key: str, edges: TableLike, modalities: Mapping[str, MatrixLike]
+) -> cohort.PriorInput:
+    """One ``"<modality>:<name>"`` prior, read from its file when it is a path."""
+    path = Path(edges) if isinstance(edges, (str, Path)) else None
+    if ":" not in key:
+        raise InputError(path, f"prior key '{key}' is not of the form MODALITY:NAME")
+    modality, name = key.split(":", 1)
+    if modality not in modalities:
+        raise InputError(
+            path,
+            f"prior '{name}' names modality '{modality}', which is not one of: "
+            f"{', '.join(modalities)}",
+        )
+    table = read_prior(path) if path is not None else _edge_table(edges, key)
+    return cohort.PriorInput(modality, name, table, path)
+
+
+def _matrices(
+    modalities: Mapping[str, MatrixLike], priors: list[cohort.PriorInput], missing: str
+) -> tuple[dict[str, ad.AnnData], dict[str, Path], dict[str, dict]]:
+    """Each modality as an AnnData, with the file it came from and the reader's report."""
     matrices, paths, reports = {}, {}, {}
     for name, value in modalities.items():
         if isinstance(value, (str, Path)):
-            sources = {
-                s for p in prior_inputs if p.modality == name for s in p.edges["source"]
-            } or None
+            # Genotype files read only SNPs that some prior connects (memory follows the prior).
+            sources = {s for p in priors if p.modality == name for s in p.edges["source"]} or None
             matrices[name], reports[name] = read_matrix(
                 value, missing=missing, keep_features=sources
             )
             paths[name] = Path(value)
         else:
             matrices[name] = _as_anndata(value, name)
-    labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
-    table = (
-        read_labels(labels_path, sample_column, label_column, split_column)
-        if labels_path is not None
-        else _label_table(labels, sample_column, label_column, split_column)
-    )
-    mdata, _ = cohort.build_cohort(
-        matrices,
-        table,
-        prior_inputs,
-        prefix=prefix,
-        paths=paths,
-        labels_path=labels_path,
-        read_reports=reports or None,
-        test_fraction=test_fraction,
-        split_seed=split_seed,
-    )
-    return mdata
+    return matrices, paths, reports
 
 
 def _as_anndata(value: ad.AnnData | pd.DataFrame, name: str) -> ad.AnnData:

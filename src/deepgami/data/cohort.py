@@ -1,9 +1,9 @@
 """The cohort: one MuData per cohort (or cohort x cell type), built from user files.
 
-Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m; presence is the
-boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional `split`); priors are
-boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
-`mdata.uns['priors'][NAME]['modality']` names the modality each guides.
+Layout (the README's "The cohort file"): `mdata.mod[m]` holds the samples that HAVE modality m;
+presence is the boolean `mdata.obsm[m]`; the phenotype is `mdata.obs['label']` (and optional
+`split`); priors are boolean sparse masks `mdata.varp['prior:NAME']` over `mdata.var_names`, and
+`mdata.uns['deepgami']['priors'][NAME]['modality']` names the modality each guides.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from deepgami.data.readers import check_finite_cohort
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -32,7 +33,19 @@ md.set_options(pull_on_update=False)
 
 @dataclass
 class PriorInput:
-    """One prior edge list as read from a file, and the modality whose encoder it guides."""
+    """One prior edge list as read from a file, and the modality whose encoder it guides.
+
+    Parameters
+    ----------
+    modality : str
+        The modality whose encoder the prior guides.
+    name : str
+        The prior's name (stored as ``varp['prior:<name>']``).
+    edges : pandas.DataFrame
+        The edge list, with ``source`` and ``target`` columns.
+    path : pathlib.Path or None, default None
+        The file the edges were read from, named in error messages.
+    """
 
     modality: str
     name: str
@@ -42,7 +55,25 @@ class PriorInput:
 
 @dataclass
 class BuildReport:
-    """What `build_cohort` kept and dropped; stored in `mdata.uns['build']` and printed."""
+    """What `assemble_cohort` kept and dropped; stored in `mdata.uns['build']` and printed.
+
+    Parameters
+    ----------
+    samples : int, default 0
+        Samples in the cohort.
+    samples_without_label : dict of str to int
+        Per modality, the samples dropped for having no label.
+    labelled_without_data : int, default 0
+        Labelled samples dropped for having no modality.
+    modalities : dict of str to dict
+        Per modality, its samples, features, dtype and missing-value counts.
+    priors : dict of str to dict
+        Per prior, the edges read and kept, and why the others were dropped.
+    classes : dict of str to int
+        Samples per class; for a numeric phenotype, its ``min`` and ``max``.
+    task : str, default "classification"
+        ``"classification"`` or ``"regression"``.
+    """
 
     samples: int = 0
     samples_without_label: dict[str, int] = field(default_factory=dict)
@@ -53,6 +84,13 @@ class BuildReport:
     task: str = "classification"
 
     def lines(self) -> list[str]:
+        """Render the report as the lines that `deepgami build` prints.
+
+        Returns
+        -------
+        list of str
+            One line for the samples, one per modality and one per prior.
+        """
         out = [
             f"samples: {self.samples} ({self.task}; "
             + ", ".join(f"{k}: {v}" for k, v in self.classes.items())
@@ -79,6 +117,13 @@ class BuildReport:
         return out
 
     def to_uns(self) -> dict[str, Any]:
+        """Return the report as the plain dict stored in ``mdata.uns['build']``.
+
+        Returns
+        -------
+        dict
+            Every field but ``priors`` (those live in ``uns['deepgami']['priors']``).
+        """
         return {
             "samples": self.samples,
             "samples_without_label": dict(self.samples_without_label),
@@ -93,7 +138,7 @@ def _prefixed(modality: str, name: str) -> str:
     return f"{modality}:{name}"
 
 
-def build_cohort(
+def assemble_cohort(
     modalities: dict[str, ad.AnnData],
     labels: pd.DataFrame,
     priors: list[PriorInput] | None = None,
@@ -103,83 +148,146 @@ def build_cohort(
     read_reports: dict[str, dict] | None = None,
     test_fraction: float | None = None,
     split_seed: int = 0,
+    split_fallback: bool = False,
 ) -> tuple[md.MuData, BuildReport]:
-    """Assemble a validated cohort MuData from per-modality AnnData, labels and prior edge lists.
+    """The validated in-memory step of :func:`deepgami.build_cohort` (files already read).
 
-    `labels` is indexed by sample with a `label` column (and optional `split`). `paths` names the
-    source file of each modality, used in error messages. With `prefix`, feature names become
-    `<modality>:<feature>` so that colliding names across modalities stay distinct.
+    Parameters
+    ----------
+    modalities : dict of str to anndata.AnnData
+        Modality name -> AnnData (samples x features).
+    labels : pandas.DataFrame
+        Indexed by sample, with a ``label`` column (and optional ``split``).
+    priors : list of PriorInput or None, default None
+        Prior edge lists, each naming the modality it guides.
+    prefix : bool, default False
+        Name features ``<modality>:<feature>`` so that colliding names stay distinct.
+    paths : dict of str to pathlib.Path or None, default None
+        The source file of each modality, named in error messages.
+    labels_path : pathlib.Path or None, default None
+        The labels file, named in error messages.
+    read_reports : dict of str to dict or None, default None
+        Per modality, the reader's missing-value report.
+    test_fraction : float or None, default None
+        Without a split in `labels`: ``None`` leaves the cohort without one, ``0`` makes every
+        sample ``train``, a fraction in (0, 1) draws a stratified split with `split_seed`.
+    split_seed : int, default 0
+        The random seed of a drawn split.
+    split_fallback : bool, default False
+        The split is an automatic one, not asked for: when it cannot be drawn (a tiny cohort),
+        every sample is ``train`` and ``uns['deepgami']['split']['reason']`` says why.
 
-    When the labels have no split, `test_fraction` decides ``mdata.obs['split']``: ``None`` leaves
-    the cohort without one, ``0`` makes every sample ``train``, and a fraction in (0, 1) draws a
-    stratified (by class; by nothing for a numeric phenotype) train/test split with `split_seed`.
-    ``mdata.uns['deepgami']['split']`` records where the split came from (``source``: ``labels``,
-    ``generated`` with ``test_fraction`` and ``seed``, or ``none`` for all-train).
+    Returns
+    -------
+    tuple of MuData and BuildReport
+        The cohort, and what was kept and dropped. ``mdata.uns['deepgami']['split']`` records
+        where the split came from (``labels``, ``generated`` or ``none``).
     """
     priors = priors or []
     paths = paths or {}
     report = BuildReport()
     if not modalities:
         raise InputError(None, "no modality given (use --modality NAME=PATH)")
+    _check_feature_collisions(modalities, paths, prefix)
+    kept = {
+        name: _labelled_part(name, adata, labels, paths, labels_path, read_reports, report)
+        for name, adata in modalities.items()
+    }
+    mdata = _in_label_order(md.MuData(kept), labels, report)
+    _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
+    report.samples = mdata.n_obs
+    _set_split(mdata, test_fraction, split_seed, labels_path, split_fallback)
+    _deepgami_uns(mdata)["priors"] = {}
+    for prior in priors:
+        _add_prior(mdata, prior, prefix, report)
+    mdata.uns["build"] = report.to_uns()
+    _deepgami_uns(mdata)["modality_order"] = list(mdata.mod)
+    return mdata, report
 
-    if prefix:
-        for name, adata in modalities.items():
-            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
-    _check_feature_collisions(modalities, paths)
 
-    kept: dict[str, ad.AnnData] = {}
-    for name, adata in modalities.items():
-        shared = adata.obs_names.isin(labels.index)
-        if not shared.any():
-            raise InputError(
-                paths.get(name),
-                f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
-                f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
-            )
-        report.samples_without_label[name] = int((~shared).sum())
-        kept[name] = adata[shared].copy() if not shared.all() else adata
-        info = {
-            "samples": kept[name].n_obs,
-            "features": kept[name].n_vars,
-            "dtype": str(kept[name].X.dtype),
-        }
-        if read_reports and name in read_reports:
-            rr = read_reports[name]
-            info.update(
-                missing_values=rr["missing_values"],
-                missing_policy=rr["policy"],
-                dropped_features=len(rr["dropped_features"]),
-            )
-        report.modalities[name] = info
-
-    mdata = md.MuData(kept)
+def _in_label_order(mdata: md.MuData, labels: pd.DataFrame, report: BuildReport) -> md.MuData:
+    """The samples in label-file order, whatever order the modality files used."""
     with_data = labels.index.isin(mdata.obs_names)
-    # Samples in label-file order, whatever order the modality files used.
     order = labels.index[with_data]
     if not order.equals(mdata.obs_names):
         mdata = mdata[order].copy()
     report.labelled_without_data = int((~with_data).sum())
-    obs_labels = labels.loc[mdata.obs_names]
-    _set_phenotype(mdata, obs_labels, labels_path, report)
-    report.samples = mdata.n_obs
+    return mdata
+
+
+def _deepgami_uns(mdata: md.MuData) -> dict[str, Any]:
+    """``mdata.uns['deepgami']``, created empty when absent (deepgami's own slots live there)."""
+    if "deepgami" not in mdata.uns:
+        mdata.uns["deepgami"] = {}
+    return mdata.uns["deepgami"]
+
+
+def _labelled_part(
+    name: str,
+    adata: ad.AnnData,
+    labels: pd.DataFrame,
+    paths: dict[str, Path],
+    labels_path: Path | None,
+    read_reports: dict[str, dict] | None,
+    report: BuildReport,
+) -> ad.AnnData:
+    """The samples of one modality that have a label; records its line of the build report."""
+    shared = adata.obs_names.isin(labels.index)
+    if not shared.any():
+        raise InputError(
+            paths.get(name),
+            f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
+            f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
+        )
+    report.samples_without_label[name] = int((~shared).sum())
+    kept = adata[shared].copy() if not shared.all() else adata
+    info = {"samples": kept.n_obs, "features": kept.n_vars, "dtype": str(kept.X.dtype)}
+    if read_reports and name in read_reports:
+        rr = read_reports[name]
+        info.update(
+            missing_values=rr["missing_values"],
+            missing_policy=rr["policy"],
+            dropped_features=len(rr["dropped_features"]),
+        )
+    report.modalities[name] = info
+    return kept
+
+
+def _set_split(
+    mdata: md.MuData,
+    test_fraction: float | None,
+    split_seed: int,
+    labels_path: Path | None,
+    split_fallback: bool = False,
+) -> None:
+    """Record where the split came from; draw one when the labels have none."""
     if SPLIT in mdata.obs:
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
-        mdata.obs[SPLIT] = generate_split(mdata.obs[LABEL], test_fraction, split_seed, labels_path)
-        mdata.uns["deepgami"] = {
-            "split": {
-                "source": "generated" if test_fraction > 0 else "none",
-                "test_fraction": float(test_fraction),
-                "seed": int(split_seed),
-            }
-        }
+        mdata.obs[SPLIT], info = _generated_split(
+            mdata.obs[LABEL], test_fraction, split_seed, labels_path, split_fallback
+        )
+        mdata.uns["deepgami"] = {"split": info}
 
-    mdata.uns["priors"] = {}
-    for prior in priors:
-        _add_prior(mdata, prior, prefix, report)
-    mdata.uns["build"] = report.to_uns()
-    mdata.uns["modality_order"] = list(mdata.mod)
-    return mdata, report
+
+def _generated_split(
+    labels: pd.Series, test_fraction: float, seed: int, source: Any, fallback: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """(split per sample, what uns records): `generate_split`, or all-train when `fallback` and
+    the split cannot be drawn."""
+    info: dict[str, Any] = {
+        "source": "generated" if test_fraction > 0 else "none",
+        "test_fraction": float(test_fraction),
+        "seed": int(seed),
+    }
+    try:
+        return generate_split(labels, test_fraction, seed, source), info
+    except InputError as err:
+        if not fallback:
+            raise
+        # An automatic convenience must not turn valid input into an error.
+        info.update(source="none", reason=err.message.split("; give the labels")[0])
+        return np.full(len(labels), "train", dtype=object), info
 
 
 def generate_split(
@@ -189,13 +297,13 @@ def generate_split(
 
     Parameters
     ----------
-    labels
+    labels : pandas.Series
         One label per sample (categorical classes, or floats for a numeric phenotype).
-    test_fraction
+    test_fraction : float
         Share of samples in ``test``: 0 (every sample ``train``) or a number in (0, 1).
-    seed
+    seed : int, default 0
         Random seed; the same seed and labels give the same split.
-    source
+    source : Any, default None
         The labels file, named in errors.
 
     Returns
@@ -230,7 +338,14 @@ def generate_split(
     return split
 
 
-def _check_feature_collisions(modalities: dict[str, ad.AnnData], paths: dict[str, Path]) -> None:
+def _check_feature_collisions(
+    modalities: dict[str, ad.AnnData], paths: dict[str, Path], prefix: bool = False
+) -> None:
+    """Refuse a feature name in two modalities; with `prefix` first name them
+    ``<modality>:<feature>`` (in place)."""
+    if prefix:
+        for name, adata in modalities.items():
+            adata.var_names = [_prefixed(name, v) for v in adata.var_names]
     seen: dict[str, str] = {}
     for name, adata in modalities.items():
         clashes = [v for v in adata.var_names if v in seen]
@@ -317,9 +432,9 @@ def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildR
         "features_without_edges": int((~features.isin(pairs["source"])).sum()),
         "path": str(prior.path) if prior.path else "",
     }
-    uns_priors = dict(mdata.uns.get("priors", {}))
+    uns_priors = dict(prior_info(mdata))
     uns_priors[prior.name] = info
-    mdata.uns["priors"] = uns_priors
+    _deepgami_uns(mdata)["priors"] = uns_priors
     report.priors[prior.name] = info
 
 
@@ -332,7 +447,17 @@ def _unprefixed_lookup(mdata: md.MuData):
 
 
 def write_cohort(mdata: md.MuData, path: str | Path) -> None:
-    """Write atomically: a failed write leaves no partial `.h5mu` behind."""
+    """Write a cohort to an ``.h5mu`` file atomically.
+
+    A failed write leaves no partial `.h5mu` behind.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        The cohort.
+    path : str or pathlib.Path
+        The ``.h5mu`` file to write.
+    """
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mdata.write_h5mu(tmp)
@@ -343,12 +468,12 @@ def read_cohort(path: str | Path) -> md.MuData:
 
     Parameters
     ----------
-    path
+    path : str or pathlib.Path
         A ``.h5mu`` file.
 
     Returns
     -------
-    MuData
+    mudata.MuData
         The cohort.
 
     Raises
@@ -371,17 +496,44 @@ def read_cohort(path: str | Path) -> md.MuData:
         raise InputError(
             path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'"
         )
+    check_finite_cohort(mdata, path)  # an .h5mu edited outside `build`
     return mdata
 
 
 def modalities(mdata: md.MuData) -> list[str]:
-    """Modality names in build order."""
-    order = mdata.uns.get("modality_order")
+    """Modality names in build order.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    list of str
+        ``uns['deepgami']['modality_order']`` (older cohorts: ``uns['modality_order']``), else
+        the order of ``mdata.mod``.
+    """
+    # Older cohorts kept the order at the top level, uns["modality_order"].
+    order = mdata.uns.get("deepgami", {}).get("modality_order", mdata.uns.get("modality_order"))
     return [str(m) for m in order] if order is not None else list(mdata.mod)
 
 
 def present(mdata: md.MuData, modality: str) -> np.ndarray:
-    """Boolean per `mdata.obs_names`: whether the sample has `modality`."""
+    """Tell, per sample, whether it has a modality.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean per `mdata.obs_names`: whether the sample has `modality`.
+    """
     if modality in mdata.obsm:
         return np.asarray(mdata.obsm[modality]).reshape(-1).astype(bool)
     return mdata.obs_names.isin(mdata.mod[modality].obs_names)
@@ -390,13 +542,29 @@ def present(mdata: md.MuData, modality: str) -> np.ndarray:
 def modality_matrix(
     mdata: md.MuData, modality: str, dtype: Any = np.float32, rows: np.ndarray | None = None
 ) -> np.ndarray:
-    """The modality's matrix aligned to `mdata.obs_names` (or `rows`, integer positions into them).
+    """Return the modality's matrix aligned to `mdata.obs_names`.
 
     Rows of samples without the modality are 0; use :func:`present` to tell them apart (zeros
     are valid genotypes). `dtype=None` keeps int8 dosages and float32 as stored (anything else
     becomes float32). When the modality already lists every sample in order and no conversion is
     needed, this is the stored array itself (not a copy: do not modify it), so a genome-scale
     matrix is held once.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+    dtype : numpy.dtype or None, default numpy.float32
+        The dtype of the result; None keeps int8 and float32 as stored.
+    rows : numpy.ndarray or None, default None
+        Integer positions into `mdata.obs_names` to align to instead of all of them.
+
+    Returns
+    -------
+    numpy.ndarray
+        Samples (`mdata.obs_names`, or `rows`) x the modality's features.
     """
     adata = mdata.mod[modality]
     obs = mdata.obs_names if rows is None else mdata.obs_names[rows]
@@ -417,15 +585,68 @@ def modality_matrix(
 
 
 def prior_names(mdata: md.MuData) -> list[str]:
+    """List the cohort's prior names.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    list of str
+        The names ``NAME`` of the ``varp['prior:NAME']`` masks.
+    """
     return [k[len(PRIOR_PREFIX) :] for k in mdata.varp if k.startswith(PRIOR_PREFIX)]
 
 
+def prior_info(mdata: md.MuData) -> dict[str, Any]:
+    """Per prior name, what the build kept (``modality``, edge counts, ``path``).
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    dict
+        ``mdata.uns['deepgami']['priors']``, or the top-level ``uns['priors']`` of older cohorts.
+    """
+    return mdata.uns.get("deepgami", {}).get("priors", mdata.uns.get("priors", {}))
+
+
 def prior_modality(mdata: md.MuData, name: str) -> str:
-    return str(mdata.uns["priors"][name]["modality"])
+    """The modality whose encoder prior `name` guides.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    name : str
+        A prior name (``varp['prior:<name>']``).
+
+    Returns
+    -------
+    str
+        The modality name.
+    """
+    return str(prior_info(mdata)[name]["modality"])
 
 
 def latent_nodes(mdata: md.MuData) -> list[str] | None:
-    """Prior targets common to all priors (the paper's latent genes); None without priors."""
+    """Return the prior targets common to all priors (the paper's latent genes).
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+
+    Returns
+    -------
+    list of str or None
+        The shared targets, in `mdata.var_names` order; None without priors.
+    """
     names = prior_names(mdata)
     if not names:
         return None
@@ -439,9 +660,28 @@ def latent_nodes(mdata: md.MuData) -> list[str] | None:
 
 
 def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np.ndarray] | None:
-    """(prior name, source index into the modality's features, target index into latent nodes).
+    """Return the edges of the prior that guides a modality.
 
     Edges into targets outside the latent nodes are dropped. None when no prior guides it.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    modality : str
+        A modality name.
+
+    Returns
+    -------
+    tuple of (str, numpy.ndarray, numpy.ndarray) or None
+        (prior name, source index into the modality's features, target index into
+        :func:`latent_nodes`), sorted by source then target; None when no prior guides
+        `modality`.
+
+    Raises
+    ------
+    InputError
+        When several priors guide `modality`.
     """
     names = [n for n in prior_names(mdata) if prior_modality(mdata, n) == modality]
     if not names:

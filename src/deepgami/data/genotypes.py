@@ -61,6 +61,7 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -79,7 +80,18 @@ _TABLE_ROWS = 1 << 20  # .bim/.pvar rows parsed at a time
 
 
 def is_genotype_path(path: str | os.PathLike) -> bool:
-    """Whether `path` names a genotype file that :func:`read_genotypes` reads (by suffix)."""
+    """Tell whether `path` names a genotype file that :func:`read_genotypes` reads (by suffix).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file name; only its suffix is looked at.
+
+    Returns
+    -------
+    bool
+        True for a ``.bed``, ``.pgen``, ``.vcf``, ``.vcf.gz`` or ``.bcf`` name (any case).
+    """
     return Path(path).name.lower().endswith(GENOTYPE_SUFFIXES)
 
 
@@ -93,19 +105,28 @@ def read_genotypes(
 
     Parameters
     ----------
-    path
+    path : str or pathlib.Path
         A ``.bed``, ``.pgen``, ``.vcf``, ``.vcf.gz`` or ``.bcf`` file.
-    keep_snps
+    keep_snps : collection of str or None, default None
         Read only these SNP ids (e.g. the sources of a prior), in file order.
-    dtype
+    dtype : {"int8", "float32"}, default "int8"
         ``"int8"`` for hard calls 0/1/2, ``"float32"`` for dosages.
-    missing
+    missing : {"error", "mean", "drop-feature"}, default "error"
         ``"error"``, ``"mean"`` or ``"drop-feature"`` (see the module documentation).
 
     Returns
     -------
-    AnnData with ``X`` of `dtype`, ``var`` columns ``chrom``, ``pos``, ``ref``, ``alt``, and
-    ``uns["genotypes"]`` describing the import.
+    anndata.AnnData
+        ``X`` of `dtype`, ``var`` columns ``chrom``, ``pos``, ``ref``, ``alt``, and
+        ``uns["genotypes"]`` describing the import.
+
+    Raises
+    ------
+    ValueError
+        When `dtype` or `missing` is not one of the values above.
+    InputError
+        When the file is not a genotype file, is missing or cannot be parsed, has duplicate
+        sample or SNP ids, or has missing calls that `missing` refuses.
     """
     path = Path(path)
     if dtype not in DTYPES:
@@ -495,6 +516,7 @@ def _pvar_chunks(pvar: Path) -> tuple[Iterator[pd.DataFrame], int]:
 def _read_plink2(
     path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str
 ) -> ad.AnnData:
+    """Read a PLINK 2 ``.pgen`` (with its ``.pvar`` and ``.psam``): the kept variants only."""
     import pgenlib
 
     needs = "a PLINK 2 .pgen needs .pvar and .psam files with the same prefix"
@@ -506,6 +528,48 @@ def _read_plink2(
     pvar, psam = _companion(path, ".pvar", needs), _companion(path, ".psam", needs)
     obs = _read_psam(psam)
     _check_unique_samples(psam, obs.index, _PLINK_SAMPLE_HINT)
+    var, n_file, offsets = _pvar_variants(path, pvar, keep)
+    n_samples = len(obs)
+    try:
+        reader = pgenlib.PgenReader(bytes(path), raw_sample_ct=None, allele_idx_offsets=offsets)
+    except RuntimeError as err:
+        raise InputError(path, f"not a readable .pgen file ({_pgen_message(err, path)})") from None
+    try:
+        if reader.get_raw_sample_ct() != n_samples:
+            raise InputError(
+                path,
+                f"{reader.get_raw_sample_ct()} samples in the .pgen but {n_samples} in {psam.name}",
+            )
+        if reader.get_variant_ct() != n_file:
+            raise InputError(
+                path, f"{reader.get_variant_ct()} variants in the .pgen but {n_file} in {pvar.name}"
+            )
+        stats = _MissingStats(missing)
+        x, kept = _read_known(
+            _pgen_block_reader(reader, n_samples, dtype),
+            var["file_index"].to_numpy(),
+            var.index.to_numpy(),
+            n_samples,
+            dtype,
+            stats,
+        )
+    except RuntimeError as err:
+        raise InputError(path, f"cannot read genotypes ({_pgen_message(err, path)})") from None
+    finally:
+        reader.close()
+    info = {
+        "format": "plink2",
+        "values": "dosage" if dtype.kind == "f" else "hardcall",
+        "n_snps_in_file": n_file,
+    }
+    return _finish(path, x, obs, var[kept], stats, info)
+
+
+def _pvar_variants(
+    path: Path, pvar: Path, keep: frozenset[str] | None
+) -> tuple[pd.DataFrame, int, np.ndarray | None]:
+    """The kept (biallelic, unique) variants of a ``.pvar``, the file's variant count, and the
+    allele offsets pgenlib needs when any variant of the file is multiallelic."""
     chunks, first_line = _pvar_chunks(pvar)
     allele_counts: list[np.ndarray] = []
     var, n_file = _read_variant_table(pvar, chunks, keep, first_line, allele_counts)
@@ -523,52 +587,29 @@ def _read_plink2(
         )
     counts = np.concatenate(allele_counts)
     offsets = None
-    if (
-        counts.max() > 2
-    ):  # pgenlib needs allele offsets when any variant, kept or not, is multiallelic
+    # pgenlib needs allele offsets when any variant, kept or not, is multiallelic.
+    if counts.max() > 2:
         offsets = np.zeros(n_file + 1, dtype=np.uintp)
         np.cumsum(counts, out=offsets[1:])
-    del allele_counts, counts
-    n_samples = len(obs)
-    try:
-        reader = pgenlib.PgenReader(bytes(path), raw_sample_ct=None, allele_idx_offsets=offsets)
-    except RuntimeError as err:
-        raise InputError(path, f"not a readable .pgen file ({_pgen_message(err, path)})") from None
-    try:
-        if reader.get_raw_sample_ct() != n_samples:
-            raise InputError(
-                path,
-                f"{reader.get_raw_sample_ct()} samples in the .pgen but {n_samples} in {psam.name}",
-            )
-        if reader.get_variant_ct() != n_file:
-            raise InputError(
-                path, f"{reader.get_variant_ct()} variants in the .pgen but {n_file} in {pvar.name}"
-            )
-        read_list = reader.read_dosages_list if dtype.kind == "f" else reader.read_list
-        buffer = np.empty((_block_snps(n_samples, dtype), n_samples), dtype=dtype)
+    return var, n_file, offsets
 
-        def read_block(rows: np.ndarray) -> np.ndarray:
-            # pgenlib fills variant-major rows; -9 marks a missing call or dosage.
-            out = buffer[: len(rows)]
-            read_list(np.ascontiguousarray(rows, dtype=np.uint32), out)
-            block = out.T
-            block[block == -9] = np.nan if dtype.kind == "f" else _MISSING_I8
-            return block
 
-        stats = _MissingStats(missing)
-        x, kept = _read_known(
-            read_block, var["file_index"].to_numpy(), var.index.to_numpy(), n_samples, dtype, stats
-        )
-    except RuntimeError as err:
-        raise InputError(path, f"cannot read genotypes ({_pgen_message(err, path)})") from None
-    finally:
-        reader.close()
-    info = {
-        "format": "plink2",
-        "values": "dosage" if dtype.kind == "f" else "hardcall",
-        "n_snps_in_file": n_file,
-    }
-    return _finish(path, x, obs, var[kept], stats, info)
+def _pgen_block_reader(
+    reader: Any, n_samples: int, dtype: np.dtype
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function reading the given variant rows into a samples x variants block (one buffer)."""
+    read_list = reader.read_dosages_list if dtype.kind == "f" else reader.read_list
+    buffer = np.empty((_block_snps(n_samples, dtype), n_samples), dtype=dtype)
+
+    def read_block(rows: np.ndarray) -> np.ndarray:
+        # pgenlib fills variant-major rows; -9 marks a missing call or dosage.
+        out = buffer[: len(rows)]
+        read_list(np.ascontiguousarray(rows, dtype=np.uint32), out)
+        block = out.T
+        block[block == -9] = np.nan if dtype.kind == "f" else _MISSING_I8
+        return block
+
+    return read_block
 
 
 def _pgen_message(err: Exception, path: Path) -> str:
@@ -704,48 +745,13 @@ class _Polyploid(Exception):
 def _stream_vcf(
     path: Path, keep: frozenset[str] | None, dtype: np.dtype, missing: str, progress: _VcfProgress
 ) -> ad.AnnData:
+    """Read the kept records of a VCF/BCF block by block into a samples x SNPs AnnData."""
     import cyvcf2
 
     vcf = cyvcf2.VCF(str(path), lazy=True)
     try:
-        samples = pd.Index([str(s) for s in vcf.samples])
-        if len(samples) == 0:
-            raise InputError(
-                path, "has no sample columns (a genotype VCF needs FORMAT and sample columns)"
-            )
-        _check_unique_samples(path, samples, "sample names must be unique")
-        fmt = {h.info().get("ID") for h in vcf.header_iter() if h.type == "FORMAT"}
-        use_ds = dtype.kind == "f" and "DS" in fmt
-        if "GT" not in fmt and not use_ds:
-            if "DS" in fmt:
-                raise InputError(
-                    path, "has no GT FORMAT field; read its DS dosages with dtype='float32'"
-                )
-            raise InputError(path, "has no GT or DS FORMAT field")
-        n = len(samples)
-        step = _block_snps(n, dtype)
-        stats = _MissingStats(missing)
-        blocks: list[np.ndarray] = []
-        meta: list[tuple[str, str, int, str, str]] = []
-        block_meta: list[tuple[str, str, int, str, str]] = []
-        buffer: np.ndarray | None = None  # SNP-major rows, one per kept record
-        fill = 0
-        used_ds = used_gt = False
-
-        def flush() -> None:
-            nonlocal buffer, fill
-            block = buffer[:fill]
-            mask = stats.apply(block.T, [m[0] for m in block_meta])
-            if mask is not None:
-                block = block[mask]  # a copy
-                block_meta[:] = [m for m, k in zip(block_meta, mask, strict=False) if k]
-            elif fill < len(buffer):
-                block = block.copy()  # the last, partial block: do not keep the whole buffer
-            blocks.append(block)
-            meta.extend(block_meta)
-            block_meta.clear()
-            buffer, fill = None, 0
-
+        samples, use_ds = _vcf_samples(vcf, path, dtype)
+        acc = _VcfBlocks(len(samples), dtype, _MissingStats(missing))
         for record in vcf:
             progress.records += 1
             alts = record.ALT
@@ -759,43 +765,110 @@ def _stream_vcf(
                     f"multiallelic variant {vid} at {record.CHROM}:{record.POS}; "
                     "split it into biallelic records first (bcftools norm -m -any)",
                 )
-            if buffer is None:
-                buffer = np.empty((step, n), dtype=dtype)
-            row = buffer[fill]
-            ds = record.format("DS") if use_ds else None
-            if ds is not None:
-                row[:] = ds[:, 0]
-                used_ds = True
-            else:
-                try:
-                    _gt_dosage(record, row)
-                except _Polyploid as poly:
-                    message = f"variant {vid} has ploidy {poly.ploidy}; only haploid and diploid calls are supported"
-                    raise InputError(path, message) from None
-                used_gt = True
-            block_meta.append((vid, record.CHROM, record.POS, record.REF, alt))
-            fill += 1
-            if fill == step:
-                flush()
-        if fill:
-            flush()
+            acc.used.add(_vcf_row(record, acc.next_row(), vid, use_ds, path))
+            acc.added((vid, record.CHROM, record.POS, record.REF, alt))
+        acc.flush()
     finally:
         vcf.close()
     if progress.records == 0:
         raise InputError(path, "has no variant records")
-    if keep is not None and not meta and not stats.dropped:
+    if keep is not None and not acc.meta and not acc.stats.dropped:
         raise _none_kept(path, keep)
-    stats.check(path)
-    x = np.empty((n, len(meta)), dtype=dtype)
-    start = 0
-    blocks.reverse()
-    while blocks:  # free each block once copied, so the peak stays near twice X
-        block = blocks.pop()
-        x[:, start : start + len(block)] = block.T
-        start += len(block)
-        del block
-    var = pd.DataFrame(meta, columns=["id", "chrom", "pos", "ref", "alt"]).set_index("id")
+    acc.stats.check(path)
+    x = acc.matrix()
+    var = pd.DataFrame(acc.meta, columns=["id", "chrom", "pos", "ref", "alt"]).set_index("id")
     _check_unique_snps(path, var.index, _VCF_SNP_HINT)
-    values = "+".join(v for v, used in (("DS", used_ds), ("GT", used_gt)) if used) or "GT"
+    values = "+".join(v for v in ("DS", "GT") if v in acc.used) or "GT"
     info = {"format": "vcf", "values": values, "n_snps_in_file": progress.records}
-    return _finish(path, x, pd.DataFrame(index=samples), var, stats, info)
+    return _finish(path, x, pd.DataFrame(index=samples), var, acc.stats, info)
+
+
+def _vcf_samples(vcf: Any, path: Path, dtype: np.dtype) -> tuple[pd.Index, bool]:
+    """The VCF's (unique) samples, and whether DS dosages are read (float dtype and a DS field)."""
+    samples = pd.Index([str(s) for s in vcf.samples])
+    if len(samples) == 0:
+        raise InputError(
+            path, "has no sample columns (a genotype VCF needs FORMAT and sample columns)"
+        )
+    _check_unique_samples(path, samples, "sample names must be unique")
+    fmt = {h.info().get("ID") for h in vcf.header_iter() if h.type == "FORMAT"}
+    use_ds = dtype.kind == "f" and "DS" in fmt
+    if "GT" not in fmt and not use_ds:
+        if "DS" in fmt:
+            raise InputError(
+                path, "has no GT FORMAT field; read its DS dosages with dtype='float32'"
+            )
+        raise InputError(path, "has no GT or DS FORMAT field")
+    return samples, use_ds
+
+
+def _vcf_row(record: Any, row: np.ndarray, vid: str, use_ds: bool, path: Path) -> str:
+    """Fill `row` with the record's dosages (DS when read and present, else from GT); returns
+    which field was used."""
+    ds = record.format("DS") if use_ds else None
+    if ds is not None:
+        row[:] = ds[:, 0]
+        return "DS"
+    try:
+        _gt_dosage(record, row)
+    except _Polyploid as poly:
+        message = (
+            f"variant {vid} has ploidy {poly.ploidy}; only haploid and diploid calls are supported"
+        )
+        raise InputError(path, message) from None
+    return "GT"
+
+
+class _VcfBlocks:
+    """SNP-major blocks of kept records, the missing-value policy applied per block."""
+
+    def __init__(self, n_samples: int, dtype: np.dtype, stats: _MissingStats) -> None:
+        self.n, self.dtype, self.stats = n_samples, dtype, stats
+        self.step = _block_snps(n_samples, dtype)
+        self.blocks: list[np.ndarray] = []
+        self.meta: list[tuple[str, str, int, str, str]] = []
+        self.block_meta: list[tuple[str, str, int, str, str]] = []
+        self.buffer: np.ndarray | None = None  # SNP-major rows, one per kept record
+        self.fill = 0
+        self.used: set[str] = set()
+
+    def next_row(self) -> np.ndarray:
+        """The buffer row the next record fills."""
+        if self.buffer is None:
+            self.buffer = np.empty((self.step, self.n), dtype=self.dtype)
+        return self.buffer[self.fill]
+
+    def added(self, meta: tuple[str, str, int, str, str]) -> None:
+        """Count the filled row; a full buffer becomes a block."""
+        self.block_meta.append(meta)
+        self.fill += 1
+        if self.fill == self.step:
+            self.flush()
+
+    def flush(self) -> None:
+        """Keep the filled rows as a block (after the missing-value policy)."""
+        if not self.fill:
+            return
+        block = self.buffer[: self.fill]
+        mask = self.stats.apply(block.T, [m[0] for m in self.block_meta])
+        if mask is not None:
+            block = block[mask]  # a copy
+            self.block_meta[:] = [m for m, k in zip(self.block_meta, mask, strict=False) if k]
+        elif self.fill < len(self.buffer):
+            block = block.copy()  # the last, partial block: do not keep the whole buffer
+        self.blocks.append(block)
+        self.meta.extend(self.block_meta)
+        self.block_meta.clear()
+        self.buffer, self.fill = None, 0
+
+    def matrix(self) -> np.ndarray:
+        """Samples x SNPs; each block is freed once copied, so the peak stays near twice X."""
+        x = np.empty((self.n, len(self.meta)), dtype=self.dtype)
+        start = 0
+        self.blocks.reverse()
+        while self.blocks:
+            block = self.blocks.pop()
+            x[:, start : start + len(block)] = block.T
+            start += len(block)
+            del block
+        return x

@@ -25,16 +25,29 @@ CHUNK_VALUES = 2**26
 
 
 class PreprocessedRows:
-    """Rows `rows` and columns `cols` of a raw samples x features matrix, preprocessed by `prep`
-    when materialized; rows whose `present` is False become all-zero (the modality is absent).
+    """Rows and columns of a raw samples x features matrix, preprocessed when materialized.
 
-    Args:
-        raw: the stored matrix (int8 dosages or float32), shared, never modified.
-        rows: integer positions of the samples, in order.
-        cols: integer positions of `prep.features` among the raw columns.
-        prep: the fitted preprocessing (fill, log1p, center, scale).
-        present: per row, whether the sample has the modality.
-        modality: name used in error messages.
+    Rows `rows` and columns `cols` are preprocessed by `prep` only when :meth:`tensor` is called;
+    rows whose `present` is False become all-zero (the modality is absent). Indexing gives another
+    `PreprocessedRows` over a subset of the rows (no copy).
+
+    Parameters
+    ----------
+    raw : numpy.ndarray
+        The stored matrix (int8 dosages or float32), shared, never modified.
+    rows : numpy.ndarray
+        Integer positions of the samples, in order.
+    cols : numpy.ndarray
+        Integer positions of `prep.features` among the raw columns.
+    prep : ModalityPreprocessor
+        The fitted preprocessing (fill, log1p, center, scale).
+    present : numpy.ndarray
+        Per row, whether the sample has the modality.
+    modality : str
+        Name used in error messages.
+    all_cols : bool or None, optional
+        Whether `cols` is every raw column in order (then a row gather suffices); None checks it.
+        Row subsets pass it on so that the check runs once.
     """
 
     def __init__(
@@ -61,6 +74,7 @@ class PreprocessedRows:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """``(n_rows, n_features)`` of the materialized block."""
         return len(self.rows), len(self.cols)
 
     def __len__(self) -> int:
@@ -80,7 +94,19 @@ class PreprocessedRows:
         )
 
     def tensor(self) -> Tensor:
-        """float32 (rows, features): a transposed view of a C-contiguous (features, rows) array."""
+        """Materialize the rows as a preprocessed tensor.
+
+        Returns
+        -------
+        torch.Tensor
+            The float32 (rows, features) block: a transposed view of a C-contiguous
+            (features, rows) array; all-zero rows where the modality is absent.
+
+        Raises
+        ------
+        InputError
+            If preprocessing fails (e.g. negative values under log1p scaling).
+        """
         block = self.raw[self.rows] if self._all_cols else self.raw[np.ix_(self.rows, self.cols)]
         try:
             xt = self.prep.transform(block, feature_major=True)
@@ -94,11 +120,35 @@ InputBlock = Tensor | PreprocessedRows
 
 
 def materialize(xs: Sequence[InputBlock]) -> list[Tensor]:
-    """Tensors for a list of input blocks (tensors pass through)."""
+    """Turn a list of input blocks into tensors.
+
+    Parameters
+    ----------
+    xs : sequence of torch.Tensor or PreprocessedRows
+        Input blocks; tensors pass through.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One tensor per block.
+    """
     return [x.tensor() if isinstance(x, PreprocessedRows) else x for x in xs]
 
 
 def chunk_rows(xs: Sequence[InputBlock], at_most: int = 1024) -> int:
-    """Rows per chunk so that one materialized chunk of all blocks stays within CHUNK_VALUES."""
+    """Choose the rows per chunk so that one materialized chunk of all blocks fits CHUNK_VALUES.
+
+    Parameters
+    ----------
+    xs : sequence of torch.Tensor or PreprocessedRows
+        Input blocks (only their widths matter).
+    at_most : int, default 1024
+        Upper bound on the rows per chunk.
+
+    Returns
+    -------
+    int
+        Rows per chunk, at least 1.
+    """
     width = sum(int(x.shape[1]) for x in xs)
     return max(1, min(at_most, CHUNK_VALUES // max(width, 1)))

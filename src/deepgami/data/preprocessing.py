@@ -46,11 +46,32 @@ def univariate_pvalues(
     rows: np.ndarray | None = None,
     cols: np.ndarray | None = None,
 ) -> np.ndarray:
-    """P-value per column: one-way ANOVA F-test across classes (for two classes this is Student's
-    t-test, p identical), or the F-test of Pearson correlation for a numeric phenotype.
+    """Compute a univariate p-value per column.
 
-    `rows` and `cols` (default all) pick the cells tested; `y` belongs to `rows`. Constant columns
-    get p = 1, NaN cells count as their column's mean.
+    One-way ANOVA F-test across classes (for two classes this is Student's t-test, p identical),
+    or the F-test of Pearson correlation for a numeric phenotype. Constant columns get p = 1, NaN
+    cells count as their column's mean. The matrix is read in column blocks, so a genotype matrix
+    is never copied whole.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Raw values, samples x variables (any numeric dtype).
+    y : numpy.ndarray
+        Class codes or numeric phenotype of the tested rows; belongs to `rows`.
+    task : str
+        ``"regression"`` for the correlation test; anything else runs the ANOVA.
+    rows : numpy.ndarray or None, optional
+        Rows tested (default all).
+    cols : numpy.ndarray or None, optional
+        Columns tested (default all).
+
+    Returns
+    -------
+    numpy.ndarray
+        The float64 p-value per tested column, in the order of `cols`; all 1 when there are too few
+        rows (regression: fewer than 3; classification: not more than the number of classes) or
+        fewer than two classes or a constant phenotype.
     """
     cols = np.arange(X.shape[1]) if cols is None else np.asarray(cols, dtype=np.int64)
     n, n_vars = (X.shape[0] if rows is None else len(rows)), len(cols)
@@ -104,10 +125,34 @@ def select_features(
     top_k: int = 1000,
     min_features: int = 10,
 ) -> np.ndarray:
-    """Indices (ascending) of the kept columns: p <= `pvalue`, or the `top_k` smallest p-values.
+    """Select columns by their p-values.
 
     At least `min_features` columns (or all, when fewer) survive, so a strict threshold cannot
     empty a modality. Ties are broken by column order, so the choice is deterministic.
+
+    Parameters
+    ----------
+    pvalues : numpy.ndarray
+        P-value per column.
+    method : str
+        ``"pvalue"`` keeps p <= `pvalue`, ``"topk"`` the `top_k` smallest p-values, ``"none"``
+        every column.
+    pvalue : float, default 0.05
+        Threshold for ``"pvalue"``.
+    top_k : int, default 1000
+        Number of columns kept by ``"topk"``.
+    min_features : int, default 10
+        Minimum number of columns kept.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices (ascending) of the kept columns.
+
+    Raises
+    ------
+    ValueError
+        If `method` is not one of ``SELECTIONS``.
     """
     n = len(pvalues)
     if method == "none" or n == 0:
@@ -128,8 +173,21 @@ def select_features(
 class ModalityPreprocessor:
     """Fitted preprocessing of one modality: which features, NaN fill values, and scaling.
 
-    `features` is the encoder's input order. transform() expects raw values of exactly those
+    `features` is the encoder's input order. :meth:`transform` expects raw values of exactly those
     features, in that order, and returns float32 ready for the network.
+
+    Parameters
+    ----------
+    features : list of str
+        Kept feature names, in the encoder's input order.
+    scaling : str, default "standard"
+        One of ``SCALINGS``: ``"standard"``, ``"minmax"``, ``"log1p"`` or ``"none"``.
+    fill : numpy.ndarray
+        The float32 value per feature that replaces NaN cells (raw scale).
+    center : numpy.ndarray
+        The float32 value per feature subtracted after the fill (and log1p).
+    scale : numpy.ndarray
+        The float32 value per feature the centred values are divided by.
     """
 
     features: list[str]
@@ -139,10 +197,26 @@ class ModalityPreprocessor:
     scale: np.ndarray = field(default_factory=lambda: np.ones(0, np.float32))
 
     def transform(self, X: np.ndarray, feature_major: bool = False) -> np.ndarray:
-        """float32 preprocessed copy of raw rows `X` (samples x `features`, any numeric dtype).
+        """Return a float32 preprocessed copy of raw rows `X`.
 
-        `feature_major=True` returns it transposed, a C-contiguous (features, samples) array: the
-        layout the sparse encoder reads, made in the same pass that converts int8 dosages.
+        Parameters
+        ----------
+        X : numpy.ndarray
+            Raw values, samples x `features` (any numeric dtype).
+        feature_major : bool, default False
+            Return it transposed, a C-contiguous (features, samples) array: the layout the sparse
+            encoder reads, made in the same pass that converts int8 dosages.
+
+        Returns
+        -------
+        numpy.ndarray
+            The float32 result, samples x features (or features x samples with `feature_major`).
+
+        Raises
+        ------
+        ValueError
+            If `X` does not have one column per feature, or scaling is ``"log1p"`` and a value is
+            negative.
         """
         if X.shape[1] != len(self.features):
             raise ValueError(f"expected {len(self.features)} columns, got {X.shape[1]}")
@@ -165,6 +239,14 @@ class ModalityPreprocessor:
         return X
 
     def to_dict(self) -> dict:
+        """Serialize the fitted state as plain lists (for config.json).
+
+        Returns
+        -------
+        dict
+            ``features``, ``scaling``, ``fill``, ``center`` and ``scale``; read back by
+            :meth:`from_dict`.
+        """
         return {
             "features": list(self.features),
             "scaling": self.scaling,
@@ -175,6 +257,18 @@ class ModalityPreprocessor:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModalityPreprocessor:
+        """Rebuild a preprocessor from :meth:`to_dict`'s output.
+
+        Parameters
+        ----------
+        data : dict
+            With keys ``features``, ``scaling``, ``fill``, ``center`` and ``scale``.
+
+        Returns
+        -------
+        ModalityPreprocessor
+            The preprocessor, with float32 arrays.
+        """
         return cls(
             features=[str(f) for f in data["features"]],
             scaling=str(data["scaling"]),
@@ -187,10 +281,32 @@ class ModalityPreprocessor:
 def fit_scaling(
     X: np.ndarray, scaling: str, rows: np.ndarray | None = None, cols: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fill values (training means, raw scale), center and scale of X[rows, cols] (default all).
+    """Fit the fill values, center and scale of ``X[rows, cols]``.
 
     `log1p` is log(1 + x) followed by standardization (the usual expression-count recipe);
     `minmax` maps the training range onto [0, 1]; constant columns get scale 1.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Raw values, samples x variables; read in column blocks.
+    scaling : str
+        One of ``SCALINGS``: ``"standard"``, ``"minmax"``, ``"log1p"`` or ``"none"``.
+    rows : numpy.ndarray or None, optional
+        Training rows (default all).
+    cols : numpy.ndarray or None, optional
+        Columns to fit (default all).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The float32 ``(fill, center, scale)`` per column: fill values are the training means on the
+        raw scale. With no rows: fill and center 0, scale 1.
+
+    Raises
+    ------
+    ValueError
+        If `scaling` is unknown, or is ``"log1p"`` and a value is negative.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"scaling must be one of {SCALINGS}, not {scaling!r}")
@@ -229,15 +345,38 @@ def fit_modality(
 ) -> tuple[ModalityPreprocessor, np.ndarray]:
     """Fit one modality's preprocessing on its training rows.
 
-    Args:
-        X: raw values (float32 or int8 dosages, samples x all variables); read in column blocks.
-        var_names: the modality's variable names (columns of X).
-        y: class codes or numeric phenotype of the training rows.
-        candidates: column indices allowed as inputs (a guided modality's prior sources); the
-            selection test runs among them, so `top_k` counts prior sources.
-        rows: the training rows that have this modality (default: every row of X).
-    Returns:
-        the fitted preprocessor and the kept column indices into `var_names` (ascending).
+    Parameters
+    ----------
+    X : numpy.ndarray
+        Raw values (float32 or int8 dosages, samples x all variables); read in column blocks.
+    var_names : sequence of str
+        The modality's variable names (columns of X).
+    y : numpy.ndarray
+        Class codes or numeric phenotype of the training rows.
+    task : str
+        ``"classification"`` or ``"regression"`` (chooses the selection test).
+    candidates : numpy.ndarray or None, optional
+        Column indices allowed as inputs (a guided modality's prior sources); the selection test
+        runs among them, so `top_k` counts prior sources. Default: every column.
+    selection : str, default "none"
+        Feature selection method, one of ``SELECTIONS`` (see :func:`select_features`).
+    pvalue : float, default 0.05
+        Threshold of the ``"pvalue"`` selection.
+    top_k : int, default 1000
+        Number of columns kept by the ``"topk"`` selection.
+    min_features : int, default 10
+        Minimum number of columns a selection keeps.
+    scaling : str, default "standard"
+        One of ``SCALINGS`` (see :func:`fit_scaling`).
+    rows : numpy.ndarray or None, optional
+        The training rows that have this modality (default: every row of X).
+
+    Returns
+    -------
+    preprocessor : ModalityPreprocessor
+        The fitted preprocessor.
+    cols : numpy.ndarray
+        The kept column indices into `var_names` (ascending).
     """
     cols = (
         np.arange(X.shape[1])
@@ -253,39 +392,43 @@ def fit_modality(
 
 
 def per_modality(value: str | dict, modality: str, default: str) -> str:
-    """A setting given once for all modalities, or as a mapping {modality: value}."""
+    """Resolve a setting given once for all modalities, or as a mapping {modality: value}.
+
+    Parameters
+    ----------
+    value : str or dict
+        The setting, or a mapping {modality: value}.
+    modality : str
+        The modality to resolve it for.
+    default : str
+        Returned when `value` is a mapping without `modality`.
+
+    Returns
+    -------
+    str
+        The modality's value.
+    """
     return value.get(modality, default) if isinstance(value, dict) else value
 
 
-def fit_modality_for(
-    setting: dict,
-    modality: str,
-    X: np.ndarray,
-    var_names: Sequence[str],
-    y: np.ndarray,
-    task: str,
-    candidates: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> tuple[ModalityPreprocessor, np.ndarray]:
-    """`fit_modality` with the preprocessing entries of a training setting (selection, its
-    p-value / top-k / minimum, scaling; each may be a {modality: value} mapping)."""
-    return fit_modality(
-        X,
-        var_names,
-        y,
-        task,
-        candidates,
-        selection=per_modality(setting["selection"], modality, "none"),
-        pvalue=float(setting["selection_pvalue"]),
-        top_k=int(setting["selection_top_k"]),
-        min_features=int(setting["min_features"]),
-        scaling=per_modality(setting["scaling"], modality, "standard"),
-        rows=rows,
-    )
-
-
 def class_weights(codes: np.ndarray, n_classes: int) -> np.ndarray:
-    """'Balanced' weights n / (n_classes * count_c); classes absent from training get weight 0."""
+    """Compute 'balanced' class weights.
+
+    ``n / (n_seen * count_c)``, with ``n_seen`` the number of classes present; classes absent
+    from training get weight 0.
+
+    Parameters
+    ----------
+    codes : numpy.ndarray
+        Integer class code per training row.
+    n_classes : int
+        Number of classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        The float32 weight per class.
+    """
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
     weights = np.zeros(n_classes)
     seen = counts > 0
@@ -300,7 +443,28 @@ def smote_oversample(
 
     Interpolating a sample that lacks a modality is undefined, so the synthetic samples come from
     training rows that have every modality (their preprocessed blocks concatenated), while class
-    counts are taken over all rows. Returns the arrays with synthetic rows appended.
+    counts are taken over all rows. Classes with fewer than two complete rows are not grown
+    (SMOTE needs a neighbour).
+
+    Parameters
+    ----------
+    xs : sequence of numpy.ndarray
+        Preprocessed blocks, one per modality (samples x features).
+    present : numpy.ndarray
+        Boolean (samples x modalities).
+    codes : numpy.ndarray
+        Integer class code per row.
+    seed : int
+        Random state of the sampler.
+
+    Returns
+    -------
+    xs : list of numpy.ndarray
+        The blocks with synthetic rows (float32) appended.
+    present : numpy.ndarray
+        Presence, all True for the synthetic rows.
+    codes : numpy.ndarray
+        Class codes, synthetic ones appended.
     """
     from imblearn.over_sampling import SMOTE
 

@@ -1,14 +1,16 @@
-"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type), one AnnData per cell type.
+"""Pseudobulk: sum a cell-level AnnData's raw counts per (donor, cell type).
 
-The sums come from scanpy (:func:`scanpy.get.aggregate`). Per cell type the result has donors as
-obs (``obs_names`` = donor ids, ``.obs['n_cells']`` = cells summed), the kept genes as var
-(``.var['n_donors']`` = donors with a non-zero sum), the raw sums in ``.layers['counts']`` and the
-normalized values in ``.X``. Steps, in order:
+The result is one AnnData per cell type. The sums come from scanpy
+(:func:`scanpy.get.aggregate`). Per cell type the result has donors as obs (``obs_names`` = donor
+ids, ``.obs['n_cells']`` = cells summed), the kept genes as var (``.var['n_donors']`` = donors with
+a non-zero sum), the raw sums in ``.layers['counts']`` and the normalized values in ``.X``. Steps,
+in order:
 
 1. cells without a donor or cell type (NaN) are left out and counted;
 2. counts are summed per (donor, cell type); a pair with fewer than ``min_cells`` cells is dropped
    and counted (its sum would be too noisy to compare with the others);
-3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are dropped;
+3. per cell type, genes with a non-zero sum in fewer than ``min_donors_per_gene`` donors are
+   dropped;
 4. normalization of the sums (the genes kept in 3, per donor):
 
    ``'log1p_cpm'`` (default) ``log1p(count / library size * 1e6)`` with the library size the donor's
@@ -40,10 +42,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 
 def safe_name(cell_type: str) -> str:
-    """A cell type as a file name and cohort id part: runs of other characters become ``_``.
+    """Turn a cell type into a file name and cohort id part.
 
-    ``"L2/3 IT"`` -> ``"L2_3_IT"``. The characters kept are those the samplesheet schema allows
-    in ``cell_type``.
+    Runs of other characters become ``_``: ``"L2/3 IT"`` -> ``"L2_3_IT"``. The characters kept
+    are those the samplesheet schema allows in ``cell_type``.
+
+    Parameters
+    ----------
+    cell_type : str
+        A cell type label.
+
+    Returns
+    -------
+    str
+        The name, without leading or trailing ``_``; ``"_"`` when nothing is left.
     """
     name = _UNSAFE.sub("_", str(cell_type)).strip("_")
     return name or "_"
@@ -76,10 +88,28 @@ def _labels(adata: ad.AnnData, key: str, what: str, where: str | None) -> pd.Ser
 
 
 def cell_types_in(path: str | Path, cell_type_key: str) -> list[str]:
-    """The cell types of a cell-level ``.h5ad`` (sorted, missing values left out), reading only obs.
+    """List the cell types of a cell-level ``.h5ad``, reading only obs.
 
     These are the cohorts a samplesheet row fans out into: :func:`pseudobulk` keeps every cell type
     or raises :class:`InputError`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A cell-level ``.h5ad`` file.
+    cell_type_key : str
+        The ``.obs`` column holding each cell's cell type.
+
+    Returns
+    -------
+    list of str
+        The cell types, sorted, missing values left out.
+
+    Raises
+    ------
+    InputError
+        When the file is missing or unreadable, `cell_type_key` is not an ``.obs`` column or has
+        no values, or two cell types share a :func:`safe_name`.
     """
     path = Path(path)
     adata = _read_backed(path)
@@ -144,27 +174,30 @@ def pseudobulk(
 
     Parameters
     ----------
-    adata
+    adata : anndata.AnnData
         Cells x genes with raw integer counts in ``.X`` or in ``.layers[layer]``, and the donor and
         cell type of each cell in ``.obs``.
-    donor_key, cell_type_key
-        ``.obs`` columns naming each cell's donor (the sample of the cohort) and cell type.
-    layer
+    donor_key : str
+        ``.obs`` column naming each cell's donor (the sample of the cohort).
+    cell_type_key : str
+        ``.obs`` column naming each cell's cell type.
+    layer : str or None, default None
         Layer holding the raw counts (default ``.X``).
-    min_cells
+    min_cells : int, default 10
         Donor x cell type pairs with fewer cells are dropped (and counted in the report).
-    min_donors_per_gene
+    min_donors_per_gene : float, default 0.1
         Per cell type, keep genes with a non-zero sum in at least this many donors: a fraction of
         the cell type's kept donors when below 1 (rounded up), else a count.
-    normalize
+    normalize : {"log1p_cpm", "cpm", "none"}, default "log1p_cpm"
         ``'log1p_cpm'`` (default), ``'cpm'`` or ``'none'``; see the module docstring.
-    path
+    path : str or pathlib.Path or None, default None
         File name used in error messages.
 
     Returns
     -------
-    The AnnData per cell type (keys: the cell types, sorted; donors sorted by id) and a report
-    (JSON-ready) of what was kept and dropped.
+    tuple of dict and dict
+        The AnnData per cell type (keys: the cell types, sorted; donors sorted by id) and a report
+        (JSON-ready) of what was kept and dropped.
 
     Raises
     ------
@@ -172,9 +205,65 @@ def pseudobulk(
         Missing keys, counts that are not non-negative integers, no cells left, or a cell type
         without any donor (or gene) left after filtering.
     """
+    where = None if path is None else str(path)
+    _check_options(adata, layer, min_cells, min_donors_per_gene, normalize, where)
+    cells, assigned = _assigned_cells(adata, donor_key, cell_type_key, layer, where)
+    names = _check_safe_names(list(cells.obs["cell_type"].cat.categories), where)
+    summed, n_cells = _sum_pairs(cells)
+    values = (donor_key, cell_type_key, layer, min_cells, min_donors_per_gene, normalize)
+    settings = dict(zip(SETTINGS, values, strict=True))
+    report = _report(settings, adata, cells, assigned, len(n_cells))
+    result: dict[str, ad.AnnData] = {}
+    for cell_type, name in names.items():
+        result[cell_type], entry = _cell_type_bulk(
+            cell_type, summed, n_cells, cells.var_names, settings, where
+        )
+        report["n_pairs_dropped"] += len(entry["dropped_donors"])
+        report["cell_types"][cell_type] = {"file": f"{name}.h5ad", **entry}
+    return result, report
+
+
+def _sum_pairs(cells: ad.AnnData) -> tuple[ad.AnnData, pd.Series]:
+    """Counts summed per (donor, cell type) pair, and the cells of each pair."""
     import scanpy as sc
 
-    where = None if path is None else str(path)
+    summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
+    return summed, cells.obs.groupby(["donor", "cell_type"], observed=True).size()
+
+
+SETTINGS = ("donor_key", "cell_type_key", "layer", "min_cells", "min_donors_per_gene", "normalize")
+
+
+def _report(
+    settings: dict[str, Any],
+    adata: ad.AnnData,
+    cells: ad.AnnData,
+    assigned: np.ndarray,
+    n_pairs: int,
+) -> dict[str, Any]:
+    """The report's settings and counts; per cell type entries are added as they are built."""
+    return {
+        **settings,
+        "target_sum": None if settings["normalize"] == "none" else TARGET_SUM,
+        "n_cells": int(adata.n_obs),
+        "n_cells_unassigned": int((~assigned).sum()),
+        "n_donors": int(cells.obs["donor"].nunique()),
+        "n_genes": int(adata.n_vars),
+        "n_pairs": n_pairs,
+        "n_pairs_dropped": 0,
+        "cell_types": {},
+    }
+
+
+def _check_options(
+    adata: ad.AnnData,
+    layer: str | None,
+    min_cells: int,
+    min_donors_per_gene: float,
+    normalize: str,
+    where: str | None,
+) -> None:
+    """Refuse bad settings, a missing layer, an empty matrix and duplicate gene names."""
     if normalize not in NORMALIZATIONS:
         raise InputError(
             where, f"unknown normalization '{normalize}' (choose {', '.join(NORMALIZATIONS)})"
@@ -192,11 +281,17 @@ def pseudobulk(
     if adata.var_names.has_duplicates:
         dup = adata.var_names[adata.var_names.duplicated()].unique()[:3]
         raise InputError(where, f"duplicate gene names: {', '.join(map(str, dup))}")
+
+
+def _assigned_cells(
+    adata: ad.AnnData, donor_key: str, cell_type_key: str, layer: str | None, where: str | None
+) -> tuple[ad.AnnData, np.ndarray]:
+    """The counts of the cells with a donor and a cell type (both categorical, sorted), and
+    which cells those are."""
     donors = _labels(adata, donor_key, "donor", where)
     cell_types = _labels(adata, cell_type_key, "cell type", where)
     counts = adata.layers[layer] if layer is not None else adata.X
     _check_counts(counts, where, f"layer '{layer}'" if layer else "X")
-
     assigned = (donors.notna() & cell_types.notna()).to_numpy()
     if not assigned.any():
         raise InputError(where, f"no cell has both a '{donor_key}' and a '{cell_type_key}'")
@@ -205,7 +300,6 @@ def pseudobulk(
     )
     obs.index = adata.obs_names[assigned]
     order = sorted(obs["cell_type"].unique())
-    names = _check_safe_names(order, where)
     obs["donor"] = pd.Categorical(obs["donor"], categories=sorted(obs["donor"].unique()))
     obs["cell_type"] = pd.Categorical(obs["cell_type"], categories=order)
     cells = ad.AnnData(
@@ -213,88 +307,85 @@ def pseudobulk(
         obs=obs,
         var=pd.DataFrame(index=adata.var_names.astype(str)),
     )
-    summed = sc.get.aggregate(cells, by=["donor", "cell_type"], func="sum")
-    n_cells = obs.groupby(["donor", "cell_type"], observed=True).size()
+    return cells, assigned
 
-    report: dict[str, Any] = {
-        "donor_key": donor_key,
-        "cell_type_key": cell_type_key,
-        "layer": layer,
-        "min_cells": min_cells,
-        "min_donors_per_gene": min_donors_per_gene,
-        "normalize": normalize,
-        "target_sum": None if normalize == "none" else TARGET_SUM,
-        "n_cells": int(adata.n_obs),
-        "n_cells_unassigned": int((~assigned).sum()),
-        "n_donors": int(obs["donor"].nunique()),
-        "n_genes": int(adata.n_vars),
-        "n_pairs": len(n_cells),
-        "n_pairs_dropped": 0,
-        "cell_types": {},
+
+def _cell_type_bulk(
+    cell_type: str,
+    summed: ad.AnnData,
+    n_cells: pd.Series,
+    var_names: pd.Index,
+    settings: dict[str, Any],
+    where: str | None,
+) -> tuple[ad.AnnData, dict[str, Any]]:
+    """One cell type's donors x genes AnnData (filtered, normalized) and its report entry."""
+    rows, sizes, dropped = _donor_rows(cell_type, summed, n_cells, settings["min_cells"], where)
+    pair_donor = summed.obs["donor"].astype(str).to_numpy()
+    # Sums of integers, exact in float64 below 2**53.
+    block = np.rint(np.asarray(summed.layers["sum"])[rows]).astype(np.int64)
+    n_donors = (block > 0).sum(axis=0)
+    needed = _donors_needed(settings["min_donors_per_gene"], len(rows))
+    genes = n_donors >= needed
+    if not genes.any():
+        raise InputError(
+            where,
+            f"cell type '{cell_type}': no gene is expressed in at least {needed} "
+            "donors; lower --min-donors-per-gene",
+        )
+    block = block[:, genes]
+    out = ad.AnnData(
+        X=_normalize(block.astype(np.float64), settings["normalize"]),
+        obs=pd.DataFrame({"n_cells": sizes}, index=pd.Index(pair_donor[rows], name=None)),
+        var=pd.DataFrame({"n_donors": n_donors[genes].astype(np.int64)}, index=var_names[genes]),
+        layers={"counts": block},
+    )
+    out.obs["cell_type"] = cell_type
+    out.uns["pseudobulk"] = {
+        "cell_type": cell_type,
+        "donor_key": settings["donor_key"],
+        "cell_type_key": settings["cell_type_key"],
+        "layer": settings["layer"] or "X",
+        "normalize": settings["normalize"],
+        "min_cells": settings["min_cells"],
+        "min_donors_per_gene": settings["min_donors_per_gene"],
     }
-    result: dict[str, ad.AnnData] = {}
+    entry = {
+        "n_donors": len(rows),
+        "n_cells": int(sizes.sum()),
+        "n_genes": int(genes.sum()),
+        "n_genes_dropped": int((~genes).sum()),
+        "min_donors_per_gene": int(needed),
+        "dropped_donors": dropped,
+    }
+    return out, entry
+
+
+def _donors_needed(min_donors_per_gene: float, n_donors: int) -> int:
+    """Donors a gene must be expressed in: a fraction of `n_donors` (rounded up) or a count."""
+    needed = (
+        math.ceil(min_donors_per_gene * n_donors)
+        if min_donors_per_gene < 1
+        else math.ceil(min_donors_per_gene)
+    )
+    return max(needed, 1)
+
+
+def _donor_rows(
+    cell_type: str, summed: ad.AnnData, n_cells: pd.Series, min_cells: int, where: str | None
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Rows of `summed` for the cell type's donors with enough cells (sorted by donor), their
+    cell counts, and the dropped donors with theirs."""
     pair_donor = summed.obs["donor"].astype(str).to_numpy()
     pair_type = summed.obs["cell_type"].astype(str).to_numpy()
-    sums = np.asarray(summed.layers["sum"])
-    for cell_type in order:
-        rows = np.flatnonzero(pair_type == cell_type)
-        rows = rows[np.argsort(pair_donor[rows], kind="stable")]
-        sizes = np.array([n_cells[(d, cell_type)] for d in pair_donor[rows]], dtype=np.int64)
-        keep = sizes >= min_cells
-        dropped = {
-            str(d): int(n) for d, n in zip(pair_donor[rows][~keep], sizes[~keep], strict=False)
-        }
-        report["n_pairs_dropped"] += len(dropped)
-        if not keep.any():
-            raise InputError(
-                where,
-                f"cell type '{cell_type}' has no donor with at least {min_cells} cells "
-                f"(most: {int(sizes.max())}); lower --min-cells",
-            )
-        rows, sizes = rows[keep], sizes[keep]
-        block = np.rint(sums[rows]).astype(
-            np.int64
-        )  # sums of integers, exact in float64 below 2**53
-        n_donors = (block > 0).sum(axis=0)
-        needed = (
-            math.ceil(min_donors_per_gene * len(rows))
-            if min_donors_per_gene < 1
-            else math.ceil(min_donors_per_gene)
+    rows = np.flatnonzero(pair_type == cell_type)
+    rows = rows[np.argsort(pair_donor[rows], kind="stable")]
+    sizes = np.array([n_cells[(d, cell_type)] for d in pair_donor[rows]], dtype=np.int64)
+    keep = sizes >= min_cells
+    dropped = {str(d): int(n) for d, n in zip(pair_donor[rows][~keep], sizes[~keep], strict=False)}
+    if not keep.any():
+        raise InputError(
+            where,
+            f"cell type '{cell_type}' has no donor with at least {min_cells} cells "
+            f"(most: {int(sizes.max())}); lower --min-cells",
         )
-        genes = n_donors >= max(needed, 1)
-        if not genes.any():
-            raise InputError(
-                where,
-                f"cell type '{cell_type}': no gene is expressed in at least {needed} "
-                "donors; lower --min-donors-per-gene",
-            )
-        block = block[:, genes]
-        out = ad.AnnData(
-            X=_normalize(block.astype(np.float64), normalize),
-            obs=pd.DataFrame({"n_cells": sizes}, index=pd.Index(pair_donor[rows], name=None)),
-            var=pd.DataFrame(
-                {"n_donors": n_donors[genes].astype(np.int64)}, index=cells.var_names[genes]
-            ),
-            layers={"counts": block},
-        )
-        out.obs["cell_type"] = cell_type
-        out.uns["pseudobulk"] = {
-            "cell_type": cell_type,
-            "donor_key": donor_key,
-            "cell_type_key": cell_type_key,
-            "layer": layer or "X",
-            "normalize": normalize,
-            "min_cells": min_cells,
-            "min_donors_per_gene": min_donors_per_gene,
-        }
-        result[cell_type] = out
-        report["cell_types"][cell_type] = {
-            "file": f"{names[cell_type]}.h5ad",
-            "n_donors": len(rows),
-            "n_cells": int(sizes.sum()),
-            "n_genes": int(genes.sum()),
-            "n_genes_dropped": int((~genes).sum()),
-            "min_donors_per_gene": int(max(needed, 1)),
-            "dropped_donors": dropped,
-        }
-    return result, report
+    return rows[keep], sizes[keep], dropped

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import anndata as ad
+import mudata as md
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -71,6 +72,30 @@ def read_matrix(
     Returns the AnnData (float32, or int8 for integer dosages in 0..2) and a report dict
     (`missing_values`, `dropped_features`, `policy`). `keep_features` restricts genotype files to
     those SNPs while reading (prior sources), so memory follows the kept SNPs.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv``, ``.txt`` (optionally gzipped), ``.parquet``, ``.pq`` or ``.h5ad``
+        matrix, or a genotype file (see :func:`deepgami.data.genotypes.read_genotypes`).
+    missing : {"error", "mean", "drop-feature"}, default "error"
+        What to do with missing values: refuse them, fill each feature's with its mean over the
+        observed values, or drop the features that have any.
+    keep_features : set of str or None, default None
+        For a genotype file, read only these SNPs; ignored for other matrices.
+
+    Returns
+    -------
+    anndata.AnnData
+        Samples x features, float32 or int8.
+    dict
+        The missing-value report: ``missing_values``, ``dropped_features`` and ``policy``.
+
+    Raises
+    ------
+    InputError
+        When the file is missing, empty, of an unknown format or cannot be parsed, or has
+        missing values that `missing` refuses.
     """
     path = Path(path)
     if missing not in MISSING_POLICIES:
@@ -106,7 +131,7 @@ def read_matrix(
 def _read_delimited(path: Path, sep: str) -> pd.DataFrame:
     try:
         opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rt", newline="") as handle:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle, delimiter=sep), None)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError):
         raise InputError(path, "not a text table (cannot decode as UTF-8)") from None
@@ -249,10 +274,13 @@ def _finish(adata: ad.AnnData, path: Path, missing: MissingPolicy) -> tuple[ad.A
             if missing == "error":
                 n_inf = int(np.isinf(x).sum())
                 kind = "NaN/empty" if n_inf == 0 else ("inf" if n_inf == n_bad else "NaN/inf")
+                row, col = np.argwhere(bad)[0]
+                first = f"{x[row, col]} in column '{adata.var_names[col]}'"
                 raise InputError(
                     path,
-                    f"{n_bad} {kind} values in {len(features)} features (e.g. {_examples(adata.var_names[features])}); "
-                    "choose a policy with --missing mean or --missing drop-feature",
+                    f"{n_bad} {kind} values in {len(features)} features (e.g. "
+                    f"{_examples(adata.var_names[features])}); choose a policy with --missing mean "
+                    f"or --missing drop-feature (first: {first}, sample '{adata.obs_names[row]}')",
                 )
             report["missing_values"] = n_bad
             if missing == "drop-feature":
@@ -286,7 +314,32 @@ def read_labels(
     label_column: str = "label",
     split_column: str | None = "split",
 ) -> pd.DataFrame:
-    """Read the label table -> DataFrame indexed by sample with `label` (and `split` if present)."""
+    """Read the label table as a DataFrame indexed by sample.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv`` or ``.txt`` table.
+    sample_column : str, default "sample"
+        The column holding the sample ids.
+    label_column : str, default "label"
+        The column holding the labels.
+    split_column : str or None, default "split"
+        The column holding the optional split (``train``, ``test``, ``independent`` or empty);
+        None ignores any split.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by sample, with a ``label`` column (and ``split``, lower case, if present);
+        values are stripped strings.
+
+    Raises
+    ------
+    InputError
+        When the table cannot be read, lacks a column, has an empty or duplicate sample id, or a
+        split value other than the ones above.
+    """
     path = Path(path)
     table = _read_table(path, "labels")
     for column in (sample_column, label_column):
@@ -316,7 +369,23 @@ def read_labels(
 
 
 def read_prior(path: str | Path) -> pd.DataFrame:
-    """Read a prior edge list: a table with `source` and `target` columns (extra columns kept)."""
+    """Read a prior edge list: a table with `source` and `target` columns (extra columns kept).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv`` or ``.txt`` table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per edge, as strings; ``source`` and ``target`` stripped of whitespace.
+
+    Raises
+    ------
+    InputError
+        When the table cannot be read or lacks a ``source`` or ``target`` column.
+    """
     path = Path(path)
     table = _read_table(path, "prior")
     missing = [c for c in ("source", "target") if c not in table.columns]
@@ -327,3 +396,42 @@ def read_prior(path: str | Path) -> pd.DataFrame:
     table["source"] = table["source"].str.strip()
     table["target"] = table["target"].str.strip()
     return table
+
+
+def check_finite_cohort(mdata: md.MuData, source: str | Path | None = None) -> None:
+    """Refuse a cohort whose modality matrices hold NaN or infinite values.
+
+    Such a cohort is an .h5mu edited outside `deepgami build`, which never writes them.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        The cohort.
+    source : str or pathlib.Path or None, default None
+        Its file, named in the error.
+
+    Raises
+    ------
+    InputError
+        Naming the modality, the first bad feature and sample, and how many values are bad.
+    """
+    for name, adata in mdata.mod.items():
+        x = adata.X
+        data = x.data if hasattr(x, "data") and not isinstance(x, np.ndarray) else x
+        data = np.asarray(data)
+        if data.dtype.kind != "f":
+            continue
+        step = max(1, 2**24 // max(int(np.prod(data.shape[1:])), 1))  # no full-size temporary
+        n_bad = sum(
+            int((~np.isfinite(data[i : i + step])).sum()) for i in range(0, len(data), step)
+        )
+        if not n_bad:
+            continue
+        dense = x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+        row, col = np.argwhere(~np.isfinite(dense))[0]
+        raise InputError(
+            source,
+            f"modality '{name}' holds {n_bad} NaN/infinite value(s) (first: {dense[row, col]} in "
+            f"feature '{adata.var_names[col]}', sample '{adata.obs_names[row]}'); rebuild the "
+            "cohort with 'deepgami build' (--missing mean or drop-feature for missing values)",
+        )

@@ -102,7 +102,46 @@ _H_RANGE = (0.4, 0.8)  # genetic (cis) share of a gene program's variance
 
 @dataclass(frozen=True)
 class SimulationSettings:
-    """All knobs of :func:`simulate_cohort` (recorded verbatim in ``truth.json``)."""
+    """All knobs of :func:`simulate_cohort` (recorded verbatim in ``truth.json``).
+
+    Integer and float fields are coerced on construction (JSON-safe, e.g. numpy ints become
+    ``int``); :meth:`validate` checks them.
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Seed of ``numpy.random.default_rng``; the same seed gives byte-identical files.
+    n_samples : int, default 600
+        Number of samples.
+    n_snps : int, default 1000
+        Number of SNPs.
+    n_tfs : int, default 40
+        Number of transcription factors.
+    n_genes : int, default 200
+        Number of target genes (latent nodes).
+    classes : int, default 2
+        Number of phenotype classes.
+    shared_signal : float, default 0.0
+        Genetic share ``F`` of every TF's variance (see the module docstring).
+    test_fraction : float, default 0.2
+        Fraction of each class put in the test split.
+    n_causal_genes : int or None, optional
+        Genes that drive the phenotype; None gives ``min(10, n_genes)``.
+    effect_size : float, default 1.0
+        Multiplier ``c`` of the class scores.
+    expression_noise : float, default 0.5
+        Noise SD of the observed expression, in program units.
+    eqtl_edges_per_gene : int or None, optional
+        eQTL prior edges per gene; None: drawn per gene (2-4 edges, at least one causal and one
+        decoy). E.g. 8 with 2 causal: few true regulators among decoys.
+    eqtl_causal_per_gene : int or None, optional
+        How many of a gene's eQTL edges are causal; None: drawn per gene.
+    grn_edges_per_gene : int or None, optional
+        GRN prior edges per gene; None: drawn per gene (2-4 edges, at least one causal and one
+        decoy). E.g. 6 with 2 causal.
+    grn_causal_per_gene : int or None, optional
+        How many of a gene's GRN edges are causal; None: drawn per gene.
+    """
 
     seed: int = 0
     n_samples: int = 600
@@ -141,7 +180,19 @@ class SimulationSettings:
             object.__setattr__(self, "n_causal_genes", min(10, max(self.n_genes, 1)))
 
     def validate(self, where: str | os.PathLike | None = None) -> None:
-        """Raise :class:`InputError` for settings that cannot give a usable cohort."""
+        """Raise :class:`InputError` for settings that cannot give a usable cohort.
+
+        Parameters
+        ----------
+        where : str, os.PathLike or None, optional
+            Path named in the error message (e.g. the output directory).
+
+        Raises
+        ------
+        InputError
+            If a setting is out of range, or `n_samples` is too small for every class to have
+            rows in both splits.
+        """
 
         def need(ok: bool, message: str) -> None:
             if not ok:
@@ -198,7 +249,27 @@ class SimulationSettings:
 
 @dataclass
 class SimulatedCohort:
-    """An in-memory simulated cohort; :func:`write_cohort` writes it as raw user files."""
+    """An in-memory simulated cohort; :func:`write_cohort` writes it as raw user files.
+
+    Parameters
+    ----------
+    settings : SimulationSettings
+        The settings it was drawn with.
+    genotype : pandas.DataFrame
+        Samples x SNPs, int8 dosages, index named ``"sample"``.
+    expression : pandas.DataFrame
+        Samples x (TFs + genes), float64.
+    labels : pandas.DataFrame
+        Columns ``sample``, ``label``, ``split``.
+    eqtl : pandas.DataFrame
+        Columns ``source``, ``target``, ``weight``, ``kind`` (cis, trans or decoy).
+    grn : pandas.DataFrame
+        Columns ``source``, ``target``, ``weight``, ``kind`` (causal or decoy).
+    probabilities : pandas.DataFrame
+        Columns ``sample``, ``split``, ``prob_<class>``: the true (Bayes) class probabilities.
+    truth : dict
+        The truth record written as ``truth.json``.
+    """
 
     settings: SimulationSettings
     genotype: pd.DataFrame  # samples x SNPs, int8 dosages, index named "sample"
@@ -486,20 +557,7 @@ def _truth(
     """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
     k = s.classes
     causal_names = [genes[g] for g in causal]
-    causal_set = set(causal_names)
-    links = []
-    for prior, table in (("eqtl", eqtl), ("grn", grn)):
-        sel = table[table["target"].isin(causal_set) & table["kind"].isin(["cis", "causal"])]
-        links += [
-            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
-            for r in sel.itertuples(index=False)
-        ]
-    mediated_links = [
-        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
-        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal_set)].itertuples(
-            index=False
-        )
-    ]
+    links, mediated_links = _causal_links(eqtl, grn, set(causal_names))
     mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
     m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
     counts = np.bincount(y, minlength=k)
@@ -522,19 +580,46 @@ def _truth(
             "linear": {genes[g]: [float(v) * mult for v in beta[i]] for i, g in enumerate(causal)},
             "nonlinear": [{**t, "coef": [c * mult for c in t["coef"]]} for t in terms],
         },
-        "counts": {
-            "eqtl_edges": int(len(eqtl)),
-            "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
-            "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
-            "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
-            "grn_edges": int(len(grn)),
-            "grn_causal": int((grn["kind"] == "causal").sum()),
-            "grn_decoys": int((grn["kind"] == "decoy").sum()),
-            "causal_links": len(links),
-            "mediated_links": len(mediated_links),
-            "snps_in_eqtl": int(eqtl["source"].nunique()),
-        },
+        "counts": _edge_counts(eqtl, grn, len(links), len(mediated_links)),
         "tf_drivers": tf_drivers,
+    }
+
+
+def _causal_links(
+    eqtl: pd.DataFrame, grn: pd.DataFrame, causal: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Prior links into causal genes (cis eQTLs, causal GRN edges) and the trans-eQTL ones."""
+    links = []
+    for prior, table in (("eqtl", eqtl), ("grn", grn)):
+        sel = table[table["target"].isin(causal) & table["kind"].isin(["cis", "causal"])]
+        links += [
+            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
+            for r in sel.itertuples(index=False)
+        ]
+    mediated_links = [
+        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
+        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal)].itertuples(
+            index=False
+        )
+    ]
+    return links, mediated_links
+
+
+def _edge_counts(
+    eqtl: pd.DataFrame, grn: pd.DataFrame, n_links: int, n_mediated: int
+) -> dict[str, int]:
+    """Edges of each kind in the two priors (truth.json's ``counts``)."""
+    return {
+        "eqtl_edges": int(len(eqtl)),
+        "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
+        "eqtl_trans": int((eqtl["kind"] == "trans").sum()),
+        "eqtl_decoys": int((eqtl["kind"] == "decoy").sum()),
+        "grn_edges": int(len(grn)),
+        "grn_causal": int((grn["kind"] == "causal").sum()),
+        "grn_decoys": int((grn["kind"] == "decoy").sum()),
+        "causal_links": n_links,
+        "mediated_links": n_mediated,
+        "snps_in_eqtl": int(eqtl["source"].nunique()),
     }
 
 
@@ -543,7 +628,7 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
 
     Parameters
     ----------
-    settings
+    settings : SimulationSettings or None, optional
         A :class:`SimulationSettings`; keyword arguments override its fields (or give them all).
     **kwargs
         Fields of :class:`SimulationSettings`.
@@ -553,17 +638,21 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
     SimulatedCohort
         Tables ready to write as user files, the true class probabilities and the truth record.
         Deterministic in ``seed`` (``numpy.random.default_rng``).
+
+    Raises
+    ------
+    InputError
+        If the settings are invalid, or the drawn labels leave a class with fewer than two
+        samples.
     """
     s = settings if settings is not None else SimulationSettings(**kwargs)
     if settings is not None and kwargs:
         s = SimulationSettings(**{**asdict(settings), **kwargs})
     s.validate()
     rng = np.random.default_rng(s.seed)
-    n, n_tf, n_gene, k = s.n_samples, s.n_tfs, s.n_genes, s.classes
-    F = float(s.shared_signal)
+    n, k, F = s.n_samples, s.classes, float(s.shared_signal)
     samples, snps = _ids("S", n, 4), _ids("snp", s.n_snps, 5)
-    tfs, genes = _ids("TF", n_tf, 3), _ids("GENE", n_gene, 4)
-
+    tfs, genes = _ids("TF", s.n_tfs, 3), _ids("GENE", s.n_genes, 4)
     dosage, maf, snp_sd = _draw_genotypes(rng, n, s.n_snps)
     priors = _draw_priors(rng, s)
     d = priors.drivers * math.sqrt(F)  # x = z @ d + sqrt(1 - F) e
@@ -574,25 +663,12 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
         return dot(snp_coef) + dot(tf_coef)
 
-    # Expression: TFs from their drivers and noise, genes from their programs and noise.
-    e = rng.standard_normal((n, n_tf))
-    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - F) * e
-    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
-    noise = rng.standard_normal((n, n_gene))
-    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
-    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
-    tf_expr = tf_mu + tf_sd * x
-    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    z = (dosage, maf, snp_sd)
+    tf_expr, gene_expr, program = _draw_expression(rng, s, z, d, wc, wg)
 
     y, prob, causal, beta, terms = _draw_phenotype(rng, s, program, cov, genes)
     class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
-    counts = np.bincount(y, minlength=k)
-    if counts.min() < 2:
-        raise InputError(
-            None,
-            f"the drawn labels have only {counts.min()} sample(s) in class "
-            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
-        )
+    _check_class_counts(y, class_names)
     test = _stratified_split(y, s.test_fraction, rng)
 
     index = pd.Index(samples, name="sample")
@@ -605,6 +681,20 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
             "split": np.where(test, "test", "train"),
         }
     )
+    eqtl, grn, tf_drivers = _prior_tables(priors, d, wc, wg, F, (snps, tfs, genes))
+    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
+    for i, name in enumerate(class_names):
+        prob_df[f"prob_{name}"] = prob[:, i]
+    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
+    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
+
+
+def _prior_tables(
+    priors: Any, d: Any, wc: Any, wg: Any, F: float, names: tuple[list[str], list[str], list[str]]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict[str, Any]]]]:
+    """The eQTL (cis, then trans when TFs share the SNP signal) and GRN edge tables, and the
+    SNP drivers of each TF."""
+    snps, tfs, genes = names
     eqtl = _edge_table(priors.eqtl_rows, wc, snps, genes, "cis")
     grn = _edge_table(priors.grn_rows, wg, tfs, genes, "causal")
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
@@ -612,11 +702,40 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         trans, tf_drivers = _trans_eqtl(priors, d, wg, snps, tfs, genes)
         if trans is not None:
             eqtl = pd.concat([eqtl, trans], ignore_index=True)
-    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
-    for i, name in enumerate(class_names):
-        prob_df[f"prob_{name}"] = prob[:, i]
-    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
-    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
+    return eqtl, grn, tf_drivers
+
+
+def _draw_expression(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    z: tuple[np.ndarray, np.ndarray, np.ndarray],
+    d: Any,
+    wc: Any,
+    wg: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TF expression from the TFs' drivers and noise, gene expression from the genes' programs
+    and noise (draws in a fixed order: same seed, same bytes); also the programs."""
+    n, n_tf, n_gene, F = s.n_samples, s.n_tfs, s.n_genes, float(s.shared_signal)
+    e = rng.standard_normal((n, n_tf))
+    x = _z_dot(*z, d) + math.sqrt(1 - F) * e
+    program = _z_dot(*z, wc) + np.asarray(x @ wg)
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    return tf_expr, gene_expr, program
+
+
+def _check_class_counts(y: np.ndarray, class_names: list[str]) -> None:
+    """Refuse drawn labels with fewer than two samples in a class."""
+    counts = np.bincount(y, minlength=len(class_names))
+    if counts.min() < 2:
+        raise InputError(
+            None,
+            f"the drawn labels have only {counts.min()} sample(s) in class "
+            f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
+        )
 
 
 def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:
@@ -628,8 +747,24 @@ def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:
 
 
 def check_out_dir(out: str | os.PathLike, overwrite: bool = False) -> None:
-    """Refuse an output directory that exists and is not empty, unless it is a previous simulation
-    and `overwrite` is set (it is then replaced as a whole, so nothing else may live there)."""
+    """Refuse an output directory that exists and is not empty, unless it may be replaced.
+
+    It may be replaced when it is a previous simulation (holds a ``truth.json``) and `overwrite`
+    is set; it is then replaced as a whole, so nothing else may live there.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The output directory.
+    overwrite : bool, default False
+        Allow replacing a previous simulation.
+
+    Raises
+    ------
+    InputError
+        If `out` exists and is not a directory, or is a non-empty directory that may not be
+        replaced.
+    """
     out = Path(out)
     if not out.exists():
         return
@@ -656,12 +791,33 @@ def write_cohort(
     fmt: FileFormat = "csv",
     overwrite: bool = False,
 ) -> dict[str, Path]:
-    """Write the cohort's files into directory `out` atomically; return ``{role: final path}``.
+    """Write the cohort's files into directory `out` atomically.
 
     Roles: ``genotype``, ``expression`` (``.csv``/``.tsv``/``.parquet`` by `fmt`), ``labels``
-    (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities`` (``truth_probabilities.csv``),
-    ``truth`` (``truth.json``). An existing non-empty `out` is refused unless `overwrite` is set
-    and it holds a previous simulation (a ``truth.json``).
+    (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities``
+    (``truth_probabilities.csv``), ``truth`` (``truth.json``).
+
+    Parameters
+    ----------
+    cohort : SimulatedCohort
+        The cohort to write.
+    out : str or os.PathLike
+        Output directory.
+    fmt : {"csv", "tsv", "parquet"}, default "csv"
+        Format of the genotype and expression matrices.
+    overwrite : bool, default False
+        Replace an existing non-empty `out`; only allowed when it holds a previous simulation
+        (a ``truth.json``).
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{role: final path}``.
+
+    Raises
+    ------
+    InputError
+        If `fmt` is unknown or `out` may not be written (see :func:`check_out_dir`).
     """
     out = Path(out)
     if fmt not in _EXT:
@@ -701,7 +857,20 @@ def write_cohort(
 
 
 def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None = None) -> str:
-    """The ``deepgami build`` command line that turns the written files into a cohort.h5mu."""
+    """Return the ``deepgami build`` command line that turns the written files into a cohort.h5mu.
+
+    Parameters
+    ----------
+    paths : dict of str to pathlib.Path
+        ``{role: path}`` as returned by :func:`write_cohort`.
+    cohort_path : str, os.PathLike or None, optional
+        Where the command writes the cohort; default ``cohort.h5mu`` beside ``truth.json``.
+
+    Returns
+    -------
+    str
+        The command line, shell-quoted.
+    """
     q = lambda p: shlex.quote(str(p))  # noqa: E731
     cohort_path = cohort_path or paths["truth"].parent / "cohort.h5mu"
     return (
@@ -715,7 +884,33 @@ def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None 
 def simulate(
     out: str | os.PathLike, fmt: FileFormat = "csv", overwrite: bool = False, **settings: Any
 ) -> tuple[SimulatedCohort, dict[str, Path]]:
-    """Simulate a cohort with `settings` (:class:`SimulationSettings` fields); write it to `out`."""
+    """Simulate a cohort and write it to `out`.
+
+    The settings and the output directory are checked before the work, not after.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        Output directory.
+    fmt : {"csv", "tsv", "parquet"}, default "csv"
+        Format of the genotype and expression matrices.
+    overwrite : bool, default False
+        Replace a previous simulation in `out`.
+    **settings
+        Fields of :class:`SimulationSettings`.
+
+    Returns
+    -------
+    cohort : SimulatedCohort
+        The simulated cohort.
+    paths : dict of str to pathlib.Path
+        ``{role: final path}`` of the written files.
+
+    Raises
+    ------
+    InputError
+        If the settings are invalid or `out` may not be written.
+    """
     s = SimulationSettings(**settings)
     s.validate()
     check_out_dir(out, overwrite)  # fail before the work, not after

@@ -45,7 +45,39 @@ FILES = {
 
 @dataclass
 class CellSimulationSettings:
-    """Settings of :func:`simulate_cells` (the ``deepgami simulate-cells`` options)."""
+    """Settings of :func:`simulate_cells` (the ``deepgami simulate-cells`` options).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        Random seed; the same seed gives the same bytes.
+    n_donors : int, default 200
+        Donors (the samples of the cohort).
+    cells_per_donor : int, default 90
+        Cells drawn per donor, shared among the cell types by donor-specific proportions.
+    cell_types : int, default 3
+        Number of cell types (named by :meth:`names`).
+    signal_cell_types : list of str
+        The cell types whose expression carries the phenotype signal; empty (the default)
+        means the first cell type.
+    n_genes : int, default 200
+        Genes.
+    n_signal_genes : int, default 20
+        Genes whose expression moves with the phenotype.
+    n_snps : int, default 200
+        SNPs.
+    n_eqtl_genes : int or None, default None
+        Genes with a simulated cis-eQTL; None means min(40, genes that are not signal genes,
+        SNPs), filled in by :meth:`validate`.
+    effect_size : float, default 0.5
+        Log fold change, case vs control, of each signal gene.
+    donor_sd : float, default 0.3
+        Donor-level biological noise of log expression.
+    dispersion : float, default 0.2
+        Negative binomial overdispersion per cell (0 = Poisson).
+    test_fraction : float, default 0.2
+        Share of donors in the ``test`` split.
+    """
 
     seed: int = 0
     n_donors: int = 200
@@ -62,14 +94,26 @@ class CellSimulationSettings:
     test_fraction: float = 0.2
 
     def names(self) -> list[str]:
-        """The cell type names: brain cell classes, then CellType7, CellType8, ..."""
+        """Return the cell type names: brain cell classes, then CellType7, CellType8, ...
+
+        Returns
+        -------
+        list of str
+            One name per cell type (``cell_types`` of them).
+        """
         return [
             CELL_TYPE_NAMES[i] if i < len(CELL_TYPE_NAMES) else f"CellType{i + 1}"
             for i in range(self.cell_types)
         ]
 
     def validate(self) -> None:
-        """Raise :class:`InputError` for settings that cannot be simulated (fills the defaults)."""
+        """Raise :class:`InputError` for settings that cannot be simulated (fills the defaults).
+
+        Raises
+        ------
+        InputError
+            Naming the first setting out of range, or the unknown signal cell types.
+        """
         if self.n_eqtl_genes is None:
             self.n_eqtl_genes = max(0, min(40, self.n_genes - self.n_signal_genes, self.n_snps))
         checks = [
@@ -111,29 +155,61 @@ def simulate_cells(
     Files: ``cells.h5ad`` (cells x genes, raw counts in X as int32 CSR, ``.obs['donor']`` and
     ``.obs['cell_type']``), ``genotype.csv`` (donor x SNP dosages), ``labels.csv``
     (sample,label,split by donor), ``eqtl.tsv`` (source,target of the simulated cis-eQTLs) and
-    ``truth.json``. Same seed, same bytes. Returns ``{role: path}``.
+    ``truth.json``. Same seed, same bytes.
+
+    Parameters
+    ----------
+    out : str or os.PathLike
+        The output directory (written atomically).
+    overwrite : bool, default False
+        Replace an existing `out`.
+    **settings
+        Fields of :class:`CellSimulationSettings`.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{role: path}`` of the written files.
     """
     s = CellSimulationSettings(**settings)
     s.validate()
     check_out_dir(out, overwrite)
+    # The draws below happen in a fixed order: same seed, same bytes.
     rng = np.random.default_rng(s.seed)
-    types = s.names()
-    signal_types = list(s.signal_cell_types) or types[:1]
-    donors = [f"D{i:04d}" for i in range(1, s.n_donors + 1)]
-    genes = [f"GENE{i:04d}" for i in range(1, s.n_genes + 1)]
-    snps = [f"snp{i:04d}" for i in range(1, s.n_snps + 1)]
-
-    # Phenotype: balanced, then a stratified test split.
-    y = np.zeros(s.n_donors, dtype=np.int64)
-    y[rng.permutation(s.n_donors)[: s.n_donors // 2]] = 1
-    test = np.zeros(s.n_donors, dtype=bool)
-    for c in (0, 1):
-        idx = np.flatnonzero(y == c)
-        test[rng.permutation(idx)[: max(1, round(s.test_fraction * len(idx)))]] = True
-
+    y, test = _phenotype(rng, s.n_donors, s.test_fraction)
     maf = rng.uniform(0.1, 0.5, s.n_snps)
     dosage = rng.binomial(2, maf, size=(s.n_donors, s.n_snps)).astype(np.int8)
+    g = _gene_program(rng, s)
+    genetic = np.zeros((s.n_donors, s.n_genes))
+    snp = g["eqtl_snps"]
+    genetic[:, g["eqtl_genes"]] = (dosage[:, snp] - 2 * maf[snp]) * g["eqtl_beta"]
+    proportions = rng.dirichlet(np.full(s.cell_types, 8.0), size=s.n_donors)
+    cells = _cells(rng, s, g, genetic, proportions, y)
+    truth = _cell_truth(s, g, int(cells.n_obs))
+    _write_cells(Path(out), cells, dosage, y, test, truth)
+    return {role: Path(out) / name for role, name in FILES.items()}
 
+
+def _names(prefix: str, n: int) -> list[str]:
+    """``prefix0001`` ... (donors, genes and SNPs)."""
+    return [f"{prefix}{i:04d}" for i in range(1, n + 1)]
+
+
+def _phenotype(
+    rng: np.random.Generator, n_donors: int, test_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced binary labels, then a test split stratified by label."""
+    y = np.zeros(n_donors, dtype=np.int64)
+    y[rng.permutation(n_donors)[: n_donors // 2]] = 1
+    test = np.zeros(n_donors, dtype=bool)
+    for c in (0, 1):
+        idx = np.flatnonzero(y == c)
+        test[rng.permutation(idx)[: max(1, round(test_fraction * len(idx)))]] = True
+    return y, test
+
+
+def _gene_program(rng: np.random.Generator, s: CellSimulationSettings) -> dict[str, np.ndarray]:
+    """Base levels per cell type, the signal genes and their direction, the cis-eQTLs."""
     # Gene levels: shared, plus markers per cell type; signal and eQTL genes are disjoint when possible.
     base = np.log(rng.gamma(0.8, 1.0, s.n_genes) + 0.05)[None, :] + rng.normal(
         0, 0.7, (s.cell_types, s.n_genes)
@@ -147,11 +223,28 @@ def simulate_cells(
     direction = rng.choice([-1.0, 1.0], size=s.n_signal_genes)
     eqtl_snps = rng.choice(s.n_snps, size=s.n_eqtl_genes, replace=False)
     eqtl_beta = rng.choice([-1.0, 1.0], size=s.n_eqtl_genes) * rng.uniform(0.3, 0.6, s.n_eqtl_genes)
+    return {
+        "base": base,
+        "signal_genes": signal_genes,
+        "eqtl_genes": eqtl_genes,
+        "direction": direction,
+        "eqtl_snps": eqtl_snps,
+        "eqtl_beta": eqtl_beta,
+    }
 
-    genetic = np.zeros((s.n_donors, s.n_genes))
-    genetic[:, eqtl_genes] = (dosage[:, eqtl_snps] - 2 * maf[eqtl_snps]) * eqtl_beta
-    proportions = rng.dirichlet(np.full(s.cell_types, 8.0), size=s.n_donors)
 
+def _cells(
+    rng: np.random.Generator,
+    s: CellSimulationSettings,
+    g: dict[str, np.ndarray],
+    genetic: np.ndarray,
+    proportions: np.ndarray,
+    y: np.ndarray,
+) -> ad.AnnData:
+    """Counts of every cell, donor by donor and cell type by cell type."""
+    types = s.names()
+    signal_types = list(s.signal_cell_types) or types[:1]
+    donors = _names("D", s.n_donors)
     blocks, donor_of, type_of = [], [], []
     for d in range(s.n_donors):
         n_per_type = rng.multinomial(s.cells_per_donor, proportions[d])
@@ -159,9 +252,9 @@ def simulate_cells(
             n = int(n_per_type[t])
             if n == 0:
                 continue
-            log_mean = base[t] + genetic[d] + rng.normal(0, s.donor_sd, s.n_genes)
+            log_mean = g["base"][t] + genetic[d] + rng.normal(0, s.donor_sd, s.n_genes)
             if name in signal_types:
-                log_mean[signal_genes] += direction * s.effect_size * (y[d] - 0.5)
+                log_mean[g["signal_genes"]] += g["direction"] * s.effect_size * (y[d] - 0.5)
             size = rng.lognormal(0.0, 0.3, n)[:, None]
             mean = size * np.exp(log_mean)[None, :]
             if s.dispersion > 0:
@@ -177,27 +270,39 @@ def simulate_cells(
         },
         index=[f"cell{i:06d}" for i in range(counts.shape[0])],
     )
-    cells = ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=genes))
+    return ad.AnnData(X=counts, obs=obs, var=pd.DataFrame(index=_names("GENE", s.n_genes)))
 
-    truth = {
+
+def _cell_truth(s: CellSimulationSettings, g: dict[str, np.ndarray], n_cells: int) -> dict:
+    """What was planted (truth.json): signal cell types and genes, the eQTLs, the settings."""
+    genes, snps = _names("GENE", s.n_genes), _names("snp", s.n_snps)
+    signal_types = list(s.signal_cell_types) or s.names()[:1]
+    return {
         "signal_cell_types": signal_types,
-        "cell_types": types,
-        "signal_genes": [genes[g] for g in signal_genes],
+        "cell_types": s.names(),
+        "signal_genes": [genes[i] for i in g["signal_genes"]],
         "signal_directions": {
-            genes[g]: int(v) for g, v in zip(signal_genes, direction, strict=False)
+            genes[i]: int(v) for i, v in zip(g["signal_genes"], g["direction"], strict=False)
         },
         "eqtl": [
-            {"source": snps[v], "target": genes[g], "beta": round(float(b), 6)}
-            for v, g, b in zip(eqtl_snps, eqtl_genes, eqtl_beta, strict=False)
+            {"source": snps[v], "target": genes[i], "beta": round(float(b), 6)}
+            for v, i, b in zip(g["eqtl_snps"], g["eqtl_genes"], g["eqtl_beta"], strict=False)
         ],
         "classes": ["control", "case"],
         "donor_key": "donor",
         "cell_type_key": "cell_type",
-        "n_cells": int(counts.shape[0]),
+        "n_cells": n_cells,
         "settings": {**asdict(s), "signal_cell_types": signal_types},
         "files": FILES,
     }
-    out = Path(out)
+
+
+def _write_cells(
+    out: Path, cells: ad.AnnData, dosage: np.ndarray, y: np.ndarray, test: np.ndarray, truth: dict
+) -> None:
+    """Write the five files atomically (all or none)."""
+    donors = list(cells.obs["donor"].cat.categories)
+    snps = _names("snp", dosage.shape[1])
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         cells.write_h5ad(tmp / FILES["cells"])
@@ -215,4 +320,3 @@ def simulate_cells(
             tmp / FILES["eqtl"], sep="\t", index=False, lineterminator="\n"
         )
         (tmp / FILES["truth"]).write_text(json.dumps(truth, indent=2) + "\n")
-    return {role: out / name for role, name in FILES.items()}

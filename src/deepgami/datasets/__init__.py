@@ -14,28 +14,34 @@ __all__ = ["rosmap", "rosmap_dir", "simulated"]
 
 
 def rosmap_dir() -> Path:
-    """The folder of the bundled ROSMAP files (``mrna.csv``, ``meth.csv``, ``mirna.csv``, ``labels.csv``).
+    """Return the folder of the bundled ROSMAP files.
+
+    The files are ``mrna.csv``, ``meth.csv``, ``mirna.csv`` and ``labels.csv``.
 
     Returns
     -------
-    Path
-        A directory inside the installed package; see its ``README.md`` for provenance and licence.
+    pathlib.Path
+        A directory inside the installed package; see its ``README.md`` for provenance and
+        licence.
     """
     return Path(str(resources.files("deepgami.datasets").joinpath("rosmap")))
 
 
 def rosmap(modalities: tuple[str, ...] = ("mrna", "meth")) -> md.MuData:
-    """The ROSMAP Alzheimer's disease benchmark (MOGONET's training split, 245 samples) as a cohort.
+    """Load the ROSMAP Alzheimer's disease benchmark as a cohort.
+
+    MOGONET's training split, 245 samples; real data, bundled with the package.
 
     Parameters
     ----------
-    modalities
+    modalities : tuple of str, default ("mrna", "meth")
         Which of ``mrna``, ``meth`` and ``mirna`` to include (200 features each).
 
     Returns
     -------
-    MuData
-        One AnnData per modality, the label (``AD`` / ``NC``) and split in ``mdata.obs``, no priors.
+    mudata.MuData
+        One AnnData per modality, the label (``AD`` / ``NC``) and split in ``mdata.obs``, no
+        priors.
     """
     from deepgami.data.assemble import build_cohort
 
@@ -58,26 +64,39 @@ def simulated(
     return_truth: bool = False,
     **settings: Any,
 ) -> md.MuData | tuple[md.MuData, dict]:
-    """A simulated cohort: genotype dosages (``snp``) drive gene expression (``expr``) through an eQTL
-    and a GRN prior, and a few genes drive the phenotype (`deepgami simulate` as a MuData).
+    """Simulate a cohort with planted signal (`deepgami simulate` as a MuData).
+
+    Genotype dosages (``snp``) drive gene expression (``expr``) through an eQTL and a GRN prior,
+    and a few genes drive the phenotype.
 
     Parameters
     ----------
-    n_samples, seed, n_snps, n_tfs, n_genes, classes
-        Size and randomness of the simulation (`deepgami.data.simulate.SimulationSettings`).
-    missing_expr
+    n_samples : int, default 200
+        Number of samples.
+    seed : int, default 0
+        Seed of the simulation (and of which samples lack expression).
+    n_snps : int, default 200
+        Number of SNPs.
+    n_tfs : int, default 10
+        Number of transcription factors.
+    n_genes : int, default 40
+        Number of target genes.
+    classes : int, default 2
+        Number of phenotype classes.
+    missing_expr : float, default 0.0
         Share of samples (chosen by `seed`) without expression, to exercise imputation.
-    priors
+    priors : bool, default True
         Attach the eQTL (snp -> gene) and GRN (TF -> gene) priors.
-    return_truth
-        Also return what the simulation drew (causal genes, links and effects), as `deepgami simulate`
-        writes it to truth.json.
+    return_truth : bool, default False
+        Also return what the simulation drew (causal genes, links and effects), as
+        `deepgami simulate` writes it to truth.json.
     **settings
-        Further `SimulationSettings` fields (``effect_size``, ``shared_signal``, ``n_causal_genes``, ...).
+        Further :class:`~deepgami.data.simulate.SimulationSettings` fields (``effect_size``,
+        ``shared_signal``, ``n_causal_genes``, ...).
 
     Returns
     -------
-    MuData or (MuData, dict)
+    mudata.MuData or tuple of (mudata.MuData, dict)
         Label and split (train/test) in ``mdata.obs``; with `return_truth`, also the truth.
 
     Examples
@@ -87,38 +106,11 @@ def simulated(
     >>> list(mdata.mod)
     ['snp', 'expr']
     """
-    import anndata as ad
-    import numpy as np
-    import pandas as pd
-
-    from deepgami.data.cohort import PriorInput, build_cohort
+    from deepgami.data.cohort import PriorInput, assemble_cohort
     from deepgami.data.simulate import simulate_cohort
 
-    sim = simulate_cohort(
-        seed=seed,
-        n_samples=n_samples,
-        n_snps=n_snps,
-        n_tfs=n_tfs,
-        n_genes=n_genes,
-        classes=classes,
-        **settings,
-    )
-
-    def block(frame: pd.DataFrame) -> ad.AnnData:
-        return ad.AnnData(
-            frame.to_numpy(dtype=np.float32),
-            obs=pd.DataFrame(index=frame.index.astype(str)),
-            var=pd.DataFrame(index=frame.columns.astype(str)),
-        )
-
-    snp, expr = block(sim.genotype), block(sim.expression)
-    if missing_expr > 0:
-        keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
-        expr = expr[keep].copy()
-    labels = pd.DataFrame(
-        {"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
-        index=pd.Index(sim.labels["sample"].astype(str), name="sample"),
-    )
+    sizes = {"n_snps": n_snps, "n_tfs": n_tfs, "n_genes": n_genes, "classes": classes}
+    sim = simulate_cohort(seed=seed, n_samples=n_samples, **sizes, **settings)
     prior_inputs = (
         [
             PriorInput("snp", "eqtl", sim.eqtl[["source", "target"]]),
@@ -127,5 +119,41 @@ def simulated(
         if priors
         else []
     )
-    mdata, _ = build_cohort({"snp": snp, "expr": expr}, labels, prior_inputs)
+    mdata, _ = assemble_cohort(
+        _simulated_blocks(sim, missing_expr, seed), _simulated_labels(sim), prior_inputs
+    )
     return (mdata, sim.truth) if return_truth else mdata
+
+
+def _block(frame: Any) -> Any:
+    """A samples x features DataFrame as a float32 AnnData."""
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+
+    return ad.AnnData(
+        frame.to_numpy(dtype=np.float32),
+        obs=pd.DataFrame(index=frame.index.astype(str)),
+        var=pd.DataFrame(index=frame.columns.astype(str)),
+    )
+
+
+def _simulated_blocks(sim: Any, missing_expr: float, seed: int) -> dict[str, Any]:
+    """The snp and expr AnnData; a `missing_expr` share of samples (by `seed`) lacks expr."""
+    import numpy as np
+
+    snp, expr = _block(sim.genotype), _block(sim.expression)
+    if missing_expr > 0:
+        keep = np.random.default_rng(seed + 1).random(expr.n_obs) >= missing_expr
+        expr = expr[keep].copy()
+    return {"snp": snp, "expr": expr}
+
+
+def _simulated_labels(sim: Any) -> Any:
+    """Label and split, indexed by sample."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {"label": sim.labels["label"].to_numpy(), "split": sim.labels["split"].to_numpy()},
+        index=pd.Index(sim.labels["sample"].astype(str), name="sample"),
+    )

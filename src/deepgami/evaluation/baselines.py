@@ -2,7 +2,9 @@
 
 The paper compared DeepGAMI with logistic regression, lasso-logistic, random forest, SVM and MLP
 fitted on the concatenated, preprocessed inputs. Each baseline here is a small record: an estimator
-factory and its hyperparameter grid (a full one and a `fast` one). `fit_baseline` runs a
+factory and its hyperparameter grid (a full one and a `fast` one). `BASELINES` is the one registry
+of what the report, the figures and `deepgami evaluate --help` show of each: adding a baseline is an
+entry there and its estimator in `_classifiers` / `_regressors`. `fit_baseline` runs a
 `GridSearchCV` on the training rows only and returns the refit best estimator; `predict_scores`
 returns class probabilities in the cohort's class order, so every method is scored by the same
 `deepgami.metrics` functions.
@@ -17,8 +19,51 @@ from typing import Any
 
 import numpy as np
 
-CLASSIFIERS = ("logistic_regression", "lasso_logistic", "random_forest", "svm", "mlp")
-REGRESSORS = ("ridge", "lasso", "random_forest", "svm", "mlp")
+
+@dataclass(frozen=True)
+class BaselineInfo:
+    """What is shown of a baseline: display label, figure colour, help text, and its tasks."""
+
+    label: str
+    color: str
+    help: str
+    tasks: tuple[str, ...]
+
+
+# Order matters: it is the report order, and `evaluation/config.METHOD_INDEX` (each method's seed
+# index) lists the classifiers in it; append new baselines at the end.
+BASELINES: dict[str, BaselineInfo] = {
+    "logistic_regression": BaselineInfo(
+        "Logistic regression", "#2e8b57", "L2-penalized logistic regression", ("classification",)
+    ),
+    "lasso_logistic": BaselineInfo(
+        "Lasso-logistic", "#9bc89b", "L1-penalized logistic regression", ("classification",)
+    ),
+    "random_forest": BaselineInfo(
+        "Random forest", "#8c564b", "100 trees", ("classification", "regression")
+    ),
+    "svm": BaselineInfo(
+        "SVM",
+        "#d4a21a",
+        "support vector machine (RBF or linear kernel)",
+        ("classification", "regression"),
+    ),
+    "mlp": BaselineInfo(
+        "MLP", "#7f7f7f", "one hidden layer of 64 units", ("classification", "regression")
+    ),
+    "ridge": BaselineInfo(
+        "Ridge regression", "#2e8b57", "L2-penalized regression", ("regression",)
+    ),
+    "lasso": BaselineInfo("Lasso", "#9bc89b", "L1-penalized regression", ("regression",)),
+}
+CLASSIFIERS = tuple(n for n, b in BASELINES.items() if "classification" in b.tasks)
+# The linear models lead in both lists; for regression those are the regression-only ones.
+REGRESSORS = tuple(
+    sorted(
+        (n for n, b in BASELINES.items() if "regression" in b.tasks),
+        key=lambda n: "classification" in BASELINES[n].tasks,
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +72,6 @@ class Baseline:
     `GridSearchCV` parameter grids (keys as GridSearchCV names them)."""
 
     name: str
-    label: str
     make: Callable[[int], Any]
     grid: dict[str, list] = field(default_factory=dict)
     fast_grid: dict[str, list] = field(default_factory=dict)
@@ -53,14 +97,12 @@ def _classifiers() -> dict[str, Baseline]:
     return {
         "logistic_regression": Baseline(
             "logistic_regression",
-            "Logistic regression",
             lambda seed: LogisticRegression(l1_ratio=0.0, max_iter=5000, random_state=seed),
             {"C": [0.001, 0.01, 0.1, 1.0, 10.0]},
             {"C": [0.01, 0.1, 1.0]},
         ),
         "lasso_logistic": Baseline(
             "lasso_logistic",
-            "Lasso-logistic",
             lambda seed: LogisticRegression(
                 l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed
             ),
@@ -69,21 +111,18 @@ def _classifiers() -> dict[str, Baseline]:
         ),
         "random_forest": Baseline(
             "random_forest",
-            "Random forest",
             lambda seed: RandomForestClassifier(n_estimators=100, random_state=seed, n_jobs=1),
             {"max_features": ["sqrt", "log2"], "min_samples_leaf": [1, 5]},
             {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]},
         ),
         "svm": Baseline(
             "svm",
-            "SVM",
             svm,
             {"estimator__kernel": ["linear", "rbf"], "estimator__C": [0.01, 0.1, 1.0, 10.0]},
             {"estimator__kernel": ["rbf"], "estimator__C": [0.1, 1.0, 10.0]},
         ),
         "mlp": Baseline(
             "mlp",
-            "MLP",
             # Adam for a fixed 200 epochs: on a few hundred samples early stopping's 10% validation
             # split is too noisy (ROSMAP: AUC 0.80 against 0.86), and weight decay does the regularizing.
             lambda seed: MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
@@ -102,35 +141,30 @@ def _regressors() -> dict[str, Baseline]:
     return {
         "ridge": Baseline(
             "ridge",
-            "Ridge regression",
             lambda seed: Ridge(),
             {"alpha": [0.1, 1.0, 10.0, 100.0]},
             {"alpha": [1.0, 10.0, 100.0]},
         ),
         "lasso": Baseline(
             "lasso",
-            "Lasso",
             lambda seed: Lasso(max_iter=10000, random_state=seed),
             {"alpha": [0.001, 0.01, 0.1, 1.0]},
             {"alpha": [0.01, 0.1]},
         ),
         "random_forest": Baseline(
             "random_forest",
-            "Random forest",
             lambda seed: RandomForestRegressor(n_estimators=100, random_state=seed, n_jobs=1),
             {"max_features": ["sqrt", "log2"], "min_samples_leaf": [1, 5]},
             {"max_features": ["sqrt"], "min_samples_leaf": [1, 5]},
         ),
         "svm": Baseline(
             "svm",
-            "SVM",
             lambda seed: SVR(),
             {"kernel": ["linear", "rbf"], "C": [0.1, 1.0, 10.0]},
             {"kernel": ["rbf"], "C": [1.0, 10.0]},
         ),
         "mlp": Baseline(
             "mlp",
-            "MLP",
             lambda seed: MLPRegressor(hidden_layer_sizes=(64,), max_iter=200, random_state=seed),
             {"hidden_layer_sizes": [(64,)], "alpha": [0.1, 1.0, 10.0]},
             {"hidden_layer_sizes": [(64,)], "alpha": [1.0, 10.0]},
@@ -146,6 +180,27 @@ def registry(task: str = "classification") -> dict[str, Baseline]:
 def names(task: str = "classification") -> tuple[str, ...]:
     """Baseline names for a task, without importing scikit-learn."""
     return CLASSIFIERS if task == "classification" else REGRESSORS
+
+
+def help_lines(indent: int = 2, width: int = 28) -> str:
+    """One ``name  help (tasks)`` line per baseline, for ``deepgami evaluate --help``.
+
+    Parameters
+    ----------
+    indent
+        Spaces before each name.
+    width
+        Column of the help text.
+
+    Returns
+    -------
+    str
+        The lines, joined by newlines.
+    """
+    return "\n".join(
+        f"{' ' * indent}{name:<{width - indent}}{b.help} ({', '.join(b.tasks)})"
+        for name, b in BASELINES.items()
+    )
 
 
 @dataclass

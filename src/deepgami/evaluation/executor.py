@@ -2,7 +2,7 @@
 
 Units are (split x method) fits plus DeepGAMI's grid-search units; a DeepGAMI fit waits for the
 grid search whose setting it uses, the baselines do not. `run_units` keeps `jobs` units in flight
-in a spawn-context process pool (each worker with cpu_count // jobs torch and BLAS threads), or runs
+in a spawn-context process pool (`deepgami.executor`) (each worker with cpu_count // jobs torch and BLAS threads), or runs
 them in this process when `jobs` is 1. A unit's result depends only on the unit (its seeds derive
 from seed, protocol, split and method), and the results come back sorted by their serial order, so
 any `jobs` gives the same tables.
@@ -13,18 +13,20 @@ estimated cost of the admitted work and of the next split, shared among the work
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepgami.errors import InputError
 from deepgami.evaluation.config import DEEPGAMI_METHODS, MIN_REPEATS
 from deepgami.evaluation.fits import TUNE, Context, Unit, UnitResult, run_unit
+from deepgami.executor import process_pool, run_jobs
+
+if TYPE_CHECKING:
+    from deepgami.train import Setting
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -101,31 +103,13 @@ def _init_worker(ctx: Context, threads: int, parent: int) -> None:
     _CTX = ctx
 
 
-def _work(unit: Unit, setting: dict | None) -> UnitResult | tuple[str, str | None, str]:
+def _work(unit: Unit, setting: Setting | None) -> UnitResult | tuple[str, str | None, str]:
     """Run a unit in a worker; an InputError comes back as a tuple (it does not pickle)."""
     assert _CTX is not None
     try:
         return run_unit(_CTX, unit, setting)
     except InputError as err:
         return ("input_error", err.path, err.message)
-
-
-class _Inline:
-    """An executor that runs each unit when it is submitted, in this process (jobs = 1)."""
-
-    def submit(self, fn: Callable, *args: Any) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as err:  # noqa: BLE001  (re-raised by future.result())
-            future.set_exception(err)
-        return future
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 # -- progress ----------------------------------------------------------------------------------------
@@ -200,6 +184,102 @@ def _describe(result: UnitResult, task: str) -> str:
 # -- the scheduler ---------------------------------------------------------------------------------
 
 
+class _Schedule:
+    """Which unit runs next (`deepgami.executor.JobSource`): grid searches first, then the split
+    groups in serial order, admitted while the budget allows; a DeepGAMI unit waits for its grid
+    search's setting."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        plan: Plan,
+        jobs: int,
+        progress: Progress,
+        budget_seconds: float | None,
+        started: float,
+    ) -> None:
+        self.ctx, self.jobs, self.progress = ctx, jobs, progress
+        self.budget, self.started = budget_seconds, started
+        self.settings: dict[str, UnitResult] = {}
+        self.results: list[UnitResult] = []
+        self.waiting: dict[str, list[Unit]] = {}  # DeepGAMI units by the grid search they wait for
+        self.ready: list[tuple[Unit, Setting | None]] = [(u, None) for u in plan.tunes.values()]
+        self.tune_of = {id(u): key for key, u in plan.tunes.items()}
+        self.groups = list(plan.groups)
+        self.running: dict[int, Unit] = {}  # by serial order
+        self.spent: dict[str, list[float]] = {}  # seconds of finished units by method
+        self.repeated_planned = sum(g.repeated for g in self.groups)
+        self.repeated_run = 0
+
+    def estimate(self, unit: Unit) -> float:
+        """Seconds a unit should take: the mean of its method's finished units (else of all)."""
+        own = self.spent.get(unit.method)
+        if own:
+            return sum(own) / len(own)
+        every = [s for v in self.spent.values() for s in v]
+        return sum(every) / len(every) if every else 0.0
+
+    def _over_budget(self, group: SplitGroup) -> bool:
+        """Whether admitting this repeated split would run past the budget."""
+        if not group.repeated or self.budget is None or self.repeated_run < MIN_REPEATS:
+            return False
+        units = [u for u, _ in self.ready] + list(self.running.values())
+        units += [u for us in self.waiting.values() for u in us]
+        committed = sum(self.estimate(u) for u in units)
+        cost = sum(self.estimate(u) for u in group.units)
+        return time.perf_counter() - self.started + (committed + cost) / self.jobs > self.budget
+
+    def admit(self) -> bool:
+        """Move the next split group's units to the ready (or waiting) list; False when none is
+        left. Over the budget, every remaining repeated split is dropped."""
+        if not self.groups:
+            return False
+        group = self.groups[0]
+        if self._over_budget(group):
+            dropped = [g for g in self.groups if g.repeated]
+            self.progress.shrink(sum(len(g.units) for g in dropped))
+            self.groups = [g for g in self.groups if not g.repeated]
+            return self.admit()
+        self.groups.pop(0)
+        self.repeated_run += group.repeated
+        for unit in group.units:
+            key = group.tune_key if unit.method in DEEPGAMI_METHODS else None
+            if key is not None and key not in self.settings:
+                self.waiting.setdefault(key, []).append(unit)
+            else:
+                self.ready.append((unit, self.settings[key].setting if key is not None else None))
+        return True
+
+    def next_job(self) -> tuple[Unit, Callable, tuple] | None:
+        while not self.ready:
+            if not self.admit():
+                if self.waiting and not self.running:  # cannot happen unless a bug
+                    raise RuntimeError(
+                        f"units wait for grid searches that never ran: {list(self.waiting)}"
+                    )
+                return None
+        unit, setting = self.ready.pop(0)
+        self.running[unit.order] = unit
+        return unit, _work, (unit, setting)
+
+    def order(self, unit: Unit) -> int:
+        return unit.order
+
+    def finished(self, unit: Unit, result: UnitResult | tuple) -> None:
+        del self.running[unit.order]
+        if isinstance(result, tuple):
+            raise InputError(result[1], result[2])
+        self.spent.setdefault(unit.method, []).append(result.seconds)
+        self.progress.finished(_describe(result, self.ctx.data.task))
+        key = self.tune_of.get(id(unit))
+        if key is None:
+            self.results.append(result)
+            return
+        self.settings[key] = result
+        self.ready.extend((u, result.setting) for u in self.waiting.pop(key, []))
+        self.ready.sort(key=lambda item: item[0].order)
+
+
 def run_units(
     ctx: Context,
     plan: Plan,
@@ -209,109 +289,46 @@ def run_units(
     budget_seconds: float | None = None,
     started: float | None = None,
 ) -> RunOutcome:
-    """Run every unit of `plan`; return the results sorted by serial order.
+    """Run every unit of `plan` with the one executor (`deepgami.executor.run_jobs`).
 
-    `budget_seconds` counts from `started` (default: now) and trims only repeated splits.
+    Parameters
+    ----------
+    ctx
+        What every unit reads.
+    plan
+        Grid-search units and split groups.
+    jobs
+        Worker processes (1: in this process).
+    progress
+        Reports finished units (default: quiet).
+    budget_seconds
+        Counts from `started` (default: now) and trims only repeated splits.
+    started
+        `time.perf_counter()` at the start of the evaluation.
+
+    Returns
+    -------
+    RunOutcome
+        The results sorted by serial order, whatever order the workers finished in.
     """
+    global _CTX
     started = time.perf_counter() if started is None else started
     jobs = max(1, int(jobs))
-    threads = max(1, default_jobs() // jobs)
     progress = progress or Progress(plan.n_units, "quiet")
-    settings: dict[str, UnitResult] = {}
-    results: list[UnitResult] = []
-    waiting: dict[str, list[Unit]] = {}  # DeepGAMI units by the grid search they wait for
-    ready: list[tuple[Unit, str | None]] = [
-        (u, None) for u in plan.tunes.values()
-    ]  # grid searches first
-    tune_of = {id(u): key for key, u in plan.tunes.items()}
-    groups = list(plan.groups)
-    in_flight: dict[Future, tuple[Unit, float]] = {}
-    spent: dict[str, list[float]] = {}  # seconds of finished units by method
-    repeated_planned = sum(g.repeated for g in groups)
-    repeated_run = 0
-
-    def estimate(unit: Unit) -> float:
-        own = spent.get(unit.method)
-        if own:
-            return sum(own) / len(own)
-        every = [s for v in spent.values() for s in v]
-        return sum(every) / len(every) if every else 0.0
-
-    def admit() -> bool:
-        """Move the next split group's units to the ready (or waiting) list; False when none is left."""
-        nonlocal repeated_run
-        if not groups:
-            return False
-        group = groups[0]
-        if group.repeated and budget_seconds is not None and repeated_run >= MIN_REPEATS:
-            committed = sum(estimate(u) for u, _ in ready) + sum(
-                estimate(u) for u, _ in in_flight.values()
-            )
-            committed += sum(estimate(u) for us in waiting.values() for u in us)
-            cost = sum(estimate(u) for u in group.units)
-            if time.perf_counter() - started + (committed + cost) / jobs > budget_seconds:
-                dropped = [g for g in groups if g.repeated]
-                progress.shrink(sum(len(g.units) for g in dropped))
-                groups[:] = [g for g in groups if not g.repeated]
-                return bool(groups) and admit()
-        groups.pop(0)
-        repeated_run += group.repeated
-        for unit in group.units:
-            key = group.tune_key if unit.method in DEEPGAMI_METHODS else None
-            if key is not None and key not in settings:
-                waiting.setdefault(key, []).append(unit)
-            else:
-                ready.append((unit, settings[key].setting if key is not None else None))
-        return True
-
-    pool_cm: Any
+    schedule = _Schedule(ctx, plan, jobs, progress, budget_seconds, started)
+    threads = max(1, default_jobs() // jobs)
+    previous = _CTX
     if jobs == 1:
-        global _CTX
-        previous, _CTX = _CTX, ctx
-        pool_cm = _Inline()
+        _CTX = ctx
+        pool = process_pool(1)
     else:
-        pool_cm = ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(ctx, threads, os.getpid()),
-        )
+        pool = process_pool(jobs, _init_worker, (ctx, threads, os.getpid()))
     try:
-        with pool_cm as pool:
-            while True:
-                while len(in_flight) < jobs:
-                    if not ready and not admit():
-                        break
-                    if not ready:
-                        continue
-                    unit, setting = ready.pop(0)
-                    in_flight[pool.submit(_work, unit, setting)] = (unit, time.perf_counter())
-                if not in_flight:
-                    if waiting:  # a grid search failed to report: cannot happen unless a bug
-                        raise RuntimeError(
-                            f"units wait for grid searches that never ran: {list(waiting)}"
-                        )
-                    break
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: in_flight[f][0].order):
-                    unit, _ = in_flight.pop(future)
-                    result = future.result()
-                    if isinstance(result, tuple):
-                        for other in in_flight:
-                            other.cancel()
-                        raise InputError(result[1], result[2])
-                    spent.setdefault(unit.method, []).append(result.seconds)
-                    progress.finished(_describe(result, ctx.data.task))
-                    key = tune_of.get(id(unit))
-                    if key is not None:
-                        settings[key] = result
-                        ready.extend((u, result.setting) for u in waiting.pop(key, []))
-                        ready.sort(key=lambda item: item[0].order)
-                    else:
-                        results.append(result)
+        run_jobs(schedule, pool, jobs)
     finally:
-        if jobs == 1:
-            _CTX = previous
+        _CTX = previous
         progress.close()
-    results.sort(key=lambda r: r.order)
-    return RunOutcome(results, settings, repeated_run, repeated_planned)
+    schedule.results.sort(key=lambda r: r.order)
+    return RunOutcome(
+        schedule.results, schedule.settings, schedule.repeated_run, schedule.repeated_planned
+    )

@@ -13,7 +13,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,9 @@ from deepgami.evaluation.config import (
 from deepgami.evaluation.splits import Split
 from deepgami.utils import jsonable
 
+if TYPE_CHECKING:  # the settings module imports torch; workers import it when they fit
+    from deepgami.train.params import Setting, Settings
+
 TUNE = "tune"  # the method name of a grid-search unit
 
 
@@ -39,9 +42,9 @@ class Context:
     """What every unit reads: the cohort arrays, DeepGAMI's parameters and the evaluation config."""
 
     data: Any
-    params: dict
+    params: Settings
     config: EvalConfig
-    setting: dict  # DeepGAMI's setting when it is not tuned (first value of each grid entry)
+    setting: Setting  # DeepGAMI's setting when it is not tuned (first value of each grid entry)
 
 
 @dataclass
@@ -72,7 +75,7 @@ class UnitResult:
     baseline_params: dict | None = None
     main: dict = field(default_factory=dict)
     seconds: float = 0.0
-    setting: dict | None = None  # TUNE units: the chosen setting
+    setting: Setting | None = None  # TUNE units: the chosen setting
     tuning: pd.DataFrame | None = None  # TUNE units: the per-fold table
 
 
@@ -85,7 +88,7 @@ def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
     )
 
 
-def run_unit(ctx: Context, unit: Unit, setting: dict | None = None) -> UnitResult:
+def run_unit(ctx: Context, unit: Unit, setting: Setting | None = None) -> UnitResult:
     """Run one unit; `setting` is DeepGAMI's setting for its methods (default: the untuned one)."""
     t0 = time.perf_counter()
     split = unit.split
@@ -141,16 +144,16 @@ def _predictions(
     out.predictions.append(frame)
 
 
-def _fit_deepgami(ctx: Context, unit: Unit, setting: dict, out: UnitResult) -> None:
+def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> None:
     from deepgami.model import fit_predict_fold
     from deepgami.train import derive_seed
 
     data, split, method = ctx.data, unit.split, unit.method
     seed = unit_seed(ctx.config, split, method)
     arrays = variant_arrays(data, method, ctx.config, derive_seed(seed, 99))
-    use = dict(setting)
+    use = setting
     if method == "deepgami_dense":
-        use["latent_dim"] = len(data.latent_nodes)
+        use = setting.replace(latent_dim=len(data.latent_nodes))
     res = fit_predict_fold(arrays, split.train, split.test, use, seed)
     cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
     for key, scores in res.metrics.items():
@@ -228,25 +231,24 @@ def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
 
 
 def tune_deepgami(
-    data: Any, rows: np.ndarray, params: dict, seed: int
-) -> tuple[dict, pd.DataFrame | None]:
+    data: Any, rows: np.ndarray, params: Settings, seed: int
+) -> tuple[Setting, pd.DataFrame | None]:
     """DeepGAMI's grid search on `rows`: `deepgami.model.tune_setting`, the one tuner `deepgami train` uses."""
     from deepgami.model import tune_setting
 
     return tune_setting(data, rows, params, seed)
 
 
-def deepgami_setting(params: dict, dense: bool) -> dict:
-    from deepgami.train import expand_grid
-
-    return expand_grid(params, dense=dense)[0]
+def deepgami_setting(params: Settings, dense: bool) -> Setting:
+    """The untuned setting: the first value of each grid entry."""
+    return params.first(dense)
 
 
 # -- baselines ---------------------------------------------------------------------------------
 
 
 def baseline_matrices(
-    data: Any, train: np.ndarray, test: np.ndarray, setting: dict
+    data: Any, train: np.ndarray, test: np.ndarray, setting: Setting
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Concatenated, preprocessed inputs for a baseline: (X_train, y_train, X_test, training rows used).
 
@@ -254,7 +256,7 @@ def baseline_matrices(
     scaling as DeepGAMI, fitted on those rows; a test sample lacking a modality gets the training
     mean of its features (so every method is scored on the same samples).
     """
-    from deepgami.data.preprocessing import fit_modality_for
+    from deepgami.data.preprocessing import fit_modality
 
     train = train[data.present[train].all(axis=1)]
     if len(train) < 4:
@@ -267,8 +269,13 @@ def baseline_matrices(
         y = data.labels[train].astype(np.float64)
     blocks_tr, blocks_te = [], []
     for k, m in enumerate(data.modalities):
-        prep, cols = fit_modality_for(
-            setting, m, data.X[k], data.var_names[k], y, data.task, rows=train
+        prep, cols = fit_modality(
+            data.X[k],
+            data.var_names[k],
+            y,
+            data.task,
+            rows=train,
+            **setting.preprocessing.modality_options(m),
         )
         blocks_tr.append(prep.transform(data.X[k][train][:, cols]))
         raw = data.X[k][test][:, cols].astype(np.float32)

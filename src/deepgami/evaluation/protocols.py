@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from deepgami.data.cohort import prior_info
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
 from deepgami.evaluation.ablations import (
@@ -69,12 +70,14 @@ from deepgami.evaluation.fits import (
     Context,
     Unit,
     baseline_matrices,
-    deepgami_setting,
     flatten_metrics,
     tune_deepgami,
 )
 from deepgami.evaluation.splits import Split, combine_cohorts, eligible_rows, make_splits
 from deepgami.utils import jsonable
+
+if TYPE_CHECKING:  # the settings module imports torch
+    from deepgami.train import Setting, Settings
 
 __all__ = [
     "EvalConfig",
@@ -160,7 +163,7 @@ def package_versions() -> dict[str, str]:
 
 def _data_summary(mdata: Any, data: Any) -> dict:
     build = mdata.uns.get("build", {}) if mdata is not None else {}
-    priors = mdata.uns.get("priors", {}) if mdata is not None else {}
+    priors = prior_info(mdata) if mdata is not None else {}
     return {
         "samples": int(len(data.obs_names)),
         "task": data.task,
@@ -301,59 +304,50 @@ def _plan(splits: list[Split], methods: list[str], config: EvalConfig) -> Plan:
     return plan
 
 
-def _notes(
+def _tuning_notes(
     data: Any,
     config: EvalConfig,
-    params: dict,
-    methods: list[str],
-    setting: dict,
+    params: Settings,
+    setting: Setting,
     outcome: RunOutcome,
     splits: list[Split],
-    inner_folds: int,
 ) -> list[str]:
-    """The report's sentences on how DeepGAMI was tuned and what each method is."""
-    from deepgami.model import BAG_FRACTION
+    """The report's sentences on how DeepGAMI's setting was chosen and how its fits are bagged."""
+    from deepgami.model._fitting import BAG_FRACTION
 
-    dg = [m for m in methods if m in DEEPGAMI_METHODS]
-    base = [m for m in methods if m not in DEEPGAMI_METHODS]
     notes = []
-    if dg:
-        if "once" in outcome.settings:
-            first = splits[0]
-            score = "AUC" if data.task == "classification" else "R^2"
-            how = (
-                f"grid search ({params['cv_folds']}-fold CV, best mean {score}) once, on the training samples "
-                f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
-                if outcome.settings["once"].tuning is not None
-                else "the grid has one setting (or cv_folds < 2): no search"
-            )
-        elif outcome.settings:
-            how = "grid search on the training samples of every split"
-        else:
-            how = "no grid search: the first value of each grid entry" + (
-                " (--fast)" if config.fast else ""
-            )
-        notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
-        if int(setting["bagging"]):
-            fewer = (
-                f" (--fast: {int(setting['bagging'])} instead of the parameters' {int(params['bagging'])})"
-                if int(setting["bagging"]) < int(params["bagging"])
-                else ""
-            )
-            notes.append(
-                f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
-                f"of the split plus {int(setting['bagging'])} networks{fewer} on random {BAG_FRACTION:.0%} "
-                f"subsets of them, probabilities averaged."
-            )
-    ablations = [m for m in dg if m in PRIOR_METHODS]
-    if ablations:
-        where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
-        skipped = [p for p in config.resolved_protocols() if p not in config.ablation_protocols]
-        if skipped:
-            notes.append(
-                f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
-                f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change)."
-            )
+    if "once" in outcome.settings:
+        first = splits[0]
+        score = "AUC" if data.task == "classification" else "R^2"
+        how = (
+            f"grid search ({params.cv_folds}-fold CV, best mean {score}) once, on the training samples "
+            f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
+            if outcome.settings["once"].tuning is not None
+            else "the grid has one setting (or cv_folds < 2): no search"
+        )
+    elif outcome.settings:
+        how = "grid search on the training samples of every split"
+    else:
+        how = "no grid search: the first value of each grid entry" + (
+            " (--fast)" if config.fast else ""
+        )
+    notes.append(f"DeepGAMI hyperparameters: {how}. The ablations reuse DeepGAMI's setting.")
+    bagging, asked = int(setting.training.bagging), params.first().training.bagging
+    if bagging:
+        fewer = (
+            f" (--fast: {bagging} instead of the parameters' {asked})" if bagging < asked else ""
+        )
+        notes.append(
+            f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
+            f"of the split plus {bagging} networks{fewer} on random {BAG_FRACTION:.0%} "
+            f"subsets of them, probabilities averaged."
+        )
+    return notes
+
+
+def _ablation_notes(data: Any, config: EvalConfig, dg: list[str]) -> list[str]:
+    """The report's sentences on what each prior ablation that ran replaces the prior with."""
+    notes = []
     if "deepgami_dense" in dg:
         notes.append(
             f"deepgami_dense: the same network with dense encoders into as many latent nodes as the "
@@ -369,6 +363,33 @@ def _notes(
             f"deepgami_bernoulli_prior: per split, each prior edge kept with p = {config.bernoulli_keep} "
             f"and every other (feature, latent node) pair added with p = {config.bernoulli_add}."
         )
+    return notes
+
+
+def _notes(
+    data: Any,
+    config: EvalConfig,
+    params: Settings,
+    methods: list[str],
+    setting: Setting,
+    outcome: RunOutcome,
+    splits: list[Split],
+    inner_folds: int,
+) -> list[str]:
+    """The report's sentences on how DeepGAMI was tuned and what each method is."""
+    dg = [m for m in methods if m in DEEPGAMI_METHODS]
+    base = [m for m in methods if m not in DEEPGAMI_METHODS]
+    notes = _tuning_notes(data, config, params, setting, outcome, splits) if dg else []
+    ablations = [m for m in dg if m in PRIOR_METHODS]
+    if ablations:
+        where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
+        skipped = [p for p in config.resolved_protocols() if p not in config.ablation_protocols]
+        if skipped:
+            notes.append(
+                f"The prior ablations ran on the {', '.join(where) or 'no'} protocol(s), not on "
+                f"{', '.join(skipped)} (each costs as much as DeepGAMI; --ablation-protocols to change)."
+            )
+    notes += _ablation_notes(data, config, dg)
     if base:
         notes.append(
             f"Baselines: scikit-learn on the concatenated modalities, with DeepGAMI's per-fold selection and "
@@ -379,7 +400,7 @@ def _notes(
     if data.latent_nodes is None:
         notes.append(
             "The cohort has no prior network: DeepGAMI runs with dense encoders into "
-            f"{setting.get('latent_dim')} latent nodes; prior ablations are not applicable."
+            f"{setting.architecture.latent_dim} latent nodes; prior ablations are not applicable."
         )
     if "deepgami" in dg:
         notes.append(
@@ -440,6 +461,15 @@ def _summary(
     return pd.concat([summary, pd.DataFrame(na_rows)], ignore_index=True) if na_rows else summary
 
 
+def _test_train_ratios(splits: list[Split]) -> dict[str, float]:
+    """Mean n_test / n_train per protocol (the corrected resampled t-test's variance term)."""
+    ratios = {}
+    for p in dict.fromkeys(s.protocol for s in splits):
+        own = [s for s in splits if s.protocol == p]
+        ratios[p] = float(np.mean([len(s.test) / len(s.train) for s in own]))
+    return ratios
+
+
 def _comparisons(
     metrics: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -478,17 +508,13 @@ def _comparisons(
         )
     if "deepgami" not in methods:
         return ks, pd.DataFrame(columns=PAIRED_COLUMNS), None, notes
-    ratios = {}
-    for p in dict.fromkeys(s.protocol for s in splits):
-        own = [s for s in splits if s.protocol == p]
-        ratios[p] = float(np.mean([len(s.test) / len(s.train) for s in own]))
     paired = paired_tests(
         metrics,
         predictions,
         task=data.task,
         classes=list(data.classes),
         methods=methods,
-        ratios=ratios,
+        ratios=_test_train_ratios(splits),
         seed=config.seed,
     )
     notes.append(
@@ -505,7 +531,7 @@ def _comparisons(
 
 def evaluate(
     mdata: Any,
-    params: dict | None = None,
+    params: Settings | Mapping | None = None,
     config: EvalConfig | None = None,
     test_mdata: Any = None,
     *,
@@ -517,46 +543,71 @@ def evaluate(
 ) -> EvaluationResult:
     """Run every method on every split of every protocol and collect tidy metrics.
 
-    Args:
-        mdata: the cohort (MuData as written by `deepgami build`).
-        params: DeepGAMI parameters (`deepgami.train.load_params`); their grid is searched
-            once on the training rows of the first split (`config.tune`).
-        config: protocols, splits, methods, ablation settings and the time budget.
-        test_mdata: an independent cohort for the `independent` protocol.
-        log: receives a few sentences on what runs (not the per-unit progress).
-        jobs: worker processes (None: the CPUs, or 1 for small work, see SERIAL_BELOW); any value gives
-            the same tables.
-        progress: 'bar' (tqdm on stderr), 'lines' (one line per finished unit) or 'quiet'.
+    Parameters
+    ----------
+    mdata
+        The cohort (MuData as written by `deepgami build`).
+    params
+        DeepGAMI's settings (`deepgami.train.Settings` or a mapping over the defaults); their grid
+        is searched once on the training rows of the first split (`config.tune`).
+    config
+        Protocols, splits, methods, ablation settings and the time budget.
+    test_mdata
+        An independent cohort for the `independent` protocol.
+    cohort_name, test_name
+        Names in the report.
+    log
+        Receives a few sentences on what runs (not the per-unit progress).
+    jobs
+        Worker processes (None: the CPUs, or 1 for small work, see SERIAL_BELOW); any value gives
+        the same tables.
+    progress
+        'bar' (tqdm on stderr), 'lines' (one line per finished unit) or 'quiet'.
+
+    Returns
+    -------
+    EvaluationResult
+        Tidy metrics, predictions, summaries, tests and the run's description.
     """
-    from deepgami.train import load_params
+    from deepgami.train import as_settings
 
     config = config or EvalConfig()
     config.check()
-    params = load_params(None) if params is None else params
-    say = log or (lambda text: None)
+    params = as_settings(params)
     t_start = time.perf_counter()
     protocols = list(dict.fromkeys(config.resolved_protocols()))
     if test_mdata is not None and "independent" not in protocols:
         protocols.append("independent")
     cohorts = _read(mdata, test_mdata, protocols, test_name)
-    data = cohorts.data
-    methods, not_applicable = _methods(data, config)
+    methods, not_applicable = _methods(cohorts.data, config)
     splits, how = _splits(cohorts, protocols, config, cohort_name, test_name)
-    setting = deepgami_setting(params, data.latent_nodes is None)
+    setting = params.first(cohorts.data.latent_nodes is None)
     if config.fast:  # the only setting (no grid search): fewer bagged networks
-        setting["bagging"] = min(int(setting["bagging"]), FAST_BAGGING)
-    plan = _plan(splits, methods, config)
-    if jobs is None:
-        # Starting a worker (a fresh interpreter importing torch) costs seconds: not worth it for small work.
-        size = len(data.obs_names) * sum(x.shape[1] for x in data.X) * plan.n_units
-        jobs = default_jobs() if size >= SERIAL_BELOW else 1
-    jobs = min(max(1, int(jobs)), max(1, plan.n_units))
+        setting = setting.replace(bagging=min(int(setting.training.bagging), FAST_BAGGING))
+    run = _Run(cohorts, config, params, methods, not_applicable, protocols, splits, how, None)
+    _run_plan(run, setting, jobs, progress, log or (lambda text: None), t_start)
+    return _result(run, setting, cohort_name, test_mdata, test_name, t_start)
+
+
+def _run_plan(
+    run: _Run,
+    setting: Setting,
+    jobs: int | None,
+    progress: str,
+    say: Callable[[str], None],
+    t_start: float,
+) -> None:
+    """Plan the units, run them (`run_units`) and record the outcome in `run`; splits the time
+    budget cut are dropped from `run.splits`."""
+    data, config, splits = run.cohorts.data, run.config, run.splits
+    plan = _plan(splits, run.methods, config)
+    jobs = _jobs(jobs, data, plan)
     say(
-        f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(methods)} methods"
+        f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(run.methods)} methods"
         f"{', with grid search' if plan.tunes else ''}) in {jobs} worker{'s' if jobs > 1 else ''}"
     )
-    outcome = run_units(
-        Context(data, params, config, setting),
+    run.outcome = outcome = run_units(
+        Context(data, run.params, config, setting),
         plan,
         jobs=jobs,
         progress=Progress(plan.n_units, progress),
@@ -564,62 +615,59 @@ def evaluate(
         started=t_start,
     )
     if outcome.repeated_run < outcome.repeated_planned:
-        splits = [s for s in splits if s.protocol != "repeated" or s.index < outcome.repeated_run]
-        how["repeated"] += (
+        run.splits = [
+            s for s in splits if s.protocol != "repeated" or s.index < outcome.repeated_run
+        ]
+        run.how["repeated"] += (
             f" (the first {outcome.repeated_run} ran within --budget {config.budget:g} min)"
         )
+
+
+def _jobs(jobs: int | None, data: Any, plan: Plan) -> int:
+    """Worker processes: as asked (None: the CPUs, or 1 for small work), at most one per unit."""
+    if jobs is None:
+        # Starting a worker (a fresh interpreter importing torch) costs seconds: not worth it for small work.
+        size = len(data.obs_names) * sum(x.shape[1] for x in data.X) * plan.n_units
+        jobs = default_jobs() if size >= SERIAL_BELOW else 1
+    return min(max(1, int(jobs)), max(1, plan.n_units))
+
+
+@dataclass
+class _Run:
+    """What an evaluation ran: the cohorts, its configuration, methods, splits and their outcome."""
+
+    cohorts: Any
+    config: EvalConfig
+    params: Settings
+    methods: list[str]
+    not_applicable: dict
+    protocols: list[str]
+    splits: list[Split]
+    how: dict[str, str]
+    outcome: RunOutcome | None  # set once the units have run
+
+
+def _result(
+    run: _Run,
+    setting: Setting,
+    cohort_name: str,
+    test_mdata: Any,
+    test_name: str | None,
+    t_start: float,
+) -> EvaluationResult:
+    """The tables, tests, notes and run description of a finished evaluation."""
+    outcome, config, data, methods = run.outcome, run.config, run.cohorts.data, run.methods
     if "once" in outcome.settings:
         setting = outcome.settings["once"].setting
     tuning = outcome.settings["once"].tuning if "once" in outcome.settings else None
-
     metrics, predictions, histories, base_params, seconds = _collect(outcome, methods)
-    summary = _summary(metrics, not_applicable, protocols, data.task)
+    summary = _summary(metrics, run.not_applicable, run.protocols, data.task)
     inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
-    notes = _notes(data, config, params, methods, setting, outcome, splits, inner_folds)
+    notes = _notes(data, config, run.params, methods, setting, outcome, run.splits, inner_folds)
     ks_tests, paired, line, more = _comparisons(
-        metrics, predictions, summary, data, methods, splits, config
+        metrics, predictions, summary, data, methods, run.splits, config
     )
-    notes += more
-    base_methods = [m for m in methods if m not in DEEPGAMI_METHODS]
-    has_dg = any(m in DEEPGAMI_METHODS for m in methods)
-    info = {
-        "cohort": cohort_name,
-        "test_cohort": test_name,
-        "task": data.task,
-        "classes": list(data.classes),
-        "modalities": list(data.modalities),
-        "data": cohorts.own_summary,
-        "test_data": _data_summary(test_mdata, cohorts.test_data)
-        if test_mdata is not None
-        else None,
-        "protocols": {
-            p: {"splits": sum(s.protocol == p for s in splits), "how": how[p]} for p in protocols
-        },
-        "methods": methods,
-        "not_applicable": not_applicable,
-        "config": jsonable(dataclasses.asdict(config)),
-        "params": jsonable(params),
-        "deepgami_setting": jsonable(setting) if has_dg else None,
-        "baseline_grids": {
-            m: jsonable(
-                bl.registry(data.task)[m].fast_grid
-                if config.fast
-                else bl.registry(data.task)[m].grid
-            )
-            for m in base_methods
-        },
-        "verdict": jsonable(line),
-        "budget": {
-            "minutes": config.budget,
-            "repeated_run": outcome.repeated_run,
-            "repeated_planned": outcome.repeated_planned,
-        }
-        if config.budget is not None
-        else None,
-        "notes": notes,
-        "versions": package_versions(),
-    }
-    info["config"]["protocols"] = protocols
+    info = _info(run, setting, cohort_name, test_mdata, test_name, line, notes + more)
     seconds["total"] = time.perf_counter() - t_start
     return EvaluationResult(
         metrics,
@@ -633,3 +681,54 @@ def evaluate(
         seconds,
         paired,
     )
+
+
+def _info(
+    run: _Run,
+    setting: Setting,
+    cohort_name: str,
+    test_mdata: Any,
+    test_name: str | None,
+    line: Any,
+    notes: list[str],
+) -> dict:
+    """The run description (evaluation.json): cohorts, protocols, methods, settings, notes."""
+    outcome, config, data = run.outcome, run.config, run.cohorts.data
+    base_methods = [m for m in run.methods if m not in DEEPGAMI_METHODS]
+    has_dg = any(m in DEEPGAMI_METHODS for m in run.methods)
+    grids = {m: bl.registry(data.task)[m] for m in base_methods}
+    info = {
+        "cohort": cohort_name,
+        "test_cohort": test_name,
+        "task": data.task,
+        "classes": list(data.classes),
+        "modalities": list(data.modalities),
+        "data": run.cohorts.own_summary,
+        "test_data": _data_summary(test_mdata, run.cohorts.test_data)
+        if test_mdata is not None
+        else None,
+        "protocols": {
+            p: {"splits": sum(s.protocol == p for s in run.splits), "how": run.how[p]}
+            for p in run.protocols
+        },
+        "methods": run.methods,
+        "not_applicable": run.not_applicable,
+        "config": jsonable(dataclasses.asdict(config)),
+        "params": jsonable(run.params.to_dict()),
+        "deepgami_setting": jsonable(setting.to_dict()) if has_dg else None,
+        "baseline_grids": {
+            m: jsonable(b.fast_grid if config.fast else b.grid) for m, b in grids.items()
+        },
+        "verdict": jsonable(line),
+        "budget": {
+            "minutes": config.budget,
+            "repeated_run": outcome.repeated_run,
+            "repeated_planned": outcome.repeated_planned,
+        }
+        if config.budget is not None
+        else None,
+        "notes": notes,
+        "versions": package_versions(),
+    }
+    info["config"]["protocols"] = run.protocols
+    return info

@@ -261,24 +261,20 @@ def paired_tests(
                 row = {
                     "protocol": protocol,
                     "metric": metric,
-                    "method": method,
-                    "reference": reference,
-                    "mean_reference": float(pair[reference].mean()),
-                    "mean_method": float(pair[method].mean()),
+                    **_pair_means(pair, reference, method),
                 }
                 if n_splits >= 2 and len(pair) >= 2:
                     est = corrected_t(pair[reference] - pair[method], ratios.get(protocol, 0.25))
                     row.update(test=NB_TEST, n=len(pair))
                 elif n_splits == 1 and len(pair) == 1:
-                    y, ref_v, oth_v = _paired_values(
-                        predictions, protocol, int(pair.index[0]), reference, method, task, classes
-                    )
-                    if len(y) < 2:
+                    boot = _bootstrap_pair(
+                        predictions, protocol, int(pair.index[0]), (reference, method), metric,
+                        task, classes, seed,
+                    )  # fmt: skip
+                    if boot is None:
                         continue
-                    est = paired_bootstrap(
-                        metric, task, y, ref_v, oth_v, _boot_seed(seed, protocol, metric, method)
-                    )
-                    row.update(test=BOOTSTRAP_TEST, n=len(y))
+                    est = boot[0]
+                    row.update(test=BOOTSTRAP_TEST, n=boot[1])
                 else:
                     continue
                 diff, low, high, p = est
@@ -291,6 +287,38 @@ def paired_tests(
                 )
                 rows.append(row)
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def _pair_means(pair: pd.DataFrame, reference: str, method: str) -> dict:
+    """The method, the reference and their mean scores over the paired splits."""
+    return {
+        "method": method,
+        "reference": reference,
+        "mean_reference": float(pair[reference].mean()),
+        "mean_method": float(pair[method].mean()),
+    }
+
+
+def _bootstrap_pair(
+    predictions: pd.DataFrame,
+    protocol: str,
+    split: int,
+    pair: tuple[str, str],
+    metric: str,
+    task: str,
+    classes: Sequence[str],
+    seed: int,
+) -> tuple[tuple, int] | None:
+    """The paired bootstrap of one split's held-out samples (reference, method) and its sample
+    count; None with fewer than two samples."""
+    reference, method = pair
+    y, ref_v, oth_v = _paired_values(predictions, protocol, split, reference, method, task, classes)
+    if len(y) < 2:
+        return None
+    est = paired_bootstrap(
+        metric, task, y, ref_v, oth_v, _boot_seed(seed, protocol, metric, method)
+    )
+    return est, len(y)
 
 
 def _boot_seed(seed: int, protocol: str, metric: str, method: str) -> int:

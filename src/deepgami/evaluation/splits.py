@@ -106,6 +106,31 @@ def make_splits(
 # -- the independent cohort ----------------------------------------------------------------------
 
 
+def _test_block(train: Any, test: Any, k: int, j: int, test_path: str | None) -> np.ndarray:
+    """The test cohort's matrix of modality j in the column order of the training cohort's
+    modality k; InputError when it lacks some of those features."""
+    idx = test.var_names[j].get_indexer(train.var_names[k])
+    if (idx < 0).any():
+        missing = train.var_names[k][idx < 0]
+        raise InputError(
+            test_path,
+            f"modality '{train.modalities[k]}' lacks {len(missing)} of the training cohort's "
+            f"{len(idx)} features (e.g. {', '.join(map(str, missing[:3]))})",
+        )
+    return test.X[j][:, idx]
+
+
+def _combined_labels(train: Any, test: Any) -> np.ndarray | None:
+    """The training cohort's labels, then the test cohort's (None where it has none)."""
+    if train.labels is None:
+        return None
+    kind = object if train.task == "classification" else float
+    other = (
+        test.labels if test.labels is not None else np.full(len(test.obs_names), None, dtype=object)
+    )
+    return np.concatenate([np.asarray(train.labels, dtype=kind), np.asarray(other, dtype=kind)])
+
+
 def combine_cohorts(
     train: Any, test: Any, test_path: str | None = None
 ) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -138,26 +163,10 @@ def combine_cohorts(
         )
         block = np.zeros((n_b, train.X[k].shape[1]), dtype=dtype)
         if j is not None:
-            idx = test.var_names[j].get_indexer(train.var_names[k])
-            if (idx < 0).any():
-                missing = train.var_names[k][idx < 0]
-                raise InputError(
-                    test_path,
-                    f"modality '{m}' lacks {len(missing)} of the training cohort's "
-                    f"{len(idx)} features (e.g. {', '.join(map(str, missing[:3]))})",
-                )
-            block = test.X[j][:, idx].astype(dtype, copy=False)
+            block = _test_block(train, test, k, j, test_path).astype(dtype, copy=False)
             present[n_a:, k] = test.present[:, j]
         xs.append(np.concatenate([train.X[k].astype(dtype, copy=False), block]))
-    labels = None
-    if train.labels is not None:
-        other = test.labels if test.labels is not None else np.full(n_b, None, dtype=object)
-        labels = np.concatenate(
-            [
-                np.asarray(train.labels, dtype=object if train.task == "classification" else float),
-                np.asarray(other, dtype=object if train.task == "classification" else float),
-            ]
-        )
+    labels = _combined_labels(train, test)
     split = np.array(["train"] * n_a + ["independent"] * n_b, dtype=object)
     obs = pd.Index([f"{s}" for s in train.obs_names] + [f"{s}" for s in test.obs_names])
     if obs.has_duplicates:  # both files may use the same ids; tell them apart in predictions

@@ -2,22 +2,16 @@
 predicts from any subset of modalities; `tune_setting` is the one grid search of train and evaluate."""
 
 from deepgami.model._base import BaseModel
-from deepgami.model._evaluate import evaluate_rows
-from deepgami.model._fitting import BAG_FRACTION, threads_for
-from deepgami.model._inputs import ModelInputs, align_inputs
+from deepgami.model._inputs import ModelInputs
 from deepgami.model._tuning import training_rows, tune_setting
 from deepgami.model.deepgami_model import DeepGAMI, FoldResult, fit_predict_fold
 
 __all__ = [
-    "BAG_FRACTION",
     "BaseModel",
     "DeepGAMI",
     "FoldResult",
     "ModelInputs",
-    "align_inputs",
-    "evaluate_rows",
     "fit_predict_fold",
-    "threads_for",
     "training_rows",
     "tune_setting",
 ]

@@ -23,6 +23,7 @@ from deepgami.data.preprocessing import ModalityPreprocessor
 from deepgami.errors import InputError
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
 from deepgami.model._inputs import ModelInputs, align_inputs, given_modalities
+from deepgami.model._validate import check_modalities, check_mudata
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.train import current_device, device_scope, encode_in_chunks, to_device
 
@@ -128,7 +129,8 @@ class BaseModel:
         least `min_coverage` of the model's features gets the missing ones at their training mean
         (counted in the result's `filled`); below that it is an InputError.
         """
-        use = given_modalities(self.modalities, mdata, modalities)
+        check_mudata(mdata, "data")
+        use = given_modalities(self.modalities, mdata, check_modalities(modalities))
         return align_inputs(
             self.preprocessors,
             read_modalities(mdata, self.modalities),
@@ -245,6 +247,12 @@ class BaseModel:
                 labels = data.obs[cohort.LABEL].tolist()
         with device_scope(device):
             values = self._forward(inputs, fill)
+        return self._prediction_table(inputs, values, labels)
+
+    def _prediction_table(
+        self, inputs: ModelInputs, values: np.ndarray, labels: Sequence[Any] | None
+    ) -> pd.DataFrame:
+        """`predict`'s table from the averaged outputs (probabilities, or values)."""
         table = pd.DataFrame({"sample": inputs.obs_names})
         if labels is not None:
             table["label"] = [

@@ -22,7 +22,7 @@ from deepgami.data.lazy_inputs import materialize
 from deepgami.data.preprocessing import (
     ModalityPreprocessor,
     class_weights,
-    fit_modality_for,
+    fit_modality,
     smote_oversample,
 )
 from deepgami.errors import InputError
@@ -31,6 +31,7 @@ from deepgami.model._inputs import ModelInputs
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.train import (
     Batch,
+    Setting,
     calibrate_imputers,
     derive_seed,
     init_encoders_from_targets,
@@ -106,13 +107,13 @@ def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
 def fit_preprocessing(
     data: CohortArrays,
     rows: np.ndarray,
-    setting: dict,
+    setting: Setting,
     y: np.ndarray,
     shared: Sequence[ModalityPreprocessor] | None = None,
 ) -> tuple[list[ModalityPreprocessor], Edges, list[int | None]]:
     """Each modality's selection and scaling, fitted on the rows that have it (or `shared`, as a
     bagged member), its prior edges re-indexed into the kept features, then its self-edges
-    (`setting['self_edges']`), and how many of those edges come from the prior."""
+    (`architecture.self_edges`), and how many of those edges come from the prior."""
     preprocessors, edges, n_prior = [], [], []
     for k, m in enumerate(data.modalities):
         have = data.present[rows, k]
@@ -121,7 +122,7 @@ def fit_preprocessing(
         guided = data.edges[k]
         own = (
             self_edges(data.var_names[k], data.latent_nodes, *guided)
-            if guided is not None and setting.get("self_edges")
+            if guided is not None and setting.architecture.self_edges
             else None
         )
         if shared is not None:
@@ -132,15 +133,14 @@ def fit_preprocessing(
                 None if guided is None else np.union1d(guided[0], own[0] if own is not None else [])
             )
             try:
-                prep, cols = fit_modality_for(
-                    setting,
-                    m,
+                prep, cols = fit_modality(
                     data.X[k],
                     data.var_names[k],
                     y[have],
                     data.task,
                     candidates,
                     rows=rows[have],
+                    **setting.preprocessing.modality_options(m),
                 )
             except ValueError as err:
                 raise InputError(None, f"modality '{m}': {err}") from None
@@ -163,36 +163,29 @@ def fit_preprocessing(
 
 def network_config(
     data: CohortArrays,
-    setting: dict,
+    setting: Setting,
     preprocessors: Sequence[ModalityPreprocessor],
     edges: Edges,
     n_prior: Sequence[int | None],
 ) -> dict:
-    """The architecture, as config.json records it and `build_network` reads it (`prior_edges`:
-    how many of each sparse encoder's edges, the first ones, are prior links; the rest are self-edges)."""
-    return {
-        "n_inputs": [len(p.features) for p in preprocessors],
-        "n_latent": len(data.latent_nodes)
-        if data.latent_nodes is not None
-        else int(setting["latent_dim"]),
-        "n_outputs": 1 if data.task == "regression" else len(data.classes),
-        "sparse": [e is not None for e in edges],
-        "prior_edges": list(n_prior),
-        "hidden_layers": [int(h) for h in setting["hidden_layers"]],
-        "dropout": float(setting["dropout"]),
-        "imputer": setting["imputer"],
-        "encoder_activation": setting["encoder_activation"],
-        "latent_norm": latent_norm_flags(data, setting, edges),
-    }
+    """The architecture, as config.json records it and `build_network` reads it
+    (`ArchitectureSettings.network_config`, the one place that lists it)."""
+    return setting.architecture.network_config(
+        n_inputs=[len(p.features) for p in preprocessors],
+        n_latent=len(data.latent_nodes) if data.latent_nodes is not None else None,
+        n_outputs=1 if data.task == "regression" else len(data.classes),
+        prior_edges=list(n_prior),
+        latent_norm=latent_norm_flags(data, setting, edges),
+    )
 
 
-def latent_norm_flags(data: CohortArrays, setting: dict, edges: Edges) -> list[bool]:
+def latent_norm_flags(data: CohortArrays, setting: Setting, edges: Edges) -> list[bool]:
     """Which latent blocks `LatentNorm` standardizes. `latent_norm: trained` (the default): the blocks
     of encoders that train. A prior-guided encoder frozen at its regression start (`encoder_init:
     targets`, `encoder_lr_scale: 0`, latent genes measured in the cohort) keeps the regression's
     units, the measured gene's standardized scale, so one gene's genotype and expression parts add
     up as in a joint regression (simulated cohorts: +0.01-0.03 held-out AUC over standardizing)."""
-    mode = setting["latent_norm"]
+    mode = setting.architecture.latent_norm
     if isinstance(mode, bool):
         return [mode] * len(data.modalities)
     measured = data.latent_nodes is not None and any(
@@ -200,8 +193,8 @@ def latent_norm_flags(data: CohortArrays, setting: dict, edges: Edges) -> list[b
     )
     frozen = (
         measured
-        and setting["encoder_init"] == "targets"
-        and float(setting["encoder_lr_scale"]) == 0
+        and setting.architecture.encoder_init == "targets"
+        and float(setting.training.encoder_lr_scale) == 0
     )
     return [not (frozen and e is not None) for e in edges]
 
@@ -226,7 +219,7 @@ def build_network(net: dict, edges: Sequence[tuple] | None) -> DeepGAMINetwork:
 def model_config(
     data: CohortArrays,
     rows: np.ndarray,
-    setting: dict,
+    setting: Setting,
     seed: int,
     targets: Targets,
     preprocessors: Sequence[ModalityPreprocessor],
@@ -244,7 +237,7 @@ def model_config(
         "priors": {m: p for m, p in zip(mods, data.priors, strict=False)},
         "network": net,
         "preprocessing": {m: p.to_dict() for m, p in zip(mods, preprocessors, strict=False)},
-        "setting": setting,
+        "setting": setting.to_dict(),
         "seed": int(seed),
         "versions": package_versions(),
         "training": {"n_train": int(len(rows))},
@@ -255,12 +248,12 @@ def model_config(
 
 
 def _start_encoders(
-    model: BaseModel, data: CohortArrays, rows: np.ndarray, train: Batch, setting: dict
+    model: BaseModel, data: CohortArrays, rows: np.ndarray, train: Batch, setting: Setting
 ) -> list[int]:
     """`encoder_init: targets`: each sparse encoder starts at the regression of its latent genes on
     their prior sources (training rows, no labels). Returns the encoders so started."""
-    if setting["encoder_init"] == "targets" and data.latent_nodes is not None:
-        targets = latent_targets(data, rows, setting["scaling"])
+    if setting.architecture.encoder_init == "targets" and data.latent_nodes is not None:
+        targets = latent_targets(data, rows, setting.preprocessing.scaling)
         if targets is not None:
             model.config["training"]["encoder_init"] = init_encoders_from_targets(
                 model.module,
@@ -273,10 +266,10 @@ def _start_encoders(
 
 
 def _balance(
-    train: Batch, setting: dict, task: str, n_out: int, seed: int
+    train: Batch, balance: str, task: str, n_out: int, seed: int
 ) -> tuple[Batch, torch.Tensor | None]:
-    """SMOTE rows or class weights for the loss, as `setting['balance']` says."""
-    if task == "classification" and setting["balance"] == "smote":
+    """SMOTE rows or class weights for the loss, as `balance` (a training setting) says."""
+    if task == "classification" and balance == "smote":
         # SMOTE makes new rows, so it works on a preprocessed float32 copy of the training rows.
         xs, pres, yy = smote_oversample(
             [x.numpy() for x in materialize(train.xs)],
@@ -287,7 +280,7 @@ def _balance(
         return Batch(
             [torch.from_numpy(x) for x in xs], torch.from_numpy(pres), torch.from_numpy(yy)
         ), None
-    if task == "classification" and setting["balance"] == "class_weights":
+    if task == "classification" and balance == "class_weights":
         return train, class_weights(train.y.numpy(), n_out)
     return train, None
 
@@ -298,31 +291,31 @@ def train_model(
     rows: np.ndarray,
     inputs: ModelInputs,
     targets: Targets,
-    setting: dict,
+    setting: Setting,
     seed: int,
     on_epoch: EpochHook | None = None,
 ) -> None:
     """Train `model.module` on `inputs` (rows `rows` of `data`), early stopping on an inner
     validation split of them; records the history and training figures in the model."""
-    config, task = model.config, data.task
+    config, task, training = model.config, data.task, setting.training
     tr, va = inner_split(
-        targets.y, float(setting["val_fraction"]), derive_seed(seed, 3), task == "classification"
+        targets.y, float(training.val_fraction), derive_seed(seed, 3), task == "classification"
     )
     batch = Batch(inputs.xs, inputs.present, targets.tensor)
     train, val = batch.rows(tr), (batch.rows(va) if len(va) else None)
     started = _start_encoders(model, data, rows[tr], train, setting)
-    train, weight = _balance(train, setting, task, config["network"]["n_outputs"], seed)
+    train, weight = _balance(train, training.balance, task, config["network"]["n_outputs"], seed)
     history, best_epoch = train_network(
-        model.module, train, val, setting, task, derive_seed(seed, 5), weight, on_epoch, started
+        model.module, train, val, training, task, derive_seed(seed, 5), weight, on_epoch, started
     )
     set_latent_means(model.module, train)
     # Held-out R^2 of the inner validation rows, unless they are about to fit the imputers.
     config["training"]["imputation_r2_validation"] = (
         model.imputation_r2(inputs.rows(va))
-        if len(va) and not setting["calibrate_imputer"]
+        if len(va) and not training.calibrate_imputer
         else {m: None for m in data.modalities}
     )
-    if setting["calibrate_imputer"] and val is not None:
+    if training.calibrate_imputer and val is not None:
         calibrate_imputers(model.module, val)
     model.history = history
     config["training"].update(
@@ -340,14 +333,14 @@ def fit_rows(
     cls: type[M],
     data: CohortArrays,
     rows: np.ndarray,
-    setting: dict,
+    setting: Setting,
     seed: int,
     on_epoch: EpochHook | None = None,
     shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
 ) -> M:
     """Fit one setting on rows `rows` of `data` (preprocessing included, fitted on those rows
     only, unless `shared_preprocessing` is given: then the network uses it, as a bagged member)."""
-    rows = usable_rows(data, rows, setting)
+    rows = usable_rows(data, rows, setting.preprocessing.missing)
     if len(rows) < 4:
         raise InputError(None, f"only {len(rows)} usable training samples")
     targets = encode_targets(data, rows)
@@ -369,21 +362,21 @@ def fit_bagged(
     cls: type[M],
     data: CohortArrays,
     rows: np.ndarray,
-    setting: dict,
+    setting: Setting,
     seed: int,
     on_epoch: EpochHook | None = None,
     on_fit: Callable[[], None] | None = None,
 ) -> M:
-    """`fit_rows` on all `rows`, plus `setting['bagging']` networks each fitted on a random
+    """`fit_rows` on all `rows`, plus `training.bagging` networks each fitted on a random
     (stratified) BAG_FRACTION of them with the first one's preprocessing; the model averages
     their outputs. A few hundred samples leave the head's choice among hundreds of latent genes
     noisy, and averaging over subsets steadies it (+0.03 held-out AUC on simulated cohorts)."""
     model = fit_rows(cls, data, rows, setting, seed, on_epoch)
     if on_fit is not None:
         on_fit()
-    rows = usable_rows(data, rows, setting)
+    rows = usable_rows(data, rows, setting.preprocessing.missing)
     stratify = data.task == "classification"
-    for b in range(int(setting["bagging"])):
+    for b in range(int(setting.training.bagging)):
         bag, _ = inner_split(
             data.labels[rows] if stratify else np.zeros(len(rows)),
             1 - BAG_FRACTION,

@@ -8,6 +8,7 @@ naming it (never a traceback, never code run from the file).
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import warnings
 from dataclasses import dataclass, field
@@ -17,9 +18,10 @@ import pandas as pd
 import torch
 
 from deepgami.data.preprocessing import ModalityPreprocessor
-from deepgami.errors import InputError, atomic_path
+from deepgami.errors import InputError, atomic_path, safetensors_env_error
 from deepgami.model._base import BaseModel
 from deepgami.model._fitting import CONFIG_FORMAT, build_network
+from deepgami.model._validate import validate_model
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.utils import jsonable
 
@@ -49,6 +51,7 @@ class ModelFiles:
 def save_model(model: BaseModel, path: str | Path) -> None:
     """Write the weights, config.json and the training report files into directory `path`
     (replaced atomically: a failure leaves the previous directory, or nothing)."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -62,12 +65,17 @@ def save_model(model: BaseModel, path: str | Path) -> None:
         # safetensors refuses tensors that share storage; own copies make every entry independent.
         # One metadata key: safetensors writes the metadata map in an order that varies from call to
         # call, and the same seed must give the same bytes (the format version is in config.json).
-        save_file(
-            {k: v.detach().contiguous().clone() for k, v in state.items()},
-            tmp / WEIGHTS_FILE,
-            metadata={"format": f"deepgami {CONFIG_FORMAT}"},
-        )
+        try:
+            save_file(
+                {k: v.detach().contiguous().clone() for k, v in state.items()},
+                tmp / WEIGHTS_FILE,
+                metadata={"format": f"deepgami {CONFIG_FORMAT}"},
+            )
+        except SafetensorError as err:  # wraps the OS error (e.g. no space left)
+            raise safetensors_env_error(err, path / WEIGHTS_FILE) from None
         _write_json(model.config, tmp / CONFIG_FILE)
+        # safetensors creates the file 0600; give it the mode (umask) of the other outputs.
+        os.chmod(tmp / WEIGHTS_FILE, (tmp / CONFIG_FILE).stat().st_mode & 0o777)
         for name, attr in TABLES:
             table = getattr(model, attr)
             if table is not None:
@@ -92,6 +100,7 @@ def read_model(path: str | Path) -> ModelFiles:
             raise InputError(path, f"not a DeepGAMI model directory (no {p.name})")
     config = _read_config(config_path)
     state = _read_weights(weights_path)
+    validate_model(config, state, config_path, weights_path)
     try:
         networks = [
             _network(config["network"], state, i)

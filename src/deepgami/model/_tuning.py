@@ -10,7 +10,7 @@ setting. Fold fits are single networks (bagging is for the fits that are reporte
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,15 @@ from deepgami.metrics import selection_score
 from deepgami.model._base import BaseModel
 from deepgami.model._evaluate import as_float, evaluate_rows, mean_or_none, unflatten
 from deepgami.model._fitting import EpochHook, cohort_threads, fit_rows
-from deepgami.train import cv_splits, derive_seed, expand_grid, grid_search, summarize_cv
+from deepgami.train import (
+    Setting,
+    Settings,
+    as_settings,
+    cv_splits,
+    derive_seed,
+    grid_search,
+    summarize_cv,
+)
 
 FoldHook = Callable[
     [int, int, int, int], None
@@ -64,14 +72,14 @@ def check_cv(data: CohortArrays, rows: np.ndarray, n_folds: int) -> None:
 def tune_setting(
     data: CohortArrays | Any,
     rows: np.ndarray,
-    params: dict,
+    params: Settings | Mapping,
     seed: int,
     *,
     search_single: bool = False,
     on_fold: FoldHook | None = None,
     on_epoch: EpochHook | None = None,
-) -> tuple[dict, pd.DataFrame | None]:
-    """Choose a setting of `params`' grid by `params['cv_folds']`-fold CV on rows `rows`.
+) -> tuple[Setting, pd.DataFrame | None]:
+    """Choose a setting of `params`' grid by `params.cv_folds`-fold CV on rows `rows`.
 
     Parameters
     ----------
@@ -80,7 +88,7 @@ def tune_setting(
     rows
         Positions of the training rows to tune on.
     params
-        Full training parameters (`deepgami.train.load_params`).
+        Training settings (`deepgami.train.Settings`, or a mapping over the defaults).
     seed
         The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with ``derive_seed(seed, s, f)``.
     search_single
@@ -91,15 +99,16 @@ def tune_setting(
     Returns
     -------
     setting, table
-        The chosen setting (flat dict) and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
+        The chosen `Setting` and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
         `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the table
         is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
     """
     if not isinstance(data, CohortArrays):
         data = read_arrays(data)
+    params = as_settings(params)
     rows = np.asarray(rows, dtype=np.int64)
-    settings = expand_grid(params, dense=data.latent_nodes is None)
-    n_folds = int(params["cv_folds"])
+    settings = params.points(dense=data.latent_nodes is None)
+    n_folds = int(params.cv_folds)
     if n_folds < 2 or (len(settings) == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
@@ -107,15 +116,7 @@ def tune_setting(
         data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification"
     )
 
-    def fit_fold(
-        s: int, setting: dict, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int
-    ) -> dict:
-        if on_fold is not None:
-            on_fold(s, len(settings), f, len(splits))
-        model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
-        scores, _, _ = evaluate_rows(model, data, rows[te])
-        return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
-
+    fit_fold = _fold_fitter(data, rows, (len(settings), len(splits)), on_fold, on_epoch)
     with cohort_threads(data):
         table, best = grid_search(
             settings,
@@ -128,10 +129,32 @@ def tune_setting(
     return settings[best], table
 
 
+def _fold_fitter(
+    data: CohortArrays,
+    rows: np.ndarray,
+    sizes: tuple[int, int],
+    on_fold: FoldHook | None,
+    on_epoch: EpochHook | None,
+) -> Callable[..., dict]:
+    """The `grid_search` fold function: fit setting s on fold f's training rows (positions into
+    `rows`), score its held-out rows; `sizes` is (settings, folds) for the progress hook."""
+
+    def fit_fold(
+        s: int, setting: Setting, f: int, tr: np.ndarray, te: np.ndarray, fold_seed: int
+    ) -> dict:
+        if on_fold is not None:
+            on_fold(s, sizes[0], f, sizes[1])
+        model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
+        scores, _, _ = evaluate_rows(model, data, rows[te])
+        return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
+
+    return fit_fold
+
+
 def record_training_report(
     model: BaseModel,
     data: CohortArrays,
-    params: dict,
+    params: Settings,
     seed: int,
     n_settings: int,
     table: pd.DataFrame | None,
@@ -139,7 +162,7 @@ def record_training_report(
     """What `fit` leaves in a model beside the weights: seed, params, the CV table and summary,
     the selected setting's mean scores, and the imputation R^2 per latent block."""
     model.config["seed"] = int(seed)
-    model.config["params"] = params
+    model.config["params"] = params.to_dict()
     model.config["training"]["n_settings"] = n_settings
     model.config["training"]["cv_folds"] = 0 if table is None else int(table["fold"].nunique())
     fold_r2: dict[str, list[float | None]] = {}

@@ -5,6 +5,7 @@ and predicts from any subset of modalities (`BaseModel`).
 Typical use::
 
     model = DeepGAMI.fit(mdata, load_params("params.yaml"), seed=0)
+    model = DeepGAMI.fit(mdata, hidden_layers=[16], learning_rate=0.01, max_epochs=50, seed=0)
     model.save("model_dir")
     model = DeepGAMI.load("model_dir")
     table = model.predict(mdata, modalities=["snp"])   # expression block imputed
@@ -19,9 +20,11 @@ matrix), `_io` (the model directory).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import difflib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mudata as md
 import numpy as np
@@ -42,13 +45,15 @@ from deepgami.model._tuning import (
     training_rows,
     tune_setting,
 )
+from deepgami.model._validate import check_mudata
 from deepgami.train import (
+    Setting,
+    Settings,
     as_setting,
+    as_settings,
     default_params,
     derive_seed,
     device_scope,
-    expand_grid,
-    load_params,
 )
 
 
@@ -64,7 +69,7 @@ class DeepGAMI(BaseModel):
     --------
     >>> import deepgami as dg
     >>> mdata = dg.datasets.simulated(n_samples=80)
-    >>> model = dg.DeepGAMI.fit(mdata, {"cv_folds": 0, "max_epochs": 5, "bagging": 0})  # doctest: +SKIP
+    >>> model = dg.DeepGAMI.fit(mdata, cv_folds=0, max_epochs=5, bagging=0)  # doctest: +SKIP
     >>> model.predict(mdata, modalities=["snp"])  # doctest: +SKIP
     """
 
@@ -72,15 +77,14 @@ class DeepGAMI(BaseModel):
     def fit(
         cls,
         mdata: md.MuData | CohortArrays,
-        params: dict | None = None,
+        params: Settings | Mapping | None = None,
         seed: int = 0,
         *,
-        cv_folds: int | None = None,
-        max_epochs: int | None = None,
         split: str | None = "train",
         progress: bool = False,
         prior_override: PriorOverride | None = None,
         device: str | torch.device | None = None,
+        **hyperparameters: Any,
     ) -> DeepGAMI:
         """Grid search by k-fold CV on the training rows, then refit the best setting on all of them.
 
@@ -89,12 +93,10 @@ class DeepGAMI(BaseModel):
         mdata
             The cohort (or its arrays, `deepgami.data.arrays.read_arrays`).
         params
-            Training parameters: a full dict from `deepgami.train.load_params`, or a partial one
-            laid over the packaged defaults (None: the defaults).
+            Training settings: `deepgami.train.Settings` (`load_params`), or a mapping of keys of
+            `default_params.yaml` laid over the packaged defaults (None: the defaults).
         seed
             Every split, initialization and minibatch order derives from it.
-        cv_folds, max_epochs
-            Override those parameters.
         split
             Train on rows whose split equals this when the cohort has a split column (None: all).
         progress
@@ -104,6 +106,11 @@ class DeepGAMI(BaseModel):
         device
             Where the networks train (``cpu``, ``cuda``, a `torch.device`; None: the enclosing
             `deepgami.train.device_scope`, else the CPU). The fitted weights are on the CPU.
+        **hyperparameters
+            Any key of `default_params.yaml` over `params` (``max_epochs=20``, ``cv_folds=0``,
+            ``learning_rate=0.01``, ``hidden_layers=[16]``); a grid key given here is fixed to
+            that one value; None leaves a key as `params` has it. A misspelt name is a TypeError
+            naming it.
 
         Returns
         -------
@@ -111,54 +118,55 @@ class DeepGAMI(BaseModel):
             Training rows are labelled and have at least one modality. Early stopping always uses
             an inner validation split of the rows being fitted, never the fold being scored.
         """
-        params = _full_params(params)
-        if cv_folds is not None:
-            params["cv_folds"] = int(cv_folds)
-        if max_epochs is not None:
-            params["max_epochs"] = int(max_epochs)
+        check_mudata(mdata, "mdata", also=(CohortArrays,))
+        settings = _settings(params, hyperparameters)
         data = mdata if isinstance(mdata, CohortArrays) else read_arrays(mdata, prior_override)
         rows = training_rows(data, split)
-        n_settings = 1 if int(params["cv_folds"]) < 2 else len(as_grid(params, data))
-        n_fits = (
-            (n_settings * int(params["cv_folds"]) if int(params["cv_folds"]) >= 2 else 0)
-            + 1
-            + int(params["bagging"])
-        )
-        bar = progress_bar(n_fits, progress)
+        n_settings = 1 if settings.cv_folds < 2 else len(settings.points(data.latent_nodes is None))
+        n_folds = settings.cv_folds if settings.cv_folds >= 2 else 0
+        bar = progress_bar(n_settings * n_folds + 1 + settings.first().training.bagging, progress)
         with device_scope(device):  # the networks and minibatches; the weights end on the CPU
             try:
-                setting, table = tune_setting(
-                    data,
-                    rows,
-                    params,
-                    seed,
-                    search_single=True,
-                    on_fold=fold_hook(bar),
-                    on_epoch=epoch_hook(bar),
-                )
-                if table is not None:
-                    bar.update(1)
-                bar.set_description("refit on all training rows")
-                with cohort_threads(data):
-                    model = cls.fit_bagged(
-                        data,
-                        rows,
-                        setting,
-                        derive_seed(seed, 2),
-                        on_epoch=epoch_hook(bar),
-                        on_fit=lambda: bar.update(1),
-                    )
+                model, table = cls._tune_and_refit(data, rows, settings, seed, bar)
             finally:
                 bar.close()
-        record_training_report(model, data, params, seed, n_settings, table)
+        record_training_report(model, data, settings, seed, n_settings, table)
         return model
+
+    @classmethod
+    def _tune_and_refit(
+        cls, data: CohortArrays, rows: np.ndarray, settings: Settings, seed: int, bar: Any
+    ) -> tuple[DeepGAMI, pd.DataFrame | None]:
+        """The grid search, then the refit of the chosen setting with its bagged networks."""
+        setting, table = tune_setting(
+            data,
+            rows,
+            settings,
+            seed,
+            search_single=True,
+            on_fold=fold_hook(bar),
+            on_epoch=epoch_hook(bar),
+        )
+        if table is not None:
+            bar.update(1)
+        bar.set_description("refit on all training rows")
+        with cohort_threads(data):
+            model = cls.fit_bagged(
+                data,
+                rows,
+                setting,
+                derive_seed(seed, 2),
+                on_epoch=epoch_hook(bar),
+                on_fit=lambda: bar.update(1),
+            )
+        return model, table
 
     @classmethod
     def fit_rows(
         cls,
         data: CohortArrays,
         rows: np.ndarray,
-        setting: dict,
+        setting: Setting | Mapping,
         seed: int,
         on_epoch: EpochHook | None = None,
         shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
@@ -172,7 +180,8 @@ class DeepGAMI(BaseModel):
         rows
             Positions of the rows to fit on (the usable ones are used).
         setting
-            A flat setting (`deepgami.train.as_setting`).
+            One grid point (`deepgami.train.Setting`, e.g. `Settings.first`), or a flat mapping
+            of keys of `default_params.yaml` (one value each) over the defaults' first point.
         seed
             Seed of this fit.
         on_epoch
@@ -185,6 +194,7 @@ class DeepGAMI(BaseModel):
         DeepGAMI
             One network; preprocessing fitted on those rows only.
         """
+        setting = as_setting(setting, dense=data.latent_nodes is None)
         return _fitting.fit_rows(cls, data, rows, setting, seed, on_epoch, shared_preprocessing)
 
     @classmethod
@@ -192,12 +202,12 @@ class DeepGAMI(BaseModel):
         cls,
         data: CohortArrays,
         rows: np.ndarray,
-        setting: dict,
+        setting: Setting | Mapping,
         seed: int,
         on_epoch: EpochHook | None = None,
         on_fit: Callable[[], None] | None = None,
     ) -> DeepGAMI:
-        """`fit_rows` on all `rows` plus `setting['bagging']` networks on random subsets of them.
+        """`fit_rows` on all `rows` plus `setting.training.bagging` networks on random subsets of them.
 
         Parameters
         ----------
@@ -211,6 +221,7 @@ class DeepGAMI(BaseModel):
         DeepGAMI
             Averaging its member networks' outputs.
         """
+        setting = as_setting(setting, dense=data.latent_nodes is None)
         return _fitting.fit_bagged(cls, data, rows, setting, seed, on_epoch, on_fit)
 
     def _evaluate(
@@ -276,7 +287,7 @@ def fit_predict_fold(
     mdata: md.MuData | CohortArrays,
     train_idx: Sequence[int],
     test_idx: Sequence[int],
-    params: dict,
+    params: Settings | Setting | Mapping,
     seed: int = 0,
     prior_override: PriorOverride | None = None,
     on_epoch: EpochHook | None = None,
@@ -290,7 +301,7 @@ def fit_predict_fold(
     train_idx, test_idx
         Training and held-out rows. Preprocessing and early stopping only see `train_idx` rows.
     params
-        A full params dict whose grid has one value per entry, or a flat setting.
+        One `Setting`, `Settings` whose grid has one point, or a flat mapping of one value per key.
     seed
         Seed of the fit.
     prior_override
@@ -315,16 +326,20 @@ def fit_predict_fold(
     return FoldResult(model, metrics, tables, r2, model.history)
 
 
-def as_grid(params: dict, data: CohortArrays) -> list[dict]:
+def as_grid(params: Settings | Mapping, data: CohortArrays) -> list[Setting]:
     """The settings of `params`' grid for this cohort (dense mode ignores prior-only entries)."""
-    return expand_grid(params, dense=data.latent_nodes is None)
+    return as_settings(params).points(dense=data.latent_nodes is None)
 
 
-def _full_params(params: dict | None) -> dict:
-    """A full, validated params dict: `params` as is when it already names every key, else laid over
-    the packaged defaults (so a notebook can pass ``{"max_epochs": 20}``)."""
-    if params is None:
-        return load_params(None)
-    if set(default_params()) <= set(params):
-        return dict(params)
-    return load_params(None, params)
+def _settings(params: Settings | Mapping | None, hyperparameters: Mapping) -> Settings:
+    """`params` (over the packaged defaults) with `DeepGAMI.fit`'s keyword arguments laid over it;
+    a misspelt keyword is a TypeError naming it, an out-of-range value an InputError."""
+    known = [*default_params(), *default_params()["grid"]]
+    hyperparameters = {k: v for k, v in hyperparameters.items() if v is not None}
+    for name in hyperparameters:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"DeepGAMI.fit() got an unexpected keyword argument {name!r}{hint}")
+    settings = as_settings(params)
+    return settings.with_overrides(hyperparameters) if hyperparameters else settings

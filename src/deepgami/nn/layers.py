@@ -172,17 +172,35 @@ class SparseMaskedLinear(nn.Module):
 
     Parameters
     ----------
-    in_features
+    in_features : int
         Number of inputs (e.g. SNPs).
-    out_features
+    out_features : int
         Number of outputs (latent genes).
-    src, dst
-        Edge ``k`` goes from input ``src[k]`` to output ``dst[k]`` (integer indices). The given
-        order is kept: ``weight[k]`` belongs to ``(src[k], dst[k])``. Duplicate edges raise
-        :class:`ValueError` (merge them upstream; a duplicate would silently double a link's
-        weight and its attribution).
-    bias
+    src : numpy.ndarray or torch.Tensor
+        1-D integer indices: edge ``k`` goes from input ``src[k]`` to output ``dst[k]``. The given
+        order is kept: ``weight[k]`` belongs to ``(src[k], dst[k])``.
+    dst : numpy.ndarray or torch.Tensor
+        1-D integer indices of each edge's output, the same length as ``src``.
+    bias : bool, default True
         Whether to learn an additive bias per output.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter
+        One trainable weight per edge, shape ``(n_edges,)``.
+    bias : torch.nn.Parameter or None
+        The per-output bias, shape ``(out_features,)``, or ``None`` without one.
+    src, dst : torch.Tensor
+        The edges' input and output indices (buffers, saved with the state dict).
+
+    Raises
+    ------
+    ValueError
+        If ``in_features`` or ``out_features`` is negative, ``src`` and ``dst`` differ in length
+        or are not 1-D, an index lies outside its range, or an edge is duplicated (merge duplicates
+        upstream; a duplicate would silently double a link's weight and its attribution).
+    TypeError
+        If ``src`` or ``dst`` does not hold integer indices.
 
     Notes
     -----
@@ -250,6 +268,23 @@ class SparseMaskedLinear(nn.Module):
         """Build a layer from an (in, out) mask; its nonzero entries are the edges.
 
         Edges are ordered by source, then target (row-major). Explicitly stored zeros are not edges.
+
+        Parameters
+        ----------
+        mask : scipy.sparse.spmatrix, scipy.sparse.sparray, numpy.ndarray or torch.Tensor
+            2-D ``(in, out)`` mask, dense or sparse.
+        bias : bool, default True
+            Whether to learn an additive bias per output.
+
+        Returns
+        -------
+        SparseMaskedLinear
+            A freshly initialised layer with one weight per nonzero entry of ``mask``.
+
+        Raises
+        ------
+        ValueError
+            If ``mask`` is not 2-D.
         """
         if len(mask.shape) != 2:
             raise ValueError(f"mask must be 2-D (in, out), got shape {tuple(mask.shape)}")
@@ -323,7 +358,10 @@ class SparseMaskedLinear(nn.Module):
         self._build_plan()
 
     def reset_parameters(self) -> None:
-        """Kaiming-uniform init with each output's fan-in = its number of incoming edges."""
+        """Reinitialise the weights and bias (kaiming-uniform).
+
+        Each output's fan-in is its number of incoming edges; see the class's Notes.
+        """
         deg = torch.bincount(self.dst.detach().cpu(), minlength=self.out_features).to(torch.float64)
         bound = torch.where(deg > 0, 1.0 / deg.clamp(min=1).sqrt(), torch.zeros_like(deg))
         with torch.no_grad():
@@ -345,7 +383,25 @@ class SparseMaskedLinear(nn.Module):
         return int(self.weight.numel())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``(..., in_features)`` to ``(..., out_features)``."""
+        """Map ``(..., in_features)`` to ``(..., out_features)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Input of shape ``(..., in_features)``, of the weight's dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            ``x @ (W * M) + b``, of shape ``(..., out_features)``.
+
+        Raises
+        ------
+        ValueError
+            If the last dimension of ``x`` is not ``in_features``.
+        TypeError
+            If the dtype of ``x`` differs from the weight's.
+        """
         if x.shape[-1] != self.in_features:
             raise ValueError(
                 f"expected last dimension {self.in_features}, got input of shape {tuple(x.shape)}"
@@ -368,11 +424,28 @@ class SparseMaskedLinear(nn.Module):
         return y.reshape(*lead, self.out_features)
 
     def edge_products(self, x: torch.Tensor, grad_out: torch.Tensor) -> torch.Tensor:
-        """Per edge ``k``: ``sum_b x[b, src[k]] * grad_out[b, dst[k]]``, shape ``(n_edges,)``.
+        """Compute per edge ``k`` the product ``sum_b x[b, src[k]] * grad_out[b, dst[k]]``.
 
-        This is the weight gradient for an upstream gradient ``grad_out`` (batch, out); multiplied by
-        ``weight`` it gives an input x weight x gradient score per prior link. No autograd graph is
-        built; memory is O(n_edges + in_features * batch).
+        This is the weight gradient for an upstream gradient ``grad_out`` (batch, out); multiplied
+        by ``weight`` it gives an input x weight x gradient score per prior link. No autograd graph
+        is built; memory is O(n_edges + in_features * batch).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Inputs of shape ``(..., in_features)``.
+        grad_out : torch.Tensor
+            Upstream gradient of shape ``(..., out_features)``, with as many rows as ``x``.
+
+        Returns
+        -------
+        torch.Tensor
+            Shape ``(n_edges,)``, in the layer's edge order.
+
+        Raises
+        ------
+        ValueError
+            If ``x`` and ``grad_out`` have different numbers of rows.
         """
         x2 = x.detach().reshape(-1, self.in_features)
         g2 = grad_out.detach().reshape(-1, self.out_features)
@@ -381,11 +454,27 @@ class SparseMaskedLinear(nn.Module):
         return _edge_sddmm(self, _feature_major(x2), g2.t().contiguous())
 
     def dense_weight(self) -> torch.Tensor:
-        """Dense ``(in, out)`` matrix ``W * M`` (differentiable); for tests and small inspection only."""
+        """Build the dense ``(in, out)`` matrix ``W * M``.
+
+        For tests and small inspection only.
+
+        Returns
+        -------
+        torch.Tensor
+            The ``(in_features, out_features)`` weight matrix, zero off the edges; differentiable
+            with respect to :attr:`weight`.
+        """
         dense = torch.zeros(
             self.in_features, self.out_features, dtype=self.weight.dtype, device=self.weight.device
         )
         return dense.index_put((self.src, self.dst), self.weight)
 
     def extra_repr(self) -> str:
+        """Describe the layer's sizes in its ``repr``.
+
+        Returns
+        -------
+        str
+            ``in_features``, ``out_features``, ``n_edges`` and whether there is a bias.
+        """
         return f"in_features={self.in_features}, out_features={self.out_features}, n_edges={self.n_edges}, bias={self.bias is not None}"

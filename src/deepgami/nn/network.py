@@ -39,7 +39,17 @@ MLP_IMPUTER_MAX_HIDDEN = 256
 
 
 class AffineImputer(nn.Module):
-    """alpha * C + beta: scalar alpha and beta (the paper's map) or one pair per latent node."""
+    """Affine map ``alpha * C + beta`` between latent blocks.
+
+    Scalar ``alpha`` and ``beta`` (the paper's map) or one pair per latent node.
+
+    Parameters
+    ----------
+    n_latent : int
+        Number of latent nodes.
+    per_node : bool, default False
+        Learn one ``(alpha, beta)`` pair per latent node instead of one shared pair.
+    """
 
     def __init__(self, n_latent: int, per_node: bool = False) -> None:
         super().__init__()
@@ -48,11 +58,43 @@ class AffineImputer(nn.Module):
         self.beta = nn.Parameter(torch.zeros(shape))
 
     def forward(self, latent: Tensor) -> Tensor:
+        """Apply the map to a latent block.
+
+        Parameters
+        ----------
+        latent : torch.Tensor
+            Latent block ``C`` of shape ``(B, L)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``alpha * C + beta``, of shape ``(B, L)``.
+        """
         return latent * self.alpha + self.beta
 
 
 def make_imputer(kind: str, n_latent: int) -> nn.Module:
-    """The map f_ij from one latent block to another."""
+    """Build the map f_ij from one latent block to another.
+
+    Parameters
+    ----------
+    kind : str
+        ``"scalar"`` or ``"per_node"`` (:class:`AffineImputer`), ``"linear"`` (a full L x L
+        linear layer) or ``"mlp"`` (one ReLU hidden layer of at most ``MLP_IMPUTER_MAX_HIDDEN``
+        units).
+    n_latent : int
+        Number of latent nodes L.
+
+    Returns
+    -------
+    torch.nn.Module
+        A module mapping ``(B, L)`` to ``(B, L)``.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is not one of ``IMPUTERS``.
+    """
     if kind == "scalar":
         return AffineImputer(n_latent, per_node=False)
     if kind == "per_node":
@@ -76,11 +118,22 @@ def _activation(name: str) -> nn.Module:
 
 
 class LatentNorm(nn.Module):
-    """Standardize each latent node (batch statistics in training, running ones in eval), over
-    the samples that have the modality only: absent samples' all-zero inputs must not move them.
+    """Standardize each latent node over the samples that have the modality.
+
+    Batch statistics in training, running ones in eval; only samples that have the modality count:
+    absent samples' all-zero inputs must not move them.
 
     Normalized blocks cannot shrink, so the auxiliary MSE cannot be won by collapsing a block,
     and node-wise maps (alpha * C + beta) compare blocks on the same scale.
+
+    Parameters
+    ----------
+    n : int
+        Number of latent nodes.
+    momentum : float, default 0.1
+        Weight of the current batch in the running mean and variance updates.
+    eps : float, default 1e-5
+        Added to the variance before the square root.
     """
 
     def __init__(self, n: int, momentum: float = 0.1, eps: float = 1e-5) -> None:
@@ -90,6 +143,22 @@ class LatentNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(n))
 
     def forward(self, x: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Standardize ``x`` node by node.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Latent pre-activations of shape ``(B, L)``.
+        rows : torch.Tensor or None, optional
+            Boolean (or index) selection of the samples whose statistics count in training
+            (those that have the modality); ``None`` uses all. In eval mode, or with fewer than
+            two selected samples, the running statistics are used instead.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(x - mean) / sqrt(var + eps)`` for every sample, shape ``(B, L)``.
+        """
         sample = x if rows is None else x[rows]
         if self.training and sample.shape[0] >= 2:
             mean = sample.mean(dim=0)
@@ -104,7 +173,19 @@ class LatentNorm(nn.Module):
 
 
 class NetworkOutput(NamedTuple):
-    """Everything one forward pass computes; lists are indexed by modality."""
+    """Everything one forward pass computes; lists are indexed by modality.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        Head output of shape ``(B, n_outputs)``.
+    latent : list of torch.Tensor
+        C_k from each modality's own input (meaningless where absent).
+    imputed : list of torch.Tensor
+        C_k* from the other present modalities (or the training mean).
+    blocks : list of torch.Tensor
+        What the head saw: C_k where present, else C_k*.
+    """
 
     logits: Tensor  # (B, n_outputs)
     latent: list[Tensor]  # C_k from each modality's own input (meaningless where absent)
@@ -112,22 +193,65 @@ class NetworkOutput(NamedTuple):
     blocks: list[Tensor]  # what the head saw: C_k where present, else C_k*
 
 
+def _encoders(
+    n_inputs: Sequence[int], edges: list[tuple[Tensor, Tensor] | None], n_latent: int
+) -> nn.ModuleList:
+    """One encoder per modality: masked by its prior's edges, or dense without a prior."""
+    encoders = nn.ModuleList()
+    for n_in, edge in zip(n_inputs, edges, strict=False):
+        if edge is None:
+            encoders.append(nn.Linear(int(n_in), n_latent))
+        else:
+            src, dst = edge
+            encoders.append(SparseMaskedLinear(int(n_in), n_latent, src, dst))
+    return encoders
+
+
+def _head(
+    width: int, hidden_layers: Sequence[int], dropout: float, n_outputs: int
+) -> nn.Sequential:
+    """The feed-forward head: dropout, then [Linear, ReLU, Dropout] per hidden layer, then Linear."""
+    layers: list[nn.Module] = [nn.Dropout(dropout)]
+    for h in hidden_layers:
+        layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
+        width = int(h)
+    layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
 class DeepGAMINetwork(nn.Module):
     """Encoders, pairwise imputers and a feed-forward head for two or more modalities.
 
-    Args:
-        n_inputs: input features per modality.
-        n_latent: latent nodes shared by all modalities (prior targets, or `latent_dim`).
-        n_outputs: classes (softmax), or 1 for a numeric phenotype.
-        edges: per modality, (src, dst) index tensors of its prior (src into its inputs, dst into
-            the latent nodes) for a sparse encoder, or None for a dense one. To rebuild a saved
-            network, pass index tensors of the right length; `load_state_dict` fills them in.
-        hidden_layers: widths of the head's hidden ReLU layers.
-        dropout: dropout probability on the concatenated blocks and after each hidden layer.
-        imputer: `scalar`, `per_node`, `linear` or `mlp`.
-        encoder_activation: `relu`, `tanh` or `linear`, applied to each encoder's output.
-        latent_norm: standardize each latent node before the activation (`LatentNorm`): one flag for
-            every modality, or one per modality.
+    Parameters
+    ----------
+    n_inputs : sequence of int
+        Input features per modality.
+    n_latent : int
+        Latent nodes shared by all modalities (prior targets, or ``latent_dim``).
+    n_outputs : int
+        Classes (softmax), or 1 for a numeric phenotype.
+    edges : sequence of (torch.Tensor, torch.Tensor) or None, optional
+        Per modality, ``(src, dst)`` index tensors of its prior (``src`` into its inputs, ``dst``
+        into the latent nodes) for a sparse encoder, or ``None`` for a dense one; ``None`` overall
+        makes every encoder dense. To rebuild a saved network, pass index tensors of the right
+        length; ``load_state_dict`` fills them in.
+    hidden_layers : sequence of int, default (64,)
+        Widths of the head's hidden ReLU layers.
+    dropout : float, default 0.5
+        Dropout probability on the concatenated blocks and after each hidden layer.
+    imputer : str, default "scalar"
+        ``"scalar"``, ``"per_node"``, ``"linear"`` or ``"mlp"`` (see :func:`make_imputer`).
+    encoder_activation : str, default "relu"
+        ``"relu"``, ``"tanh"`` or ``"linear"``, applied to each encoder's output.
+    latent_norm : bool or sequence of bool, default True
+        Standardize each latent node before the activation (:class:`LatentNorm`): one flag for
+        every modality, or one per modality.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than two modalities, ``edges`` or ``latent_norm`` has the wrong
+        length, or ``imputer`` or ``encoder_activation`` is unknown.
     """
 
     def __init__(
@@ -152,13 +276,7 @@ class DeepGAMINetwork(nn.Module):
         self.n_modalities = n_mod
         self.n_latent = int(n_latent)
         self.n_outputs = int(n_outputs)
-        self.encoders = nn.ModuleList()
-        for n_in, edge in zip(n_inputs, edges, strict=False):
-            if edge is None:
-                self.encoders.append(nn.Linear(int(n_in), self.n_latent))
-            else:
-                src, dst = edge
-                self.encoders.append(SparseMaskedLinear(int(n_in), self.n_latent, src, dst))
+        self.encoders = _encoders(n_inputs, edges, self.n_latent)
         self.activation = _activation(encoder_activation)
         flags = (
             [bool(latent_norm)] * n_mod
@@ -181,13 +299,7 @@ class DeepGAMINetwork(nn.Module):
                 if i != j
             }
         )
-        layers: list[nn.Module] = [nn.Dropout(dropout)]
-        width = n_mod * self.n_latent
-        for h in hidden_layers:
-            layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
-            width = int(h)
-        layers.append(nn.Linear(width, self.n_outputs))
-        self.head = nn.Sequential(*layers)
+        self.head = _head(n_mod * self.n_latent, hidden_layers, dropout, self.n_outputs)
         # Per-node gates on the head's inputs. Under weight decay the product gate x weight acts
         # like a group lasso over latent nodes, so the head can ignore most genes even though
         # every (normalized) node has unit variance.
@@ -197,16 +309,44 @@ class DeepGAMINetwork(nn.Module):
 
     @staticmethod
     def pair_key(i: int, j: int) -> str:
-        """Key of the imputer that predicts block j from block i."""
+        """Return the key of the imputer that predicts block j from block i.
+
+        Parameters
+        ----------
+        i : int
+            Index of the source modality.
+        j : int
+            Index of the target modality.
+
+        Returns
+        -------
+        str
+            The key in :attr:`imputers`, ``"{i}_to_{j}"``.
+        """
         return f"{i}_to_{j}"
 
     # -- forward pieces (public: attribution runs integrated gradients through them) --------
 
     def encode(self, xs: Sequence[Tensor], present: Tensor | None = None) -> list[Tensor]:
-        """Latent block C_k of each modality from its own (preprocessed) inputs.
+        """Compute the latent block C_k of each modality from its own (preprocessed) inputs.
 
-        `present` (B, K) restricts the training-time normalization statistics to the samples that
-        have each modality; in eval mode it has no effect.
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One input per modality, of shape ``(B, n_k)``.
+        present : torch.Tensor or None, optional
+            Boolean ``(B, K)``: restricts the training-time normalization statistics to the
+            samples that have each modality; in eval mode it has no effect.
+
+        Returns
+        -------
+        list of torch.Tensor
+            C_k of shape ``(B, L)`` per modality.
+
+        Raises
+        ------
+        ValueError
+            If ``xs`` does not hold one input per modality.
         """
         if len(xs) != self.n_modalities:
             raise ValueError(f"expected {self.n_modalities} inputs, got {len(xs)}")
@@ -216,14 +356,44 @@ class DeepGAMINetwork(nn.Module):
         ]
 
     def activate(self, k: int, pre: Tensor, rows: Tensor | None = None) -> Tensor:
-        """Encoder k's output (pre-activation, `encoders[k](x)`) -> latent block C_k:
-        normalization (when enabled) then the activation."""
+        """Turn encoder k's output into the latent block C_k.
+
+        Applies normalization (when enabled) then the activation.
+
+        Parameters
+        ----------
+        k : int
+            Index of the modality.
+        pre : torch.Tensor
+            Encoder k's pre-activation output, ``encoders[k](x)``, of shape ``(B, L)``.
+        rows : torch.Tensor or None, optional
+            Samples whose statistics the training-time normalization uses (see
+            :class:`LatentNorm`); ``None`` uses all.
+
+        Returns
+        -------
+        torch.Tensor
+            C_k of shape ``(B, L)``.
+        """
         if self.norms is not None and self.normalized[k]:
             pre = self.norms[k](pre, rows)
         return self.activation(pre)
 
     def impute(self, latent: Sequence[Tensor], present: Tensor) -> list[Tensor]:
-        """C_j* for every j: the mean of f_ij(C_i) over the modalities i != j a sample has."""
+        """Impute C_j* for every j: the mean of f_ij(C_i) over the modalities i != j a sample has.
+
+        Parameters
+        ----------
+        latent : sequence of torch.Tensor
+            C_i of shape ``(B, L)`` per modality.
+        present : torch.Tensor
+            Boolean ``(B, K)``: which blocks each sample may impute from.
+
+        Returns
+        -------
+        list of torch.Tensor
+            C_j* of shape ``(B, L)`` per modality; zero for a sample with no other modality.
+        """
         weights = present.to(latent[0].dtype)
         out = []
         for j in range(self.n_modalities):
@@ -241,7 +411,22 @@ class DeepGAMINetwork(nn.Module):
     def combine(
         self, latent: Sequence[Tensor], imputed: Sequence[Tensor], present: Tensor
     ) -> list[Tensor]:
-        """Observed block where the modality is present, imputed block where it is not."""
+        """Take the observed block where the modality is present, the imputed one where it is not.
+
+        Parameters
+        ----------
+        latent : sequence of torch.Tensor
+            Observed blocks C_k of shape ``(B, L)``.
+        imputed : sequence of torch.Tensor
+            Imputed blocks C_k* of shape ``(B, L)``.
+        present : torch.Tensor
+            Boolean ``(B, K)``.
+
+        Returns
+        -------
+        list of torch.Tensor
+            The blocks the head sees, one per modality.
+        """
         return [
             torch.where(present[:, k : k + 1], latent[k], imputed[k])
             for k in range(self.n_modalities)
@@ -254,10 +439,32 @@ class DeepGAMINetwork(nn.Module):
         fill: str = "impute",
         head_present: Tensor | None = None,
     ) -> NetworkOutput:
-        """Full pass. `present` (B, K) bool says which modalities each sample has (default: all).
-        `head_present` (default: `present`) says which observed blocks the head may use; the others
-        are imputed from those, as at prediction time (training hides modalities this way).
-        `fill="mean"` replaces missing blocks by their training mean instead (a baseline)."""
+        """Run the full pass: encoders, imputation and head.
+
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One preprocessed input per modality, of shape ``(B, n_k)``.
+        present : torch.Tensor or None, optional
+            Boolean ``(B, K)``: which modalities each sample has (default: all).
+        fill : str, default "impute"
+            ``"impute"`` fills missing blocks by cross-modal imputation; ``"mean"`` replaces them
+            by their training mean instead (a baseline).
+        head_present : torch.Tensor or None, optional
+            Boolean ``(B, K)`` (default: ``present``): which observed blocks the head may use;
+            the others are imputed from those, as at prediction time (training hides modalities
+            this way).
+
+        Returns
+        -------
+        NetworkOutput
+            Logits, latent, imputed and head blocks.
+
+        Raises
+        ------
+        ValueError
+            If ``fill`` is unknown or ``xs`` does not hold one input per modality.
+        """
         if present is None:
             present = torch.ones(
                 xs[0].shape[0], self.n_modalities, dtype=torch.bool, device=xs[0].device
@@ -274,19 +481,53 @@ class DeepGAMINetwork(nn.Module):
         return NetworkOutput(self.head_logits(blocks), latent, imputed, blocks)
 
     def head_logits(self, blocks: Sequence[Tensor]) -> Tensor:
-        """Logits from the K latent blocks the head sees (gates, concatenation, feed-forward)."""
+        """Compute the logits from the K latent blocks the head sees.
+
+        Gates, concatenation, feed-forward.
+
+        Parameters
+        ----------
+        blocks : sequence of torch.Tensor
+            One block of shape ``(B, L)`` per modality.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits of shape ``(B, n_outputs)``.
+        """
         return self.head(torch.cat([b * self.gates[k] for k, b in enumerate(blocks)], dim=1))
 
     def logits(self, *xs: Tensor, present: Tensor | None = None) -> Tensor:
-        """forward(x_1, ..., x_K) -> logits: the signature Captum's attribution methods expect."""
+        """Map ``(x_1, ..., x_K)`` to logits, the signature Captum's attribution methods expect.
+
+        Parameters
+        ----------
+        *xs : torch.Tensor
+            One preprocessed input per modality, of shape ``(B, n_k)``.
+        present : torch.Tensor or None, optional
+            Boolean ``(B, K)``: which modalities each sample has (default: all).
+
+        Returns
+        -------
+        torch.Tensor
+            Logits of shape ``(B, n_outputs)``.
+        """
         return self.forward(list(xs), present).logits
 
     def head_group_norm(self) -> Tensor:
-        """Sum over latent nodes of the L2 norm of the head's weights out of that node in every block:
-        a group-lasso penalty that lets the head use few latent genes. One group per gene, not per
-        block: choosing a gene costs the same whether the head reads it from one modality or from
-        all, so the head does not pay twice for a program that two encoders split between them
-        (simulated cohorts: +0.01-0.02 held-out AUC over one group per block node)."""
+        """Compute a group-lasso penalty that lets the head use few latent genes.
+
+        The sum over latent nodes of the L2 norm of the head's weights out of that node in every
+        block. One group per gene, not per block: choosing a gene costs the same whether the head
+        reads it from one modality or from all, so the head does not pay twice for a program that
+        two encoders split between them (simulated cohorts: +0.01-0.02 held-out AUC over one group
+        per block node).
+
+        Returns
+        -------
+        torch.Tensor
+            The penalty, a scalar (differentiable).
+        """
         first = next(m for m in self.head if isinstance(m, nn.Linear))
         per_block = first.weight.reshape(first.weight.shape[0], self.n_modalities, self.n_latent)
         return torch.linalg.vector_norm(per_block, dim=(0, 1)).sum()
@@ -294,11 +535,31 @@ class DeepGAMINetwork(nn.Module):
     def auxiliary_loss(
         self, latent: Sequence[Tensor], present: Tensor, target: str = "detach"
     ) -> Tensor:
-        """Mean over ordered pairs (i, j) of MSE(f_ij(C_i), C_j) on samples having both i and j.
+        """Compute the auxiliary imputation loss.
 
-        target: `detach` stops gradients into C_j; `normalize` divides the MSE by the variance of
-        C_j in the batch (1 - R^2, which shrinking C_j cannot lower); `joint` is the reference's
-        plain MSE with gradients into both sides (prone to collapse, kept for comparison).
+        The mean over ordered pairs (i, j) of MSE(f_ij(C_i), C_j) on samples having both i and j.
+
+        Parameters
+        ----------
+        latent : sequence of torch.Tensor
+            C_k of shape ``(B, L)`` per modality.
+        present : torch.Tensor
+            Boolean ``(B, K)``: which modalities each sample has.
+        target : str, default "detach"
+            ``"detach"`` stops gradients into C_j; ``"normalize"`` divides the MSE by the variance
+            of C_j in the batch (1 - R^2, which shrinking C_j cannot lower; pairs with fewer than
+            two shared samples are skipped); ``"joint"`` is the reference's plain MSE with
+            gradients into both sides (prone to collapse, kept for comparison).
+
+        Returns
+        -------
+        torch.Tensor
+            The loss, a scalar; zero when no pair has a shared sample.
+
+        Raises
+        ------
+        ValueError
+            If ``target`` is not one of ``AUX_TARGETS``.
         """
         if target not in AUX_TARGETS:
             raise ValueError(f"aux_target must be one of {AUX_TARGETS}, not {target!r}")

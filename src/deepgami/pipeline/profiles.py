@@ -46,7 +46,17 @@ DEMO_EVALUATE_ARGS = "--fast"
 
 @dataclass(frozen=True)
 class Profile:
-    """Extra arguments per stage, and a sentence for the evaluation report saying what was reduced."""
+    """Extra arguments per stage, and a sentence for the evaluation report saying what was reduced.
+
+    Parameters
+    ----------
+    name : str
+        The profile's name.
+    stage_args : dict of str to list of str
+        Extra arguments per stage, like Nextflow's ext.args.
+    note : str, default ""
+        Sentence for the evaluation report saying what was reduced.
+    """
 
     name: str
     stage_args: dict[str, list[str]] = field(default_factory=dict)
@@ -73,13 +83,31 @@ PROFILES = {
 
 
 def bundled_test_samplesheet() -> Path | None:
-    """`assets/samplesheet_test.csv` of the source tree this package runs from, if present."""
+    """Find ``assets/samplesheet_test.csv`` of the source tree this package runs from.
+
+    Returns
+    -------
+    pathlib.Path or None
+        Its path, or None when it is not present (e.g. an installed package).
+    """
     path = Path(__file__).resolve().parents[3] / "assets" / "samplesheet_test.csv"
     return path if path.is_file() else None
 
 
 def is_bundled_test_samplesheet(path: str | os.PathLike) -> bool:
-    """True for the bundled test samplesheet itself (not a copy elsewhere)."""
+    """Tell whether `path` is the bundled test samplesheet itself (not a copy elsewhere).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A samplesheet path.
+
+    Returns
+    -------
+    bool
+        True for the bundled test samplesheet itself; False otherwise, or when `path` cannot be
+        resolved.
+    """
     bundled = bundled_test_samplesheet()
     try:
         return bundled is not None and Path(path).resolve().samefile(bundled)
@@ -88,7 +116,25 @@ def is_bundled_test_samplesheet(path: str | os.PathLike) -> bool:
 
 
 def stage_args(profile: str | None) -> dict[str, list[str]]:
-    """A profile's extra arguments per stage (a fresh copy, the report note added to evaluate's); {} for None."""
+    """Return a profile's extra arguments per stage.
+
+    A fresh copy, with the report note added to evaluate's arguments (``--note``).
+
+    Parameters
+    ----------
+    profile : str or None
+        A name in ``PROFILES`` (``"test"`` or ``"demo"``), or None.
+
+    Returns
+    -------
+    dict of str to list of str
+        Extra arguments per stage; ``{}`` for None.
+
+    Raises
+    ------
+    KeyError
+        If `profile` is not a known profile.
+    """
     if profile is None:
         return {}
     chosen = PROFILES[profile]

@@ -30,20 +30,19 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
+from deepgami.executor import process_pool, run_jobs
 from deepgami.pipeline.samplesheet import CohortRow, read_samplesheet
 from deepgami.pipeline.samplesheet import prediction_sets as _prediction_sets
 
@@ -122,6 +121,16 @@ def prediction_sets(row: CohortRow) -> list[str]:
 
     The rule lives in :func:`deepgami.pipeline.samplesheet.prediction_sets` (the Nextflow workflow
     reads it from there too).
+
+    Parameters
+    ----------
+    row
+        A cohort of the samplesheet.
+
+    Returns
+    -------
+    list of str
+        ``["all"]``, then each modality name when the cohort has several.
     """
     return _prediction_sets(row.modality_names)
 
@@ -129,19 +138,50 @@ def prediction_sets(row: CohortRow) -> list[str]:
 def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:
     """The stages of one cohort, in order, as `deepgami` argument lists.
 
-    Stages in ``settings.skip`` are left out.
-    """
-    base = outdir / row.id
-    logs = outdir / "pipeline_info" / "logs" / row.id
-    cohort, model = base / "cohort.h5mu", base / "model"
-    split = ["--split", settings.eval_split] if settings.eval_split else []
-    params = ["--params", str(row.params)] if row.params else []
-    tasks: list[StageTask] = []
+    Parameters
+    ----------
+    row
+        The samplesheet row (or a fanned-out cell type).
+    outdir
+        The run's output folder (the cohort's files go into ``<outdir>/<id>/``).
+    settings
+        The run's options; stages in ``settings.skip`` are left out.
 
-    def wanted(stage: str) -> bool:
-        return stage not in settings.skip
+    Returns
+    -------
+    list of StageTask
+        build, train, predict (one per prediction set), prioritize, evaluate.
+    """
+    plan = _CohortPlan(row, outdir, settings)
+    plan.build()
+    plan.train()
+    plan.predict()
+    plan.prioritize()
+    plan.evaluate()
+    return plan.tasks
+
+
+class _CohortPlan:
+    """The stages of one cohort, added in order by one method each."""
+
+    def __init__(self, row: CohortRow, outdir: Path, settings: RunSettings) -> None:
+        self.row, self.settings = row, settings
+        self.base = outdir / row.id
+        self.logs = outdir / "pipeline_info" / "logs" / row.id
+        self.cohort, self.model = self.base / "cohort.h5mu", self.base / "model"
+        self.split = ["--split", settings.eval_split] if settings.eval_split else []
+        self.params = ["--params", str(row.params)] if row.params else []
+        self.train_inputs = {
+            "cohort": self.cohort,
+            **({"params": row.params} if row.params else {}),
+        }
+        self.tasks: list[StageTask] = []
+
+    def wanted(self, stage: str) -> bool:
+        return stage not in self.settings.skip
 
     def add(
+        self,
         stage: str,
         name: str,
         argv: list[str],
@@ -150,84 +190,78 @@ def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[Sta
         outputs: list[Path],
         optional: Sequence[Path] = (),
     ) -> None:
-        if not wanted(stage):
+        if not self.wanted(stage):
             return
-        extra = settings.stage_args.get(stage, [])
+        extra = self.settings.stage_args.get(stage, [])
         argv, options = argv + extra, options + extra
-        key = f"{row.id}/{stage}" + (f"/{name}" if name else "")
-        log = logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
-        tasks.append(
-            StageTask(row.id, stage, key, argv, inputs, options, outputs, list(optional), log)
+        key = f"{self.row.id}/{stage}" + (f"/{name}" if name else "")
+        log = self.logs / (f"{stage}.{name}.log" if name else f"{stage}.log")
+        self.tasks.append(
+            StageTask(self.row.id, stage, key, argv, inputs, options, outputs, list(optional), log)
         )
 
-    build_argv = ["build"]
-    build_inputs: dict[str, Path] = {"labels": row.labels}
-    for name, path in row.modalities.items():
-        build_argv += ["--modality", f"{name}={path}"]
-        build_inputs[f"modality:{name}"] = path
-    for prior in row.priors:
-        build_argv += ["--prior", f"{prior.modality}:{prior.name}={prior.path}"]
-        build_inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
-    build_argv += ["--labels", str(row.labels), "--out", str(cohort), "--quiet"]
-    build_options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
-    add("build", "", build_argv, build_inputs, build_options, [cohort])
+    def build(self) -> None:
+        row = self.row
+        argv = ["build"]
+        inputs: dict[str, Path] = {"labels": row.labels}
+        for name, path in row.modalities.items():
+            argv += ["--modality", f"{name}={path}"]
+            inputs[f"modality:{name}"] = path
+        for prior in row.priors:
+            argv += ["--prior", f"{prior.modality}:{prior.name}={prior.path}"]
+            inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
+        argv += ["--labels", str(row.labels), "--out", str(self.cohort), "--quiet"]
+        options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
+        self.add("build", "", argv, inputs, options, [self.cohort])
 
-    train_inputs = {"cohort": cohort, **({"params": row.params} if row.params else {})}
-    add(
-        "train",
-        "",
-        ["train", str(cohort), "--out", str(model), *params, "--seed", str(settings.seed)],
-        train_inputs,
-        ["--seed", str(settings.seed)],
-        [model],
-    )
+    def train(self) -> None:
+        seed = str(self.settings.seed)
+        argv = ["train", str(self.cohort), "--out", str(self.model), *self.params, "--seed", seed]
+        self.add("train", "", argv, self.train_inputs, ["--seed", seed], [self.model])
 
-    for name in prediction_sets(row):
-        out = base / "predictions" / f"{name}.tsv"
-        modality = [] if name == "all" else ["--modalities", name]
-        add(
-            "predict",
-            name,
-            ["predict", str(model), str(cohort), "--out", str(out), *modality, *split],
-            {"model": model, "cohort": cohort},
-            modality + split,
+    def predict(self) -> None:
+        for name in prediction_sets(self.row):
+            out = self.base / "predictions" / f"{name}.tsv"
+            modality = [] if name == "all" else ["--modalities", name]
+            self.add(
+                "predict",
+                name,
+                ["predict", str(self.model), str(self.cohort), "--out", str(out)]
+                + [*modality, *self.split],
+                {"model": self.model, "cohort": self.cohort},
+                modality + self.split,
+                [out],
+                [out.with_name(f"{name}.metrics.json")],
+            )
+
+    def prioritize(self) -> None:
+        out = self.base / "prioritize"
+        self.add(
+            "prioritize",
+            "",
+            ["prioritize", str(self.model), str(self.cohort), "--out", str(out), *self.split],
+            {"model": self.model, "cohort": self.cohort},
+            self.split,
             [out],
-            [out.with_name(f"{name}.metrics.json")],
         )
 
-    add(
-        "prioritize",
-        "",
-        ["prioritize", str(model), str(cohort), "--out", str(base / "prioritize"), *split],
-        {"model": model, "cohort": cohort},
-        split,
-        [base / "prioritize"],
-    )
-
-    # The report shows the model's training curves and the prioritization when they are made here.
-    evaluate_argv = ["evaluate", str(cohort), "--out", str(base / "evaluate"), *params]
-    evaluate_inputs = dict(train_inputs)
-    for stage, flag, folder in (
-        ("train", "--model-dir", model),
-        ("prioritize", "--prioritize-dir", base / "prioritize"),
-    ):
-        if wanted(stage):
-            evaluate_argv += [flag, str(folder)]
-            evaluate_inputs[stage] = folder
-    evaluate_argv += ["--seed", str(settings.seed)]
-    if (
-        settings.max_workers > 1
-    ):  # evaluate's workers share the cores with the other cohorts' stages
-        evaluate_argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // settings.max_workers))]
-    add(
-        "evaluate",
-        "",
-        evaluate_argv,
-        evaluate_inputs,
-        ["--seed", str(settings.seed)],
-        [base / "evaluate"],
-    )
-    return tasks
+    def evaluate(self) -> None:
+        # The report shows the model's training curves and the prioritization when made here.
+        out, seed = self.base / "evaluate", str(self.settings.seed)
+        argv = ["evaluate", str(self.cohort), "--out", str(out), *self.params]
+        inputs = dict(self.train_inputs)
+        for stage, flag, folder in (
+            ("train", "--model-dir", self.model),
+            ("prioritize", "--prioritize-dir", self.base / "prioritize"),
+        ):
+            if self.wanted(stage):
+                argv += [flag, str(folder)]
+                inputs[stage] = folder
+        argv += ["--seed", seed]
+        workers = self.settings.max_workers
+        if workers > 1:  # evaluate's workers share the cores with the other cohorts' stages
+            argv += ["--jobs", str(max(1, (os.cpu_count() or 1) // workers))]
+        self.add("evaluate", "", argv, inputs, ["--seed", seed], [out])
 
 
 def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> StageTask:
@@ -484,8 +518,11 @@ def _summarize_run(
     if entries:
         write_summary(entries, outdir / "summary.tsv", outdir / "summary.html")
         print(f"summary: {outdir / 'summary.tsv'}", file=sys.stderr)
+    # A single-cell row whose pseudobulk failed is one cohort that failed, not its planned fan-out.
+    failed = {t.cohort for t, _, _ in failures if t.stage == "pseudobulk"}
+    n_cohorts = len([r for r in rows if r.parent not in failed]) + len(failed)
     print(
-        f"deepgami run: {len(rows)} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
+        f"deepgami run: {n_cohorts} cohort(s), {counts['ran']} stage(s) run, {counts['cached']} cached, "
         f"{len(failures)} failed; results in {outdir}",
         file=sys.stderr,
     )
@@ -496,128 +533,146 @@ def _summarize_run(
     return 2 if all(code == 2 for _, code, _ in failures) else 1
 
 
+class _StageSchedule:
+    """Which stage runs next (`deepgami.executor.JobSource`): a cohort's stages in order, one
+    cohort per worker; cached stages (`--resume`, same inputs and outputs) are skipped; a fanned-out
+    cohort starts once its row's pseudobulk has finished, and is dropped when that failed."""
+
+    def __init__(
+        self,
+        queues: dict[str, list[StageTask]],
+        waits_for: dict[str, str],
+        outdir: Path,
+        settings: RunSettings,
+        workers: int,
+    ) -> None:
+        self.queues, self.waits_for, self.settings = queues, waits_for, settings
+        self.ledger_path = outdir / LEDGER_NAME
+        self.ledger = _read_ledger(self.ledger_path) if settings.resume else {}
+        if not settings.resume:
+            _write_ledger(self.ledger_path, {})
+        self.hasher = _Hasher()
+        self.progress = _Progress(sum(len(q) for q in queues.values()), settings.progress)
+        self.env = _thread_env(workers)
+        self.failures: list[tuple[StageTask, int, str]] = []
+        self.counts = {"ran": 0, "cached": 0}
+        self.finished_keys: set[str] = set()  # ledger keys run or cached in this run
+        self.running: dict[str, tuple[str, float]] = {}  # ledger key -> (input hash, start)
+        self.pending = list(queues)  # cohorts not started yet, in samplesheet order
+        self.continuing: list[str] = []  # cohorts whose stage just finished: they keep the worker
+
+    def _cached(self, task: StageTask) -> bool:
+        """Whether `--resume` finds this stage's inputs and outputs as the ledger recorded them."""
+        entry = self.ledger.get(task.key) if self.settings.resume else None
+        return bool(
+            entry
+            and entry.get("inputs") == self.hasher.inputs(task)
+            and entry.get("outputs") is not None
+            and entry.get("outputs") == self.hasher.outputs(task)
+        )
+
+    def _next_task(self, cohort: str) -> StageTask | None:
+        """Pop the cohort's next stage that must run; record the cached ones on the way."""
+        queue = self.queues[cohort]
+        while queue:
+            task = queue.pop(0)
+            if not self._cached(task):
+                return task
+            self.counts["cached"] += 1
+            self.finished_keys.add(task.key)
+            self.progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
+            self.progress.step()
+        return None
+
+    def _drop(self, cohort: str) -> None:
+        """The cohort's remaining stages will not run: count them as done for the progress bar."""
+        for _ in self.queues[cohort]:
+            self.progress.step()
+        self.queues[cohort] = []
+
+    def _startable(self, cohort: str) -> bool | None:
+        """True when the cohort may start, False to wait for its pseudobulk, None when that failed."""
+        parent = self.waits_for.get(cohort)
+        if parent is None or f"{parent}/pseudobulk" in self.finished_keys:
+            return True
+        started = any(key.startswith(f"{parent}/") for key in self.running)
+        if parent in self.pending or self.queues[parent] or started:
+            return False
+        return None
+
+    def _next_cohort_task(self) -> StageTask | None:
+        """The next stage of a continuing cohort, else of the first pending cohort that may start."""
+        while self.continuing:
+            task = self._next_task(self.continuing.pop(0))
+            if task is not None:
+                return task
+        for cohort in list(self.pending):
+            ok = self._startable(cohort)
+            if ok is False:
+                continue  # its pseudobulk has not finished yet
+            self.pending.remove(cohort)
+            if ok is None:  # its pseudobulk failed (reported): nothing to build from
+                self._drop(cohort)
+                continue
+            task = self._next_task(cohort)
+            if task is not None:
+                return task
+        return None
+
+    def next_job(self) -> tuple[StageTask, Callable, tuple] | None:
+        task = self._next_cohort_task()
+        if task is None:
+            return None
+        self.ledger.pop(task.key, None)
+        self.running[task.key] = (self.hasher.inputs(task), time.monotonic())
+        return task, _run_stage, (task.argv, str(task.log), self.env)
+
+    def order(self, task: StageTask) -> str:
+        return task.key
+
+    def finished(self, task: StageTask, result: tuple[int, str]) -> None:
+        input_hash, t0 = self.running.pop(task.key)
+        code, last = result
+        label = task.key.split("/", 1)[1]
+        self.progress.step()
+        missing = [p for p in task.outputs if not p.exists()] if code == 0 else []
+        if missing:
+            code, last = 1, f"finished without writing {missing[0]}"
+        if code != 0:
+            self.failures.append((task, code, last))
+            self.progress.log(
+                f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})"
+            )
+            self._drop(task.cohort)
+            return
+        self.counts["ran"] += 1
+        self.finished_keys.add(task.key)
+        self.ledger[task.key] = {
+            "inputs": input_hash,
+            "outputs": self.hasher.outputs(task),
+            "argv": task.argv,
+        }
+        _write_ledger(self.ledger_path, self.ledger)
+        self.progress.log(f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)")
+        self.continuing.append(task.cohort)  # the cohort's next stage keeps its worker
+
+
 def _run_locked(
     rows: list[CohortRow],
     outdir: Path,
     settings: RunSettings,
     single_cell: Sequence[CohortRow] = (),
 ) -> int:
+    """Run the planned stages with the one executor (`deepgami.executor.run_jobs`), then write
+    the cross-cohort summary; returns the exit code."""
     queues, waits_for = _plan_queues(rows, single_cell, outdir, settings)
-    progress_total = sum(len(q) for q in queues.values())
-
-    ledger_path = outdir / LEDGER_NAME
-    ledger = _read_ledger(ledger_path) if settings.resume else {}
-    if not settings.resume:
-        _write_ledger(ledger_path, {})
-    hasher = _Hasher()
-    progress = _Progress(progress_total, settings.progress)
-
-    failures: list[tuple[StageTask, int, str]] = []
-    counts = {"ran": 0, "cached": 0}
     workers = min(settings.max_workers, max(1, len(rows)))
-    env = _thread_env(workers)
-    finished: set[str] = set()  # ledger keys run or cached in this run
-    started: dict[Future, tuple[StageTask, str, float]] = {}  # in flight
-
-    def next_task(cohort: str) -> StageTask | None:
-        """Pop the cohort's next stage that must run; record the cached ones on the way."""
-        queue = queues[cohort]
-        while queue:
-            task = queue.pop(0)
-            if settings.resume:
-                entry = ledger.get(task.key)
-                if (
-                    entry
-                    and entry.get("inputs") == hasher.inputs(task)
-                    and entry.get("outputs") is not None
-                    and entry.get("outputs") == hasher.outputs(task)
-                ):
-                    counts["cached"] += 1
-                    finished.add(task.key)
-                    progress.log(f"[{cohort}] {task.key.split('/', 1)[1]}: cached")
-                    progress.step()
-                    continue
-            return task
-        return None
-
-    pending = list(queues)  # cohorts not started yet, in samplesheet order
+    schedule = _StageSchedule(queues, waits_for, outdir, settings, workers)
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_watch_runner,
-            initargs=(os.getpid(),),
-        ) as pool:
-
-            def submit(cohort: str) -> bool:
-                task = next_task(cohort)
-                if task is None:
-                    return False
-                input_hash = hasher.inputs(task)
-                ledger.pop(task.key, None)
-                future = pool.submit(_run_stage, task.argv, str(task.log), env)
-                started[future] = (task, input_hash, time.monotonic())
-                return True
-
-            def fill() -> None:
-                for cohort in list(pending):
-                    if len(started) >= workers:
-                        break
-                    parent = waits_for.get(cohort)
-                    if parent is not None and f"{parent}/pseudobulk" not in finished:
-                        if (
-                            parent in pending
-                            or queues[parent]
-                            or any(t.cohort == parent for t, _, _ in started.values())
-                        ):
-                            continue  # its pseudobulk has not finished yet
-                        pending.remove(
-                            cohort
-                        )  # its pseudobulk failed (reported): nothing to build from
-                        for _ in queues[cohort]:
-                            progress.step()
-                        queues[cohort] = []
-                        continue
-                    pending.remove(cohort)
-                    submit(cohort)
-
-            fill()
-            while started:
-                done, _ = wait(list(started), return_when=FIRST_COMPLETED)
-                for future in done:
-                    task, input_hash, t0 = started.pop(future)
-                    code, last = future.result()
-                    label = task.key.split("/", 1)[1]
-                    progress.step()
-                    if code == 0:
-                        missing = [p for p in task.outputs if not p.exists()]
-                        if missing:
-                            code, last = 1, f"finished without writing {missing[0]}"
-                    if code == 0:
-                        counts["ran"] += 1
-                        finished.add(task.key)
-                        ledger[task.key] = {
-                            "inputs": input_hash,
-                            "outputs": hasher.outputs(task),
-                            "argv": task.argv,
-                        }
-                        _write_ledger(ledger_path, ledger)
-                        progress.log(
-                            f"[{task.cohort}] {label}: done ({time.monotonic() - t0:.1f}s)"
-                        )
-                        submit(task.cohort)  # the cohort's next stage keeps its worker
-                    else:
-                        failures.append((task, code, last))
-                        progress.log(
-                            f"[{task.cohort}] {label}: FAILED (exit {code}): {last} (log: {task.log})"
-                        )
-                        for _ in queues[task.cohort]:
-                            progress.step()
-                        queues[task.cohort] = []
-                fill()
+        run_jobs(schedule, process_pool(workers, _watch_runner, (os.getpid(),)), workers)
     finally:
-        progress.close()
-    return _summarize_run(rows, outdir, finished, counts, failures)
+        schedule.progress.close()
+    return _summarize_run(rows, outdir, schedule.finished_keys, schedule.counts, schedule.failures)
 
 
 # -- the cross-cohort summary --------------------------------------------------------------------
@@ -664,6 +719,23 @@ def _auc_by_cell_type(frame: Any) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig = _auc_bars(data)
+    buffer = io.BytesIO()
+    fig.savefig(
+        buffer, format="png", dpi=110, metadata={"Software": None}
+    )  # no version stamp: same bytes
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    return (
+        f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
+        f'src="data:image/png;base64,{encoded}">\n'
+    )
+
+
+def _auc_bars(data: Any) -> Any:
+    """The figure of `_auc_by_cell_type`: held-out AUC bars per cohort and prediction set."""
+    import matplotlib.pyplot as plt
+
     # One group per cohort (a cell type of a row), one bar per prediction set, 'all' first.
     groups = list(dict.fromkeys(data["cohort"]))
     sets = ["all"] + sorted(set(data["prediction_set"]) - {"all"})
@@ -706,16 +778,7 @@ def _auc_by_cell_type(frame: Any) -> str:
         bbox_to_anchor=(1.0, 1.0),
     )
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(
-        buffer, format="png", dpi=110, metadata={"Software": None}
-    )  # no version stamp: same bytes
-    plt.close(fig)
-    encoded = base64.b64encode(buffer.getvalue()).decode()
-    return (
-        f'<h2>AUC per cell type</h2>\n<img alt="held-out AUC per cell type" '
-        f'src="data:image/png;base64,{encoded}">\n'
-    )
+    return fig
 
 
 def write_summary(

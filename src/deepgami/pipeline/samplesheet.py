@@ -194,7 +194,6 @@ def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[
     Checks the schema (types, patterns, required columns), unique ids, unique modality names per
     row, the reserved modality name ``all``, that each prior names one of the row's modalities,
     and that every file exists after resolving relative paths against the samplesheet's directory.
-    Raises :class:`InputError` with a one-line ``row N: ...`` message (N counts data rows from 1).
 
     Parameters
     ----------
@@ -203,6 +202,16 @@ def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[
     check_files
         Resolve and check every file (the default). ``False`` checks the text only and keeps remote
         paths: the Nextflow workflow stages the files itself (:func:`pipeline_table`).
+
+    Returns
+    -------
+    list of CohortRow
+        One validated row per cohort, paths resolved.
+
+    Raises
+    ------
+    InputError
+        A one-line ``row N: ...`` message (N counts data rows from 1).
     """
     sheet = Path(path)
     if not sheet.is_file():
@@ -212,15 +221,7 @@ def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[
     if not rows:
         raise InputError(sheet, "has a header but no rows")
 
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(rows), key=lambda e: (list(e.absolute_path), e.validator))
-    for error in errors:
-        location = list(error.absolute_path)
-        if location and isinstance(location[0], int):
-            column = f"{location[1]}: " if len(location) > 1 else ""
-            raise InputError(sheet, f"row {location[0] + 1}: {column}{_error_message(error)}")
-        raise InputError(sheet, _error_message(error))
-
+    _check_schema(sheet, schema, rows)
     base = sheet.resolve().parent
     seen: dict[str, int] = {}
     result = []
@@ -231,63 +232,95 @@ def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[
                 sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})"
             )
         seen[cohort_id] = number
+        result.append(_cohort_row(sheet, base, number, row, check_files))
+    return result
 
-        modalities: dict[str, Path] = {}
-        for name, value in _split_pairs(row["modalities"]):
-            if name in modalities:
-                raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
-            if name == RESERVED_MODALITY:
-                raise InputError(
-                    sheet,
-                    f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
-                    "predictions from every modality; rename that modality",
-                )
-            modalities[name] = _resolve(
-                base, value, sheet, f"modality '{name}'", number, check_files
+
+def _cohort_row(
+    sheet: Path, base: Path, number: int, row: dict, check_files: bool = True
+) -> CohortRow:
+    """One checked row, its paths resolved against the samplesheet's directory."""
+    modalities = _row_modalities(sheet, base, number, row, check_files)
+    priors = _row_priors(sheet, base, number, row, modalities, check_files)
+    single_cell = {
+        key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
+    }
+    if single_cell:
+        _check_single_cell(sheet, number, row, single_cell, modalities)
+    return CohortRow(
+        id=row["id"],
+        labels=_resolve(base, row["labels"], sheet, "labels", number, check_files),
+        modalities=modalities,
+        priors=priors,
+        params=_resolve(base, row["params"], sheet, "params", number, check_files)
+        if "params" in row
+        else None,
+        cell_type=row.get("cell_type"),
+        **single_cell,
+    )
+
+
+def _check_schema(sheet: Path, schema: dict, rows: list[dict]) -> None:
+    """The first schema error (by row, then column), as a one-line ``row N: column: ...``."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(rows), key=lambda e: (list(e.absolute_path), e.validator))
+    for error in errors:
+        location = list(error.absolute_path)
+        if location and isinstance(location[0], int):
+            column = f"{location[1]}: " if len(location) > 1 else ""
+            raise InputError(sheet, f"row {location[0] + 1}: {column}{_error_message(error)}")
+        raise InputError(sheet, _error_message(error))
+
+
+def _row_modalities(
+    sheet: Path, base: Path, number: int, row: dict, check_files: bool = True
+) -> dict[str, Path]:
+    """A row's modalities (unique names, none reserved) and their resolved, existing files."""
+    modalities: dict[str, Path] = {}
+    for name, value in _split_pairs(row["modalities"]):
+        if name in modalities:
+            raise InputError(sheet, f"row {number}: modalities: name '{name}' is given twice")
+        if name == RESERVED_MODALITY:
+            raise InputError(
+                sheet,
+                f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
+                "predictions from every modality; rename that modality",
             )
+        modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number, check_files)
+    return modalities
 
-        priors = []
-        seen_priors: set[str] = set()
-        prior_items = _split_pairs(row["priors"]) if "priors" in row else []
-        for key, value in prior_items:
-            modality, _, name = key.partition(":")
-            if modality not in modalities:
-                raise InputError(
-                    sheet,
-                    f"row {number}: priors: '{key}' names modality '{modality}', "
-                    f"which is not one of: {', '.join(modalities)}",
-                )
-            if name in seen_priors:
-                raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
-            seen_priors.add(name)
-            priors.append(
-                PriorSpec(
-                    modality,
-                    name,
-                    _resolve(base, value, sheet, f"prior '{key}'", number, check_files),
-                )
+
+def _row_priors(
+    sheet: Path,
+    base: Path,
+    number: int,
+    row: dict,
+    modalities: dict[str, Path],
+    check_files: bool = True,
+) -> list[PriorSpec]:
+    """A row's priors: each names one of its modalities, names are unique, files exist."""
+    priors = []
+    seen_priors: set[str] = set()
+    prior_items = _split_pairs(row["priors"]) if "priors" in row else []
+    for key, value in prior_items:
+        modality, _, name = key.partition(":")
+        if modality not in modalities:
+            raise InputError(
+                sheet,
+                f"row {number}: priors: '{key}' names modality '{modality}', "
+                f"which is not one of: {', '.join(modalities)}",
             )
-
-        single_cell = {
-            key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
-        }
-        if single_cell:
-            _check_single_cell(sheet, number, row, single_cell, modalities)
-
-        result.append(
-            CohortRow(
-                id=cohort_id,
-                labels=_resolve(base, row["labels"], sheet, "labels", number, check_files),
-                modalities=modalities,
-                priors=priors,
-                params=_resolve(base, row["params"], sheet, "params", number, check_files)
-                if "params" in row
-                else None,
-                cell_type=row.get("cell_type"),
-                **single_cell,
+        if name in seen_priors:
+            raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
+        seen_priors.add(name)
+        priors.append(
+            PriorSpec(
+                modality,
+                name,
+                _resolve(base, value, sheet, f"prior '{key}'", number, check_files),
             )
         )
-    return result
+    return priors
 
 
 def _check_single_cell(
@@ -330,6 +363,16 @@ def prediction_sets(names: list[str]) -> list[str]:
     ``all`` (every modality) and, when the cohort has several, each modality alone. The embedded
     runner plans its ``deepgami predict`` calls with it; the Nextflow workflow reads the same list
     from the ``prediction_sets`` column of :func:`pipeline_table`.
+
+    Parameters
+    ----------
+    names
+        The cohort's modality names, in samplesheet order.
+
+    Returns
+    -------
+    list of str
+        ``["all"]``, then each name when there are several.
     """
     return [RESERVED_MODALITY] + (list(names) if len(names) > 1 else [])
 
@@ -340,6 +383,18 @@ def fan_out_ids(row_id: str, cell_types: list[str]) -> list[tuple[str, str, str]
     The id is ``<row id>.<safe cell type>`` and the file ``<safe cell type>.h5ad`` (what
     ``deepgami pseudobulk`` writes). Used by :func:`fan_out` and by ``bin/deepgami_pseudobulk.py``,
     whose ``cohorts.tsv`` the Nextflow workflow spreads into one cohort per line.
+
+    Parameters
+    ----------
+    row_id
+        The samplesheet row's id.
+    cell_types
+        The cell types, in the order the cohorts are wanted.
+
+    Returns
+    -------
+    list of tuple of str
+        One ``(id, cell type, file name)`` per cell type.
     """
     from deepgami.data.pseudobulk import safe_name
 
@@ -418,6 +473,20 @@ def fan_out(
     Each cohort has id ``<row id>.<safe cell type>``, ``cell_type`` set, and its pseudobulk
     modality pointing at ``<pseudobulk_dir>/<safe cell type>.h5ad`` (what ``deepgami pseudobulk``
     writes there). `cell_types` default to those in the cell-level file (read from its obs only).
+
+    Parameters
+    ----------
+    row
+        A samplesheet row.
+    pseudobulk_dir
+        The folder that holds (or will hold) the row's ``<cell type>.h5ad`` files.
+    cell_types
+        The cell types; by default those of the row's cell-level ``.h5ad``.
+
+    Returns
+    -------
+    list of CohortRow
+        One cohort per cell type, or ``[row]`` for a row that is not single-cell.
     """
     from deepgami.data.pseudobulk import cell_types_in
 

@@ -1,7 +1,8 @@
-"""Plots, scanpy style: each function returns a matplotlib Figure (it does not save or show it;
-`deepgami.utils.save_png` writes a deterministic PNG).
+"""Plots, scanpy style: each takes ``ax`` (draw there), ``show`` (default True: ``plt.show()`` and
+return None; False: return the Axes) and ``return_fig`` (return the Figure).
+`deepgami.utils.save_png` writes a deterministic PNG.
 
-- `roc`: ROC curve of a model's predictions on a cohort (or of a prediction table).
+- `roc`: ROC curve of a cohort's stored predictions (or of a prediction table).
 - `top_links`: the top prior links of one class as a bipartite network.
 - `importance`: horizontal bars of the top features, latent nodes or links.
 """

@@ -1,10 +1,8 @@
-"""Preprocessing of single-cell inputs, scanpy style: ``dg.pp.pseudobulk(adata, donor_key=..., cell_type_key=...)``."""
+"""Preprocessing of single-cell inputs, scanpy style.
 
-from deepgami.data.pseudobulk import (
-    NORMALIZATIONS,
-    cell_types_in,
-    pseudobulk,
-    safe_name,
-)
+``dg.pp.pseudobulk(adata, donor_key=..., cell_type_key=...)``.
+"""
 
-__all__ = ["NORMALIZATIONS", "cell_types_in", "pseudobulk", "safe_name"]
+from deepgami.data.pseudobulk import NORMALIZATIONS, pseudobulk
+
+__all__ = ["NORMALIZATIONS", "pseudobulk"]

@@ -1,22 +1,21 @@
-"""Evaluation figures (matplotlib, Agg): ROC curves, per-class recall, repeated-split box plots,
+"""Evaluation figures (matplotlib ``Figure`` objects, no pyplot state and no backend switch): ROC curves, per-class recall, repeated-split box plots,
 DeepGAMI by input modalities, training curves. One colour per method in every figure."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from deepgami.report.labels import PROTOCOL_LABELS, method_label  # noqa: E402
-from deepgami.utils import save_png  # noqa: E402
+from deepgami.evaluation.baselines import BASELINES
+from deepgami.report.labels import PROTOCOL_LABELS, method_label
+from deepgami.utils import save_png
 
 # Fixed per method, so a method has the same colour in every figure and every report.
 METHOD_COLORS = {
@@ -25,13 +24,8 @@ METHOD_COLORS = {
     "deepgami_dense": "#6a3d9a",
     "deepgami_random_prior": "#e07b24",
     "deepgami_bernoulli_prior": "#c0392b",
-    "logistic_regression": "#2e8b57",
-    "ridge": "#2e8b57",
-    "lasso_logistic": "#9bc89b",
-    "lasso": "#9bc89b",
-    "random_forest": "#8c564b",
-    "svm": "#d4a21a",
-    "mlp": "#7f7f7f",
+    # The baselines' colours live in their registry.
+    **{name: b.color for name, b in BASELINES.items()},
 }
 _FALLBACK = ["#17becf", "#bcbd22", "#e377c2", "#393b79"]
 STYLE = {
@@ -46,19 +40,107 @@ STYLE = {
 }
 
 
+def new_figure(figsize: tuple[float, float], pyplot: bool = False) -> Figure:
+    """Create a new, empty figure.
+
+    A plain ``Figure`` (drawn and saved without any backend), or with `pyplot` one that pyplot
+    manages (shown inline in a notebook, by ``plt.show()`` elsewhere).
+
+    Parameters
+    ----------
+    figsize : tuple of float
+        Width and height in inches.
+    pyplot : bool, default False
+        Create it through pyplot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The empty figure.
+    """
+    if pyplot:
+        import matplotlib.pyplot as plt
+
+        return plt.figure(figsize=figsize)
+    return Figure(figsize=figsize)
+
+
+def new_axes(
+    figsize: tuple[float, float], ax: Axes | None = None, pyplot: bool = False
+) -> tuple[Figure, Axes]:
+    """`ax` and its figure, or the one Axes of a :func:`new_figure`.
+
+    Parameters
+    ----------
+    figsize : tuple of float
+        Size of a new figure, in inches.
+    ax : matplotlib.axes.Axes, optional
+        Draw on this Axes instead.
+    pyplot : bool, default False
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    tuple of Figure and Axes
+        The figure and the Axes to draw on.
+    """
+    if ax is not None:
+        return ax.figure, ax
+    fig = new_figure(figsize, pyplot)
+    return fig, fig.subplots()
+
+
 def method_color(method: str) -> str:
+    """The fixed colour of a method, the same in every figure.
+
+    Parameters
+    ----------
+    method : str
+        A method id (``deepgami``, a baseline's name, ...).
+
+    Returns
+    -------
+    str
+        A hex colour; unknown methods get a stable one from a small fallback palette.
+    """
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     return _FALLBACK[sum(map(ord, method)) % len(_FALLBACK)]
 
 
 def label(method: str) -> str:
-    """Display name of a method (`deepgami.report.labels`)."""
+    """Return the display name of a method (`deepgami.report.labels`).
+
+    Parameters
+    ----------
+    method : str
+        A method id (``deepgami``, a baseline's name, ...).
+
+    Returns
+    -------
+    str
+        The display name (the id when unknown).
+    """
     return method_label(method)
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    """PNG without a timestamp, so the same inputs give the same bytes."""
+    """Save `fig` as a PNG without a timestamp, so the same inputs give the same bytes.
+
+    The figure is closed (see `deepgami.utils.save_png`).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or pathlib.Path
+        Where to write it.
+
+    Returns
+    -------
+    pathlib.Path
+        `path`.
+    """
     return save_png(fig, path)
 
 
@@ -74,32 +156,45 @@ def roc_curves(
     classes: Sequence[str],
     protocol: str,
     order: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    pyplot: bool = False,
 ) -> Figure | None:
-    """ROC curve per method (all modalities) on one protocol's held-out predictions, pooled over
-    its splits. Two classes: the second class is positive; more: micro-averaged one-vs-rest."""
-    from sklearn.metrics import roc_auc_score, roc_curve
+    """Draw the ROC curve of each method (all modalities) on one protocol's held-out predictions.
 
+    The predictions are pooled over the protocol's splits. Two classes: the second class is
+    positive; more: micro-averaged one-vs-rest.
+
+    Parameters
+    ----------
+    predictions : pandas.DataFrame
+        Held-out predictions: method, modalities, protocol, split, label, ``prob_<class>``.
+    classes : sequence of str
+        Class names in probability-column order.
+    protocol : str
+        Which protocol's predictions to draw.
+    order : sequence of str, optional
+        Methods in legend order (others after them).
+    ax : matplotlib.axes.Axes, optional
+        Draw on this Axes (default: a new figure).
+    pyplot : bool, default False
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without predictions of that protocol or with fewer than two classes.
+    """
     sub = predictions[(predictions["protocol"] == protocol) & (predictions["modalities"] == "all")]
     if sub.empty or len(classes) < 2:
         return None
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    with mpl.rc_context(STYLE):
+        fig, ax = new_axes((5.2, 4.6), ax, pyplot)
         ax.plot([0, 1], [0, 1], color="#bbbbbb", lw=1, ls="--")
         for method in _ordered(sub["method"], order):
-            rows = sub[(sub["method"] == method) & sub["label"].astype(str).isin(classes)]
-            proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
-            ok = ~np.isnan(proba).any(axis=1)
-            y = rows["label"].astype(str).to_numpy()[ok]
-            proba = proba[ok]
-            if len(np.unique(y)) < 2:
+            curve = _roc(sub[sub["method"] == method], classes)
+            if curve is None:
                 continue
-            if len(classes) == 2:
-                truth, score = (y == classes[1]).astype(int), proba[:, 1]
-            else:
-                truth = (y[:, None] == np.asarray(classes)[None, :]).astype(int).ravel()
-                score = proba.ravel()
-            fpr, tpr, _ = roc_curve(truth, score)
-            auc = roc_auc_score(truth, score)
+            fpr, tpr, auc = curve
             ax.plot(
                 fpr,
                 tpr,
@@ -108,12 +203,7 @@ def roc_curves(
                 label=f"{label(method)} ({auc:.3f})",
             )
         pooled = sub.groupby("method")["split"].nunique().max() > 1
-        what = (
-            f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
-        )
-        ax.set_title(
-            f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}"
-        )
+        ax.set_title(_roc_title(protocol, classes, pooled))
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.set_xlim(0, 1)
@@ -122,14 +212,58 @@ def roc_curves(
     return fig
 
 
+def _roc_title(protocol: str, classes: Sequence[str], pooled: bool) -> str:
+    """'ROC, <protocol> (pooled folds)' over the positive class or the averaging."""
+    what = f"{classes[1]} vs {classes[0]}" if len(classes) == 2 else "micro-averaged one-vs-rest"
+    return f"ROC, {PROTOCOL_LABELS.get(protocol, protocol)}{' (pooled folds)' if pooled else ''}\n{what}"
+
+
+def _roc(rows: pd.DataFrame, classes: Sequence[str]) -> tuple[Any, Any, float] | None:
+    """False and true positive rates and the AUC of one method's rows (None with one class)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    rows = rows[rows["label"].astype(str).isin(classes)]
+    proba = rows[[f"prob_{c}" for c in classes]].to_numpy(dtype=float)
+    ok = ~np.isnan(proba).any(axis=1)
+    y = rows["label"].astype(str).to_numpy()[ok]
+    proba = proba[ok]
+    if len(np.unique(y)) < 2:
+        return None
+    if len(classes) == 2:
+        truth, score = (y == classes[1]).astype(int), proba[:, 1]
+    else:
+        truth = (y[:, None] == np.asarray(classes)[None, :]).astype(int).ravel()
+        score = proba.ravel()
+    fpr, tpr, _ = roc_curve(truth, score)
+    return fpr, tpr, roc_auc_score(truth, score)
+
+
 def recall_bars(
     metrics: pd.DataFrame,
     classes: Sequence[str],
     protocols: Sequence[str],
     order: Sequence[str] | None = None,
 ) -> Figure | None:
-    """Recall per class and method (all modalities), mean over splits with the standard deviation,
-    one panel per protocol."""
+    """Draw the recall per class and method (all modalities), one panel per protocol.
+
+    Each bar is the mean over splits, with the standard deviation.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    classes : sequence of str
+        The class names (a ``recall_<class>`` metric each).
+    protocols : sequence of str
+        The protocols to draw, in panel order (those without recalls are left out).
+    order : sequence of str, optional
+        Methods in legend order (others after them).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without recall metrics.
+    """
     sub = metrics[
         (metrics["modalities"] == "all")
         & metrics["metric"].str.startswith("recall_")
@@ -139,15 +273,10 @@ def recall_bars(
         return None
     protocols = [p for p in protocols if p in set(sub["protocol"])]
     methods = _ordered(sub["method"], order)
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         panel = max(2.8, 0.28 * len(methods) * len(classes) + 0.8)
-        fig, axes = plt.subplots(
-            1,
-            len(protocols),
-            figsize=(panel * len(protocols) + 0.6, 3.4),
-            squeeze=False,
-            sharey=True,
-        )
+        fig = new_figure((panel * len(protocols) + 0.6, 3.4))
+        axes = fig.subplots(1, len(protocols), squeeze=False, sharey=True)
         width = 0.8 / len(methods)
         for ax, protocol in zip(axes[0], protocols, strict=False):
             for i, method in enumerate(methods):
@@ -187,7 +316,26 @@ def split_boxplots(
     metric_names: Sequence[str],
     order: Sequence[str] | None = None,
 ) -> Figure | None:
-    """Per-split scores of each method (all modalities) as box plots with the points, one panel per metric."""
+    """Draw the per-split scores of each method (all modalities) as box plots with the points.
+
+    One panel per metric.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    protocol : str
+        Which protocol's splits to draw.
+    metric_names : sequence of str
+        The metrics, one panel each.
+    order : sequence of str, optional
+        Methods in legend order (others after them).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without scores of that protocol and those metrics.
+    """
     sub = metrics[
         (metrics["protocol"] == protocol)
         & (metrics["modalities"] == "all")
@@ -197,13 +345,9 @@ def split_boxplots(
         return None
     methods = _ordered(sub["method"], order)
     rng = np.random.default_rng(0)  # jitter; fixed so the figure is reproducible
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(
-            1,
-            len(metric_names),
-            figsize=(1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2),
-            squeeze=False,
-        )
+    with mpl.rc_context(STYLE):
+        fig = new_figure((1.2 + 0.62 * len(methods) * len(metric_names) + 1, 4.2))
+        axes = fig.subplots(1, len(metric_names), squeeze=False)
         for ax, metric in zip(axes[0], metric_names, strict=False):
             values = [
                 sub[(sub["method"] == m) & (sub["metric"] == metric)]["value"].to_numpy()
@@ -242,8 +386,27 @@ def split_boxplots(
 def modality_bars(
     metrics: pd.DataFrame, modalities: Sequence[str], protocols: Sequence[str], metric: str = "auc"
 ) -> Figure | None:
-    """DeepGAMI by the modalities given at test time: all, each alone with the others imputed, and
-    each alone with the others mean-filled; mean and sd over splits, one group per protocol."""
+    """Draw DeepGAMI's scores by the modalities given at test time, one group per protocol.
+
+    The bars are: all modalities, each alone with the others imputed, and each alone with the
+    others mean-filled; mean and sd over splits.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (method, modalities, protocol, split, metric, value).
+    modalities : sequence of str
+        The model's modalities.
+    protocols : sequence of str
+        The protocols to draw, in group order (those without scores are left out).
+    metric : str, default "auc"
+        The metric drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None without DeepGAMI scores of that metric.
+    """
     sub = metrics[
         metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)
     ]
@@ -254,8 +417,8 @@ def modality_bars(
         sets.append(("deepgami", m, f"{m} only, others imputed"))
         sets.append(("deepgami_meanfill", m, f"{m} only, others mean-filled"))
     protocols = [p for p in protocols if p in set(sub["protocol"])]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(1.5 + 0.5 * len(sets) * len(protocols), 3.8))
+    with mpl.rc_context(STYLE):
+        fig, ax = new_axes((1.5 + 0.5 * len(sets) * len(protocols), 3.8))
         width = 0.8 / len(sets)
         for i, (method, mods, text) in enumerate(sets):
             means, sds = [], []
@@ -292,17 +455,33 @@ def modality_bars(
 
 
 def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
-    """Loss per epoch (training and inner validation) of each history; the best epoch marked."""
+    """Draw the loss per epoch (training and inner validation) of each history.
+
+    The best epoch is marked.
+
+    Parameters
+    ----------
+    histories : dict of str to pandas.DataFrame
+        Training histories by panel title (``epoch``, ``train_loss`` and optionally ``val_loss``
+        and ``best`` columns); the title's first word, a method id, picks the colour. Empty
+        histories and those without an ``epoch`` column are skipped.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure, one panel per history; None when no history is left.
+    """
     histories = {
         k: h for k, h in histories.items() if h is not None and not h.empty and "epoch" in h
     }
     if not histories:
         return None
-    with plt.rc_context(STYLE):
+    with mpl.rc_context(STYLE):
         n = len(histories)
         cols = min(n, 3)
         rows = (n + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.9 * rows), squeeze=False)
+        fig = new_figure((3.6 * cols, 2.9 * rows))
+        axes = fig.subplots(rows, cols, squeeze=False)
         for ax, (title, h) in zip(axes.ravel(), histories.items(), strict=False):
             method = title.split(" ")[0]
             color = method_color(method) if method in METHOD_COLORS else "#1f5fa8"
@@ -322,8 +501,33 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> Figure | None:
     return fig
 
 
-def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | None:
-    """Horizontal bars of the top `top` importances of a prioritization table."""
+def importance_bars(
+    table: pd.DataFrame,
+    title: str,
+    top: int = 15,
+    ax: Axes | None = None,
+    pyplot: bool = False,
+) -> Figure | None:
+    """Horizontal bars of the top `top` importances of a prioritization table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A features, latent or links table (an ``importance`` column).
+    title : str
+        The title.
+    top : int, default 15
+        How many bars.
+    ax : matplotlib.axes.Axes, optional
+        Draw on this Axes (default: a new figure).
+    pyplot : bool, default False
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure; None for an empty table or one without importances.
+    """
     if table is None or table.empty or "importance" not in table:
         return None
     name_col = next(
@@ -336,8 +540,9 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
     else:
         t["_name"] = t[name_col].astype(str)
     t = t.sort_values("importance", key=lambda v: -v.abs(), kind="stable").head(top).iloc[::-1]
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.6, 0.28 * len(t) + 1.0))
+    with mpl.rc_context(STYLE):
+        own = ax is None
+        fig, ax = new_axes((5.6, 0.28 * len(t) + 1.0), ax, pyplot)
         colors = [
             method_color("deepgami") if v >= 0 else METHOD_COLORS["deepgami_bernoulli_prior"]
             for v in t["importance"]
@@ -347,5 +552,6 @@ def importance_bars(table: pd.DataFrame, title: str, top: int = 15) -> Figure | 
         ax.set_xlabel("importance")
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
-        fig.tight_layout()
+        if own:  # a caller's figure keeps its own layout
+            fig.tight_layout()
     return fig

@@ -408,8 +408,7 @@ def _ks_section(ks: pd.DataFrame | None) -> str:
 
 
 def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
-    from deepgami.report import figures
-
+    """The top features, latent nodes and links of a prioritization directory, with figures."""
     if pdir is None:
         return (
             '<p class="note">No prioritization given (run <code>deepgami prioritize MODEL COHORT --out DIR</code> '
@@ -426,49 +425,7 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
         if table is None:
             continue
         found = True
-        if table.empty:
-            out.append(
-                f'<h3>{_e(title)}</h3><p class="note">{_e(name)} is empty (no prior links).</p>'
-            )
-            continue
-        if "rank" in table:
-            table = table.sort_values(
-                ["rank"] + [c for c in ("class",) if c in table], kind="stable"
-            )
-        elif "importance" in table:
-            table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
-        # Per-class rows repeat a feature (for two classes the centered logits mirror each other):
-        # list each feature once, at its best rank.
-        key = (
-            ["source", "target"]
-            if "source" in table and "target" in table
-            else [next((c for c in ("feature", "node", "name") if c in table), table.columns[0])]
-        )
-        if "node" in key and "modality" in table:  # a latent node has one block per modality
-            key.append("modality")
-        top = table.drop_duplicates(subset=key, keep="first").head(TOP_ROWS)
-        fig = figures.importance_bars(top, title, TOP_ROWS)
-        png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
-        wanted = (
-            ("source", "target", "prior", "class", "importance", "rank")
-            if "source" in top
-            else ("feature", "node", "modality", "class", "importance", "mean_attribution", "rank")
-        )
-        shown = [c for c in wanted if c in top] or list(top.columns)
-        left = [c for c in shown if top[c].dtype == object]
-        out.append(f"<h3>{_e(title)}</h3>")
-        out.append(
-            '<div class="grid2"><div>'
-            + _simple_table(top[shown], left=left)
-            + "</div><div>"
-            + _figure(
-                png,
-                title,
-                f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
-                "rank over classes).",
-            )
-            + "</div></div>"
-        )
+        out.append(_top_table_html(table, name, title, figdir))
     links = [
         _figure(
             png,
@@ -486,9 +443,75 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
     return "".join(out)
 
 
+def _top_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The TOP_ROWS best rows of a ranked table, each feature (node, link) once."""
+    if "rank" in table:
+        table = table.sort_values(["rank"] + [c for c in ("class",) if c in table], kind="stable")
+    elif "importance" in table:
+        table = table.sort_values("importance", key=lambda v: -v.abs(), kind="stable")
+    # Per-class rows repeat a feature (for two classes the centered logits mirror each other):
+    # list each feature once, at its best rank.
+    key = (
+        ["source", "target"]
+        if "source" in table and "target" in table
+        else [next((c for c in ("feature", "node", "name") if c in table), table.columns[0])]
+    )
+    if "node" in key and "modality" in table:  # a latent node has one block per modality
+        key.append("modality")
+    return table.drop_duplicates(subset=key, keep="first").head(TOP_ROWS)
+
+
+def _top_table_html(table: pd.DataFrame, name: str, title: str, figdir: Path) -> str:
+    """One prioritization table's top rows beside their bar chart."""
+    from deepgami.report import figures
+
+    if table.empty:
+        return f'<h3>{_e(title)}</h3><p class="note">{_e(name)} is empty (no prior links).</p>'
+    top = _top_rows(table)
+    fig = figures.importance_bars(top, title, TOP_ROWS)
+    png = figures.save(fig, figdir / f"prioritize_{name[:-4]}.png") if fig is not None else None
+    wanted = (
+        ("source", "target", "prior", "class", "importance", "rank")
+        if "source" in top
+        else ("feature", "node", "modality", "class", "importance", "mean_attribution", "rank")
+    )
+    shown = [c for c in wanted if c in top] or list(top.columns)
+    left = [c for c in shown if top[c].dtype == object]
+    return (
+        f"<h3>{_e(title)}</h3>"
+        + '<div class="grid2"><div>'
+        + _simple_table(top[shown], left=left)
+        + "</div><div>"
+        + _figure(
+            png,
+            title,
+            f"Top {TOP_ROWS} by importance ({_e(name)}; each listed once at its best "
+            "rank over classes).",
+        )
+        + "</div></div>"
+    )
+
+
+SETTING_KEYS = (
+    "protocols",
+    "folds",
+    "repeats",
+    "test_fraction",
+    "fast",
+    "tune",
+    "inner_folds",
+    "ablation_protocols",
+    "budget",
+    "bernoulli_keep",
+    "bernoulli_add",
+    "seed",
+)
+
+
 def _settings_section(
     info: dict, tuning: pd.DataFrame | None, baseline_params: pd.DataFrame | None
 ) -> str:
+    """Protocols, notes, evaluation settings, grids, chosen hyperparameters and versions."""
     cfg = info["config"]
     out = ['<h3>Protocols</h3><ul class="notes">']
     for p, v in info["protocols"].items():
@@ -499,24 +522,7 @@ def _settings_section(
     out.append('</ul><h3>Notes</h3><ul class="notes">')
     out += [f"<li>{_e(n)}</li>" for n in info.get("notes", [])]
     out.append("</ul>")
-    settings = {
-        k: cfg[k]
-        for k in (
-            "protocols",
-            "folds",
-            "repeats",
-            "test_fraction",
-            "fast",
-            "tune",
-            "inner_folds",
-            "ablation_protocols",
-            "budget",
-            "bernoulli_keep",
-            "bernoulli_add",
-            "seed",
-        )
-        if k in cfg
-    }
+    settings = {k: cfg[k] for k in SETTING_KEYS if k in cfg}
     if cfg.get("methods"):
         settings["methods"] = cfg["methods"]
     out.append(
@@ -535,31 +541,41 @@ def _settings_section(
             + _e(json.dumps(s, indent=1, sort_keys=True))
             + "</pre>"
         )
-    if tuning is not None and not tuning.empty:
-        cols = [
-            c
-            for c in (
-                "setting",
-                "grid",
-                "all_log_loss",
-                "all_auc",
-                "all_balanced_accuracy",
-                "all_r2",
-            )
-            if c in tuning
-        ]
-        agg = tuning.groupby(["setting", "grid"], sort=False)[
-            [c for c in cols if c not in ("setting", "grid")]
-        ].mean()
-        agg = agg.reset_index()
-        agg["selected"] = agg["setting"].isin(
-            tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"]
-        )
-        out.append(
-            "<details><summary>DeepGAMI grid search (mean over inner folds)</summary>"
-            + _simple_table(agg, left=["grid"])
-            + "</details>"
-        )
+    out.append(_tuning_html(tuning))
+    out.append(_baselines_html(info, baseline_params))
+    out.append(
+        "<details><summary>DeepGAMI parameters (params YAML merged with defaults)</summary><pre>"
+        + _e(json.dumps(info.get("params", {}), indent=1, sort_keys=True))
+        + "</pre></details>"
+    )
+    versions = info.get("versions", {})
+    out.append(
+        "<h3>Package versions</h3>"
+        + " ".join(f'<span class="pill">{_e(k)} {_e(v)}</span>' for k, v in versions.items())
+    )
+    return "".join(out)
+
+
+def _tuning_html(tuning: pd.DataFrame | None) -> str:
+    """DeepGAMI's grid search, mean over inner folds ('' without one)."""
+    if tuning is None or tuning.empty:
+        return ""
+    scores = ("all_log_loss", "all_auc", "all_balanced_accuracy", "all_r2")
+    agg = tuning.groupby(["setting", "grid"], sort=False)[[c for c in scores if c in tuning]].mean()
+    agg = agg.reset_index()
+    agg["selected"] = agg["setting"].isin(
+        tuning.loc[tuning["selected"].astype(str).str.lower() == "true", "setting"]
+    )
+    return (
+        "<details><summary>DeepGAMI grid search (mean over inner folds)</summary>"
+        + _simple_table(agg, left=["grid"])
+        + "</details>"
+    )
+
+
+def _baselines_html(info: dict, baseline_params: pd.DataFrame | None) -> str:
+    """The baselines' grids and the hyperparameters their inner CV chose ('' without them)."""
+    out = []
     if info.get("baseline_grids"):
         grids = pd.DataFrame(
             {
@@ -582,16 +598,6 @@ def _settings_section(
             + _simple_table(chosen, left=["method", "params"])
             + "</details>"
         )
-    out.append(
-        "<details><summary>DeepGAMI parameters (params YAML merged with defaults)</summary><pre>"
-        + _e(json.dumps(info.get("params", {}), indent=1, sort_keys=True))
-        + "</pre></details>"
-    )
-    versions = info.get("versions", {})
-    out.append(
-        "<h3>Package versions</h3>"
-        + " ".join(f'<span class="pill">{_e(k)} {_e(v)}</span>' for k, v in versions.items())
-    )
     return "".join(out)
 
 
@@ -606,7 +612,30 @@ def make_figures(
     model_history: pd.DataFrame | None,
     histories: pd.DataFrame | None,
 ) -> dict[str, Path]:
-    """Draw the evaluation's figures into eval_dir/figures; returns the written paths by key."""
+    """Draw the evaluation's figures into `eval_dir`/figures.
+
+    Parameters
+    ----------
+    eval_dir : pathlib.Path
+        The evaluation directory (``figures/`` is created in it).
+    info : dict
+        The evaluation's ``run.json`` (task, methods, protocols, classes, modalities).
+    metrics : pandas.DataFrame
+        The tidy per-split metrics (``metrics.tsv``).
+    predictions : pandas.DataFrame or None
+        The held-out predictions (``predictions.tsv``), for the ROC curves.
+    model_history : pandas.DataFrame or None
+        The trained model's ``training_history.tsv``.
+    histories : pandas.DataFrame or None
+        The evaluation's training histories (``training_history.tsv``), by method, protocol and
+        split.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        The written figures by key (``roc_<protocol>``, ``recall``, ``boxplot_<protocol>``,
+        ``modalities``, ``training_curves``); a figure with nothing to draw is left out.
+    """
     from deepgami.report import figures
 
     figdir = eval_dir / "figures"
@@ -668,75 +697,145 @@ def write_report(
 ) -> Path:
     """Draw the figures and write `eval_dir/report.html` from the files of an evaluation directory.
 
-    `prioritize_dir` / `model_dir` default to `prioritize/` and `model/` beside the final
-    evaluation directory (`final_dir`, default `eval_dir`) when they exist.
+    Parameters
+    ----------
+    eval_dir : str or pathlib.Path
+        The evaluation directory (``run.json``, ``metrics.tsv``, ...).
+    prioritize_dir, model_dir : str or pathlib.Path, optional
+        Prioritization and model directories shown in the report; by default ``prioritize/`` and
+        ``model/`` beside the final evaluation directory, when they exist.
+    final_dir : str or pathlib.Path, optional
+        Where the evaluation directory will finally live (default `eval_dir`).
+
+    Returns
+    -------
+    Path
+        The written ``report.html``.
     """
     eval_dir = Path(eval_dir)
     final = Path(final_dir) if final_dir is not None else eval_dir
     info = json.loads((eval_dir / "run.json").read_text())
-    metrics = _read_tsv(eval_dir / "metrics.tsv")
-    metrics = (
-        metrics
-        if metrics is not None
-        else pd.DataFrame(columns=["method", "modalities", "protocol", "split", "metric", "value"])
-    )
-    summary = _read_tsv(eval_dir / "summary.tsv")
-    summary = (
-        summary
-        if summary is not None
-        else pd.DataFrame(
-            columns=["method", "modalities", "protocol", "metric", "mean", "sd", "n_splits", "note"]
-        )
-    )
-    for frame in (metrics, summary):
-        frame["modalities"] = frame["modalities"].astype(str)
-    predictions = _read_tsv(eval_dir / "predictions.tsv")
-    if predictions is not None:
-        predictions["label"] = predictions["label"].astype(str)
-        predictions["modalities"] = predictions["modalities"].astype(str)
-    ks = _read_tsv(eval_dir / "ks_tests.tsv")
-    paired = _read_tsv(eval_dir / "paired_tests.tsv")
-    histories = _read_tsv(eval_dir / "training_history.tsv")
-    tuning = _read_tsv(eval_dir / "tuning.tsv")
-    baseline_params = _read_tsv(eval_dir / "baseline_params.tsv")
+    t = _read_outputs(eval_dir)
     pdir = _find(prioritize_dir, final, "prioritize", "features.tsv")
     mdir = _find(model_dir, final, "model", "config.json")
     model_history = _read_tsv(mdir / "training_history.tsv") if mdir is not None else None
+    figs = make_figures(
+        eval_dir, info, t["metrics"], t["predictions"], model_history, t["histories"]
+    )
+    sections = _sections(info, t, figs, _prioritization_section(pdir, eval_dir / "figures"))
+    path = eval_dir / "report.html"
+    path.write_text(_page(info, sections), encoding="utf-8")
+    return path
 
-    figs = make_figures(eval_dir, info, metrics, predictions, model_history, histories)
+
+def _sections(
+    info: dict, t: dict[str, pd.DataFrame | None], figs: dict[str, Path], prioritization: str
+) -> list[tuple[str, str, str]]:
+    """The page's sections in order: (anchor, title, HTML)."""
     protocols = list(info["protocols"])
+    sections = [
+        ("data", "Data", _data_section(info)),
+        ("results", "Results", _results_html(t["summary"], info, protocols)),
+        ("figures", "Figures", _figures_html(figs, info)),
+        ("paired", "Paired tests", _paired_section(t["paired"], protocols)),
+        (
+            "ks",
+            "KS tests",
+            '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
+            "of the repeated protocol.</p>" + _ks_section(t["ks"]),
+        ),
+        ("prioritization", "Prioritization", prioritization),
+        (
+            "training",
+            "Training curves",
+            _figure(
+                figs.get("training_curves"),
+                "training curves",
+                "Loss per epoch (solid: training; dashed: inner validation used for "
+                "early stopping; dotted: the restored best epoch).",
+            )
+            or '<p class="note">No training history.</p>',
+        ),
+        (
+            "settings",
+            "Parameters and versions",
+            _settings_section(info, t["tuning"], t["baseline_params"]),
+        ),
+    ]
+    return sections
+
+
+def _read_outputs(eval_dir: Path) -> dict[str, pd.DataFrame | None]:
+    """The evaluation's tables by file stem (None when absent; metrics and summary never)."""
+    out = {
+        name: _read_tsv(eval_dir / f"{name}.tsv")
+        for name in (
+            "metrics",
+            "summary",
+            "predictions",
+            "ks_tests",
+            "paired_tests",
+            "training_history",
+            "tuning",
+            "baseline_params",
+        )
+    }
+    if out["metrics"] is None:
+        out["metrics"] = pd.DataFrame(
+            columns=["method", "modalities", "protocol", "split", "metric", "value"]
+        )
+    if out["summary"] is None:
+        out["summary"] = pd.DataFrame(
+            columns=["method", "modalities", "protocol", "metric", "mean", "sd", "n_splits", "note"]
+        )
+    for frame in (out["metrics"], out["summary"]):
+        frame["modalities"] = frame["modalities"].astype(str)
+    predictions = out["predictions"]
+    if predictions is not None:
+        predictions["label"] = predictions["label"].astype(str)
+        predictions["modalities"] = predictions["modalities"].astype(str)
+    out["ks"], out["paired"] = out.pop("ks_tests"), out.pop("paired_tests")
+    out["histories"] = out.pop("training_history")
+    return out
+
+
+def _results_html(summary: pd.DataFrame, info: dict, protocols: list[str]) -> str:
+    """The results section: headline, method and modality tables, every metric."""
+    return "".join(
+        [
+            _headline(summary, info, protocols),
+            "<h3>All methods, all modalities (mean ± sd over splits; best per column in bold)</h3>",
+            _method_table(summary, info, protocols),
+            _modality_table(summary, info, protocols),
+            "<details><summary>Every metric (summary.tsv)</summary>",
+            _simple_table(
+                summary.assign(method=summary["method"].map(_label)),
+                left=["method", "modalities", "protocol", "metric", "note"],
+            ),
+            "</details>",
+        ]
+    )
+
+
+def _figures_html(figs: dict[str, Path], info: dict) -> str:
+    """The figures section: ROC curves, recall, scores per split, missing modalities."""
     classes = info.get("classes", [])
     positive = f" ({classes[1]} vs {classes[0]})" if len(classes) == 2 else ""
-
-    results = [
-        _headline(summary, info, protocols),
-        "<h3>All methods, all modalities (mean ± sd over splits; best per column in bold)</h3>",
-        _method_table(summary, info, protocols),
-        _modality_table(summary, info, protocols),
-        "<details><summary>Every metric (summary.tsv)</summary>",
-        _simple_table(
-            summary.assign(method=summary["method"].map(_label)),
-            left=["method", "modalities", "protocol", "metric", "note"],
-        ),
-        "</details>",
-    ]
-    figure_html = []
+    out = []
     roc = [
-        (
-            _figure(
-                figs.get(f"roc_{p}"),
-                f"ROC {p}",
-                f"ROC curves on the {_e(protocol_label(p))}{positive}; "
-                "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve.",
-            )
+        _figure(
+            figs.get(f"roc_{p}"),
+            f"ROC {p}",
+            f"ROC curves on the {_e(protocol_label(p))}{positive}; "
+            "cross-validation pools the out-of-fold predictions, legend AUCs are of the pooled curve.",
         )
         for p in ("holdout", "cv", "independent")
     ]
     roc = [r for r in roc if r]
     if roc:
-        figure_html.append('<h3>ROC curves</h3><div class="grid2">' + "".join(roc) + "</div>")
+        out.append('<h3>ROC curves</h3><div class="grid2">' + "".join(roc) + "</div>")
     if "recall" in figs:
-        figure_html.append(
+        out.append(
             "<h3>Per-class recall</h3>"
             + _figure(
                 figs["recall"],
@@ -755,9 +854,9 @@ def write_report(
         )
     ]
     if any(box):
-        figure_html.append("<h3>Scores per split</h3>" + "".join(box))
+        out.append("<h3>Scores per split</h3>" + "".join(box))
     if "modalities" in figs:
-        figure_html.append(
+        out.append(
             "<h3>Missing modalities</h3>"
             + _figure(
                 figs["modalities"],
@@ -766,51 +865,27 @@ def write_report(
                 "others imputed from it (DeepGAMI's auxiliary imputation) or mean-filled.",
             )
         )
+    return "".join(out) or '<p class="note">No figures.</p>'
 
+
+def _page(info: dict, sections: list[tuple[str, str, str]]) -> str:
+    """The whole HTML page: header with the verdict, navigation, sections."""
     title = f"DeepGAMI evaluation: {info.get('cohort', '')}"
-    sections = [
-        ("data", "Data", _data_section(info)),
-        ("results", "Results", "".join(results)),
-        ("figures", "Figures", "".join(figure_html) or '<p class="note">No figures.</p>'),
-        ("paired", "Paired tests", _paired_section(paired, protocols)),
-        (
-            "ks",
-            "KS tests",
-            '<p class="note">Pairwise two-sample Kolmogorov-Smirnov tests on the per-split scores '
-            "of the repeated protocol.</p>" + _ks_section(ks),
-        ),
-        ("prioritization", "Prioritization", _prioritization_section(pdir, eval_dir / "figures")),
-        (
-            "training",
-            "Training curves",
-            _figure(
-                figs.get("training_curves"),
-                "training curves",
-                "Loss per epoch (solid: training; dashed: inner validation used for "
-                "early stopping; dotted: the restored best epoch).",
-            )
-            or '<p class="note">No training history.</p>',
-        ),
-        ("settings", "Parameters and versions", _settings_section(info, tuning, baseline_params)),
-    ]
     nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t, _ in sections)
     body = "".join(
         f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections
     )
     sub = (
         f"{len(info['methods'])} methods &middot; protocols: "
-        + ", ".join(_e(protocol_label(p)) for p in protocols)
+        + ", ".join(_e(protocol_label(p)) for p in info["protocols"])
         + (" &middot; <b>fast settings</b>" if info["config"].get("fast") else "")
     )
     line = verdict_sentence(info.get("verdict"))
     verdict = f'<p id="verdict" class="verdict">{_e(line)}</p>' if line else ""
-    page = (
+    return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{CSS}</style></head>\n<body>\n"
-        f"<header><h1>{_e(title)}</h1><p>{sub}</p>{verdict}</header>\n<nav>{nav}</nav>\n<main>{body}</main>\n"
-        f"<script>{CHECK_SCRIPT}</script>\n</body></html>\n"
+        f"<header><h1>{_e(title)}</h1><p>{sub}</p>{verdict}</header>\n<nav>{nav}</nav>\n"
+        f"<main>{body}</main>\n<script>{CHECK_SCRIPT}</script>\n</body></html>\n"
     )
-    path = eval_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path

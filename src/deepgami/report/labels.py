@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from deepgami.evaluation.baselines import BASELINES
+
 METHOD_LABELS = {
     "deepgami": "DeepGAMI",
     "deepgami_meanfill": "DeepGAMI (mean-fill)",
     "deepgami_dense": "DeepGAMI, no prior (dense)",
     "deepgami_random_prior": "DeepGAMI, random prior",
     "deepgami_bernoulli_prior": "DeepGAMI, Bernoulli prior",
-    "logistic_regression": "Logistic regression",
-    "lasso_logistic": "Lasso-logistic",
-    "random_forest": "Random forest",
-    "svm": "SVM",
-    "mlp": "MLP",
-    "ridge": "Ridge regression",
-    "lasso": "Lasso",
+    # The baselines' labels live in their registry.
+    **{name: b.label for name, b in BASELINES.items()},
 }
 
 METRIC_LABELS = {
@@ -39,30 +36,87 @@ PROTOCOL_LABELS = {
 
 
 def method_label(method: str) -> str:
-    """Display name of a method (its id when unknown)."""
+    """Return the display name of a method (its id when unknown).
+
+    Parameters
+    ----------
+    method : str
+        The method id, e.g. ``deepgami_dense`` or a baseline's name.
+
+    Returns
+    -------
+    str
+        The display name, e.g. ``DeepGAMI, no prior (dense)``.
+    """
     return METHOD_LABELS.get(method, method)
 
 
 def metric_label(metric: str) -> str:
-    """Display name of a metric (its id when unknown)."""
+    """Return the display name of a metric (its id when unknown).
+
+    Parameters
+    ----------
+    metric : str
+        The metric id, e.g. ``balanced_accuracy``.
+
+    Returns
+    -------
+    str
+        The display name, e.g. ``Balanced acc.``.
+    """
     return METRIC_LABELS.get(metric, metric)
 
 
 def protocol_label(protocol: str) -> str:
-    """Lower-case name of a protocol, for running text and figure titles."""
+    """Return the lower-case name of a protocol, for running text and figure titles.
+
+    Parameters
+    ----------
+    protocol : str
+        The protocol id, e.g. ``holdout`` (its id is returned when unknown).
+
+    Returns
+    -------
+    str
+        The name, e.g. ``held-out split``.
+    """
     return PROTOCOL_LABELS.get(protocol, protocol)
 
 
 def protocol_title(protocol: str) -> str:
-    """The protocol's name as a heading: 'Held-out split'."""
+    """Return the protocol's name as a heading: 'Held-out split'.
+
+    Parameters
+    ----------
+    protocol : str
+        The protocol id, e.g. ``holdout``.
+
+    Returns
+    -------
+    str
+        The name with a capital first letter.
+    """
     text = protocol_label(protocol)
     return text[:1].upper() + text[1:]
 
 
 def verdict_sentence(row: dict[str, Any] | None) -> str | None:
-    """The report's one-line verdict from `deepgami.evaluation.significance.verdict`'s row, e.g.
-    "DeepGAMI vs the best baseline (SVM, repeated random splits): +0.012 AUC, 95% interval -0.010
-    to +0.034, not significant"."""
+    """Return the report's one-line verdict from a row of the paired tests.
+
+    E.g. "DeepGAMI vs the best baseline (SVM, repeated random splits): +0.012 AUC, 95% interval
+    -0.010 to +0.034, not significant".
+
+    Parameters
+    ----------
+    row : dict or None
+        The row `deepgami.evaluation.significance.verdict` returns (reference, method, protocol,
+        metric, difference, ci_low, ci_high, significant), or None.
+
+    Returns
+    -------
+    str or None
+        The sentence, or None without a row.
+    """
     if not row:
         return None
     word = "significant" if row["significant"] else "not significant"

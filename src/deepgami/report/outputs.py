@@ -24,8 +24,36 @@ def write_evaluation(
     model_dir: str | Path | None = None,
     figures: bool = True,
 ) -> Path:
-    """Write DIR/metrics.tsv (tidy), summary.tsv, ks_tests.tsv, paired_tests.tsv, predictions.tsv, training_history.tsv,
-    tuning.tsv, baseline_params.tsv, run.json, figures/*.png and report.html, atomically."""
+    """Write an evaluation's tables, run.json, figures and report into one directory, atomically.
+
+    The directory gets metrics.tsv (tidy), summary.tsv, ks_tests.tsv, paired_tests.tsv,
+    predictions.tsv, training_history.tsv, tuning.tsv, baseline_params.tsv (the last three when
+    there is something to write), run.json, figures/*.png and report.html.
+
+    Parameters
+    ----------
+    result : EvaluationResult
+        The evaluation to write.
+    out : str or pathlib.Path
+        The output directory (replaced as a whole).
+    prioritize_dir : str or pathlib.Path or None, optional
+        A prioritization directory shown in the report (default: ``prioritize/`` beside `out`, when
+        it exists).
+    model_dir : str or pathlib.Path or None, optional
+        A model directory shown in the report (default: ``model/`` beside `out`, when it exists).
+    figures : bool, default True
+        Whether to draw the figures and write report.html.
+
+    Returns
+    -------
+    pathlib.Path
+        `out`.
+
+    Raises
+    ------
+    InputError
+        When `out` exists and is not a directory.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")

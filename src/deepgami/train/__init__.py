@@ -1,4 +1,4 @@
-"""Training: parameters and the grid, seeds and CV splits, the fit loop, encoder start, the grid search."""
+"""Training: typed settings and the grid, seeds and CV splits, the fit loop, encoder start, the grid search."""
 
 from deepgami.train.encoder_init import (
     calibrate_imputers,
@@ -23,7 +23,14 @@ from deepgami.train.params import (
     GRID_KEYS,
     MISSING,
     MONITORS,
+    ArchitectureSettings,
+    PreprocessingSettings,
+    SearchSpace,
+    Setting,
+    Settings,
+    TrainingSettings,
     as_setting,
+    as_settings,
     default_params,
     expand_grid,
     grid_label,

@@ -43,15 +43,13 @@ def init_encoders_from_targets(
     links carry their regression weights from the start (fitting the measurement on itself
     would give the self-edge everything and the regulators nothing).
 
-    `ridge` is the penalty per row on standardized inputs (lambda = ridge * n). Nodes without a
-    measured target, or with too few rows, keep their random start. A modality too large for one
-    float32 copy (JOINT_INIT_MAX_VALUES) gets marginal regressions instead (`_marginal_init`).
-    Returns, per modality index, how many nodes were initialized.
+    `ridge`: the penalty per row on standardized inputs. Nodes without a measured target, or with
+    too few rows, keep their random start. A modality too large for one float32 copy
+    (JOINT_INIT_MAX_VALUES) gets marginal regressions (`_marginal_init`). Returns, per modality
+    index, how many nodes were initialized.
     """
     from deepgami.nn.layers import SparseMaskedLinear
 
-    target_ok = ~np.isnan(targets)
-    measured = target_ok.any(axis=0)
     out: dict[str, int] = {}
     for k, enc in enumerate(net.encoders):
         if not isinstance(enc, SparseMaskedLinear) or enc.n_edges == 0:
@@ -62,43 +60,66 @@ def init_encoders_from_targets(
             out[str(k)] = _marginal_init(enc, xs[k], have_k, targets, ridge, min_rows)
             enc.weight[prior:] = 1.0  # the self-edges, as below
             continue
-        weight = enc.weight.detach().double().numpy().copy()
-        weight[prior:] = 1.0
-        src, dst = enc.src.numpy()[:prior], enc.dst.numpy()[:prior]
-        bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
-        by_dst = np.argsort(dst, kind="stable")
-        ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
-        np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
-        # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
-        xt = materialize([xs[k]])[0].numpy().T
-        done = 0
-        for g in np.flatnonzero(measured & (np.diff(ptr) > 0)):
-            rows = np.flatnonzero(have_k & target_ok[:, g])
-            n = len(rows)
-            if n < min_rows:
-                continue
-            edges = by_dst[ptr[g] : ptr[g + 1]]
-            X = xt[src[edges]][:, rows].T.astype(np.float64)
-            y = targets[rows, g].astype(np.float64)
-            xm, ym = X.mean(axis=0), y.mean()
-            Xc, yc = X - xm, y - ym
-            lam = ridge * n
-            if len(edges) <= RIDGE_MAX_FAN_IN:
-                gram = Xc.T @ Xc + lam * np.eye(len(edges))
-                w = np.linalg.solve(gram, Xc.T @ yc)
-            else:
-                w = (Xc.T @ yc) / ((Xc * Xc).sum(axis=0) + lam)
-            if not np.all(np.isfinite(w)) or not np.any(w):
-                continue
-            weight[edges] = w
-            if bias is not None:
-                bias[g] = ym - xm @ w
-            done += 1
-        enc.weight.copy_(torch.from_numpy(weight).to(enc.weight.dtype))
-        if bias is not None:
-            enc.bias.copy_(torch.from_numpy(bias).to(enc.bias.dtype))
-        out[str(k)] = done
+        out[str(k)] = _joint_init(enc, xs[k], have_k, prior, targets, ridge, min_rows)
     return out
+
+
+def _joint_init(
+    enc: nn.Module,
+    x: InputBlock,
+    have: np.ndarray,
+    prior: int,
+    targets: np.ndarray,
+    ridge: float,
+    min_rows: int,
+) -> int:
+    """`init_encoders_from_targets` for one encoder that fits in memory: each measured node's
+    ridge regression on its prior sources (its self-edges start at 1); returns the nodes set."""
+    target_ok = ~np.isnan(targets)
+    measured = target_ok.any(axis=0)
+    weight = enc.weight.detach().double().numpy().copy()
+    weight[prior:] = 1.0
+    src, dst = enc.src.numpy()[:prior], enc.dst.numpy()[:prior]
+    bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
+    by_dst = np.argsort(dst, kind="stable")
+    ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
+    np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
+    # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
+    xt = materialize([x])[0].numpy().T
+    done = 0
+    for g in np.flatnonzero(measured & (np.diff(ptr) > 0)):
+        rows = np.flatnonzero(have & target_ok[:, g])
+        if len(rows) < min_rows:
+            continue
+        edges = by_dst[ptr[g] : ptr[g + 1]]
+        X = xt[src[edges]][:, rows].T.astype(np.float64)
+        fit = _ridge_node(X, targets[rows, g].astype(np.float64), ridge)
+        if fit is None:
+            continue
+        weight[edges] = fit[0]
+        if bias is not None:
+            bias[g] = fit[1]
+        done += 1
+    enc.weight.copy_(torch.from_numpy(weight).to(enc.weight.dtype))
+    if bias is not None:
+        enc.bias.copy_(torch.from_numpy(bias).to(enc.bias.dtype))
+    return done
+
+
+def _ridge_node(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float] | None:
+    """Ridge weights and intercept of `y` on the columns of `X` (lambda = ridge * rows; marginal
+    slopes above RIDGE_MAX_FAN_IN columns); None when they are not finite or all zero."""
+    xm, ym = X.mean(axis=0), y.mean()
+    Xc, yc = X - xm, y - ym
+    lam = ridge * len(y)
+    if X.shape[1] <= RIDGE_MAX_FAN_IN:
+        gram = Xc.T @ Xc + lam * np.eye(X.shape[1])
+        w = np.linalg.solve(gram, Xc.T @ yc)
+    else:
+        w = (Xc.T @ yc) / ((Xc * Xc).sum(axis=0) + lam)
+    if not np.all(np.isfinite(w)) or not np.any(w):
+        return None
+    return w, ym - xm @ w
 
 
 def _marginal_init(

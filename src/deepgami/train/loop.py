@@ -14,7 +14,9 @@ import torch
 from torch import Tensor, nn
 
 from deepgami.data.lazy_inputs import InputBlock, chunk_rows, materialize
+from deepgami.errors import TrainingDiverged
 from deepgami.nn.network import DeepGAMINetwork
+from deepgami.train.params import TrainingSettings
 
 # -- the fit loop -------------------------------------------------------------------------------
 
@@ -165,43 +167,32 @@ def evaluate_loss(
     return task_total / max(n, 1), aux_total / max(n, 1)
 
 
-def train_network(
-    net: DeepGAMINetwork,
-    train: Batch,
-    val: Batch | None,
-    setting: dict,
-    task: str,
-    seed: int,
-    class_weight: np.ndarray | None = None,
-    on_epoch: Callable[[int, float, float | None], None] | None = None,
-    started: Sequence[int] = (),
-) -> tuple[pd.DataFrame, int]:
-    """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation task loss.
+@dataclass
+class _EarlyStopping:
+    """The best monitored loss so far, its epoch and weights, and the epochs since it improved."""
 
-    Encoders listed in `started` (those that start at the prior's regression) train at
-    `encoder_lr_scale` times the learning rate (0 holds them at their start).
+    patience: int
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    best_state: dict | None = None
+    stale: int = 0
 
-    The weights of the best validation epoch are restored (the last epoch without validation
-    rows). Batch order comes from a seeded permutation. Returns the per-epoch history and the
-    best epoch (1-based).
-    """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    device = current_device()
-    if (
-        device.type != "cpu"
-    ):  # the network and each minibatch move; weights come back to the CPU at the end
-        net.to(device)
-    loss_fn = task_loss_fn(task, class_weight)
-    if device.type != "cpu":
-        loss_fn.to(device)  # class weights
-    lam = float(setting["lambda"])
-    group_lasso = float(setting["group_lasso"])
-    monitor = setting["early_stopping_on"]
-    lr, decay = float(setting["learning_rate"]), float(setting["weight_decay"])
+    def update(self, net: nn.Module, epoch: int, monitored: float) -> bool:
+        """Record one epoch's loss; True when training should stop."""
+        if monitored < self.best_loss - 1e-6:
+            self.best_loss, self.best_epoch, self.stale = monitored, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+
+def _optimizers(net: DeepGAMINetwork, training: TrainingSettings, started: Sequence[int]) -> list:
+    """One Adam for the head (and encoders that start at random), one for the encoders in `started`
+    at `encoder_lr_scale` times the learning rate (none when that is 0: they stay frozen)."""
+    lr, decay = float(training.learning_rate), float(training.weight_decay)
     slow = {id(p) for k in started for p in net.encoders[k].parameters()}
-    encoder_lr = lr * float(setting["encoder_lr_scale"])
+    encoder_lr = lr * float(training.encoder_lr_scale)
     optimizers = [
         Adam([p for p in net.parameters() if id(p) not in slow], lr=lr, weight_decay=decay)
     ]
@@ -209,69 +200,172 @@ def train_network(
         optimizers.append(
             Adam([p for p in net.parameters() if id(p) in slow], lr=encoder_lr, weight_decay=decay)
         )
-    batch_size = int(setting["batch_size"])
-    aux_target = setting["aux_target"]
-    has_val = val is not None and len(val) > 0
-    rows: list[dict] = []
-    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
-    for epoch in range(1, int(setting["max_epochs"]) + 1):
-        net.train()
-        order = rng.permutation(len(train))
-        # A lone last sample makes a noisy step; fold it into the previous batch.
-        starts = list(range(0, len(train), batch_size))
-        if len(starts) > 1 and len(train) - starts[-1] < 2:
-            starts.pop()
-        sums = np.zeros(3)
-        for b, start in enumerate(starts):
-            stop = starts[b + 1] if b + 1 < len(starts) else len(train)
-            part = train.rows(order[start:stop])
-            head_present = hide_modalities(part.present, float(setting["modality_dropout"]), gen)
-            xs = to_device(materialize(part.xs), device)
-            present, head_present, y = to_device([part.present, head_present, part.y], device)
-            out = net(xs, present, head_present=head_present)
-            task_loss = loss_fn(_task_output(out.logits, task), y)
-            aux_loss = net.auxiliary_loss(out.latent, present, aux_target)
-            loss = task_loss + lam * aux_loss
-            if group_lasso > 0:
-                loss = loss + group_lasso * net.head_group_norm()
-            net.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
-            sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
-        train_task, train_aux = sums[0] / sums[2], sums[1] / sums[2]
-        record = {
-            "epoch": epoch,
-            "train_loss": train_task + lam * train_aux,
-            "train_task_loss": train_task,
-            "train_aux_loss": train_aux,
-        }
-        if has_val:
-            val_task, val_aux = evaluate_loss(net, val, task, loss_fn, lam, aux_target)
-            record.update(
-                val_loss=val_task + lam * val_aux, val_task_loss=val_task, val_aux_loss=val_aux
-            )
-            monitored = val_task if monitor == "task" else val_task + lam * val_aux
-        else:
-            monitored = train_task if monitor == "task" else train_task + lam * train_aux
+    return optimizers
+
+
+def _batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each minibatch; a lone last sample makes a noisy step, so it joins the
+    previous batch."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] < 2:
+        starts.pop()
+    return [(s, starts[b + 1] if b + 1 < len(starts) else n) for b, s in enumerate(starts)]
+
+
+def _train_epoch(
+    net: DeepGAMINetwork,
+    train: Batch,
+    training: TrainingSettings,
+    task: str,
+    loss_fn: nn.Module,
+    optimizers: list,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> tuple[float, float]:
+    """One pass over `train` in a seeded order; returns the mean (task, auxiliary) loss."""
+    device = current_device()
+    lam, group_lasso = float(training.aux_weight), float(training.group_lasso)
+    net.train()
+    order = rng.permutation(len(train))
+    sums = np.zeros(3)
+    for start, stop in _batch_bounds(len(train), int(training.batch_size)):
+        part = train.rows(order[start:stop])
+        head_present = hide_modalities(part.present, float(training.modality_dropout), gen)
+        xs = to_device(materialize(part.xs), device)
+        present, head_present, y = to_device([part.present, head_present, part.y], device)
+        out = net(xs, present, head_present=head_present)
+        task_loss = loss_fn(_task_output(out.logits, task), y)
+        aux_loss = net.auxiliary_loss(out.latent, present, training.aux_target)
+        loss = task_loss + lam * aux_loss
+        if group_lasso > 0:
+            loss = loss + group_lasso * net.head_group_norm()
+        net.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in optimizers:
+            opt.step()
+        sums += np.array([task_loss.item(), aux_loss.item(), 1.0]) * len(part)
+    return sums[0] / sums[2], sums[1] / sums[2]
+
+
+def _epoch_record(
+    net: DeepGAMINetwork,
+    epoch: int,
+    losses: tuple[float, float],
+    val: Batch | None,
+    training: TrainingSettings,
+    task: str,
+    loss_fn: nn.Module,
+) -> tuple[dict, float]:
+    """The history row of one epoch and the loss early stopping monitors (`early_stopping_on`:
+    task, or total = task + lambda * auxiliary; on the validation rows when there are any)."""
+    lam = float(training.aux_weight)
+    train_task, train_aux = losses
+    record = {
+        "epoch": epoch,
+        "train_loss": train_task + lam * train_aux,
+        "train_task_loss": train_task,
+        "train_aux_loss": train_aux,
+    }
+    task_loss, aux_loss = train_task, train_aux
+    if val is not None:
+        task_loss, aux_loss = evaluate_loss(net, val, task, loss_fn, lam, training.aux_target)
+        record.update(
+            val_loss=task_loss + lam * aux_loss, val_task_loss=task_loss, val_aux_loss=aux_loss
+        )
+    monitored = task_loss if training.early_stopping_on == "task" else task_loss + lam * aux_loss
+    return record, monitored
+
+
+def _check_finite(losses: tuple[float, float], epoch: int) -> None:
+    """Stop with one line when the training loss is no longer a number (no model is written)."""
+    if not math.isfinite(sum(losses)):
+        raise TrainingDiverged(
+            None,
+            f"training loss became {sum(losses)} at epoch {epoch}: "
+            "non-finite input values, or a learning rate too high",
+        )
+
+
+def _to_training_device(net: DeepGAMINetwork, loss_fn: nn.Module) -> nn.Module:
+    """Move the network and the loss (its class weights) to the enclosing `device_scope`'s device;
+    each minibatch moves there too, and the weights come back to the CPU at the end."""
+    device = current_device()
+    if device.type != "cpu":
+        net.to(device)
+        loss_fn.to(device)
+    return loss_fn
+
+
+def train_network(
+    net: DeepGAMINetwork,
+    train: Batch,
+    val: Batch | None,
+    training: TrainingSettings,
+    task: str,
+    seed: int,
+    class_weight: np.ndarray | None = None,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+    started: Sequence[int] = (),
+) -> tuple[pd.DataFrame, int]:
+    """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation loss.
+
+    Parameters
+    ----------
+    net
+        Trained in place on the `device_scope`'s device; left on the CPU in eval mode.
+    train, val
+        Training and inner validation rows (None or empty: no early stopping, last epoch kept).
+    training
+        The loop's settings.
+    task
+        ``classification`` or ``regression``.
+    seed
+        Seeds batch order and modality dropout.
+    class_weight
+        Per-class weights of the cross-entropy (None: equal).
+    on_epoch
+        Called after each epoch with (epoch, train task loss, validation task loss or None).
+    started
+        Encoders that start at the prior's regression: they train at `encoder_lr_scale` times
+        the learning rate (0 holds them at their start).
+
+    Returns
+    -------
+    history, best_epoch
+        The per-epoch losses (``best`` marks the epoch whose weights are kept) and that epoch
+        (1-based).
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    loss_fn = _to_training_device(net, task_loss_fn(task, class_weight))
+    optimizers = _optimizers(net, training, started)
+    val = val if val is not None and len(val) > 0 else None
+    stopping, rows = _EarlyStopping(int(training.patience)), []
+    for epoch in range(1, int(training.max_epochs) + 1):
+        losses = _train_epoch(net, train, training, task, loss_fn, optimizers, rng, gen)
+        _check_finite(losses, epoch)
+        record, monitored = _epoch_record(net, epoch, losses, val, training, task, loss_fn)
         rows.append(record)
         if on_epoch is not None:
-            on_epoch(epoch, train_task, record.get("val_task_loss"))
-        if not has_val:
-            best_epoch = epoch
-            continue
-        if monitored < best_loss - 1e-6:
-            best_loss, best_epoch, stale = monitored, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        else:
-            stale += 1
-            if stale >= int(setting["patience"]):
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    if device.type != "cpu":
+            on_epoch(epoch, losses[0], record.get("val_task_loss"))
+        if val is None:
+            stopping.best_epoch = epoch
+        elif stopping.update(net, epoch, monitored):
+            break
+    return _finish(net, stopping, rows)
+
+
+def _finish(
+    net: DeepGAMINetwork, stopping: _EarlyStopping, rows: list[dict]
+) -> tuple[pd.DataFrame, int]:
+    """Restore the best epoch's weights, bring the network back to the CPU in eval mode, and
+    return the history (``best`` marks that epoch) and the epoch."""
+    if stopping.best_state is not None:
+        net.load_state_dict(stopping.best_state)
+    if current_device().type != "cpu":
         net.to("cpu")
     net.eval()
     history = pd.DataFrame(rows)
-    history["best"] = history["epoch"] == best_epoch
-    return history, best_epoch
+    history["best"] = history["epoch"] == stopping.best_epoch
+    return history, stopping.best_epoch

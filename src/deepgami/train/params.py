@@ -1,18 +1,29 @@
-"""Training parameters: the packaged defaults (YAML), a user's file over them, validation, the grid."""
+"""Typed training settings: the packaged defaults (YAML), a user's file or keyword arguments over
+them, validated once where they enter, then frozen dataclasses all the way down.
+
+`Settings` is what a user gives (`Settings.from_yaml`, `Settings.from_mapping`, `load_params`): the
+`SearchSpace` (the CV grid), `cv_folds` and the fixed values. Each grid point is a `Setting`, what
+one fit reads, in three parts of one concern each: `PreprocessingSettings` (rows, selection,
+scaling), `ArchitectureSettings` (the network) and `TrainingSettings` (the loop, early stopping,
+bagging). Flat keys keep the names of `default_params.yaml` (``lambda`` is
+`TrainingSettings.aux_weight`).
+"""
 
 from __future__ import annotations
 
-import copy
+import difflib
 import itertools
 import json
 import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from deepgami.data.preprocessing import SCALINGS, SELECTIONS
+from deepgami.data.preprocessing import SCALINGS, SELECTIONS, per_modality
 from deepgami.errors import InputError
 from deepgami.nn.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS
 
@@ -32,19 +43,429 @@ MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
 MONITORS = ("total", "task")
 ENCODER_INITS = ("targets", "random")
+# Flat keys whose dataclass field has another name (``lambda`` is a Python keyword).
+_FIELD_OF = {"lambda": "aux_weight"}
+_KEY_OF = {v: k for k, v in _FIELD_OF.items()}
 
 
-# -- parameters ---------------------------------------------------------------------------------
+# -- the settings of one fit ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PreprocessingSettings:
+    """Which rows a fit uses and how each modality is selected and scaled (fitted on training rows).
+
+    `selection` and `scaling` are one value for all modalities or a ``{modality: value}`` mapping.
+    """
+
+    missing: str = "impute"
+    selection: str | dict = "none"
+    selection_pvalue: float = 0.05
+    selection_top_k: int = 1000
+    min_features: int = 10
+    scaling: str | dict = "standard"
+
+    def modality_options(self, modality: str) -> dict:
+        """Keyword arguments of `deepgami.data.preprocessing.fit_modality` for one modality.
+
+        Parameters
+        ----------
+        modality
+            The modality's name (a key of a per-modality mapping).
+
+        Returns
+        -------
+        dict
+            ``selection``, ``pvalue``, ``top_k``, ``min_features`` and ``scaling``.
+        """
+        return {
+            "selection": per_modality(self.selection, modality, "none"),
+            "pvalue": float(self.selection_pvalue),
+            "top_k": int(self.selection_top_k),
+            "min_features": int(self.min_features),
+            "scaling": per_modality(self.scaling, modality, "standard"),
+        }
+
+
+@dataclass(frozen=True)
+class ArchitectureSettings:
+    """The network: head, latent nodes without a prior, imputer, encoder start and normalization."""
+
+    hidden_layers: tuple[int, ...] = (8,)
+    dropout: float = 0.0
+    latent_dim: int | None = 32
+    imputer: str = "scalar"
+    encoder_activation: str = "linear"
+    latent_norm: bool | str = "trained"
+    encoder_init: str = "targets"
+    self_edges: bool = False
+
+    def network_config(
+        self,
+        n_inputs: list[int],
+        n_latent: int | None,
+        n_outputs: int,
+        prior_edges: list[int | None],
+        latent_norm: list[bool],
+    ) -> dict:
+        """The architecture as config.json records it and `build_network` reads it.
+
+        Parameters
+        ----------
+        n_inputs
+            Inputs kept per modality.
+        n_latent
+            Latent nodes of a cohort with a prior (None: `latent_dim`).
+        n_outputs
+            Classes, or 1 for a numeric phenotype.
+        prior_edges
+            Per encoder, how many of its edges (the first ones) are prior links; None: dense.
+        latent_norm
+            Which latent blocks `LatentNorm` standardizes.
+
+        Returns
+        -------
+        dict
+            The ``network`` section of config.json.
+        """
+        return {
+            "n_inputs": list(n_inputs),
+            "n_latent": int(n_latent) if n_latent is not None else int(self.latent_dim),
+            "n_outputs": int(n_outputs),
+            "sparse": [n is not None for n in prior_edges],
+            "prior_edges": list(prior_edges),
+            "hidden_layers": [int(h) for h in self.hidden_layers],
+            "dropout": float(self.dropout),
+            "imputer": self.imputer,
+            "encoder_activation": self.encoder_activation,
+            "latent_norm": list(latent_norm),
+        }
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The fit loop: Adam, the loss, minibatches, early stopping, balance, calibration, bagging."""
+
+    learning_rate: float = 0.005
+    weight_decay: float = 0.01
+    aux_weight: float = 1.0
+    batch_size: int = 32
+    group_lasso: float = 0.03
+    early_stopping_on: str = "task"
+    max_epochs: int = 100
+    patience: int = 20
+    val_fraction: float = 0.2
+    calibrate_imputer: bool = True
+    encoder_lr_scale: float = 0.0
+    bagging: int = 5
+    aux_target: str = "detach"
+    modality_dropout: float = 0.3
+    balance: str = "none"
+
+
+_PARTS = (
+    ("preprocessing", PreprocessingSettings),
+    ("architecture", ArchitectureSettings),
+    ("training", TrainingSettings),
+)
+# Flat key -> the part that holds it.
+_PART_OF = {_KEY_OF.get(f.name, f.name): part for part, cls in _PARTS for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the search space: everything one fit reads."""
+
+    preprocessing: PreprocessingSettings
+    architecture: ArchitectureSettings
+    training: TrainingSettings
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any]) -> Setting:
+        """A setting from flat, already validated values.
+
+        Parameters
+        ----------
+        values
+            Every key of `default_params.yaml` but ``grid`` and ``cv_folds``, one value each.
+
+        Returns
+        -------
+        Setting
+            Not validated again: use `as_setting` or `Setting.replace` for user values.
+        """
+        parts: dict[str, dict] = {part: {} for part, _ in _PARTS}
+        for key, value in values.items():
+            parts[_PART_OF[key]][_FIELD_OF.get(key, key)] = _frozen_value(key, value)
+        return cls(*(kind(**parts[part]) for part, kind in _PARTS))
+
+    def to_dict(self) -> dict:
+        """The flat setting in the key order of the YAML file (config.json's ``setting``).
+
+        Returns
+        -------
+        dict
+            Plain JSON values (lists, not tuples).
+        """
+        flat = {}
+        for part, _ in _PARTS:
+            for f in fields(getattr(self, part)):
+                value = getattr(getattr(self, part), f.name)
+                flat[_KEY_OF.get(f.name, f.name)] = _plain(value)
+        return {k: flat[k] for k in _FLAT_ORDER}
+
+    def replace(self, **changes: Any) -> Setting:
+        """A copy with some flat keys changed (checked like a user's keyword arguments).
+
+        Parameters
+        ----------
+        **changes
+            Flat keys (``max_epochs=2``, ``bagging=0``, ``latent_dim=16``) and their values.
+
+        Returns
+        -------
+        Setting
+            The changed copy.
+        """
+        unknown = [k for k in changes if k not in _PART_OF]
+        if unknown:
+            raise TypeError(_unknown_message(unknown[0], _PART_OF, "setting"))
+        merged = {**self.to_dict(), **changes}
+        _validate_fixed(merged, None, keys=[k for k in changes if k not in GRID_KEYS])
+        for key in (k for k in changes if k in GRID_KEYS and changes[k] is not None):
+            _validate_grid_values(key, [changes[key]], None, prefix="")
+        return Setting.from_flat(merged)
+
+    def label(self) -> str:
+        """Short, stable text of the setting's grid values.
+
+        Returns
+        -------
+        str
+            JSON of the grid keys (a cv_results column).
+        """
+        return grid_label(self.to_dict())
+
+
+# -- what a user gives: the search space and the fixed values --------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The CV grid: candidate values per hyperparameter (`GRID_KEYS`); their product is searched."""
+
+    values: tuple[tuple[str, tuple], ...]
+
+    def __getitem__(self, key: str) -> tuple:
+        return dict(self.values)[key]
+
+    def points(self) -> list[dict]:
+        """Every combination of the candidate values.
+
+        Returns
+        -------
+        list of dict
+            Flat ``{grid key: value}`` dicts in product order.
+        """
+        grid = dict(self.values)
+        return [
+            dict(zip(GRID_KEYS, combo, strict=True))
+            for combo in itertools.product(*(grid[k] for k in GRID_KEYS))
+        ]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Training settings as a user gives them: the search space, `cv_folds` and fixed values.
+
+    Build with `Settings.from_yaml`, `Settings.from_mapping` or `load_params`; both validate once.
+
+    Examples
+    --------
+    >>> from deepgami.train import Settings
+    >>> s = Settings.from_mapping({"max_epochs": 20, "dropout": 0.1, "weight_decay": 0.01})
+    >>> s.points()[0].architecture.dropout, len(s.points())  # early_stopping_on: task, total
+    (0.1, 2)
+    """
+
+    search: SearchSpace
+    cv_folds: int
+    fixed: dict  # the non-grid keys as given; read them typed from a point (`first().training`)
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping | None = None, where: Any = None) -> Settings:
+        """The packaged defaults with `mapping` laid over them, validated.
+
+        Parameters
+        ----------
+        mapping
+            Keys of `default_params.yaml`; ``grid`` replaces only the grid entries it names, and a
+            grid key given outside ``grid`` fixes that entry to its one value.
+        where
+            The file the mapping came from, named in errors.
+
+        Returns
+        -------
+        Settings
+            Validated; an `InputError` naming the key otherwise.
+        """
+        merged = merge_params(default_params(), dict(mapping or {}), where)
+        validate_params(merged, where)
+        grid = tuple((k, tuple(_frozen_value(k, v) for v in merged["grid"][k])) for k in GRID_KEYS)
+        fixed = {k: v for k, v in merged.items() if k not in ("grid", "cv_folds")}
+        return cls(SearchSpace(grid), int(merged["cv_folds"]), fixed)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None, overrides: Mapping | None = None) -> Settings:
+        """Defaults, then the YAML file at `path` (its ``evaluate:`` section left out), then
+        `overrides`.
+
+        Parameters
+        ----------
+        path
+            A params file (None: the defaults).
+        overrides
+            Keys laid over the file (the CLI's ``--cv-folds``, ``--max-epochs``).
+
+        Returns
+        -------
+        Settings
+            Validated; an `InputError` naming the file and the key otherwise.
+        """
+        user: dict = {}
+        if path is not None:
+            # One params file serves train and evaluate: its `evaluate:` section is evaluate's alone.
+            user = {k: v for k, v in read_params_file(path).items() if k != "evaluate"}
+        merged = merge_params(default_params(), user, path)
+        if overrides:
+            merged = merge_params(merged, dict(overrides), path)
+        return cls.from_mapping(merged, path)
+
+    def with_overrides(self, overrides: Mapping, where: Any = None) -> Settings:
+        """A copy with more keys laid over it (keyword arguments of `DeepGAMI.fit`).
+
+        Parameters
+        ----------
+        overrides
+            As for `from_mapping`.
+        where
+            Named in errors.
+
+        Returns
+        -------
+        Settings
+            Validated again.
+        """
+        return Settings.from_mapping(merge_params(self.to_dict(), dict(overrides), where), where)
+
+    def to_dict(self) -> dict:
+        """The nested mapping of the YAML file (config.json's ``params``).
+
+        Returns
+        -------
+        dict
+            ``grid`` first, then the fixed keys, in the YAML file's order.
+        """
+        out: dict = {"grid": {k: [_plain(v) for v in vals] for k, vals in self.search.values}}
+        for key in _YAML_ORDER:
+            out[key] = self.cv_folds if key == "cv_folds" else _plain(self.fixed[key])
+        return out
+
+    def points(self, dense: bool = True) -> list[Setting]:
+        """One `Setting` per grid point. With a prior (`dense=False`) `latent_dim` is unused, so
+        points differing only in it merge.
+
+        Parameters
+        ----------
+        dense
+            Whether the cohort has no prior (its latent nodes are `latent_dim` unnamed ones).
+
+        Returns
+        -------
+        list of Setting
+            In grid-product order, duplicates dropped.
+        """
+        out, seen = [], set()
+        for point in self.search.points():
+            flat = dict(self.fixed, **point)
+            if not dense:
+                flat["latent_dim"] = None
+            key = json.dumps(_plain(flat), sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(Setting.from_flat(flat))
+        return out
+
+    def single(self, dense: bool = True) -> Setting:
+        """The setting of a one-point grid.
+
+        Parameters
+        ----------
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        Setting
+            A ValueError when the grid has more points.
+        """
+        points = self.points(dense)
+        if len(points) != 1:
+            raise ValueError(
+                f"params describe {len(points)} grid settings; give one value per grid entry"
+            )
+        return points[0]
+
+    def first(self, dense: bool = True) -> Setting:
+        """The first grid point (the untuned setting).
+
+        Parameters
+        ----------
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        Setting
+            The first value of each grid entry.
+        """
+        return self.points(dense)[0]
+
+
+# -- building and checking ----------------------------------------------------------------------
 
 
 def default_params() -> dict:
-    """The packaged defaults (src/deepgami/train/default_params.yaml) as a fresh dict."""
+    """The packaged defaults (src/deepgami/train/default_params.yaml).
+
+    Returns
+    -------
+    dict
+        A fresh copy of the YAML mapping.
+    """
     text = resources.files("deepgami.train").joinpath("default_params.yaml").read_text()
     return yaml.safe_load(text)
 
 
+_DEFAULTS = default_params()
+_YAML_ORDER = [k for k in _DEFAULTS if k != "grid"]
+# A flat setting's keys: the fixed ones in the YAML's order, then the grid keys (as before).
+_FLAT_ORDER = [k for k in _YAML_ORDER if k != "cv_folds"] + list(GRID_KEYS)
+
+
 def read_params_file(path: str | Path) -> dict:
-    """The mapping in a params YAML file (train's parameters and evaluate's `evaluate:` section)."""
+    """The mapping in a params YAML file (train's parameters and evaluate's `evaluate:` section).
+
+    Parameters
+    ----------
+    path
+        The YAML file.
+
+    Returns
+    -------
+    dict
+        Not validated; an `InputError` naming the file when it is unreadable or not a mapping.
+    """
     try:
         user = yaml.safe_load(Path(path).read_text())
     except OSError as err:
@@ -57,114 +478,170 @@ def read_params_file(path: str | Path) -> dict:
     return user
 
 
-def load_params(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Defaults, then the YAML file at `path`, then `overrides`; validated. Raises InputError."""
-    params = default_params()
-    sources: list[tuple[Any, dict]] = []
-    if path is not None:
-        # One params file serves train and evaluate: its `evaluate:` section is evaluate's alone.
-        user = {k: v for k, v in read_params_file(path).items() if k != "evaluate"}
-        sources.append((path, user))
-    if overrides:
-        sources.append((path, overrides))
-    for where, user in sources:
-        params = merge_params(params, user, where)
-    validate_params(params, path)
-    return params
+def load_params(
+    path: str | Path | Settings | None = None, overrides: Mapping | None = None
+) -> Settings:
+    """Defaults, then the YAML file at `path`, then `overrides`; validated.
+
+    Parameters
+    ----------
+    path
+        A params YAML file (None: the packaged defaults).
+    overrides
+        Keys laid over the file.
+
+    Returns
+    -------
+    Settings
+        An `InputError` naming the file and the key when a key is unknown or a value out of range.
+    """
+    return Settings.from_yaml(path, overrides)
 
 
-def merge_params(base: dict, user: dict, where: Any = None) -> dict:
-    """`user` over `base`: a user grid replaces only the grid entries it names."""
-    out = copy.deepcopy(base)
+def merge_params(base: dict, user: Mapping, where: Any = None) -> dict:
+    """`user` over `base`: a user grid replaces only the grid entries it names; a grid key given
+    outside ``grid`` fixes that entry to its one value.
+
+    Parameters
+    ----------
+    base
+        A full params mapping (``grid`` and the fixed keys).
+    user
+        Keys to lay over it.
+    where
+        Named in errors.
+
+    Returns
+    -------
+    dict
+        A new mapping, not validated; an unknown key is an `InputError` with a suggestion.
+    """
+    out = json.loads(json.dumps(base))  # a deep copy of plain YAML values
     for key, value in user.items():
-        if key not in out:
-            raise InputError(where, f"unknown parameter {key!r} (known: {', '.join(sorted(out))})")
         if key == "grid":
-            if not isinstance(value, dict):
+            if not isinstance(value, Mapping):
                 raise InputError(where, "'grid' must be a mapping of hyperparameter: [values]")
             for gkey, gval in value.items():
                 if gkey not in GRID_KEYS:
-                    raise InputError(
-                        where, f"unknown grid entry {gkey!r} (known: {', '.join(GRID_KEYS)})"
-                    )
+                    raise InputError(where, _unknown_message(gkey, GRID_KEYS, "grid entry"))
                 out["grid"][gkey] = gval
-        else:
+        elif key in GRID_KEYS:
+            out["grid"][key] = [value]
+        elif key in out:
             out[key] = value
+        else:
+            raise InputError(where, _unknown_message(key, [*out, *GRID_KEYS], "parameter"))
     return out
 
 
+def _unknown_message(key: Any, known: Iterable[str], what: str) -> str:
+    """``unknown parameter 'lerning_rate' (did you mean 'learning_rate'?)``, or the known keys."""
+    known = sorted(set(known) - {"grid"} if what == "parameter" else set(known))
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return f"unknown {what} {key!r} ({hint})"
+
+
 def validate_params(params: dict, where: Any = None) -> None:
-    """Raise InputError on a value the training cannot use."""
+    """Raise InputError on a value the training cannot use (naming its key).
 
-    def bad(message: str) -> None:
-        raise InputError(where, message)
-
+    Parameters
+    ----------
+    params
+        A full params mapping.
+    where
+        Named in errors.
+    """
     grid = params.get("grid", {})
     for key in GRID_KEYS:
         values = grid.get(key)
         if not isinstance(values, list) or not values:
-            bad(f"grid.{key} must be a non-empty list of values")
-        for v in values:
-            if key == "hidden_layers":
-                if not isinstance(v, list) or not all(isinstance(h, int) and h > 0 for h in v):
-                    bad(f"grid.hidden_layers entries are lists of positive layer widths, got {v!r}")
-            elif key in ("batch_size", "latent_dim"):
-                if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                    bad(f"grid.{key} values must be positive integers, got {v!r}")
-            elif key == "early_stopping_on":
-                if v not in MONITORS:
-                    bad(
-                        f"grid.early_stopping_on values must be one of {', '.join(MONITORS)}, got {v!r}"
-                    )
-            elif key == "dropout":
-                if not _is_number(v) or not 0 <= v < 1:
-                    bad(f"grid.dropout values must be in [0, 1), got {v!r}")
-            elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
-                bad(f"grid.{key} values must be non-negative numbers, got {v!r}")
-    for key, lo in (
-        ("cv_folds", 0),
-        ("bagging", 0),
-        ("max_epochs", 1),
-        ("patience", 1),
-        ("selection_top_k", 1),
-        ("min_features", 1),
-    ):
-        v = params.get(key)
-        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-            bad(f"{key} must be an integer >= {lo}, got {v!r}")
-    scale = params.get("encoder_lr_scale")
-    if not _is_number(scale) or scale < 0:
-        bad(f"encoder_lr_scale must be a non-negative number, got {scale!r}")
-    for key, lo, hi in (
-        ("val_fraction", 0.0, 0.5),
-        ("selection_pvalue", 0.0, 1.0),
-        ("modality_dropout", 0.0, 1.0),
-    ):
+            raise InputError(where, f"grid.{key} must be a non-empty list of values")
+        _validate_grid_values(key, values, where, prefix="grid.")
+    _validate_fixed(params, where)
+
+
+def _validate_grid_values(key: str, values: list, where: Any, prefix: str) -> None:
+    """InputError on a grid value out of range; `prefix` is ``grid.`` in a grid, empty alone."""
+    name = f"{prefix}{key}"
+    for v in values:
+        if key == "hidden_layers":
+            if not isinstance(v, (list, tuple)) or not all(_is_int(h, 1) for h in v):
+                raise InputError(
+                    where, f"{name} entries are lists of positive layer widths, got {v!r}"
+                )
+        elif key in ("batch_size", "latent_dim"):
+            if not _is_int(v, 1):
+                raise InputError(where, f"{name} values must be positive integers, got {v!r}")
+        elif key == "early_stopping_on":
+            if v not in MONITORS:
+                raise InputError(
+                    where, f"{name} values must be one of {', '.join(MONITORS)}, got {v!r}"
+                )
+        elif key == "dropout":
+            if not _is_number(v) or not 0 <= v < 1:
+                raise InputError(where, f"{name} values must be in [0, 1), got {v!r}")
+        elif not _is_number(v) or v < 0 or (key == "learning_rate" and v == 0):
+            kind = "positive" if key == "learning_rate" else "non-negative"
+            raise InputError(where, f"{name} values must be {kind} numbers, got {v!r}")
+
+
+_INTEGERS = (
+    ("cv_folds", 0),
+    ("bagging", 0),
+    ("max_epochs", 1),
+    ("patience", 1),
+    ("selection_top_k", 1),
+    ("min_features", 1),
+)
+_RANGES = (
+    ("encoder_lr_scale", 0.0, math.inf),
+    ("val_fraction", 0.0, 0.5),
+    ("selection_pvalue", 0.0, 1.0),
+    ("modality_dropout", 0.0, 1.0),
+)
+_CHOICES = (
+    ("imputer", IMPUTERS),
+    ("encoder_activation", ACTIVATIONS),
+    ("aux_target", AUX_TARGETS),
+    ("missing", MISSING),
+    ("balance", BALANCES),
+    ("encoder_init", ENCODER_INITS),
+)
+
+
+def _validate_fixed(params: Mapping, where: Any, keys: Iterable[str] | None = None) -> None:
+    """InputError on a fixed (non-grid) value out of range; only `keys` when given."""
+    check = set(params) if keys is None else set(keys)
+    for key, lo in (x for x in _INTEGERS if x[0] in check):
+        if not _is_int(params.get(key), lo):
+            raise InputError(where, f"{key} must be an integer >= {lo}, got {params.get(key)!r}")
+    for key, lo, hi in (x for x in _RANGES if x[0] in check):
         v = params.get(key)
         if not _is_number(v) or not lo <= v <= hi:
-            bad(f"{key} must be a number in [{lo}, {hi}], got {v!r}")
-    for key, allowed in (
-        ("imputer", IMPUTERS),
-        ("encoder_activation", ACTIVATIONS),
-        ("aux_target", AUX_TARGETS),
-        ("missing", MISSING),
-        ("balance", BALANCES),
-        ("encoder_init", ENCODER_INITS),
-    ):
+            span = "a non-negative number" if hi == math.inf else f"a number in [{lo}, {hi}]"
+            raise InputError(where, f"{key} must be {span}, got {v!r}")
+    for key, allowed in (x for x in _CHOICES if x[0] in check):
         if params.get(key) not in allowed:
-            bad(f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}")
-    if not (isinstance(params.get("latent_norm"), bool) or params.get("latent_norm") == "trained"):
-        bad(f"latent_norm must be true, false or trained, got {params.get('latent_norm')!r}")
-    for key in ("calibrate_imputer", "self_edges"):
+            raise InputError(
+                where, f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}"
+            )
+    mode = params.get("latent_norm")
+    if "latent_norm" in check and not (isinstance(mode, bool) or mode == "trained"):
+        raise InputError(where, f"latent_norm must be true, false or trained, got {mode!r}")
+    for key in (k for k in ("calibrate_imputer", "self_edges") if k in check):
         if not isinstance(params.get(key), bool):
-            bad(f"{key} must be true or false, got {params.get(key)!r}")
-    for key, allowed in (("selection", SELECTIONS), ("scaling", SCALINGS)):
+            raise InputError(where, f"{key} must be true or false, got {params.get(key)!r}")
+    for key, allowed in (
+        x for x in (("selection", SELECTIONS), ("scaling", SCALINGS)) if x[0] in check
+    ):
         v = params.get(key)
-        values = v.values() if isinstance(v, dict) else [v]
-        for item in values:
+        for item in v.values() if isinstance(v, dict) else [v]:
             if item not in allowed:
-                bad(
-                    f"{key} must be one of {', '.join(allowed)} (or a mapping modality: value), got {item!r}"
+                raise InputError(
+                    where,
+                    f"{key} must be one of {', '.join(allowed)} (or a mapping modality: value), "
+                    f"got {item!r}",
                 )
 
 
@@ -172,49 +649,111 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def expand_grid(params: dict, dense: bool = True) -> list[dict]:
-    """One flat setting per grid point: the fixed parameters plus one value per grid entry.
+def _is_int(v: Any, lo: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
-    With a prior (`dense=False`) `latent_dim` is unused, so settings differing only in it merge.
+
+def _frozen_value(key: str, value: Any) -> Any:
+    """A value fit for a frozen dataclass: layer widths as a tuple, mappings copied."""
+    if key == "hidden_layers":
+        return tuple(int(h) for h in value)
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _plain(value: Any) -> Any:
+    """JSON-shaped copy: tuples as lists, mappings as dicts."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# -- the grid ---------------------------------------------------------------------------------
+
+
+def expand_grid(params: Settings | Mapping, dense: bool = True) -> list[Setting]:
+    """One `Setting` per grid point (`Settings.points`).
+
+    Parameters
+    ----------
+    params
+        Settings, or a mapping over the defaults (validated first).
+    dense
+        Whether the cohort has no prior.
+
+    Returns
+    -------
+    list of Setting
+        In grid-product order.
     """
-    fixed = {k: v for k, v in params.items() if k != "grid"}
-    grid = params["grid"]
-    settings, seen = [], set()
-    for combo in itertools.product(*(grid[k] for k in GRID_KEYS)):
-        setting = dict(fixed, **dict(zip(GRID_KEYS, combo, strict=False)))
-        if not dense:
-            setting["latent_dim"] = None
-        key = json.dumps(setting, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            settings.append(setting)
-    return settings
+    return as_settings(params).points(dense)
 
 
-def as_setting(params: dict, dense: bool = True) -> dict:
-    """A flat setting from full params with one value per grid entry, or from a flat setting."""
-    if "grid" not in params:
-        merged = default_params()
-        grid = merged.pop("grid")
-        for k in GRID_KEYS:
-            merged[k] = grid[k][0]
-        unknown = set(params) - set(merged)
-        if unknown:
-            raise ValueError(f"unknown parameters: {sorted(unknown)}")
-        merged.update(params)
-        if not dense:
-            merged["latent_dim"] = None
-        return merged
-    settings = expand_grid(params, dense)
-    if len(settings) != 1:
-        raise ValueError(
-            f"params describe {len(settings)} grid settings; give one value per grid entry"
-        )
-    return settings[0]
+def as_settings(params: Settings | Mapping | None, where: Any = None) -> Settings:
+    """`params` as `Settings`.
+
+    Parameters
+    ----------
+    params
+        Settings (returned as is), or a mapping laid over the defaults (None: the defaults).
+    where
+        Named in errors.
+
+    Returns
+    -------
+    Settings
+        Validated.
+    """
+    if isinstance(params, Settings):
+        return params
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be Settings or a mapping, not {type(params).__name__}")
+    return Settings.from_mapping(params, where)
 
 
-def grid_label(setting: dict) -> str:
-    """Short, stable text of a setting's grid values (a cv_results column)."""
+def as_setting(params: Settings | Setting | Mapping, dense: bool = True) -> Setting:
+    """One `Setting` from what a caller has.
+
+    Parameters
+    ----------
+    params
+        A `Setting` (as is), `Settings` or a nested mapping with a one-point grid, or a flat
+        mapping (grid keys with one value each) laid over the defaults' first grid point.
+    dense
+        Whether the cohort has no prior (otherwise `latent_dim` is None).
+
+    Returns
+    -------
+    Setting
+        A ValueError for a grid of several points or an unknown key.
+    """
+    if isinstance(params, Setting):
+        return params if dense else params.replace(latent_dim=None)
+    if isinstance(params, Settings) or "grid" in params:
+        return as_settings(params).single(dense)
+    unknown = [k for k in params if k not in _PART_OF and k != "cv_folds"]
+    if unknown:
+        raise ValueError(_unknown_message(unknown[0], _PART_OF, "parameter"))
+    base = Settings.from_mapping({}).first(dense=True)
+    setting = base.replace(**{k: v for k, v in params.items() if k != "cv_folds"})
+    return setting if dense else setting.replace(latent_dim=None)
+
+
+def grid_label(setting: Setting | Mapping) -> str:
+    """Short, stable text of a setting's grid values.
+
+    Parameters
+    ----------
+    setting
+        A `Setting` or its flat dict (config.json's ``setting``).
+
+    Returns
+    -------
+    str
+        JSON of the grid keys that are not None, sorted (a cv_results column).
+    """
+    flat = setting.to_dict() if isinstance(setting, Setting) else setting
     return json.dumps(
-        {k: setting[k] for k in GRID_KEYS if setting.get(k) is not None}, sort_keys=True
+        {k: _plain(flat[k]) for k in GRID_KEYS if flat.get(k) is not None}, sort_keys=True
     )

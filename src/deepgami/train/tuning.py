@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from deepgami.train.params import grid_label
+from deepgami.train.params import Setting, grid_label
 
 # -- seeds and splits ---------------------------------------------------------------------------
 
@@ -52,11 +52,11 @@ def inner_split(
 
 # -- grid search --------------------------------------------------------------------------------
 
-FoldFn = Callable[[int, dict, int, np.ndarray, np.ndarray, int], dict]
+FoldFn = Callable[[int, Setting, int, np.ndarray, np.ndarray, int], dict]
 
 
 def grid_search(
-    settings: Sequence[dict],
+    settings: Sequence[Setting],
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     fit_fold: FoldFn,
     score: Callable[[dict], float],
