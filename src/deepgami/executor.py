@@ -15,23 +15,71 @@ from typing import Any, Protocol
 
 
 class JobSource(Protocol):
-    """What `run_jobs` asks of a scheduler."""
+    """What `run_jobs` asks of a scheduler.
+
+    Parameters
+    ----------
+    *args : Any
+        Unused: a protocol describes methods and is not instantiated.
+    **kwargs : Any
+        Unused: a protocol describes methods and is not instantiated.
+    """
 
     def next_job(self) -> tuple[Any, Callable, tuple] | None:
-        """(tag, function, arguments) of the next job to start, or None when none can start now."""
+        """Return the next job to start, or None when none can start now.
+
+        Returns
+        -------
+        tuple or None
+            (tag, function, arguments) of the next job, or None.
+        """
 
     def finished(self, tag: Any, result: Any) -> None:
-        """Take the result of a job (its exception is raised from here and ends the run)."""
+        """Take the result of a job (its exception is raised from here and ends the run).
+
+        Parameters
+        ----------
+        tag : Any
+            The job's tag, as `next_job` gave it.
+        result : Any
+            What the job's function returned.
+        """
 
     def order(self, tag: Any) -> Any:
-        """Sort key of jobs that finish together (their results are handed back in this order)."""
+        """Return the sort key of jobs that finish together.
+
+        Their results are handed back in this order.
+
+        Parameters
+        ----------
+        tag : Any
+            The job's tag, as `next_job` gave it.
+
+        Returns
+        -------
+        Any
+            The job's sort key.
+        """
 
 
 class InlineExecutor:
     """An executor that runs each job when it is submitted, in this process (one worker)."""
 
     def submit(self, fn: Callable, *args: Any) -> Future:
-        """Run `fn(*args)` now; the returned future holds its result or exception."""
+        """Run `fn(*args)` now.
+
+        Parameters
+        ----------
+        fn : Callable
+            The job's function.
+        *args : Any
+            Its arguments.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            A finished future holding its result or exception.
+        """
         future: Future = Future()
         try:
             future.set_result(fn(*args))
@@ -49,15 +97,19 @@ class InlineExecutor:
 def process_pool(
     workers: int, initializer: Callable | None = None, initargs: tuple = ()
 ) -> ProcessPoolExecutor | InlineExecutor:
-    """A spawn-context process pool of `workers` (fresh interpreters: no forked torch state), or
-    `InlineExecutor` for one worker without an initializer.
+    """Return a spawn-context process pool of `workers`, or `InlineExecutor`.
+
+    The pool's workers are fresh interpreters: no forked torch state. One worker without an
+    initializer gets an `InlineExecutor`.
 
     Parameters
     ----------
-    workers
+    workers : int
         Processes in the pool.
-    initializer, initargs
+    initializer : Callable or None, default None
         Run once in each worker (thread limits, shared context, a watch on the parent).
+    initargs : tuple, default ()
+        The initializer's arguments.
 
     Returns
     -------

@@ -94,7 +94,25 @@ def _csv_list(text: str | None) -> list[str] | None:
 
 
 def read_eval_params(path: str | None) -> tuple[Any, dict]:
-    """(DeepGAMI's validated `Settings`, the YAML's `evaluate:` section)."""
+    """Read DeepGAMI's validated `Settings` and the YAML's `evaluate:` section.
+
+    Parameters
+    ----------
+    path : str or None
+        The params YAML file (None: the packaged defaults and no section).
+
+    Returns
+    -------
+    params : Settings
+        DeepGAMI's validated settings.
+    section : dict
+        The file's `evaluate:` section (empty when there is none).
+
+    Raises
+    ------
+    InputError
+        When the section is not a mapping, holds an unknown option, or the parameters are not valid.
+    """
     from deepgami.train import Settings, read_params_file
 
     if path is None:
@@ -215,7 +233,13 @@ def _print_summary(result: Any, seconds: float) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `evaluate` subcommand."""
+    """Add the `evaluate` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the `deepgami` parser.
+    """
     p = sub.add_parser(
         "evaluate",
         help="compare DeepGAMI, its ablations and baselines under the paper's protocols; write report.html",

@@ -12,6 +12,13 @@ from deepgami.errors import InputError, claim_output
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` subcommand.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The subparsers of the `deepgami` parser.
+    """
     p = sub.add_parser(
         "train",
         help="train a DeepGAMI model on a cohort (k-fold CV grid search, then refit)",
@@ -48,6 +55,23 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train a model on the cohort as the command line says and write the model directory.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed command line.
+
+    Returns
+    -------
+    int
+        The exit status (0).
+
+    Raises
+    ------
+    InputError
+        When an input is not valid; one without a path names the cohort.
+    """
     from deepgami.data.cohort import read_cohort
     from deepgami.model import DeepGAMI
     from deepgami.train import load_params
@@ -86,7 +110,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_lines(model, seconds: float) -> list[str]:
-    """A few lines for the terminal: chosen setting, CV scores, imputation R^2."""
+    """Compose a few lines for the terminal: chosen setting, CV scores, imputation R^2.
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The fitted model.
+    seconds : float
+        The seconds training took.
+
+    Returns
+    -------
+    list of str
+        The lines.
+    """
     cfg = model.config
     n_bagged = len(model.members) - 1
     bagged = f" + {n_bagged} bagged" if n_bagged else ""

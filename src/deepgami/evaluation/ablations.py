@@ -17,7 +17,26 @@ MAX_BERNOULLI_EDGES = 20_000_000
 def random_network(
     n_features: int, n_latent: int, n_edges: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`n_edges` distinct (feature, latent node) pairs drawn uniformly: the paper's random prior."""
+    """Draw `n_edges` distinct (feature, latent node) pairs uniformly: the paper's random prior.
+
+    Parameters
+    ----------
+    n_features : int
+        The number of input features.
+    n_latent : int
+        The number of latent nodes.
+    n_edges : int
+        The number of edges to draw (at most every pair).
+    rng : numpy.random.Generator
+        The random generator.
+
+    Returns
+    -------
+    src : numpy.ndarray
+        The edges' feature positions.
+    dst : numpy.ndarray
+        The edges' latent node positions.
+    """
     n_pairs = n_features * n_latent
     codes = np.sort(rng.choice(n_pairs, size=min(n_edges, n_pairs), replace=False))
     return (codes // n_latent).astype(np.int64), (codes % n_latent).astype(np.int64)
@@ -32,8 +51,40 @@ def bernoulli_network(
     add: float,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Keep each prior edge with probability `keep`; add each other (feature, node) pair with
-    probability `add` (the paper's Bernoulli network, p = 0.8 / 0.2)."""
+    """Perturb a prior: keep each prior edge with probability `keep`, add other pairs with `add`.
+
+    Each other (feature, node) pair is added with probability `add` (the paper's Bernoulli
+    network, p = 0.8 / 0.2).
+
+    Parameters
+    ----------
+    src : numpy.ndarray
+        The prior edges' feature positions.
+    dst : numpy.ndarray
+        The prior edges' latent node positions.
+    n_features : int
+        The number of input features.
+    n_latent : int
+        The number of latent nodes.
+    keep : float
+        The probability of keeping a prior edge.
+    add : float
+        The probability of adding a pair that is not a prior edge.
+    rng : numpy.random.Generator
+        The random generator.
+
+    Returns
+    -------
+    src : numpy.ndarray
+        The edges' feature positions.
+    dst : numpy.ndarray
+        The edges' latent node positions.
+
+    Raises
+    ------
+    InputError
+        When the network would add more than MAX_BERNOULLI_EDGES edges.
+    """
     edges = np.unique(np.asarray(src, dtype=np.int64) * n_latent + np.asarray(dst, dtype=np.int64))
     kept = edges[rng.random(len(edges)) < keep]
     n_other = n_features * n_latent - len(edges)
@@ -56,7 +107,29 @@ def bernoulli_network(
 
 
 def variant_arrays(data: Any, method: str, config: EvalConfig, seed: int) -> Any:
-    """The cohort arrays a DeepGAMI variant trains on: priors removed, randomized or perturbed."""
+    """Return the cohort arrays a DeepGAMI variant trains on: priors removed, randomized, perturbed.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    method : str
+        The DeepGAMI variant (one of `DEEPGAMI_METHODS`).
+    config : EvalConfig
+        The evaluation config (the Bernoulli probabilities).
+    seed : int
+        Seeds the random and Bernoulli networks.
+
+    Returns
+    -------
+    CohortArrays
+        The variant's arrays (`data` itself for ``deepgami``).
+
+    Raises
+    ------
+    InputError
+        When a variant's network of a modality has no edge.
+    """
     if method == "deepgami":
         return data
     if method == "deepgami_dense":

@@ -22,7 +22,19 @@ import numpy as np
 
 @dataclass(frozen=True)
 class BaselineInfo:
-    """What is shown of a baseline: display label, figure colour, help text, and its tasks."""
+    """What is shown of a baseline: display label, figure colour, help text, and its tasks.
+
+    Parameters
+    ----------
+    label : str
+        The display label.
+    color : str
+        The figure colour.
+    help : str
+        The help text.
+    tasks : tuple of str
+        The tasks it handles (``classification``, ``regression``).
+    """
 
     label: str
     color: str
@@ -68,8 +80,22 @@ REGRESSORS = tuple(
 
 @dataclass(frozen=True)
 class Baseline:
-    """One baseline: `make(seed)` builds the untuned estimator; `grid` / `fast_grid` are the
-    `GridSearchCV` parameter grids (keys as GridSearchCV names them)."""
+    """One baseline: an untuned estimator factory and its `GridSearchCV` parameter grids.
+
+    `make(seed)` builds the untuned estimator; `grid` / `fast_grid` are the `GridSearchCV`
+    parameter grids (keys as GridSearchCV names them).
+
+    Parameters
+    ----------
+    name : str
+        The baseline's name.
+    make : Callable[[int], Any]
+        Builds the untuned estimator from a seed.
+    grid : dict of str to list, default {}
+        The parameter grid.
+    fast_grid : dict of str to list, default {}
+        The parameter grid of a fast evaluation.
+    """
 
     name: str
     make: Callable[[int], Any]
@@ -173,12 +199,34 @@ def _regressors() -> dict[str, Baseline]:
 
 
 def registry(task: str = "classification") -> dict[str, Baseline]:
-    """The baselines for a task ('classification' or 'regression'), by name, in display order."""
+    """Return the baselines for a task, by name, in display order.
+
+    Parameters
+    ----------
+    task : str, default "classification"
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    dict of str to Baseline
+        The task's baselines.
+    """
     return _classifiers() if task == "classification" else _regressors()
 
 
 def names(task: str = "classification") -> tuple[str, ...]:
-    """Baseline names for a task, without importing scikit-learn."""
+    """Return the baseline names for a task, without importing scikit-learn.
+
+    Parameters
+    ----------
+    task : str, default "classification"
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    tuple of str
+        The task's baseline names, in display order.
+    """
     return CLASSIFIERS if task == "classification" else REGRESSORS
 
 
@@ -205,7 +253,19 @@ def help_lines(indent: int = 2, width: int = 28) -> str:
 
 @dataclass
 class FittedBaseline:
-    """A refit best estimator, the chosen hyperparameters and the inner-CV score of each grid point."""
+    """A refit best estimator, the chosen hyperparameters and the inner-CV score.
+
+    Parameters
+    ----------
+    name : str
+        The baseline's name.
+    estimator : Any
+        The refit best estimator.
+    best_params : dict
+        The chosen hyperparameters.
+    inner_score : float or None
+        The chosen point's inner-CV score (None: there was no search).
+    """
 
     name: str
     estimator: Any
@@ -226,6 +286,28 @@ def fit_baseline(
 
     The inner CV maximizes ROC AUC (one-vs-rest macro for several classes) or R^2. With fewer
     rows per class than folds, the fold count shrinks; with one grid point there is no search.
+
+    Parameters
+    ----------
+    name : str
+        The baseline's name (a key of `registry(task)`).
+    X : numpy.ndarray
+        The training inputs.
+    y : numpy.ndarray
+        The training targets (class codes or values).
+    task : str, default "classification"
+        ``classification`` or ``regression``.
+    seed : int, default 0
+        Seeds the estimator and the inner folds.
+    inner_folds : int, default 5
+        The most folds of the inner CV.
+    fast : bool, default False
+        Whether to search the fast grid.
+
+    Returns
+    -------
+    FittedBaseline
+        The refit estimator, its hyperparameters and inner-CV score.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
@@ -296,8 +378,24 @@ def _fit_calibrated_svm(
 def predict_scores(
     fitted: FittedBaseline, X: np.ndarray, n_classes: int | None = None
 ) -> np.ndarray:
-    """Class probabilities (n x n_classes; the estimator was fitted on class codes 0..n_classes-1)
-    or, with `n_classes=None`, predicted values (n,). A class absent from training gets probability 0.
+    """Predict class probabilities, or values with `n_classes=None`.
+
+    Class probabilities are n x n_classes (the estimator was fitted on class codes
+    0..n_classes-1); predicted values are (n,). A class absent from training gets probability 0.
+
+    Parameters
+    ----------
+    fitted : FittedBaseline
+        The fitted baseline.
+    X : numpy.ndarray
+        The inputs to score.
+    n_classes : int or None, default None
+        The number of classes (None: a regression).
+
+    Returns
+    -------
+    numpy.ndarray
+        The class probabilities, or the predicted values.
     """
     est = fitted.estimator
     if n_classes is None:

@@ -42,7 +42,18 @@ MIN_REPEATS = 2
 
 
 def method_names(task: str = "classification") -> tuple[str, ...]:
-    """Methods `evaluate` runs by default for a task, in report order."""
+    """Return the methods `evaluate` runs by default for a task, in report order.
+
+    Parameters
+    ----------
+    task : str, default "classification"
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    tuple of str
+        DeepGAMI's variants, then the task's baselines.
+    """
     return DEEPGAMI_METHODS + bl.names(task)
 
 
@@ -52,10 +63,39 @@ class EvalConfig:
 
     `fast` skips DeepGAMI's grid search (first value of each grid entry), uses the baselines'
     small grids with at most 3 inner folds and changes the defaults of `protocols` (held-out split
-    and CV only) and `folds` (3), values given
-    explicitly kept, and bags at most `FAST_BAGGING` networks per DeepGAMI fit. `ablation_protocols` are the protocols on which the prior ablations run.
-    `budget` (minutes) trims the repeated protocol to the splits that fit (never below
+    and CV only) and `folds` (3), values given explicitly kept, and bags at most `FAST_BAGGING`
+    networks per DeepGAMI fit. `ablation_protocols` are the protocols on which the prior ablations
+    run. `budget` (minutes) trims the repeated protocol to the splits that fit (never below
     `MIN_REPEATS`); the report says how many ran.
+
+    Parameters
+    ----------
+    protocols : Sequence of str or None, default None
+        The protocols to run (None: `DEFAULT_PROTOCOLS`, or `FAST_PROTOCOLS` with `fast`).
+    folds : int or None, default None
+        The folds of the CV protocol (None: 5, or 3 with `fast`).
+    repeats : int, default 10
+        The number of repeated random splits.
+    test_fraction : float, default 0.2
+        The held-out share of the random splits.
+    methods : Sequence of str or None, default None
+        The methods to run (None: all).
+    fast : bool, default False
+        Whether to run the fast evaluation.
+    tune : str, default "once"
+        DeepGAMI's grid search: ``once`` on the first split, on ``each`` split, or ``none``.
+    inner_folds : int, default 3
+        The baselines' inner CV folds.
+    ablation_protocols : Sequence of str or None, default None
+        The protocols the prior ablations run on (None: holdout and independent).
+    budget : float or None, default None
+        Minutes the repeated splits may take (None: no limit).
+    bernoulli_keep : float, default 0.8
+        The probability of keeping a prior edge in a Bernoulli network.
+    bernoulli_add : float, default 0.2
+        The probability of adding another pair to a Bernoulli network.
+    seed : int, default 0
+        The random seed of the splits and fits.
     """
 
     protocols: Sequence[str] | None = None
@@ -83,7 +123,13 @@ class EvalConfig:
         self.ablation_protocols = tuple(self.ablation_protocols)
 
     def resolved_protocols(self) -> tuple[str, ...]:
-        """The protocols to run: as given, else the defaults (`FAST_PROTOCOLS` with `fast`)."""
+        """Return the protocols to run: as given, else the defaults (`FAST_PROTOCOLS` with `fast`).
+
+        Returns
+        -------
+        tuple of str
+            The protocols to run.
+        """
         if self.protocols is not None:
             return tuple(self.protocols)
         return FAST_PROTOCOLS if self.fast else DEFAULT_PROTOCOLS

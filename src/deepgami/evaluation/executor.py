@@ -33,8 +33,17 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 @dataclass
 class SplitGroup:
-    """The units of one split, admitted together; `tune_key` names the grid search its DeepGAMI
-    fits wait for (None: they use the untuned setting)."""
+    """The units of one split, admitted together.
+
+    Parameters
+    ----------
+    units : list of Unit
+        The split's units.
+    tune_key : str or None, default None
+        The grid search its DeepGAMI fits wait for (None: they use the untuned setting).
+    repeated : bool, default False
+        Whether the split belongs to the repeated protocol (the budget may drop it).
+    """
 
     units: list[Unit]
     tune_key: str | None = None
@@ -43,7 +52,15 @@ class SplitGroup:
 
 @dataclass
 class Plan:
-    """Grid-search units by key (run first), then the split groups in serial order."""
+    """Grid-search units by key (run first), then the split groups in serial order.
+
+    Parameters
+    ----------
+    tunes : dict of str to Unit, default {}
+        The grid-search units, by key.
+    groups : list of SplitGroup, default []
+        The split groups, in serial order.
+    """
 
     tunes: dict[str, Unit] = field(default_factory=dict)
     groups: list[SplitGroup] = field(default_factory=list)
@@ -55,7 +72,19 @@ class Plan:
 
 @dataclass
 class RunOutcome:
-    """Results in serial order, the settings the grid searches chose, and the repeated splits run."""
+    """Results in serial order, the settings the grid searches chose, and the repeated splits run.
+
+    Parameters
+    ----------
+    results : list of UnitResult
+        The units' results, in serial order.
+    settings : dict of str to UnitResult
+        The grid searches' results (their chosen settings), by key.
+    repeated_run : int
+        How many repeated splits ran.
+    repeated_planned : int
+        How many repeated splits were planned.
+    """
 
     results: list[UnitResult]
     settings: dict[str, UnitResult]
@@ -64,7 +93,13 @@ class RunOutcome:
 
 
 def default_jobs() -> int:
-    """The CPUs this process may use."""
+    """Count the CPUs this process may use.
+
+    Returns
+    -------
+    int
+        The number of usable CPUs (at least 1).
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -116,7 +151,17 @@ def _work(unit: Unit, setting: Setting | None) -> UnitResult | tuple[str, str | 
 
 
 class Progress:
-    """A tqdm bar over the units on a terminal; one line per finished unit otherwise; nothing if quiet."""
+    """A tqdm bar over the units on a terminal; one line per finished unit otherwise.
+
+    Nothing is shown if quiet.
+
+    Parameters
+    ----------
+    total : int
+        The number of planned units.
+    mode : str
+        ``bar``, ``lines`` or ``quiet`` (see `progress_mode`).
+    """
 
     def __init__(self, total: int, mode: str) -> None:
         self.mode = mode  # "bar", "lines" or "quiet"
@@ -135,6 +180,13 @@ class Progress:
             )
 
     def finished(self, text: str) -> None:
+        """Report one finished unit.
+
+        Parameters
+        ----------
+        text : str
+            The unit's description (shown as the bar's postfix, or at the end of its line).
+        """
         self.done += 1
         if self.bar is not None:
             self.bar.set_postfix_str(text, refresh=False)
@@ -149,19 +201,39 @@ class Progress:
             )
 
     def shrink(self, n: int) -> None:
-        """`n` planned units will not run (the budget cut them)."""
+        """Drop `n` planned units that will not run (the budget cut them).
+
+        Parameters
+        ----------
+        n : int
+            The number of planned units dropped.
+        """
         self.total -= n
         if self.bar is not None:
             self.bar.total = self.total
             self.bar.refresh()
 
     def close(self) -> None:
+        """Close the bar, if any."""
         if self.bar is not None:
             self.bar.close()
 
 
 def progress_mode(quiet: bool, interactive: bool | None = None) -> str:
-    """'quiet', 'bar' on a terminal, else 'lines'."""
+    """Choose the progress mode: 'quiet', 'bar' on a terminal, else 'lines'.
+
+    Parameters
+    ----------
+    quiet : bool
+        Whether to report nothing.
+    interactive : bool or None, default None
+        Whether stderr is a terminal (None: ask stderr).
+
+    Returns
+    -------
+    str
+        ``quiet``, ``bar`` or ``lines``.
+    """
     if quiet:
         return "quiet"
     return "bar" if (sys.stderr.isatty() if interactive is None else interactive) else "lines"

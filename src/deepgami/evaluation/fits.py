@@ -39,7 +39,19 @@ TUNE = "tune"  # the method name of a grid-search unit
 
 @dataclass
 class Context:
-    """What every unit reads: the cohort arrays, DeepGAMI's parameters and the evaluation config."""
+    """What every unit reads: the cohort arrays, DeepGAMI's parameters and the evaluation config.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    params : Settings
+        DeepGAMI's parameters (with the grid).
+    config : EvalConfig
+        The evaluation config.
+    setting : Setting
+        DeepGAMI's setting when it is not tuned (first value of each grid entry).
+    """
 
     data: Any
     params: Settings
@@ -52,6 +64,19 @@ class Unit:
     """One method on one split (or, with method TUNE, DeepGAMI's grid search on its training rows).
 
     `order` is the unit's place in a serial run; results are sorted by it before they are written.
+
+    Parameters
+    ----------
+    order : int
+        The unit's place in a serial run.
+    split : Split
+        The split whose training rows are fitted and whose held-out rows are scored.
+    method : str
+        The method's name, or TUNE for DeepGAMI's grid search.
+    keep_history : bool, default False
+        Whether to keep DeepGAMI's per-epoch training history.
+    tune_seed : int, default 0
+        The seed of a TUNE unit's grid search.
     """
 
     order: int
@@ -63,7 +88,35 @@ class Unit:
 
 @dataclass
 class UnitResult:
-    """Tidy rows and tables of one unit, and the seconds it took."""
+    """Tidy rows and tables of one unit, and the seconds it took.
+
+    Parameters
+    ----------
+    order : int
+        The unit's place in a serial run.
+    method : str
+        The method's name.
+    protocol : str
+        The split's protocol.
+    split : int
+        The split's index within its protocol.
+    records : list of dict, default []
+        Tidy metric rows (method, modalities, protocol, split, metric, value).
+    predictions : list of pandas.DataFrame, default []
+        Held-out predictions, one table per method and modality set.
+    history : pandas.DataFrame or None, default None
+        DeepGAMI's per-epoch training history, when kept.
+    baseline_params : dict or None, default None
+        A baseline's chosen hyperparameters and inner-CV score.
+    main : dict, default {}
+        The metrics of the method on all modalities.
+    seconds : float, default 0.0
+        The seconds the unit took.
+    setting : Setting or None, default None
+        TUNE units: the chosen setting.
+    tuning : pandas.DataFrame or None, default None
+        TUNE units: the per-fold table.
+    """
 
     order: int
     method: str
@@ -80,7 +133,22 @@ class UnitResult:
 
 
 def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
-    """The seed of one fit: a function of (seed, protocol, split, method) only."""
+    """Derive the seed of one fit: a function of (seed, protocol, split, method) only.
+
+    Parameters
+    ----------
+    config : EvalConfig
+        The evaluation config (its seed).
+    split : Split
+        The split fitted.
+    method : str
+        The method fitted.
+
+    Returns
+    -------
+    int
+        The fit's seed.
+    """
     from deepgami.train import derive_seed
 
     return derive_seed(
@@ -89,7 +157,22 @@ def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
 
 
 def run_unit(ctx: Context, unit: Unit, setting: Setting | None = None) -> UnitResult:
-    """Run one unit; `setting` is DeepGAMI's setting for its methods (default: the untuned one)."""
+    """Run one unit; `setting` is DeepGAMI's setting for its methods (default: the untuned one).
+
+    Parameters
+    ----------
+    ctx : Context
+        What every unit reads.
+    unit : Unit
+        The unit to run.
+    setting : Setting or None, default None
+        DeepGAMI's setting for its methods (None: `ctx.setting`, the untuned one).
+
+    Returns
+    -------
+    UnitResult
+        The unit's rows, tables and timing.
+    """
     t0 = time.perf_counter()
     split = unit.split
     out = UnitResult(unit.order, unit.method, split.protocol, split.index)
@@ -233,14 +316,48 @@ def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
 def tune_deepgami(
     data: Any, rows: np.ndarray, params: Settings, seed: int
 ) -> tuple[Setting, pd.DataFrame | None]:
-    """DeepGAMI's grid search on `rows`: `deepgami.model.tune_setting`, the one tuner `deepgami train` uses."""
+    """Run DeepGAMI's grid search on `rows`.
+
+    This is `deepgami.model.tune_setting`, the one tuner `deepgami train` uses.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray
+        The training rows to tune on.
+    params : Settings
+        DeepGAMI's parameters (with the grid).
+    seed : int
+        The grid search's seed.
+
+    Returns
+    -------
+    setting : Setting
+        The chosen setting.
+    tuning : pandas.DataFrame or None
+        The per-fold table (None when there was nothing to tune).
+    """
     from deepgami.model import tune_setting
 
     return tune_setting(data, rows, params, seed)
 
 
 def deepgami_setting(params: Settings, dense: bool) -> Setting:
-    """The untuned setting: the first value of each grid entry."""
+    """Return the untuned setting: the first value of each grid entry.
+
+    Parameters
+    ----------
+    params : Settings
+        DeepGAMI's parameters (with the grid).
+    dense : bool
+        Whether the setting is for the dense (prior-free) variant.
+
+    Returns
+    -------
+    Setting
+        The untuned setting.
+    """
     return params.first(dense)
 
 
@@ -250,11 +367,38 @@ def deepgami_setting(params: Settings, dense: bool) -> Setting:
 def baseline_matrices(
     data: Any, train: np.ndarray, test: np.ndarray, setting: Setting
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Concatenated, preprocessed inputs for a baseline: (X_train, y_train, X_test, training rows used).
+    """Build concatenated, preprocessed inputs for a baseline.
 
     Training rows are those with every modality. Each modality gets the same selection and
     scaling as DeepGAMI, fitted on those rows; a test sample lacking a modality gets the training
     mean of its features (so every method is scored on the same samples).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    train : numpy.ndarray
+        The split's training rows.
+    test : numpy.ndarray
+        The split's held-out rows.
+    setting : Setting
+        The setting whose preprocessing entries (selection, scaling) apply.
+
+    Returns
+    -------
+    X_train : numpy.ndarray
+        The training inputs.
+    y_train : numpy.ndarray
+        The training targets (class codes or values).
+    X_test : numpy.ndarray
+        The held-out inputs.
+    used : numpy.ndarray
+        The training rows used (those with every modality).
+
+    Raises
+    ------
+    InputError
+        If fewer than 4 training samples have every modality.
     """
     from deepgami.data.preprocessing import fit_modality
 
@@ -288,7 +432,21 @@ def baseline_matrices(
 
 
 def flatten_metrics(scores: dict) -> dict[str, float]:
-    """Scalar metrics of a `classification_metrics` / `regression_metrics` dict, `recall_<class>` per class."""
+    """Collect the scalar metrics of a metrics dict, `recall_<class>` per class.
+
+    The dict is one of `classification_metrics` / `regression_metrics`; NaN values and
+    `n_excluded_unknown_label` are left out.
+
+    Parameters
+    ----------
+    scores : dict
+        The metrics, as `classification_metrics` or `regression_metrics` return them.
+
+    Returns
+    -------
+    dict of str to float
+        The scalar metrics by name.
+    """
     out = {}
     for key, value in scores.items():
         if key == "recall" and isinstance(value, dict):
@@ -304,6 +462,22 @@ def flatten_metrics(scores: dict) -> dict[str, float]:
 
 
 def score_predictions(data: Any, labels: np.ndarray, values: np.ndarray) -> dict:
+    """Score held-out predictions with the task's metrics.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays (its task and classes).
+    labels : numpy.ndarray
+        The held-out rows' true labels.
+    values : numpy.ndarray
+        Class probabilities (classification) or predicted values (regression).
+
+    Returns
+    -------
+    dict
+        `classification_metrics` or `regression_metrics` of the predictions.
+    """
     from deepgami.metrics import classification_metrics, regression_metrics
 
     if data.task == "classification":

@@ -109,7 +109,31 @@ SERIAL_BELOW = 2e7
 
 @dataclass
 class EvaluationResult:
-    """Everything `write_evaluation` writes: tidy tables, training histories and the run record."""
+    """Everything `write_evaluation` writes: tidy tables, training histories and the run record.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy metrics table (metrics.tsv).
+    predictions : pandas.DataFrame
+        The held-out predictions (predictions.tsv).
+    summary : pandas.DataFrame
+        The metrics summarized over splits (summary.tsv).
+    ks_tests : pandas.DataFrame
+        The pairwise KS tests (ks_tests.tsv).
+    histories : pandas.DataFrame
+        DeepGAMI's training histories (training_history.tsv, when not empty).
+    tuning : pandas.DataFrame or None
+        The per-fold table of DeepGAMI's grid search (tuning.tsv; None: none ran once).
+    baseline_params : pandas.DataFrame
+        The baselines' chosen hyperparameters (baseline_params.tsv, when not empty).
+    info : dict
+        The run record (run.json).
+    seconds : dict of str to float, default {}
+        The seconds spent, by part (``total`` included).
+    paired_tests : pandas.DataFrame, default empty
+        The paired differences to DeepGAMI (paired_tests.tsv).
+    """
 
     metrics: pd.DataFrame
     predictions: pd.DataFrame
@@ -127,7 +151,19 @@ class EvaluationResult:
 
 
 def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation (n - 1) and number of splits per method x modalities x protocol x metric."""
+    """Summarize metrics per method x modalities x protocol x metric.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy metrics table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The mean, standard deviation (n - 1) and number of splits of each group, and an empty
+        ``note``.
+    """
     cols = ["method", "modalities", "protocol", "metric"]
     if metrics.empty:
         return pd.DataFrame(columns=cols + ["mean", "sd", "n_splits", "note"])
@@ -143,7 +179,13 @@ def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages an evaluation depends on."""
+    """Return the versions of Python and the packages an evaluation depends on.
+
+    Returns
+    -------
+    dict of str to str
+        The versions, by package.
+    """
     from deepgami.utils import package_versions as versions
 
     return versions(

@@ -40,7 +40,20 @@ KS_COLUMNS = [
 
 
 def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (the same numbers as `scipy.stats.false_discovery_control`)."""
+    """Compute Benjamini-Hochberg adjusted p-values.
+
+    They are the same numbers as `scipy.stats.false_discovery_control`.
+
+    Parameters
+    ----------
+    pvalues : Sequence of float
+        The p-values to adjust.
+
+    Returns
+    -------
+    numpy.ndarray
+        The adjusted p-values, in the order given.
+    """
     p = np.asarray(pvalues, dtype=np.float64)
     n = len(p)
     if n == 0:
@@ -55,11 +68,23 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def pairwise_ks(scores: pd.DataFrame, methods: Sequence[str] | None = None) -> pd.DataFrame:
-    """Two-sided two-sample KS test (`scipy.stats.ks_2samp`, exact where scipy chooses it) between
-    the per-split scores of every pair of methods, per (protocol, metric).
+    """Run a two-sided two-sample KS test between every pair of methods, per (protocol, metric).
 
-    `scores` is tidy: columns protocol, metric, method, value (one row per split). Methods are
-    paired in the order of `methods` (default: first appearance). Returns KS_COLUMNS.
+    The test is `scipy.stats.ks_2samp` (exact where scipy chooses it), between the per-split
+    scores of every pair of methods. Methods are paired in the order of `methods` (default:
+    first appearance); p-values are adjusted by Benjamini-Hochberg within each (protocol, metric).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        Tidy scores: columns protocol, metric, method, value (one row per split).
+    methods : Sequence of str or None, default None
+        The methods to pair, in order (None: every method, in order of first appearance).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair, with KS_COLUMNS.
     """
     rows = []
     for (protocol, metric), group in scores.groupby(["protocol", "metric"], sort=False):
@@ -120,10 +145,23 @@ VERDICT_PROTOCOLS = ("repeated", "cv", "holdout", "independent")
 def corrected_t(
     differences: Sequence[float], test_train_ratio: float, confidence: float = 0.95
 ) -> tuple[float, float, float, float]:
-    """Nadeau-Bengio corrected resampled t-test of paired per-split differences.
+    """Run a Nadeau-Bengio corrected resampled t-test of paired per-split differences.
 
-    Returns (mean difference, interval low, interval high, two-sided p-value); needs two or more
-    differences. `test_train_ratio` is n_test / n_train of one split (1 / (k - 1) for k-fold CV).
+    It needs two or more differences.
+
+    Parameters
+    ----------
+    differences : Sequence of float
+        The paired per-split differences.
+    test_train_ratio : float
+        n_test / n_train of one split (1 / (k - 1) for k-fold CV).
+    confidence : float, default 0.95
+        The confidence level of the interval.
+
+    Returns
+    -------
+    tuple of float
+        (mean difference, interval low, interval high, two-sided p-value).
     """
     d = np.asarray(differences, dtype=np.float64)
     n = len(d)
@@ -188,12 +226,36 @@ def paired_bootstrap(
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     confidence: float = 0.95,
 ) -> tuple[float, float, float, float]:
-    """Difference metric(reference) - metric(other) on one held-out set, with a paired bootstrap.
+    """Compute the difference metric(reference) - metric(other) on one held-out set, bootstrapped.
 
-    `y` holds class codes (or values), `reference` / `other` the two methods' probabilities (n x
-    classes) or predictions for the same samples. Samples are resampled together for both methods
-    (`scipy.stats.bootstrap`; percentile interval of the resamples with a defined metric); the p-value is twice the smaller share of
-    resampled differences on either side of 0. Returns (difference, low, high, p-value).
+    Samples are resampled together for both methods (`scipy.stats.bootstrap`; percentile
+    interval of the resamples with a defined metric); the p-value is twice the smaller share of
+    resampled differences on either side of 0.
+
+    Parameters
+    ----------
+    metric : str
+        The metric compared.
+    task : str
+        ``classification`` or ``regression``.
+    y : numpy.ndarray
+        Class codes (or values) of the samples.
+    reference : numpy.ndarray
+        The reference method's probabilities (n x classes) or predictions for the samples.
+    other : numpy.ndarray
+        The other method's probabilities (n x classes) or predictions for the same samples.
+    seed : int
+        Seeds the resampling.
+    n_resamples : int, default BOOTSTRAP_RESAMPLES
+        The number of bootstrap resamples.
+    confidence : float, default 0.95
+        The confidence level of the interval.
+
+    Returns
+    -------
+    tuple of float
+        (difference, low, high, p-value); the last three are NaN when no resample has a defined
+        metric.
     """
     y = np.asarray(y)
     full = np.arange(len(y))
@@ -238,12 +300,34 @@ def paired_tests(
     reference: str = "deepgami",
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Paired differences `reference` minus each other method, per protocol and main metric.
+    """Compute paired differences `reference` minus each other method, per protocol and main metric.
 
-    `metrics` is the tidy metrics table (rows with modalities 'all' are used), `predictions` the
-    held-out predictions (for the bootstrap of single-split protocols), `ratios` n_test / n_train
-    per multi-split protocol. A difference is significant when its 95% interval excludes 0.
-    Returns PAIRED_COLUMNS.
+    Multi-split protocols use `corrected_t`; single-split ones `paired_bootstrap` over the
+    held-out samples. A difference is significant when its 95% interval excludes 0.
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy metrics table (rows with modalities 'all' are used).
+    predictions : pandas.DataFrame
+        The held-out predictions (for the bootstrap of single-split protocols).
+    task : str
+        ``classification`` or ``regression``.
+    classes : Sequence of str
+        The class names, in output order.
+    methods : Sequence of str
+        The methods to compare with `reference`, in order.
+    ratios : dict of str to float
+        n_test / n_train per multi-split protocol.
+    reference : str, default "deepgami"
+        The method the others are compared with.
+    seed : int, default 0
+        Seeds the bootstraps.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per comparison, with PAIRED_COLUMNS.
     """
     rows = []
     main = metrics[(metrics["modalities"] == "all") & metrics["metric"].isin(PAIRED_METRICS[task])]
@@ -364,11 +448,27 @@ def _paired_values(
 def verdict(
     paired: pd.DataFrame, summary: pd.DataFrame, task: str, baselines: Sequence[str]
 ) -> dict | None:
-    """The comparison behind the report's verdict line: DeepGAMI against the best baseline (highest
-    mean of the main metric) on the protocol with the most splits (`VERDICT_PROTOCOLS` order).
+    """Pick the comparison behind the report's verdict line.
 
-    Returns the paired_tests row as a dict (protocol, metric, method, difference, ci_low, ci_high,
-    significant, ...), or None without a baseline to compare.
+    It compares DeepGAMI against the best baseline (highest mean of the main metric) on the
+    protocol with the most splits (`VERDICT_PROTOCOLS` order).
+
+    Parameters
+    ----------
+    paired : pandas.DataFrame
+        What `paired_tests` returned.
+    summary : pandas.DataFrame
+        The summary table (mean of each metric per protocol, method and modalities).
+    task : str
+        ``classification`` or ``regression``.
+    baselines : Sequence of str
+        The baselines' names.
+
+    Returns
+    -------
+    dict or None
+        The paired_tests row as a dict (protocol, metric, method, difference, ci_low, ci_high,
+        significant, ...), or None without a baseline to compare.
     """
     metric = PAIRED_METRICS[task][0]
     for protocol in VERDICT_PROTOCOLS:

@@ -18,7 +18,19 @@ from deepgami.evaluation.config import PROTOCOLS, EvalConfig
 
 @dataclass
 class Split:
-    """Training and held-out rows (positions into the cohort arrays) of one split of a protocol."""
+    """Training and held-out rows (positions into the cohort arrays) of one split of a protocol.
+
+    Parameters
+    ----------
+    protocol : str
+        The protocol (``holdout``, ``cv``, ``repeated`` or ``independent``).
+    index : int
+        The split's index within its protocol.
+    train : numpy.ndarray
+        The positions of the training rows.
+    test : numpy.ndarray
+        The positions of the held-out rows.
+    """
 
     protocol: str
     index: int
@@ -27,7 +39,20 @@ class Split:
 
 
 def eligible_rows(data: Any, rows: np.ndarray | None = None) -> np.ndarray:
-    """Rows with a known label (one of the classes) and at least one modality."""
+    """Return the rows with a known label (one of the classes) and at least one modality.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray or None, default None
+        Positions to restrict the result to (None: all rows).
+
+    Returns
+    -------
+    numpy.ndarray
+        The sorted positions of the eligible rows.
+    """
     ok = data.has_label() & data.present.any(axis=1)
     if data.task == "classification":
         ok &= np.isin(np.asarray(data.labels, dtype=object), data.classes)
@@ -36,6 +61,27 @@ def eligible_rows(data: Any, rows: np.ndarray | None = None) -> np.ndarray:
 
 
 def check_classes(data: Any, rows: np.ndarray, need: int, what: str) -> None:
+    """Check that `rows` are enough for a protocol's splits.
+
+    A classification needs two classes and at least `need` rows of each; a numeric phenotype at
+    least twice `need` rows.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray
+        The positions of the eligible rows.
+    need : int
+        The fewest rows per class (twice that in all, for a numeric phenotype).
+    what : str
+        The protocol, as error messages name it.
+
+    Raises
+    ------
+    InputError
+        When the rows are too few or hold a single class.
+    """
     if data.task != "classification":
         if len(rows) < 2 * need:
             raise InputError(None, f"{len(rows)} labelled samples are too few for {what}")
@@ -54,7 +100,33 @@ def check_classes(data: Any, rows: np.ndarray, need: int, what: str) -> None:
 def make_splits(
     data: Any, protocol: str, config: EvalConfig, rows: np.ndarray
 ) -> tuple[list[Split], str]:
-    """The splits of `protocol` over `rows` (eligible positions) and a sentence saying how they were made."""
+    """Make the splits of `protocol` over `rows` and say how they were made.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    protocol : str
+        ``holdout``, ``cv`` or ``repeated``.
+    config : EvalConfig
+        The evaluation config (seed, folds, repeats, test fraction).
+    rows : numpy.ndarray
+        The positions of the eligible rows.
+
+    Returns
+    -------
+    splits : list of Split
+        The protocol's splits.
+    description : str
+        A sentence saying how they were made.
+
+    Raises
+    ------
+    InputError
+        When the rows are too few for the protocol.
+    ValueError
+        When `protocol` is not one of the three.
+    """
     from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 
     from deepgami.train import cv_splits, derive_seed
@@ -134,11 +206,35 @@ def _combined_labels(train: Any, test: Any) -> np.ndarray | None:
 def combine_cohorts(
     train: Any, test: Any, test_path: str | None = None
 ) -> tuple[Any, np.ndarray, np.ndarray]:
-    """One CohortArrays holding the training cohort's rows, then the test cohort's rows, with the
-    test matrices reordered to the training cohort's features (looked up by name).
+    """Combine the training cohort's rows, then the test cohort's rows, into one CohortArrays.
 
-    A test cohort may lack a whole modality (its block is then absent for every test sample) but
-    not single features of a modality it has. Returns (arrays, training positions, test positions).
+    The test matrices are reordered to the training cohort's features (looked up by name). A test
+    cohort may lack a whole modality (its block is then absent for every test sample) but not
+    single features of a modality it has.
+
+    Parameters
+    ----------
+    train : CohortArrays
+        The training cohort's arrays.
+    test : CohortArrays
+        The test cohort's arrays.
+    test_path : str or None, default None
+        The test cohort's file, named in errors.
+
+    Returns
+    -------
+    arrays : CohortArrays
+        The combined cohort (split column ``train`` / ``independent``).
+    train_rows : numpy.ndarray
+        The positions of the training cohort's rows.
+    test_rows : numpy.ndarray
+        The positions of the test cohort's rows.
+
+    Raises
+    ------
+    InputError
+        When the phenotypes differ, the test cohort has none of the modalities, or it lacks some
+        features of a modality it has.
     """
     from deepgami.data.arrays import CohortArrays
 

@@ -32,18 +32,20 @@ MIN_COVERAGE = 0.9
 
 
 class BaseModel:
-    """A fitted network (`module`), its fitted preprocessing and its config (the data registry:
-    modalities, feature order, latent nodes, classes, preprocessing, setting, seed, versions).
+    """A fitted network (`module`), its fitted preprocessing and its config.
+
+    The config is the data registry: modalities, feature order, latent nodes, classes,
+    preprocessing, setting, seed, versions.
 
     Parameters
     ----------
-    module
+    module : DeepGAMINetwork
         The refit network.
-    config
+    config : dict
         The model's config (what config.json holds).
-    preprocessors
+    preprocessors : Sequence of ModalityPreprocessor
         One fitted preprocessor per modality, in `config["modalities"]` order.
-    bagged
+    bagged : Sequence of DeepGAMINetwork, default ()
         Further networks whose outputs are averaged with `module`'s (they share its preprocessing).
     """
 
@@ -93,12 +95,37 @@ class BaseModel:
         )
 
     def features(self, modality: str) -> list[str]:
-        """Input features of `modality`, in encoder order."""
+        """Return the input features of `modality`, in encoder order.
+
+        Parameters
+        ----------
+        modality : str
+            One of the model's modalities.
+
+        Returns
+        -------
+        list of str
+            The modality's input features.
+        """
         return list(self.preprocessors[self.modalities.index(modality)].features)
 
     def edges(self, modality: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """(src into `features(modality)`, dst into `latent_nodes`) of a sparse encoder, else None: the
-        prior links first, then any self-edges (`config["network"]["prior_edges"]` counts the former)."""
+        """Return the edges of `modality`'s sparse encoder, else None.
+
+        The prior links come first, then any self-edges (`config["network"]["prior_edges"]` counts
+        the former).
+
+        Parameters
+        ----------
+        modality : str
+            One of the model's modalities.
+
+        Returns
+        -------
+        tuple of numpy.ndarray or None
+            (src into `features(modality)`, dst into `latent_nodes`) of a sparse encoder; None for a
+            dense one.
+        """
         enc = self.module.encoders[self.modalities.index(modality)]
         if isinstance(enc, torch.nn.Linear):
             return None
@@ -107,7 +134,27 @@ class BaseModel:
     # -- inputs -------------------------------------------------------------------------------
 
     def inputs(self, data: CohortArrays, rows: np.ndarray | None = None) -> ModelInputs:
-        """Rows `rows` of cohort arrays as network inputs (the path of fitting and evaluation)."""
+        """Turn rows `rows` of cohort arrays into network inputs.
+
+        This is the path of fitting and evaluation.
+
+        Parameters
+        ----------
+        data : CohortArrays
+            The cohort's arrays, with the model's modalities in its order.
+        rows : numpy.ndarray or None, default None
+            The rows to take (None: every row).
+
+        Returns
+        -------
+        ModelInputs
+            The preprocessed inputs and presence masks of the rows.
+
+        Raises
+        ------
+        InputError
+            If the cohort's modalities differ from the model's.
+        """
         if data.modalities != self.modalities:
             raise InputError(
                 None,
@@ -121,13 +168,35 @@ class BaseModel:
         modalities: Sequence[str] | None = None,
         min_coverage: float = MIN_COVERAGE,
     ) -> ModelInputs:
-        """Inputs per model modality and presence masks for every sample of `mdata`.
+        """Build inputs per model modality and presence masks for every sample of `mdata`.
 
         `modalities` restricts which modalities are given (default: every model modality the
         cohort has); the rest are marked absent, so the network imputes their blocks. A sample's
         presence also requires it to have the modality in the cohort. A given modality that has at
         least `min_coverage` of the model's features gets the missing ones at their training mean
         (counted in the result's `filled`); below that it is an InputError.
+
+        Parameters
+        ----------
+        mdata : mudata.MuData
+            The cohort.
+        modalities : Sequence of str or None, default None
+            The modalities to give (None: every model modality the cohort has).
+        min_coverage : float, default MIN_COVERAGE
+            The share of a modality's model features the cohort must have.
+
+        Returns
+        -------
+        ModelInputs
+            The preprocessed inputs, presence masks and filled-feature counts.
+
+        Raises
+        ------
+        TypeError
+            If `mdata` is not a MuData or `modalities` does not hold modality names.
+        InputError
+            If a modality is unknown or absent, or a given modality has too few of the model's
+            features.
         """
         check_mudata(mdata, "data")
         use = given_modalities(self.modalities, mdata, check_modalities(modalities))
@@ -278,11 +347,11 @@ class BaseModel:
         return table
 
     def metrics(self, table: pd.DataFrame) -> dict:
-        """Metrics of a `predict` table over rows with a known label (and a prediction).
+        """Compute metrics of a `predict` table over rows with a known label (and a prediction).
 
         Parameters
         ----------
-        table
+        table : pandas.DataFrame
             What `predict` returned.
 
         Returns
@@ -308,9 +377,23 @@ class BaseModel:
 
     @torch.no_grad()
     def latent_blocks(self, inputs: ModelInputs) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(encoded, imputed) latent blocks per modality of the refit network (bagged networks have
-        latent blocks of their own); imputed_k comes from the other present modalities only, so it
-        can be compared with encoded_k where modality k is present."""
+        """Compute the (encoded, imputed) latent blocks per modality of the refit network.
+
+        Bagged networks have latent blocks of their own. imputed_k comes from the other present
+        modalities only, so it can be compared with encoded_k where modality k is present.
+
+        Parameters
+        ----------
+        inputs : ModelInputs
+            The inputs and presence masks of the samples.
+
+        Returns
+        -------
+        encoded : list of numpy.ndarray
+            Each modality's encoded latent block (samples x latent nodes).
+        imputed : list of numpy.ndarray
+            Each modality's latent block imputed from the other present modalities.
+        """
         latent = encode_in_chunks(self.module, inputs.xs)
         enc = [b.numpy() for b in latent]
         imputed = []
@@ -321,8 +404,21 @@ class BaseModel:
         return enc, imputed
 
     def imputation_r2(self, inputs: ModelInputs) -> dict[str, float | None]:
-        """Held-out R^2 of each latent block imputed from the others, over samples that have the
-        modality and at least one other (pooled over latent nodes)."""
+        """Compute the held-out R^2 of each latent block imputed from the others.
+
+        It is taken over samples that have the modality and at least one other (pooled over latent
+        nodes).
+
+        Parameters
+        ----------
+        inputs : ModelInputs
+            The inputs and presence masks of the samples.
+
+        Returns
+        -------
+        dict of str to float or None
+            Each modality's R^2 (None when fewer than two samples qualify).
+        """
         enc, imputed = self.latent_blocks(inputs)
         present = inputs.present.numpy()
         out = {}

@@ -31,9 +31,24 @@ def evaluate_rows(
 ) -> tuple[dict, dict[str, pd.DataFrame], dict]:
     """Score `model` on rows `rows` of `data`.
 
-    Returns (flat, tables, r2): `flat` maps `<inputs>_<metric>` (inputs `all`, each modality,
-    `<modality>_meanfill`) and `r2_<modality>` to a float or None; `tables` holds the prediction
-    table of each input set; `r2` the imputation R^2 per modality.
+    Parameters
+    ----------
+    model : BaseModel
+        The fitted model.
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray
+        The positions of the held-out rows.
+
+    Returns
+    -------
+    flat : dict
+        Maps `<inputs>_<metric>` (inputs `all`, each modality, `<modality>_meanfill`) and
+        `r2_<modality>` to a float or None.
+    tables : dict of str to pandas.DataFrame
+        The prediction table of each input set.
+    r2 : dict
+        The imputation R^2 per modality.
     """
     inputs = model.inputs(data, rows)
     labels = data.labels[rows] if data.labels is not None else None
@@ -59,7 +74,20 @@ def evaluate_rows(
 
 
 def unflatten(row: dict, key: str) -> dict:
-    """The metrics of input set `key` from a flat `evaluate_rows` row, without the prefix."""
+    """Return the metrics of input set `key` from a flat `evaluate_rows` row, without the prefix.
+
+    Parameters
+    ----------
+    row : dict
+        A flat row of `evaluate_rows`.
+    key : str
+        The input set (``all``, a modality, or `<modality>_meanfill`).
+
+    Returns
+    -------
+    dict
+        The input set's metrics by name.
+    """
     prefix = f"{key}_"
     return {
         k[len(prefix) :]: v for k, v in row.items() if isinstance(k, str) and k.startswith(prefix)
@@ -67,7 +95,18 @@ def unflatten(row: dict, key: str) -> dict:
 
 
 def as_float(value: Any) -> float | None:
-    """A float, with None for None and NaN (as JSON and the CV tables want)."""
+    """Convert to a float, with None for None and NaN (as JSON and the CV tables want).
+
+    Parameters
+    ----------
+    value : Any
+        A number or None.
+
+    Returns
+    -------
+    float or None
+        The value as a float, or None.
+    """
     if value is None:
         return None
     value = float(value)
@@ -75,6 +114,17 @@ def as_float(value: Any) -> float | None:
 
 
 def mean_or_none(values: Sequence[float | None]) -> float | None:
-    """The mean of the values that are not None (None when there are none)."""
+    """Return the mean of the values that are not None (None when there are none).
+
+    Parameters
+    ----------
+    values : Sequence of float or None
+        The values.
+
+    Returns
+    -------
+    float or None
+        Their mean, or None.
+    """
     kept = [v for v in values if v is not None]
     return float(np.mean(kept)) if kept else None

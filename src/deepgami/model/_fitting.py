@@ -58,9 +58,21 @@ SINGLE_THREAD_MAX_WEIGHTS = 5_000_000
 
 @contextlib.contextmanager
 def threads_for(n_weights: int) -> Iterator[None]:
-    """One torch thread for networks of at most SINGLE_THREAD_MAX_WEIGHTS encoder weights; the
-    thread count is fixed by the network, so results are reproducible (CPU kernels used here are
-    deterministic for a given thread count)."""
+    """Set one torch thread for networks of at most SINGLE_THREAD_MAX_WEIGHTS encoder weights.
+
+    The thread count is fixed by the network, so results are reproducible (CPU kernels used here
+    are deterministic for a given thread count). The previous count is restored on exit.
+
+    Parameters
+    ----------
+    n_weights : int
+        The number of encoder weights of the network to be trained.
+
+    Yields
+    ------
+    None
+        Control, with the thread count set.
+    """
     previous = torch.get_num_threads()
     if n_weights <= SINGLE_THREAD_MAX_WEIGHTS:
         torch.set_num_threads(1)
@@ -71,7 +83,18 @@ def threads_for(n_weights: int) -> Iterator[None]:
 
 
 def cohort_threads(data: CohortArrays) -> contextlib.AbstractContextManager:
-    """Training's thread policy, sized before the network exists (dense encoders ~256 nodes)."""
+    """Apply training's thread policy, sized before the network exists (dense encoders ~256 nodes).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort whose modalities and prior edges size the encoders.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        The `threads_for` context for the estimated number of encoder weights.
+    """
     return threads_for(
         sum(
             len(e[0]) if e is not None else x.shape[1] * 256
@@ -85,8 +108,19 @@ def cohort_threads(data: CohortArrays) -> contextlib.AbstractContextManager:
 
 @dataclass
 class Targets:
-    """The phenotype of the rows being fitted: class codes or raw values (`y`), and what the loss
-    reads (`tensor`: codes, or values standardized by `mean`/`std`)."""
+    """The phenotype of the rows being fitted.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Class codes or raw values.
+    tensor : torch.Tensor
+        What the loss reads: codes, or values standardized by `mean`/`std`.
+    mean : float or None, default None
+        The mean of a numeric phenotype (None for classification).
+    std : float or None, default None
+        The standard deviation of a numeric phenotype (None for classification).
+    """
 
     y: np.ndarray
     tensor: torch.Tensor
@@ -95,7 +129,20 @@ class Targets:
 
 
 def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
-    """Class codes in `data.classes` order, or standardized values of a numeric phenotype."""
+    """Encode class codes in `data.classes` order, or standardized values of a numeric phenotype.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort whose labels are encoded.
+    rows : numpy.ndarray
+        The rows of `data` being fitted.
+
+    Returns
+    -------
+    Targets
+        The encoded phenotype of `rows`.
+    """
     if data.task == "classification":
         codes = np.array([data.classes.index(v) for v in data.labels[rows]], dtype=np.int64)
         return Targets(codes, torch.as_tensor(codes))
@@ -111,9 +158,39 @@ def fit_preprocessing(
     y: np.ndarray,
     shared: Sequence[ModalityPreprocessor] | None = None,
 ) -> tuple[list[ModalityPreprocessor], Edges, list[int | None]]:
-    """Each modality's selection and scaling, fitted on the rows that have it (or `shared`, as a
-    bagged member), its prior edges re-indexed into the kept features, then its self-edges
-    (`architecture.self_edges`), and how many of those edges come from the prior."""
+    """Fit each modality's selection and scaling on the rows that have it.
+
+    Each modality's selection and scaling is fitted on the rows that have it (or taken from
+    `shared`, as a bagged member), its prior edges re-indexed into the kept features, then its
+    self-edges (`architecture.self_edges`), and how many of those edges come from the prior.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    rows : numpy.ndarray
+        The rows of `data` to fit on.
+    setting : Setting
+        The setting whose preprocessing and architecture apply.
+    y : numpy.ndarray
+        The encoded phenotype of `rows`.
+    shared : Sequence of ModalityPreprocessor or None, default None
+        Preprocessors to reuse instead of fitting new ones (bagged members).
+
+    Returns
+    -------
+    preprocessors : list of ModalityPreprocessor
+        Each modality's fitted (or shared) preprocessing.
+    edges : list of tuple of numpy.ndarray or None
+        Each modality's encoder edges in the kept features (None: dense encoder).
+    n_prior : list of int or None
+        How many of each modality's edges come from the prior (None: dense encoder).
+
+    Raises
+    ------
+    InputError
+        If no training sample has a modality, or a modality's preprocessing cannot be fitted.
+    """
     preprocessors, edges, n_prior = [], [], []
     for k, m in enumerate(data.modalities):
         have = data.present[rows, k]
@@ -168,8 +245,28 @@ def network_config(
     edges: Edges,
     n_prior: Sequence[int | None],
 ) -> dict:
-    """The architecture, as config.json records it and `build_network` reads it
-    (`ArchitectureSettings.network_config`, the one place that lists it)."""
+    """Describe the architecture, as config.json records it and `build_network` reads it.
+
+    `ArchitectureSettings.network_config` is the one place that lists it.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    setting : Setting
+        The setting whose architecture applies.
+    preprocessors : Sequence of ModalityPreprocessor
+        Each modality's fitted preprocessing (its kept features size the inputs).
+    edges : list of tuple of numpy.ndarray or None
+        Each modality's encoder edges (None: dense encoder).
+    n_prior : Sequence of int or None
+        How many of each modality's edges come from the prior.
+
+    Returns
+    -------
+    dict
+        The network's config.
+    """
     return setting.architecture.network_config(
         n_inputs=[len(p.features) for p in preprocessors],
         n_latent=len(data.latent_nodes) if data.latent_nodes is not None else None,
@@ -180,11 +277,28 @@ def network_config(
 
 
 def latent_norm_flags(data: CohortArrays, setting: Setting, edges: Edges) -> list[bool]:
-    """Which latent blocks `LatentNorm` standardizes. `latent_norm: trained` (the default): the blocks
-    of encoders that train. A prior-guided encoder frozen at its regression start (`encoder_init:
-    targets`, `encoder_lr_scale: 0`, latent genes measured in the cohort) keeps the regression's
-    units, the measured gene's standardized scale, so one gene's genotype and expression parts add
-    up as in a joint regression (simulated cohorts: +0.01-0.03 held-out AUC over standardizing)."""
+    """Decide which latent blocks `LatentNorm` standardizes.
+
+    `latent_norm: trained` (the default): the blocks of encoders that train. A prior-guided
+    encoder frozen at its regression start (`encoder_init: targets`, `encoder_lr_scale: 0`,
+    latent genes measured in the cohort) keeps the regression's units, the measured gene's
+    standardized scale, so one gene's genotype and expression parts add up as in a joint
+    regression (simulated cohorts: +0.01-0.03 held-out AUC over standardizing).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    setting : Setting
+        The setting whose architecture and training apply.
+    edges : list of tuple of numpy.ndarray or None
+        Each modality's encoder edges (None: dense encoder).
+
+    Returns
+    -------
+    list of bool
+        One flag per modality: whether its latent block is standardized.
+    """
     mode = setting.architecture.latent_norm
     if isinstance(mode, bool):
         return [mode] * len(data.modalities)
@@ -200,7 +314,20 @@ def latent_norm_flags(data: CohortArrays, setting: Setting, edges: Edges) -> lis
 
 
 def build_network(net: dict, edges: Sequence[tuple] | None) -> DeepGAMINetwork:
-    """The network a config describes, with sparse encoders on `edges` (None entries: dense)."""
+    """Build the network a config describes, with sparse encoders on `edges` (None entries: dense).
+
+    Parameters
+    ----------
+    net : dict
+        The network's config (see `network_config`).
+    edges : Sequence of tuple or None
+        Each modality's encoder edges (None entries: dense encoders).
+
+    Returns
+    -------
+    DeepGAMINetwork
+        The untrained network.
+    """
     return DeepGAMINetwork(
         net["n_inputs"],
         net["n_latent"],
@@ -225,8 +352,33 @@ def model_config(
     preprocessors: Sequence[ModalityPreprocessor],
     net: dict,
 ) -> dict:
-    """The data registry a model keeps (config.json): modalities, classes, latent nodes, priors,
-    architecture, fitted preprocessing, setting, seed and package versions."""
+    """Build the data registry a model keeps (config.json).
+
+    It holds modalities, classes, latent nodes, priors, architecture, fitted preprocessing,
+    setting, seed and package versions.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    rows : numpy.ndarray
+        The rows of `data` the model is trained on.
+    setting : Setting
+        The setting being fitted.
+    seed : int
+        The fit's random seed.
+    targets : Targets
+        The encoded phenotype (its mean and std, for regression).
+    preprocessors : Sequence of ModalityPreprocessor
+        Each modality's fitted preprocessing.
+    net : dict
+        The network's config.
+
+    Returns
+    -------
+    dict
+        The model's config.
+    """
     mods = data.modalities
     config = {
         "format_version": CONFIG_FORMAT,
@@ -295,8 +447,30 @@ def train_model(
     seed: int,
     on_epoch: EpochHook | None = None,
 ) -> None:
-    """Train `model.module` on `inputs` (rows `rows` of `data`), early stopping on an inner
-    validation split of them; records the history and training figures in the model."""
+    """Train `model.module` on `inputs` (rows `rows` of `data`).
+
+    Training stops early on an inner validation split of the rows; the history and training
+    figures are recorded in the model.
+
+    Parameters
+    ----------
+    model : BaseModel
+        The model whose network is trained (updated in place).
+    data : CohortArrays
+        The cohort being fitted.
+    rows : numpy.ndarray
+        The rows of `data` the inputs hold.
+    inputs : ModelInputs
+        The preprocessed inputs of `rows`.
+    targets : Targets
+        The encoded phenotype of `rows`.
+    setting : Setting
+        The setting being fitted.
+    seed : int
+        The fit's random seed.
+    on_epoch : EpochHook or None, default None
+        Called after each epoch with the epoch, training loss and validation loss.
+    """
     config, task, training = model.config, data.task, setting.training
     tr, va = inner_split(
         targets.y, float(training.val_fraction), derive_seed(seed, 3), task == "classification"
@@ -338,8 +512,37 @@ def fit_rows(
     on_epoch: EpochHook | None = None,
     shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
 ) -> M:
-    """Fit one setting on rows `rows` of `data` (preprocessing included, fitted on those rows
-    only, unless `shared_preprocessing` is given: then the network uses it, as a bagged member)."""
+    """Fit one setting on rows `rows` of `data`.
+
+    Preprocessing is included, fitted on those rows only, unless `shared_preprocessing` is
+    given: then the network uses it, as a bagged member. The model is an instance of `cls`
+    (`BaseModel` or a subclass; numpydoc does not list a parameter named `cls`).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    rows : numpy.ndarray
+        The rows of `data` to fit on.
+    setting : Setting
+        The setting to fit.
+    seed : int
+        The fit's random seed.
+    on_epoch : EpochHook or None, default None
+        Called after each epoch with the epoch, training loss and validation loss.
+    shared_preprocessing : Sequence of ModalityPreprocessor or None, default None
+        Preprocessing to reuse instead of fitting it (bagged members).
+
+    Returns
+    -------
+    BaseModel
+        The fitted model, an instance of `cls`.
+
+    Raises
+    ------
+    InputError
+        If fewer than 4 usable training samples remain.
+    """
     rows = usable_rows(data, rows, setting.preprocessing.missing)
     if len(rows) < 4:
         raise InputError(None, f"only {len(rows)} usable training samples")
@@ -367,10 +570,34 @@ def fit_bagged(
     on_epoch: EpochHook | None = None,
     on_fit: Callable[[], None] | None = None,
 ) -> M:
-    """`fit_rows` on all `rows`, plus `training.bagging` networks each fitted on a random
-    (stratified) BAG_FRACTION of them with the first one's preprocessing; the model averages
-    their outputs. A few hundred samples leave the head's choice among hundreds of latent genes
-    noisy, and averaging over subsets steadies it (+0.03 held-out AUC on simulated cohorts)."""
+    """Fit one setting on all `rows` (`fit_rows`), plus `training.bagging` networks on row subsets.
+
+    Each bagged network is fitted on a random (stratified) BAG_FRACTION of the rows with the
+    first one's preprocessing; the model averages their outputs. A few hundred samples leave the
+    head's choice among hundreds of latent genes noisy, and averaging over subsets steadies it
+    (+0.03 held-out AUC on simulated cohorts). The model is an instance of `cls` (`BaseModel`
+    or a subclass; numpydoc does not list a parameter named `cls`).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort being fitted.
+    rows : numpy.ndarray
+        The rows of `data` to fit on.
+    setting : Setting
+        The setting to fit.
+    seed : int
+        The fit's random seed.
+    on_epoch : EpochHook or None, default None
+        Called after each epoch with the epoch, training loss and validation loss.
+    on_fit : Callable or None, default None
+        Called with no arguments after each network is fitted.
+
+    Returns
+    -------
+    BaseModel
+        The fitted model, an instance of `cls`, with its bagged members.
+    """
     model = fit_rows(cls, data, rows, setting, seed, on_epoch)
     if on_fit is not None:
         on_fit()

@@ -27,7 +27,21 @@ from deepgami.errors import InputError
 
 @dataclass
 class ModelInputs:
-    """Inputs per model modality (preprocessed on demand, zeros where absent) and presence (n x K)."""
+    """Inputs per model modality (preprocessed on demand, zeros where absent) and presence (n x K).
+
+    Parameters
+    ----------
+    obs_names : list of str
+        The samples' names.
+    modalities : list of str
+        The model's modalities, in encoder order.
+    xs : list of InputBlock
+        The inputs of each modality, preprocessed on demand.
+    present : torch.Tensor
+        Which modalities each sample has (n x K, boolean).
+    filled : dict of str to int, default {}
+        Per modality: features filled with their training mean.
+    """
 
     obs_names: list[str]
     modalities: list[str]
@@ -38,7 +52,18 @@ class ModelInputs:
     )  # per modality: features filled with their training mean
 
     def rows(self, idx: np.ndarray) -> ModelInputs:
-        """The inputs of rows `idx` (positions)."""
+        """Return the inputs of rows `idx` (positions).
+
+        Parameters
+        ----------
+        idx : numpy.ndarray
+            The positions of the rows.
+
+        Returns
+        -------
+        ModelInputs
+            The rows' inputs.
+        """
         t = torch.as_tensor(idx, dtype=torch.long)
         return ModelInputs(
             [self.obs_names[i] for i in idx],
@@ -49,7 +74,20 @@ class ModelInputs:
         )
 
     def only(self, keep: Sequence[int]) -> ModelInputs:
-        """The same inputs with every modality outside positions `keep` marked absent (so imputed)."""
+        """Return the same inputs with every modality outside positions `keep` marked absent.
+
+        The absent modalities are imputed.
+
+        Parameters
+        ----------
+        keep : Sequence of int
+            The positions of the modalities to keep.
+
+        Returns
+        -------
+        ModelInputs
+            The inputs with the other modalities absent.
+        """
         present = self.present.clone()
         present[:, [k for k in range(len(self.modalities)) if k not in keep]] = False
         return ModelInputs(self.obs_names, self.modalities, self.xs, present, self.filled)
@@ -62,13 +100,37 @@ def align_inputs(
     given: Sequence[str] | None = None,
     min_coverage: float = 1.0,
 ) -> ModelInputs:
-    """Rows `rows` (default: all) of `data` as the network's inputs, each modality's columns looked
-    up by the names its preprocessor was fitted on and preprocessed when a (mini)batch is materialized.
+    """Turn rows `rows` (default: all) of `data` into the network's inputs.
 
-    `data.modalities` must be the model's modalities, in order. A modality outside `given` (default:
-    every one the cohort has) or without a matrix is zeros and absent, so the network imputes it.
-    A modality that has at least `min_coverage` (a share, default 1: all) of the model's features
-    gets the missing ones at their training mean; below it, an InputError names the coverage.
+    Each modality's columns are looked up by the names its preprocessor was fitted on and
+    preprocessed when a (mini)batch is materialized. `data.modalities` must be the model's
+    modalities, in order. A modality outside `given` (default: every one the cohort has) or
+    without a matrix is zeros and absent, so the network imputes it. A modality that has at least
+    `min_coverage` (a share, default 1: all) of the model's features gets the missing ones at
+    their training mean; below it, an InputError names the coverage.
+
+    Parameters
+    ----------
+    preprocessors : Sequence of ModalityPreprocessor
+        The model's fitted preprocessors, one per modality.
+    data : CohortArrays
+        The cohort's arrays, with the model's modalities in order.
+    rows : numpy.ndarray or None, default None
+        The rows to take (None: all).
+    given : Sequence of str or None, default None
+        The modalities given (None: every one the cohort has).
+    min_coverage : float, default 1.0
+        The share of a modality's model features the cohort must have.
+
+    Returns
+    -------
+    ModelInputs
+        The network's inputs.
+
+    Raises
+    ------
+    InputError
+        When a given modality has less than `min_coverage` of the model's features.
     """
     rows = np.arange(len(data.obs_names)) if rows is None else np.asarray(rows, dtype=np.int64)
     present = data.present[rows]
@@ -111,7 +173,29 @@ def align_inputs(
 def given_modalities(
     model_modalities: Sequence[str], mdata: md.MuData, modalities: Sequence[str] | None
 ) -> list[str]:
-    """The modalities a prediction uses: `modalities` (checked), or every model modality the cohort has."""
+    """Return the modalities a prediction uses.
+
+    These are `modalities` (checked), or every model modality the cohort has.
+
+    Parameters
+    ----------
+    model_modalities : Sequence of str
+        The model's modalities.
+    mdata : mudata.MuData
+        The cohort.
+    modalities : Sequence of str or None
+        The modalities asked for (None: every model modality the cohort has).
+
+    Returns
+    -------
+    list of str
+        The modalities to give, without duplicates.
+
+    Raises
+    ------
+    InputError
+        When a modality is unknown to the model or absent from the cohort, or none is left.
+    """
     if modalities is None:
         use = [m for m in model_modalities if m in mdata.mod]
         if not use:

@@ -40,7 +40,19 @@ IMPUTATION_FILE = "imputation.json"
 
 @dataclass
 class ModelFiles:
-    """What a model directory holds, read and checked."""
+    """What a model directory holds, read and checked.
+
+    Parameters
+    ----------
+    config : dict
+        The model's config (config.json).
+    networks : list of DeepGAMINetwork
+        The refit network, then any bagged ones.
+    preprocessors : list of ModalityPreprocessor
+        One fitted preprocessor per modality.
+    report : dict, default {}
+        The training report files present: tables by model attribute, and ``imputation``.
+    """
 
     config: dict
     networks: list[DeepGAMINetwork]
@@ -49,8 +61,22 @@ class ModelFiles:
 
 
 def save_model(model: BaseModel, path: str | Path) -> None:
-    """Write the weights, config.json and the training report files into directory `path`
-    (replaced atomically: a failure leaves the previous directory, or nothing)."""
+    """Write the weights, config.json and the training report files into directory `path`.
+
+    The directory is replaced atomically: a failure leaves the previous directory, or nothing.
+
+    Parameters
+    ----------
+    model : BaseModel
+        The fitted model.
+    path : str or pathlib.Path
+        The model directory to write.
+
+    Raises
+    ------
+    InputError
+        When `path` exists and is not a directory.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import save_file
 
@@ -87,7 +113,23 @@ def save_model(model: BaseModel, path: str | Path) -> None:
 
 
 def read_model(path: str | Path) -> ModelFiles:
-    """Read and check a model directory. Raises InputError naming the file that is wrong."""
+    """Read and check a model directory.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The model directory.
+
+    Returns
+    -------
+    ModelFiles
+        The model's config, networks, preprocessors and training report.
+
+    Raises
+    ------
+    InputError
+        Naming the file that is wrong (or the directory, when it is missing or not a model's).
+    """
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "model directory not found")

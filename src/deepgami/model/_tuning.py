@@ -38,8 +38,25 @@ FoldHook = Callable[
 
 
 def training_rows(data: CohortArrays, split: str | None = "train") -> np.ndarray:
-    """Rows with a label and any modality, in `split` when the cohort has a split column (None: all);
-    InputError when there are none or (classification) they hold a single class."""
+    """Return the rows with a label and any modality, in `split` when the cohort has a split column.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    split : str or None, default "train"
+        The value of the split column the rows must have (None: all rows).
+
+    Returns
+    -------
+    numpy.ndarray
+        The positions of the training rows.
+
+    Raises
+    ------
+    InputError
+        When there are none or (classification) they hold a single class.
+    """
     rows = np.flatnonzero(data.has_label() & data.present.any(axis=1))
     if split is not None and data.split is not None:
         rows = rows[data.split[rows] == split]
@@ -57,7 +74,22 @@ def training_rows(data: CohortArrays, split: str | None = "train") -> np.ndarray
 
 
 def check_cv(data: CohortArrays, rows: np.ndarray, n_folds: int) -> None:
-    """InputError when `rows` cannot be split into `n_folds` (stratified) folds."""
+    """Check that `rows` can be split into `n_folds` (stratified) folds.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray
+        The positions of the training rows.
+    n_folds : int
+        The number of folds.
+
+    Raises
+    ------
+    InputError
+        When a class has fewer rows than `n_folds`, or there are fewer than twice `n_folds` rows.
+    """
     if data.task == "classification":
         counts = pd.Series(data.labels[rows]).value_counts()
         if counts.min() < n_folds:
@@ -90,7 +122,8 @@ def tune_setting(
     params
         Training settings (`deepgami.train.Settings`, or a mapping over the defaults).
     seed
-        The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with ``derive_seed(seed, s, f)``.
+        The folds use ``derive_seed(seed, 1)``; setting s, fold f is fitted with
+        ``derive_seed(seed, s, f)``.
     search_single
         Cross-validate a one-setting grid too (`train` does, for its CV report).
     on_fold, on_epoch
@@ -100,8 +133,8 @@ def tune_setting(
     -------
     setting, table
         The chosen `Setting` and the per-fold table (`setting`, `fold`, `grid`, `n_train`,
-        `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the table
-        is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
+        `n_test`, `best_epoch`, `<inputs>_<metric>`, `r2_<modality>`, `score`, `selected`); the
+        table is None when no search ran (cv_folds < 2, or one setting and not `search_single`).
     """
     if not isinstance(data, CohortArrays):
         data = read_arrays(data)
@@ -159,8 +192,26 @@ def record_training_report(
     n_settings: int,
     table: pd.DataFrame | None,
 ) -> None:
-    """What `fit` leaves in a model beside the weights: seed, params, the CV table and summary,
-    the selected setting's mean scores, and the imputation R^2 per latent block."""
+    """Record what `fit` leaves in a model beside the weights.
+
+    That is the seed, params, the CV table and summary, the selected setting's mean scores, and
+    the imputation R^2 per latent block.
+
+    Parameters
+    ----------
+    model : BaseModel
+        The fitted model (updated in place).
+    data : CohortArrays
+        The cohort's arrays.
+    params : Settings
+        The training settings.
+    seed : int
+        The fit's random seed.
+    n_settings : int
+        The number of settings in the grid.
+    table : pandas.DataFrame or None
+        The per-fold CV table of `tune_setting` (None: no search ran).
+    """
     model.config["seed"] = int(seed)
     model.config["params"] = params.to_dict()
     model.config["training"]["n_settings"] = n_settings
@@ -212,7 +263,20 @@ class _NoBar:
 
 
 def progress_bar(total: int, enabled: bool) -> Any:
-    """A tqdm bar on stderr counting fits, or a silent stand-in."""
+    """Return a tqdm bar on stderr counting fits, or a silent stand-in.
+
+    Parameters
+    ----------
+    total : int
+        The number of fits.
+    enabled : bool
+        Whether to show the bar.
+
+    Returns
+    -------
+    Any
+        A tqdm bar, or a stand-in with the same methods that shows nothing.
+    """
     if not enabled:
         return _NoBar()
     from tqdm.auto import tqdm
@@ -221,7 +285,18 @@ def progress_bar(total: int, enabled: bool) -> Any:
 
 
 def epoch_hook(bar: Any) -> EpochHook:
-    """An `on_epoch` hook that shows the losses in the bar."""
+    """Return an `on_epoch` hook that shows the losses in the bar.
+
+    Parameters
+    ----------
+    bar : Any
+        The bar of `progress_bar`.
+
+    Returns
+    -------
+    EpochHook
+        The hook.
+    """
 
     def hook(epoch: int, train_loss: float, val_loss: float | None) -> None:
         text = f"epoch {epoch} train {train_loss:.3f}" + (
@@ -233,7 +308,18 @@ def epoch_hook(bar: Any) -> EpochHook:
 
 
 def fold_hook(bar: Any) -> FoldHook:
-    """An `on_fold` hook that names the fit in the bar and counts the previous one."""
+    """Return an `on_fold` hook that names the fit in the bar and counts the previous one.
+
+    Parameters
+    ----------
+    bar : Any
+        The bar of `progress_bar`.
+
+    Returns
+    -------
+    FoldHook
+        The hook.
+    """
 
     def hook(s: int, n_settings: int, f: int, n_folds: int) -> None:
         if s or f:

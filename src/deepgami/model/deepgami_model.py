@@ -58,12 +58,24 @@ from deepgami.train import (
 
 
 class DeepGAMI(BaseModel):
-    """A trained DeepGAMI model: the network (`module`), its fitted preprocessing and its config;
+    """A trained DeepGAMI model: the network (`module`), its fitted preprocessing and its config.
+
     `members` are the networks whose outputs it averages (`module` first, then any bagged ones).
 
     Build one with `DeepGAMI.fit` (grid search + refit) or `DeepGAMI.fit_rows` (one setting), or
     `DeepGAMI.load`. After `fit`, `cv_results`, `cv_summary`, `history` and `imputation` hold the
     training report that `save` writes next to the weights.
+
+    Parameters
+    ----------
+    module : DeepGAMINetwork
+        The refit network.
+    config : dict
+        The model's config (what config.json holds).
+    preprocessors : Sequence of ModalityPreprocessor
+        One fitted preprocessor per modality, in `config["modalities"]` order.
+    bagged : Sequence of DeepGAMINetwork, default ()
+        Further networks whose outputs are averaged with `module`'s (they share its preprocessing).
 
     Examples
     --------
@@ -86,7 +98,7 @@ class DeepGAMI(BaseModel):
         device: str | torch.device | None = None,
         **hyperparameters: Any,
     ) -> DeepGAMI:
-        """Grid search by k-fold CV on the training rows, then refit the best setting on all of them.
+        """Grid search by k-fold CV on the training rows, then refit the best setting on all.
 
         Parameters
         ----------
@@ -207,7 +219,7 @@ class DeepGAMI(BaseModel):
         on_epoch: EpochHook | None = None,
         on_fit: Callable[[], None] | None = None,
     ) -> DeepGAMI:
-        """`fit_rows` on all `rows` plus `setting.training.bagging` networks on random subsets of them.
+        """Fit one setting on all `rows` plus `setting.training.bagging` networks on random subsets.
 
         Parameters
         ----------
@@ -274,6 +286,19 @@ class FoldResult:
 
     `metrics` and `predictions` are keyed by the inputs given: `all`, each single modality (the
     others imputed) and `<modality>_meanfill` (the others replaced by their training mean).
+
+    Parameters
+    ----------
+    model : DeepGAMI
+        The model fitted on the training rows.
+    metrics : dict of str to dict
+        The held-out metrics of each input set.
+    predictions : dict of str to pandas.DataFrame
+        The held-out prediction table of each input set.
+    imputation_r2 : dict of str to float or None
+        The held-out imputation R^2 per modality.
+    history : pandas.DataFrame
+        The training history.
     """
 
     model: DeepGAMI
@@ -327,7 +352,22 @@ def fit_predict_fold(
 
 
 def as_grid(params: Settings | Mapping, data: CohortArrays) -> list[Setting]:
-    """The settings of `params`' grid for this cohort (dense mode ignores prior-only entries)."""
+    """Return the settings of `params`' grid for this cohort.
+
+    Dense mode ignores prior-only entries.
+
+    Parameters
+    ----------
+    params : Settings or Mapping
+        Training settings, or a mapping over the defaults.
+    data : CohortArrays
+        The cohort's arrays (dense mode when it has no latent nodes).
+
+    Returns
+    -------
+    list of Setting
+        One setting per grid point.
+    """
     return as_settings(params).points(dense=data.latent_nodes is None)
 
 

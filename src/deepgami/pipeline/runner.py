@@ -85,7 +85,25 @@ SUMMARY_FIRST_COLUMNS = [
 
 @dataclass
 class RunSettings:
-    """Options shared by every cohort (the Nextflow params of the same names)."""
+    """Options shared by every cohort (the Nextflow params of the same names).
+
+    Parameters
+    ----------
+    seed : int, default 0
+        The random seed.
+    eval_split : str or None, default "test"
+        The split that predict and evaluate score (None: no ``--split``).
+    skip : frozenset of str, default frozenset()
+        Stages to leave out.
+    stage_args : dict of str to list of str, default {}
+        Extra arguments per stage (Nextflow: ext.args).
+    max_workers : int, default 1
+        Cohorts run in parallel.
+    resume : bool, default False
+        Whether to skip stages whose ledger entry matches their inputs and outputs.
+    progress : bool or None, default None
+        Whether to show a progress bar (None: only on a terminal).
+    """
 
     seed: int = 0
     eval_split: str | None = "test"
@@ -100,7 +118,29 @@ class RunSettings:
 
 @dataclass
 class StageTask:
-    """One `deepgami <stage>` call of one cohort."""
+    """One `deepgami <stage>` call of one cohort.
+
+    Parameters
+    ----------
+    cohort : str
+        The cohort's id.
+    stage : str
+        The stage's name.
+    key : str
+        The ledger key, e.g. "cohort_a/predict/all".
+    argv : list of str
+        The arguments after `deepgami`.
+    inputs : dict of str to pathlib.Path
+        Files/folders whose content the result depends on.
+    options : list of str
+        Non-path arguments that change the result.
+    outputs : list of pathlib.Path
+        Paths that must exist after the stage.
+    optional_outputs : list of pathlib.Path, default []
+        Paths the stage may write.
+    log : pathlib.Path or None, default None
+        The stage's log file.
+    """
 
     cohort: str
     stage: str
@@ -117,20 +157,20 @@ class StageTask:
 
 
 def prediction_sets(row: CohortRow) -> list[str]:
-    """'all' (every modality) and, when the cohort has several, each modality alone.
+    """List the prediction sets: 'all' (every modality) and, with several, each modality alone.
 
     The rule lives in :func:`deepgami.pipeline.samplesheet.prediction_sets` (the Nextflow workflow
     reads it from there too).
 
     Parameters
     ----------
-    row
-        A cohort of the samplesheet.
+    row : CohortRow
+        The samplesheet row.
 
     Returns
     -------
     list of str
-        ``["all"]``, then each modality name when the cohort has several.
+        ``all``, then each modality's name when there are several.
     """
     return _prediction_sets(row.modality_names)
 
@@ -265,7 +305,24 @@ class _CohortPlan:
 
 
 def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> StageTask:
-    """The `deepgami pseudobulk` call of a single-cell row, writing ``<outdir>/<id>/pseudobulk/``."""
+    """Plan the `deepgami pseudobulk` call of a single-cell row.
+
+    It writes ``<outdir>/<id>/pseudobulk/``.
+
+    Parameters
+    ----------
+    row : CohortRow
+        The single-cell samplesheet row.
+    outdir : pathlib.Path
+        The run's output folder.
+    settings : RunSettings
+        The run's options (extra pseudobulk arguments).
+
+    Returns
+    -------
+    StageTask
+        The pseudobulk stage of the row.
+    """
     cells = row.modalities[row.pseudobulk or ""]
     out = outdir / row.id / "pseudobulk"
     extra = settings.stage_args.get("pseudobulk", [])
@@ -284,9 +341,26 @@ def plan_pseudobulk(row: CohortRow, outdir: Path, settings: RunSettings) -> Stag
 
 
 def expand_rows(rows: list[CohortRow], outdir: Path) -> tuple[list[CohortRow], list[CohortRow]]:
-    """(cohorts, single-cell rows): every single-cell row fanned out into one cohort per cell type.
+    """Fan every single-cell row out into one cohort per cell type.
 
-    Raises :class:`InputError` when a fanned-out id collides with another cohort's.
+    Parameters
+    ----------
+    rows : list of CohortRow
+        The samplesheet rows.
+    outdir : pathlib.Path
+        The run's output folder (the pseudobulk outputs go into ``<outdir>/<id>/pseudobulk/``).
+
+    Returns
+    -------
+    cohorts : list of CohortRow
+        The cohorts, single-cell rows fanned out into one per cell type.
+    single_cell : list of CohortRow
+        The single-cell rows.
+
+    Raises
+    ------
+    InputError
+        When a fanned-out id collides with another cohort's.
     """
     from deepgami.pipeline.samplesheet import fan_out
 
@@ -454,7 +528,28 @@ class _Progress:
 def run_pipeline(
     samplesheet: str | os.PathLike, outdir: str | os.PathLike, settings: RunSettings | None = None
 ) -> int:
-    """Run every stage of every samplesheet row; return 0, or 1 (2 if only bad input) on failures."""
+    """Run every stage of every samplesheet row.
+
+    Parameters
+    ----------
+    samplesheet : str or os.PathLike
+        The samplesheet file.
+    outdir : str or os.PathLike
+        The run's output folder.
+    settings : RunSettings or None, default None
+        The run's options (None: the defaults).
+
+    Returns
+    -------
+    int
+        0, or 1 (2 if only bad input) on failures.
+
+    Raises
+    ------
+    InputError
+        If the options or the samplesheet are not valid, `outdir` is not a directory, or another
+        run is using it.
+    """
     settings = settings or RunSettings()
     unknown = set(settings.skip) - set(STAGES)
     if unknown:
@@ -680,7 +775,19 @@ def _run_locked(
 
 @dataclass(frozen=True)
 class SummaryEntry:
-    """One prediction set of one cohort and its `<set>.metrics.json`."""
+    """One prediction set of one cohort and its `<set>.metrics.json`.
+
+    Parameters
+    ----------
+    cohort : str
+        The cohort's id.
+    cell_type : str
+        The cell type of a fanned-out single-cell cohort.
+    prediction_set : str
+        ``all`` or one modality's name.
+    metrics : pathlib.Path
+        The prediction set's metrics JSON.
+    """
 
     cohort: str
     cell_type: str
@@ -786,7 +893,17 @@ def write_summary(
     out_tsv: str | os.PathLike,
     out_html: str | os.PathLike | None = None,
 ) -> None:
-    """One row per cohort x prediction set: ids, then the scalar metrics of each metrics JSON."""
+    """Write one row per cohort x prediction set: ids, then the scalar metrics of each metrics JSON.
+
+    Parameters
+    ----------
+    entries : Iterable of SummaryEntry
+        The prediction sets to summarize.
+    out_tsv : str or os.PathLike
+        The summary table to write.
+    out_html : str or os.PathLike or None, default None
+        An HTML page of the table to write (None: none).
+    """
     import pandas as pd
 
     records = []

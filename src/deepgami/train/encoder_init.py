@@ -31,11 +31,12 @@ def init_encoders_from_targets(
     ridge: float = 0.01,
     min_rows: int = 5,
 ) -> dict[str, int]:
-    """Start each sparse encoder at a ridge regression of its latent genes' measured values on their
-    prior sources: node g of modality k gets the weights that best predict `targets[:, g]` (the
-    standardized measurement of gene g; NaN where not measured or not a variable of the cohort) from
-    g's sources in modality k, over rows having both. This is the eQTL / GRN regression of the
-    prior itself (PrediXcan-style predicted expression); it uses no labels.
+    """Start each sparse encoder at a ridge regression of its latent genes on their prior sources.
+
+    Node g of modality k gets the weights that best predict `targets[:, g]` (the standardized
+    measurement of gene g; NaN where not measured or not a variable of the cohort) from g's
+    sources in modality k, over rows having both. This is the eQTL / GRN regression of the prior
+    itself (PrediXcan-style predicted expression); it uses no labels.
 
     `n_prior[k]`: the first n_prior[k] edges of encoder k are the prior's; the rest are self-edges
     (a gene's own measurement into its node), which start at weight 1 and stay out of the
@@ -45,8 +46,29 @@ def init_encoders_from_targets(
 
     `ridge`: the penalty per row on standardized inputs. Nodes without a measured target, or with
     too few rows, keep their random start. A modality too large for one float32 copy
-    (JOINT_INIT_MAX_VALUES) gets marginal regressions (`_marginal_init`). Returns, per modality
-    index, how many nodes were initialized.
+    (JOINT_INIT_MAX_VALUES) gets marginal regressions (`_marginal_init`).
+
+    Parameters
+    ----------
+    net : DeepGAMINetwork
+        The network whose sparse encoders are started (updated in place).
+    xs : Sequence of InputBlock
+        The training inputs of each modality.
+    present : torch.Tensor
+        Which modalities each training row has (rows x K, boolean).
+    targets : numpy.ndarray
+        The standardized measurement of each latent gene (rows x latent nodes; NaN where unknown).
+    n_prior : Sequence of int or None, optional
+        Per encoder, how many of its edges (the first ones) are the prior's (None: all of them).
+    ridge : float, default 0.01
+        The ridge penalty per row.
+    min_rows : int, default 5
+        The fewest rows a node's regression needs.
+
+    Returns
+    -------
+    dict of str to int
+        Per modality index, how many nodes were initialized.
     """
     from deepgami.nn.layers import SparseMaskedLinear
 
@@ -167,7 +189,21 @@ def calibrate_imputers(
     have co-adapted to predict each other, so the maps overstate how much one block tells about
     another; on new samples such a map imputes worse than the mean. Refit on the inner validation
     rows (never used for gradient steps), alpha shrinks to what holds out-of-sample, down to 0
-    (the training mean) when the modalities share nothing. Returns {pair: (mean alpha, mean beta)}.
+    (the training mean) when the modalities share nothing.
+
+    Parameters
+    ----------
+    net : DeepGAMINetwork
+        The network whose imputers are refitted (updated in place).
+    data : Batch
+        The rows to refit on (the inner validation rows).
+    min_rows : int, default 5
+        The fewest rows having both modalities a pair's imputer needs to be refitted.
+
+    Returns
+    -------
+    dict of str to tuple of float
+        {pair: (mean alpha, mean beta)} of each refitted imputer.
     """
     latent = encode_in_chunks(net, data.xs)
     out = {}
@@ -196,7 +232,20 @@ def calibrate_imputers(
 
 @torch.no_grad()
 def encode_in_chunks(net: DeepGAMINetwork, xs: Sequence[InputBlock]) -> list[Tensor]:
-    """Latent blocks (eval mode) of every row, materializing a memory-bounded chunk at a time."""
+    """Compute the latent blocks (eval mode) of every row, a memory-bounded chunk at a time.
+
+    Parameters
+    ----------
+    net : DeepGAMINetwork
+        The network whose encoders run (set to eval mode).
+    xs : Sequence of InputBlock
+        The inputs of each modality.
+
+    Returns
+    -------
+    list of torch.Tensor
+        Each modality's latent block (rows x latent nodes).
+    """
     net.eval()
     n, step = int(xs[0].shape[0]), chunk_rows(xs)
     parts = [net.encode(materialize([x[s : s + step] for x in xs])) for s in range(0, n, step)]
@@ -207,7 +256,15 @@ def encode_in_chunks(net: DeepGAMINetwork, xs: Sequence[InputBlock]) -> list[Ten
 
 @torch.no_grad()
 def set_latent_means(net: DeepGAMINetwork, data: Batch) -> None:
-    """Store each block's mean over the rows that have the modality (the mean-fill baseline)."""
+    """Store each block's mean over the rows that have the modality (the mean-fill baseline).
+
+    Parameters
+    ----------
+    net : DeepGAMINetwork
+        The network whose latent means are set (updated in place).
+    data : Batch
+        The rows the means are taken over.
+    """
     latent = encode_in_chunks(net, data.xs)
     for k, block in enumerate(latent):
         rows = data.present[:, k]

@@ -31,7 +31,18 @@ _DEVICE: contextvars.ContextVar[torch.device] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def device_scope(device: str | torch.device | None) -> Iterator[torch.device]:
-    """Run the enclosed training and prediction on `device` (None: leave the current one)."""
+    """Run the enclosed training and prediction on `device` (None: leave the current one).
+
+    Parameters
+    ----------
+    device : str or torch.device or None
+        The device to run on; None keeps the current one.
+
+    Yields
+    ------
+    torch.device
+        The device in effect inside the scope.
+    """
     if device is None:
         yield _DEVICE.get()
         return
@@ -43,12 +54,31 @@ def device_scope(device: str | torch.device | None) -> Iterator[torch.device]:
 
 
 def current_device() -> torch.device:
-    """The device of the enclosing `device_scope` (CPU outside any)."""
+    """Return the device of the enclosing `device_scope` (CPU outside any).
+
+    Returns
+    -------
+    torch.device
+        The device training and prediction run on.
+    """
     return _DEVICE.get()
 
 
 def to_device(tensors: Sequence[Tensor], device: torch.device) -> list[Tensor]:
-    """`tensors` on `device`; the same objects on the CPU."""
+    """Move `tensors` to `device`; the same objects on the CPU.
+
+    Parameters
+    ----------
+    tensors : Sequence of torch.Tensor
+        The tensors to move.
+    device : torch.device
+        The device to move them to.
+
+    Returns
+    -------
+    list of torch.Tensor
+        The tensors on `device` (the same objects when it is the CPU).
+    """
     return (
         list(tensors)
         if device.type == "cpu"
@@ -58,7 +88,17 @@ def to_device(tensors: Sequence[Tensor], device: torch.device) -> list[Tensor]:
 
 @dataclass
 class Batch:
-    """Some rows: inputs per modality (preprocessed on demand), presence (rows x K), targets."""
+    """Some rows: inputs per modality (preprocessed on demand), presence (rows x K), targets.
+
+    Parameters
+    ----------
+    xs : list of InputBlock
+        The inputs of each modality, preprocessed on demand.
+    present : torch.Tensor
+        Which modalities each row has (rows x K, boolean).
+    y : torch.Tensor
+        The targets of the rows.
+    """
 
     xs: list[InputBlock]
     present: Tensor
@@ -68,14 +108,42 @@ class Batch:
         return int(self.present.shape[0])
 
     def rows(self, idx: Tensor | np.ndarray) -> Batch:
+        """Select some rows of the batch.
+
+        Parameters
+        ----------
+        idx : torch.Tensor or numpy.ndarray
+            The positions of the rows to keep.
+
+        Returns
+        -------
+        Batch
+            The selected rows.
+        """
         idx = torch.as_tensor(idx, dtype=torch.long)
         return Batch([x[idx] for x in self.xs], self.present[idx], self.y[idx])
 
 
 class Adam:
-    """Adam (Kingma & Ba 2015) with L2 weight decay: the update of `torch.optim.Adam` (betas,
-    eps, bias correction, decay added to the gradient). Written out because constructing any
-    `torch.optim` optimizer imports torch._dynamo, 5-20 s per process, more than most fits here."""
+    """Adam (Kingma & Ba 2015) with L2 weight decay: the update of `torch.optim.Adam`.
+
+    It has the same betas, eps, bias correction and decay added to the gradient. Written out
+    because constructing any `torch.optim` optimizer imports torch._dynamo, 5-20 s per process,
+    more than most fits here.
+
+    Parameters
+    ----------
+    params : Iterable of torch.nn.Parameter
+        The parameters to optimize (those that do not require a gradient are left out).
+    lr : float, default 1e-3
+        The learning rate.
+    betas : tuple of float, default (0.9, 0.999)
+        The decay rates of the first and second moment estimates.
+    eps : float, default 1e-8
+        Added to the denominator for numerical stability.
+    weight_decay : float, default 0.0
+        The L2 penalty, added to the gradient.
+    """
 
     def __init__(
         self,
@@ -92,11 +160,13 @@ class Adam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
+        """Clear the gradients of the optimized parameters (set them to None)."""
         for p in self.params:
             p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
+        """Take one Adam step on every parameter that has a gradient."""
         self.step_count += 1
         b1, b2 = self.betas
         correction1 = 1 - b1**self.step_count
@@ -112,6 +182,20 @@ class Adam:
 
 
 def task_loss_fn(task: str, class_weight: np.ndarray | None = None) -> nn.Module:
+    """Return the task loss: mean squared error (regression) or cross-entropy (classification).
+
+    Parameters
+    ----------
+    task : str
+        ``classification`` or ``regression``.
+    class_weight : numpy.ndarray or None, default None
+        Per-class weights of the cross-entropy (None: equal).
+
+    Returns
+    -------
+    torch.nn.Module
+        The loss function.
+    """
     if task == "regression":
         return nn.MSELoss()
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32)
@@ -123,8 +207,25 @@ def _task_output(logits: Tensor, task: str) -> Tensor:
 
 
 def hide_modalities(present: Tensor, rate: float, generator: torch.Generator) -> Tensor:
-    """Modality dropout: for each row with two or more modalities, with probability `rate` hide
-    one of them (uniformly), so the head also learns from imputed blocks."""
+    """Apply modality dropout: hide one modality of some rows at random.
+
+    For each row with two or more modalities, with probability `rate` one of them is hidden
+    (uniformly), so the head also learns from imputed blocks.
+
+    Parameters
+    ----------
+    present : torch.Tensor
+        Which modalities each row has (rows x K, boolean).
+    rate : float
+        The probability of hiding one modality of a row (0 or less: none hidden).
+    generator : torch.Generator
+        The random generator that picks the rows and modalities.
+
+    Returns
+    -------
+    torch.Tensor
+        The presence the head sees (`present` itself when nothing is hidden).
+    """
     if rate <= 0:
         return present
     n_present = present.sum(dim=1)
@@ -148,7 +249,30 @@ def evaluate_loss(
     aux_target: str,
     batch_size: int = 1024,
 ) -> tuple[float, float]:
-    """(task loss, auxiliary loss) of `data` in eval mode, averaged over rows."""
+    """Compute the (task loss, auxiliary loss) of `data` in eval mode, averaged over rows.
+
+    Parameters
+    ----------
+    net : DeepGAMINetwork
+        The network to evaluate (set to eval mode).
+    data : Batch
+        The rows to evaluate.
+    task : str
+        ``classification`` or ``regression``.
+    loss_fn : torch.nn.Module
+        The task loss.
+    lam : float
+        The auxiliary loss's weight (unused: the two losses are returned apart).
+    aux_target : str
+        What the auxiliary loss compares the latent blocks with.
+    batch_size : int, default 1024
+        The most rows per evaluated chunk.
+
+    Returns
+    -------
+    tuple of float
+        The mean task loss and the mean auxiliary loss.
+    """
     device = current_device()
     net.eval()
     task_total, aux_total, n = 0.0, 0.0, 0

@@ -56,6 +56,22 @@ class PreprocessingSettings:
     """Which rows a fit uses and how each modality is selected and scaled (fitted on training rows).
 
     `selection` and `scaling` are one value for all modalities or a ``{modality: value}`` mapping.
+
+    Parameters
+    ----------
+    missing : str, default "impute"
+        ``impute`` (samples lacking a modality train on its imputed block) or ``complete_case``
+        (train on samples that have every modality).
+    selection : str or dict, default "none"
+        ``none``, ``pvalue`` or ``topk`` (t-test / ANOVA on training rows), or one per modality.
+    selection_pvalue : float, default 0.05
+        The p-value threshold of ``pvalue`` selection.
+    selection_top_k : int, default 1000
+        The number of features ``topk`` selection keeps.
+    min_features : int, default 10
+        Selection keeps at least this many features per modality.
+    scaling : str or dict, default "standard"
+        ``standard``, ``minmax``, ``log1p`` (then standard) or ``none``, or one per modality.
     """
 
     missing: str = "impute"
@@ -89,7 +105,29 @@ class PreprocessingSettings:
 
 @dataclass(frozen=True)
 class ArchitectureSettings:
-    """The network: head, latent nodes without a prior, imputer, encoder start and normalization."""
+    """The network: head, latent nodes without a prior, imputer, encoder start and normalization.
+
+    Parameters
+    ----------
+    hidden_layers : tuple of int, default (8,)
+        Widths of the head's hidden ReLU layers (empty: a linear head).
+    dropout : float, default 0.0
+        Dropout on the concatenated latent blocks and after each hidden layer.
+    latent_dim : int or None, default 32
+        Latent nodes when the cohort has no prior (dense mode); ignored otherwise.
+    imputer : str, default "scalar"
+        ``scalar``, ``per_node``, ``linear`` or ``mlp``.
+    encoder_activation : str, default "linear"
+        ``linear``, ``relu`` or ``tanh``, on each (normalized) latent block.
+    latent_norm : bool or str, default "trained"
+        ``trained`` (standardize the latent nodes of encoders that train), True (all) or False
+        (none).
+    encoder_init : str, default "targets"
+        ``targets`` (each sparse encoder starts at a regression of its latent genes on their prior
+        sources) or ``random`` (Kaiming-uniform).
+    self_edges : bool, default False
+        Whether a latent gene measured in a guided modality also feeds its own node.
+    """
 
     hidden_layers: tuple[int, ...] = (8,)
     dropout: float = 0.0
@@ -144,7 +182,43 @@ class ArchitectureSettings:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """The fit loop: Adam, the loss, minibatches, early stopping, balance, calibration, bagging."""
+    """The fit loop: Adam, the loss, minibatches, early stopping, balance, calibration, bagging.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.005
+        Adam's learning rate.
+    weight_decay : float, default 0.01
+        Adam's L2 penalty.
+    aux_weight : float, default 1.0
+        The weight of the auxiliary imputation loss (``lambda`` in the params file).
+    batch_size : int, default 32
+        Rows per minibatch.
+    group_lasso : float, default 0.03
+        The penalty on the head's use of each latent gene.
+    early_stopping_on : str, default "task"
+        The validation loss that stops training: ``task``, or ``total`` (task + lambda * auxiliary).
+    max_epochs : int, default 100
+        The most epochs trained.
+    patience : int, default 20
+        Early stopping: epochs without a lower inner-validation loss.
+    val_fraction : float, default 0.2
+        The inner validation split of the training rows, used for early stopping only.
+    calibrate_imputer : bool, default True
+        Whether to refit scalar/per_node imputers by least squares on the inner validation rows.
+    encoder_lr_scale : float, default 0.0
+        The learning rate of encoders that start at the prior's regression, relative to the head's
+        (0 freezes them).
+    bagging : int, default 5
+        Networks added to the refit, each fitted on a random 80% of the training rows.
+    aux_target : str, default "detach"
+        ``detach``, ``normalize`` or ``joint``: how the auxiliary loss treats its target.
+    modality_dropout : float, default 0.3
+        The chance, per training sample and epoch, that one present modality is hidden from the
+        head.
+    balance : str, default "none"
+        ``none``, ``smote`` or ``class_weights``.
+    """
 
     learning_rate: float = 0.005
     weight_decay: float = 0.01
@@ -174,7 +248,17 @@ _PART_OF = {_KEY_OF.get(f.name, f.name): part for part, cls in _PARTS for f in f
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the search space: everything one fit reads."""
+    """One point of the search space: everything one fit reads.
+
+    Parameters
+    ----------
+    preprocessing : PreprocessingSettings
+        Which rows a fit uses and how each modality is selected and scaled.
+    architecture : ArchitectureSettings
+        The network.
+    training : TrainingSettings
+        The fit loop.
+    """
 
     preprocessing: PreprocessingSettings
     architecture: ArchitectureSettings
@@ -252,7 +336,13 @@ class Setting:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The CV grid: candidate values per hyperparameter (`GRID_KEYS`); their product is searched."""
+    """The CV grid: candidate values per hyperparameter (`GRID_KEYS`); their product is searched.
+
+    Parameters
+    ----------
+    values : tuple of tuple
+        ``(grid key, candidate values)`` pairs.
+    """
 
     values: tuple[tuple[str, tuple], ...]
 
@@ -279,6 +369,15 @@ class Settings:
     """Training settings as a user gives them: the search space, `cv_folds` and fixed values.
 
     Build with `Settings.from_yaml`, `Settings.from_mapping` or `load_params`; both validate once.
+
+    Parameters
+    ----------
+    search : SearchSpace
+        The CV grid.
+    cv_folds : int
+        Folds of the grid search (0 or 1 skips it).
+    fixed : dict
+        The non-grid keys as given; read them typed from a point (`first().training`).
 
     Examples
     --------
@@ -372,8 +471,9 @@ class Settings:
         return out
 
     def points(self, dense: bool = True) -> list[Setting]:
-        """One `Setting` per grid point. With a prior (`dense=False`) `latent_dim` is unused, so
-        points differing only in it merge.
+        """Return one `Setting` per grid point.
+
+        With a prior (`dense=False`) `latent_dim` is unused, so points differing only in it merge.
 
         Parameters
         ----------
@@ -499,8 +599,10 @@ def load_params(
 
 
 def merge_params(base: dict, user: Mapping, where: Any = None) -> dict:
-    """`user` over `base`: a user grid replaces only the grid entries it names; a grid key given
-    outside ``grid`` fixes that entry to its one value.
+    """Lay `user` over `base`.
+
+    A user grid replaces only the grid entries it names; a grid key given outside ``grid`` fixes
+    that entry to its one value.
 
     Parameters
     ----------

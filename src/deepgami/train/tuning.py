@@ -14,14 +14,46 @@ from deepgami.train.params import Setting, grid_label
 
 
 def derive_seed(seed: int, *path: int) -> int:
-    """A child seed for (setting, fold, ...) that does not collide across paths."""
+    """Derive a child seed for (setting, fold, ...) that does not collide across paths.
+
+    Parameters
+    ----------
+    seed : int
+        The parent seed.
+    *path : int
+        The child's path (setting, fold, ...).
+
+    Returns
+    -------
+    int
+        The child seed.
+    """
     return int(np.random.SeedSequence([int(seed), *[int(p) for p in path]]).generate_state(1)[0])
 
 
 def cv_splits(
     y: np.ndarray, n_folds: int, seed: int, stratify: bool
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k-fold (stratified for classes) positions into y, shuffled with `seed`."""
+    """Make k-fold (stratified for classes) positions into y, shuffled with `seed`.
+
+    The folds are stratified only when every class has at least `n_folds` rows.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        The labels (or values) of the rows.
+    n_folds : int
+        The number of folds.
+    seed : int
+        Seeds the shuffle.
+    stratify : bool
+        Whether to stratify the folds by class.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        The (train, test) positions of each fold.
+    """
     if stratify:
         counts = np.unique(y, return_counts=True)[1]
         if counts.min() >= n_folds:
@@ -34,7 +66,28 @@ def cv_splits(
 def inner_split(
     y: np.ndarray, val_fraction: float, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (train, validation) of the rows used for fitting and for early stopping."""
+    """Split positions (train, validation) of the rows used for fitting and for early stopping.
+
+    With fewer than two rows on either side, every row trains and the validation is empty.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        The labels (or values) of the rows.
+    val_fraction : float
+        The share of rows held out for validation.
+    seed : int
+        Seeds the split.
+    stratify : bool
+        Whether to stratify the split by class (where every class allows it).
+
+    Returns
+    -------
+    train : numpy.ndarray
+        The sorted positions of the training rows.
+    validation : numpy.ndarray
+        The sorted positions of the validation rows.
+    """
     n = len(y)
     n_val = int(round(n * val_fraction))
     if n_val < 2 or n - n_val < 2:
@@ -62,9 +115,32 @@ def grid_search(
     score: Callable[[dict], float],
     seed: int,
 ) -> tuple[pd.DataFrame, int]:
-    """Run `fit_fold(setting_index, setting, fold, train_pos, test_pos, seed)` for every setting
-    and fold; it returns a flat dict of held-out metrics. The best setting has the highest mean
-    `score(row)` over folds (ties: the earlier setting). Returns all rows and the best index."""
+    """Run `fit_fold` for every setting and fold, and pick the best setting.
+
+    `fit_fold(setting_index, setting, fold, train_pos, test_pos, seed)` returns a flat dict of
+    held-out metrics. The best setting has the highest mean `score(row)` over folds (ties: the
+    earlier setting).
+
+    Parameters
+    ----------
+    settings : Sequence of Setting
+        The settings to compare.
+    splits : Sequence of tuple of numpy.ndarray
+        The (train, test) positions of each fold.
+    fit_fold : FoldFn
+        Fits one setting on one fold and returns its held-out metrics.
+    score : Callable[[dict], float]
+        The selection score of one row (higher is better).
+    seed : int
+        The parent seed of each fold fit's seed.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per setting and fold.
+    best : int
+        The index of the best setting.
+    """
     rows = []
     for s, setting in enumerate(settings):
         for f, (tr, te) in enumerate(splits):
@@ -85,7 +161,20 @@ def grid_search(
 
 
 def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
-    """Mean and standard deviation of every numeric column per setting; `selected` marks the best."""
+    """Compute the mean and standard deviation of every numeric column per setting.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The per-fold table of `grid_search`.
+    best : int
+        The index of the best setting (`selected` marks it).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per setting: `grid`, `selected`, then `<column>_mean` and `<column>_std`.
+    """
     numeric = [
         c
         for c in table.columns
