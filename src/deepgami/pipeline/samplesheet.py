@@ -56,7 +56,17 @@ RESERVED_MODALITY = "all"  # the prediction set that uses every modality
 
 @dataclass(frozen=True)
 class PriorSpec:
-    """One prior network of a row: which modality it guides, its name and its edge-list file."""
+    """One prior network of a row: which modality it guides, its name and its edge-list file.
+
+    Parameters
+    ----------
+    modality : str
+        The modality the prior guides.
+    name : str
+        The prior's name.
+    path : Path
+        Its edge-list file.
+    """
 
     modality: str
     name: str
@@ -65,7 +75,31 @@ class PriorSpec:
 
 @dataclass(frozen=True)
 class CohortRow:
-    """One validated samplesheet row with all paths absolute."""
+    """One validated samplesheet row with all paths absolute.
+
+    Parameters
+    ----------
+    id : str
+        The cohort id (names ``<outdir>/<id>/``).
+    labels : Path
+        The label table.
+    modalities : dict of str to Path
+        Modality name to matrix file, in samplesheet order.
+    priors : list of PriorSpec
+        The row's prior networks.
+    params : Path or None
+        The training/evaluation parameter YAML.
+    cell_type : str or None
+        The cell type (fanned-out cohorts, or as given).
+    pseudobulk : str or None
+        Single-cell rows: the modality whose file is a cell-level ``.h5ad``.
+    donor_key : str or None
+        Single-cell rows: the ``.obs`` column naming each cell's donor.
+    cell_type_key : str or None
+        Single-cell rows: the ``.obs`` column naming each cell's cell type.
+    parent : str or None
+        A fanned-out cohort: the id of its samplesheet row.
+    """
 
     id: str
     labels: Path
@@ -89,6 +123,11 @@ def assets_dir() -> Path:
 
     ``$DEEPGAMI_ASSETS`` when set (the container sets it), else the repository's ``assets/`` next to
     ``src/`` (editable installs and source checkouts).
+
+    Returns
+    -------
+    Path
+        The folder.
     """
     env = os.environ.get("DEEPGAMI_ASSETS")
     if env:
@@ -97,7 +136,13 @@ def assets_dir() -> Path:
 
 
 def schema_path() -> Path:
-    """Path of the samplesheet schema shared with nf-schema."""
+    """Path of the samplesheet schema shared with nf-schema.
+
+    Returns
+    -------
+    Path
+        ``<assets>/schema_input.json``.
+    """
     return assets_dir() / SCHEMA_NAME
 
 
@@ -108,7 +153,18 @@ def _load_schema(path: str) -> dict[str, Any]:
 
 
 def load_schema() -> dict[str, Any]:
-    """The parsed samplesheet schema (raises ``InputError`` if the assets are missing)."""
+    """The parsed samplesheet schema.
+
+    Returns
+    -------
+    dict
+        ``assets/schema_input.json``, parsed.
+
+    Raises
+    ------
+    InputError
+        The assets folder has no schema (set ``DEEPGAMI_ASSETS``).
+    """
     path = schema_path()
     if not path.is_file():
         raise InputError(
