@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint clean container-test
 
 setup: $(STAMP)
 
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 test: lint
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/bin:$$PATH" $(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# The image built from HEAD and every pipeline stage run in it as Nextflow's docker profile would
+# (root, Docker, several minutes; not part of `make test`): containers/test_image.sh.
+container-test: $(STAMP)
+	PYTHON="$(CURDIR)/$(BIN)/python" containers/test_image.sh
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

@@ -17,29 +17,7 @@ include { PRIORITIZE   } from '../modules/local/prioritize/main'
 include { EVALUATE     } from '../modules/local/evaluate/main'
 include { SUMMARY      } from '../modules/local/summary/main'
 
-/*
- * 'all' (every modality) and, when a cohort has several, each modality alone.
- */
-def predictionSets(meta) {
-    def names = meta.modality_names.tokenize(',')
-    return ['all'] + (names.size() > 1 ? names : [])
-}
-
-/*
- * One cohort of a single-cell row per pseudobulk file: `<cell type>.h5ad` replaces the row's
- * cell-level modality file, the id becomes `<id>.<cell type>` and meta.cell_type the cell type.
- */
-def cellTypeRows(row, h5ads) {
-    def (meta, labels, mod_files, prior_files, params_yaml) = row
-    def at = meta.modality_names.tokenize(',').indexOf(meta.pseudobulk)
-    def files = (h5ads instanceof List ? h5ads : [h5ads]).collect { f -> f }
-    return files.sort { f -> f.name }.collect { h5ad ->
-        def cell_type = h5ad.baseName
-        def files_for_type = mod_files.collect { f -> f }
-        files_for_type[at] = h5ad
-        [ meta + [ id: "${meta.id}.${cell_type}".toString(), cell_type: cell_type ], labels, files_for_type, prior_files, params_yaml ]
-    }
-}
+include { flag         } from '../subworkflows/local/utils_nfcore_deepgami_pipeline'
 
 workflow DEEPGAMI {
 
@@ -58,19 +36,28 @@ workflow DEEPGAMI {
     }
 
     //
-    // MODULE: cell-level .h5ad -> one pseudobulk .h5ad per cell type, spread into one cohort each
+    // MODULE: cell-level .h5ad -> one pseudobulk .h5ad per cell type; its cohorts.tsv (written by
+    // deepgami.pipeline.samplesheet.fan_out_ids) lists the cohorts the row spreads into: id
+    // <row id>.<cell type>, the cell type, and the file that replaces the cell-level modality
     //
     PSEUDOBULK (
-        ch_branched.single_cell.map { meta, labels, mod_files, prior_files, params_yaml ->
-            [ meta, mod_files[meta.modality_names.tokenize(',').indexOf(meta.pseudobulk)] ]
+        ch_branched.single_cell.map { meta, _labels, mod_files, _prior_files, _params_yaml ->
+            [ meta, mod_files[meta.pseudobulk_index as Integer] ]
         }
     )
     ch_versions = ch_versions.mix(PSEUDOBULK.out.versions.first())
 
     ch_cell_types = ch_branched.single_cell
         .map { row -> [ row[0].id, row ] }
-        .join(PSEUDOBULK.out.h5ad.map { meta, h5ads -> [ meta.id, h5ads ] })
-        .flatMap { id, row, h5ads -> cellTypeRows(row, h5ads) }
+        .join(PSEUDOBULK.out.results.map { meta, pseudobulk_dir -> [ meta.id, pseudobulk_dir ] })
+        .join(PSEUDOBULK.out.cohorts.map { meta, cohorts -> [ meta.id, cohorts ] })
+        .splitCsv(header: true, sep: '\t', elem: 3)
+        .map { _id, row, pseudobulk_dir, cohort ->
+            def meta = row[0]
+            def mod_files = row[2].collect { f -> f }
+            mod_files[meta.pseudobulk_index as Integer] = pseudobulk_dir.resolve(cohort.file)
+            [ meta + [ id: cohort.id, cell_type: cohort.cell_type ], row[1], mod_files, row[3], row[4] ]
+        }
 
     ch_rows = ch_branched.bulk.mix(ch_cell_types)
 
@@ -99,7 +86,7 @@ workflow DEEPGAMI {
     //
     PREDICT (
         ch_model_cohort.flatMap { meta, model, cohort ->
-            predictionSets(meta).collect { prediction_set -> [ meta, model, cohort, prediction_set ] }
+            meta.prediction_sets.tokenize(',').collect { prediction_set -> [ meta, model, cohort, prediction_set ] }
         }
     )
     ch_versions = ch_versions.mix(PREDICT.out.versions.first())
@@ -107,8 +94,8 @@ workflow DEEPGAMI {
     //
     // MODULE: prioritize input features, latent nodes and prior links
     //
-    ch_prioritize = ch_model_cohort.map { meta, model, cohort -> [ meta, [] ] }
-    if (!params.skip_prioritize) {
+    ch_prioritize = ch_model_cohort.map { meta, _model, _cohort -> [ meta, [] ] }
+    if (!flag(params.skip_prioritize)) {
         PRIORITIZE (
             ch_model_cohort
         )
@@ -120,7 +107,7 @@ workflow DEEPGAMI {
     // MODULE: DeepGAMI against its ablations and the baselines; the report shows the trained
     // model's curves and the prioritization (as `deepgami run` does)
     //
-    if (!params.skip_evaluate) {
+    if (!flag(params.skip_evaluate)) {
         EVALUATE (
             BUILD_COHORT.out.cohort
                 .join(ch_params_yaml)

@@ -15,6 +15,7 @@ process PSEUDOBULK {
     output:
     tuple val(meta), path("pseudobulk/*.h5ad"), emit: h5ad
     tuple val(meta), path("pseudobulk")       , emit: results
+    tuple val(meta), path("cohorts.tsv")      , emit: cohorts
     path "versions.yml"                       , emit: versions
 
     when:
@@ -29,6 +30,8 @@ process PSEUDOBULK {
         --donor-key ${meta.donor_key} \\
         --cell-type-key ${meta.cell_type_key} \\
         --out pseudobulk \\
+        --cohorts cohorts.tsv \\
+        --row-id ${meta.id} \\
         ${args}
 
     cat <<-END_VERSIONS > versions.yml
@@ -43,6 +46,7 @@ process PSEUDOBULK {
     """
     mkdir -p pseudobulk
     touch pseudobulk/stub_cell_type.h5ad
+    printf 'id\\tcell_type\\tfile\\n${meta.id}.stub_cell_type\\tstub_cell_type\\tstub_cell_type.h5ad\\n' > cohorts.tsv
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

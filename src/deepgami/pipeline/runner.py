@@ -44,6 +44,7 @@ from deepgami import __version__
 from deepgami.errors import InputError, atomic_path
 from deepgami.executor import process_pool, run_jobs
 from deepgami.pipeline.samplesheet import CohortRow, read_samplesheet
+from deepgami.pipeline.samplesheet import prediction_sets as _prediction_sets
 
 __all__ = [
     "STAGES",
@@ -158,6 +159,9 @@ class StageTask:
 def prediction_sets(row: CohortRow) -> list[str]:
     """List the prediction sets: 'all' (every modality) and, with several, each modality alone.
 
+    The rule lives in :func:`deepgami.pipeline.samplesheet.prediction_sets` (the Nextflow workflow
+    reads it from there too).
+
     Parameters
     ----------
     row : CohortRow
@@ -168,8 +172,7 @@ def prediction_sets(row: CohortRow) -> list[str]:
     list of str
         ``all``, then each modality's name when there are several.
     """
-    names = row.modality_names
-    return ["all"] + (names if len(names) > 1 else [])
+    return _prediction_sets(row.modality_names)
 
 
 def plan_cohort(row: CohortRow, outdir: Path, settings: RunSettings) -> list[StageTask]:

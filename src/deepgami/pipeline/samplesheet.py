@@ -41,6 +41,10 @@ __all__ = [
     "PriorSpec",
     "read_samplesheet",
     "fan_out",
+    "fan_out_ids",
+    "prediction_sets",
+    "pipeline_table",
+    "PIPELINE_COLUMNS",
     "schema_path",
     "assets_dir",
     "load_schema",
@@ -52,7 +56,17 @@ RESERVED_MODALITY = "all"  # the prediction set that uses every modality
 
 @dataclass(frozen=True)
 class PriorSpec:
-    """One prior network of a row: which modality it guides, its name and its edge-list file."""
+    """One prior network of a row: which modality it guides, its name and its edge-list file.
+
+    Parameters
+    ----------
+    modality : str
+        The modality the prior guides.
+    name : str
+        The prior's name.
+    path : Path
+        Its edge-list file.
+    """
 
     modality: str
     name: str
@@ -61,7 +75,31 @@ class PriorSpec:
 
 @dataclass(frozen=True)
 class CohortRow:
-    """One validated samplesheet row with all paths absolute."""
+    """One validated samplesheet row with all paths absolute.
+
+    Parameters
+    ----------
+    id : str
+        The cohort id (names ``<outdir>/<id>/``).
+    labels : Path
+        The label table.
+    modalities : dict of str to Path
+        Modality name to matrix file, in samplesheet order.
+    priors : list of PriorSpec
+        The row's prior networks.
+    params : Path or None
+        The training/evaluation parameter YAML.
+    cell_type : str or None
+        The cell type (fanned-out cohorts, or as given).
+    pseudobulk : str or None
+        Single-cell rows: the modality whose file is a cell-level ``.h5ad``.
+    donor_key : str or None
+        Single-cell rows: the ``.obs`` column naming each cell's donor.
+    cell_type_key : str or None
+        Single-cell rows: the ``.obs`` column naming each cell's cell type.
+    parent : str or None
+        A fanned-out cohort: the id of its samplesheet row.
+    """
 
     id: str
     labels: Path
@@ -85,6 +123,11 @@ def assets_dir() -> Path:
 
     ``$DEEPGAMI_ASSETS`` when set (the container sets it), else the repository's ``assets/`` next to
     ``src/`` (editable installs and source checkouts).
+
+    Returns
+    -------
+    Path
+        The folder.
     """
     env = os.environ.get("DEEPGAMI_ASSETS")
     if env:
@@ -93,7 +136,13 @@ def assets_dir() -> Path:
 
 
 def schema_path() -> Path:
-    """Path of the samplesheet schema shared with nf-schema."""
+    """Path of the samplesheet schema shared with nf-schema.
+
+    Returns
+    -------
+    Path
+        ``<assets>/schema_input.json``.
+    """
     return assets_dir() / SCHEMA_NAME
 
 
@@ -104,7 +153,18 @@ def _load_schema(path: str) -> dict[str, Any]:
 
 
 def load_schema() -> dict[str, Any]:
-    """The parsed samplesheet schema (raises ``InputError`` if the assets are missing)."""
+    """The parsed samplesheet schema.
+
+    Returns
+    -------
+    dict
+        ``assets/schema_input.json``, parsed.
+
+    Raises
+    ------
+    InputError
+        The assets folder has no schema (set ``DEEPGAMI_ASSETS``).
+    """
     path = schema_path()
     if not path.is_file():
         raise InputError(
@@ -157,7 +217,11 @@ def _error_message(error: jsonschema.ValidationError) -> str:
     return custom or error.message
 
 
-def _resolve(base: Path, value: str, sheet: Path, where: str, row: int) -> Path:
+def _resolve(
+    base: Path, value: str, sheet: Path, where: str, row: int, check_files: bool = True
+) -> Path:
+    if not check_files:  # the Nextflow workflow resolves (and checks) paths, remote ones too
+        return Path(value) if "://" in value else Path(os.path.normpath(base / value))
     if "://" in value:
         raise InputError(
             sheet,
@@ -180,17 +244,20 @@ def _split_pairs(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
+def read_samplesheet(path: str | os.PathLike, check_files: bool = True) -> list[CohortRow]:
     """Read and validate a samplesheet (CSV, or TSV by extension) against ``assets/schema_input.json``.
 
     Checks the schema (types, patterns, required columns), unique ids, unique modality names per
-    row, that each prior names one of the row's modalities, and that every file exists after
-    resolving relative paths against the samplesheet's directory.
+    row, the reserved modality name ``all``, that each prior names one of the row's modalities,
+    and that every file exists after resolving relative paths against the samplesheet's directory.
 
     Parameters
     ----------
     path
         The samplesheet.
+    check_files
+        Resolve and check every file (the default). ``False`` checks the text only and keeps remote
+        paths: the Nextflow workflow stages the files itself (:func:`pipeline_table`).
 
     Returns
     -------
@@ -221,14 +288,16 @@ def read_samplesheet(path: str | os.PathLike) -> list[CohortRow]:
                 sheet, f"row {number}: id '{cohort_id}' is not unique (also row {seen[cohort_id]})"
             )
         seen[cohort_id] = number
-        result.append(_cohort_row(sheet, base, number, row))
+        result.append(_cohort_row(sheet, base, number, row, check_files))
     return result
 
 
-def _cohort_row(sheet: Path, base: Path, number: int, row: dict) -> CohortRow:
+def _cohort_row(
+    sheet: Path, base: Path, number: int, row: dict, check_files: bool = True
+) -> CohortRow:
     """One checked row, its paths resolved against the samplesheet's directory."""
-    modalities = _row_modalities(sheet, base, number, row)
-    priors = _row_priors(sheet, base, number, row, modalities)
+    modalities = _row_modalities(sheet, base, number, row, check_files)
+    priors = _row_priors(sheet, base, number, row, modalities, check_files)
     single_cell = {
         key: row[key] for key in ("pseudobulk", "donor_key", "cell_type_key") if key in row
     }
@@ -236,10 +305,12 @@ def _cohort_row(sheet: Path, base: Path, number: int, row: dict) -> CohortRow:
         _check_single_cell(sheet, number, row, single_cell, modalities)
     return CohortRow(
         id=row["id"],
-        labels=_resolve(base, row["labels"], sheet, "labels", number),
+        labels=_resolve(base, row["labels"], sheet, "labels", number, check_files),
         modalities=modalities,
         priors=priors,
-        params=_resolve(base, row["params"], sheet, "params", number) if "params" in row else None,
+        params=_resolve(base, row["params"], sheet, "params", number, check_files)
+        if "params" in row
+        else None,
         cell_type=row.get("cell_type"),
         **single_cell,
     )
@@ -257,7 +328,9 @@ def _check_schema(sheet: Path, schema: dict, rows: list[dict]) -> None:
         raise InputError(sheet, _error_message(error))
 
 
-def _row_modalities(sheet: Path, base: Path, number: int, row: dict) -> dict[str, Path]:
+def _row_modalities(
+    sheet: Path, base: Path, number: int, row: dict, check_files: bool = True
+) -> dict[str, Path]:
     """A row's modalities (unique names, none reserved) and their resolved, existing files."""
     modalities: dict[str, Path] = {}
     for name, value in _split_pairs(row["modalities"]):
@@ -269,12 +342,17 @@ def _row_modalities(sheet: Path, base: Path, number: int, row: dict) -> dict[str
                 f"row {number}: modalities: '{RESERVED_MODALITY}' is reserved for "
                 "predictions from every modality; rename that modality",
             )
-        modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number)
+        modalities[name] = _resolve(base, value, sheet, f"modality '{name}'", number, check_files)
     return modalities
 
 
 def _row_priors(
-    sheet: Path, base: Path, number: int, row: dict, modalities: dict[str, Path]
+    sheet: Path,
+    base: Path,
+    number: int,
+    row: dict,
+    modalities: dict[str, Path],
+    check_files: bool = True,
 ) -> list[PriorSpec]:
     """A row's priors: each names one of its modalities, names are unique, files exist."""
     priors = []
@@ -292,7 +370,11 @@ def _row_priors(
             raise InputError(sheet, f"row {number}: priors: name '{name}' is given twice")
         seen_priors.add(name)
         priors.append(
-            PriorSpec(modality, name, _resolve(base, value, sheet, f"prior '{key}'", number))
+            PriorSpec(
+                modality,
+                name,
+                _resolve(base, value, sheet, f"prior '{key}'", number, check_files),
+            )
         )
     return priors
 
@@ -331,6 +413,114 @@ def _check_single_cell(
         )
 
 
+def prediction_sets(names: list[str]) -> list[str]:
+    """The prediction sets of a cohort with modalities `names`.
+
+    ``all`` (every modality) and, when the cohort has several, each modality alone. The embedded
+    runner plans its ``deepgami predict`` calls with it; the Nextflow workflow reads the same list
+    from the ``prediction_sets`` column of :func:`pipeline_table`.
+
+    Parameters
+    ----------
+    names
+        The cohort's modality names, in samplesheet order.
+
+    Returns
+    -------
+    list of str
+        ``["all"]``, then each name when there are several.
+    """
+    return [RESERVED_MODALITY] + (list(names) if len(names) > 1 else [])
+
+
+def fan_out_ids(row_id: str, cell_types: list[str]) -> list[tuple[str, str, str]]:
+    """``(cohort id, cell type, file name)`` of each cohort a single-cell row fans out into.
+
+    The id is ``<row id>.<safe cell type>`` and the file ``<safe cell type>.h5ad`` (what
+    ``deepgami pseudobulk`` writes). Used by :func:`fan_out` and by ``bin/deepgami_pseudobulk.py``,
+    whose ``cohorts.tsv`` the Nextflow workflow spreads into one cohort per line.
+
+    Parameters
+    ----------
+    row_id
+        The samplesheet row's id.
+    cell_types
+        The cell types, in the order the cohorts are wanted.
+
+    Returns
+    -------
+    list of tuple of str
+        One ``(id, cell type, file name)`` per cell type.
+    """
+    from deepgami.data.pseudobulk import safe_name
+
+    return [(f"{row_id}.{safe_name(c)}", c, f"{safe_name(c)}.h5ad") for c in cell_types]
+
+
+# Columns of pipeline_table, in order (bin/deepgami_samplesheet.py writes them as a TSV).
+PIPELINE_COLUMNS = (
+    "id",
+    "cell_type",
+    "labels",
+    "modality_names",
+    "modality_files",
+    "prior_specs",
+    "prior_files",
+    "params",
+    "pseudobulk",
+    "pseudobulk_index",
+    "donor_key",
+    "cell_type_key",
+    "prediction_sets",
+)
+
+
+def pipeline_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The samplesheet as the Nextflow workflow consumes it: one flat record per row.
+
+    Every rule of :func:`read_samplesheet` applies (schema, unique ids, reserved ``all``, priors
+    naming modalities, single-cell columns) except the file checks. Paths stay as written (the
+    workflow resolves them against the samplesheet's folder, remote ones included); lists are
+    joined with ``,`` (names) or ``;`` (paths) in the same order.
+
+    Parameters
+    ----------
+    path
+        The samplesheet.
+
+    Returns
+    -------
+    list of dict
+        One dict per row with the keys of :data:`PIPELINE_COLUMNS`; absent values are ``""``.
+    """
+    sheet = Path(path)
+    rows = read_samplesheet(sheet, check_files=False)
+    _, raw_rows = _read_rows(sheet)
+    table = []
+    for row, raw in zip(rows, raw_rows, strict=True):
+        modality_files = dict(_split_pairs(raw["modalities"]))
+        prior_files = dict(_split_pairs(raw.get("priors", ""))) if "priors" in raw else {}
+        names = row.modality_names
+        table.append(
+            {
+                "id": row.id,
+                "cell_type": row.cell_type or "",
+                "labels": raw["labels"],
+                "modality_names": ",".join(names),
+                "modality_files": ";".join(modality_files[n] for n in names),
+                "prior_specs": ",".join(f"{p.modality}:{p.name}" for p in row.priors),
+                "prior_files": ";".join(prior_files[f"{p.modality}:{p.name}"] for p in row.priors),
+                "params": raw.get("params", ""),
+                "pseudobulk": row.pseudobulk or "",
+                "pseudobulk_index": str(names.index(row.pseudobulk)) if row.pseudobulk else "",
+                "donor_key": row.donor_key or "",
+                "cell_type_key": row.cell_type_key or "",
+                "prediction_sets": ",".join(prediction_sets(names)),
+            }
+        )
+    return table
+
+
 def fan_out(
     row: CohortRow, pseudobulk_dir: str | os.PathLike, cell_types: list[str] | None = None
 ) -> list[CohortRow]:
@@ -339,8 +529,22 @@ def fan_out(
     Each cohort has id ``<row id>.<safe cell type>``, ``cell_type`` set, and its pseudobulk
     modality pointing at ``<pseudobulk_dir>/<safe cell type>.h5ad`` (what ``deepgami pseudobulk``
     writes there). `cell_types` default to those in the cell-level file (read from its obs only).
+
+    Parameters
+    ----------
+    row
+        A samplesheet row.
+    pseudobulk_dir
+        The folder that holds (or will hold) the row's ``<cell type>.h5ad`` files.
+    cell_types
+        The cell types; by default those of the row's cell-level ``.h5ad``.
+
+    Returns
+    -------
+    list of CohortRow
+        One cohort per cell type, or ``[row]`` for a row that is not single-cell.
     """
-    from deepgami.data.pseudobulk import cell_types_in, safe_name
+    from deepgami.data.pseudobulk import cell_types_in
 
     if row.pseudobulk is None:
         return [row]
@@ -348,13 +552,12 @@ def fan_out(
     if cell_types is None:
         cell_types = cell_types_in(cells, row.cell_type_key or "")
     out = []
-    for cell_type in cell_types:
-        name = safe_name(cell_type)
+    for cohort_id, cell_type, file_name in fan_out_ids(row.id, cell_types):
         modalities = dict(row.modalities)
-        modalities[row.pseudobulk] = Path(pseudobulk_dir) / f"{name}.h5ad"
+        modalities[row.pseudobulk] = Path(pseudobulk_dir) / file_name
         out.append(
             CohortRow(
-                id=f"{row.id}.{name}",
+                id=cohort_id,
                 labels=row.labels,
                 modalities=modalities,
                 priors=list(row.priors),

@@ -13,6 +13,7 @@
 include { validateParameters } from 'plugin/nf-schema'
 include { paramsSummaryLog   } from 'plugin/nf-schema'
 include { samplesheetToList  } from 'plugin/nf-schema'
+include { SAMPLESHEET_CHECK  } from '../../../modules/local/samplesheet_check/main'
 
 /*
 ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -37,7 +38,7 @@ workflow PIPELINE_INITIALISATION {
     //
     // Print the version and exit (--version)
     //
-    if (version) {
+    if (flag(version)) {
         log.info("${workflow.manifest.name} ${workflowVersionString()}")
         System.exit(0)
     }
@@ -46,7 +47,7 @@ workflow PIPELINE_INITIALISATION {
     // Validate parameters (--help is handled by nf-schema: validation.help in nextflow.config)
     // and print the parameter summary
     //
-    if (validate_params) {
+    if (flag(validate_params)) {
         validateParameters()
     }
     log.info(paramsSummaryLog(workflow))
@@ -59,16 +60,26 @@ workflow PIPELINE_INITIALISATION {
     dumpParametersToJSON(outdir)
 
     //
-    // Rows validated against assets/schema_input.json (the schema `deepgami run` uses as well);
-    // relative paths inside the samplesheet are resolved against its own directory.
+    // The samplesheet's rules (schema_input.json, unique ids, the reserved modality 'all', the
+    // single-cell columns, the prediction sets) live in Python: SAMPLESHEET_CHECK writes one line
+    // per row with its names and paths as written. Here the paths become files, resolved against
+    // the samplesheet's own folder (remote ones as they are).
     //
-    def samplesheet = file(input, checkIfExists: true)
-    def sheet_dir = samplesheet.parent
-    ch_samplesheet = channel
-        .fromList(samplesheetToList(samplesheet, "${projectDir}/assets/schema_input.json"))
-        .map { meta, labels, modalities, priors, params_yaml, pseudobulk ->
-            resolveRow(meta, labels, modalities, priors, params_yaml, pseudobulk, sheet_dir)
-        }
+    def sheet_file = file(input, checkIfExists: true)
+    def sheet_dir = sheet_file.parent
+    def schema = "${projectDir}/assets/schema_input.json"
+    // nf-schema applies the one schema at launch, before any task (its rows are not used: the
+    // channel comes from SAMPLESHEET_CHECK's table)
+    samplesheetToList(sheet_file, schema)
+    SAMPLESHEET_CHECK (
+        channel.of([ [ id: 'samplesheet' ], sheet_file, file(schema, checkIfExists: true) ])
+    )
+    ch_versions = ch_versions.mix(SAMPLESHEET_CHECK.out.versions)
+
+    ch_samplesheet = SAMPLESHEET_CHECK.out.tsv
+        .map { _meta, tsv -> tsv }
+        .splitCsv(header: true, sep: '\t')
+        .map { row -> sheetRow(row, sheet_dir) }
 
     emit:
     samplesheet = ch_samplesheet // channel: [ meta, labels, [ modality files ], [ prior files ], params_yaml or [] ]
@@ -89,7 +100,7 @@ workflow PIPELINE_COMPLETION {
 
     main:
     workflow.onComplete {
-        completionSummary(outdir, monochrome_logs)
+        completionSummary(outdir, flag(monochrome_logs))
     }
 
     workflow.onError {
@@ -104,59 +115,54 @@ workflow PIPELINE_COMPLETION {
 */
 
 //
-// One samplesheet row -> [ meta, labels, [ modality files ], [ prior files ], params_yaml or [] ].
-// meta carries the names the files are staged without: modality_names and prior_specs (same order
-// as the files), and for single-cell rows the pseudobulk modality and its obs keys.
+// A boolean parameter as a boolean: `--skip_prioritize false` arrives as the string 'false' on
+// Nextflow >= 26.04 (and from some params files), which Groovy would take as true.
 //
-def resolveRow(meta, labels, modalities, priors, params_yaml, pseudobulk, sheet_dir) {
-    def mods = splitPairs(modalities)
-    def prior_pairs = priors ? splitPairs(priors) : []
-    def names = mods.collect { pair -> pair[0] }
-    if (names.contains('all')) {
-        error("Samplesheet row '${meta.id}': 'all' is reserved for predictions from every modality; rename that modality")
+def flag(value) {
+    if (value instanceof Boolean) {
+        return value
     }
-    if (pseudobulk && !names.contains(pseudobulk)) {
-        error("Samplesheet row '${meta.id}', column pseudobulk: '${pseudobulk}' is not one of its modalities (${names.join(', ')})")
-    }
-    if (pseudobulk && !(meta.donor_key && meta.cell_type_key)) {
-        error("Samplesheet row '${meta.id}': a pseudobulk row needs donor_key and cell_type_key")
-    }
-    def row_meta = meta + [
-        cell_type     : meta.cell_type ?: '',
-        modality_names: names.join(','),
-        prior_specs   : prior_pairs.collect { pair -> pair[0] }.join(','),
-        pseudobulk    : pseudobulk ?: ''
+    return value != null && value.toString().trim().toLowerCase() in ['true', 'yes', '1']
+}
+
+//
+// One line of SAMPLESHEET_CHECK's table -> [ meta, labels, [ modality files ], [ prior files ],
+// params_yaml or [] ]. meta carries the names the files are staged without (modality_names and
+// prior_specs, in file order), the prediction sets, and for single-cell rows the pseudobulk
+// modality, its index and its obs keys.
+//
+def sheetRow(row, sheet_dir) {
+    def meta = [
+        id              : row.id,
+        cell_type       : row.cell_type,
+        modality_names  : row.modality_names,
+        prior_specs     : row.prior_specs,
+        prediction_sets : row.prediction_sets,
+        pseudobulk      : row.pseudobulk,
+        pseudobulk_index: row.pseudobulk_index,
+        donor_key       : row.donor_key,
+        cell_type_key   : row.cell_type_key
     ]
     return [
-        row_meta,
-        resolveSheetPath(labels, sheet_dir, meta.id, 'labels'),
-        mods.collect { pair -> resolveSheetPath(pair[1], sheet_dir, meta.id, "modalities (${pair[0]})") },
-        prior_pairs.collect { pair -> resolveSheetPath(pair[1], sheet_dir, meta.id, "priors (${pair[0]})") },
-        params_yaml ? resolveSheetPath(params_yaml, sheet_dir, meta.id, 'params') : []
+        meta,
+        sheetPath(row.labels, sheet_dir, row.id, 'labels'),
+        row.modality_files.tokenize(';').collect { f -> sheetPath(f, sheet_dir, row.id, 'modalities') },
+        row.prior_files.tokenize(';').collect { f -> sheetPath(f, sheet_dir, row.id, 'priors') },
+        row.params ? sheetPath(row.params, sheet_dir, row.id, 'params') : []
     ]
 }
 
 //
-// A samplesheet path: absolute and remote (scheme://) paths are taken as they are; relative paths
-// are resolved against the directory of the samplesheet (the rule `deepgami run` follows too).
+// A samplesheet path as a file to stage: absolute and remote (scheme://) paths as they are,
+// relative ones against the samplesheet's folder (as `deepgami run` reads them).
 //
-def resolveSheetPath(value, sheet_dir, row_id, column) {
+def sheetPath(value, sheet_dir, row_id, column) {
     def is_remote = value ==~ /^[A-Za-z][A-Za-z0-9+.-]*:\/\/.*/
     def resolved = (is_remote || value.startsWith('/')) ? file(value) : sheet_dir.resolve(value)
     if (!resolved.exists()) {
         error("Samplesheet row '${row_id}', column ${column}: file not found: ${resolved}")
     }
     return resolved
-}
-
-//
-// 'a=x;b=y' -> [['a', 'x'], ['b', 'y']] (the schema has already checked the form).
-//
-def splitPairs(value) {
-    return value.tokenize(';').collect { item ->
-        def at = item.indexOf('=')
-        [item.substring(0, at), item.substring(at + 1)]
-    }
 }
 
 //
