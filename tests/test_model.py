@@ -315,7 +315,8 @@ def test_bad_cohorts_are_input_errors(sim):
     del one.mod["expr"]
     one.update()
     one.uns["deepgami"]["modality_order"] = ["snp"]
-    with pytest.raises(InputError, match="two or more modalities"):
+    # One modality is a cohort, but its prior lost every target with the expression: no edge left.
+    with pytest.raises(InputError, match="has no edge"):
         DeepGAMI.fit(one, model_fixtures.fast_params())
     with pytest.raises(InputError, match="fewer training samples than cv_folds"):
         DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=60))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -156,6 +157,39 @@ def block_r2(observed: np.ndarray, imputed: np.ndarray) -> float | None:
     if total <= 0:
         return None
     return float(1.0 - np.sum((observed - imputed) ** 2) / total)
+
+
+def prior_metrics(
+    y_train: Sequence[Any], y_test: Sequence[Any], task: str, classes: Sequence[str] = ()
+) -> dict:
+    """Score the predictor that ignores the data: the class prior, or the mean.
+
+    A classifier that predicts the training class frequencies for every sample, or a regressor
+    that predicts the training mean; what a collapsed model does.
+
+    Parameters
+    ----------
+    y_train : sequence
+        Training labels (class names, or numbers for a numeric phenotype).
+    y_test : sequence
+        Held-out labels.
+    task : str
+        ``"classification"`` or ``"regression"``.
+    classes : sequence of str, optional
+        Class names in order (classification).
+
+    Returns
+    -------
+    dict
+        The metrics of :func:`classification_metrics` or :func:`regression_metrics` on `y_test`.
+    """
+    if task == "regression":
+        mean = float(np.mean(np.asarray(y_train, dtype=np.float64)))
+        return regression_metrics(y_test, np.full(len(y_test), mean))
+    classes = [str(c) for c in classes]
+    train = [str(v) for v in y_train]
+    freq = np.array([train.count(c) for c in classes], dtype=np.float64) / max(len(train), 1)
+    return classification_metrics(y_test, np.tile(freq, (len(y_test), 1)), classes)
 
 
 def selection_score(metrics: dict, task: str) -> float:

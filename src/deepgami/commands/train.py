@@ -103,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
         raise
     with claim.atomic() as tmp:
         model.save(tmp)
+    from deepgami.model import prior_warning
+
+    warning = prior_warning(model.config)
+    if warning is not None:
+        print(warning, file=sys.stderr)
     if not args.quiet:
         for line in summary_lines(model, time.perf_counter() - start):
             print(line)
@@ -142,7 +147,7 @@ def summary_lines(model, seconds: float) -> list[str]:
     from deepgami.train import grid_label
 
     lines.append(f"selected: {grid_label(cfg['setting'])}")
-    if model.imputation:
+    if model.imputation and len(cfg["modalities"]) > 1:  # one modality: nothing to impute
         r2 = [f"{m} {_fmt(b['r2_mean'])}" for m, b in model.imputation["blocks"].items()]
         lines.append("imputation R^2 (held-out): " + ", ".join(r2))
     return lines

@@ -126,16 +126,13 @@ def read_arrays(mdata: md.MuData, prior_override: PriorOverride | None = None) -
     Raises
     ------
     InputError
-        If the cohort has fewer than two modalities, a guided modality but no latent nodes, prior
+        If the cohort has no modality, a guided modality but no latent nodes, prior
         edges out of range, a prior with no edge into the latent nodes, or priors sharing no
         target gene.
     """
     mods = cohort.modalities(mdata)
-    if len(mods) < 2:
-        raise InputError(
-            None,
-            f"DeepGAMI needs two or more modalities; the cohort has {len(mods)} ({', '.join(mods)})",
-        )
+    if not mods:
+        raise InputError(None, "the cohort has no modality")
     latent = cohort.latent_nodes(mdata)
     priors, edges = [], []
     for m in mods:

@@ -3,7 +3,7 @@ predicts from any subset of modalities; `tune_setting` is the one grid search of
 
 from deepgami.model._base import BaseModel
 from deepgami.model._inputs import ModelInputs
-from deepgami.model._tuning import training_rows, tune_setting
+from deepgami.model._tuning import prior_warning, training_rows, tune_setting
 from deepgami.model.deepgami_model import DeepGAMI, FoldResult, fit_predict_fold
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "FoldResult",
     "ModelInputs",
     "fit_predict_fold",
+    "prior_warning",
     "training_rows",
     "tune_setting",
 ]

@@ -18,7 +18,7 @@ import pandas as pd
 
 from deepgami.data.arrays import CohortArrays, read_arrays
 from deepgami.errors import InputError
-from deepgami.metrics import selection_score
+from deepgami.metrics import prior_metrics, selection_score
 from deepgami.model._base import BaseModel
 from deepgami.model._evaluate import as_float, evaluate_rows, mean_or_none, unflatten
 from deepgami.model._fitting import EpochHook, cohort_threads, fit_rows
@@ -31,6 +31,10 @@ from deepgami.train import (
     grid_search,
     summarize_cv,
 )
+
+# How much better than the class-prior (or mean) predictor a chosen setting must score in CV
+# (log loss in nats, or R^2) to count as having learned something.
+PRIOR_MARGIN = 0.01
 
 FoldHook = Callable[
     [int, int, int, int], None
@@ -179,7 +183,13 @@ def _fold_fitter(
             on_fold(s, sizes[0], f, sizes[1])
         model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
         scores, _, _ = evaluate_rows(model, data, rows[te])
-        return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
+        metric = "r2" if data.task == "regression" else "log_loss"
+        prior = prior_metrics(data.labels[rows[tr]], data.labels[rows[te]], data.task, data.classes)
+        return {
+            "best_epoch": int(model.config["training"]["best_epoch"]),
+            **scores,
+            f"prior_{metric}": as_float(prior.get(metric)),
+        }
 
     return fit_fold
 
@@ -231,6 +241,7 @@ def record_training_report(
                 if c not in ("setting", "fold", "grid") and pd.api.types.is_numeric_dtype(chosen[c])
             },
         }
+        model.config["cv"].update(prior_comparison(chosen, data.task))
         fold_r2 = {
             m: [as_float(v) for v in chosen[f"r2_{m}"]]
             for m in data.modalities
@@ -250,6 +261,66 @@ def record_training_report(
             for m in data.modalities
         },
     }
+
+
+def prior_comparison(chosen: pd.DataFrame, task: str) -> dict:
+    """Compare the chosen setting's cross-validated score with the class-prior (or mean) predictor.
+
+    The chosen setting beats the prior when its mean selection score over the folds exceeds the
+    prior's by at least `PRIOR_MARGIN` (log loss in nats, or R^2).
+
+    Parameters
+    ----------
+    chosen : pandas.DataFrame
+        The CV rows of the chosen setting (with ``all_<metric>`` and ``prior_<metric>``).
+    task : str
+        ``"classification"`` or ``"regression"``.
+
+    Returns
+    -------
+    dict
+        ``beats_prior`` (bool, or None when a score is missing), ``prior_<metric>`` and
+        ``chosen_<metric>`` (fold means), and ``prior_margin``.
+    """
+    metric = "r2" if task == "regression" else "log_loss"
+    mine = as_float(chosen[f"all_{metric}"].mean()) if f"all_{metric}" in chosen else None
+    prior = as_float(chosen[f"prior_{metric}"].mean()) if f"prior_{metric}" in chosen else None
+    beats = None
+    if mine is not None and prior is not None:
+        gain = mine - prior if metric == "r2" else prior - mine
+        beats = bool(gain >= PRIOR_MARGIN)
+    return {
+        "beats_prior": beats,
+        f"prior_{metric}": prior,
+        f"chosen_{metric}": mine,
+        "prior_margin": PRIOR_MARGIN,
+    }
+
+
+def prior_warning(config: dict) -> str | None:
+    """Return the warning for a model whose chosen setting does not beat the class prior.
+
+    Parameters
+    ----------
+    config : dict
+        A model's config (its ``cv`` block, when cross-validation ran).
+
+    Returns
+    -------
+    str or None
+        One line starting with ``warning:``, or None when the setting beats the prior or no
+        cross-validation ran.
+    """
+    cv = config.get("cv") or {}
+    if cv.get("beats_prior") is not False:
+        return None
+    metric = "r2" if config.get("task") == "regression" else "log_loss"
+    what = "mean" if metric == "r2" else "class-prior"
+    return (
+        f"warning: the selected setting does not beat the {what} predictor in cross-validation "
+        f"({metric} {cv[f'chosen_{metric}']:.4f} vs {cv[f'prior_{metric}']:.4f} for the {what} "
+        f"predictor, margin {cv['prior_margin']}); the model has learned little from the data"
+    )
 
 
 # -- progress -------------------------------------------------------------------------------------

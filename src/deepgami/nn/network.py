@@ -220,7 +220,9 @@ def _head(
 
 
 class DeepGAMINetwork(nn.Module):
-    """Encoders, pairwise imputers and a feed-forward head for two or more modalities.
+    """Encoders, pairwise imputers and a feed-forward head for one or more modalities.
+
+    With one modality there is no imputer and no auxiliary term: encoders and head only.
 
     Parameters
     ----------
@@ -250,7 +252,7 @@ class DeepGAMINetwork(nn.Module):
     Raises
     ------
     ValueError
-        If there are fewer than two modalities, ``edges`` or ``latent_norm`` has the wrong
+        If there is no modality, ``edges`` or ``latent_norm`` has the wrong
         length, or ``imputer`` or ``encoder_activation`` is unknown.
     """
 
@@ -268,8 +270,8 @@ class DeepGAMINetwork(nn.Module):
     ) -> None:
         super().__init__()
         n_mod = len(n_inputs)
-        if n_mod < 2:
-            raise ValueError("DeepGAMI needs two or more modalities")
+        if n_mod < 1:
+            raise ValueError("DeepGAMI needs at least one modality")
         edges = list(edges) if edges is not None else [None] * n_mod
         if len(edges) != n_mod:
             raise ValueError("edges must have one entry (or None) per modality")
