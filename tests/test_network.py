@@ -49,9 +49,14 @@ def test_forward_shapes_and_encoder_kinds():
         torch.testing.assert_close(b, c)
 
 
-def test_needs_two_modalities():
+def test_one_modality_has_no_imputer_and_no_auxiliary_term():
     with pytest.raises(ValueError):
-        DeepGAMINetwork([4], 3, 2)
+        DeepGAMINetwork([], 3, 2)
+    net = DeepGAMINetwork([4], 3, 2)
+    assert len(net.imputers) == 0
+    out = net([torch.randn(5, 4)])
+    assert out.logits.shape == (5, 2)
+    assert float(net.auxiliary_loss(out.latent, torch.ones(5, 1, dtype=torch.bool))) == 0.0
 
 
 def test_missing_block_is_the_imputed_one_and_ignores_its_inputs():
