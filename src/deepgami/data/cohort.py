@@ -25,6 +25,8 @@ from deepgami.errors import InputError, atomic_path
 LABEL = "label"
 SPLIT = "split"
 PRIOR_PREFIX = "prior:"
+# uns['deepgami'][UNMEASURED][name]: a prior's edges into targets that are not variables.
+UNMEASURED = "unmeasured_edges"
 # A label column with at least this many distinct numeric values is a numeric phenotype.
 MIN_NUMERIC_LEVELS = 10
 
@@ -73,6 +75,9 @@ class BuildReport:
         Samples per class; for a numeric phenotype, its ``min`` and ``max``.
     task : str, default "classification"
         ``"classification"`` or ``"regression"``.
+    latent : dict of str to int
+        With priors: ``nodes`` (the latent nodes, targets common to all priors) and
+        ``unmeasured`` (how many of them are not variables of the cohort).
     """
 
     samples: int = 0
@@ -82,6 +87,7 @@ class BuildReport:
     priors: dict[str, dict[str, Any]] = field(default_factory=dict)
     classes: dict[str, int] = field(default_factory=dict)
     task: str = "classification"
+    latent: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """Render the report as the lines that `deepgami build` prints.
@@ -113,6 +119,18 @@ class BuildReport:
                 f"({info['edges_unknown_source']} with an unknown source, {info['edges_unknown_target']} with an "
                 f"unknown target, {info['edges_duplicate']} duplicates); {info['sources']} sources, "
                 f"{info['targets']} targets; {info['features_without_edges']} features of {info['modality']} have no edge"
+                + (
+                    f"; {info['unmeasured_targets']} targets are not variables of the cohort "
+                    f"({info['edges_unmeasured_target']} edges kept into them)"
+                    if info.get("unmeasured_targets")
+                    else ""
+                )
+            )
+        if self.latent:
+            out.append(
+                f"latent nodes: {self.latent['nodes']} (targets common to all priors), of which "
+                f"{self.latent['unmeasured']} are not variables of the cohort (unmeasured latent "
+                "nodes, random start)"
             )
         return out
 
@@ -131,6 +149,7 @@ class BuildReport:
             "modalities": {k: dict(v) for k, v in self.modalities.items()},
             "classes": dict(self.classes),
             "task": self.task,
+            "latent": dict(self.latent),
         }
 
 
@@ -200,6 +219,10 @@ def assemble_cohort(
     _deepgami_uns(mdata)["priors"] = {}
     for prior in priors:
         _add_prior(mdata, prior, prefix, report)
+    if priors:
+        nodes = latent_nodes(mdata) or []
+        unmeasured = int((~pd.Index(nodes).isin(mdata.var_names)).sum())
+        report.latent = {"nodes": len(nodes), "unmeasured": unmeasured}
     mdata.uns["build"] = report.to_uns()
     _deepgami_uns(mdata)["modality_order"] = list(mdata.mod)
     return mdata, report
@@ -408,11 +431,13 @@ def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildR
             f"(e.g. '{prior.edges['source'].iloc[0]}' vs '{features[0]}')",
         )
     var_index = pd.Index(mdata.var_names)
-    target_ok = targets.isin(var_index)
-    keep = source_ok & target_ok
-    pairs = pd.DataFrame({"source": sources[keep], "target": targets[keep]})
-    duplicates = int(pairs.duplicated().sum())
-    pairs = pairs.drop_duplicates()
+    known = pd.DataFrame({"source": sources[source_ok], "target": targets[source_ok]})
+    duplicates = int(known.duplicated().sum())
+    known = known.drop_duplicates()
+    # A target that is not a variable is still a latent node (an unmeasured gene, as in GenNet):
+    # its edges cannot live in the n_vars x n_vars mask, so they are kept as a name table.
+    measured = known["target"].isin(var_index).to_numpy()
+    pairs, outside = known[measured], known[~measured]
     rows = var_index.get_indexer(pairs["source"])
     cols = var_index.get_indexer(pairs["target"])
     n = mdata.n_vars
@@ -420,22 +445,62 @@ def _add_prior(mdata: md.MuData, prior: PriorInput, prefix: bool, report: BuildR
     mask.sum_duplicates()
     # mudata refuses `mdata.varp = {...}`; keys are assigned one at a time.
     mdata.varp[f"{PRIOR_PREFIX}{prior.name}"] = mask
+    _store_unmeasured(mdata, prior.name, outside)
     info = {
         "modality": prior.modality,
         "edges_read": int(len(prior.edges)),
-        "edges_kept": int(mask.nnz),
+        "edges_kept": int(mask.nnz + len(outside)),
         "edges_unknown_source": int((~source_ok).sum()),
-        "edges_unknown_target": int((source_ok & ~target_ok).sum()),
+        "edges_unknown_target": 0,  # kept since #22: such targets are unmeasured latent nodes
+        "edges_unmeasured_target": int(len(outside)),
         "edges_duplicate": duplicates,
-        "sources": int(pairs["source"].nunique()),
-        "targets": int(pairs["target"].nunique()),
-        "features_without_edges": int((~features.isin(pairs["source"])).sum()),
+        "sources": int(known["source"].nunique()),
+        "targets": int(known["target"].nunique()),
+        "unmeasured_targets": int(outside["target"].nunique()),
+        "features_without_edges": int((~features.isin(known["source"])).sum()),
         "path": str(prior.path) if prior.path else "",
     }
     uns_priors = dict(prior_info(mdata))
     uns_priors[prior.name] = info
     _deepgami_uns(mdata)["priors"] = uns_priors
     report.priors[prior.name] = info
+
+
+def _store_unmeasured(mdata: md.MuData, name: str, edges: pd.DataFrame) -> None:
+    """Keep a prior's edges into targets that are not variables, as source/target name arrays
+    under ``uns['deepgami']['unmeasured_edges'][name]`` (nothing stored when there are none)."""
+    if len(edges) == 0:
+        return
+    table = dict(_deepgami_uns(mdata).get(UNMEASURED, {}))
+    table[name] = {
+        "source": edges["source"].to_numpy(dtype=str),
+        "target": edges["target"].to_numpy(dtype=str),
+    }
+    _deepgami_uns(mdata)[UNMEASURED] = table
+
+
+def unmeasured_edges(mdata: md.MuData, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return a prior's edges into targets that are not variables of the cohort.
+
+    Such targets are latent nodes all the same (unmeasured genes); their edges live in
+    ``mdata.uns['deepgami']['unmeasured_edges'][name]``, not in the prior's ``varp`` mask.
+
+    Parameters
+    ----------
+    mdata : mudata.MuData
+        A cohort.
+    name : str
+        A prior name.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (source names, target names), empty when the prior has none (or the cohort predates them).
+    """
+    table = mdata.uns.get("deepgami", {}).get(UNMEASURED, {}).get(name)
+    if table is None:
+        return np.array([], dtype=str), np.array([], dtype=str)
+    return np.asarray(table["source"]).astype(str), np.asarray(table["target"]).astype(str)
 
 
 def _unprefixed_lookup(mdata: md.MuData):
@@ -645,18 +710,21 @@ def latent_nodes(mdata: md.MuData) -> list[str] | None:
     Returns
     -------
     list of str or None
-        The shared targets, in `mdata.var_names` order; None without priors.
+        The shared targets: those that are variables in `mdata.var_names` order, then the
+        unmeasured ones (not variables of the cohort) sorted by name; None without priors.
     """
     names = prior_names(mdata)
     if not names:
         return None
-    common: set[int] | None = None
+    var_names = pd.Index(mdata.var_names.astype(str))
+    common: set[str] | None = None
     for name in names:
-        targets = set(
-            np.flatnonzero(np.asarray(mdata.varp[PRIOR_PREFIX + name].sum(axis=0)).ravel() > 0)
-        )
+        cols = np.flatnonzero(np.asarray(mdata.varp[PRIOR_PREFIX + name].sum(axis=0)).ravel() > 0)
+        targets = set(var_names[cols]) | set(unmeasured_edges(mdata, name)[1])
         common = targets if common is None else common & targets
-    return [str(v) for v in mdata.var_names[sorted(common or [])]]
+    common = common or set()
+    measured = [str(v) for v in var_names[var_names.isin(list(common))]]
+    return measured + sorted(str(v) for v in common - set(measured))
 
 
 def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np.ndarray] | None:
@@ -696,8 +764,9 @@ def modality_edges(mdata: md.MuData, modality: str) -> tuple[str, np.ndarray, np
     mask = sp.coo_matrix(mdata.varp[PRIOR_PREFIX + name])
     var_names = mdata.var_names
     features = mdata.mod[modality].var_names
-    src = features.get_indexer(var_names[mask.row])
-    dst = latent.get_indexer(var_names[mask.col])
+    sources, targets = unmeasured_edges(mdata, name)
+    src = np.concatenate([features.get_indexer(var_names[mask.row]), features.get_indexer(sources)])
+    dst = np.concatenate([latent.get_indexer(var_names[mask.col]), latent.get_indexer(targets)])
     keep = (src >= 0) & (dst >= 0)
     order = np.lexsort((dst[keep], src[keep]))
     return name, src[keep][order].astype(np.int64), dst[keep][order].astype(np.int64)
