@@ -69,6 +69,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_phenotype_arguments(p: argparse.ArgumentParser) -> None:
+    """The phenotype type, whether target genes are measured and the interaction weight."""
+    p.add_argument(
+        "--phenotype",
+        choices=("classes", "ordinal", "numeric"),
+        default="classes",
+        help="classes: logit (binary) or softmax over --classes scores; ordinal: --classes ordered "
+        "classes by thresholding one score; numeric: that score plus noise (default classes)",
+    )
+    p.add_argument(
+        "--targets-measured",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="put the target genes in expression.csv; --no-targets-measured writes only the TFs, "
+        "the targets stay the priors' (unmeasured) latent nodes (default: measured)",
+    )
+    p.add_argument(
+        "--interaction",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of the phenotype's product and square terms; 0: linear (default 1)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `simulate` subcommand."""
     p = sub.add_parser(
@@ -97,27 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="phenotype classes: 2 gives control/case, more give class0.. (default 2)",
     )
-    p.add_argument(
-        "--phenotype",
-        choices=("classes", "ordinal", "numeric"),
-        default="classes",
-        help="classes: logit (binary) or softmax over --classes scores; ordinal: --classes ordered "
-        "classes by thresholding one score; numeric: that score plus noise (default classes)",
-    )
-    p.add_argument(
-        "--targets-measured",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="put the target genes in expression.csv; --no-targets-measured writes only the TFs, "
-        "the targets stay the priors' (unmeasured) latent nodes (default: measured)",
-    )
-    p.add_argument(
-        "--interaction",
-        type=float,
-        default=1.0,
-        metavar="W",
-        help="weight of the phenotype's product and square terms; 0: linear (default 1)",
-    )
+    _add_phenotype_arguments(p)
     p.add_argument(
         "--shared-signal",
         type=float,
