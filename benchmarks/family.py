@@ -78,7 +78,7 @@ SETTINGS = (
     Setting(
         "binary_weak",
         "binary, weak signal, interaction terms",
-        {"n_samples": 1200, "effect_size": 0.5, **FEATURES},
+        {"n_samples": 1200, "effect_size": 0.4, **FEATURES},
     ),
     Setting(
         "ordinal3_weak",
@@ -650,15 +650,24 @@ def _mean(summary: dict, key: str | None) -> str:
     return "unavailable" if "unavailable" in m else ""
 
 
+def phenotype_label(sim: dict) -> str:
+    """binary AUC, K-class (ordinal) macro AUC or numeric R^2, from a setting's simulator fields."""
+    kind, k = sim.get("phenotype", "classes"), sim.get("classes", 2)
+    if kind == "numeric":
+        return "numeric R^2"
+    if k == 2:
+        return "binary AUC" if kind == "classes" else "2-class ordinal AUC"
+    return f"{k}-class {'ordinal ' if kind == 'ordinal' else ''}macro AUC"
+
+
 def overview_row(name: str, result: dict) -> dict[str, str]:
     """One row of the overview table (`OVERVIEW_COLUMNS`) for a setting's result."""
     s, setting = result["summary"], result["setting"]
     best = s["best_baseline"]
     ties = [k for k, m in s["methods"].items() if m.get("ties_chance") and k != "bayes"]
-    metric = "R^2" if result["task"] == "regression" else "AUC"
     return {
         "setting": name,
-        "metric": f"{setting['sim'].get('phenotype', 'classes')} {metric}",
+        "metric": phenotype_label(setting["sim"]),
         "n": str(setting["sim"].get("n_samples", 600)),
         "Bayes": _mean(s, "bayes"),
         "oracle: programs": _mean(s, "oracle_programs"),
@@ -869,7 +878,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default=None, help="DeepGAMI params YAML (default: packaged)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "family"))
+    parser.add_argument(
+        "--report-only", action="store_true", help="print the tables of --out's family.json"
+    )
     args = parser.parse_args(argv)
+    if args.report_only:
+        results = json.loads((Path(args.out) / "family.json").read_text())
+        print(report(results))
+        return 0
 
     from deepgami.train.params import load_params
 

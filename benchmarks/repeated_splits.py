@@ -340,9 +340,7 @@ def markdown(name: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
-def run_cohort(
-    work: Path, name: str, n_splits: int, params: dict, seed: int, extras: dict
-) -> dict:
+def run_cohort(work: Path, name: str, n_splits: int, params: dict, seed: int, extras: dict) -> dict:
     """Every method on `n_splits` stratified 70/30 splits of cohort `name` (built under `work`).
 
     Parameters
@@ -388,7 +386,9 @@ def run_cohort(
         tr, te = np.sort(tr), np.sort(te)
         per_split.append(run_split(data, codes, tr, te, params, seed + i, extras))
         shown = {
-            k: v for k, v in per_split[-1].items() if isinstance(v, float) and not k.startswith("r2")
+            k: v
+            for k, v in per_split[-1].items()
+            if isinstance(v, float) and not k.startswith("r2")
         }
         print(
             f"{name} split {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()),
