@@ -158,7 +158,6 @@ METHODS = (
 )
 LABELS = {k: label for k, label, _ in METHODS}
 BASELINES = tuple(k for k, _, kind in METHODS if kind == "baseline")
-CHEAP = ("bayes", "oracle_programs", "oracle_genetic", "lr", "ridge")
 ALL = tuple(k for k, _, _ in METHODS)
 OVERVIEW_COLUMNS = (
     "setting",
@@ -240,6 +239,16 @@ def _cohort_arrays(
         return f"{type(exc).__name__}: {exc}"
 
 
+def _simulated_as(sim_dir: Path, setting: Setting) -> bool:
+    """Whether `sim_dir` holds a simulation with the setting's fields (a cache from an older
+    version of the setting is redrawn)."""
+    truth = sim_dir / "truth.json"
+    if not truth.is_file():
+        return False
+    settings = json.loads(truth.read_text())["settings"]
+    return all(settings.get(k) == v for k, v in setting.sim.items())
+
+
 def prepare(work: Path, setting: Setting) -> Prepared:
     """Simulate and build a setting's cohorts (once; reused when present) and read them.
 
@@ -260,8 +269,10 @@ def prepare(work: Path, setting: Setting) -> Prepared:
     from deepgami.data.simulate import simulate
 
     sim_dir, name = work / setting.name, setting.name
-    if not (sim_dir / "truth.json").is_file():
+    if not _simulated_as(sim_dir, setting):
         simulate(sim_dir, overwrite=True, **setting.sim)
+        for stale in work.glob(f"{name}*.h5mu"):
+            stale.unlink()
     data = _cohort_arrays(sim_dir, work / f"{name}.h5mu", ("snp", "expr"))
     unavailable = None
     if isinstance(data, str):  # DeepGAMI cannot read it; the other methods get the matrices

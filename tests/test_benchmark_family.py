@@ -82,6 +82,10 @@ def test_numeric_and_unavailable_deepgami(family, tmp_path: Path) -> None:
     m = result["summary"]["methods"]
     assert m["bayes"]["mean"] > 0.3 and m["oracle_programs"]["mean"] > 0.2
     assert "ridge" in m and "lr" not in m  # regression baselines only
+    # The simulation is cached under the setting's name, and redrawn when the setting changes.
+    assert family._simulated_as(tmp_path / setting.name, setting)
+    changed = family.Setting(setting.name, setting.what, {**setting.sim, "effect_size": 1.0})
+    assert not family._simulated_as(tmp_path / setting.name, changed)
     # No measured targets: the library cannot fit DeepGAMI on this cohort today; the benchmark
     # records why instead of failing (a fitted model, once the library can, is a number).
     for key in ("deepgami", "deepgami_snp"):
