@@ -309,7 +309,22 @@ def prepare(work: Path, setting: Setting) -> Prepared:
 
 
 def splits_of(prep: Prepared, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The stratified 70/30 splits every method of a setting shares (sorted row positions)."""
+    """The stratified 70/30 splits every method of a setting shares.
+
+    Parameters
+    ----------
+    prep
+        The setting (its strata: classes, or quintiles of a numeric phenotype).
+    n_splits
+        Number of splits.
+    seed
+        Seed of `StratifiedShuffleSplit`.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        (training, test) sorted row positions per split.
+    """
     from sklearn.model_selection import StratifiedShuffleSplit
 
     sss = StratifiedShuffleSplit(n_splits=n_splits, test_size=TEST_FRACTION, random_state=seed)
@@ -346,7 +361,18 @@ def score(task: str, y: np.ndarray, pred: np.ndarray) -> float:
 
 
 def chance(task: str) -> float:
-    """The class-prior (or mean) predictor's metric: AUC 0.5, R^2 0."""
+    """The class-prior (or mean) predictor's metric.
+
+    Parameters
+    ----------
+    task
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    float
+        AUC 0.5, or R^2 0.
+    """
     return 0.0 if task == "regression" else 0.5
 
 
@@ -662,7 +688,18 @@ def _mean(summary: dict, key: str | None) -> str:
 
 
 def phenotype_label(sim: dict) -> str:
-    """binary AUC, K-class (ordinal) macro AUC or numeric R^2, from a setting's simulator fields."""
+    """The phenotype and its metric, for the tables.
+
+    Parameters
+    ----------
+    sim
+        A setting's `SimulationSettings` fields.
+
+    Returns
+    -------
+    str
+        ``binary AUC``, ``K-class [ordinal] macro AUC`` or ``numeric R^2``.
+    """
     kind, k = sim.get("phenotype", "classes"), sim.get("classes", 2)
     if kind == "numeric":
         return "numeric R^2"
@@ -672,7 +709,20 @@ def phenotype_label(sim: dict) -> str:
 
 
 def overview_row(name: str, result: dict) -> dict[str, str]:
-    """One row of the overview table (`OVERVIEW_COLUMNS`) for a setting's result."""
+    """One row of the overview table.
+
+    Parameters
+    ----------
+    name
+        The setting's name.
+    result
+        What `run_setting` returned.
+
+    Returns
+    -------
+    dict of str to str
+        One cell per `OVERVIEW_COLUMNS` entry, in that order.
+    """
     s, setting = result["summary"], result["setting"]
     best = s["best_baseline"]
     ties = [k for k, m in s["methods"].items() if m.get("ties_chance") and k != "bayes"]
@@ -704,8 +754,21 @@ def _md_table(columns: Sequence[str], rows: list[dict[str, str]]) -> list[str]:
 
 
 def setting_markdown(name: str, result: dict) -> str:
-    """The detail table of one setting: every method's mean (sd), its chance interval, and the
-    paired difference to the best baseline."""
+    """The detail table of one setting.
+
+    Parameters
+    ----------
+    name
+        The setting's name.
+    result
+        What `run_setting` returned.
+
+    Returns
+    -------
+    str
+        Markdown: every method's mean (sd), the 95% interval of its mean, the paired difference to
+        the best baseline, and a line on DeepGAMI's fits.
+    """
     s = result["summary"]
     metric = "R^2" if result["task"] == "regression" else "AUC"
     lines = [
@@ -736,8 +799,19 @@ def setting_markdown(name: str, result: dict) -> str:
 
 
 def deepgami_notes(splits: list[dict]) -> str:
-    """One line on DeepGAMI's fits: the spread of its predictions (0: it predicts the class prior
-    or the mean for every sample), the chosen setting per split, the imputed block's R^2."""
+    """One line on DeepGAMI's fits.
+
+    Parameters
+    ----------
+    splits
+        Per-split results of one setting.
+
+    Returns
+    -------
+    str
+        The mean SD of its test predictions (0: it predicts the class prior or the mean for every
+        sample), the imputed expression block's R^2, CPU seconds and the setting chosen per split.
+    """
     fitted = [s for s in splits if isinstance(s.get("deepgami"), float)]
     if not fitted:
         return "DeepGAMI: not fitted."
@@ -756,7 +830,18 @@ def deepgami_notes(splits: list[dict]) -> str:
 
 
 def overview_markdown(results: dict) -> str:
-    """The overview table over every simulated setting in `results`."""
+    """The overview table.
+
+    Parameters
+    ----------
+    results
+        Setting name (and ``rosmap``, left out here) -> result.
+
+    Returns
+    -------
+    str
+        Markdown, one row per simulated setting.
+    """
     rows = [overview_row(n, r) for n, r in results.items() if n != "rosmap"]
     return "\n".join(_md_table(OVERVIEW_COLUMNS, rows))
 
@@ -821,8 +906,25 @@ def run_setting(
 
 
 def run_rosmap(work: Path, n_splits: int, params: dict, seed: int = 0) -> dict:
-    """ROSMAP through benchmarks/repeated_splits.py (DeepGAMI, L2 LR, RBF SVM, single-modality LR),
-    with DeepGAMI minus the better of LR and SVM added to the summary."""
+    """ROSMAP through benchmarks/repeated_splits.py.
+
+    Parameters
+    ----------
+    work
+        Folder of the built cohorts.
+    n_splits
+        Random stratified 70/30 splits.
+    params
+        DeepGAMI parameters (full).
+    seed
+        Seed of the splits.
+
+    Returns
+    -------
+    dict
+        `repeated_splits.run_cohort`'s result (DeepGAMI, L2 LR, RBF SVM, single-modality LR), its
+        summary extended with DeepGAMI minus LR and minus the better of LR and SVM.
+    """
     import torch
     from repeated_splits import run_cohort
 
@@ -857,7 +959,18 @@ def _run_jobs(jobs: list[tuple], n_jobs: int, work: Path, params: dict, seed: in
 
 
 def rosmap_markdown(result: dict) -> str:
-    """The repeated_splits table for ROSMAP plus DeepGAMI minus LR and minus the best baseline."""
+    """The ROSMAP tables.
+
+    Parameters
+    ----------
+    result
+        What `run_rosmap` returned.
+
+    Returns
+    -------
+    str
+        repeated_splits' markdown plus DeepGAMI minus LR and minus the best baseline.
+    """
     from repeated_splits import markdown
 
     s = result["summary"]
@@ -870,7 +983,18 @@ def rosmap_markdown(result: dict) -> str:
 
 
 def report(results: dict) -> str:
-    """The whole markdown report: overview, ROSMAP, then each setting's detail table."""
+    """The whole markdown report.
+
+    Parameters
+    ----------
+    results
+        Setting name (and ``rosmap``) -> result.
+
+    Returns
+    -------
+    str
+        The overview table, ROSMAP's tables, then each setting's detail table.
+    """
     parts = ["## Benchmark family", "", overview_markdown(results)]
     if "rosmap" in results:
         parts += ["", rosmap_markdown(results["rosmap"])]
