@@ -341,6 +341,69 @@ def markdown(name: str, summary: dict) -> str:
     return "\n".join(lines)
 
 
+def run_cohort(work: Path, name: str, n_splits: int, params: dict, seed: int, extras: dict) -> dict:
+    """Every method on `n_splits` stratified 70/30 splits of cohort `name` (built under `work`).
+
+    Parameters
+    ----------
+    work
+        Folder of the built cohorts.
+    name
+        rosmap, sim or shared.
+    n_splits
+        Number of random stratified splits.
+    params
+        DeepGAMI parameters (full, from `load_params`).
+    seed
+        Seed of the splits; split i fits DeepGAMI with seed + i.
+    extras
+        ``svm`` and ``single_lr`` (bool): which baselines besides the L2 logistic regression.
+
+    Returns
+    -------
+    dict
+        ``cohort``, ``splits`` (every split's figures), ``summary`` (see `summarize`) and
+        ``wall_seconds``.
+    """
+    import pandas as pd
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    from deepgami.data.arrays import read_arrays
+    from deepgami.data.cohort import read_cohort
+
+    cohort, sim_dir = build_cohort(work, name)
+    data = read_arrays(read_cohort(cohort))
+    codes = np.array([data.classes.index(v) for v in data.labels], dtype=np.int64)
+    extras = dict(extras)
+    if sim_dir is not None:
+        truth = pd.read_csv(sim_dir / "truth_probabilities.csv", index_col=0).loc[
+            list(data.obs_names)
+        ]
+        extras["sim_dir"] = sim_dir
+        extras["truth_score"] = truth[f"prob_{data.classes[1]}"].to_numpy()
+    sss = StratifiedShuffleSplit(n_splits=n_splits, test_size=TEST_FRACTION, random_state=seed)
+    per_split, start = [], time.perf_counter()
+    for i, (tr, te) in enumerate(sss.split(np.zeros(len(codes)), codes)):
+        tr, te = np.sort(tr), np.sort(te)
+        per_split.append(run_split(data, codes, tr, te, params, seed + i, extras))
+        shown = {
+            k: v
+            for k, v in per_split[-1].items()
+            if isinstance(v, float) and not k.startswith("r2")
+        }
+        print(
+            f"{name} split {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()),
+            file=sys.stderr,
+            flush=True,
+        )
+    return {
+        "cohort": str(cohort),
+        "splits": per_split,
+        "summary": summarize(per_split, data.modalities, len(tr), len(te)),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -365,12 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "repeated_splits"))
     args = parser.parse_args(argv)
 
-    import pandas as pd
     import torch
-    from sklearn.model_selection import StratifiedShuffleSplit
 
-    from deepgami.data.arrays import read_arrays
-    from deepgami.data.cohort import read_cohort
     from deepgami.train.params import load_params
 
     torch.set_num_threads(1)
@@ -382,44 +441,15 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     tables = []
     for name in args.cohorts.split(","):
-        cohort, sim_dir = build_cohort(work, name)
-        data = read_arrays(read_cohort(cohort))
-        codes = np.array([data.classes.index(v) for v in data.labels], dtype=np.int64)
+        n_splits = args.splits if name == "rosmap" or args.sim_splits is None else args.sim_splits
         extras: dict = {"svm": not args.no_baselines, "single_lr": not args.no_baselines}
-        if sim_dir is not None:
-            truth = pd.read_csv(sim_dir / "truth_probabilities.csv", index_col=0).loc[
-                list(data.obs_names)
-            ]
-            extras["sim_dir"] = sim_dir
-            extras["truth_score"] = truth[f"prob_{data.classes[1]}"].to_numpy()
-        n_splits = args.splits if sim_dir is None or args.sim_splits is None else args.sim_splits
-        sss = StratifiedShuffleSplit(
-            n_splits=n_splits, test_size=TEST_FRACTION, random_state=args.seed
-        )
-        per_split, start = [], time.perf_counter()
-        for i, (tr, te) in enumerate(sss.split(np.zeros(len(codes)), codes)):
-            tr, te = np.sort(tr), np.sort(te)
-            per_split.append(run_split(data, codes, tr, te, params, args.seed + i, extras))
-            shown = {
-                k: v
-                for k, v in per_split[-1].items()
-                if isinstance(v, float) and not k.startswith("r2")
-            }
-            print(
-                f"{name} split {i}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items()),
-                file=sys.stderr,
-                flush=True,
-            )
-        summary = summarize(per_split, data.modalities, len(tr), len(te))
-        results[name] = {
-            "cohort": str(cohort),
-            "params": args.params,
-            "splits": per_split,
-            "summary": summary,
-            "wall_seconds": round(time.perf_counter() - start, 1),
-        }
+        results[name] = run_cohort(work, name, n_splits, params, args.seed, extras)
+        results[name]["params"] = args.params
         results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
-        tables.append(markdown(name, summary) + f"\n\n({results[name]['wall_seconds']} s wall)")
+        tables.append(
+            markdown(name, results[name]["summary"])
+            + f"\n\n({results[name]['wall_seconds']} s wall)"
+        )
         print(tables[-1], file=sys.stderr, flush=True)
     print("\n\n".join(tables))
     return 0

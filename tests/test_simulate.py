@@ -341,3 +341,104 @@ def test_causal_edges_above_edges_is_refused(tmp_path) -> None:
         ]
     )
     assert code == 2 and not (tmp_path / "s").exists()
+
+
+# -- the benchmark family's settings (issue 22) ----------------------------------------------------
+
+FAMILY_KW = dict(n_samples=600, n_snps=300, n_tfs=12, n_genes=40, seed=2)
+
+
+def test_new_settings_at_their_defaults_change_no_draw() -> None:
+    base = simulate_cohort(**FAMILY_KW)
+    same = simulate_cohort(**FAMILY_KW, phenotype="classes", targets_measured=True, interaction=1.0)
+    for name in ("genotype", "expression", "labels", "eqtl", "grn", "probabilities"):
+        pd.testing.assert_frame_equal(getattr(base, name), getattr(same, name))
+    assert base.truth["settings"]["phenotype"] == "classes"
+    assert base.truth["settings"]["targets_measured"] is True
+
+
+def test_oracle_inputs_are_the_programs_and_their_genetic_part(tmp_path: Path) -> None:
+    c = simulate_cohort(**FAMILY_KW, shared_signal=0.5)
+    paths = write_cohort(c, tmp_path / "o")
+    programs = pd.read_csv(paths["programs"], index_col="sample")
+    genetic = pd.read_csv(paths["genetic_programs"], index_col="sample")
+    assert programs.shape == genetic.shape == (600, 40)
+    assert json.loads(paths["truth"].read_text())["files"]["programs"] == "programs.csv"
+    # Programs have unit variance; the genetic part is the genotype's share of each of them,
+    # and the measured gene is the program plus noise.
+    assert np.allclose(programs.var(), 1.0, atol=0.2)
+    gvar = c.truth["phenotype_model"]["genetic_variance"]
+    for gene in c.truth["causal_genes"]:
+        assert genetic[gene].var() == pytest.approx(gvar[gene], abs=0.15)
+        assert 0.4 <= gvar[gene] <= 1.0  # cis share U(0.4, 0.8) plus half the TF part
+        fit = LinearRegression().fit(c.genotype.to_numpy(float), programs[gene])
+        assert np.corrcoef(fit.predict(c.genotype.to_numpy(float)), genetic[gene])[0, 1] > 0.8
+    corr = np.corrcoef(programs["GENE0001"], c.expression["GENE0001"])[0, 1]
+    assert corr > 0.85  # noise SD 0.5: correlation 1 / sqrt(1.25) = 0.89
+
+
+def test_ordinal_phenotype_thresholds_one_score() -> None:
+    c = simulate_cohort(**FAMILY_KW, phenotype="ordinal", classes=3)
+    truth = c.truth
+    assert truth["classes"] == ["class0", "class1", "class2"]
+    assert all(190 <= v <= 210 for v in truth["class_counts"].values())  # sample tertiles
+    model = truth["phenotype_model"]
+    assert model["type"] == "ordinal" and len(model["thresholds"]) == 2
+    assert all(len(v) == 1 for v in model["linear"].values())  # one score
+    prob = c.probabilities[["prob_class0", "prob_class1", "prob_class2"]].to_numpy()
+    assert np.allclose(prob.sum(axis=1), 1) and (prob >= 0).all()
+    # Ordered: a higher expected class goes with a higher class label.
+    y = c.labels["label"].str[-1].astype(int).to_numpy()
+    expected_class = prob @ np.arange(3)
+    assert np.corrcoef(expected_class, y)[0, 1] > 0.3
+    assert 0.6 < truth["bayes_optimal_test_auc"] < 1.0
+
+
+def test_numeric_phenotype_is_the_score_plus_noise(tmp_path: Path) -> None:
+    c = simulate_cohort(**FAMILY_KW, phenotype="numeric", effect_size=0.5)
+    assert c.truth["classes"] == [] and c.truth["class_counts"] == {}
+    paths = write_cohort(c, tmp_path / "n")
+    assert paths["probabilities"].name == "truth_expected.csv"
+    labels = pd.read_csv(paths["labels"])
+    expected = pd.read_csv(paths["probabilities"])["expected"].to_numpy()
+    resid = labels["label"].to_numpy() - expected
+    assert resid.std() == pytest.approx(np.pi / np.sqrt(3), rel=0.1)
+    assert 0.1 < c.truth["bayes_optimal_test_r2"] < 0.9
+    test = (labels["split"] == "test").to_numpy()
+    assert test.mean() == pytest.approx(0.2, abs=0.01)
+    # the split is stratified by quintile: the test rows span the range
+    assert labels.loc[test, "label"].quantile([0.1, 0.9]).diff().iloc[-1] > 1.0
+
+
+def test_unmeasured_targets_and_no_interaction() -> None:
+    measured = simulate_cohort(**FAMILY_KW)
+    hidden = simulate_cohort(**FAMILY_KW, targets_measured=False)
+    assert list(hidden.expression.columns) == [f"TF{i:03d}" for i in range(1, 13)]
+    pd.testing.assert_frame_equal(hidden.expression, measured.expression[hidden.expression.columns])
+    pd.testing.assert_frame_equal(hidden.labels, measured.labels)  # same draws
+    assert set(hidden.grn["target"]) == set(measured.grn["target"])  # targets stay prior targets
+    linear = simulate_cohort(**FAMILY_KW, interaction=0.0)
+    terms = linear.truth["phenotype_model"]["nonlinear"]
+    assert terms and all(c == 0 for t in terms for c in t["coef"])
+    assert linear.truth["phenotype_model"]["linear"] == measured.truth["phenotype_model"]["linear"]
+
+
+def test_cli_family_options(tmp_path: Path) -> None:
+    out = tmp_path / "fam"
+    args = ["simulate", *SMALL, "--phenotype", "ordinal", "--classes", "3"]
+    assert main([*args, "--no-targets-measured", "--interaction", "0.5", "--out", str(out)]) == 0
+    truth = json.loads((out / "truth.json").read_text())
+    s = truth["settings"]
+    assert (s["phenotype"], s["targets_measured"], s["interaction"]) == ("ordinal", False, 0.5)
+    assert pd.read_csv(out / "expression.csv", index_col=0).shape == (100, 10)
+    assert main(["simulate", *SMALL, "--phenotype", "numeric", "--out", str(tmp_path / "n")]) == 0
+    assert (tmp_path / "n" / "truth_expected.csv").is_file()
+
+
+def test_bad_family_args(tmp_path: Path) -> None:
+    assert main(["simulate", *SMALL, "--interaction", "-1", "--out", str(tmp_path / "x")]) == 2
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(InputError, match="--phenotype"):
+        SimulationSettings(phenotype="survival").validate()
+    with pytest.raises(SystemExit):  # argparse's choices
+        main(["simulate", *SMALL, "--phenotype", "survival", "--out", str(tmp_path / "y")])

@@ -17,11 +17,14 @@ the Bayes-optimal test AUC. Prints the `deepgami build` command to run next.
 files written into --out:
   genotype.csv      sample + one column per SNP (snp00001..), dosages 0/1/2
   expression.csv    sample + TFs (TF001..) + target genes (GENE0001..)
-  labels.csv        sample,label,split (control/case, or class0..classK-1; train/test)
+  labels.csv        sample,label,split (control/case, class0..classK-1, or a number; train/test)
   eqtl.tsv          source,target,weight,kind (cis | trans | decoy)
   grn.tsv           source,target,weight,kind (causal | decoy)
   truth.json        causal links and genes, Bayes-optimal metrics, seed and settings
-  truth_probabilities.csv  the true class probabilities per sample
+  truth_probabilities.csv  the true class probabilities per sample (truth_expected.csv, the
+                    expected value, for --phenotype numeric)
+  programs.csv      every gene's true program per sample (the oracle's inputs)
+  genetic_programs.csv  the genetic part of every program (its expectation given the genotype)
 """
 
 
@@ -49,17 +52,49 @@ def _run(args: argparse.Namespace) -> int:
         eqtl_causal_per_gene=args.eqtl_causal_per_gene,
         grn_edges_per_gene=args.grn_edges_per_gene,
         grn_causal_per_gene=args.grn_causal_per_gene,
+        phenotype=args.phenotype,
+        targets_measured=args.targets_measured,
+        interaction=args.interaction,
     )
     claim.mark()
     truth = cohort.truth
+    if "bayes_optimal_test_r2" in truth:
+        what, bayes = "a numeric phenotype; Bayes-optimal test R^2", truth["bayes_optimal_test_r2"]
+    else:
+        what = f"{len(truth['classes'])} classes; Bayes-optimal test AUC"
+        bayes = truth["bayes_optimal_test_auc"]
     print(
         f"simulated {len(cohort.labels)} samples x ({cohort.genotype.shape[1]} SNPs, "
-        f"{cohort.expression.shape[1]} expression features), {len(truth['classes'])} classes; "
-        f"Bayes-optimal test AUC {truth['bayes_optimal_test_auc']:.3f}",
+        f"{cohort.expression.shape[1]} expression features), {what} {bayes:.3f}",
         file=sys.stderr,
     )
     print(build_command(paths))
     return 0
+
+
+def _add_phenotype_arguments(p: argparse.ArgumentParser) -> None:
+    """The phenotype type, whether target genes are measured and the interaction weight."""
+    p.add_argument(
+        "--phenotype",
+        choices=("classes", "ordinal", "numeric"),
+        default="classes",
+        help="classes: logit (binary) or softmax over --classes scores; ordinal: --classes ordered "
+        "classes by thresholding one score; numeric: that score plus noise (default classes)",
+    )
+    p.add_argument(
+        "--targets-measured",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="put the target genes in expression.csv; --no-targets-measured writes only the TFs, "
+        "the targets stay the priors' (unmeasured) latent nodes (default: measured)",
+    )
+    p.add_argument(
+        "--interaction",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of the phenotype's product and square terms; 0: linear (default 1)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -96,6 +131,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="phenotype classes: 2 gives control/case, more give class0.. (default 2)",
     )
+    _add_phenotype_arguments(p)
     p.add_argument(
         "--shared-signal",
         type=float,

@@ -37,6 +37,26 @@ of transcription factor ``t``.
    are deterministic functions of the observed SNPs and TFs, the class probability used to draw
    the labels *is* the Bayes-optimal predictor from the observed inputs (gene-expression noise is
    independent of the label given the programs); its test AUC is reported in ``truth.json``.
+   ``interaction`` multiplies ``gamma`` and ``delta`` (0: a purely linear phenotype).
+
+Phenotype types (``phenotype``)
+-------------------------------
+- ``classes`` (default): as above, one logit (binary) or a softmax over K scores.
+- ``ordinal``: one score ``s`` (as for the binary logit) and K ordered classes by thresholding the
+  liability ``s + L`` (``L`` standard logistic) at its sample quantiles ``k / K``, so the classes are
+  about equally frequent: ``P(y <= k) = sigmoid(t_k - s)``; the thresholds ``t_k`` are recorded.
+- ``numeric``: the liability itself, ``y = s + e`` with ``e ~ N(0, pi^2 / 3)`` (the variance of the
+  logistic noise that the binary and ordinal phenotypes threshold); ``E[y | inputs] = s`` is the
+  Bayes-optimal prediction (``truth_expected.csv``) and its test R^2 is in ``truth.json``.
+
+Oracle inputs
+-------------
+``programs.csv`` holds every gene's program ``p_g`` and ``genetic_programs.csv`` its genetic part
+``E[p_g | genotype] = sum_s (w_sg + sqrt(F) sum_t a_st w_tg) z_s`` (cis plus, with shared signal,
+the part mediated by the TFs' driver SNPs), computed with the true allele frequencies. With
+``targets_measured = False`` the expression modality holds only the TFs: the target genes stay the
+priors' targets (latent nodes) but are not measured (their values are still drawn, so the same seed
+gives the same genotypes, TFs, programs and labels).
 
 Shared signal (``shared_signal = F``)
 -------------------------------------
@@ -98,6 +118,8 @@ _BETA_RANGE = (0.6, 1.1)  # |linear coefficient| per causal gene program
 _GAMMA = 0.9  # |coefficient| of the product term
 _DELTA = 0.5  # |coefficient| of the centered square term
 _H_RANGE = (0.4, 0.8)  # genetic (cis) share of a gene program's variance
+NUMERIC_NOISE_SD = math.pi / math.sqrt(3)  # SD of the standard logistic: numeric = the liability
+PHENOTYPES = ("classes", "ordinal", "numeric")
 
 
 @dataclass(frozen=True)
@@ -141,6 +163,15 @@ class SimulationSettings:
         decoy). E.g. 6 with 2 causal.
     grn_causal_per_gene : int or None, optional
         How many of a gene's GRN edges are causal; None: drawn per gene.
+    phenotype : {"classes", "ordinal", "numeric"}, default "classes"
+        ``classes``: a logit (binary) or a softmax over `classes` scores; ``ordinal``: `classes`
+        ordered classes by thresholding one latent score; ``numeric``: that score plus noise
+        (`classes` is then ignored). See the module docstring.
+    targets_measured : bool, default True
+        Put the target genes in the expression modality; False: only the TFs are measured and the
+        targets are latent nodes of the priors only.
+    interaction : float, default 1.0
+        Weight of the phenotype's product and square terms (0: linear in the programs).
     """
 
     seed: int = 0
@@ -160,12 +191,23 @@ class SimulationSettings:
     eqtl_causal_per_gene: int | None = None
     grn_edges_per_gene: int | None = None
     grn_causal_per_gene: int | None = None
+    phenotype: str = "classes"
+    targets_measured: bool = True
+    interaction: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("seed", "n_samples", "n_snps", "n_tfs", "n_genes", "classes"):
             object.__setattr__(self, name, int(getattr(self, name)))  # JSON-safe (numpy ints)
-        for name in ("shared_signal", "test_fraction", "effect_size", "expression_noise"):
+        for name in (
+            "shared_signal",
+            "test_fraction",
+            "effect_size",
+            "expression_noise",
+            "interaction",
+        ):
             object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "phenotype", str(self.phenotype))
+        object.__setattr__(self, "targets_measured", bool(self.targets_measured))
         for name in (
             "eqtl_edges_per_gene",
             "eqtl_causal_per_gene",
@@ -198,7 +240,12 @@ class SimulationSettings:
             if not ok:
                 raise InputError(where, message)
 
+        need(
+            self.phenotype in PHENOTYPES,
+            f"--phenotype must be one of {', '.join(PHENOTYPES)} (got '{self.phenotype}')",
+        )
         need(self.classes >= 2, f"--classes must be at least 2 (got {self.classes})")
+        need(self.interaction >= 0, f"--interaction must be non-negative (got {self.interaction})")
         need(self.n_samples >= 1, f"--n-samples must be positive (got {self.n_samples})")
         need(self.n_snps >= 2, f"--n-snps must be at least 2 (got {self.n_snps})")
         need(self.n_tfs >= 2, f"--n-tfs must be at least 2 (got {self.n_tfs})")
@@ -223,10 +270,11 @@ class SimulationSettings:
         )
         # Every class needs rows in train and test for a stratified split and a test AUC.
         smaller_split = min(self.test_fraction, 1 - self.test_fraction)
-        min_n = max(20, math.ceil(2 * self.classes / smaller_split))
+        groups = self.classes if self.phenotype != "numeric" else 2
+        min_n = max(20, math.ceil(2 * groups / smaller_split))
         need(
             self.n_samples >= min_n,
-            f"--n-samples={self.n_samples} is too small for {self.classes} classes and "
+            f"--n-samples={self.n_samples} is too small for {groups} classes and "
             f"--test-fraction={self.test_fraction} (need at least {min_n})",
         )
         need(self.seed >= 0, f"--seed must be non-negative (got {self.seed})")
@@ -266,9 +314,14 @@ class SimulatedCohort:
     grn : pandas.DataFrame
         Columns ``source``, ``target``, ``weight``, ``kind`` (causal or decoy).
     probabilities : pandas.DataFrame
-        Columns ``sample``, ``split``, ``prob_<class>``: the true (Bayes) class probabilities.
+        Columns ``sample``, ``split``, ``prob_<class>``: the true (Bayes) class probabilities;
+        for a numeric phenotype ``sample``, ``split``, ``expected`` (``E[y | inputs]``).
     truth : dict
         The truth record written as ``truth.json``.
+    programs : pandas.DataFrame or None
+        Samples x genes: every gene's program ``p_g`` (the oracle's inputs).
+    genetic_programs : pandas.DataFrame or None
+        Samples x genes: the genetic part of every program, ``E[p_g | genotype]``.
     """
 
     settings: SimulationSettings
@@ -279,6 +332,8 @@ class SimulatedCohort:
     grn: pd.DataFrame  # source, target, weight, kind (causal | decoy)
     probabilities: pd.DataFrame  # sample, split, prob_<class>: the true (Bayes) class probabilities
     truth: dict[str, Any] = field(default_factory=dict)
+    programs: pd.DataFrame | None = None  # samples x genes, p_g
+    genetic_programs: pd.DataFrame | None = None  # samples x genes, E[p_g | genotype]
 
 
 def _g6(v: float) -> float:
@@ -435,21 +490,35 @@ def _unit_variance_programs(
     return wc, wg, snp_coef, (wg * math.sqrt(1 - F)).tocsc()
 
 
-def _draw_phenotype(
+@dataclass
+class _Phenotype:
+    """The drawn phenotype: labels (class indices, or values), the Bayes-optimal prediction (class
+    probabilities, or ``E[y]`` as one column), the causal genes, their linear coefficients, the
+    non-linear terms and extra fields of the phenotype model (thresholds, noise)."""
+
+    y: np.ndarray
+    prob: np.ndarray
+    causal: np.ndarray
+    beta: np.ndarray
+    terms: list[dict[str, Any]]
+    model: dict[str, Any] = field(default_factory=dict)
+
+
+def _phenotype_scores(
     rng: np.random.Generator,
     s: SimulationSettings,
     program: np.ndarray,
     cov: Callable[[int, int], float],
     genes: list[str],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Labels from the causal genes' programs: a linear score plus a centered product and square.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """The scores (samples x 1, or x K for a K-class softmax): a linear function of the causal genes'
+    programs plus a centered product and square (times `interaction`), times the effect size.
 
-    Returns (labels as class indices, true class probabilities, causal gene indices, linear
-    coefficients, the non-linear terms)."""
-    n, n_gene, k = s.n_samples, s.n_genes, s.classes
+    Returns (scores, causal gene indices, linear coefficients, the non-linear terms)."""
+    n_gene, k = s.n_genes, s.classes
     causal = np.sort(rng.choice(n_gene, size=s.n_causal_genes, replace=False))
     order = rng.permutation(causal)  # which causal genes enter the non-linear terms
-    n_scores = 1 if k == 2 else k
+    n_scores = k if s.phenotype == "classes" and k > 2 else 1
     beta = rng.choice([-1.0, 1.0], size=(len(causal), n_scores)) * rng.uniform(
         *_BETA_RANGE, size=(len(causal), n_scores)
     )
@@ -459,7 +528,7 @@ def _draw_phenotype(
     score = p @ beta
     if len(order) >= 2:
         a, b = int(order[0]), int(order[1])
-        gamma = rng.choice([-1.0, 1.0], size=n_scores) * _GAMMA
+        gamma = rng.choice([-1.0, 1.0], size=n_scores) * _GAMMA * s.interaction
         score += np.outer(p[:, col[a]] * p[:, col[b]] - cov(a, b), gamma)  # centered product
         terms.append(
             {
@@ -471,20 +540,48 @@ def _draw_phenotype(
         )
     if len(order) >= 3:
         c = int(order[2])
-        delta = rng.choice([-1.0, 1.0], size=n_scores) * _DELTA
+        delta = rng.choice([-1.0, 1.0], size=n_scores) * _DELTA * s.interaction
         score += np.outer(p[:, col[c]] ** 2 - 1.0, delta)  # centered square
         terms.append({"type": "square", "genes": [genes[c]], "coef": delta.tolist(), "offset": 1.0})
     # K iid scores: a difference of two has twice the variance of the binary logit, so shrink.
-    score *= s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
+    score *= s.effect_size * (1.0 if n_scores == 1 else math.sqrt(0.5))
+    return score, causal, beta, terms
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _draw_phenotype(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    program: np.ndarray,
+    cov: Callable[[int, int], float],
+    genes: list[str],
+) -> _Phenotype:
+    """Labels from the causal genes' programs (see the module docstring for the three types)."""
+    n, k = s.n_samples, s.classes
+    score, causal, beta, terms = _phenotype_scores(rng, s, program, cov, genes)
+    if s.phenotype == "numeric":
+        y = score[:, 0] + NUMERIC_NOISE_SD * rng.standard_normal(n)
+        return _Phenotype(y, score[:, :1], causal, beta, terms, {"noise_sd": NUMERIC_NOISE_SD})
+    u = rng.uniform(size=n)
+    if s.phenotype == "ordinal":
+        with np.errstate(divide="ignore"):
+            liability = score[:, 0] + np.log(u) - np.log1p(-u)  # + standard logistic noise
+        thresholds = np.quantile(liability, np.arange(1, k) / k)
+        cdf = _sigmoid(thresholds[None, :] - score)  # P(y <= j), j < K - 1
+        prob = np.diff(np.column_stack([np.zeros(n), cdf, np.ones(n)]), axis=1)
+        y = (liability[:, None] > thresholds[None, :]).sum(axis=1)
+        return _Phenotype(y, prob, causal, beta, terms, {"thresholds": thresholds.tolist()})
     if k == 2:
         score = np.column_stack([np.zeros(n), score[:, 0]])  # logit of "case" vs "control"
     score -= score.max(axis=1, keepdims=True)
     prob = np.exp(score)
     prob /= prob.sum(axis=1, keepdims=True)
     # Inverse-CDF draw: one uniform per sample keeps the stream independent of K.
-    u = rng.uniform(size=n)
     y = np.minimum((prob.cumsum(axis=1) < u[:, None]).sum(axis=1), k - 1)
-    return y, prob, causal, beta, terms
+    return _Phenotype(y, prob, causal, beta, terms)
 
 
 def _edge_table(
@@ -540,75 +637,10 @@ def _trans_eqtl(
     return table, tf_drivers
 
 
-def _truth(
-    s: SimulationSettings,
-    class_names: list[str],
-    y: np.ndarray,
-    prob: np.ndarray,
-    test: np.ndarray,
-    genes: list[str],
-    causal: np.ndarray,
-    beta: np.ndarray,
-    terms: list[dict[str, Any]],
-    eqtl: pd.DataFrame,
-    grn: pd.DataFrame,
-    tf_drivers: dict[str, list[dict[str, Any]]],
-) -> dict[str, Any]:
-    """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
-    k = s.classes
-    causal_names = [genes[g] for g in causal]
-    links, mediated_links = _causal_links(eqtl, grn, set(causal_names))
-    mult = s.effect_size * (1.0 if k == 2 else math.sqrt(0.5))
-    m_test, m_train = _auc_metrics(y[test], prob[test], k), _auc_metrics(y[~test], prob[~test], k)
-    counts = np.bincount(y, minlength=k)
-    return {
-        "generator": f"deepgami.data.simulate {__version__}",
-        "seed": s.seed,
-        "settings": asdict(s),
-        "classes": class_names,
-        "class_counts": {name: int(c) for name, c in zip(class_names, counts, strict=False)},
-        "n_test": int(test.sum()),
-        "n_train": int((~test).sum()),
-        "bayes_optimal_test_auc": m_test["auc"],
-        "bayes_optimal_test_balanced_accuracy": m_test["balanced_accuracy"],
-        "bayes_optimal_train_auc": m_train["auc"],
-        "causal_genes": causal_names,
-        "causal_links": links,
-        "mediated_links": mediated_links,
-        "phenotype_model": {
-            "scores": "binary: logit P(case); multi-class: softmax over one score per class",
-            "linear": {genes[g]: [float(v) * mult for v in beta[i]] for i, g in enumerate(causal)},
-            "nonlinear": [{**t, "coef": [c * mult for c in t["coef"]]} for t in terms],
-        },
-        "counts": _edge_counts(eqtl, grn, len(links), len(mediated_links)),
-        "tf_drivers": tf_drivers,
-    }
-
-
-def _causal_links(
-    eqtl: pd.DataFrame, grn: pd.DataFrame, causal: set[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Prior links into causal genes (cis eQTLs, causal GRN edges) and the trans-eQTL ones."""
-    links = []
-    for prior, table in (("eqtl", eqtl), ("grn", grn)):
-        sel = table[table["target"].isin(causal) & table["kind"].isin(["cis", "causal"])]
-        links += [
-            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
-            for r in sel.itertuples(index=False)
-        ]
-    mediated_links = [
-        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
-        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal)].itertuples(
-            index=False
-        )
-    ]
-    return links, mediated_links
-
-
 def _edge_counts(
-    eqtl: pd.DataFrame, grn: pd.DataFrame, n_links: int, n_mediated: int
+    eqtl: pd.DataFrame, grn: pd.DataFrame, links: list[dict], mediated_links: list[dict]
 ) -> dict[str, int]:
-    """Edges of each kind in the two priors (truth.json's ``counts``)."""
+    """The edge counts of truth.json, by prior and kind."""
     return {
         "eqtl_edges": int(len(eqtl)),
         "eqtl_cis": int((eqtl["kind"] == "cis").sum()),
@@ -617,10 +649,124 @@ def _edge_counts(
         "grn_edges": int(len(grn)),
         "grn_causal": int((grn["kind"] == "causal").sum()),
         "grn_decoys": int((grn["kind"] == "decoy").sum()),
-        "causal_links": n_links,
-        "mediated_links": n_mediated,
+        "causal_links": len(links),
+        "mediated_links": len(mediated_links),
         "snps_in_eqtl": int(eqtl["source"].nunique()),
     }
+
+
+def _bayes_metrics(s: SimulationSettings, ph: _Phenotype, test: np.ndarray) -> dict[str, Any]:
+    """The Bayes-optimal predictor's test and train metrics (AUC and balanced accuracy; R^2)."""
+    if s.phenotype == "numeric":
+        r2 = {}
+        for name, rows in (("test", test), ("train", ~test)):
+            resid = ph.y[rows] - ph.prob[rows, 0]
+            r2[name] = float(1 - resid.var() / ph.y[rows].var())
+        return {"bayes_optimal_test_r2": r2["test"], "bayes_optimal_train_r2": r2["train"]}
+    k = s.classes
+    m_test = _auc_metrics(ph.y[test], ph.prob[test], k)
+    m_train = _auc_metrics(ph.y[~test], ph.prob[~test], k)
+    return {
+        "bayes_optimal_test_auc": m_test["auc"],
+        "bayes_optimal_test_balanced_accuracy": m_test["balanced_accuracy"],
+        "bayes_optimal_train_auc": m_train["auc"],
+    }
+
+
+def _phenotype_model(
+    s: SimulationSettings, ph: _Phenotype, genes: list[str], genetic_var: np.ndarray
+) -> dict[str, Any]:
+    """truth.json's record of the phenotype model, coefficients in the scores' units."""
+    mult = s.effect_size * (1.0 if ph.beta.shape[1] == 1 else math.sqrt(0.5))
+    scores = {
+        "classes": "binary: logit P(case); multi-class: softmax over one score per class",
+        "ordinal": "one score s; P(y <= k) = sigmoid(thresholds[k] - s)",
+        "numeric": "y = s + N(0, noise_sd^2); E[y | inputs] = s",
+    }[s.phenotype]
+    out = {
+        "scores": scores,
+        "linear": {
+            genes[g]: [float(v) * mult for v in ph.beta[i]] for i, g in enumerate(ph.causal)
+        },
+        "nonlinear": [{**t, "coef": [c * mult for c in t["coef"]]} for t in ph.terms],
+    }
+    if s.phenotype != "classes":
+        out["type"] = s.phenotype
+        out.update(ph.model)
+    # Var(E[p_g | genotype]) of each causal gene's unit-variance program.
+    out["genetic_variance"] = {genes[g]: float(genetic_var[g]) for g in ph.causal}
+    return out
+
+
+def _truth(
+    s: SimulationSettings,
+    class_names: list[str],
+    ph: _Phenotype,
+    test: np.ndarray,
+    genes: list[str],
+    genetic_var: np.ndarray,
+    priors: tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict[str, Any]]]],
+) -> dict[str, Any]:
+    """truth.json: the planted causal genes and links, the phenotype model and the Bayes-optimal scores."""
+    eqtl, grn, tf_drivers = priors
+    causal_names = [genes[g] for g in ph.causal]
+    causal_set = set(causal_names)
+    links = []
+    for prior, table in (("eqtl", eqtl), ("grn", grn)):
+        sel = table[table["target"].isin(causal_set) & table["kind"].isin(["cis", "causal"])]
+        links += [
+            {"source": r.source, "target": r.target, "prior": prior, "weight": _g6(r.weight)}
+            for r in sel.itertuples(index=False)
+        ]
+    mediated_links = [
+        {"source": r.source, "target": r.target, "prior": "eqtl", "weight": _g6(r.weight)}
+        for r in eqtl[(eqtl["kind"] == "trans") & eqtl["target"].isin(causal_set)].itertuples(
+            index=False
+        )
+    ]
+    if s.phenotype == "numeric":
+        counts = {}
+    else:
+        n_class = np.bincount(ph.y, minlength=len(class_names))
+        counts = {name: int(c) for name, c in zip(class_names, n_class, strict=False)}
+    return {
+        "generator": f"deepgami.data.simulate {__version__}",
+        "seed": s.seed,
+        "settings": asdict(s),
+        "classes": class_names,
+        "class_counts": counts,
+        "n_test": int(test.sum()),
+        "n_train": int((~test).sum()),
+        **_bayes_metrics(s, ph, test),
+        "causal_genes": causal_names,
+        "causal_links": links,
+        "mediated_links": mediated_links,
+        "phenotype_model": _phenotype_model(s, ph, genes, genetic_var),
+        "counts": _edge_counts(eqtl, grn, links, mediated_links),
+        "tf_drivers": tf_drivers,
+    }
+
+
+def _draw_expression(
+    rng: np.random.Generator,
+    s: SimulationSettings,
+    genotypes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    d: Any,
+    wc: Any,
+    wg: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """TFs from their drivers and noise, genes from their programs and noise (same draw order)."""
+    dosage, maf, snp_sd = genotypes
+    n, n_tf, n_gene = s.n_samples, s.n_tfs, s.n_genes
+    e = rng.standard_normal((n, n_tf))
+    x = _z_dot(dosage, maf, snp_sd, d) + math.sqrt(1 - float(s.shared_signal)) * e
+    program = _z_dot(dosage, maf, snp_sd, wc) + np.asarray(x @ wg)
+    noise = rng.standard_normal((n, n_gene))
+    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
+    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
+    tf_expr = tf_mu + tf_sd * x
+    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
+    return tf_expr, gene_expr, program
 
 
 def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -> SimulatedCohort:
@@ -650,9 +796,11 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         s = SimulationSettings(**{**asdict(settings), **kwargs})
     s.validate()
     rng = np.random.default_rng(s.seed)
-    n, k, F = s.n_samples, s.classes, float(s.shared_signal)
+    n, n_tf, n_gene = s.n_samples, s.n_tfs, s.n_genes
+    F = float(s.shared_signal)
     samples, snps = _ids("S", n, 4), _ids("snp", s.n_snps, 5)
-    tfs, genes = _ids("TF", s.n_tfs, 3), _ids("GENE", s.n_genes, 4)
+    tfs, genes = _ids("TF", n_tf, 3), _ids("GENE", n_gene, 4)
+
     dosage, maf, snp_sd = _draw_genotypes(rng, n, s.n_snps)
     priors = _draw_priors(rng, s)
     d = priors.drivers * math.sqrt(F)  # x = z @ d + sqrt(1 - F) e
@@ -663,38 +811,20 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
         dot = lambda m: float((m[:, [a]].multiply(m[:, [b]])).sum())  # noqa: E731
         return dot(snp_coef) + dot(tf_coef)
 
-    z = (dosage, maf, snp_sd)
-    tf_expr, gene_expr, program = _draw_expression(rng, s, z, d, wc, wg)
+    genotypes = (dosage, maf, snp_sd)
+    tf_expr, gene_expr, program = _draw_expression(rng, s, genotypes, d, wc, wg)
 
-    y, prob, causal, beta, terms = _draw_phenotype(rng, s, program, cov, genes)
-    class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
-    _check_class_counts(y, class_names)
-    test = _stratified_split(y, s.test_fraction, rng)
+    ph = _draw_phenotype(rng, s, program, cov, genes)
+    class_names = _class_names(s, ph.y)
+    test = _test_split(s, ph.y, rng)
 
     index = pd.Index(samples, name="sample")
     genotype = pd.DataFrame(dosage, index=index, columns=snps)
-    expression = pd.DataFrame(np.hstack([tf_expr, gene_expr]), index=index, columns=tfs + genes)
-    labels = pd.DataFrame(
-        {
-            "sample": samples,
-            "label": np.array(class_names, dtype=object)[y],
-            "split": np.where(test, "test", "train"),
-        }
+    measured = np.hstack([tf_expr, gene_expr]) if s.targets_measured else tf_expr
+    expression = pd.DataFrame(
+        measured, index=index, columns=tfs + genes[: measured.shape[1] - n_tf]
     )
-    eqtl, grn, tf_drivers = _prior_tables(priors, d, wc, wg, F, (snps, tfs, genes))
-    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
-    for i, name in enumerate(class_names):
-        prob_df[f"prob_{name}"] = prob[:, i]
-    truth = _truth(s, class_names, y, prob, test, genes, causal, beta, terms, eqtl, grn, tf_drivers)
-    return SimulatedCohort(s, genotype, expression, labels, eqtl, grn, prob_df, truth)
-
-
-def _prior_tables(
-    priors: Any, d: Any, wc: Any, wg: Any, F: float, names: tuple[list[str], list[str], list[str]]
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[dict[str, Any]]]]:
-    """The eQTL (cis, then trans when TFs share the SNP signal) and GRN edge tables, and the
-    SNP drivers of each TF."""
-    snps, tfs, genes = names
+    labels, prob_df = _label_tables(s, ph, class_names, samples, test)
     eqtl = _edge_table(priors.eqtl_rows, wc, snps, genes, "cis")
     grn = _edge_table(priors.grn_rows, wg, tfs, genes, "causal")
     tf_drivers: dict[str, list[dict[str, Any]]] = {}
@@ -702,40 +832,58 @@ def _prior_tables(
         trans, tf_drivers = _trans_eqtl(priors, d, wg, snps, tfs, genes)
         if trans is not None:
             eqtl = pd.concat([eqtl, trans], ignore_index=True)
-    return eqtl, grn, tf_drivers
+    genetic_var = np.asarray(snp_coef.multiply(snp_coef).sum(axis=0)).ravel()
+    truth = _truth(s, class_names, ph, test, genes, genetic_var, (eqtl, grn, tf_drivers))
+    programs = pd.DataFrame(program, index=index, columns=genes)
+    genetic = pd.DataFrame(_z_dot(dosage, maf, snp_sd, snp_coef), index=index, columns=genes)
+    return SimulatedCohort(
+        s, genotype, expression, labels, eqtl, grn, prob_df, truth, programs, genetic
+    )
 
 
-def _draw_expression(
-    rng: np.random.Generator,
-    s: SimulationSettings,
-    z: tuple[np.ndarray, np.ndarray, np.ndarray],
-    d: Any,
-    wc: Any,
-    wg: Any,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """TF expression from the TFs' drivers and noise, gene expression from the genes' programs
-    and noise (draws in a fixed order: same seed, same bytes); also the programs."""
-    n, n_tf, n_gene, F = s.n_samples, s.n_tfs, s.n_genes, float(s.shared_signal)
-    e = rng.standard_normal((n, n_tf))
-    x = _z_dot(*z, d) + math.sqrt(1 - F) * e
-    program = _z_dot(*z, wc) + np.asarray(x @ wg)
-    noise = rng.standard_normal((n, n_gene))
-    tf_mu, tf_sd = rng.uniform(4, 10, n_tf), rng.uniform(0.4, 1.0, n_tf)
-    g_mu, g_sd = rng.uniform(4, 10, n_gene), rng.uniform(0.4, 1.0, n_gene)
-    tf_expr = tf_mu + tf_sd * x
-    gene_expr = g_mu + g_sd * (program + s.expression_noise * noise)
-    return tf_expr, gene_expr, program
-
-
-def _check_class_counts(y: np.ndarray, class_names: list[str]) -> None:
-    """Refuse drawn labels with fewer than two samples in a class."""
-    counts = np.bincount(y, minlength=len(class_names))
+def _class_names(s: SimulationSettings, y: np.ndarray) -> list[str]:
+    """control/case or class0.. (none for a numeric phenotype); refuse a class with < 2 samples."""
+    if s.phenotype == "numeric":
+        return []
+    k = s.classes
+    class_names = ["control", "case"] if k == 2 else [f"class{i}" for i in range(k)]
+    counts = np.bincount(y, minlength=k)
     if counts.min() < 2:
         raise InputError(
             None,
             f"the drawn labels have only {counts.min()} sample(s) in class "
             f"'{class_names[int(counts.argmin())]}'; increase --n-samples or change --seed",
         )
+    return class_names
+
+
+def _test_split(s: SimulationSettings, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The stratified test mask: by class, or by quintile of a numeric phenotype."""
+    if s.phenotype == "numeric":
+        y = np.searchsorted(np.quantile(y, [0.2, 0.4, 0.6, 0.8]), y)
+    return _stratified_split(y, s.test_fraction, rng)
+
+
+def _label_tables(
+    s: SimulationSettings,
+    ph: _Phenotype,
+    class_names: list[str],
+    samples: list[str],
+    test: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """labels (sample, label, split) and the Bayes-optimal prediction per sample."""
+    split = np.where(test, "test", "train")
+    if s.phenotype == "numeric":
+        label: np.ndarray = ph.y
+    else:
+        label = np.array(class_names, dtype=object)[ph.y]
+    labels = pd.DataFrame({"sample": samples, "label": label, "split": split})
+    prob_df = pd.DataFrame({"sample": samples, "split": labels["split"]})
+    if s.phenotype == "numeric":
+        prob_df["expected"] = ph.prob[:, 0]
+    for i, name in enumerate(class_names):
+        prob_df[f"prob_{name}"] = ph.prob[:, i]
+    return labels, prob_df
 
 
 def _write_matrix(df: pd.DataFrame, path: Path, fmt: FileFormat) -> None:
@@ -795,7 +943,9 @@ def write_cohort(
 
     Roles: ``genotype``, ``expression`` (``.csv``/``.tsv``/``.parquet`` by `fmt`), ``labels``
     (``labels.csv``), ``eqtl``, ``grn`` (``.tsv``), ``probabilities``
-    (``truth_probabilities.csv``), ``truth`` (``truth.json``).
+    (``truth_probabilities.csv``; for a numeric phenotype ``truth_expected.csv``), ``truth``
+    (``truth.json``), and the oracle inputs ``programs`` and ``genetic_programs``
+    (``programs.csv``, ``genetic_programs.csv``: samples x genes) when the cohort has them.
 
     Parameters
     ----------
@@ -832,11 +982,20 @@ def write_cohort(
         "probabilities": "truth_probabilities.csv",
         "truth": "truth.json",
     }
+    if "expected" in cohort.probabilities:
+        names["probabilities"] = "truth_expected.csv"
+    oracle = {"programs": cohort.programs, "genetic_programs": cohort.genetic_programs}
+    names.update({role: f"{role}.csv" for role, frame in oracle.items() if frame is not None})
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
         _write_matrix(cohort.genotype, tmp / names["genotype"], fmt)
         _write_matrix(cohort.expression, tmp / names["expression"], fmt)
-        cohort.labels.to_csv(tmp / names["labels"], index=False, lineterminator="\n")
+        cohort.labels.to_csv(
+            tmp / names["labels"], index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+        )
+        for role, frame in oracle.items():
+            if frame is not None:
+                _write_matrix(frame, tmp / names[role], "csv")
         for role in ("eqtl", "grn"):
             getattr(cohort, role).to_csv(
                 tmp / names[role],
