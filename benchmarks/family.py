@@ -407,7 +407,8 @@ def deepgami_methods(
         seconds, the chosen setting, the imputed block's R^2 and the spread of the predictions.
     """
     from deepgami.errors import InputError
-    from deepgami.model import DeepGAMI, evaluate_rows
+    from deepgami.model import DeepGAMI
+    from deepgami.model._evaluate import evaluate_rows
 
     if prep.deepgami_unavailable:
         why = prep.deepgami_unavailable
