@@ -575,3 +575,15 @@ def test_evaluate_refuses_bad_params_at_entry(dense, tmp_path, capsys, text, fra
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err and str(params) in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["logistic_regression", "lasso_logistic", "random_forest", "svm"])
+def test_every_classification_baseline_fits_three_classes(name):
+    """liblinear refuses three classes: every baseline must fit and score a 3-class cohort."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 40)
+    X = rng.standard_normal((120, 6)) + np.eye(3, 6)[y] * 2.0
+    fitted = bl.fit_baseline(name, X[::2], y[::2], seed=0, inner_folds=3, fast=True)
+    proba = bl.predict_scores(fitted, X[1::2], n_classes=3)
+    assert proba.shape == (60, 3)
+    assert skm.roc_auc_score(y[1::2], proba, multi_class="ovr") > 0.8

@@ -129,8 +129,9 @@ def _classifiers() -> dict[str, Baseline]:
         ),
         "lasso_logistic": Baseline(
             "lasso_logistic",
+            # saga: liblinear refuses three or more classes (scikit-learn >= 1.8).
             lambda seed: LogisticRegression(
-                l1_ratio=1.0, solver="liblinear", max_iter=5000, random_state=seed
+                l1_ratio=1.0, solver="saga", max_iter=5000, random_state=seed
             ),
             {"C": [0.01, 0.05, 0.1, 0.5, 1.0, 10.0]},
             {"C": [0.05, 0.2, 1.0]},
