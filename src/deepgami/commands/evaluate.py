@@ -70,23 +70,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return super()._fill_text(text, width, indent)
 
 
-EVAL_KEYS = (
-    "protocols",
-    "folds",
-    "repeats",
-    "test_fraction",
-    "methods",
-    "fast",
-    "tune",
-    "inner_folds",
-    "ablation_protocols",
-    "budget",
-    "bernoulli_keep",
-    "bernoulli_add",
-    "seed",
-)
-
-
 def _csv_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -113,6 +96,7 @@ def read_eval_params(path: str | None) -> tuple[Any, dict]:
     InputError
         When the section is not a mapping, holds an unknown option, or the parameters are not valid.
     """
+    from deepgami.evaluation.config import option_names
     from deepgami.train import Settings, read_params_file
 
     if path is None:
@@ -121,10 +105,11 @@ def read_eval_params(path: str | None) -> tuple[Any, dict]:
     section = user.pop("evaluate", None) or {}
     if not isinstance(section, dict):
         raise InputError(path, "'evaluate' must be a mapping of option: value")
-    unknown = [k for k in section if k not in EVAL_KEYS]
+    known = option_names()
+    unknown = [k for k in section if k not in known]
     if unknown:
         raise InputError(
-            path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(EVAL_KEYS)})"
+            path, f"unknown evaluate option {unknown[0]!r} (known: {', '.join(known)})"
         )
     return Settings.from_mapping(user, path), section
 
@@ -182,9 +167,10 @@ def _eval_config(args: argparse.Namespace) -> tuple[dict, Any]:
     """DeepGAMI's parameters and the checked `EvalConfig`: the params file's ``evaluate:``
     section, overridden by the command line."""
     from deepgami.evaluation import EvalConfig
+    from deepgami.evaluation.config import option_names
 
     params, section = read_eval_params(args.params)
-    values = {k: section[k] for k in EVAL_KEYS if k in section}
+    values = {k: section[k] for k in option_names() if k in section}
     for key in ("protocols", "methods", "ablation_protocols"):
         if isinstance(values.get(key), str):
             values[key] = _csv_list(values[key])

@@ -8,7 +8,7 @@ cost of each part is in the README ("Evaluation: what it costs") and `benchmarks
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
@@ -173,3 +173,14 @@ class EvalConfig:
         ):
             if not 0 <= p <= 1:
                 raise InputError(None, f"{name} must be a probability in [0, 1] (got {p})")
+
+
+def option_names() -> tuple[str, ...]:
+    """Return the names of evaluate's options: the fields of `EvalConfig`, in order.
+
+    Returns
+    -------
+    tuple of str
+        The keys an ``evaluate:`` section of a params file may hold.
+    """
+    return tuple(f.name for f in fields(EvalConfig))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL
+from deepgami.evaluation.config import option_names
 from deepgami.report.labels import (
     METRIC_LABELS,
     method_label,
@@ -492,22 +493,6 @@ def _top_table_html(table: pd.DataFrame, name: str, title: str, figdir: Path) ->
     )
 
 
-SETTING_KEYS = (
-    "protocols",
-    "folds",
-    "repeats",
-    "test_fraction",
-    "fast",
-    "tune",
-    "inner_folds",
-    "ablation_protocols",
-    "budget",
-    "bernoulli_keep",
-    "bernoulli_add",
-    "seed",
-)
-
-
 def _settings_section(
     info: dict, tuning: pd.DataFrame | None, baseline_params: pd.DataFrame | None
 ) -> str:
@@ -522,7 +507,8 @@ def _settings_section(
     out.append('</ul><h3>Notes</h3><ul class="notes">')
     out += [f"<li>{_e(n)}</li>" for n in info.get("notes", [])]
     out.append("</ul>")
-    settings = {k: cfg[k] for k in SETTING_KEYS if k in cfg}
+    # Every evaluate option but the methods, which the report lists on their own.
+    settings = {k: cfg[k] for k in option_names() if k != "methods" and k in cfg}
     if cfg.get("methods"):
         settings["methods"] = cfg["methods"]
     out.append(
