@@ -30,6 +30,7 @@ from deepgami.train import (
     derive_seed,
     grid_search,
     summarize_cv,
+    tpe_search,
 )
 
 # How much better than the class-prior (or mean) predictor a chosen setting must score in CV
@@ -144,26 +145,43 @@ def tune_setting(
         data = read_arrays(data)
     params = as_settings(params)
     rows = np.asarray(rows, dtype=np.int64)
-    settings = params.points(dense=data.latent_nodes is None)
-    n_folds = int(params.cv_folds)
-    if n_folds < 2 or (len(settings) == 1 and not search_single):
+    dense = data.latent_nodes is None
+    settings = params.points(dense)
+    n_folds, n_settings = int(params.cv_folds), search_size(params, dense)
+    if n_folds < 2 or (n_settings == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
     splits = cv_splits(
         data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification"
     )
-
-    fit_fold = _fold_fitter(data, rows, (len(settings), len(splits)), on_fold, on_epoch)
+    fit_fold = _fold_fitter(data, rows, (n_settings, len(splits)), on_fold, on_epoch)
+    score = lambda row: selection_score(unflatten(row, "all"), data.task)  # noqa: E731
     with cohort_threads(data):
-        table, best = grid_search(
-            settings,
-            splits,
-            fit_fold,
-            lambda row: selection_score(unflatten(row, "all"), data.task),
-            seed,
-        )
+        if params.method == "tpe":
+            table, settings, best = tpe_search(params, dense, splits, fit_fold, score, seed)
+        else:
+            table, best = grid_search(settings, splits, fit_fold, score, seed)
     table["selected"] = table["setting"] == best
     return settings[best], table
+
+
+def search_size(params: Settings, dense: bool) -> int:
+    """The number of settings the search tries at most (grid points, or tpe trials).
+
+    Parameters
+    ----------
+    params : Settings
+        The training settings.
+    dense : bool
+        Whether the cohort has no prior.
+
+    Returns
+    -------
+    int
+        The grid's size, or the larger of `n_trials` and the grid's size for tpe.
+    """
+    n_points = len(params.points(dense))
+    return max(params.n_trials, n_points) if params.method == "tpe" else n_points
 
 
 def _fold_fitter(
