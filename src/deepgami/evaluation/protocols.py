@@ -745,6 +745,9 @@ def _result(
         metrics, predictions, summary, data, methods, run.splits, config
     )
     info = _info(run, setting, cohort_name, test_mdata, test_name, line, notes + more)
+    from deepgami.evaluation.significance import alone_verdict  # scipy: imported when needed
+
+    info["verdict_alone"] = jsonable(alone_verdict(paired, data.task))
     seconds["total"] = time.perf_counter() - t_start
     return EvaluationResult(
         metrics,

@@ -569,3 +569,36 @@ def verdict(
         row["significant"] = str(row["significant"]).lower() == "true"
         return row
     return None
+
+
+def alone_verdict(paired: pd.DataFrame, task: str) -> list[dict]:
+    """Pick the rows of `alone_tests` behind the report's second header line.
+
+    Those of the main metric on the protocol with the most splits (`VERDICT_PROTOCOLS` order),
+    one per modality.
+
+    Parameters
+    ----------
+    paired : pandas.DataFrame
+        The paired tests, `alone_tests` rows included (their method reads ``deepgami_alone[m]``).
+    task : str
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    list of dict
+        The rows as dicts, with ``modality`` added; empty without such rows.
+    """
+    metric = PAIRED_METRICS[task][0]
+    alone = paired[paired["method"].astype(str).str.contains(r"\[", regex=True)]
+    for protocol in VERDICT_PROTOCOLS:
+        rows = alone[(alone["protocol"] == protocol) & (alone["metric"] == metric)]
+        if rows.empty:
+            continue
+        out = []
+        for row in rows.to_dict("records"):
+            row["modality"] = str(row["method"]).split("[", 1)[1].rstrip("]")
+            row["significant"] = str(row["significant"]).lower() == "true"
+            out.append(row)
+        return out
+    return []
