@@ -539,6 +539,26 @@ def _test_train_ratios(splits: list[Split]) -> dict[str, float]:
     return ratios
 
 
+def _paired(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    data: Any,
+    methods: list[str],
+    splits: list[Split],
+    seed: int,
+) -> pd.DataFrame:
+    """Paired differences: DeepGAMI minus each method, then deepgami[m] minus deepgami_alone[m]."""
+    from deepgami.evaluation.significance import alone_tests, paired_tests
+
+    ratios = _test_train_ratios(splits)
+    common = dict(task=data.task, classes=list(data.classes), ratios=ratios, seed=seed)
+    paired = paired_tests(metrics, predictions, methods=methods, **common)
+    if ALONE not in methods:
+        return paired
+    alone = alone_tests(metrics, predictions, modalities=list(data.modalities), **common)
+    return pd.concat([paired, alone], ignore_index=True) if len(alone) else paired
+
+
 def _comparisons(
     metrics: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -554,8 +574,6 @@ def _comparisons(
         KS_COLUMNS,
         PAIRED_COLUMNS,
         PAIRED_METRICS,
-        alone_tests,
-        paired_tests,
         pairwise_ks,
         verdict,
     )
@@ -578,22 +596,7 @@ def _comparisons(
         )
     if "deepgami" not in methods:
         return ks, pd.DataFrame(columns=PAIRED_COLUMNS), None, notes
-    ratios = _test_train_ratios(splits)
-    paired = paired_tests(
-        metrics,
-        predictions,
-        task=data.task,
-        classes=list(data.classes),
-        methods=methods,
-        ratios=ratios,
-        seed=config.seed,
-    )
-    if ALONE in methods:
-        alone = alone_tests(
-            metrics, predictions, task=data.task, classes=list(data.classes),
-            modalities=list(data.modalities), ratios=ratios, seed=config.seed,
-        )  # fmt: skip
-        paired = pd.concat([paired, alone], ignore_index=True) if len(alone) else paired
+    paired = _paired(metrics, predictions, data, methods, splits, config.seed)
     notes.append(
         "Paired tests (paired_tests.tsv): DeepGAMI minus each method on the same splits, 95% intervals. "
         "Several splits (CV folds, repeated splits): the corrected resampled t-test of Nadeau and Bengio "
