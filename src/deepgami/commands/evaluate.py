@@ -32,7 +32,8 @@ protocols (--protocols, default holdout,cv,repeated; --fast: holdout,cv; indepen
   cv           stratified --folds-fold cross-validation
   repeated     --repeats stratified random 80/20 splits (default 10), with pairwise KS tests
   independent  train on COHORT, test on --test-cohort
-  The prior ablations run on --ablation-protocols (default holdout,independent).
+  The prior ablations run on --ablation-protocols (default holdout,independent); deepgami_alone
+  on every protocol, as deepgami.
 
 comparisons: paired_tests.tsv and the report's verdict line give, per method, DeepGAMI's mean
 paired difference in AUC and balanced accuracy over the same splits with a 95% interval (corrected

@@ -258,7 +258,13 @@ def _fit_alone(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> N
 
     data, split, m = ctx.data, unit.split, unit.modality
     seed = derive_seed(unit_seed(ctx.config, split, ALONE), data.modalities.index(m))
-    res = fit_predict_fold(alone_arrays(data, m), split.train, split.test, setting, seed)
+    try:
+        res = fit_predict_fold(alone_arrays(data, m), split.train, split.test, setting, seed)
+    except InputError as err:  # e.g. too few training samples have m
+        where = f"{split.protocol} split {split.index}"
+        raise InputError(
+            err.path, f"{ALONE} (trained on {m} alone, {where}): {err.message}"
+        ) from None
     _rows(out, ALONE, m, res.metrics["all"])
     _table_predictions(data, out, ALONE, m, res.predictions["all"])
     out.main = res.metrics["all"]

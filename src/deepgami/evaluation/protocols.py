@@ -556,7 +556,8 @@ def _paired(
     if ALONE not in methods:
         return paired
     alone = alone_tests(metrics, predictions, modalities=list(data.modalities), **common)
-    return pd.concat([paired, alone], ignore_index=True) if len(alone) else paired
+    frames = [f for f in (paired, alone) if len(f)]  # concat warns on an empty frame
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames or [paired])[0]
 
 
 def _comparisons(
