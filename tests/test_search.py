@@ -156,6 +156,8 @@ def test_fit_with_tpe_records_every_trial_and_refits_the_selected_one():
     again = DeepGAMI.fit(mdata, params, seed=1)
     table = model.cv_results
     assert table["setting"].nunique() == 5 and "pruned" in table
+    assert model.config["training"]["search"] == "tpe"
+    assert model.config["training"]["n_pruned"] == table.loc[table["pruned"], "setting"].nunique()
     best = model.config["cv"]["selected_setting"]
     assert best == int(table[~table["pruned"]].groupby("setting")["score"].mean().idxmax())
     chosen = table.loc[table["setting"] == best, "grid"].iloc[0]

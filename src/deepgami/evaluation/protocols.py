@@ -380,15 +380,16 @@ def _tuning_notes(
     notes = []
     if "once" in outcome.settings:
         first = splits[0]
-        score = "AUC" if data.task == "classification" else "R^2"
+        score = "lowest mean log loss" if data.task == "classification" else "highest mean R^2"
         how = (
-            f"grid search ({params.cv_folds}-fold CV, best mean {score}) once, on the training samples "
+            f"{params.method} search ({params.cv_folds}-fold CV, {score}) once, on the "
+            "training samples "
             f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
             if outcome.settings["once"].tuning is not None
             else "the grid has one setting (or cv_folds < 2): no search"
         )
     elif outcome.settings:
-        how = "grid search on the training samples of every split"
+        how = f"{params.method} search on the training samples of every split"
     else:
         how = "no grid search: the first value of each grid entry" + (
             " (--fast)" if config.fast else ""

@@ -244,6 +244,11 @@ def record_training_report(
     model.config["params"] = params.to_dict()
     model.config["training"]["n_settings"] = n_settings
     model.config["training"]["cv_folds"] = 0 if table is None else int(table["fold"].nunique())
+    model.config["training"]["search"] = params.method
+    pruned = table is not None and "pruned" in table
+    model.config["training"]["n_pruned"] = (
+        int(table.loc[table["pruned"], "setting"].nunique()) if pruned else 0
+    )
     fold_r2: dict[str, list[float | None]] = {}
     if table is not None:
         best = int(table.loc[table["selected"], "setting"].iloc[0])
