@@ -501,6 +501,13 @@ class Settings:
         Folds of the grid search (0 or 1 skips it).
     fixed : dict
         The non-grid keys as given; read them typed from a point (`first().training`).
+    method : str, default "grid"
+        ``grid`` (the grid's points) or ``tpe`` (the grid's points, then Optuna's TPE over
+        `space`).
+    n_trials : int, default 1
+        The settings a tpe search tries in all.
+    space : tuple of Dimension, default ()
+        What a tpe search varies beyond the grid.
 
     Examples
     --------
