@@ -1,0 +1,163 @@
+"""Several targets and survival: storage, the Cox loss, masking, training and the single-target golden."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import model_fixtures
+from deepgami import DeepGAMI, build_cohort
+from deepgami.data.cohort import read_cohort, write_cohort
+from deepgami.data.targets import read_target_arrays
+from deepgami.errors import InputError
+from deepgami.testing import write_tiny_inputs
+from deepgami.train.multitask import HeadSlice, MultiTaskLoss, cox_partial_nll
+
+GOLDEN = Path(__file__).parent / "data"
+
+
+def _labels(tmp_path, n=40, **columns):
+    paths = write_tiny_inputs(tmp_path, n_samples=n)
+    table = pd.read_csv(paths["labels"])
+    rng = np.random.default_rng(0)
+    table["score"] = rng.normal(size=n).round(3)
+    table.loc[:5, "score"] = np.nan
+    table["time"] = rng.exponential(size=n).round(3) + 0.01
+    table["event"] = rng.integers(0, 2, n)
+    for key, value in columns.items():
+        table[key] = value
+    table.to_csv(tmp_path / "targets.csv", index=False)
+    return paths, tmp_path / "targets.csv"
+
+
+def _build(paths, labels, **kwargs):
+    return build_cohort(
+        {"snp": paths["snp"], "expr": paths["expr"]},
+        labels,
+        {"snp:eqtl": paths["eqtl"]},
+        **kwargs,
+    )
+
+
+def test_several_targets_are_stored_with_their_kinds(tmp_path):
+    paths, labels = _labels(tmp_path)
+    mdata = _build(paths, labels, label_column="label,score", survival_columns="time,event")
+    write_cohort(mdata, tmp_path / "c.h5mu")
+    back = read_cohort(tmp_path / "c.h5mu")
+    targets = read_target_arrays(back)
+    assert [(t.name, t.kind) for t in targets] == [
+        ("label", "classes"),
+        ("score", "numeric"),
+        ("survival", "survival"),
+    ]
+    assert targets[1].known().sum() == 34  # six samples lack the score and stay in the cohort
+    assert targets[2].columns == ["time", "event"]
+    assert read_target_arrays(_build(paths, paths["labels"])) is None  # one label: as before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "columns", "message"),
+    [
+        ({"label_column": "label,nope"}, {}, "no column 'nope'"),
+        ({"survival_columns": "time,event"}, {"time": "soon"}, "survival time column 'time'"),
+        ({"survival_columns": "time,event"}, {"event": 2}, "survival event column 'event' must be 0 or 1"),
+        ({"survival_columns": "time,event"}, {"event": 0}, "has no event (all 0)"),
+        ({"label_column": "label,one"}, {"one": "x"}, "target 'one' has a single class 'x'"),
+        ({"label_column": "a,b"}, {"a": "", "b": ""}, "every target is missing for every sample"),
+        ({"survival_columns": "time"}, {}, "--survival-columns takes two columns"),
+        ({"label_column": "label,split"}, {}, "'split' is a reserved name"),
+    ],
+)
+def test_bad_targets_are_one_line_errors_naming_the_file(tmp_path, kwargs, columns, message):
+    paths, labels = _labels(tmp_path, **columns)
+    with pytest.raises(InputError) as err:
+        _build(paths, labels, **kwargs)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    if "--survival-columns" not in message and "reserved" not in message:
+        assert str(labels) in str(err.value)
+
+
+def _cox_nll_loop(risk, time, event):
+    total = 0.0
+    for i in np.flatnonzero(event):
+        total -= risk[i] - np.log(np.exp(risk[time >= time[i]]).sum())
+    return total / event.sum()
+
+
+def test_cox_loss_is_breslow_and_its_gradient_vanishes_at_the_sksurv_fit():
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.util import Surv
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    time = rng.integers(1, 8, 60).astype(float)  # many ties
+    event = rng.integers(0, 2, 60).astype(bool)
+    fit = CoxPHSurvivalAnalysis(alpha=0, ties="breslow", tol=1e-12, n_iter=200)
+    fit.fit(X, Surv.from_arrays(event, time))
+    beta = torch.tensor(fit.coef_, requires_grad=True)
+    loss = cox_partial_nll(torch.tensor(X) @ beta, torch.tensor(time), torch.tensor(event * 1.0))
+    loss.backward()
+    assert loss.item() == pytest.approx(_cox_nll_loop(X @ fit.coef_, time, event), rel=1e-10)
+    assert beta.grad.abs().max() < 1e-8  # sksurv's optimum is ours
+    moved = cox_partial_nll(torch.tensor(X @ (fit.coef_ + 0.3)), torch.tensor(time), torch.tensor(event * 1.0))
+    assert float(moved) > float(loss) + 1e-3
+
+
+def test_rows_without_a_target_do_not_change_the_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(8, 3, requires_grad=True)
+    y = torch.tensor([[0, 1.0], [1, -0.5], [0, np.nan], [1, 2.0]] * 2, dtype=torch.float32)
+    loss = MultiTaskLoss([HeadSlice("classes", 0, 2, 0), HeadSlice("numeric", 2, 1, 1)])
+    loss(logits, y).backward()
+    unknown = torch.isnan(y[:, 1])
+    assert (logits.grad[unknown, 2] == 0).all()
+    assert (logits.grad[~unknown, 2] != 0).all()
+    y_changed = y.clone()
+    y_changed[unknown, 1] = np.nan  # the same, and a batch with no known value adds 0
+    none = y.clone()
+    none[:, 1] = np.nan
+    only_classes = MultiTaskLoss([HeadSlice("classes", 0, 2, 0)])
+    assert float(loss(logits, none)) == pytest.approx(float(only_classes(logits, y)))
+
+
+def test_one_target_through_the_multitask_code_gives_the_same_predictions():
+    """Golden: the recorded cohort and settings, with its label declared as the one target of a
+    target table (the multi-task path), give the predictions of the one-label path."""
+    from deepgami.train import load_params
+
+    mdata, _ = model_fixtures.simulated_mudata(
+        n_samples=60, seed=0, missing_expr=0.15, n_snps=30, n_genes=8, n_tfs=4
+    )
+    params = load_params(GOLDEN / "golden_params.yaml")
+    legacy = DeepGAMI.fit(mdata, params, seed=0)
+    before = legacy.predict(mdata)
+    multi = mdata.copy()
+    multi.uns["deepgami"]["targets"] = {"name": ["label"], "kind": ["classes"], "columns": ["label"]}
+    model = DeepGAMI.fit(multi, params, seed=0)
+    assert model.targets is not None
+    after = model.predict(multi)
+    for c in [c for c in before if c.startswith("prob_")] + ["predicted", "label"]:
+        assert after[f"label:{c}"].tolist() == before[c].tolist(), c
+    assert model.config["cv"]["selected_setting"] == legacy.config["cv"]["selected_setting"]
+
+
+def test_a_planted_survival_signal_is_learned(tmp_path):
+    from deepgami.data.simulate import simulate_cohort
+
+    sim = simulate_cohort(n_samples=300, n_snps=200, n_tfs=10, n_genes=30, seed=3, survival=True)
+    mdata = build_cohort(
+        {"snp": sim.genotype, "expr": sim.expression},
+        sim.labels,
+        {"snp:eqtl": sim.eqtl, "expr:grn": sim.grn},
+        label_column=None,
+        survival_columns="time,event",
+    )
+    model = DeepGAMI.fit(mdata, {"cv_folds": 0, "bagging": 0, "max_epochs": 40}, seed=0)
+    test = mdata[mdata.obs["split"] == "test"].copy()
+    scores = model.metrics(model.predict(test))["survival"]
+    assert scores["c_index"] > 0.6
