@@ -161,3 +161,36 @@ def test_a_planted_survival_signal_is_learned(tmp_path):
     test = mdata[mdata.obs["split"] == "test"].copy()
     scores = model.metrics(model.predict(test))["survival"]
     assert scores["c_index"] > 0.6
+
+
+def test_simulated_extra_targets_share_programs_and_leave_the_default_alone():
+    from deepgami.data.simulate import simulate_cohort
+
+    small = {"n_samples": 200, "n_snps": 200, "n_tfs": 10, "n_genes": 30, "seed": 2}
+    plain = simulate_cohort(**small)
+    extra = simulate_cohort(**small, n_targets=2, shared_programs=0.5, missing_fraction=0.3)
+    pd.testing.assert_frame_equal(plain.labels, extra.labels[plain.labels.columns])
+    assert "n_targets" not in plain.truth["settings"]  # the default truth.json is unchanged
+    info = extra.truth["targets"]["label2"]
+    first = set(extra.truth["targets"]["label"]["causal_genes"])
+    assert len(set(info["shared_genes"])) == len(first) // 2 and set(info["shared_genes"]) <= first
+    assert extra.labels["label2"].isna().mean() == pytest.approx(0.3, abs=0.08)
+
+
+def test_build_and_train_several_targets_from_the_command_line(tmp_path, capsys):
+    from deepgami.cli import main
+
+    paths, labels = _labels(tmp_path)
+    cohort = tmp_path / "c.h5mu"
+    args = ["build", "--modality", f"snp={paths['snp']}", "--modality", f"expr={paths['expr']}"]
+    args += ["--labels", str(labels), "--label-column", "label,score", "--out", str(cohort)]
+    assert main([*args, "--survival-columns", "time,event", "--quiet"]) == 0
+    params = tmp_path / "p.yaml"
+    params.write_text("cv_folds: 0\nbagging: 0\nmax_epochs: 3\ntarget_weights: {score: 2}\n")
+    assert main(["train", str(cohort), "--out", str(tmp_path / "m"), "--params", str(params)]) == 0
+    out = tmp_path / "pred.tsv"
+    assert main(["predict", str(tmp_path / "m"), str(cohort), "--out", str(out)]) == 0
+    table = pd.read_csv(out, sep="\t")
+    for column in ("label:prob_case", "score:predicted", "survival:risk", "survival:risk_group"):
+        assert column in table
+    assert set(table["survival:risk_group"]) <= {"low", "mid", "high"}
