@@ -194,3 +194,24 @@ def test_build_and_train_several_targets_from_the_command_line(tmp_path, capsys)
     for column in ("label:prob_case", "score:predicted", "survival:risk", "survival:risk_group"):
         assert column in table
     assert set(table["survival:risk_group"]) <= {"low", "mid", "high"}
+
+
+def test_kaplan_meier_figure_by_risk_group():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import deepgami as dg
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "survival:time": rng.exponential(size=60),
+            "survival:event": rng.integers(0, 2, 60),
+            "survival:risk_group": np.repeat(["low", "mid", "high"], 20),
+        }
+    )
+    fig = dg.pl.kaplan_meier(table, return_fig=True)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["low (n=20)", "mid (n=20)", "high (n=20)"]
+    with pytest.raises(ValueError, match="no column"):
+        dg.pl.kaplan_meier(table.drop(columns="survival:time"), return_fig=True)
