@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "PLINK .bed, VCF/BCF, PLINK2 .pgen), a label table and optional prior networks (source/target edge "
         "lists), validate them, and write one MuData cohort file. A sample missing from a modality stays in "
         "the cohort; presence is recorded in mdata.obsm[<modality>].",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  deepgami build --modality snp=geno.csv --modality expr=expr.csv --labels labels.csv \\\n"
+        "      --prior snp:eqtl=eqtl.tsv --out cohort.h5mu\n"
+        "  # several targets (a sample may lack some) and a survival target:\n"
+        "  deepgami build --modality expr=expr.csv --labels labels.csv \\\n"
+        "      --label-column diagnosis,cerad,braak --survival-columns time,event --out multi.h5mu",
     )
     p.add_argument(
         "--modality",
