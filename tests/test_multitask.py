@@ -215,3 +215,26 @@ def test_kaplan_meier_figure_by_risk_group():
     assert labels == ["low (n=20)", "mid (n=20)", "high (n=20)"]
     with pytest.raises(ValueError, match="no column"):
         dg.pl.kaplan_meier(table.drop(columns="survival:time"), return_fig=True)
+
+
+def test_prioritize_attributes_each_target(tmp_path):
+    from deepgami.attribution import prioritize
+
+    paths, labels = _labels(tmp_path)
+    mdata = _build(paths, labels, label_column="label,score", survival_columns="time,event")
+    model = DeepGAMI.fit(mdata, {"cv_folds": 0, "bagging": 0, "max_epochs": 3}, seed=0)
+    result = prioritize(model, mdata)
+    assert set(result.features["class"]) == {
+        "label:case",
+        "label:control",
+        "score:value",
+        "survival:risk",
+    }
+    assert set(result.links["phenotype"]) == {"label", "score", "survival"}
+    assert "target" in result.links  # the link's latent gene, as before
+    only = prioritize(model, mdata, classes=["survival"])
+    assert set(only.features["class"]) == {"survival:risk"}
+    # The survival block is explained on its own: its importances differ from the label's.
+    a = result.features[result.features["class"] == "survival:risk"]["importance"].to_numpy()
+    b = result.features[result.features["class"] == "label:case"]["importance"].to_numpy()
+    assert not np.allclose(a, b)
