@@ -1190,8 +1190,9 @@ def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[lis
 
 
 def output_names(specs: Sequence[dict]) -> list[str]:
-    """Name each output of a multi-target model: ``<target>:<class>``, ``<target>:value`` or
-    ``<target>:risk``, in output order.
+    """Name each output of a multi-target model, in output order.
+
+    ``<target>:<class>``, ``<target>:value`` or ``<target>:risk``.
 
     Parameters
     ----------
