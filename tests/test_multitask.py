@@ -238,3 +238,28 @@ def test_prioritize_attributes_each_target(tmp_path):
     a = result.features[result.features["class"] == "survival:risk"]["importance"].to_numpy()
     b = result.features[result.features["class"] == "label:case"]["importance"].to_numpy()
     assert not np.allclose(a, b)
+
+
+def test_summary_has_one_row_per_target_and_the_samplesheet_passes_targets(tmp_path):
+    import json
+
+    from deepgami.pipeline.runner import SummaryEntry, write_summary
+    from deepgami.pipeline.samplesheet import pipeline_table, read_samplesheet
+
+    metrics = tmp_path / "all.metrics.json"
+    targets = {"label": {"auc": 0.8, "n": 30}, "survival": {"c_index": 0.7, "n": 40}}
+    metrics.write_text(json.dumps({"modalities": ["snp", "expr"], "targets": targets}))
+    write_summary([SummaryEntry("c1", "", "all", metrics)], tmp_path / "summary.tsv")
+    table = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
+    assert table["target"].tolist() == ["label", "survival"]
+    assert table["c_index"].tolist()[1] == 0.7 and table["auc"].tolist()[0] == 0.8
+    paths, labels = _labels(tmp_path)
+    sheet = tmp_path / "sheet.csv"
+    modalities = f"snp={paths['snp']};expr={paths['expr']}"
+    sheet.write_text(
+        "id,labels,modalities,label_columns,survival_columns\n"
+        f'c1,{labels},{modalities},"label,score","time,event"\n'
+    )
+    (row,) = read_samplesheet(sheet)
+    assert (row.label_columns, row.survival_columns) == ("label,score", "time,event")
+    assert pipeline_table(sheet)[0]["survival_columns"] == "time,event"
