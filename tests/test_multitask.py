@@ -263,3 +263,19 @@ def test_summary_has_one_row_per_target_and_the_samplesheet_passes_targets(tmp_p
     (row,) = read_samplesheet(sheet)
     assert (row.label_columns, row.survival_columns) == ("label,score", "time,event")
     assert pipeline_table(sheet)[0]["survival_columns"] == "time,event"
+
+
+def test_penalized_cox_baseline_is_registered_and_ranks_a_planted_risk():
+    from sksurv.metrics import concordance_index_censored
+    from sksurv.util import Surv
+
+    from deepgami.evaluation import baselines as bl
+
+    assert bl.BASELINES["coxnet"].tasks == ("survival",) and bl.names("survival") == ("coxnet",)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 20))
+    time = rng.exponential(size=200) / np.exp(X[:, 0] - X[:, 1])
+    y = Surv.from_arrays(rng.uniform(size=200) < 0.7, time)
+    fitted = bl.fit_baseline("coxnet", X[:150], y[:150], "survival", 0, 3)
+    risk = bl.predict_scores(fitted, X[150:])
+    assert concordance_index_censored(y[150:]["event"], y[150:]["time"], risk)[0] > 0.7

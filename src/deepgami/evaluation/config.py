@@ -31,7 +31,9 @@ MEANFILL = "deepgami_meanfill"
 TUNE_MODES = ("once", "each", "none")
 METRIC_COLUMNS = ["method", "modalities", "protocol", "split", "metric", "value"]
 # Stable indices for seeds: a method keeps its seed whichever other methods run.
-METHOD_INDEX = {m: i for i, m in enumerate(DEEPGAMI_METHODS + bl.CLASSIFIERS + ("ridge", "lasso"))}
+METHOD_INDEX = {
+    m: i for i, m in enumerate(DEEPGAMI_METHODS + bl.CLASSIFIERS + ("ridge", "lasso", "coxnet"))
+}
 # Ablations (the prior variants) cost as much as DeepGAMI each; by default they run on the held-out
 # split (a paired bootstrap of its samples gives their intervals), not on every fold and repeated
 # split: on 1,200 samples adding the CV folds costs 2 minutes on two cores (--ablation-protocols).
