@@ -279,3 +279,15 @@ def test_penalized_cox_baseline_is_registered_and_ranks_a_planted_risk():
     fitted = bl.fit_baseline("coxnet", X[:150], y[:150], "survival", 0, 3)
     risk = bl.predict_scores(fitted, X[150:])
     assert concordance_index_censored(y[150:]["event"], y[150:]["time"], risk)[0] > 0.7
+
+
+def test_evaluate_refuses_several_targets_in_one_line(tmp_path, capsys):
+    from deepgami.cli import main
+
+    paths, labels = _labels(tmp_path)
+    cohort = tmp_path / "c.h5mu"
+    write_cohort(_build(paths, labels, label_column="label,score"), cohort)
+    assert main(["evaluate", str(cohort), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "several targets" in err and str(cohort) in err and "\n" not in err
+    assert not (tmp_path / "e").exists()
