@@ -35,7 +35,15 @@ from deepgami.evaluation.significance import corrected_t
 from deepgami.model import DeepGAMI
 from deepgami.train import expand_grid
 
-SIZES = {"n_samples": 500, "n_snps": 400, "n_tfs": 20, "n_genes": 60, "n_causal_genes": 8}
+# Multi-task: a small cohort with many candidate genes, where choosing the causal ones is hard.
+MULTITASK_SIZES = {
+    "n_samples": 250,
+    "n_snps": 800,
+    "n_tfs": 30,
+    "n_genes": 200,
+    "n_causal_genes": 8,
+}
+SURVIVAL_SIZES = {"n_samples": 500, "n_snps": 400, "n_tfs": 20, "n_genes": 60, "n_causal_genes": 8}
 PARAMS = {"cv_folds": 0, "bagging": 0, "max_epochs": 80, "patience": 15}
 TEST_FRACTION = 0.2
 
@@ -69,27 +77,34 @@ def _splits(n: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarr
     return out
 
 
-def _fit_score(mdata: md.MuData, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
+def _fit_score(
+    mdata: md.MuData, train: np.ndarray, test: np.ndarray, seed: int, params: dict | None = None
+) -> dict:
     data = read_arrays(mdata)
-    setting = expand_grid(PARAMS, dense=False)[0]
+    setting = expand_grid({**PARAMS, **(params or {})}, dense=False)[0]
     model = DeepGAMI.fit_bagged(data, train, setting, seed)
     table = model.predict(mdata[mdata.obs_names[test]].copy())
     return model.metrics(table)
 
 
-def multitask(n_splits: int, seed: int) -> pd.DataFrame:
+def multitask(n_splits: int, seed: int, params: dict | None = None) -> pd.DataFrame:
     """Multi-task minus single-task held-out AUC per target and split."""
     sim = simulate_cohort(
-        **SIZES, seed=seed, n_targets=2, shared_programs=0.5, missing_fraction=0.3, interaction=0
+        **MULTITASK_SIZES,
+        seed=seed,
+        n_targets=2,
+        shared_programs=0.5,
+        missing_fraction=0.3,
+        interaction=0,
     )
     both = _cohort(sim, "label,label2")
     rows = []
     for r, (train, test) in enumerate(_splits(both.n_obs, n_splits, seed)):
         started = time.time()
-        multi = _fit_score(both, train, test, seed + r)
+        multi = _fit_score(both, train, test, seed + r, params)
         row = {"split": r}
         for name in ("label", "label2"):
-            single = _fit_score(_only(both, name), train, test, seed + r)
+            single = _fit_score(_only(both, name), train, test, seed + r, params)
             row[f"{name}_multi_auc"] = multi[name]["auc"]
             row[f"{name}_single_auc"] = single[name]["auc"]
         row["seconds"] = round(time.time() - started, 1)
@@ -117,7 +132,7 @@ def survival(n_splits: int, seed: int) -> pd.DataFrame:
     from sksurv.linear_model import CoxPHSurvivalAnalysis
     from sksurv.util import Surv
 
-    sim = simulate_cohort(**SIZES, seed=seed, survival=True, interaction=0)
+    sim = simulate_cohort(**SURVIVAL_SIZES, seed=seed, survival=True, interaction=0)
     mdata = _cohort(sim, None, "time,event")
     y = Surv.from_arrays(sim.labels["event"].to_numpy() == 1, sim.labels["time"].to_numpy())
     X = np.hstack([sim.genotype.to_numpy(np.float64), sim.expression.to_numpy(np.float64)])
@@ -172,12 +187,18 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=("multitask", "survival"), default=None)
+    parser.add_argument(
+        "--linear-head", action="store_true", help="multi-task: no hidden layer (hidden_layers: [])"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     multi = surv = None
     if args.only in (None, "multitask"):
-        multi = multitask(args.splits, args.seed)
-        multi.to_csv(args.out / "multitask_splits.tsv", sep="\t", index=False)
+        multi = multitask(
+            args.splits, args.seed, {"hidden_layers": []} if args.linear_head else None
+        )
+        name = "multitask_linear_head" if args.linear_head else "multitask"
+        multi.to_csv(args.out / f"{name}_splits.tsv", sep="\t", index=False)
     if args.only in (None, "survival"):
         surv = survival(args.splits, args.seed)
         surv.to_csv(args.out / "survival_splits.tsv", sep="\t", index=False)
