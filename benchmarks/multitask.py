@@ -203,9 +203,8 @@ def main() -> None:
         surv = survival(args.splits, args.seed)
         surv.to_csv(args.out / "survival_splits.tsv", sep="\t", index=False)
     summary = summarize(multi, surv)
-    summary.to_csv(
-        args.out / f"summary{'_' + args.only if args.only else ''}.tsv", sep="\t", index=False
-    )
+    suffix = ("_" + args.only if args.only else "") + ("_linear_head" if args.linear_head else "")
+    summary.to_csv(args.out / f"summary{suffix}.tsv", sep="\t", index=False)
     print(summary.to_string(index=False))
 
 
