@@ -291,3 +291,19 @@ def test_evaluate_refuses_several_targets_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "several targets" in err and str(cohort) in err and "\n" not in err
     assert not (tmp_path / "e").exists()
+
+
+def test_tl_predict_stores_each_target(tmp_path):
+    import deepgami as dg
+
+    paths, labels = _labels(tmp_path)
+    mdata = _build(paths, labels, label_column="label,score", survival_columns="time,event")
+    model = DeepGAMI.fit(mdata, {"cv_folds": 0, "bagging": 0, "max_epochs": 3}, seed=0)
+    dg.tl.predict(model, mdata)
+    for key in ("deepgami_label_predicted", "deepgami_score_predicted", "deepgami_survival_risk"):
+        assert key in mdata.obs
+    assert list(mdata.obsm["deepgami_label_proba"].columns) == ["case", "control"]
+    assert "c_index" in mdata.uns["deepgami"]["metrics"]["survival"]
+    assert "targets" in mdata.uns["deepgami"] and "priors" in mdata.uns["deepgami"]  # kept
+    write_cohort(mdata, tmp_path / "written.h5mu")  # the slots stay writable
+    assert read_target_arrays(read_cohort(tmp_path / "written.h5mu")) is not None
