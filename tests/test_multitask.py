@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import model_fixtures
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import model_fixtures
 from deepgami import DeepGAMI, build_cohort
 from deepgami.data.cohort import read_cohort, write_cohort
 from deepgami.data.targets import read_target_arrays
@@ -64,7 +64,11 @@ def test_several_targets_are_stored_with_their_kinds(tmp_path):
     [
         ({"label_column": "label,nope"}, {}, "no column 'nope'"),
         ({"survival_columns": "time,event"}, {"time": "soon"}, "survival time column 'time'"),
-        ({"survival_columns": "time,event"}, {"event": 2}, "survival event column 'event' must be 0 or 1"),
+        (
+            {"survival_columns": "time,event"},
+            {"event": 2},
+            "survival event column 'event' must be 0 or 1",
+        ),
         ({"survival_columns": "time,event"}, {"event": 0}, "has no event (all 0)"),
         ({"label_column": "label,one"}, {"one": "x"}, "target 'one' has a single class 'x'"),
         ({"label_column": "a,b"}, {"a": "", "b": ""}, "every target is missing for every sample"),
@@ -104,7 +108,9 @@ def test_cox_loss_is_breslow_and_its_gradient_vanishes_at_the_sksurv_fit():
     loss.backward()
     assert loss.item() == pytest.approx(_cox_nll_loop(X @ fit.coef_, time, event), rel=1e-10)
     assert beta.grad.abs().max() < 1e-8  # sksurv's optimum is ours
-    moved = cox_partial_nll(torch.tensor(X @ (fit.coef_ + 0.3)), torch.tensor(time), torch.tensor(event * 1.0))
+    moved = cox_partial_nll(
+        torch.tensor(X @ (fit.coef_ + 0.3)), torch.tensor(time), torch.tensor(event * 1.0)
+    )
     assert float(moved) > float(loss) + 1e-3
 
 
@@ -137,7 +143,11 @@ def test_one_target_through_the_multitask_code_gives_the_same_predictions():
     legacy = DeepGAMI.fit(mdata, params, seed=0)
     before = legacy.predict(mdata)
     multi = mdata.copy()
-    multi.uns["deepgami"]["targets"] = {"name": ["label"], "kind": ["classes"], "columns": ["label"]}
+    multi.uns["deepgami"]["targets"] = {
+        "name": ["label"],
+        "kind": ["classes"],
+        "columns": ["label"],
+    }
     model = DeepGAMI.fit(multi, params, seed=0)
     assert model.targets is not None
     after = model.predict(multi)
