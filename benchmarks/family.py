@@ -173,6 +173,8 @@ OVERVIEW_COLUMNS = (
     "DeepGAMI - best baseline [95% CI]",
     "DeepGAMI - programs oracle [95% CI]",
     "from snp - genetic oracle [95% CI]",
+    "from snp - snp alone [95% CI]",
+    "planted-link precision@K",
     "ties chance",
 )
 
@@ -195,6 +197,7 @@ class Prepared:
     genetic: np.ndarray
     strata: np.ndarray
     truth: dict
+    cohort: Path  # the snp + expr cohort file (prioritize reads a MuData)
 
 
 def _cli(*args: object) -> tuple[int, str]:
@@ -305,6 +308,7 @@ def prepare(work: Path, setting: Setting) -> Prepared:
         read("genetic_programs").to_numpy(),
         strata,
         truth,
+        work / f"{name}.h5mu",
     )
 
 
@@ -427,10 +431,18 @@ def deepgami_methods(
     out["deepgami"] = score(prep.task, prep.y[te], pred)
     out["deepgami_snp"] = score(prep.task, prep.y[te], _table_pred(model, tables["snp"], prep.task))
     out["prediction_sd"] = float(np.mean(np.std(pred, axis=0)))  # ~0: the prior (collapse)
+    out["link_precision"] = link_precision(prep, model, te)
     out["r2_expr_imputed"] = r2.get("expr")
     out["setting"] = {
         k: model.config["setting"].get(k)
-        for k in ("weight_decay", "group_lasso", "early_stopping_on", "hidden_layers")
+        for k in (
+            "weight_decay",
+            "group_lasso",
+            "early_stopping_on",
+            "hidden_layers",
+            "self_edges",
+            "encoder_lr_scale",
+        )
     }
     if isinstance(prep.snp_only, str) or "snp_alone_unavailable" in state:
         out["deepgami_snp_alone"] = state.get("snp_alone_unavailable", prep.snp_only)
@@ -549,6 +561,21 @@ def _registry_fit(name: str, task: str, seed: int, fast: bool):
         return fit_baseline(name, X, y, task=task, seed=seed, inner_folds=5, fast=fast).estimator
 
     return fit
+
+
+def link_precision(prep: Prepared, model: Any, te: np.ndarray) -> float:
+    """Precision@K of the planted causal links among `deepgami prioritize`'s links on the test rows
+    (K = the number of planted links; mean over the explained classes)."""
+    from deepgami.attribution import precision_at_k, prioritize
+    from deepgami.data.cohort import read_cohort
+
+    mdata = read_cohort(prep.cohort)
+    split = np.full(mdata.n_obs, "train", dtype=object)
+    split[np.asarray(mdata.obs_names.get_indexer(np.asarray(prep.data.obs_names)[te]))] = "test"
+    mdata.obs["split"] = split
+    links = prioritize(model, mdata, split="test").links
+    truth = prep.truth["causal_links"]
+    return float(np.mean([precision_at_k(links, truth, c) for c in links["class"].unique()]))
 
 
 def run_split(
@@ -745,8 +772,18 @@ def overview_row(name: str, result: dict) -> dict[str, str]:
         "from snp - genetic oracle [95% CI]": _ci(
             s["contrasts"]["deepgami_snp_minus_oracle_genetic"]
         ),
+        "from snp - snp alone [95% CI]": _ci(s["contrasts"]["deepgami_snp_minus_snp_alone"]),
+        "planted-link precision@K": _link_precision(result["splits"]),
         "ties chance": ", ".join(ties) if ties else "none",
     }
+
+
+def _link_precision(splits: list[dict]) -> str:
+    """Mean (min-max) over the splits of DeepGAMI's planted-link precision@K."""
+    values = [s["link_precision"] for s in splits if isinstance(s.get("link_precision"), float)]
+    if not values:
+        return ""
+    return f"{np.mean(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def _md_table(columns: Sequence[str], rows: list[dict[str, str]]) -> list[str]:

@@ -414,7 +414,7 @@ PARALLEL = dict(
     folds=2,
     fast=True,
     inner_folds=2,
-    methods=("deepgami", "deepgami_random_prior", "logistic_regression"),
+    methods=("deepgami", "deepgami_random_prior", "deepgami_alone", "logistic_regression"),
     seed=3,
 )
 
@@ -524,6 +524,7 @@ def test_paired_bootstrap_difference_and_interval():
 
 def test_paired_tests_in_the_result(sim_result):
     t = sim_result.paired_tests
+    t = t[t["reference"] == "deepgami"]  # deepgami[m] - deepgami_alone[m]: test_evaluation_alone.py
     rep = t[(t["protocol"] == "repeated") & (t["metric"] == "auc")]
     assert set(rep["method"]) == set(bl.CLASSIFIERS)  # ablations did not run on the repeated splits
     assert (rep["test"].str.contains("Nadeau")).all() and (rep["n"] == 2).all()
@@ -587,3 +588,12 @@ def test_every_classification_baseline_fits_three_classes(name):
     proba = bl.predict_scores(fitted, X[1::2], n_classes=3)
     assert proba.shape == (60, 3)
     assert skm.roc_auc_score(y[1::2], proba, multi_class="ovr") > 0.8
+
+
+def test_lasso_logistic_uses_liblinear_for_two_classes_and_saga_for_more():
+    """saga fits three classes but is ~50x slower on two, where liblinear gives the same model."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((90, 8))
+    for y, solver in ((np.arange(90) % 2, "liblinear"), (np.arange(90) % 3, "saga")):
+        fitted = bl.fit_baseline("lasso_logistic", X, y, seed=0, inner_folds=3, fast=True)
+        assert fitted.estimator.solver == solver

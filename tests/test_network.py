@@ -275,3 +275,26 @@ def test_latent_norm_per_modality():
     assert norm_keys and [k for k in net.state_dict() if k.startswith("norms.")] == norm_keys
     with pytest.raises(ValueError, match="one flag or one per modality"):
         _net(latent_norm=[True])
+
+
+def test_summed_blocks_give_the_head_one_input_per_latent_node():
+    net = _net(latent_combine="sum").eval()
+    first = net.head[1]
+    assert first.in_features == 5 and net.gates.shape == (1, 5)
+    out = net(_inputs())
+    summed = (out.blocks[0] + out.blocks[1]) * net.gates[0]
+    torch.testing.assert_close(out.logits, net.head(summed))
+    # Swapping what the two blocks hold leaves a sum unchanged; side by side it would not.
+    torch.testing.assert_close(net.head_logits(out.blocks[::-1]), out.logits)
+    assert net.head_group_norm().shape == ()
+    with pytest.raises(ValueError, match="latent_combine must be one of"):
+        _net(latent_combine="mean")
+
+
+def test_auto_combine_sums_blocks_with_a_prior_and_concatenates_without():
+    from deepgami.train import ArchitectureSettings
+
+    auto = ArchitectureSettings()
+    assert auto.combine_for([120, None]) == "sum"
+    assert auto.combine_for([None, None]) == "concat"
+    assert ArchitectureSettings(latent_combine="concat").combine_for([120, None]) == "concat"

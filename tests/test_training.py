@@ -26,6 +26,7 @@ from deepgami.data.preprocessing import (
 )
 from deepgami.train import (
     GRID_KEYS,
+    SEARCH_KEYS,
     Batch,
     as_setting,
     calibrate_imputers,
@@ -452,7 +453,12 @@ def test_scalers_and_selectors_never_see_held_out_rows():
 
 @pytest.mark.slow
 def test_shuffled_training_labels_give_chance_auc():
-    """With labels shuffled on the training rows, held-out AUC stays near 0.5."""
+    """With labels shuffled on the training rows, held-out AUC is not above chance.
+
+    The fit to shuffled labels is a random direction in the latent genes, and the held-out labels are
+    the real ones, so its AUC falls on either side of 0.5 by the chance overlap of that direction
+    with the real signal (0.40 and 0.53 for seeds 0 and 1 with summed blocks, 60 latent genes).
+    Leakage of held-out rows would push it up only: the bound is one-sided."""
     sizes = {} if FULL else {"n_snps": 300, "n_tfs": 20, "n_genes": 60, "n_causal_genes": 5}
     mdata, _ = model_fixtures.simulated_mudata(n_samples=4000 if FULL else 2000, seed=5, **sizes)
     data = read_arrays(mdata)
@@ -468,7 +474,7 @@ def test_shuffled_training_labels_give_chance_auc():
         seed=0,
     )
     print(f"shuffled-label held-out AUC: {result.metrics['all']['auc']:.3f} on {len(test)} samples")
-    assert abs(result.metrics["all"]["auc"] - 0.5) <= 0.1
+    assert result.metrics["all"]["auc"] <= 0.6
 
 
 def test_adam_first_step_moves_each_weight_by_the_learning_rate():
@@ -569,7 +575,7 @@ def test_settings_dataclasses_match_the_yaml_defaults():
     first = Settings.from_mapping(None).first(dense=True)
     assert first == Setting(PreprocessingSettings(), ArchitectureSettings(), TrainingSettings())
     flat = first.to_dict()
-    assert set(flat) == (set(default_params()) - {"grid", "cv_folds"}) | set(GRID_KEYS)
+    assert set(flat) == (set(default_params()) - {"grid", *SEARCH_KEYS}) | set(GRID_KEYS)
     assert as_setting(flat) == first and flat["lambda"] == first.training.aux_weight
 
 

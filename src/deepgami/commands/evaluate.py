@@ -20,6 +20,9 @@ methods (--methods, default all):
   deepgami_dense            no prior: dense encoders into as many latent nodes
   deepgami_random_prior     priors replaced by random networks with the same edge counts
   deepgami_bernoulli_prior  prior edges kept with p=--bernoulli-keep, others added with p=--bernoulli-add
+  deepgami_alone            trained on each modality alone (its prior kept; same splits and setting),
+                            scored from it (metrics.tsv rows with modalities = that modality);
+                            n/a for a one-modality cohort
   baselines on the concatenated modalities, tuned by inner CV:
 <baselines>
   Prior ablations are reported as "n/a (cohort has no prior)" for a cohort without priors.
@@ -29,12 +32,15 @@ protocols (--protocols, default holdout,cv,repeated; --fast: holdout,cv; indepen
   cv           stratified --folds-fold cross-validation
   repeated     --repeats stratified random 80/20 splits (default 10), with pairwise KS tests
   independent  train on COHORT, test on --test-cohort
-  The prior ablations run on --ablation-protocols (default holdout,independent).
+  The prior ablations run on --ablation-protocols (default holdout,independent); deepgami_alone
+  on every protocol, as deepgami.
 
 comparisons: paired_tests.tsv and the report's verdict line give, per method, DeepGAMI's mean
 paired difference in AUC and balanced accuracy over the same splits with a 95% interval (corrected
 resampled t-test of Nadeau and Bengio for CV folds and repeated splits; paired bootstrap of the
-held-out samples for a single split).
+held-out samples for a single split). With deepgami_alone, per modality m, a row with reference
+deepgami[m] and method deepgami_alone[m]: DeepGAMI trained on all and predicted from m, minus
+DeepGAMI trained on m alone (a second verdict line in the report).
 
 cost: units (split x method) run in --jobs worker processes (default: the CPUs), with the same
 results for any --jobs. On a 1,200-sample simulated cohort with two free cores, the defaults take
@@ -50,7 +56,8 @@ options override it.
 writes into --out (replaced atomically):
   metrics.tsv        tidy: method, modalities, protocol, split, metric, value
   summary.tsv        mean, sd and number of splits per method x modalities x protocol x metric
-  paired_tests.tsv   DeepGAMI minus each method: mean paired difference, 95% interval, p-value
+  paired_tests.tsv   DeepGAMI minus each method (and deepgami[m] minus deepgami_alone[m]): mean
+                     paired difference, 95% interval, p-value
   ks_tests.tsv       pairwise KS tests on the repeated splits' scores
   predictions.tsv    held-out class probabilities of every method and split
   report.html        self-contained report (figures embedded); figures/*.png
@@ -204,11 +211,14 @@ def _eval_config(args: argparse.Namespace) -> tuple[dict, Any]:
 
 def _print_summary(result: Any, seconds: float) -> None:
     """The verdict line and what ran in how long, on stderr."""
-    from deepgami.report.labels import verdict_sentence
+    from deepgami.report.labels import alone_sentence, verdict_sentence
 
-    line = verdict_sentence(result.info.get("verdict"))
-    if line:
-        print(line, file=sys.stderr)
+    for line in (
+        verdict_sentence(result.info.get("verdict")),
+        alone_sentence(result.info.get("verdict_alone")),
+    ):
+        if line:
+            print(line, file=sys.stderr)
     times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
     print(
         f"evaluated {len(result.info['methods'])} methods on "

@@ -132,9 +132,11 @@ def summary_lines(model, seconds: float) -> list[str]:
     cfg = model.config
     n_bagged = len(model.members) - 1
     bagged = f" + {n_bagged} bagged" if n_bagged else ""
+    training = cfg["training"]
+    pruned = f", {training['n_pruned']} stopped early" if training.get("n_pruned") else ""
     lines = [
-        f"trained on {cfg['training']['n_train']} samples in {seconds:.1f} s "
-        f"({cfg['training']['n_settings']} setting(s) x {cfg['training']['cv_folds']} fold(s) + refit"
+        f"trained on {training['n_train']} samples in {seconds:.1f} s "
+        f"({training['n_settings']} setting(s){pruned} x {training['cv_folds']} fold(s) + refit"
         f"{bagged})"
     ]
     cv = cfg.get("cv")

@@ -165,3 +165,35 @@ def variant_arrays(data: Any, method: str, config: EvalConfig, seed: int) -> Any
                 None, f"the {method} network of modality '{data.modalities[k]}' has no edge"
             )
     return dataclasses.replace(data, edges=edges, priors=priors)
+
+
+def alone_arrays(data: Any, modality: str) -> Any:
+    """Return the cohort arrays restricted to one modality, with its prior, for `deepgami_alone`.
+
+    The modality keeps its matrix, presence and prior edges into the same latent nodes (targets
+    common to all the cohort's priors) as DeepGAMI trained on every modality, so the two differ only
+    in the modalities they train on. A modality without a prior stays unguided (dense into the
+    latent nodes, as in the full model).
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays.
+    modality : str
+        The modality kept.
+
+    Returns
+    -------
+    CohortArrays
+        The arrays of that modality alone.
+    """
+    k = data.modalities.index(modality)
+    return dataclasses.replace(
+        data,
+        modalities=[modality],
+        X=[data.X[k]],
+        var_names=[data.var_names[k]],
+        present=data.present[:, [k]],
+        priors=[data.priors[k]],
+        edges=[data.edges[k]],
+    )

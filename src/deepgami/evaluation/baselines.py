@@ -102,12 +102,15 @@ class Baseline:
         The parameter grid.
     fast_grid : dict of str to list, default {}
         The parameter grid of a fast evaluation.
+    binary : dict of str to Any, default {}
+        Estimator parameters set when the label has two classes (a faster solver).
     """
 
     name: str
     make: Callable[[int], Any]
     grid: dict[str, list] = field(default_factory=dict)
     fast_grid: dict[str, list] = field(default_factory=dict)
+    binary: dict[str, Any] = field(default_factory=dict)
 
 
 def _classifiers() -> dict[str, Baseline]:
@@ -136,12 +139,14 @@ def _classifiers() -> dict[str, Baseline]:
         ),
         "lasso_logistic": Baseline(
             "lasso_logistic",
-            # saga: liblinear refuses three or more classes (scikit-learn >= 1.8).
+            # saga: liblinear refuses three or more classes (scikit-learn >= 1.8); for two classes
+            # liblinear, ~50x faster here (1,200 samples: 470 s of saga per --fast evaluation).
             lambda seed: LogisticRegression(
                 l1_ratio=1.0, solver="saga", max_iter=5000, random_state=seed
             ),
             {"C": [0.01, 0.05, 0.1, 0.5, 1.0, 10.0]},
             {"C": [0.05, 0.2, 1.0]},
+            {"solver": "liblinear"},
         ),
         "random_forest": Baseline(
             "random_forest",
@@ -342,6 +347,8 @@ def fit_baseline(
     base = registry(task)[name]
     grid = base.fast_grid if fast else base.grid
     estimator = base.make(seed)
+    if task == "classification" and len(np.unique(y)) == 2:
+        estimator.set_params(**base.binary)
     n_points = int(np.prod([len(v) for v in grid.values()])) if grid else 1
     # One BLAS thread: these matrices are small, extra threads only spin (and it keeps results
     # independent of the machine's core count).

@@ -20,20 +20,29 @@ FAST_PROTOCOLS = ("holdout", "cv")
 DEFAULT_FOLDS, FAST_FOLDS = 5, 3
 # --fast: at most this many bagged networks per DeepGAMI fit (each costs about as much as the refit).
 FAST_BAGGING = 2
+# DeepGAMI trained on one modality of the cohort (one unit per split and modality), scored from it;
+# compared with "deepgami" trained on all and predicted from that modality (cohorts of 2+ modalities).
+ALONE = "deepgami_alone"
 DEEPGAMI_METHODS = (
     "deepgami",
     "deepgami_dense",
     "deepgami_random_prior",
     "deepgami_bernoulli_prior",
+    ALONE,
 )
 PRIOR_METHODS = ("deepgami_dense", "deepgami_random_prior", "deepgami_bernoulli_prior")
 MEANFILL = "deepgami_meanfill"
 TUNE_MODES = ("once", "each", "none")
 METRIC_COLUMNS = ["method", "modalities", "protocol", "split", "metric", "value"]
-# Stable indices for seeds: a method keeps its seed whichever other methods run.
+# Stable indices for seeds: a method keeps its seed whichever other methods run. ALONE has a fixed
+# index past the baselines, so that adding it (or a baseline) changes no other method's seed.
 METHOD_INDEX = {
-    m: i for i, m in enumerate(DEEPGAMI_METHODS + bl.CLASSIFIERS + ("ridge", "lasso", "coxnet"))
+    m: i
+    for i, m in enumerate(
+        ("deepgami", *PRIOR_METHODS) + bl.CLASSIFIERS + ("ridge", "lasso", "coxnet")
+    )
 }
+METHOD_INDEX[ALONE] = 1000
 # Ablations (the prior variants) cost as much as DeepGAMI each; by default they run on the held-out
 # split (a paired bootstrap of its samples gives their intervals), not on every fold and repeated
 # split: on 1,200 samples adding the CV folds costs 2 minutes on two cores (--ablation-protocols).

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from deepgami.errors import InputError
-from deepgami.evaluation.config import DEEPGAMI_METHODS, MIN_REPEATS
+from deepgami.evaluation.config import ALONE, DEEPGAMI_METHODS, MIN_REPEATS
 from deepgami.evaluation.fits import TUNE, Context, Unit, UnitResult, run_unit
 from deepgami.executor import process_pool, run_jobs
 
@@ -250,7 +250,10 @@ def _describe(result: UnitResult, task: str) -> str:
         return f"{where} grid search ({result.seconds:.1f}s)"
     key = "auc" if task == "classification" else "r2"
     value = result.main.get(key)
-    return f"{where} {result.method}: {key} {'n/a' if value is None else f'{value:.3f}'} ({result.seconds:.1f}s)"
+    name = result.method
+    if result.method == ALONE and result.records:  # one unit per modality
+        name += f"[{result.records[0]['modalities']}]"
+    return f"{where} {name}: {key} {'n/a' if value is None else f'{value:.3f}'} ({result.seconds:.1f}s)"
 
 
 # -- the scheduler ---------------------------------------------------------------------------------

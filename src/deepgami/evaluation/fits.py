@@ -20,8 +20,9 @@ import pandas as pd
 
 from deepgami.errors import InputError
 from deepgami.evaluation import baselines as bl
-from deepgami.evaluation.ablations import variant_arrays
+from deepgami.evaluation.ablations import alone_arrays, variant_arrays
 from deepgami.evaluation.config import (
+    ALONE,
     DEEPGAMI_METHODS,
     MEANFILL,
     METHOD_INDEX,
@@ -77,6 +78,8 @@ class Unit:
         Whether to keep DeepGAMI's per-epoch training history.
     tune_seed : int, default 0
         The seed of a TUNE unit's grid search.
+    modality : str or None, default None
+        ALONE units: the one modality trained on and scored from.
     """
 
     order: int
@@ -84,6 +87,7 @@ class Unit:
     method: str
     keep_history: bool = False
     tune_seed: int = 0
+    modality: str | None = None
 
 
 @dataclass
@@ -178,6 +182,8 @@ def run_unit(ctx: Context, unit: Unit, setting: Setting | None = None) -> UnitRe
     out = UnitResult(unit.order, unit.method, split.protocol, split.index)
     if unit.method == TUNE:
         out.setting, out.tuning = tune_deepgami(ctx.data, split.train, ctx.params, unit.tune_seed)
+    elif unit.method == ALONE:
+        _fit_alone(ctx, unit, setting or ctx.setting, out)
     elif unit.method in DEEPGAMI_METHODS:
         _fit_deepgami(ctx, unit, setting or ctx.setting, out)
     else:
@@ -227,6 +233,43 @@ def _predictions(
     out.predictions.append(frame)
 
 
+def _table_predictions(
+    data: Any, out: UnitResult, method: str, modalities: str, table: pd.DataFrame
+) -> None:
+    """`_predictions` from a model's prediction table."""
+    cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
+    values = table[cols].to_numpy(dtype=np.float64)
+    _predictions(
+        data,
+        out,
+        method,
+        modalities,
+        table["sample"],
+        table["label"].to_numpy(),
+        values if data.task == "classification" else values[:, 0],
+    )
+
+
+def _fit_alone(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> None:
+    """DeepGAMI trained on one modality's training rows (its own preprocessing, fitted on them),
+    scored from that modality: rows with method ALONE and modalities the modality."""
+    from deepgami.model import fit_predict_fold
+    from deepgami.train import derive_seed
+
+    data, split, m = ctx.data, unit.split, unit.modality
+    seed = derive_seed(unit_seed(ctx.config, split, ALONE), data.modalities.index(m))
+    try:
+        res = fit_predict_fold(alone_arrays(data, m), split.train, split.test, setting, seed)
+    except InputError as err:  # e.g. too few training samples have m
+        where = f"{split.protocol} split {split.index}"
+        raise InputError(
+            err.path, f"{ALONE} (trained on {m} alone, {where}): {err.message}"
+        ) from None
+    _rows(out, ALONE, m, res.metrics["all"])
+    _table_predictions(data, out, ALONE, m, res.predictions["all"])
+    out.main = res.metrics["all"]
+
+
 def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> None:
     from deepgami.model import fit_predict_fold
     from deepgami.train import derive_seed
@@ -238,7 +281,6 @@ def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -
     if method == "deepgami_dense":
         use = setting.replace(latent_dim=len(data.latent_nodes))
     res = fit_predict_fold(arrays, split.train, split.test, use, seed)
-    cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
     for key, scores in res.metrics.items():
         if key.endswith("_meanfill"):
             if method != "deepgami":
@@ -247,17 +289,7 @@ def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -
         else:
             name, mods = method, key
         _rows(out, name, mods, scores)
-        table = res.predictions[key]
-        values = table[cols].to_numpy(dtype=np.float64)
-        _predictions(
-            data,
-            out,
-            name,
-            mods,
-            table["sample"],
-            table["label"].to_numpy(),
-            values if data.task == "classification" else values[:, 0],
-        )
+        _table_predictions(data, out, name, mods, res.predictions[key])
     for m, r2 in res.imputation_r2.items():
         if r2 is not None and not math.isnan(r2):
             out.records.append(

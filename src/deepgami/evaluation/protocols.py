@@ -25,6 +25,8 @@ Methods
     deepgami_dense            the same network without priors (dense encoders, as many latent nodes)
     deepgami_random_prior     each prior replaced by a random network with the same edge count
     deepgami_bernoulli_prior  prior edges kept with p = 0.8, other pairs added with p = 0.2
+    deepgami_alone            trained on each single modality (its prior kept), scored from it;
+                              paired with deepgami trained on all and predicted from that modality
     baselines                 scikit-learn on the concatenated modalities (`deepgami.evaluation.baselines`)
 """
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,7 @@ from deepgami.evaluation.ablations import (
     variant_arrays,
 )
 from deepgami.evaluation.config import (
+    ALONE,
     DEEPGAMI_METHODS,
     FAST_BAGGING,
     METRIC_COLUMNS,
@@ -291,6 +294,8 @@ def _methods(data: Any, config: EvalConfig) -> tuple[list[str], dict[str, str]]:
         for m in PRIOR_METHODS
         if m in wanted and data.latent_nodes is None
     }
+    if ALONE in wanted and len(data.modalities) < 2:
+        not_applicable[ALONE] = "n/a (cohort has one modality)"
     return [m for m in wanted if m not in not_applicable], not_applicable
 
 
@@ -317,9 +322,12 @@ def _splits(
     return splits, how
 
 
-def _plan(splits: list[Split], methods: list[str], config: EvalConfig) -> Plan:
-    """Units in serial order: per split, every method (ablations only on `ablation_protocols`);
-    DeepGAMI's grid search once on the first split, per split, or not at all."""
+def _plan(
+    splits: list[Split], methods: list[str], config: EvalConfig, modalities: Sequence[str] = ()
+) -> Plan:
+    """Units in serial order: per split, every method (ablations only on `ablation_protocols`;
+    ALONE one unit per modality); DeepGAMI's grid search once on the first split, per split, or
+    not at all."""
     from deepgami.train import derive_seed
 
     plan = Plan()
@@ -339,18 +347,30 @@ def _plan(splits: list[Split], methods: list[str], config: EvalConfig) -> Plan:
                 TUNE,
                 tune_seed=derive_seed(config.seed, 7, PROTOCOLS.index(split.protocol), split.index),
             )
-        units = [
-            Unit(
-                n * len(methods) + j,
-                split,
-                m,
-                keep_history=m in DEEPGAMI_METHODS and (n == 0 or split.protocol == "independent"),
-            )
-            for j, m in enumerate(methods)
-            if m not in PRIOR_METHODS or split.protocol in config.ablation_protocols
-        ]
+        start = sum(len(g.units) for g in plan.groups)
+        units = _split_units(split, n == 0, methods, config, modalities, start)
         plan.groups.append(SplitGroup(units, key, repeated=split.protocol == "repeated"))
     return plan
+
+
+def _split_units(
+    split: Split,
+    first: bool,
+    methods: list[str],
+    config: EvalConfig,
+    modalities: Sequence[str],
+    start: int,
+) -> list[Unit]:
+    """One split's units in serial order from `start`: a unit per method (ALONE: per modality)."""
+    history = first or split.protocol == "independent"
+    units: list[Unit] = []
+    for m in methods:
+        if m in PRIOR_METHODS and split.protocol not in config.ablation_protocols:
+            continue
+        for mod in modalities if m == ALONE else [None]:
+            keep = history and m in DEEPGAMI_METHODS and m != ALONE
+            units.append(Unit(start + len(units), split, m, keep_history=keep, modality=mod))
+    return units
 
 
 def _tuning_notes(
@@ -367,15 +387,16 @@ def _tuning_notes(
     notes = []
     if "once" in outcome.settings:
         first = splits[0]
-        score = "AUC" if data.task == "classification" else "R^2"
+        score = "lowest mean log loss" if data.task == "classification" else "highest mean R^2"
         how = (
-            f"grid search ({params.cv_folds}-fold CV, best mean {score}) once, on the training samples "
+            f"{params.method} search ({params.cv_folds}-fold CV, {score}) once, on the "
+            "training samples "
             f"of the first split ({first.protocol} {first.index}); that setting is used on every split"
             if outcome.settings["once"].tuning is not None
             else "the grid has one setting (or cv_folds < 2): no search"
         )
     elif outcome.settings:
-        how = "grid search on the training samples of every split"
+        how = f"{params.method} search on the training samples of every split"
     else:
         how = "no grid search: the first value of each grid entry" + (
             " (--fast)" if config.fast else ""
@@ -411,6 +432,13 @@ def _ablation_notes(data: Any, config: EvalConfig, dg: list[str]) -> list[str]:
         notes.append(
             f"deepgami_bernoulli_prior: per split, each prior edge kept with p = {config.bernoulli_keep} "
             f"and every other (feature, latent node) pair added with p = {config.bernoulli_add}."
+        )
+    if ALONE in dg:
+        notes.append(
+            "deepgami_alone: DeepGAMI trained on one modality alone (its prior kept, the same "
+            "latent nodes and setting as deepgami), on every split, scored from that modality; "
+            "paired_tests.tsv compares it with deepgami trained on all and predicted from that "
+            "modality (rows deepgami[m] - deepgami_alone[m])."
         )
     return notes
 
@@ -519,6 +547,27 @@ def _test_train_ratios(splits: list[Split]) -> dict[str, float]:
     return ratios
 
 
+def _paired(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    data: Any,
+    methods: list[str],
+    splits: list[Split],
+    seed: int,
+) -> pd.DataFrame:
+    """Paired differences: DeepGAMI minus each method, then deepgami[m] minus deepgami_alone[m]."""
+    from deepgami.evaluation.significance import alone_tests, paired_tests
+
+    ratios = _test_train_ratios(splits)
+    common = dict(task=data.task, classes=list(data.classes), ratios=ratios, seed=seed)
+    paired = paired_tests(metrics, predictions, methods=methods, **common)
+    if ALONE not in methods:
+        return paired
+    alone = alone_tests(metrics, predictions, modalities=list(data.modalities), **common)
+    frames = [f for f in (paired, alone) if len(f)]  # concat warns on an empty frame
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames or [paired])[0]
+
+
 def _comparisons(
     metrics: pd.DataFrame,
     predictions: pd.DataFrame,
@@ -534,7 +583,6 @@ def _comparisons(
         KS_COLUMNS,
         PAIRED_COLUMNS,
         PAIRED_METRICS,
-        paired_tests,
         pairwise_ks,
         verdict,
     )
@@ -557,15 +605,7 @@ def _comparisons(
         )
     if "deepgami" not in methods:
         return ks, pd.DataFrame(columns=PAIRED_COLUMNS), None, notes
-    paired = paired_tests(
-        metrics,
-        predictions,
-        task=data.task,
-        classes=list(data.classes),
-        methods=methods,
-        ratios=_test_train_ratios(splits),
-        seed=config.seed,
-    )
+    paired = _paired(metrics, predictions, data, methods, splits, config.seed)
     notes.append(
         "Paired tests (paired_tests.tsv): DeepGAMI minus each method on the same splits, 95% intervals. "
         "Several splits (CV folds, repeated splits): the corrected resampled t-test of Nadeau and Bengio "
@@ -649,7 +689,7 @@ def _run_plan(
     """Plan the units, run them (`run_units`) and record the outcome in `run`; splits the time
     budget cut are dropped from `run.splits`."""
     data, config, splits = run.cohorts.data, run.config, run.splits
-    plan = _plan(splits, run.methods, config)
+    plan = _plan(splits, run.methods, config, data.modalities)
     jobs = _jobs(jobs, data, plan)
     say(
         f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(run.methods)} methods"
@@ -717,6 +757,9 @@ def _result(
         metrics, predictions, summary, data, methods, run.splits, config
     )
     info = _info(run, setting, cohort_name, test_mdata, test_name, line, notes + more)
+    from deepgami.evaluation.significance import alone_verdict  # scipy: imported when needed
+
+    info["verdict_alone"] = jsonable(alone_verdict(paired, data.task))
     seconds["total"] = time.perf_counter() - t_start
     return EvaluationResult(
         metrics,

@@ -373,6 +373,84 @@ def paired_tests(
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
+def alone_tests(
+    metrics: pd.DataFrame,
+    predictions: pd.DataFrame,
+    *,
+    task: str,
+    classes: Sequence[str],
+    modalities: Sequence[str],
+    ratios: dict[str, float],
+    reference: str = "deepgami",
+    alone: str = "deepgami_alone",
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Compute, per modality m, `reference` predicted from m minus `alone` trained on m.
+
+    The rows of `reference` and `alone` with modalities m are compared as `paired_tests` compares
+    methods on all modalities (same splits, same intervals); their `reference` and `method` read
+    ``deepgami[m]`` and ``deepgami_alone[m]``. Held-out samples that lack m have no prediction
+    from it and are left out of the bootstrap (as they are of the metrics).
+
+    Parameters
+    ----------
+    metrics : pandas.DataFrame
+        The tidy metrics table.
+    predictions : pandas.DataFrame
+        The held-out predictions (for the bootstrap of single-split protocols).
+    task : str
+        ``classification`` or ``regression``.
+    classes : Sequence of str
+        The class names, in output order.
+    modalities : Sequence of str
+        The cohort's modalities, in order.
+    ratios : dict of str to float
+        n_test / n_train per multi-split protocol.
+    reference : str, default "deepgami"
+        The method trained on every modality.
+    alone : str, default "deepgami_alone"
+        The method trained on one modality.
+    seed : int, default 0
+        Seeds the bootstraps.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per protocol, main metric and modality, with PAIRED_COLUMNS.
+    """
+    frames = []
+    cols = [f"prob_{c}" for c in classes] if task == "classification" else ["predicted"]
+    for m in modalities:
+        names = {reference: f"{reference}[{m}]", alone: f"{alone}[{m}]"}
+        met = _as_all(metrics, m, names)
+        pred = _as_all(predictions, m, names) if len(predictions) else predictions
+        if len(pred):
+            pred = pred[np.isfinite(pred[cols].to_numpy(np.float64)).all(axis=1)]
+        frames.append(
+            paired_tests(
+                met,
+                pred,
+                task=task,
+                classes=classes,
+                methods=[names[alone]],
+                ratios=ratios,
+                reference=names[reference],
+                seed=seed,
+            )  # fmt: skip
+        )
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=PAIRED_COLUMNS)
+
+
+def _as_all(table: pd.DataFrame, modality: str, names: dict[str, str]) -> pd.DataFrame:
+    """The rows of the methods in `names` with modalities `modality`, renamed and marked 'all'."""
+    keep = table["method"].isin(list(names)) & (table["modalities"].astype(str) == modality)
+    out = table[keep].copy()
+    out["method"] = out["method"].map(names)
+    out["modalities"] = "all"
+    return out
+
+
 def _pair_means(pair: pd.DataFrame, reference: str, method: str) -> dict:
     """The method, the reference and their mean scores over the paired splits."""
     return {
@@ -491,3 +569,36 @@ def verdict(
         row["significant"] = str(row["significant"]).lower() == "true"
         return row
     return None
+
+
+def alone_verdict(paired: pd.DataFrame, task: str) -> list[dict]:
+    """Pick the rows of `alone_tests` behind the report's second header line.
+
+    Those of the main metric on the protocol with the most splits (`VERDICT_PROTOCOLS` order),
+    one per modality.
+
+    Parameters
+    ----------
+    paired : pandas.DataFrame
+        The paired tests, `alone_tests` rows included (their method reads ``deepgami_alone[m]``).
+    task : str
+        ``classification`` or ``regression``.
+
+    Returns
+    -------
+    list of dict
+        The rows as dicts, with ``modality`` added; empty without such rows.
+    """
+    metric = PAIRED_METRICS[task][0]
+    alone = paired[paired["method"].astype(str).str.contains(r"\[", regex=True)]
+    for protocol in VERDICT_PROTOCOLS:
+        rows = alone[(alone["protocol"] == protocol) & (alone["metric"] == metric)]
+        if rows.empty:
+            continue
+        out = []
+        for row in rows.to_dict("records"):
+            row["modality"] = str(row["method"]).split("[", 1)[1].rstrip("]")
+            row["significant"] = str(row["significant"]).lower() == "true"
+            out.append(row)
+        return out
+    return []

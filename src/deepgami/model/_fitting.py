@@ -359,6 +359,7 @@ def build_network(net: dict, edges: Sequence[tuple] | None) -> DeepGAMINetwork:
         imputer=net["imputer"],
         encoder_activation=net["encoder_activation"],
         latent_norm=net["latent_norm"],
+        latent_combine=net.get("latent_combine", "concat"),  # models saved before it: concat
     )
 
 

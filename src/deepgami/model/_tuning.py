@@ -30,6 +30,7 @@ from deepgami.train import (
     derive_seed,
     grid_search,
     summarize_cv,
+    tpe_search,
 )
 
 # How much better than the class-prior (or mean) predictor a chosen setting must score in CV
@@ -144,25 +145,42 @@ def tune_setting(
         data = read_arrays(data)
     params = as_settings(params)
     rows = np.asarray(rows, dtype=np.int64)
-    settings = params.points(dense=data.latent_nodes is None)
-    n_folds = int(params.cv_folds)
-    if n_folds < 2 or (len(settings) == 1 and not search_single):
+    dense = data.latent_nodes is None
+    settings = params.points(dense)
+    n_folds, n_settings = int(params.cv_folds), search_size(params, dense)
+    if n_folds < 2 or (n_settings == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
     y, stratify = strata(data, rows)
     splits = cv_splits(y, n_folds, derive_seed(seed, 1), stratify)
-
-    fit_fold = _fold_fitter(data, rows, (len(settings), len(splits)), on_fold, on_epoch)
+    fit_fold = _fold_fitter(data, rows, (n_settings, len(splits)), on_fold, on_epoch)
+    score = lambda row: selection_score(unflatten(row, "all"), data.task)  # noqa: E731
     with cohort_threads(data):
-        table, best = grid_search(
-            settings,
-            splits,
-            fit_fold,
-            lambda row: selection_score(unflatten(row, "all"), data.task),
-            seed,
-        )
+        if params.method == "tpe":
+            table, settings, best = tpe_search(params, dense, splits, fit_fold, score, seed)
+        else:
+            table, best = grid_search(settings, splits, fit_fold, score, seed)
     table["selected"] = table["setting"] == best
     return settings[best], table
+
+
+def search_size(params: Settings, dense: bool) -> int:
+    """The number of settings the search tries at most (grid points, or tpe trials).
+
+    Parameters
+    ----------
+    params : Settings
+        The training settings.
+    dense : bool
+        Whether the cohort has no prior.
+
+    Returns
+    -------
+    int
+        The grid's size, or the larger of `n_trials` and the grid's size for tpe.
+    """
+    n_points = len(params.points(dense))
+    return max(params.n_trials, n_points) if params.method == "tpe" else n_points
 
 
 def _fold_fitter(
@@ -227,6 +245,11 @@ def record_training_report(
     model.config["params"] = params.to_dict()
     model.config["training"]["n_settings"] = n_settings
     model.config["training"]["cv_folds"] = 0 if table is None else int(table["fold"].nunique())
+    model.config["training"]["search"] = params.method
+    pruned = table is not None and "pruned" in table
+    model.config["training"]["n_pruned"] = (
+        int(table.loc[table["pruned"], "setting"].nunique()) if pruned else 0
+    )
     fold_r2: dict[str, list[float | None]] = {}
     if table is not None:
         best = int(table.loc[table["selected"], "setting"].iloc[0])

@@ -42,6 +42,7 @@ from deepgami.model._tuning import (
     fold_hook,
     progress_bar,
     record_training_report,
+    search_size,
     training_rows,
     tune_setting,
 )
@@ -134,7 +135,9 @@ class DeepGAMI(BaseModel):
         settings = _settings(params, hyperparameters)
         data = mdata if isinstance(mdata, CohortArrays) else read_arrays(mdata, prior_override)
         rows = training_rows(data, split)
-        n_settings = 1 if settings.cv_folds < 2 else len(settings.points(data.latent_nodes is None))
+        n_settings = (
+            1 if settings.cv_folds < 2 else search_size(settings, data.latent_nodes is None)
+        )
         n_folds = settings.cv_folds if settings.cv_folds >= 2 else 0
         bar = progress_bar(n_settings * n_folds + 1 + settings.first().training.bagging, progress)
         with device_scope(device):  # the networks and minibatches; the weights end on the CPU

@@ -107,6 +107,10 @@ def make_imputer(kind: str, n_latent: int) -> nn.Module:
     raise ValueError(f"imputer must be one of {IMPUTERS}, not {kind!r}")
 
 
+# How the head reads the K latent blocks: side by side, or added gene by gene.
+COMBINES = ("concat", "sum")
+
+
 def _activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
@@ -248,6 +252,10 @@ class DeepGAMINetwork(nn.Module):
     latent_norm : bool or sequence of bool, default True
         Standardize each latent node before the activation (:class:`LatentNorm`): one flag for
         every modality, or one per modality.
+    latent_combine : str, default "concat"
+        ``"concat"``: the head reads the K blocks side by side (K x L inputs, the paper);
+        ``"sum"``: it reads their sum, one input per latent node (the blocks must be the same
+        genes, e.g. each modality's part of a gene's program).
 
     Raises
     ------
@@ -267,8 +275,11 @@ class DeepGAMINetwork(nn.Module):
         imputer: str = "scalar",
         encoder_activation: str = "relu",
         latent_norm: bool | Sequence[bool] = True,
+        latent_combine: str = "concat",
     ) -> None:
         super().__init__()
+        if latent_combine not in COMBINES:
+            raise ValueError(f"latent_combine must be one of {COMBINES}, not {latent_combine!r}")
         n_mod = len(n_inputs)
         if n_mod < 1:
             raise ValueError("DeepGAMI needs at least one modality")
@@ -301,11 +312,16 @@ class DeepGAMINetwork(nn.Module):
                 if i != j
             }
         )
-        self.head = _head(n_mod * self.n_latent, hidden_layers, dropout, self.n_outputs)
+        self.latent_combine = latent_combine
+        self.n_head_blocks = 1 if latent_combine == "sum" else n_mod
+        self.head = _head(
+            self.n_head_blocks * self.n_latent, hidden_layers, dropout, self.n_outputs
+        )
         # Per-node gates on the head's inputs. Under weight decay the product gate x weight acts
         # like a group lasso over latent nodes, so the head can ignore most genes even though
-        # every (normalized) node has unit variance.
-        self.gates = nn.Parameter(torch.ones(n_mod, self.n_latent))
+        # every (normalized) node has unit variance. Summed blocks share one gate per node, so
+        # each modality's part of a gene keeps the same weight.
+        self.gates = nn.Parameter(torch.ones(self.n_head_blocks, self.n_latent))
         # Training-set mean of each latent block: the mean-fill baseline, saved with the weights.
         self.register_buffer("latent_mean", torch.zeros(n_mod, self.n_latent))
 
@@ -485,7 +501,7 @@ class DeepGAMINetwork(nn.Module):
     def head_logits(self, blocks: Sequence[Tensor]) -> Tensor:
         """Compute the logits from the K latent blocks the head sees.
 
-        Gates, concatenation, feed-forward.
+        Gates, concatenation (or the sum of the blocks), feed-forward.
 
         Parameters
         ----------
@@ -497,6 +513,8 @@ class DeepGAMINetwork(nn.Module):
         torch.Tensor
             Logits of shape ``(B, n_outputs)``.
         """
+        if self.latent_combine == "sum":
+            return self.head(torch.stack(list(blocks)).sum(dim=0) * self.gates[0])
         return self.head(torch.cat([b * self.gates[k] for k, b in enumerate(blocks)], dim=1))
 
     def logits(self, *xs: Tensor, present: Tensor | None = None) -> Tensor:
@@ -531,7 +549,7 @@ class DeepGAMINetwork(nn.Module):
             The penalty, a scalar (differentiable).
         """
         first = next(m for m in self.head if isinstance(m, nn.Linear))
-        per_block = first.weight.reshape(first.weight.shape[0], self.n_modalities, self.n_latent)
+        per_block = first.weight.reshape(first.weight.shape[0], self.n_head_blocks, self.n_latent)
         return torch.linalg.vector_norm(per_block, dim=(0, 1)).sum()
 
     def auxiliary_loss(

@@ -24,6 +24,7 @@ METHOD_COLORS = {
     "deepgami_dense": "#6a3d9a",
     "deepgami_random_prior": "#e07b24",
     "deepgami_bernoulli_prior": "#c0392b",
+    "deepgami_alone": "#2ca58d",
     # The baselines' colours live in their registry.
     **{name: b.color for name, b in BASELINES.items()},
 }
@@ -388,8 +389,9 @@ def modality_bars(
 ) -> Figure | None:
     """Draw DeepGAMI's scores by the modalities given at test time, one group per protocol.
 
-    The bars are: all modalities, each alone with the others imputed, and each alone with the
-    others mean-filled; mean and sd over splits.
+    The bars are: all modalities, each alone with the others imputed, each alone with the
+    others mean-filled, and (where `deepgami_alone` ran) DeepGAMI trained on that modality alone;
+    mean and sd over splits.
 
     Parameters
     ----------
@@ -407,15 +409,17 @@ def modality_bars(
     matplotlib.figure.Figure or None
         The figure; None without DeepGAMI scores of that metric.
     """
-    sub = metrics[
-        metrics["method"].isin(["deepgami", "deepgami_meanfill"]) & (metrics["metric"] == metric)
-    ]
+    methods = ["deepgami", "deepgami_meanfill", "deepgami_alone"]
+    sub = metrics[metrics["method"].isin(methods) & (metrics["metric"] == metric)]
     if sub.empty:
         return None
     sets = [("deepgami", "all", "all modalities")]
+    alone = set(sub.loc[sub["method"] == "deepgami_alone", "modalities"])
     for m in modalities:
         sets.append(("deepgami", m, f"{m} only, others imputed"))
         sets.append(("deepgami_meanfill", m, f"{m} only, others mean-filled"))
+        if m in alone:
+            sets.append(("deepgami_alone", m, f"{m} only, trained on {m} alone"))
     protocols = [p for p in protocols if p in set(sub["protocol"])]
     with mpl.rc_context(STYLE):
         fig, ax = new_axes((1.5 + 0.5 * len(sets) * len(protocols), 3.8))

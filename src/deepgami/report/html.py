@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from deepgami.evaluation import DEEPGAMI_METHODS, MEANFILL
-from deepgami.evaluation.config import option_names
+from deepgami.evaluation.config import ALONE, option_names
 from deepgami.report.labels import (
     METRIC_LABELS,
+    alone_sentence,
     method_label,
     protocol_label,
     protocol_title,
@@ -180,7 +181,9 @@ def _method_table(summary: pd.DataFrame, info: dict, protocols: Sequence[str]) -
     )
     head2 = "".join(f"<th>{_e(METRIC_LABELS.get(m, m))}</th>" for _ in protocols for m in metrics)
     rows = []
-    na = info.get("not_applicable", {})
+    na = dict(info.get("not_applicable", {}))
+    if ALONE in info["methods"]:  # no 'all' row: trained and scored per modality
+        na[ALONE] = "per modality: see the missing-modalities table and the paired tests"
     for method in order:
         cls = ' class="dg"' if method in DEEPGAMI_METHODS else ""
         cells = [
@@ -333,7 +336,8 @@ def _data_section(info: dict) -> str:
 
 
 def _paired_section(paired: pd.DataFrame | None, protocols: Sequence[str]) -> str:
-    """Per protocol: DeepGAMI minus each method, mean paired difference with its 95% interval."""
+    """Per protocol: DeepGAMI minus each method, mean paired difference with its 95% interval; then
+    DeepGAMI trained on all minus trained on each modality alone, both predicted from it."""
     if paired is None or paired.empty:
         return '<p class="note">No paired tests (they need DeepGAMI and another method on the same splits).</p>'
     out = [
@@ -341,32 +345,53 @@ def _paired_section(paired: pd.DataFrame | None, protocols: Sequence[str]) -> st
         "negative is better). Several splits: the corrected resampled t-test of Nadeau and Bengio; one split: "
         "a paired bootstrap of the held-out samples. Significant when the 95% interval excludes 0.</p>"
     ]
+    alone = paired["reference"].astype(str) != "deepgami"
     for p in [p for p in protocols if p in set(paired["protocol"])]:
-        t = paired[paired["protocol"] == p].copy()
-        t["significant"] = t["significant"].astype(str).str.lower() == "true"
-        table = pd.DataFrame(
-            {
-                "metric": t["metric"].map(lambda m: METRIC_LABELS.get(m, m)),
-                "method": t["method"].map(_label),
-                "n": t["n"].astype(int),
-                "DeepGAMI": t["mean_reference"].map(lambda v: f"{v:.3f}"),
-                "method mean": t["mean_method"].map(lambda v: f"{v:.3f}"),
-                "difference": t["difference"].map(lambda v: f"{v:+.3f}"),
-                "95% interval": [
-                    f"{lo:+.3f} to {hi:+.3f}"
-                    for lo, hi in zip(t["ci_low"], t["ci_high"], strict=False)
-                ],
-                "p": t["pvalue"],
-                "": ["significant" if v else "not significant" for v in t["significant"]],
-            }
-        )
-        test = t["test"].iloc[0]
-        n_word = "splits" if "Nadeau" in str(test) else "held-out samples"
+        t = paired[(paired["protocol"] == p) & ~alone]
+        if len(t):
+            out.append(_paired_table(t, p, f"paired-{p}", _e(protocol_title(p))))
+    if alone.any():
         out.append(
-            f'<h3>{_e(protocol_title(p))} <span class="note">({_e(test)}; n = {n_word})</span></h3>'
-            + _simple_table(table, left=["metric", "method", ""], table_id=f"paired-{p}")
+            "<h3>Trained on all vs on one modality alone</h3>"
+            '<p class="note">DeepGAMI trained on every modality and predicted from one (the others '
+            "imputed), minus DeepGAMI trained on that modality alone (deepgami_alone), on the same "
+            "splits and held-out samples (positive: training on all helps).</p>"
         )
+    for p in [p for p in protocols if p in set(paired.loc[alone, "protocol"])]:
+        t = paired[(paired["protocol"] == p) & alone]
+        out.append(_paired_table(t, p, f"paired-alone-{p}", _e(protocol_title(p))))
     return "".join(out)
+
+
+def _paired_table(t: pd.DataFrame, protocol: str, table_id: str, title: str) -> str:
+    """One protocol's paired rows as a table under its heading."""
+    t = t.copy()
+    t["significant"] = t["significant"].astype(str).str.lower() == "true"
+    alone = (t["reference"].astype(str) != "deepgami").any()
+    table = pd.DataFrame(
+        {
+            "metric": t["metric"].map(lambda m: METRIC_LABELS.get(m, m)),
+            "method": t["method"].map(_label),
+            "n": t["n"].astype(int),
+            ("trained on all" if alone else "DeepGAMI"): t["mean_reference"].map(
+                lambda v: f"{v:.3f}"
+            ),
+            ("trained alone" if alone else "method mean"): t["mean_method"].map(
+                lambda v: f"{v:.3f}"
+            ),
+            "difference": t["difference"].map(lambda v: f"{v:+.3f}"),
+            "95% interval": [
+                f"{lo:+.3f} to {hi:+.3f}" for lo, hi in zip(t["ci_low"], t["ci_high"], strict=False)
+            ],
+            "p": t["pvalue"],
+            "": ["significant" if v else "not significant" for v in t["significant"]],
+        }
+    )
+    test = t["test"].iloc[0]
+    n_word = "splits" if "Nadeau" in str(test) else "held-out samples"
+    return f'<h3>{title} <span class="note">({_e(test)}; n = {n_word})</span></h3>' + _simple_table(
+        table, left=["metric", "method", ""], table_id=table_id
+    )
 
 
 def _ks_section(ks: pd.DataFrame | None) -> str:
@@ -868,6 +893,8 @@ def _page(info: dict, sections: list[tuple[str, str, str]]) -> str:
     )
     line = verdict_sentence(info.get("verdict"))
     verdict = f'<p id="verdict" class="verdict">{_e(line)}</p>' if line else ""
+    line = alone_sentence(info.get("verdict_alone"))
+    verdict += f'<p id="verdict-alone" class="verdict">{_e(line)}</p>' if line else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

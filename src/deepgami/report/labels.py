@@ -12,6 +12,7 @@ METHOD_LABELS = {
     "deepgami_dense": "DeepGAMI, no prior (dense)",
     "deepgami_random_prior": "DeepGAMI, random prior",
     "deepgami_bernoulli_prior": "DeepGAMI, Bernoulli prior",
+    "deepgami_alone": "DeepGAMI, trained on one modality",
     # The baselines' labels live in their registry.
     **{name: b.label for name, b in BASELINES.items()},
 }
@@ -41,13 +42,20 @@ def method_label(method: str) -> str:
     Parameters
     ----------
     method : str
-        The method id, e.g. ``deepgami_dense`` or a baseline's name.
+        The method id, e.g. ``deepgami_dense`` or a baseline's name; ``deepgami[snp]`` and
+        ``deepgami_alone[snp]`` name the two sides of a paired row of ``deepgami_alone``.
 
     Returns
     -------
     str
         The display name, e.g. ``DeepGAMI, no prior (dense)``.
     """
+    if method.endswith("]") and "[" in method:  # the paired rows of deepgami_alone
+        name, modality = method[:-1].split("[", 1)
+        if name == "deepgami":
+            return f"DeepGAMI trained on all, predicted from {modality}"
+        if name == "deepgami_alone":
+            return f"DeepGAMI trained on {modality} alone"
     return METHOD_LABELS.get(method, method)
 
 
@@ -124,4 +132,35 @@ def verdict_sentence(row: dict[str, Any] | None) -> str | None:
         f"{method_label(row['reference'])} vs the best baseline ({method_label(row['method'])}, "
         f"{protocol_label(row['protocol'])}): {row['difference']:+.3f} {metric_label(row['metric'])}, "
         f"95% interval {row['ci_low']:+.3f} to {row['ci_high']:+.3f}, {word}"
+    )
+
+
+def alone_sentence(rows: list[dict[str, Any]] | None) -> str | None:
+    """Return the report's line on DeepGAMI trained on all vs on each modality alone.
+
+    E.g. "DeepGAMI trained on all vs on one modality alone (cross-validation, AUC, predicted from
+    that modality): snp +0.031 (95% interval -0.010 to +0.072, not significant); expr ...".
+
+    Parameters
+    ----------
+    rows : list of dict or None
+        The rows `deepgami.evaluation.significance.alone_verdict` returns (modality, protocol,
+        metric, difference, ci_low, ci_high, significant).
+
+    Returns
+    -------
+    str or None
+        The sentence, or None without rows.
+    """
+    if not rows:
+        return None
+    parts = [
+        f"{r['modality']} {r['difference']:+.3f} (95% interval {r['ci_low']:+.3f} to "
+        f"{r['ci_high']:+.3f}, {'significant' if r['significant'] else 'not significant'})"
+        for r in rows
+    ]
+    first = rows[0]
+    return (
+        f"DeepGAMI trained on all vs on one modality alone ({protocol_label(first['protocol'])}, "
+        f"{metric_label(first['metric'])}, predicted from that modality): " + "; ".join(parts)
     )

@@ -23,7 +23,11 @@ from deepgami.train.params import (
     GRID_KEYS,
     MISSING,
     MONITORS,
+    SEARCH_KEYS,
+    SEARCHES,
+    SPACE_KEYS,
     ArchitectureSettings,
+    Dimension,
     PreprocessingSettings,
     SearchSpace,
     Setting,
@@ -39,4 +43,11 @@ from deepgami.train.params import (
     read_params_file,
     validate_params,
 )
-from deepgami.train.tuning import cv_splits, derive_seed, grid_search, inner_split, summarize_cv
+from deepgami.train.tuning import (
+    cv_splits,
+    derive_seed,
+    grid_search,
+    inner_split,
+    summarize_cv,
+    tpe_search,
+)

@@ -25,7 +25,7 @@ import yaml
 
 from deepgami.data.preprocessing import SCALINGS, SELECTIONS, per_modality
 from deepgami.errors import InputError
-from deepgami.nn.network import ACTIVATIONS, AUX_TARGETS, IMPUTERS
+from deepgami.nn.network import ACTIVATIONS, AUX_TARGETS, COMBINES, IMPUTERS
 
 # Hyperparameters the CV grid search may vary (the paper's list).
 GRID_KEYS = (
@@ -38,6 +38,22 @@ GRID_KEYS = (
     "latent_dim",
     "group_lasso",
     "early_stopping_on",
+)
+# How the search runs (not what one fit reads).
+SEARCH_KEYS = ("cv_folds", "search", "n_trials", "space")
+SEARCHES = ("grid", "tpe")
+# What the tpe sampler may vary: the grid's keys and these structural or training choices.
+PRIOR_ONLY_KEYS = ("self_edges", "encoder_lr_scale")
+SPACE_KEYS = (*GRID_KEYS, *PRIOR_ONLY_KEYS, "modality_dropout", "latent_combine")
+# Keys a `log` range may vary (positive real numbers).
+_LOG_KEYS = (
+    "learning_rate",
+    "weight_decay",
+    "lambda",
+    "group_lasso",
+    "dropout",
+    "encoder_lr_scale",
+    "modality_dropout",
 )
 MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
@@ -127,6 +143,10 @@ class ArchitectureSettings:
         sources) or ``random`` (Kaiming-uniform).
     self_edges : bool, default False
         Whether a latent gene measured in a guided modality also feeds its own node.
+    latent_combine : str, default "auto"
+        ``concat`` (the head reads the blocks side by side), ``sum`` (their sum per latent gene)
+        or ``auto`` (sum when the cohort has a prior, whose blocks are parts of the same genes;
+        concat without one).
     """
 
     hidden_layers: tuple[int, ...] = (8,)
@@ -137,6 +157,7 @@ class ArchitectureSettings:
     latent_norm: bool | str = "trained"
     encoder_init: str = "targets"
     self_edges: bool = False
+    latent_combine: str = "auto"
 
     def network_config(
         self,
@@ -177,7 +198,29 @@ class ArchitectureSettings:
             "imputer": self.imputer,
             "encoder_activation": self.encoder_activation,
             "latent_norm": list(latent_norm),
+            "latent_combine": self.combine_for(prior_edges),
         }
+
+    def combine_for(self, prior_edges: list[int | None]) -> str:
+        """How the head reads the latent blocks (`latent_combine` with ``auto`` resolved).
+
+        Parameters
+        ----------
+        prior_edges
+            Per encoder, its prior edge count (None: dense).
+
+        Returns
+        -------
+        str
+            ``concat`` or ``sum``.
+        """
+        if self.latent_combine != "auto":
+            return self.latent_combine
+        # With a prior every block holds the same genes; frozen encoders keep their regression
+        # units, so a gene's blocks add up to its program (simulated cohorts: an L1 logistic
+        # regression on the summed blocks matches one on the true programs, on the concatenated
+        # blocks it is 0.035 AUC lower; benchmarks/README.md).
+        return "sum" if any(n is not None for n in prior_edges) else "concat"
 
 
 @dataclass(frozen=True)
@@ -338,6 +381,86 @@ class Setting:
 
 
 @dataclass(frozen=True)
+class Dimension:
+    """One entry of the tpe search space (`space:` in the params file).
+
+    Parameters
+    ----------
+    key : str
+        The flat key it varies (one of `SPACE_KEYS`).
+    log : tuple of float, optional
+        ``(low, high)``: a log-uniform number in that range.
+    exact : float, optional
+        With `log`, also this exact value, as a separate choice (``or: 0`` = the penalty off).
+    choices : tuple
+        Without `log`: the values to choose from.
+    """
+
+    key: str
+    log: tuple[float, float] | None = None
+    exact: float | None = None
+    choices: tuple = ()
+
+    def suggest(self, trial: Any) -> Any:
+        """The value an Optuna trial draws for this entry.
+
+        Parameters
+        ----------
+        trial
+            An `optuna.Trial`.
+
+        Returns
+        -------
+        Any
+            A value of the key (layer widths as a list).
+        """
+        if self.log is None:  # Optuna's categorical choices must be scalars: JSON text of each
+            return json.loads(
+                trial.suggest_categorical(self.key, [json.dumps(c) for c in self.choices])
+            )
+        if self.exact is not None and trial.suggest_categorical(f"{self.key}:exact", [True, False]):
+            return self.exact
+        return trial.suggest_float(self.key, *self.log, log=True)
+
+    def trial_params(self, value: Any) -> dict | None:
+        """The Optuna parameters that give `value` (to enqueue a grid point), or None.
+
+        Parameters
+        ----------
+        value
+            A value of the key.
+
+        Returns
+        -------
+        dict or None
+            None when the entry cannot draw `value`.
+        """
+        if self.log is None:
+            text = json.dumps(_plain(value))
+            return {self.key: text} if text in [json.dumps(c) for c in self.choices] else None
+        if self.exact is not None and value == self.exact:
+            return {f"{self.key}:exact": True}
+        if not self.log[0] <= value <= self.log[1]:
+            return None
+        return {
+            self.key: float(value),
+            **({f"{self.key}:exact": False} if self.exact is not None else {}),
+        }
+
+    def to_dict(self) -> dict:
+        """The entry as the params file writes it.
+
+        Returns
+        -------
+        dict
+            ``{"log": [low, high], "or": value}`` or ``{"choice": [...]}``.
+        """
+        if self.log is None:
+            return {"choice": [_plain(c) for c in self.choices]}
+        return {"log": list(self.log), **({"or": self.exact} if self.exact is not None else {})}
+
+
+@dataclass(frozen=True)
 class SearchSpace:
     """The CV grid: candidate values per hyperparameter (`GRID_KEYS`); their product is searched.
 
@@ -393,6 +516,9 @@ class Settings:
     search: SearchSpace
     cv_folds: int
     fixed: dict  # the non-grid keys as given; read them typed from a point (`first().training`)
+    method: str = "grid"
+    n_trials: int = 1
+    space: tuple[Dimension, ...] = ()
 
     @classmethod
     def from_mapping(cls, mapping: Mapping | None = None, where: Any = None) -> Settings:
@@ -414,8 +540,16 @@ class Settings:
         merged = merge_params(default_params(), dict(mapping or {}), where)
         validate_params(merged, where)
         grid = tuple((k, tuple(_frozen_value(k, v) for v in merged["grid"][k])) for k in GRID_KEYS)
-        fixed = {k: v for k, v in merged.items() if k not in ("grid", "cv_folds")}
-        return cls(SearchSpace(grid), int(merged["cv_folds"]), fixed)
+        fixed = {k: v for k, v in merged.items() if k not in ("grid", *SEARCH_KEYS)}
+        space = tuple(_dimension(k, v, where) for k, v in merged["space"].items())
+        return cls(
+            SearchSpace(grid),
+            int(merged["cv_folds"]),
+            fixed,
+            merged["search"],
+            int(merged["n_trials"]),
+            space,
+        )
 
     @classmethod
     def from_yaml(cls, path: str | Path | None, overrides: Mapping | None = None) -> Settings:
@@ -469,8 +603,18 @@ class Settings:
             ``grid`` first, then the fixed keys, in the YAML file's order.
         """
         out: dict = {"grid": {k: [_plain(v) for v in vals] for k, vals in self.search.values}}
+        search = {
+            "cv_folds": self.cv_folds,
+            "search": self.method,
+            "n_trials": self.n_trials,
+            # A default entry the user removed stays removed when this is read again.
+            "space": {
+                **{key: None for key in _DEFAULTS["space"]},
+                **{d.key: d.to_dict() for d in self.space},
+            },
+        }
         for key in _YAML_ORDER:
-            out[key] = self.cv_folds if key == "cv_folds" else _plain(self.fixed[key])
+            out[key] = search[key] if key in search else _plain(self.fixed[key])
         return out
 
     def points(self, dense: bool = True) -> list[Setting]:
@@ -534,6 +678,42 @@ class Settings:
         """
         return self.points(dense)[0]
 
+    def space_for(self, dense: bool = True) -> tuple[Dimension, ...]:
+        """The tpe search space for a cohort (prior-only entries left out without a prior).
+
+        Parameters
+        ----------
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        tuple of Dimension
+            The entries that apply.
+        """
+        skip = PRIOR_ONLY_KEYS if dense else ("latent_dim",)
+        return tuple(d for d in self.space if d.key not in skip)
+
+    def point(self, values: Mapping[str, Any], dense: bool = True) -> Setting:
+        """The grid's first point with some keys set (a tpe trial's setting).
+
+        Parameters
+        ----------
+        values
+            Flat keys of `SPACE_KEYS` and values drawn from the space (valid by construction).
+        dense
+            As for `points`.
+
+        Returns
+        -------
+        Setting
+            The setting.
+        """
+        flat = {**self.fixed, **self.search.points()[0], **values}
+        if not dense:
+            flat["latent_dim"] = None
+        return Setting.from_flat(flat)
+
 
 # -- building and checking ----------------------------------------------------------------------
 
@@ -553,7 +733,7 @@ def default_params() -> dict:
 _DEFAULTS = default_params()
 _YAML_ORDER = [k for k in _DEFAULTS if k != "grid"]
 # A flat setting's keys: the fixed ones in the YAML's order, then the grid keys (as before).
-_FLAT_ORDER = [k for k in _YAML_ORDER if k != "cv_folds"] + list(GRID_KEYS)
+_FLAT_ORDER = [k for k in _YAML_ORDER if k not in SEARCH_KEYS] + list(GRID_KEYS)
 
 
 def read_params_file(path: str | Path) -> dict:
@@ -630,6 +810,8 @@ def merge_params(base: dict, user: Mapping, where: Any = None) -> dict:
                 if gkey not in GRID_KEYS:
                     raise InputError(where, _unknown_message(gkey, GRID_KEYS, "grid entry"))
                 out["grid"][gkey] = gval
+        elif key == "space":
+            _merge_space(out["space"], value, where)
         elif key in GRID_KEYS:
             out["grid"][key] = [value]
         elif key in out:
@@ -637,6 +819,76 @@ def merge_params(base: dict, user: Mapping, where: Any = None) -> dict:
         else:
             raise InputError(where, _unknown_message(key, [*out, *GRID_KEYS], "parameter"))
     return out
+
+
+def _merge_space(space: dict, user: Any, where: Any) -> None:
+    """Lay a user's `space` over `space`: each entry named replaces that entry; null removes it."""
+    if user is None:
+        space.clear()
+        return
+    if not isinstance(user, Mapping):
+        raise InputError(
+            where, "'space' must be a mapping of parameter: {log: [low, high]} or {choice: [...]}"
+        )
+    for key, entry in user.items():
+        if key not in SPACE_KEYS:
+            raise InputError(where, _unknown_message(key, SPACE_KEYS, "space entry"))
+        if entry is None:
+            space.pop(key, None)
+        else:
+            space[key] = entry
+
+
+def _dimension(key: str, entry: Any, where: Any) -> Dimension:
+    """A validated `Dimension` from a params file's `space` entry (InputError naming it)."""
+    name = f"space.{key}"
+    if not isinstance(entry, Mapping) or not entry or set(entry) - {"log", "or", "choice"}:
+        raise InputError(
+            where,
+            f"{name} must be {{log: [low, high]}} (with an optional 'or: value') or {{choice: [values]}}",
+        )
+    if "choice" in entry:
+        choices = entry["choice"]
+        if set(entry) != {"choice"} or not isinstance(choices, list) or not choices:
+            raise InputError(where, f"{name}: choice must be a non-empty list and stand alone")
+        for value in choices:
+            _validate_value(key, value, where, name)
+        return Dimension(key, choices=tuple(_plain(c) for c in choices))
+    bounds = entry.get("log")
+    if key not in _LOG_KEYS:
+        raise InputError(where, f"{name}: log ranges are for {', '.join(_LOG_KEYS)}; use choice")
+    if (
+        not (isinstance(bounds, list) and len(bounds) == 2 and all(_is_number(b) for b in bounds))
+        or not 0 < bounds[0] < bounds[1]
+    ):
+        raise InputError(
+            where, f"{name}: log must be [low, high] with 0 < low < high, got {bounds!r}"
+        )
+    for value in [*bounds, *([entry["or"]] if "or" in entry else [])]:
+        _validate_value(key, value, where, name)
+    exact = float(entry["or"]) if "or" in entry else None
+    return Dimension(key, log=(float(bounds[0]), float(bounds[1])), exact=exact)
+
+
+def _validate_value(key: str, value: Any, where: Any, name: str) -> None:
+    """InputError (naming `name`) on a value `key` cannot take."""
+    try:
+        if key in GRID_KEYS:
+            _validate_grid_values(key, [value], None, prefix="")
+        else:
+            _validate_fixed({key: value}, None, keys=[key])
+    except InputError as err:
+        raise InputError(where, f"{name}: {err.message}") from None
+
+
+def _validate_search(params: Mapping, where: Any) -> None:
+    """InputError on `search` or `n_trials` out of range."""
+    if params.get("search") not in SEARCHES:
+        raise InputError(
+            where, f"search must be one of {', '.join(SEARCHES)}, got {params.get('search')!r}"
+        )
+    if not _is_int(params.get("n_trials"), 1):
+        raise InputError(where, f"n_trials must be an integer >= 1, got {params.get('n_trials')!r}")
 
 
 def _unknown_message(key: Any, known: Iterable[str], what: str) -> str:
@@ -663,7 +915,10 @@ def validate_params(params: dict, where: Any = None) -> None:
         if not isinstance(values, list) or not values:
             raise InputError(where, f"grid.{key} must be a non-empty list of values")
         _validate_grid_values(key, values, where, prefix="grid.")
-    _validate_fixed(params, where)
+    _validate_search(params, where)
+    _validate_fixed(
+        {k: v for k, v in params.items() if k not in ("search", "n_trials", "space")}, where
+    )
 
 
 def _validate_grid_values(key: str, values: list, where: Any, prefix: str) -> None:
@@ -712,6 +967,7 @@ _CHOICES = (
     ("missing", MISSING),
     ("balance", BALANCES),
     ("encoder_init", ENCODER_INITS),
+    ("latent_combine", ("auto", *COMBINES)),
 )
 
 
@@ -856,20 +1112,21 @@ def as_setting(params: Settings | Setting | Mapping, dense: bool = True) -> Sett
     return setting if dense else setting.replace(latent_dim=None)
 
 
-def grid_label(setting: Setting | Mapping) -> str:
+def grid_label(setting: Setting | Mapping, space: Iterable[Dimension] = ()) -> str:
     """Short, stable text of a setting's grid values.
 
     Parameters
     ----------
     setting
         A `Setting` or its flat dict (config.json's ``setting``).
+    space
+        Search-space entries whose keys are shown too (a tpe search's structural choices).
 
     Returns
     -------
     str
-        JSON of the grid keys that are not None, sorted (a cv_results column).
+        JSON of the grid keys (and the space's) that are not None, sorted (a cv_results column).
     """
     flat = setting.to_dict() if isinstance(setting, Setting) else setting
-    return json.dumps(
-        {k: _plain(flat[k]) for k in GRID_KEYS if flat.get(k) is not None}, sort_keys=True
-    )
+    keys = [*GRID_KEYS, *(d.key for d in space if d.key not in GRID_KEYS)]
+    return json.dumps({k: _plain(flat[k]) for k in keys if flat.get(k) is not None}, sort_keys=True)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from deepgami.train.params import Setting, grid_label
+from deepgami.train.params import Setting, Settings, grid_label
 
 # -- seeds and splits ---------------------------------------------------------------------------
 
@@ -190,3 +191,117 @@ def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
     summary.insert(0, "grid", grouped["grid"].first())
     summary.insert(1, "selected", summary.index == best)
     return summary.reset_index()
+
+
+# -- tpe search ---------------------------------------------------------------------------------
+
+# A fold score that is not a finite number (a diverged fit) ranks below every real one.
+_WORST_SCORE = -1e6
+
+
+def tpe_search(
+    params: Settings,
+    dense: bool,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    fit_fold: FoldFn,
+    score: Callable[[dict], float],
+    seed: int,
+) -> tuple[pd.DataFrame, list[Setting], int]:
+    """Search `params.space` with Optuna's seeded TPE sampler, the grid's points first.
+
+    Trial t is scored by the mean `score(row)` over the folds, each fold fitted with
+    ``derive_seed(seed, t, fold)`` (so the grid's points score as in `grid_search`). After each
+    fold a median pruner stops a trial whose running mean is below the median of earlier trials
+    at that fold; the best complete trial wins (ties: the earlier). Trials run one at a time, so
+    the same seed gives the same trials.
+
+    Parameters
+    ----------
+    params : Settings
+        The settings: the grid (first trials), `space`, `n_trials`.
+    dense : bool
+        Whether the cohort has no prior (prior-only entries of the space are left out).
+    splits : Sequence of tuple of numpy.ndarray
+        The (train, test) positions of each fold.
+    fit_fold : FoldFn
+        Fits one setting on one fold and returns its held-out metrics.
+    score : Callable[[dict], float]
+        The selection score of one row (higher is better).
+    seed : int
+        Seeds the sampler and each fold fit.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        One row per trial and fold fitted (``pruned`` marks the trials stopped early).
+    settings : list of Setting
+        The setting of each trial.
+    best : int
+        The index of the best trial.
+    """
+    import optuna
+
+    start, space = params.points(dense), params.space_for(dense)
+    settings: list[Setting] = []
+    rows: list[dict] = []
+
+    def objective(trial: optuna.Trial) -> float:
+        setting = params.point({d.key: d.suggest(trial) for d in space}, dense)
+        if trial.number < len(start):  # a grid point, whole (the space may not reach all of it)
+            setting = start[trial.number]
+        settings.append(setting)
+        scores: list[float] = []
+        for f, (tr, te) in enumerate(splits):
+            row = {"setting": trial.number, "fold": f, "grid": grid_label(setting, space)}
+            row.update({"n_train": len(tr), "n_test": len(te)})
+            row.update(
+                fit_fold(trial.number, setting, f, tr, te, derive_seed(seed, trial.number, f))
+            )
+            row["score"] = score(row)
+            rows.append(row)
+            value = float(row["score"])
+            scores.append(value if np.isfinite(value) else _WORST_SCORE)
+            trial.report(float(np.mean(scores)), f)
+            if f + 1 < len(splits) and trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    study = _study(derive_seed(seed, 3), len(start), params.n_trials)
+    for setting in start:
+        study.enqueue_trial(_trial_params(setting, space), skip_if_exists=False)
+    study.optimize(objective, n_trials=max(params.n_trials, len(start)))
+    table = pd.DataFrame(rows)
+    complete = table.groupby("setting")["fold"].count() == len(splits)
+    table["pruned"] = ~table["setting"].map(complete)
+    means = table[~table["pruned"]].groupby("setting")["score"].mean()
+    best = int(means.index[int(np.argmax(means.to_numpy()))])
+    return table, settings, best
+
+
+def _study(seed: int, n_start: int, n_trials: int) -> Any:
+    """A quiet, seeded Optuna study: multivariate TPE after `n_start` grid points and as many
+    random trials again (at most half the budget), pruning from the second fold on."""
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # multivariate / group are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(
+            seed=int(seed % 2**32),
+            n_startup_trials=max(n_start, min(2 * n_start, n_trials // 2)),
+            multivariate=True,
+            group=True,
+        )
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=n_start, n_warmup_steps=1)
+    return optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+
+
+def _trial_params(setting: Setting, space: Sequence[Any]) -> dict:
+    """The Optuna parameters that reproduce `setting` where the space can draw its values."""
+    flat = setting.to_dict()
+    out: dict = {}
+    for dim in space:
+        out.update(dim.trial_params(flat[dim.key]) or {})
+    return out
