@@ -1393,6 +1393,8 @@ META_A = {
     "modality_names": "snp,expr",
     "prior_specs": "snp:eqtl,expr:grn",
     "pseudobulk": "",
+    "label_columns": "",
+    "survival_columns": "",
 }
 
 

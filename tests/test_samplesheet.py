@@ -54,6 +54,8 @@ def test_schema_is_the_asset_and_is_draft_2020_12_nf_schema_dialect() -> None:
         "id",
         "cell_type",
         "labels",
+        "label_columns",
+        "survival_columns",
         "modalities",
         "priors",
         "params",

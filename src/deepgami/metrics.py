@@ -205,13 +205,26 @@ def selection_score(metrics: dict, task: str) -> float:
     metrics : dict
         Held-out metrics, as from :func:`classification_metrics` or :func:`regression_metrics`.
     task : str
-        ``"regression"`` or ``"classification"``.
+        ``"regression"``, ``"classification"`` or ``"multi"`` (several targets: the mean of the
+        ``<target>:score`` entries, each 1 - deviance / null deviance).
 
     Returns
     -------
     float
         The score (higher is better); ``-inf`` when the metric it needs is missing or None.
     """
+    if task == "multi":
+        # Several targets: the mean of their common-scale scores (1 - deviance / null deviance).
+        found = [v for k, v in metrics.items() if str(k).endswith(":score")]
+        names = [str(k)[: -len(":score")] for k in metrics if str(k).endswith(":score")]
+        if len(names) == 1 and f"{names[0]}:log_loss" in metrics:
+            # One classes target: today's selection (minus the log loss), so selections match.
+            return selection_score({"log_loss": metrics[f"{names[0]}:log_loss"]}, "classification")
+        if len(names) == 1 and f"{names[0]}:r2" in metrics:
+            return selection_score({"r2": metrics[f"{names[0]}:r2"]}, "regression")
+        if not found or any(v is None for v in found):
+            return -math.inf
+        return float(np.mean(found))
     if task == "regression":
         value = metrics.get("r2")
         return -math.inf if value is None else float(value)

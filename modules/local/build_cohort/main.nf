@@ -21,12 +21,15 @@ process BUILD_COHORT {
     script:
     def args = task.ext.args ?: ''
     def prior_args = prior_files ? "--prior-specs ${meta.prior_specs} --prior-files ${prior_files}" : ''
+    def label_args = meta.label_columns ? "--label-column ${meta.label_columns}" : ''
+    def survival_args = meta.survival_columns ? "--survival-columns ${meta.survival_columns}" : ''
     """
     deepgami_build.py \\
         --labels ${labels} \\
         --modality-names ${meta.modality_names} \\
         --modality-files ${modality_files} \\
         ${prior_args} \\
+        ${label_args} ${survival_args} \\
         --out cohort.h5mu \\
         ${args}
 

@@ -1089,7 +1089,11 @@ def prioritize(
     t_start = time.perf_counter()
     chosen, targets = _chosen_classes(model, classes)
     inputs, counts = select_samples(model, mdata, split, source)
-    transform = output_function(model.task, target)
+    transform = (
+        output_function(model.task, target)
+        if model.targets is None
+        else multi_output_function(model.targets, target)
+    )
     bases = baseline_inputs(model, baseline)
     with _threads(model.module):
         xs = [x.to(torch.float32).contiguous() for x in materialize(inputs.xs)]  # once for all
@@ -1100,8 +1104,58 @@ def prioritize(
     options = {"split": split, "target": target, "baseline": baseline, "method": method}
     summary = _provenance(model, raw, pairs, counts, options, int(n_steps), len(members))
     summary["seconds"]["total"] = round(time.perf_counter() - t_start, 3)
-    tables = (_feature_table(model, raw, pairs), _latent_table(model, raw, pairs))
-    return Prioritization(*tables, _link_table(model, raw, pairs, members), summary)
+    tables = [
+        _feature_table(model, raw, pairs),
+        _latent_table(model, raw, pairs),
+        _link_table(model, raw, pairs, members),
+    ]
+    if model.targets is not None:
+        tables = [_with_phenotype(t) for t in tables]
+    return Prioritization(*tables, summary)
+
+
+def _with_phenotype(table: pd.DataFrame) -> pd.DataFrame:
+    """Several targets: a `phenotype` column (the target) before `class` (``<target>:<class>``,
+    ``<target>:value`` or ``<target>:risk``); links.tsv's `target` is the link's latent gene."""
+    table = table.copy()
+    table.insert(
+        int(table.columns.get_loc("class")),
+        "phenotype",
+        table["class"].astype(str).str.split(":", n=1).str[0],
+    )
+    return table
+
+
+def multi_output_function(
+    specs: Sequence[dict], target: str = "logit"
+) -> Callable[[Tensor], Tensor]:
+    """Return the explained outputs of a multi-target model: each block on its own.
+
+    Classes blocks become centered logits (or probabilities) within the block; numeric values and
+    survival risks stay as they are.
+
+    Parameters
+    ----------
+    specs : sequence of dict
+        The model's ``targets`` entries (``kind``, ``start``, ``width``).
+    target : {"logit", "probability"}
+        For classes blocks: centered logits or softmax probabilities.
+
+    Returns
+    -------
+    callable
+        The map from a (B, outputs) logit tensor to the (B, outputs) explained outputs.
+    """
+    per_block = output_function("classification", target)
+
+    def explained(logits: Tensor) -> Tensor:
+        parts = []
+        for s in specs:
+            block = logits[:, s["start"] : s["start"] + s["width"]]
+            parts.append(per_block(block) if s["kind"] == "classes" else block)
+        return torch.cat(parts, dim=1)
+
+    return explained
 
 
 def _check_options(target: str, n_steps: int, networks: str) -> None:
@@ -1119,6 +1173,10 @@ def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[lis
     from deepgami.errors import InputError
 
     names = model.classes if model.task == "classification" else [REGRESSION_CLASS]
+    if model.targets is not None:
+        names = output_names(model.targets)
+        wanted = [str(c) for c in classes or []]
+        classes = [n for n in names if n in wanted or n.split(":")[0] in wanted] or classes
     if classes is None:
         chosen = list(names)
     else:
@@ -1129,6 +1187,30 @@ def _chosen_classes(model: DeepGAMI, classes: Sequence[str] | None) -> tuple[lis
                 None, f"unknown class '{unknown[0]}'; the model has: {', '.join(names)}"
             )
     return chosen, [names.index(c) for c in chosen]
+
+
+def output_names(specs: Sequence[dict]) -> list[str]:
+    """Name each output of a multi-target model, in output order.
+
+    ``<target>:<class>``, ``<target>:value`` or ``<target>:risk``.
+
+    Parameters
+    ----------
+    specs : sequence of dict
+        The model's ``targets`` entries.
+
+    Returns
+    -------
+    list of str
+        One name per output.
+    """
+    names = []
+    for s in specs:
+        if s["kind"] == "classes":
+            names += [f"{s['name']}:{c}" for c in s["classes"]]
+        else:
+            names.append(f"{s['name']}:{'risk' if s['kind'] == 'survival' else REGRESSION_CLASS}")
+    return names
 
 
 def _feature_table(model: DeepGAMI, raw: Any, pairs: list[tuple[int, str]]) -> pd.DataFrame:
@@ -1233,7 +1315,7 @@ def _provenance(
     n_members: int,
 ) -> dict[str, Any]:
     """What was explained and how (samples, target, baseline, convergence, sizes)."""
-    target = options["target"] if model.task == "classification" else "value"
+    target = options["target"] if model.task in ("classification", "multi") else "value"
     prior_links = prior_link_counts(model)
     return {
         "split": options["split"] or None,

@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "PLINK .bed, VCF/BCF, PLINK2 .pgen), a label table and optional prior networks (source/target edge "
         "lists), validate them, and write one MuData cohort file. A sample missing from a modality stays in "
         "the cohort; presence is recorded in mdata.obsm[<modality>].",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  deepgami build --modality snp=geno.csv --modality expr=expr.csv --labels labels.csv \\\n"
+        "      --prior snp:eqtl=eqtl.tsv --out cohort.h5mu\n"
+        "  # several targets (a sample may lack some) and a survival target:\n"
+        "  deepgami build --modality expr=expr.csv --labels labels.csv \\\n"
+        "      --label-column diagnosis,cerad,braak --survival-columns time,event --out multi.h5mu",
     )
     p.add_argument(
         "--modality",
@@ -56,8 +63,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--label-column",
-        default="label",
-        help="phenotype column of the label table (default: label)",
+        default=None,
+        metavar="COLUMN[,COLUMN...]",
+        help="phenotype column of the label table (default: label); several columns, e.g. "
+        "diagnosis,cerad,braak, make one target each (classes, or numeric with 10+ distinct "
+        "numbers); a sample may lack some (an empty cell) and trains the others",
+    )
+    p.add_argument(
+        "--survival-columns",
+        default=None,
+        metavar="TIME,EVENT",
+        help="a time-to-event target named 'survival': TIME a non-negative number, EVENT 1 "
+        "(observed) or 0 (censored); alone or beside --label-column",
     )
     p.add_argument(
         "--split-column",
@@ -176,7 +193,12 @@ def run(args: argparse.Namespace) -> int:
         Path(args.labels),
         {f"{p['modality']}:{p['name']}": Path(p["path"]) for p in prior_specs},
         sample_column=args.sample_column,
-        label_column=args.label_column,
+        label_column=(
+            args.label_column
+            if args.label_column is not None
+            else (None if args.survival_columns else "label")
+        ),
+        survival_columns=args.survival_columns,
         split_column=args.split_column,
         missing=args.missing,
         prefix=args.prefix,

@@ -30,7 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the metrics JSON); below that, prediction is refused. With --modalities, only "
         "those modalities are used and the others' latent blocks are imputed from them. Writes one row per "
         "sample (sample, label when known, predicted, prob_<class>..., modalities) and, when labels are "
-        "known, <out stem>.metrics.json.",
+        "known, <out stem>.metrics.json. A model of several targets writes <target>:<column> "
+        "columns (classes: label, predicted, prob_<class>; numeric: label, predicted; survival: "
+        "time, event, risk, risk_group) and the metrics JSON holds one entry per target under "
+        "'targets' (survival: Harrell's c_index and Uno's c_index_uno).",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
@@ -135,6 +138,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
+    if model.targets is not None:  # several targets: their metrics under "targets" (none: no file)
+        metrics = {"targets": model.metrics(table)} if model.metrics(table) else None
     with claim.atomic() as tmp:
         table.to_csv(
             tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA"

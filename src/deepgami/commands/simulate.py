@@ -55,6 +55,10 @@ def _run(args: argparse.Namespace) -> int:
         phenotype=args.phenotype,
         targets_measured=args.targets_measured,
         interaction=args.interaction,
+        n_targets=args.targets,
+        shared_programs=args.shared_programs,
+        missing_fraction=args.missing_fraction,
+        survival=args.survival,
     )
     claim.mark()
     truth = cohort.truth
@@ -94,6 +98,39 @@ def _add_phenotype_arguments(p: argparse.ArgumentParser) -> None:
         default=1.0,
         metavar="W",
         help="weight of the phenotype's product and square terms; 0: linear (default 1)",
+    )
+    _add_outcome_arguments(p)
+
+
+def _add_outcome_arguments(p: argparse.ArgumentParser) -> None:
+    """More targets, missing values and a survival outcome (deepgami.data.simulate_targets)."""
+    p.add_argument(
+        "--targets",
+        type=int,
+        default=1,
+        metavar="N",
+        help="labels to draw (label, label2, ...); the extra ones share --shared-programs of the "
+        "first label's causal genes (default 1)",
+    )
+    p.add_argument(
+        "--shared-programs",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="share of an extra target's causal genes taken from the first label's (default 0.5)",
+    )
+    p.add_argument(
+        "--missing-fraction",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="share of samples with no value for the last extra target (default 0)",
+    )
+    p.add_argument(
+        "--survival",
+        action="store_true",
+        help="add a time-to-event outcome (time, event columns) from the first label's causal "
+        "programs: exponential times, independent censoring",
     )
 
 

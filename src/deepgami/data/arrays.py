@@ -15,6 +15,7 @@ import pandas as pd
 
 from deepgami.data import cohort
 from deepgami.data.preprocessing import per_modality
+from deepgami.data.targets import TargetArrays, read_target_arrays
 from deepgami.errors import InputError
 
 PriorOverride = Mapping[str, tuple[np.ndarray, np.ndarray] | tuple[str, np.ndarray, np.ndarray]]
@@ -58,6 +59,9 @@ class CohortArrays:
         Prior name per modality, None for an unguided one.
     edges : list of tuple of numpy.ndarray or None
         ``(src, dst)`` prior edges per modality, None for an unguided one.
+    targets : list of TargetArrays or None, default None
+        Every target of a multi-target cohort (`task` is then ``multi``, `labels` None); None for
+        a one-label cohort.
     """
 
     obs_names: pd.Index
@@ -72,18 +76,48 @@ class CohortArrays:
     latent_nodes: list[str] | None
     priors: list[str | None]
     edges: list[tuple[np.ndarray, np.ndarray] | None]
+    targets: list[TargetArrays] | None = None
 
     def has_label(self) -> np.ndarray:
-        """Tell for each row whether the sample has a label.
+        """Tell for each row whether the sample has a label (any target, for several).
 
         Returns
         -------
         numpy.ndarray
             Boolean per row; all False when the cohort has no labels.
         """
+        if self.targets is not None:
+            return np.column_stack([t.known() for t in self.targets]).any(axis=1)
         if self.labels is None:
             return np.zeros(len(self.obs_names), dtype=bool)
         return ~pd.isna(self.labels)
+
+
+def strata(data: CohortArrays, rows: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Return what splits of `rows` are stratified by, and whether they are.
+
+    One label: the labels, stratified for classes. Several targets: the first target's classes
+    when it is a classes target known on every row (so one classes target splits as one label
+    does), else no stratification.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort.
+    rows : numpy.ndarray
+        The rows being split.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, bool)
+        One value per row, and whether to stratify by them.
+    """
+    if data.targets is None:
+        return data.labels[rows], data.task == "classification"
+    first = data.targets[0]
+    if first.kind == "classes" and first.known()[rows].all():
+        return first.values[rows], True
+    return np.zeros(len(rows)), False
 
 
 def label_task(values: pd.Series) -> tuple[str, list[str]]:
@@ -196,13 +230,16 @@ def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortA
     n = mdata.n_obs
     obs = mdata.obs
     labels, task, classes = None, "classification", []
-    if cohort.LABEL in obs:
+    if cohort.LABEL in obs and cohort.target_records(mdata) is None:
         task, classes = label_task(obs[cohort.LABEL])
         raw = obs[cohort.LABEL]
         if task == "regression":
             labels = raw.to_numpy(dtype=np.float64)
         else:
             labels = np.array([None if pd.isna(v) else str(v) for v in raw], dtype=object)
+    targets = read_target_arrays(mdata)
+    if targets is not None:
+        labels, task, classes = None, "multi", []
     split = obs[cohort.SPLIT].astype(str).to_numpy() if cohort.SPLIT in obs else None
     have = [m in mdata.mod for m in names]
     return CohortArrays(
@@ -234,6 +271,7 @@ def read_modalities(mdata: md.MuData, names: list[str] | None = None) -> CohortA
         latent_nodes=None,
         priors=[None] * len(names),
         edges=[None] * len(names),
+        targets=targets,
     )
 
 

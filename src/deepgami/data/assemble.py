@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from deepgami.data import cohort
-from deepgami.data.readers import read_labels, read_matrix, read_prior
+from deepgami.data.readers import read_labels, read_matrix, read_prior, read_table
+from deepgami.data.targets import TargetSpec, split_names, target_specs, target_table
 from deepgami.errors import InputError
 
 MatrixLike = ad.AnnData | pd.DataFrame | str | Path
@@ -27,8 +28,9 @@ def build_cohort(
     priors: Mapping[str, TableLike] | None = None,
     *,
     sample_column: str = "sample",
-    label_column: str = "label",
+    label_column: str | Sequence[str] | None = "label",
     split_column: str | None = "split",
+    survival_columns: str | Sequence[str] | None = None,
     missing: str = "error",
     prefix: bool = False,
     test_fraction: float | None = None,
@@ -51,10 +53,16 @@ def build_cohort(
         (DataFrame or path).
     sample_column : str, default "sample"
         Column of `labels` holding the sample ids (as `deepgami build`'s option).
-    label_column : str, default "label"
-        Column of `labels` holding the labels (as `deepgami build`'s option).
+    label_column : str, sequence of str or None, default "label"
+        Column of `labels` holding the labels (as `deepgami build`'s option); several columns
+        (``"a,b"`` or a list) make one target each, stored under their own names with the
+        targets recorded in ``uns['deepgami']['targets']`` (`deepgami.data.targets`); None with
+        `survival_columns` only.
     split_column : str or None, default "split"
         Column of `labels` holding the optional split (as `deepgami build`'s option).
+    survival_columns : str, sequence of str or None, default None
+        ``"time,event"``: a time-to-event target named ``survival`` (event 1 = observed, 0 =
+        censored), alone or beside the label columns.
     missing : {"error", "mean", "drop-feature"}, default "error"
         NaN/inf policy of matrices read from files: ``error``, ``mean`` or ``drop-feature``.
     prefix : bool, default False
@@ -84,10 +92,14 @@ def build_cohort(
     --------
     >>> mdata = dg.build_cohort({"rna": rna_df, "meth": "meth.csv"}, "labels.csv")  # doctest: +SKIP
     """
+    specs = target_specs(label_column, survival_columns)
+    if specs is None and not isinstance(label_column, str):
+        label_column = split_names(label_column)[0]
     columns = (sample_column, label_column, split_column)
-    inputs = _read_inputs(modalities, labels, priors or {}, columns, missing)
+    inputs = _read_inputs(modalities, labels, priors or {}, columns, missing, specs)
     mdata, report = cohort.assemble_cohort(
         **inputs,
+        targets=specs,
         prefix=prefix,
         test_fraction=test_fraction,
         split_seed=split_seed,
@@ -100,11 +112,15 @@ def _read_inputs(
     modalities: Mapping[str, MatrixLike],
     labels: TableLike | pd.Series,
     priors: Mapping[str, TableLike],
-    columns: tuple[str, str, str | None],
+    columns: tuple[str, Any, str | None],
     missing: str,
+    specs: list[TargetSpec] | None = None,
 ) -> dict[str, Any]:
     """Labels, priors and matrices read (in that order) as `assemble_cohort`'s keyword arguments."""
-    table, labels_path = _label_input(labels, *columns)
+    if specs is None:
+        table, labels_path = _label_input(labels, *columns)
+    else:
+        table, labels_path = _target_input(labels, columns[0], columns[2], specs)
     prior_inputs = [_prior_input(key, edges, modalities) for key, edges in priors.items()]
     matrices, paths, reports = _matrices(modalities, prior_inputs, missing)
     return {
@@ -125,6 +141,31 @@ def _label_input(
     if labels_path is not None:
         return read_labels(labels_path, sample_column, label_column, split_column), labels_path
     return _label_table(labels, sample_column, label_column, split_column), None
+
+
+def _target_input(
+    labels: TableLike | pd.Series,
+    sample_column: str,
+    split_column: str | None,
+    specs: list[TargetSpec],
+) -> tuple[pd.DataFrame, Path | None]:
+    """Several targets: their columns of the label table, indexed by sample, and its file."""
+    first = specs[0].columns[0]
+    labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
+    if labels_path is not None:
+        table = read_labels(labels_path, sample_column, first, split_column)
+        raw = read_table(labels_path, "labels").set_index(sample_column)
+        raw.index = raw.index.str.strip()
+    else:
+        if isinstance(labels, pd.Series):
+            raise InputError(None, "labels: several targets need a DataFrame, not a Series")
+        table = _label_table(labels, sample_column, first, split_column)
+        raw = labels.set_index(sample_column) if sample_column in labels.columns else labels
+        raw = raw.set_axis(raw.index.astype(str))
+    out = target_table(raw.loc[table.index], specs, labels_path)
+    if "split" in table:
+        out["split"] = table["split"].to_numpy()
+    return out, labels_path
 
 
 def _prior_input(

@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from deepgami.data.readers import check_finite_cohort
+from deepgami.data.targets import TargetSpec, set_targets, target_records
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -168,6 +169,7 @@ def assemble_cohort(
     test_fraction: float | None = None,
     split_seed: int = 0,
     split_fallback: bool = False,
+    targets: list[TargetSpec] | None = None,
 ) -> tuple[md.MuData, BuildReport]:
     """The validated in-memory step of :func:`deepgami.build_cohort` (files already read).
 
@@ -195,6 +197,9 @@ def assemble_cohort(
     split_fallback : bool, default False
         The split is an automatic one, not asked for: when it cannot be drawn (a tiny cohort),
         every sample is ``train`` and ``uns['deepgami']['split']['reason']`` says why.
+    targets : list of TargetSpec or None, default None
+        Several targets (`deepgami.data.targets`): `labels` holds their columns instead of
+        ``label``; None: one ``label`` column, as before.
 
     Returns
     -------
@@ -213,9 +218,13 @@ def assemble_cohort(
         for name, adata in modalities.items()
     }
     mdata = _in_label_order(md.MuData(kept), labels, report)
-    _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
+    if targets is None:
+        _set_phenotype(mdata, labels.loc[mdata.obs_names], labels_path, report)
+        _set_split(mdata, test_fraction, split_seed, labels_path, split_fallback)
+    else:
+        split = (test_fraction, split_seed, labels_path, split_fallback)
+        _set_several(mdata, labels.loc[mdata.obs_names], targets, split, report)
     report.samples = mdata.n_obs
-    _set_split(mdata, test_fraction, split_seed, labels_path, split_fallback)
     _deepgami_uns(mdata)["priors"] = {}
     for prior in priors:
         _add_prior(mdata, prior, prefix, report)
@@ -276,19 +285,44 @@ def _labelled_part(
     return kept
 
 
+def _set_several(
+    mdata: md.MuData,
+    table: pd.DataFrame,
+    targets: list[TargetSpec],
+    split: tuple[float | None, int, Path | None, bool],
+    report: BuildReport,
+) -> None:
+    """Several targets: the split (drawn unstratified: no one target stratifies it), then the
+    targets' columns and table (`set_targets`), and the report's line."""
+    if SPLIT in table:
+        mdata.obs[SPLIT] = table[SPLIT].replace("", "train").to_numpy()
+    _set_split(mdata, *split, key=pd.Series(np.zeros(mdata.n_obs), index=mdata.obs_names))
+    summary = set_targets(mdata, table, targets, split[2])
+    report.task = "targets"
+    report.classes = {
+        name: ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in summary.items()
+    }
+
+
 def _set_split(
     mdata: md.MuData,
     test_fraction: float | None,
     split_seed: int,
     labels_path: Path | None,
     split_fallback: bool = False,
+    key: pd.Series | None = None,
 ) -> None:
-    """Record where the split came from; draw one when the labels have none."""
+    """Record where the split came from; draw one when the labels have none (stratified by
+    `key`, default the label)."""
     if SPLIT in mdata.obs:
         mdata.uns["deepgami"] = {"split": {"source": "labels"}}
     elif test_fraction is not None:
         mdata.obs[SPLIT], info = _generated_split(
-            mdata.obs[LABEL], test_fraction, split_seed, labels_path, split_fallback
+            mdata.obs[LABEL] if key is None else key,
+            test_fraction,
+            split_seed,
+            labels_path,
+            split_fallback,
         )
         mdata.uns["deepgami"] = {"split": info}
 
@@ -557,7 +591,7 @@ def read_cohort(path: str | Path) -> md.MuData:
         raise InputError(
             path, f"not a readable .h5mu cohort ({str(err).splitlines()[0]})"
         ) from None
-    if LABEL not in mdata.obs:
+    if LABEL not in mdata.obs and target_records(mdata) is None:
         raise InputError(
             path, f"cohort has no '{LABEL}' column in obs; build it with 'deepgami build'"
         )

@@ -44,6 +44,24 @@ def _check_file(path: Path) -> None:
         raise InputError(path, "file is empty")
 
 
+def read_table(path: str | Path, what: str) -> pd.DataFrame:
+    """Read a small CSV/TSV (labels, priors) as strings, with one-line errors.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A ``.csv``, ``.tsv`` or ``.txt`` table.
+    what : str
+        What the table holds, named in errors (``labels``, ``prior``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every cell a string.
+    """
+    return _read_table(Path(path), what)
+
+
 def _read_table(path: Path, what: str) -> pd.DataFrame:
     """Read a small CSV/TSV (labels, priors) as strings, with useful errors."""
     _check_file(path)

@@ -95,6 +95,7 @@ import pandas as pd
 from scipy import sparse
 
 from deepgami import __version__
+from deepgami.data.simulate_targets import extra_targets
 from deepgami.errors import InputError, atomic_path
 
 __all__ = [
@@ -172,6 +173,15 @@ class SimulationSettings:
         targets are latent nodes of the priors only.
     interaction : float, default 1.0
         Weight of the phenotype's product and square terms (0: linear in the programs).
+    n_targets : int, default 1
+        Labels drawn (``label``, ``label2``, ...); the extra ones share `shared_programs` of the
+        first label's causal genes (`deepgami.data.simulate_targets`).
+    shared_programs : float, default 0.5
+        The share of an extra target's causal genes taken from the first label's.
+    missing_fraction : float, default 0.0
+        The share of samples with no value for the last extra target.
+    survival : bool, default False
+        Add a time-to-event outcome (``time``, ``event``) from the first label's causal programs.
     """
 
     seed: int = 0
@@ -194,9 +204,13 @@ class SimulationSettings:
     phenotype: str = "classes"
     targets_measured: bool = True
     interaction: float = 1.0
+    n_targets: int = 1
+    shared_programs: float = 0.5
+    missing_fraction: float = 0.0
+    survival: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("seed", "n_samples", "n_snps", "n_tfs", "n_genes", "classes"):
+        for name in ("seed", "n_samples", "n_snps", "n_tfs", "n_genes", "classes", "n_targets"):
             object.__setattr__(self, name, int(getattr(self, name)))  # JSON-safe (numpy ints)
         for name in (
             "shared_signal",
@@ -204,10 +218,13 @@ class SimulationSettings:
             "effect_size",
             "expression_noise",
             "interaction",
+            "shared_programs",
+            "missing_fraction",
         ):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "phenotype", str(self.phenotype))
         object.__setattr__(self, "targets_measured", bool(self.targets_measured))
+        object.__setattr__(self, "survival", bool(self.survival))
         for name in (
             "eqtl_edges_per_gene",
             "eqtl_causal_per_gene",
@@ -220,6 +237,21 @@ class SimulationSettings:
             object.__setattr__(self, "n_causal_genes", int(self.n_causal_genes))
         else:
             object.__setattr__(self, "n_causal_genes", min(10, max(self.n_genes, 1)))
+
+    def _outcome_problems(self) -> list[tuple[bool, str]]:
+        """(ok, message) of each check of the extra-outcome settings."""
+        return [
+            (self.interaction >= 0, f"--interaction must be non-negative (got {self.interaction})"),
+            (self.n_targets >= 1, f"--targets must be at least 1 (got {self.n_targets})"),
+            (
+                0 <= self.shared_programs <= 1,
+                f"--shared-programs must be in [0, 1] (got {self.shared_programs})",
+            ),
+            (
+                0 <= self.missing_fraction < 1,
+                f"--missing-fraction must be in [0, 1) (got {self.missing_fraction})",
+            ),
+        ]
 
     def validate(self, where: str | os.PathLike | None = None) -> None:
         """Raise :class:`InputError` for settings that cannot give a usable cohort.
@@ -245,7 +277,8 @@ class SimulationSettings:
             f"--phenotype must be one of {', '.join(PHENOTYPES)} (got '{self.phenotype}')",
         )
         need(self.classes >= 2, f"--classes must be at least 2 (got {self.classes})")
-        need(self.interaction >= 0, f"--interaction must be non-negative (got {self.interaction})")
+        for ok, message in self._outcome_problems():
+            need(ok, message)
         need(self.n_samples >= 1, f"--n-samples must be positive (got {self.n_samples})")
         need(self.n_snps >= 2, f"--n-snps must be at least 2 (got {self.n_snps})")
         need(self.n_tfs >= 2, f"--n-tfs must be at least 2 (got {self.n_tfs})")
@@ -732,7 +765,7 @@ def _truth(
     return {
         "generator": f"deepgami.data.simulate {__version__}",
         "seed": s.seed,
-        "settings": asdict(s),
+        "settings": settings_record(s),
         "classes": class_names,
         "class_counts": counts,
         "n_test": int(test.sum()),
@@ -834,11 +867,44 @@ def simulate_cohort(settings: SimulationSettings | None = None, **kwargs: Any) -
             eqtl = pd.concat([eqtl, trans], ignore_index=True)
     genetic_var = np.asarray(snp_coef.multiply(snp_coef).sum(axis=0)).ravel()
     truth = _truth(s, class_names, ph, test, genes, genetic_var, (eqtl, grn, tf_drivers))
+    if s.n_targets > 1 or s.survival:
+        labels, truth["targets"] = extra_targets(s, labels, program, ph.causal, ph.beta, genes)
     programs = pd.DataFrame(program, index=index, columns=genes)
     genetic = pd.DataFrame(_z_dot(dosage, maf, snp_sd, snp_coef), index=index, columns=genes)
     return SimulatedCohort(
         s, genotype, expression, labels, eqtl, grn, prob_df, truth, programs, genetic
     )
+
+
+def settings_record(s: SimulationSettings) -> dict[str, Any]:
+    """Return the settings as truth.json records them.
+
+    The extra-outcome fields appear only when set, so a cohort drawn without them keeps the
+    bytes it had before they existed.
+
+    Parameters
+    ----------
+    s : SimulationSettings
+        The settings.
+
+    Returns
+    -------
+    dict
+        Field -> value.
+    """
+    record = asdict(s)
+    for name, default in _EXTRA_DEFAULTS.items():
+        if record[name] == default:
+            del record[name]
+    return record
+
+
+_EXTRA_DEFAULTS = {
+    "n_targets": 1,
+    "shared_programs": 0.5,
+    "missing_fraction": 0.0,
+    "survival": False,
+}
 
 
 def _class_names(s: SimulationSettings, y: np.ndarray) -> list[str]:
@@ -1032,10 +1098,15 @@ def build_command(paths: dict[str, Path], cohort_path: str | os.PathLike | None 
     """
     q = lambda p: shlex.quote(str(p))  # noqa: E731
     cohort_path = cohort_path or paths["truth"].parent / "cohort.h5mu"
+    header = pd.read_csv(paths["labels"], nrows=0).columns if paths["labels"].exists() else []
+    extra = [c for c in header if c.startswith("label") and c != "label"]
+    targets = (f" --label-column {','.join(['label', *extra])}" if extra else "") + (
+        " --survival-columns time,event" if "time" in header else ""
+    )
     return (
         f"deepgami build --modality snp={q(paths['genotype'])} "
         f"--modality expr={q(paths['expression'])} "
-        f"--labels {q(paths['labels'])} --prior snp:eqtl={q(paths['eqtl'])} "
+        f"--labels {q(paths['labels'])}{targets} --prior snp:eqtl={q(paths['eqtl'])} "
         f"--prior expr:grn={q(paths['grn'])} --out {q(cohort_path)}"
     )
 

@@ -37,7 +37,10 @@ METRIC_COLUMNS = ["method", "modalities", "protocol", "split", "metric", "value"
 # Stable indices for seeds: a method keeps its seed whichever other methods run. ALONE has a fixed
 # index past the baselines, so that adding it (or a baseline) changes no other method's seed.
 METHOD_INDEX = {
-    m: i for i, m in enumerate(("deepgami", *PRIOR_METHODS) + bl.CLASSIFIERS + ("ridge", "lasso"))
+    m: i
+    for i, m in enumerate(
+        ("deepgami", *PRIOR_METHODS) + bl.CLASSIFIERS + ("ridge", "lasso", "coxnet")
+    )
 }
 METHOD_INDEX[ALONE] = 1000
 # Ablations (the prior variants) cost as much as DeepGAMI each; by default they run on the held-out

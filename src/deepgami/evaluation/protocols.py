@@ -253,6 +253,13 @@ def _read(mdata: Any, test_mdata: Any, protocols: list[str], test_name: str | No
             None, "the independent protocol needs a test cohort (--test-cohort OTHER.h5mu)"
         )
     data = read_arrays(mdata)
+    if data.targets is not None:
+        raise InputError(
+            None,
+            f"the cohort has several targets or a survival target "
+            f"({', '.join(t.name for t in data.targets)}); evaluate compares methods on one label: "
+            "build a cohort with one --label-column to evaluate it",
+        )
     own_rows = eligible_rows(data)
     own_summary = _data_summary(mdata, data)
     ind_train = ind_test = test_data = None

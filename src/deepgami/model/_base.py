@@ -23,6 +23,12 @@ from deepgami.data.preprocessing import ModalityPreprocessor
 from deepgami.errors import InputError
 from deepgami.metrics import block_r2, classification_metrics, regression_metrics
 from deepgami.model._inputs import ModelInputs, align_inputs, given_modalities
+from deepgami.model._targets import (
+    output_values,
+    prediction_columns,
+    target_labels,
+    target_metrics,
+)
 from deepgami.model._validate import check_modalities, check_mudata
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.train import current_device, device_scope, encode_in_chunks, to_device
@@ -78,6 +84,11 @@ class BaseModel:
     def task(self) -> str:
         """``classification`` or ``regression``."""
         return str(self.config["task"])
+
+    @property
+    def targets(self) -> list[dict] | None:
+        """Several targets: the config's ``targets`` entries (name, kind, outputs...); else None."""
+        return self.config.get("targets")
 
     @property
     def classes(self) -> list[str]:
@@ -227,7 +238,9 @@ class BaseModel:
             )  # once per chunk, for every member
             (present,) = to_device([inputs.present[sl]], device)
             logits = [net(xs, present, fill=fill).logits.double().cpu() for net in self.members]
-            if self.task == "regression":
+            if self.targets is not None:
+                chunks.append(output_values(self.targets, logits))
+            elif self.task == "regression":
                 t = self.config["target"]
                 chunks.append(torch.stack(logits).mean(0)[:, 0].numpy() * t["std"] + t["mean"])
             else:
@@ -235,6 +248,8 @@ class BaseModel:
                     torch.stack([torch.softmax(z, dim=1) for z in logits]).mean(0).numpy()
                 )
         n_out = 0 if self.task == "regression" else len(self.classes)
+        if self.targets is not None:
+            n_out = int(self.config["network"]["n_outputs"])
         if device.type != "cpu":
             for net in self.members:
                 net.to("cpu")
@@ -312,7 +327,9 @@ class BaseModel:
             inputs = data
         else:
             inputs = self.prepare_inputs(data, modalities, min_coverage)
-            if labels is None and cohort.LABEL in data.obs:
+            if labels is None and self.targets is not None:
+                labels = target_labels(data, self.targets)
+            elif labels is None and cohort.LABEL in data.obs:
                 labels = data.obs[cohort.LABEL].tolist()
         with device_scope(device):
             values = self._forward(inputs, fill)
@@ -323,15 +340,19 @@ class BaseModel:
     ) -> pd.DataFrame:
         """`predict`'s table from the averaged outputs (probabilities, or values)."""
         table = pd.DataFrame({"sample": inputs.obs_names})
-        if labels is not None:
+        present = inputs.present.numpy()
+        if self.targets is not None:
+            given = labels if isinstance(labels, pd.DataFrame) or labels is None else None
+            for key, column in prediction_columns(self.targets, values, given).items():
+                table[key] = column
+        if labels is not None and self.targets is None:
             table["label"] = [
                 None if pd.isna(v) else (float(v) if self.task == "regression" else str(v))
                 for v in labels
             ]
-        present = inputs.present.numpy()
         if self.task == "regression":
             table["predicted"] = values
-        else:
+        elif self.targets is None:
             pred = np.array(
                 [self.classes[i] for i in np.nan_to_num(values, nan=0.0).argmax(axis=1)],
                 dtype=object,
@@ -360,6 +381,8 @@ class BaseModel:
             Classification: accuracy, balanced_accuracy, auc, f1_macro, per-class recall, ...;
             regression: mse, r2, pearson. Empty without labels.
         """
+        if self.targets is not None:
+            return target_metrics(table, self.targets)
         if "label" not in table:
             return {}
         ok = table["label"].notna() & table["predicted"].notna()

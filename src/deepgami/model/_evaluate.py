@@ -23,6 +23,13 @@ CLASSIFICATION_METRICS = (
     "log_loss",
 )
 REGRESSION_METRICS = ("mse", "r2", "pearson")
+# Several targets: each target's metrics, as `<inputs>_<target>:<metric>` (`score`: the common
+# scale that the tuner averages, `deepgami.model._targets`).
+MULTI_METRICS = {
+    "classes": (*CLASSIFICATION_METRICS, "score"),
+    "numeric": (*REGRESSION_METRICS, "score"),
+    "survival": ("c_index", "c_index_uno", "score"),
+}
 MEANFILL = "_meanfill"  # suffix of the input sets whose missing blocks are the training mean
 
 
@@ -52,6 +59,8 @@ def evaluate_rows(
     """
     inputs = model.inputs(data, rows)
     labels = data.labels[rows] if data.labels is not None else None
+    if data.targets is not None:
+        labels = target_frame(data, rows)
     input_sets = {"all": inputs}
     for k, m in enumerate(model.modalities):
         input_sets[m] = inputs.only([k])
@@ -65,12 +74,41 @@ def evaluate_rows(
         )
         tables[key] = table
         scores = model.metrics(table)
+        if data.targets is not None:
+            for t in data.targets:
+                for name in MULTI_METRICS[t.kind]:
+                    flat[f"{key}_{t.name}:{name}"] = as_float(scores.get(t.name, {}).get(name))
+            continue
         for name in names:
             flat[f"{key}_{name}"] = as_float(scores.get(name))
     r2 = model.imputation_r2(inputs)
     for m, v in r2.items():
         flat[f"r2_{m}"] = as_float(v)
     return flat, tables, r2
+
+
+def target_frame(data: CohortArrays, rows: np.ndarray) -> pd.DataFrame:
+    """Return the known values of each target on `rows`, as the targets' obs columns.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        A multi-target cohort.
+    rows : numpy.ndarray
+        The rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One column per target column (survival: time and event).
+    """
+    out = {}
+    for t in data.targets:
+        if t.kind == "survival":
+            out[t.columns[0]], out[t.columns[1]] = t.values[rows, 0], t.values[rows, 1]
+        else:
+            out[t.columns[0]] = t.values[rows]
+    return pd.DataFrame(out)
 
 
 def unflatten(row: dict, key: str) -> dict:

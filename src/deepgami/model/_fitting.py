@@ -9,7 +9,7 @@ modules sit below the user-facing class.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepgami.data.arrays import CohortArrays, latent_targets, self_edges, usable_rows
+from deepgami.data.arrays import CohortArrays, latent_targets, self_edges, strata, usable_rows
 from deepgami.data.lazy_inputs import materialize
 from deepgami.data.preprocessing import (
     ModalityPreprocessor,
@@ -28,6 +28,7 @@ from deepgami.data.preprocessing import (
 from deepgami.errors import InputError
 from deepgami.model._base import BaseModel
 from deepgami.model._inputs import ModelInputs
+from deepgami.model._targets import encode_multi, head_slices, risk_cutpoints
 from deepgami.nn.network import DeepGAMINetwork
 from deepgami.train import (
     Batch,
@@ -39,6 +40,7 @@ from deepgami.train import (
     set_latent_means,
     train_network,
 )
+from deepgami.train.multitask import MultiTaskLoss
 from deepgami.utils import package_versions
 
 M = TypeVar("M", bound=BaseModel)
@@ -120,15 +122,21 @@ class Targets:
         The mean of a numeric phenotype (None for classification).
     std : float or None, default None
         The standard deviation of a numeric phenotype (None for classification).
+    specs : list of dict or None, default None
+        Several targets: the config's ``targets`` entries (then `tensor` is the target matrix
+        and `y` what splits are stratified by).
     """
 
     y: np.ndarray
     tensor: torch.Tensor
     mean: float | None = None
     std: float | None = None
+    specs: list[dict] | None = None
 
 
-def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
+def encode_targets(
+    data: CohortArrays, rows: np.ndarray, weights: Mapping[str, float] | None = None
+) -> Targets:
     """Encode class codes in `data.classes` order, or standardized values of a numeric phenotype.
 
     Parameters
@@ -137,12 +145,17 @@ def encode_targets(data: CohortArrays, rows: np.ndarray) -> Targets:
         The cohort whose labels are encoded.
     rows : numpy.ndarray
         The rows of `data` being fitted.
+    weights : Mapping of str to float or None, default None
+        Several targets: the loss weight per target (`target_weights`; None: equal).
 
     Returns
     -------
     Targets
         The encoded phenotype of `rows`.
     """
+    if data.targets is not None:
+        matrix, specs = encode_multi(data, rows, weights)
+        return Targets(strata(data, rows)[0], torch.as_tensor(matrix), specs=specs)
     if data.task == "classification":
         codes = np.array([data.classes.index(v) for v in data.labels[rows]], dtype=np.int64)
         return Targets(codes, torch.as_tensor(codes))
@@ -270,7 +283,13 @@ def network_config(
     return setting.architecture.network_config(
         n_inputs=[len(p.features) for p in preprocessors],
         n_latent=len(data.latent_nodes) if data.latent_nodes is not None else None,
-        n_outputs=1 if data.task == "regression" else len(data.classes),
+        n_outputs=(
+            sum(t.width for t in data.targets)
+            if data.targets is not None
+            else 1
+            if data.task == "regression"
+            else len(data.classes)
+        ),
         prior_edges=list(n_prior),
         latent_norm=latent_norm_flags(data, setting, edges),
     )
@@ -397,6 +416,8 @@ def model_config(
     }
     if data.task == "regression":
         config["target"] = {"mean": targets.mean, "std": targets.std}
+    if targets.specs is not None:
+        config["targets"] = targets.specs
     return config
 
 
@@ -474,14 +495,24 @@ def train_model(
     """
     config, task, training = model.config, data.task, setting.training
     tr, va = inner_split(
-        targets.y, float(training.val_fraction), derive_seed(seed, 3), task == "classification"
+        targets.y, float(training.val_fraction), derive_seed(seed, 3), strata(data, rows)[1]
     )
     batch = Batch(inputs.xs, inputs.present, targets.tensor)
     train, val = batch.rows(tr), (batch.rows(va) if len(va) else None)
     started = _start_encoders(model, data, rows[tr], train, setting)
     train, weight = _balance(train, training.balance, task, config["network"]["n_outputs"], seed)
+    loss = None if targets.specs is None else MultiTaskLoss(head_slices(targets.specs))
     history, best_epoch = train_network(
-        model.module, train, val, training, task, derive_seed(seed, 5), weight, on_epoch, started
+        model.module,
+        train,
+        val,
+        training,
+        task,
+        derive_seed(seed, 5),
+        weight,
+        on_epoch,
+        started,
+        loss,
     )
     set_latent_means(model.module, train)
     # Held-out R^2 of the inner validation rows, unless they are about to fit the imputers.
@@ -547,7 +578,9 @@ def fit_rows(
     rows = usable_rows(data, rows, setting.preprocessing.missing)
     if len(rows) < 4:
         raise InputError(None, f"only {len(rows)} usable training samples")
-    targets = encode_targets(data, rows)
+    if data.targets is not None:
+        _check_multi(setting)
+    targets = encode_targets(data, rows, setting.training.target_weights)
     preprocessors, edges, n_prior = fit_preprocessing(
         data, rows, setting, targets.y, shared_preprocessing
     )
@@ -603,10 +636,10 @@ def fit_bagged(
     if on_fit is not None:
         on_fit()
     rows = usable_rows(data, rows, setting.preprocessing.missing)
-    stratify = data.task == "classification"
+    y, stratify = strata(data, rows)
     for b in range(int(setting.training.bagging)):
         bag, _ = inner_split(
-            data.labels[rows] if stratify else np.zeros(len(rows)),
+            y if stratify else np.zeros(len(rows)),
             1 - BAG_FRACTION,
             derive_seed(seed, 6, b),
             stratify,
@@ -618,4 +651,30 @@ def fit_bagged(
         if on_fit is not None:
             on_fit()
     model.config["network"]["n_members"] = len(model.members)
+    if model.config.get("targets"):
+        _record_risk_groups(model, data, rows)
     return model
+
+
+def _check_multi(setting: Setting) -> None:
+    """Several targets: feature selection (a test against one phenotype) and class balancing
+    (of one label) do not apply; refuse them rather than pick a target silently."""
+    selection = setting.preprocessing.selection
+    chosen = selection.values() if isinstance(selection, dict) else [selection]
+    if any(v != "none" for v in chosen):
+        raise InputError(
+            None,
+            "selection tests features against one phenotype; use selection: none with several targets",
+        )
+    if setting.training.balance != "none":
+        raise InputError(
+            None, "balance applies to one label; use balance: none with several targets"
+        )
+
+
+def _record_risk_groups(model: BaseModel, data: CohortArrays, rows: np.ndarray) -> None:
+    """Survival targets: the tertiles of the training risk, predict's risk groups."""
+    table = model.predict(model.inputs(data, rows))
+    for spec in model.config["targets"]:
+        if spec["kind"] == "survival":
+            spec["risk_cutpoints"] = risk_cutpoints(table[f"{spec['name']}:risk"].to_numpy())

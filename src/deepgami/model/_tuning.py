@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepgami.data.arrays import CohortArrays, read_arrays
+from deepgami.data.arrays import CohortArrays, read_arrays, strata
 from deepgami.errors import InputError
 from deepgami.metrics import prior_metrics, selection_score
 from deepgami.model._base import BaseModel
@@ -151,9 +151,8 @@ def tune_setting(
     if n_folds < 2 or (n_settings == 1 and not search_single):
         return settings[0], None
     check_cv(data, rows, n_folds)
-    splits = cv_splits(
-        data.labels[rows], n_folds, derive_seed(seed, 1), data.task == "classification"
-    )
+    y, stratify = strata(data, rows)
+    splits = cv_splits(y, n_folds, derive_seed(seed, 1), stratify)
     fit_fold = _fold_fitter(data, rows, (n_settings, len(splits)), on_fold, on_epoch)
     score = lambda row: selection_score(unflatten(row, "all"), data.task)  # noqa: E731
     with cohort_threads(data):
@@ -202,6 +201,8 @@ def _fold_fitter(
         model = fit_rows(BaseModel, data, rows[tr], setting, fold_seed, on_epoch=on_epoch)
         scores, _, _ = evaluate_rows(model, data, rows[te])
         metric = "r2" if data.task == "regression" else "log_loss"
+        if data.targets is not None:  # several targets: each score is already relative to its prior
+            return {"best_epoch": int(model.config["training"]["best_epoch"]), **scores}
         prior = prior_metrics(data.labels[rows[tr]], data.labels[rows[te]], data.task, data.classes)
         return {
             "best_epoch": int(model.config["training"]["best_epoch"]),

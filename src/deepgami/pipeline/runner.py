@@ -75,6 +75,7 @@ SUMMARY_FIRST_COLUMNS = [
     "cell_type",
     "prediction_set",
     "modalities",
+    "target",
     "n",
     "accuracy",
     "balanced_accuracy",
@@ -252,6 +253,13 @@ class _CohortPlan:
             inputs[f"prior:{prior.modality}:{prior.name}"] = prior.path
         argv += ["--labels", str(row.labels), "--out", str(self.cohort), "--quiet"]
         options = list(row.modalities) + [f"{p.modality}:{p.name}" for p in row.priors]
+        for flag, value in (
+            ("--label-column", row.label_columns),
+            ("--survival-columns", row.survival_columns),
+        ):
+            if value:
+                argv += [flag, value]
+                options.append(f"{flag}={value}")
         self.add("build", "", argv, inputs, options, [self.cohort])
 
     def train(self) -> None:
@@ -286,6 +294,10 @@ class _CohortPlan:
         )
 
     def evaluate(self) -> None:
+        # Cohorts of several targets (or a survival target) are not evaluated yet (`evaluate`
+        # refuses them): train, predict, prioritize and the summary cover them.
+        if self.row.survival_columns or "," in (self.row.label_columns or ""):
+            return
         # The report shows the model's training curves and the prioritization when made here.
         out, seed = self.base / "evaluate", str(self.settings.seed)
         argv = ["evaluate", str(self.cohort), "--out", str(out), *self.params]
@@ -795,6 +807,20 @@ class SummaryEntry:
     metrics: Path
 
 
+def _target_metrics(path: Path) -> list[tuple[str | None, dict[str, Any]]]:
+    """(target, scalar metrics) per target of a metrics JSON: one entry (target None) for a
+    one-label model, one per target for several (their metrics under ``targets``)."""
+    metrics = _scalar_metrics(path)
+    targets = json.loads(Path(path).read_text()).get("targets")
+    if not isinstance(targets, dict):
+        return [(None, metrics)]
+    out = []
+    for name, values in targets.items():
+        scalars = {k: v for k, v in values.items() if isinstance(v, (int, float, str)) or v is None}
+        out.append((str(name), {**metrics, **scalars}))
+    return out
+
+
 def _scalar_metrics(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text())
@@ -908,17 +934,18 @@ def write_summary(
 
     records = []
     for entry in entries:
-        metrics = _scalar_metrics(entry.metrics)
-        modalities = metrics.pop("modalities", None)
-        records.append(
-            {
-                "cohort": entry.cohort,
-                "cell_type": entry.cell_type,
-                "prediction_set": entry.prediction_set,
-                "modalities": modalities if modalities else entry.prediction_set,
-                **metrics,
-            }
-        )
+        for target, metrics in _target_metrics(entry.metrics):
+            modalities = metrics.pop("modalities", None)
+            records.append(
+                {
+                    "cohort": entry.cohort,
+                    "cell_type": entry.cell_type,
+                    "prediction_set": entry.prediction_set,
+                    "modalities": modalities if modalities else entry.prediction_set,
+                    **({"target": target} if target is not None else {}),
+                    **metrics,
+                }
+            )
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         frame = pd.DataFrame(columns=SUMMARY_FIRST_COLUMNS)

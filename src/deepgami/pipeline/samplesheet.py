@@ -6,6 +6,8 @@ and here with :mod:`jsonschema`. Columns:
 ``id``          required, unique, ``^[A-Za-z0-9_.-]+$`` (names the output folder ``<outdir>/<id>/``)
 ``cell_type``   optional metadata
 ``labels``      required path of the label table
+``label_columns`` optional phenotype columns ``a,b,c`` (several targets; default ``label``)
+``survival_columns`` optional ``time,event`` (a survival target)
 ``modalities``  required ``NAME=PATH`` pairs separated by ``;``
 ``priors``      optional ``MODALITY:NAME=PATH`` entries separated by ``;``
 ``params``      optional path of a training/evaluation parameter YAML
@@ -99,6 +101,10 @@ class CohortRow:
         Single-cell rows: the ``.obs`` column naming each cell's cell type.
     parent : str or None
         A fanned-out cohort: the id of its samplesheet row.
+    label_columns : str or None
+        Several targets: the label table's phenotype columns, ``a,b,c`` (`build --label-column`).
+    survival_columns : str or None
+        A survival target: ``time,event`` (`build --survival-columns`).
     """
 
     id: str
@@ -111,6 +117,8 @@ class CohortRow:
     donor_key: str | None = None
     cell_type_key: str | None = None
     parent: str | None = None  # a fanned-out cohort: the id of its samplesheet row
+    label_columns: str | None = None
+    survival_columns: str | None = None
 
     @property
     def modality_names(self) -> list[str]:
@@ -312,6 +320,8 @@ def _cohort_row(
         if "params" in row
         else None,
         cell_type=row.get("cell_type"),
+        label_columns=row.get("label_columns"),
+        survival_columns=row.get("survival_columns"),
         **single_cell,
     )
 
@@ -472,6 +482,8 @@ PIPELINE_COLUMNS = (
     "donor_key",
     "cell_type_key",
     "prediction_sets",
+    "label_columns",
+    "survival_columns",
 )
 
 
@@ -516,6 +528,8 @@ def pipeline_table(path: str | os.PathLike) -> list[dict[str, str]]:
                 "donor_key": row.donor_key or "",
                 "cell_type_key": row.cell_type_key or "",
                 "prediction_sets": ",".join(prediction_sets(names)),
+                "label_columns": row.label_columns or "",
+                "survival_columns": row.survival_columns or "",
             }
         )
     return table
@@ -564,6 +578,8 @@ def fan_out(
                 params=row.params,
                 cell_type=cell_type,
                 parent=row.id,
+                label_columns=row.label_columns,
+                survival_columns=row.survival_columns,
             )
         )
     return out

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from deepgami.report.figures import importance_bars, roc_curves
+from deepgami.report.figures import importance_bars, kaplan_meier_curves, roc_curves
 from deepgami.report.linkplot import top_links_figure
 
 
@@ -200,4 +200,50 @@ def importance(
     fig = importance_bars(frame, title, top, ax=ax, pyplot=_pyplot(ax, return_fig))
     if fig is None:
         raise ValueError("the table has no importance column or no rows")
+    return _finish(fig, ax, show, return_fig)
+
+
+def kaplan_meier(
+    table: pd.DataFrame,
+    target: str = "survival",
+    *,
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Figure | Axes | None:
+    """Kaplan-Meier curves of a survival target by predicted risk group.
+
+    The groups are the tertiles of the training risk (`<target>:risk_group` of a prediction
+    table, :meth:`DeepGAMI.predict` of a model with a survival target).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A prediction table with ``<target>:time``, ``<target>:event`` and ``<target>:risk_group``.
+    target : str, default "survival"
+        The survival target's name.
+    ax : matplotlib.axes.Axes or None, default None
+        Draw on this Axes (default: a new figure).
+    show : bool or None, default None
+        Show the figure (default True); False returns the Axes.
+    return_fig : bool, default False
+        Return the Figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure, matplotlib.axes.Axes or None
+        See `show` and `return_fig`.
+
+    Raises
+    ------
+    ValueError
+        When the table has no known time, event and risk group of `target`.
+    """
+    columns = [f"{target}:{c}" for c in ("time", "event", "risk_group")]
+    missing = [c for c in columns if c not in table]
+    if missing:
+        raise ValueError(f"the table has no column {', '.join(missing)}")
+    fig = kaplan_meier_curves(*(table[c] for c in columns), ax=ax, pyplot=_pyplot(ax, return_fig))
+    if fig is None:
+        raise ValueError(f"no sample has a known time, event and risk group of '{target}'")
     return _finish(fig, ax, show, return_fig)

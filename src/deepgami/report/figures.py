@@ -559,3 +559,57 @@ def importance_bars(
         if own:  # a caller's figure keeps its own layout
             fig.tight_layout()
     return fig
+
+
+RISK_GROUP_COLORS = {"low": "#1b9e77", "mid": "#7570b3", "high": "#d95f02"}
+
+
+def kaplan_meier_curves(
+    time: Sequence[float],
+    event: Sequence[float],
+    group: Sequence[Any],
+    title: str = "Kaplan-Meier by predicted risk group",
+    ax: Axes | None = None,
+    pyplot: bool = False,
+) -> Figure | None:
+    """Kaplan-Meier survival curves, one per predicted risk group (low / mid / high).
+
+    Estimated with `sksurv.nonparametric.kaplan_meier_estimator` on the rows with a known time,
+    event and group.
+
+    Parameters
+    ----------
+    time : sequence of float
+        Follow-up time per sample.
+    event : sequence of float
+        1 where the event was observed, 0 where censored.
+    group : sequence
+        The risk group per sample (``low``, ``mid``, ``high``; None where unknown).
+    title : str, default "Kaplan-Meier by predicted risk group"
+        The Axes title.
+    ax : matplotlib.axes.Axes or None, default None
+        Draw on this Axes (default: a new figure).
+    pyplot : bool, default False
+        A new figure is pyplot's (see :func:`new_figure`).
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no group has a row with a known time.
+    """
+    from sksurv.nonparametric import kaplan_meier_estimator
+
+    table = pd.DataFrame({"time": time, "event": event, "group": group}).dropna()
+    if table.empty:
+        return None
+    fig, ax = new_axes((5.0, 3.6), ax, pyplot)
+    for name in [g for g in RISK_GROUP_COLORS if g in set(table["group"])]:
+        rows = table[table["group"] == name]
+        t, s = kaplan_meier_estimator(rows["event"].to_numpy() == 1, rows["time"].to_numpy())
+        ax.step(t, s, where="post", color=RISK_GROUP_COLORS[name], label=f"{name} (n={len(rows)})")
+    ax.set_xlabel("time")
+    ax.set_ylabel("survival probability")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(frameon=False, title="predicted risk")
+    return fig

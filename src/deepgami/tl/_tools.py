@@ -40,7 +40,9 @@ def predict(
     key_added : str, default "deepgami"
         Names the slots written: ``obs[f"{key_added}_predicted"]``, ``obsm[f"{key_added}_proba"]``
         (classification), and ``uns[key_added]`` with ``params`` (modalities, fill) and
-        ``metrics`` (when labels are known).
+        ``metrics`` (when labels are known). A model of several targets writes
+        ``obs[f"{key_added}_{target}_predicted"]`` (survival: ``_risk``, ``_risk_group``) and
+        ``obsm[f"{key_added}_{target}_proba"]`` per target, and per-target metrics.
     copy : bool, default False
         Write into a copy of `mdata` and return it.
 
@@ -65,21 +67,45 @@ def predict(
     target = mdata.copy() if copy else mdata
     table = model.predict(target, modalities, fill=fill)
     index = target.obs_names
-    target.obs[f"{key_added}_predicted"] = pd.Series(table["predicted"].to_numpy(), index=index)
+    if model.targets is not None:
+        known = _store_targets(model, target, table, key_added)
+    else:
+        target.obs[f"{key_added}_predicted"] = pd.Series(table["predicted"].to_numpy(), index=index)
+        known = "label" in table and table["label"].notna().any()
     if model.task == "classification":
         proba = table[[f"prob_{c}" for c in model.classes]].to_numpy()
         target.obsm[f"{key_added}_proba"] = pd.DataFrame(
             proba, index=index, columns=list(model.classes)
         )
-    known = "label" in table and table["label"].notna().any()
     given = list(modalities) if modalities is not None else model.modalities
-    target.uns[key_added] = jsonable(
+    result = jsonable(
         {
             "params": {"modalities": [m for m in given if m in target.mod], "fill": fill},
-            "metrics": _plain_metrics(model.metrics(table)) if known else {},
+            "metrics": _metrics_slot(model, table) if known else {},
         }
     )
+    # The default key is the cohort's own slot (priors, split, targets): add to it, never replace.
+    target.uns[key_added] = {**dict(target.uns.get(key_added, {})), **result}
     return target if copy else None
+
+
+def _store_targets(model: DeepGAMI, mdata: md.MuData, table: pd.DataFrame, key: str) -> bool:
+    """Several targets: ``obs[f"{key}_{target}_predicted"]`` (survival: ``_risk`` and
+    ``_risk_group``) and ``obsm[f"{key}_{target}_proba"]`` per classes target; whether any target
+    value is known."""
+    index = mdata.obs_names
+    for spec in model.targets:
+        name = spec["name"]
+        columns = ("risk", "risk_group") if spec["kind"] == "survival" else ("predicted",)
+        for column in columns:
+            values = table[f"{name}:{column}"].to_numpy()
+            mdata.obs[f"{key}_{name}_{column}"] = pd.Series(values, index=index)
+        if spec["kind"] == "classes":
+            proba = table[[f"{name}:prob_{c}" for c in spec["classes"]]].to_numpy()
+            mdata.obsm[f"{key}_{name}_proba"] = pd.DataFrame(
+                proba, index=index, columns=list(spec["classes"])
+            )
+    return bool(model.metrics(table))
 
 
 def prioritize(
@@ -211,6 +237,14 @@ def enrichment(
     params = {"gmt": str(gmt), "key": key, **summary}
     out.uns[key_added] = {"table": table, "params": _h5_safe(jsonable(params))}
     return out if copy else None
+
+
+def _metrics_slot(model: DeepGAMI, table: pd.DataFrame) -> dict:
+    """What ``uns[key]["metrics"]`` holds: scalar metrics, per target for several targets."""
+    metrics = model.metrics(table)
+    if model.targets is not None:
+        return {name: _plain_metrics(values) for name, values in metrics.items()}
+    return _plain_metrics(metrics)
 
 
 def _plain_metrics(metrics: dict) -> dict:

@@ -430,6 +430,7 @@ def train_network(
     class_weight: np.ndarray | None = None,
     on_epoch: Callable[[int, float, float | None], None] | None = None,
     started: Sequence[int] = (),
+    loss: nn.Module | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """Adam on task loss + lambda * auxiliary MSE; early stopping on the validation loss.
 
@@ -452,6 +453,9 @@ def train_network(
     started
         Encoders that start at the prior's regression: they train at `encoder_lr_scale` times
         the learning rate (0 holds them at their start).
+    loss
+        The task loss on the head's whole output (several targets: a
+        `deepgami.train.multitask.MultiTaskLoss`, with `task` ``multi``); None: `task_loss_fn`.
 
     Returns
     -------
@@ -462,7 +466,9 @@ def train_network(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
-    loss_fn = _to_training_device(net, task_loss_fn(task, class_weight))
+    loss_fn = _to_training_device(
+        net, loss if loss is not None else task_loss_fn(task, class_weight)
+    )
     optimizers = _optimizers(net, training, started)
     val = val if val is not None and len(val) > 0 else None
     stopping, rows = _EarlyStopping(int(training.patience)), []

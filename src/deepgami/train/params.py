@@ -261,6 +261,8 @@ class TrainingSettings:
         head.
     balance : str, default "none"
         ``none``, ``smote`` or ``class_weights``.
+    target_weights : dict or None, default None
+        Several targets: the loss weight per target name (None or a missing name: 1, equal).
     """
 
     learning_rate: float = 0.005
@@ -278,6 +280,7 @@ class TrainingSettings:
     aux_target: str = "detach"
     modality_dropout: float = 0.3
     balance: str = "none"
+    target_weights: dict | None = None
 
 
 _PARTS = (
@@ -991,6 +994,17 @@ def _validate_fixed(params: Mapping, where: Any, keys: Iterable[str] | None = No
             raise InputError(
                 where, f"{key} must be one of {', '.join(allowed)}, got {params.get(key)!r}"
             )
+    weights = params.get("target_weights")
+    if (
+        "target_weights" in check
+        and weights is not None
+        and not (
+            isinstance(weights, dict) and all(_is_number(w) and w >= 0 for w in weights.values())
+        )
+    ):
+        raise InputError(
+            where, f"target_weights must be a mapping target: weight >= 0, got {weights!r}"
+        )
     mode = params.get("latent_norm")
     if "latent_norm" in check and not (isinstance(mode, bool) or mode == "trained"):
         raise InputError(where, f"latent_norm must be true, false or trained, got {mode!r}")

@@ -129,7 +129,7 @@ def flag(value) {
 // One line of SAMPLESHEET_CHECK's table -> [ meta, labels, [ modality files ], [ prior files ],
 // params_yaml or [] ]. meta carries the names the files are staged without (modality_names and
 // prior_specs, in file order), the prediction sets, and for single-cell rows the pseudobulk
-// modality, its index and its obs keys.
+// modality, its index and its obs keys, and the target columns (several targets, survival).
 //
 def sheetRow(row, sheet_dir) {
     def meta = [
@@ -141,7 +141,9 @@ def sheetRow(row, sheet_dir) {
         pseudobulk      : row.pseudobulk,
         pseudobulk_index: row.pseudobulk_index,
         donor_key       : row.donor_key,
-        cell_type_key   : row.cell_type_key
+        cell_type_key   : row.cell_type_key,
+        label_columns   : row.label_columns,
+        survival_columns: row.survival_columns
     ]
     return [
         meta,

@@ -1,0 +1,212 @@
+"""Several targets and survival: the two acceptance measurements of issue 25, over repeated splits.
+
+1. Multi-task: a simulated cohort with two targets sharing half of their causal programs
+   (`simulate --targets 2 --shared-programs 0.5 --missing-fraction 0.3`, the second target missing
+   for 30% of the samples). On each random split, DeepGAMI trained on both targets and trained on
+   each target alone (the same settings and seed); the held-out AUC of each target, and the paired
+   difference multi - single with the Nadeau-Bengio corrected interval.
+2. Survival: a simulated cohort with a time-to-event outcome (`simulate --survival`). On each split:
+   DeepGAMI (Cox head), the penalized Cox baseline (`deepgami.evaluation.baselines` "coxnet":
+   scikit-survival's `CoxnetSurvivalAnalysis`, elastic net, alpha by 3-fold CV of Harrell's C on
+   the training rows, on all features standardized on them) and the
+   oracle Cox model on the true causal programs (`CoxPHSurvivalAnalysis`, alpha 1e-3, on
+   programs.csv); Harrell's C-index on the held-out rows, paired differences as above.
+
+    nice -n 10 python benchmarks/multitask.py --out benchmarks/results/multitask --splits 10
+
+Writes ``multitask_splits.tsv`` and ``survival_splits.tsv`` (one row per split) and
+``summary.tsv`` (mean difference, 95% interval, p per comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import mudata as md
+import numpy as np
+import pandas as pd
+
+from deepgami import build_cohort
+from deepgami.data.arrays import read_arrays
+from deepgami.data.simulate import simulate_cohort
+from deepgami.evaluation.significance import corrected_t
+from deepgami.model import DeepGAMI
+from deepgami.train import expand_grid
+
+# Multi-task: a small cohort with many candidate genes, where choosing the causal ones is hard.
+MULTITASK_SIZES = {
+    "n_samples": 250,
+    "n_snps": 800,
+    "n_tfs": 30,
+    "n_genes": 200,
+    "n_causal_genes": 8,
+}
+SURVIVAL_SIZES = {"n_samples": 500, "n_snps": 400, "n_tfs": 20, "n_genes": 60, "n_causal_genes": 8}
+PARAMS = {"cv_folds": 0, "bagging": 0, "max_epochs": 80, "patience": 15}
+TEST_FRACTION = 0.2
+
+
+def _cohort(sim, label_column, survival_columns=None) -> md.MuData:
+    return build_cohort(
+        {"snp": sim.genotype, "expr": sim.expression},
+        sim.labels.drop(columns="split"),
+        {"snp:eqtl": sim.eqtl, "expr:grn": sim.grn},
+        label_column=label_column,
+        survival_columns=survival_columns,
+    )
+
+
+def _only(mdata: md.MuData, name: str) -> md.MuData:
+    """The same cohort with one target (the multi-task code path with one target)."""
+    one = mdata.copy()
+    table = one.uns["deepgami"]["targets"]
+    k = list(table["name"]).index(name)
+    one.uns["deepgami"]["targets"] = {key: [table[key][k]] for key in ("name", "kind", "columns")}
+    return one
+
+
+def _splits(n: int, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n_splits):
+        perm = rng.permutation(n)
+        n_test = int(round(TEST_FRACTION * n))
+        out.append((np.sort(perm[n_test:]), np.sort(perm[:n_test])))
+    return out
+
+
+def _fit_score(
+    mdata: md.MuData, train: np.ndarray, test: np.ndarray, seed: int, params: dict | None = None
+) -> dict:
+    data = read_arrays(mdata)
+    setting = expand_grid({**PARAMS, **(params or {})}, dense=False)[0]
+    model = DeepGAMI.fit_bagged(data, train, setting, seed)
+    table = model.predict(mdata[mdata.obs_names[test]].copy())
+    return model.metrics(table)
+
+
+def multitask(n_splits: int, seed: int, params: dict | None = None) -> pd.DataFrame:
+    """Multi-task minus single-task held-out AUC per target and split."""
+    sim = simulate_cohort(
+        **MULTITASK_SIZES,
+        seed=seed,
+        n_targets=2,
+        shared_programs=0.5,
+        missing_fraction=0.3,
+        interaction=0,
+    )
+    both = _cohort(sim, "label,label2")
+    rows = []
+    for r, (train, test) in enumerate(_splits(both.n_obs, n_splits, seed)):
+        started = time.time()
+        multi = _fit_score(both, train, test, seed + r, params)
+        row = {"split": r}
+        for name in ("label", "label2"):
+            single = _fit_score(_only(both, name), train, test, seed + r, params)
+            row[f"{name}_multi_auc"] = multi[name]["auc"]
+            row[f"{name}_single_auc"] = single[name]["auc"]
+        row["seconds"] = round(time.time() - started, 1)
+        print(row, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _coxnet_c(X: np.ndarray, y, train: np.ndarray, test: np.ndarray, seed: int) -> float:
+    """The registered penalized Cox baseline (evaluation.baselines "coxnet"): scaler fitted on
+    the training rows, alpha by 3-fold CV of Harrell's C on them; Harrell's C on the test rows."""
+    from sklearn.preprocessing import StandardScaler
+    from sksurv.metrics import concordance_index_censored
+
+    from deepgami.evaluation import baselines as bl
+
+    scaler = StandardScaler().fit(X[train])
+    fitted = bl.fit_baseline("coxnet", scaler.transform(X[train]), y[train], "survival", seed, 3)
+    risk = bl.predict_scores(fitted, scaler.transform(X[test]))
+    return float(concordance_index_censored(y[test]["event"], y[test]["time"], risk)[0])
+
+
+def survival(n_splits: int, seed: int) -> pd.DataFrame:
+    """DeepGAMI, the penalized Cox baseline and the oracle Cox: held-out C-index per split."""
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+    from sksurv.util import Surv
+
+    sim = simulate_cohort(**SURVIVAL_SIZES, seed=seed, survival=True, interaction=0)
+    mdata = _cohort(sim, None, "time,event")
+    y = Surv.from_arrays(sim.labels["event"].to_numpy() == 1, sim.labels["time"].to_numpy())
+    X = np.hstack([sim.genotype.to_numpy(np.float64), sim.expression.to_numpy(np.float64)])
+    causal = sim.truth["targets"]["survival"]["causal_genes"]
+    P = sim.programs[causal].to_numpy()
+    rows = []
+    for r, (train, test) in enumerate(_splits(mdata.n_obs, n_splits, seed)):
+        started = time.time()
+        ours = _fit_score(mdata, train, test, seed + r)["survival"]
+        oracle = CoxPHSurvivalAnalysis(alpha=1e-3).fit(P[train], y[train]).score(P[test], y[test])
+        row = {
+            "split": r,
+            "deepgami_c": ours["c_index"],
+            "deepgami_c_uno": ours["c_index_uno"],
+            "coxnet_c": _coxnet_c(X, y, train, test, seed + r),
+            "oracle_c": float(oracle),
+            "seconds": round(time.time() - started, 1),
+        }
+        print(row, flush=True)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(multi: pd.DataFrame | None, surv: pd.DataFrame | None) -> pd.DataFrame:
+    """Paired differences with the corrected 95% interval."""
+    ratio = TEST_FRACTION / (1 - TEST_FRACTION)
+    pairs = []
+    if multi is not None:
+        for name in ("label2", "label"):
+            pairs.append(
+                (
+                    f"{name}: multi - single AUC",
+                    multi[f"{name}_multi_auc"] - multi[f"{name}_single_auc"],
+                )
+            )
+    if surv is not None:
+        pairs.append(("C: deepgami - oracle Cox", surv["deepgami_c"] - surv["oracle_c"]))
+        pairs.append(("C: deepgami - coxnet", surv["deepgami_c"] - surv["coxnet_c"]))
+    out = []
+    for what, d in pairs:
+        mean, lo, hi, p = corrected_t(d.to_numpy(), ratio)
+        out.append(
+            {"comparison": what, "n_splits": len(d), "mean": mean, "low": lo, "high": hi, "p": p}
+        )
+    return pd.DataFrame(out)
+
+
+def main() -> None:
+    """Run the measurements and write the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/multitask"))
+    parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=("multitask", "survival"), default=None)
+    parser.add_argument(
+        "--linear-head", action="store_true", help="multi-task: no hidden layer (hidden_layers: [])"
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    multi = surv = None
+    if args.only in (None, "multitask"):
+        multi = multitask(
+            args.splits, args.seed, {"hidden_layers": []} if args.linear_head else None
+        )
+        name = "multitask_linear_head" if args.linear_head else "multitask"
+        multi.to_csv(args.out / f"{name}_splits.tsv", sep="\t", index=False)
+    if args.only in (None, "survival"):
+        surv = survival(args.splits, args.seed)
+        surv.to_csv(args.out / "survival_splits.tsv", sep="\t", index=False)
+    summary = summarize(multi, surv)
+    suffix = ("_" + args.only if args.only else "") + ("_linear_head" if args.linear_head else "")
+    summary.to_csv(args.out / f"summary{suffix}.tsv", sep="\t", index=False)
+    print(summary.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
