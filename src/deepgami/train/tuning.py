@@ -142,23 +142,33 @@ def grid_search(
     best : int
         The index of the best setting.
     """
-    rows = []
-    for s, setting in enumerate(settings):
-        for f, (tr, te) in enumerate(splits):
-            row = {
-                "setting": s,
-                "fold": f,
-                "grid": grid_label(setting),
-                "n_train": len(tr),
-                "n_test": len(te),
-            }
-            row.update(fit_fold(s, setting, f, tr, te, derive_seed(seed, s, f)))
-            row["score"] = score(row)
-            rows.append(row)
+    rows = [
+        _fold_row(s, setting, f, split, fit_fold, score, seed, grid_label(setting))
+        for s, setting in enumerate(settings)
+        for f, split in enumerate(splits)
+    ]
     table = pd.DataFrame(rows)
     means = table.groupby("setting")["score"].mean()
     best = int(means.index[int(np.argmax(means.to_numpy()))])
     return table, best
+
+
+def _fold_row(
+    s: int,
+    setting: Setting,
+    f: int,
+    split: tuple[np.ndarray, np.ndarray],
+    fit_fold: FoldFn,
+    score: Callable[[dict], float],
+    seed: int,
+    label: str,
+) -> dict:
+    """Fit setting s on fold f (seed ``derive_seed(seed, s, f)``): its row of the CV table."""
+    tr, te = split
+    row = {"setting": s, "fold": f, "grid": label, "n_train": len(tr), "n_test": len(te)}
+    row.update(fit_fold(s, setting, f, tr, te, derive_seed(seed, s, f)))
+    row["score"] = score(row)
+    return row
 
 
 def summarize_cv(table: pd.DataFrame, best: int) -> pd.DataFrame:
@@ -251,13 +261,9 @@ def tpe_search(
             setting = start[trial.number]
         settings.append(setting)
         scores: list[float] = []
-        for f, (tr, te) in enumerate(splits):
-            row = {"setting": trial.number, "fold": f, "grid": grid_label(setting, space)}
-            row.update({"n_train": len(tr), "n_test": len(te)})
-            row.update(
-                fit_fold(trial.number, setting, f, tr, te, derive_seed(seed, trial.number, f))
-            )
-            row["score"] = score(row)
+        label = grid_label(setting, space)
+        for f, split in enumerate(splits):
+            row = _fold_row(trial.number, setting, f, split, fit_fold, score, seed, label)
             rows.append(row)
             value = float(row["score"])
             scores.append(value if np.isfinite(value) else _WORST_SCORE)
