@@ -11,7 +11,7 @@ samplesheet for them (``<out>/samplesheet.csv``) and runs the same stage graph a
     (test split) -> evaluate (with the model and prioritization in its report), then summary.tsv
 
 with the reduced settings of the `demo` profile (`deepgami.pipeline.profiles`: a 300-sample simulated
-cohort, a 2-point training grid with 3-fold CV, `deepgami evaluate --fast`), which each
+cohort, a 4-point training grid with 3-fold CV, `deepgami evaluate --fast`), which each
 report states. Outputs follow `deepgami run`'s layout: ``<out>/<cohort>/...``, logs in
 ``<out>/pipeline_info/logs/``.
 """

@@ -5,7 +5,7 @@
   `deepgami run` on the bundled `assets/samplesheet_test.csv` (whose rows already carry tiny
   training params).
 - `demo`: what `make demo` (`python -m deepgami.demo`) runs: a 300-sample simulated cohort and
-  ROSMAP, a 2-point training grid by 3-fold CV, and `deepgami evaluate --fast`.
+  ROSMAP, a 4-point training grid by 3-fold CV, and `deepgami evaluate --fast`.
 
 A profile adds arguments to stages, like Nextflow's ext.args; the user's own `--stage-args` come
 after them and win.
@@ -21,9 +21,10 @@ from pathlib import Path
 # conf/test.config holds the same string after "--seed ${params.seed} " (tests/test_evaluation.py checks).
 TEST_EVALUATE_ARGS = "--fast --protocols holdout --methods deepgami,logistic_regression"
 
-# make demo: 2 training settings searched by 3-fold CV (the defaults: 4 by 5-fold CV).
+# make demo: a 4-point grid by 3-fold CV (the defaults: a 10-setting tpe search by 5-fold CV).
 DEMO_PARAMS = """\
-# make demo: reduced training grid (2 settings searched by 3-fold CV) to keep the demo short.
+# make demo: a reduced training search (the grid's 4 points by 3-fold CV) to keep the demo short.
+search: grid
 grid:
   weight_decay: [0.0001]
   lambda: [0.1, 1.0]
@@ -76,8 +77,8 @@ PROFILES = {
         {"evaluate": shlex.split(DEMO_EVALUATE_ARGS)},
         "make demo ran this evaluation with reduced settings to finish in minutes: evaluate "
         + DEMO_EVALUATE_ARGS
-        + "; the model beside it was trained with a 2-point grid (lambda 0.1 / "
-        "1.0) searched by 3-fold CV. For the full settings run `deepgami evaluate COHORT --out DIR`.",
+        + "; the model beside it was trained with a 4-point grid (lambda 0.1 / "
+        "1.0, early stopping on the task or total loss) searched by 3-fold CV. For the full settings run `deepgami evaluate COHORT --out DIR`.",
     ),
 }
 
