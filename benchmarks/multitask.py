@@ -197,6 +197,13 @@ def main() -> None:
         "--linear-head", action="store_true", help="multi-task: no hidden layer (hidden_layers: [])"
     )
     parser.add_argument(
+        "--bagging",
+        type=int,
+        default=None,
+        help="multi-task: networks added to each fit (default: 0, the fixed settings; the shipped "
+        "default is 5)",
+    )
+    parser.add_argument(
         "--tuned",
         action="store_true",
         help="multi-task: the shipped defaults (tpe search by 5-fold CV, bagging 5) instead of "
@@ -207,9 +214,12 @@ def main() -> None:
     multi = surv = None
     if args.only in (None, "multitask"):
         extra = {"hidden_layers": []} if args.linear_head else {}
+        if args.bagging is not None:
+            extra["bagging"] = args.bagging
         multi = multitask(args.splits, args.seed, {**extra, "tuned": True} if args.tuned else extra)
         name = "multitask_linear_head" if args.linear_head else "multitask"
         name += "_tuned" if args.tuned else ""
+        name += f"_bagging{args.bagging}" if args.bagging is not None else ""
         multi.to_csv(args.out / f"{name}_splits.tsv", sep="\t", index=False)
     if args.only in (None, "survival"):
         surv = survival(args.splits, args.seed)
@@ -217,6 +227,7 @@ def main() -> None:
     summary = summarize(multi, surv)
     suffix = ("_" + args.only if args.only else "") + ("_linear_head" if args.linear_head else "")
     suffix += "_tuned" if args.tuned else ""
+    suffix += f"_bagging{args.bagging}" if args.bagging is not None else ""
     summary.to_csv(args.out / f"summary{suffix}.tsv", sep="\t", index=False)
     print(summary.to_string(index=False))
 
