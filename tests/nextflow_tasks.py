@@ -75,10 +75,13 @@ def input_declarations(module: Module) -> list[tuple[str, str, str]]:
     return decls
 
 
-def output_patterns(module: Module) -> list[str]:
-    """The quoted patterns of every path output (`path("x")`, `path "x"`)."""
+def output_patterns(module: Module, optional: bool = True) -> list[str]:
+    """The quoted patterns of every path output (`path("x")`, `path "x"`); with `optional` False,
+    not those of `optional: true` outputs."""
     patterns = []
     for line in strip_comments(module.sections["output"]):
+        if not optional and re.search(r"\boptional\s*:\s*true\b", line):
+            continue
         patterns += [m[1] for m in re.findall(r"""\bpath\s*\(?\s*(["'])(.*?)\1""", line)]
     return patterns
 
@@ -316,7 +319,7 @@ def run_task(
     assert result.returncode == 0, (
         f"{module.name} {section} failed:\n{script}\n{result.stdout}\n{result.stderr}"
     )
-    for pattern in output_patterns(module):
+    for pattern in output_patterns(module, optional=False):
         rendered = interpolate(pattern, env)
         assert list(workdir.glob(rendered)), (
             f"{module.name} {section}: no file matches output '{rendered}'"

@@ -128,7 +128,8 @@ def test_rows_without_a_target_do_not_change_the_gradient():
     none = y.clone()
     none[:, 1] = np.nan
     only_classes = MultiTaskLoss([HeadSlice("classes", 0, 2, 0)])
-    assert float(loss(logits, none)) == pytest.approx(float(only_classes(logits, y)))
+    # a weighted mean over the targets: the classes' loss alone, halved
+    assert float(loss(logits, none)) == pytest.approx(0.5 * float(only_classes(logits, y)))
 
 
 def test_one_target_through_the_multitask_code_gives_the_same_predictions():
@@ -204,6 +205,20 @@ def test_build_and_train_several_targets_from_the_command_line(tmp_path, capsys)
     for column in ("label:prob_case", "score:predicted", "survival:risk", "survival:risk_group"):
         assert column in table
     assert set(table["survival:risk_group"]) <= {"low", "mid", "high"}
+    # Kaplan-Meier by predicted risk group beside the predictions (time and event are known)
+    km = tmp_path / "pred.km.png"
+    assert km.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    first = km.read_bytes()
+    # a second run replaces what it wrote (the figure, and the metrics of several targets)
+    assert main(["predict", str(tmp_path / "m"), str(cohort), "--out", str(out)]) == 0
+    assert km.read_bytes() == first  # same model and cohort, same bytes
+    from deepgami.report.figures import survival_targets_km
+
+    fig = survival_targets_km(table, ["survival"])
+    legend = [t.get_text().split(" ")[0] for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["low", "mid", "high"]
+    # without a known time there is no figure (and predict writes none)
+    assert survival_targets_km(table.drop(columns="survival:time"), ["survival"]) is None
 
 
 def test_kaplan_meier_figure_by_risk_group():
@@ -251,6 +266,7 @@ def test_prioritize_attributes_each_target(tmp_path):
 
 
 def test_summary_has_one_row_per_target_and_the_samplesheet_passes_targets(tmp_path):
+    import base64
     import json
 
     from deepgami.pipeline.runner import SummaryEntry, write_summary
@@ -259,9 +275,13 @@ def test_summary_has_one_row_per_target_and_the_samplesheet_passes_targets(tmp_p
     metrics = tmp_path / "all.metrics.json"
     targets = {"label": {"auc": 0.8, "n": 30}, "survival": {"c_index": 0.7, "n": 40}}
     metrics.write_text(json.dumps({"modalities": ["snp", "expr"], "targets": targets}))
-    write_summary([SummaryEntry("c1", "", "all", metrics)], tmp_path / "summary.tsv")
+    (tmp_path / "all.km.png").write_bytes(b"\x89PNG\r\n\x1a\nkm")  # predict's figure, beside
+    entries = [SummaryEntry("c1", "", "all", metrics)]
+    write_summary(entries, tmp_path / "summary.tsv", tmp_path / "summary.html")
     table = pd.read_csv(tmp_path / "summary.tsv", sep="\t")
     assert table["target"].tolist() == ["label", "survival"]
+    page = (tmp_path / "summary.html").read_text()
+    assert "Kaplan-Meier" in page and base64.b64encode(b"\x89PNG\r\n\x1a\nkm").decode() in page
     assert table["c_index"].tolist()[1] == 0.7 and table["auc"].tolist()[0] == 0.8
     paths, labels = _labels(tmp_path)
     sheet = tmp_path / "sheet.csv"

@@ -333,3 +333,28 @@ def test_demo_writes_both_reports(tmp_path):
         page = report.read_text()
         assert 'id="method-table"' in page and "make demo ran this evaluation" in page
         assert (report.parent.parent / "prioritize" / "features.tsv").is_file()
+
+
+def test_report_shows_the_kaplan_meier_figure_of_predict(run_dir, tmp_path):
+    """A survival target's `<stem>.km.png` in predictions/ beside the evaluation is embedded in a
+    Survival section; without one there is no such section."""
+    from deepgami.report import write_report
+    from deepgami.report.figures import survival_targets_km
+    from deepgami.utils import save_png
+
+    assert 'id="survival"' not in _html(run_dir)
+    shutil.copytree(run_dir, tmp_path / "evaluate")
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "survival:time": rng.exponential(size=30),
+            "survival:event": rng.integers(0, 2, 30),
+            "survival:risk_group": np.repeat(["low", "mid", "high"], 10),
+        }
+    )
+    (tmp_path / "predictions").mkdir()
+    km = save_png(survival_targets_km(table, ["survival"]), tmp_path / "predictions" / "all.km.png")
+    page = write_report(tmp_path / "evaluate").read_text(encoding="utf-8")
+    section = page.split('id="survival"')[1].split("</section>")[0]
+    assert base64.b64encode(km.read_bytes()).decode("ascii") in section
+    assert "Kaplan-Meier" in section

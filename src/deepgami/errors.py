@@ -215,7 +215,7 @@ LEGACY_DIRS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
 }
 WORKSPACE_KINDS = ("run",)  # directories that are filled, never replaced: any folder will do
-FILE_KINDS = ("cohort", "predictions", "metrics")
+FILE_KINDS = ("cohort", "predictions", "metrics", "figure")
 _CLAIMS: contextvars.ContextVar[ExitStack | None] = contextvars.ContextVar(
     "deepgami_claims", default=None
 )
@@ -429,6 +429,9 @@ def _is_model_config(path: Path) -> bool:
 def _is_file_kind(path: Path, kind: str) -> bool:
     """Whether an existing file is a deepgami output of `kind` (by its content, not its name)."""
     try:
+        if kind == "figure":
+            with open(path, "rb") as raw:
+                return raw.read(8) == b"\x89PNG\r\n\x1a\n"
         if kind == "cohort":
             import h5py
 
@@ -440,12 +443,16 @@ def _is_file_kind(path: Path, kind: str) -> bool:
         return False
     if kind == "predictions":
         columns = head.split("\n", 1)[0].split("\t")
-        return columns[:1] == ["sample"] and "predicted" in columns
+        # one label: predicted; several targets: <target>:predicted or <target>:risk
+        ends = ("predicted", ":risk")
+        return columns[:1] == ["sample"] and any(c.endswith(ends) for c in columns)
     try:
         data = json.loads(head)
     except ValueError:
         return False
-    return isinstance(data, dict) and "balanced_accuracy" in data and "fill" in data
+    # a label's metrics (classes or numeric), or several targets' under "targets"
+    keys = ("balanced_accuracy", "r2", "targets")
+    return isinstance(data, dict) and "fill" in data and any(k in data for k in keys)
 
 
 def _write_marker(folder: Path, kind: str) -> None:

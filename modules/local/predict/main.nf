@@ -14,6 +14,8 @@ process PREDICT {
     output:
     tuple val(meta), val(prediction_set), path("predictions/${prediction_set}.tsv")         , emit: predictions
     tuple val(meta), val(prediction_set), path("predictions/${prediction_set}.metrics.json"), emit: metrics
+    // a survival target with known time and event: Kaplan-Meier curves by predicted risk group
+    tuple val(meta), val(prediction_set), path("predictions/${prediction_set}.km.png"), optional: true, emit: km
     path "versions.yml"                                                                     , emit: versions
 
     when:

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from deepgami.commands import add_device_argument, add_overwrite_argument
 from deepgami.errors import InputError, claim_output
@@ -33,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "known, <out stem>.metrics.json. A model of several targets writes <target>:<column> "
         "columns (classes: label, predicted, prob_<class>; numeric: label, predicted; survival: "
         "time, event, risk, risk_group) and the metrics JSON holds one entry per target under "
-        "'targets' (survival: Harrell's c_index and Uno's c_index_uno).",
+        "'targets' (survival: Harrell's c_index and Uno's c_index_uno). With a survival target whose "
+        "time and event are known for scored samples, <out stem>.km.png shows Kaplan-Meier curves "
+        "by predicted risk group (low / mid / high: the tertiles of the training risk).",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="directory written by 'deepgami train'")
     p.add_argument("cohort", metavar="COHORT.h5mu", help="cohort built by 'deepgami build'")
@@ -84,6 +87,50 @@ def metrics_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.metrics.json")
 
 
+def km_path(out: Path) -> Path:
+    """Return the path of the Kaplan-Meier figure: `<out stem>.km.png` beside the predictions.
+
+    Parameters
+    ----------
+    out : pathlib.Path
+        The predictions table.
+
+    Returns
+    -------
+    pathlib.Path
+        The PNG path.
+    """
+    return out.with_name(f"{out.stem}.km.png")
+
+
+def survival_targets(model: Any) -> list[str]:
+    """Return the names of a model's survival targets (none for a one-label model).
+
+    Parameters
+    ----------
+    model : deepgami.model.DeepGAMI
+        A trained model.
+
+    Returns
+    -------
+    list of str
+        The survival targets' names, in output order.
+    """
+    return [t["name"] for t in model.targets or [] if t["kind"] == "survival"]
+
+
+def _write_km(table: Any, names: list[str], claim: Any) -> None:
+    """Draw the Kaplan-Meier figure of the survival targets by risk group (when some time and
+    event are known) onto the claimed path."""
+    from deepgami.report.figures import survival_targets_km
+    from deepgami.utils import save_png
+
+    fig = survival_targets_km(table, names)
+    if fig is not None:
+        with claim.atomic() as tmp:
+            save_png(fig, tmp)
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict the cohort's phenotypes with the model and write the table (and the metrics).
 
@@ -112,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [args.model, args.cohort]
     claim = claim_output(out, "predictions", inputs, args.overwrite)
     metrics_claim = claim_output(metrics_path(out), "metrics", inputs, args.overwrite)
+    km_claim = claim_output(km_path(out), "figure", inputs, args.overwrite)
     if not 0 < args.min_coverage <= 1:
         raise InputError(None, f"--min-coverage must be in (0, 1], got {args.min_coverage}")
     device = resolve_device(args.device)
@@ -153,4 +201,6 @@ def run(args: argparse.Namespace) -> int:
             }
             with metrics_claim.atomic() as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
+    if survival_targets(model):
+        _write_km(table, survival_targets(model), km_claim)
     return 0

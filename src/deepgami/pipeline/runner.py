@@ -279,7 +279,7 @@ class _CohortPlan:
                 {"model": self.model, "cohort": self.cohort},
                 modality + self.split,
                 [out],
-                [out.with_name(f"{name}.metrics.json")],
+                [out.with_name(f"{name}.metrics.json"), out.with_name(f"{name}.km.png")],
             )
 
     def prioritize(self) -> None:
@@ -914,6 +914,51 @@ def _auc_bars(data: Any) -> Any:
     return fig
 
 
+def _km_figures(entries: Sequence[SummaryEntry]) -> str:
+    """The Kaplan-Meier figures `deepgami predict` wrote beside the entries' metrics
+    (`<set>.km.png`: survival targets by predicted risk group), embedded; "" when none."""
+    import base64
+    import html as html_lib
+
+    parts = []
+    for entry in entries:
+        png = entry.metrics.with_name(f"{entry.prediction_set}.km.png")
+        if not png.is_file():
+            continue
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        name = html_lib.escape(" ".join(filter(None, (entry.cohort, entry.cell_type))))
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{name} {entry.prediction_set}">'
+            f"<figcaption>{name}, prediction set {html_lib.escape(entry.prediction_set)}: "
+            "Kaplan-Meier curves by predicted risk group (tertiles of the training risk)"
+            "</figcaption></figure>"
+        )
+    if not parts:
+        return ""
+    return "<h2>Survival: Kaplan-Meier by predicted risk group</h2>\n" + "\n".join(parts) + "\n"
+
+
+def _summary_html(frame: Any, entries: Sequence[SummaryEntry]) -> str:
+    """summary.html: the table, AUC by cell type, and the Kaplan-Meier figures of predict."""
+    table = frame.to_html(
+        index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="summary"
+    )
+    html = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>deepgami summary</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table.summary{border-collapse:collapse}"
+        "table.summary th,table.summary td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
+        "table.summary th{background:#f3f3f3}"
+        "table.summary td:nth-child(-n+4),table.summary th:nth-child(-n+4){text-align:left}"
+        "</style></head><body>\n<h1>deepgami summary</h1>\n"
+        f"<p>{frame['cohort'].nunique() if len(frame) else 0} cohort(s), one row per prediction set "
+        "('all' = every modality; otherwise the one modality given).</p>\n"
+        f"{_auc_by_cell_type(frame)}{table}\n{_km_figures(entries)}</body></html>\n"
+    )
+    return html
+
+
 def write_summary(
     entries: Iterable[SummaryEntry],
     out_tsv: str | os.PathLike,
@@ -933,6 +978,7 @@ def write_summary(
     import pandas as pd
 
     records = []
+    entries = list(entries)
     for entry in entries:
         for target, metrics in _target_metrics(entry.metrics):
             modalities = metrics.pop("modalities", None)
@@ -959,21 +1005,5 @@ def write_summary(
     with atomic_path(out_tsv) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, float_format="%.6g", lineterminator="\n")
     if out_html is not None:
-        table = frame.to_html(
-            index=False, float_format=lambda v: f"{v:.3f}", na_rep="", border=0, classes="summary"
-        )
-        html = (
-            '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            "<title>deepgami summary</title><style>"
-            "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-            "table.summary{border-collapse:collapse}"
-            "table.summary th,table.summary td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}"
-            "table.summary th{background:#f3f3f3}"
-            "table.summary td:nth-child(-n+4),table.summary th:nth-child(-n+4){text-align:left}"
-            "</style></head><body>\n<h1>deepgami summary</h1>\n"
-            f"<p>{frame['cohort'].nunique() if len(frame) else 0} cohort(s), one row per prediction set "
-            "('all' = every modality; otherwise the one modality given).</p>\n"
-            f"{_auc_by_cell_type(frame)}{table}\n</body></html>\n"
-        )
         with atomic_path(out_html) as tmp:
-            tmp.write_text(html)
+            tmp.write_text(_summary_html(frame, entries))

@@ -613,3 +613,41 @@ def kaplan_meier_curves(
     ax.set_title(title)
     ax.legend(frameon=False, title="predicted risk")
     return fig
+
+
+def survival_targets_km(table: pd.DataFrame, targets: Sequence[str]) -> Figure | None:
+    """Kaplan-Meier curves by predicted risk group, one panel per survival target.
+
+    Each panel is :func:`kaplan_meier_curves` of ``<target>:time``, ``<target>:event`` and
+    ``<target>:risk_group`` (the tertiles of the training risk) of a prediction table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A prediction table of a model with survival targets.
+    targets : sequence of str
+        The survival targets' names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when no target has a row with a known time, event and risk group.
+    """
+    columns = ("time", "event", "risk_group")
+    known = [
+        t
+        for t in targets
+        if all(f"{t}:{c}" in table for c in columns)
+        and table[[f"{t}:{c}" for c in columns]].notna().all(axis=1).any()
+    ]
+    if not known:
+        return None
+    fig = new_figure((5.0 * len(known), 3.6))
+    for ax, name in zip(np.atleast_1d(fig.subplots(1, len(known))), known, strict=True):
+        kaplan_meier_curves(
+            *(table[f"{name}:{c}"] for c in columns),
+            title=f"{name}: Kaplan-Meier by predicted risk group",
+            ax=ax,
+        )
+    fig.tight_layout()
+    return fig

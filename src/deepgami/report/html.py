@@ -469,6 +469,21 @@ def _prioritization_section(pdir: Path | None, figdir: Path) -> str:
     return "".join(out)
 
 
+def _survival_html(ddir: Path) -> str:
+    """The Kaplan-Meier figures `deepgami predict` drew into a predictions directory ("" if none)."""
+    figs = [
+        _figure(
+            png,
+            png.name,
+            f"Kaplan-Meier curves of each survival target by predicted risk group (low / mid / "
+            f"high: tertiles of the training risk), predictions <code>{_e(png.name[:-7])}</code> "
+            f"of <code>{_e(ddir)}</code>.",
+        )
+        for png in sorted(ddir.glob("*.km.png"))
+    ]
+    return '<div class="grid2">' + "".join(figs) + "</div>" if figs else ""
+
+
 def _top_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The TOP_ROWS best rows of a ranked table, each feature (node, link) once."""
     if "rank" in table:
@@ -705,6 +720,7 @@ def write_report(
     prioritize_dir: str | Path | None = None,
     model_dir: str | Path | None = None,
     final_dir: str | Path | None = None,
+    predictions_dir: str | Path | None = None,
 ) -> Path:
     """Draw the figures and write `eval_dir/report.html` from the files of an evaluation directory.
 
@@ -717,6 +733,10 @@ def write_report(
         ``model/`` beside the final evaluation directory, when they exist.
     final_dir : str or pathlib.Path, optional
         Where the evaluation directory will finally live (default `eval_dir`).
+    predictions_dir : str or pathlib.Path, optional
+        A directory of ``deepgami predict`` outputs whose Kaplan-Meier figures (``*.km.png``:
+        survival targets by predicted risk group) the report shows; by default ``predictions/``
+        beside the final evaluation directory, when it holds one.
 
     Returns
     -------
@@ -734,6 +754,9 @@ def write_report(
         eval_dir, info, t["metrics"], t["predictions"], model_history, t["histories"]
     )
     sections = _sections(info, t, figs, _prioritization_section(pdir, eval_dir / "figures"))
+    ddir = _find(predictions_dir, final, "predictions", "all.km.png")
+    if ddir is not None and _survival_html(ddir):
+        sections.insert(3, ("survival", "Survival", _survival_html(ddir)))
     path = eval_dir / "report.html"
     path.write_text(_page(info, sections), encoding="utf-8")
     return path

@@ -3,8 +3,13 @@
 The head's last layer has one block of outputs per target (classes: one per class; numeric and
 survival: one). A rows x columns target matrix `y` holds, per target, one column (class code or
 standardized value) or two (survival time, event), NaN where the sample lacks that target.
-`MultiTaskLoss` is the sum over targets of weight x loss, each loss on the rows that know that
-target only (a batch where none does adds 0 for it, and unknown rows never reach a gradient).
+`MultiTaskLoss` is the weighted mean over targets of their losses (sum of weight x loss divided by
+the sum of the weights), each loss on the rows that know that target only (a batch where none does
+adds 0 for it, and unknown rows never reach a gradient). A mean, not a sum: the penalties beside it
+(weight decay, group lasso, lambda x auxiliary loss) were set for one target's loss, and a sum of K
+losses would make them K times weaker relative to the data (simulated two-target cohort,
+benchmarks/multitask.py: the other target's multi - single AUC -0.028 with the sum, +0.000 with
+the mean).
 
 The Cox partial likelihood is written here in torch: scikit-survival and lifelines fit Cox models
 with their own optimizers but offer no differentiable torch loss, and no maintained library does.
@@ -101,7 +106,7 @@ def target_loss(kind: str, out: Tensor, y: Tensor) -> Tensor:
 
 
 class MultiTaskLoss(nn.Module):
-    """Sum over targets of weight x loss, each masked to the rows that know the target.
+    """Weighted mean over targets of their losses, each masked to the rows that know the target.
 
     Parameters
     ----------
@@ -112,9 +117,11 @@ class MultiTaskLoss(nn.Module):
     def __init__(self, slices: Sequence[HeadSlice]) -> None:
         super().__init__()
         self.slices = list(slices)
+        total = sum(s.weight for s in self.slices)
+        self.scale = 1.0 / total if total > 0 else 1.0
 
     def forward(self, logits: Tensor, y: Tensor) -> Tensor:
-        """Compute the summed loss.
+        """Compute the weighted mean loss (one target: its weight x its loss).
 
         Parameters
         ----------
@@ -137,4 +144,4 @@ class MultiTaskLoss(nn.Module):
                 continue
             out = logits[known, s.start : s.start + s.width]
             total = total + s.weight * target_loss(s.kind, out, cols[known])
-        return total
+        return total * self.scale if len(self.slices) > 1 else total

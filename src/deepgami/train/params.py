@@ -262,7 +262,8 @@ class TrainingSettings:
     balance : str, default "none"
         ``none``, ``smote`` or ``class_weights``.
     target_weights : dict or None, default None
-        Several targets: the loss weight per target name (None or a missing name: 1, equal).
+        Several targets: the loss weight per target name (None or a missing name: 1, equal); the
+        loss is the weighted mean over targets, so only the ratios matter.
     """
 
     learning_rate: float = 0.005
