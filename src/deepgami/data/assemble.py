@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from deepgami.data import cohort
-from deepgami.data.readers import read_labels, read_matrix, read_prior, read_table
+from deepgami.data.readers import label_frame, read_labels, read_matrix, read_prior, read_table
 from deepgami.data.targets import TargetSpec, split_names, target_specs, target_table
 from deepgami.errors import InputError
 
@@ -153,8 +153,9 @@ def _target_input(
     first = specs[0].columns[0]
     labels_path = Path(labels) if isinstance(labels, (str, Path)) else None
     if labels_path is not None:
-        table = read_labels(labels_path, sample_column, first, split_column)
-        raw = read_table(labels_path, "labels").set_index(sample_column)
+        raw = read_table(labels_path, "labels")  # once: the label frame and the targets' columns
+        table = label_frame(raw, labels_path, sample_column, first, split_column)
+        raw = raw.set_index(sample_column)
         raw.index = raw.index.str.strip()
     else:
         if isinstance(labels, pd.Series):

@@ -359,7 +359,32 @@ def read_labels(
         split value other than the ones above.
     """
     path = Path(path)
-    table = _read_table(path, "labels")
+    return label_frame(_read_table(path, "labels"), path, sample_column, label_column, split_column)
+
+
+def label_frame(
+    table: pd.DataFrame,
+    path: Path,
+    sample_column: str = "sample",
+    label_column: str = "label",
+    split_column: str | None = "split",
+) -> pd.DataFrame:
+    """`read_labels` on a table already read from `path` (`read_table`): one read per file.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The labels file's table, as strings.
+    path : pathlib.Path
+        The labels file, named in errors.
+    sample_column, label_column, split_column
+        As for `read_labels`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As `read_labels` returns.
+    """
     for column in (sample_column, label_column):
         if column not in table.columns:
             raise InputError(

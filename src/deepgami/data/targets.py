@@ -212,7 +212,7 @@ def set_targets(
     mdata : mudata.MuData
         The cohort being built (its obs in `table`'s order).
     table : pandas.DataFrame
-        The targets' columns as strings (`target_table`), rows in `mdata.obssplit_names` order.
+        The targets' columns as strings (`target_table`), rows in `mdata.obs_names` order.
     specs : sequence of TargetSpec
         The targets.
     path : pathlib.Path or None
