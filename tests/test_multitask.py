@@ -311,16 +311,19 @@ def test_penalized_cox_baseline_is_registered_and_ranks_a_planted_risk():
     assert concordance_index_censored(y[150:]["event"], y[150:]["time"], risk)[0] > 0.7
 
 
-def test_evaluate_refuses_several_targets_in_one_line(tmp_path, capsys):
-    from deepgami.cli import main
+def test_run_evaluates_a_cohort_with_targets(tmp_path):
+    from deepgami.pipeline.runner import RunSettings, plan_cohort
+    from deepgami.pipeline.samplesheet import read_samplesheet
 
     paths, labels = _labels(tmp_path)
-    cohort = tmp_path / "c.h5mu"
-    write_cohort(_build(paths, labels, label_column="label,score"), cohort)
-    assert main(["evaluate", str(cohort), "--out", str(tmp_path / "e")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "several targets" in err and str(cohort) in err and "\n" not in err
-    assert not (tmp_path / "e").exists()
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(
+        "id,labels,modalities,label_columns,survival_columns\n"
+        f'c1,{labels},snp={paths["snp"]};expr={paths["expr"]},"label,score","time,event"\n'
+    )
+    (row,) = read_samplesheet(sheet)
+    tasks = plan_cohort(row, tmp_path, RunSettings(skip=frozenset({"prioritize"})))
+    assert [t.stage for t in tasks][-1] == "evaluate"
 
 
 def test_tl_predict_stores_each_target(tmp_path):

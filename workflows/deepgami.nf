@@ -105,13 +105,12 @@ workflow DEEPGAMI {
 
     //
     // MODULE: DeepGAMI against its ablations and the baselines; the report shows the trained
-    // model's curves and the prioritization (as `deepgami run` does). Cohorts of several targets
-    // (label_columns with a ',', or survival_columns) are not evaluated yet.
+    // model's curves and the prioritization (as `deepgami run` does). A cohort of several targets
+    // (or a survival target) is evaluated per target (targets/<target>/ in its output).
     //
     if (!flag(params.skip_evaluate)) {
         EVALUATE (
             BUILD_COHORT.out.cohort
-                .filter { meta, _cohort -> !meta.survival_columns && !(meta.label_columns ?: '').contains(',') }
                 .join(ch_params_yaml)
                 .join(TRAIN.out.model)
                 .join(ch_prioritize)

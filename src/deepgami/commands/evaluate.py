@@ -62,6 +62,19 @@ writes into --out (replaced atomically):
   predictions.tsv    held-out class probabilities of every method and split
   report.html        self-contained report (figures embedded); figures/*.png
   run.json, training_history.tsv, tuning.tsv, baseline_params.tsv
+
+several targets or a survival target (built with --label-column a,b or --survival-columns
+time,event): DeepGAMI is fitted once per split on every target (as `deepgami train` fits it); each
+baseline per target, on the training samples where that target is known (survival: the penalized
+Cox model, coxnet); each target is scored on the held-out samples where it is known (survival:
+Harrell's C-index, and Uno's). The tables above gain a first column `target`; targets/<target>/
+holds each target's own tables and report (verdict, paired tests, figures), and report.html
+links them. The independent protocol takes one-label cohorts only.
+
+examples:
+  deepgami evaluate cohort.h5mu --out evaluation/
+  deepgami evaluate cohort.h5mu --out evaluation/ --fast --methods deepgami,logistic_regression
+  deepgami evaluate multi.h5mu --out evaluation/ --fast   # a cohort built with --label-column a,b
 """
 
 
@@ -213,12 +226,10 @@ def _print_summary(result: Any, seconds: float) -> None:
     """The verdict line and what ran in how long, on stderr."""
     from deepgami.report.labels import alone_sentence, verdict_sentence
 
-    for line in (
-        verdict_sentence(result.info.get("verdict")),
-        alone_sentence(result.info.get("verdict_alone")),
-    ):
-        if line:
-            print(line, file=sys.stderr)
+    for own in result.info.get("targets") or [result.info]:
+        lines = [verdict_sentence(own.get("verdict")), alone_sentence(own.get("verdict_alone"))]
+        for line in filter(None, lines):
+            print(f"{own['name']}: {line}" if "name" in own else line, file=sys.stderr)
     times = ", ".join(f"{m} {s:.0f}s" for m, s in result.seconds.items() if m != "total")
     print(
         f"evaluated {len(result.info['methods'])} methods on "

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from deepgami.train import Setting
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The metric a finished unit's progress line shows (classification, regression, survival).
+HEADLINE_METRICS = ("auc", "r2", "c_index")
 
 
 @dataclass
@@ -244,16 +246,22 @@ def _clock(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _describe(result: UnitResult, task: str) -> str:
+def _describe(result: UnitResult) -> str:
     where = f"{result.protocol} {result.split}"
     if result.method == TUNE:
         return f"{where} grid search ({result.seconds:.1f}s)"
-    key = "auc" if task == "classification" else "r2"
-    value = result.main.get(key)
     name = result.method
     if result.method == ALONE and result.records:  # one unit per modality
         name += f"[{result.records[0]['modalities']}]"
-    return f"{where} {name}: {key} {'n/a' if value is None else f'{value:.3f}'} ({result.seconds:.1f}s)"
+    if result.target is not None:
+        name += f" ({result.target})"
+    # The headline metric of the task, or of each target (`<target>:<metric>` keys).
+    shown = [
+        f"{key} {'n/a' if value is None else f'{value:.3f}'}"
+        for key, value in result.main.items()
+        if key.rsplit(":", 1)[-1] in HEADLINE_METRICS
+    ]
+    return f"{where} {name}: {', '.join(shown) or 'n/a'} ({result.seconds:.1f}s)"
 
 
 # -- the scheduler ---------------------------------------------------------------------------------
@@ -345,7 +353,7 @@ class _Schedule:
         if isinstance(result, tuple):
             raise InputError(result[1], result[2])
         self.spent.setdefault(unit.method, []).append(result.seconds)
-        self.progress.finished(_describe(result, self.ctx.data.task))
+        self.progress.finished(_describe(result))
         key = self.tune_of.get(id(unit))
         if key is None:
             self.results.append(result)

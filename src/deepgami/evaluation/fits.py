@@ -7,6 +7,7 @@ from (seed, protocol, split, method), so a unit gives the same rows in any worke
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -30,6 +31,7 @@ from deepgami.evaluation.config import (
     EvalConfig,
 )
 from deepgami.evaluation.splits import Split
+from deepgami.evaluation.targets import known_rows, target_frame, target_view
 from deepgami.utils import jsonable
 
 if TYPE_CHECKING:  # the settings module imports torch; workers import it when they fit
@@ -80,6 +82,9 @@ class Unit:
         The seed of a TUNE unit's grid search.
     modality : str or None, default None
         ALONE units: the one modality trained on and scored from.
+    target : str or None, default None
+        Baselines of a cohort with targets: the one target fitted and scored (DeepGAMI's units
+        fit and score every target at once).
     """
 
     order: int
@@ -88,6 +93,7 @@ class Unit:
     keep_history: bool = False
     tune_seed: int = 0
     modality: str | None = None
+    target: str | None = None
 
 
 @dataclass
@@ -120,6 +126,9 @@ class UnitResult:
         TUNE units: the chosen setting.
     tuning : pandas.DataFrame or None, default None
         TUNE units: the per-fold table.
+    target : str or None, default None
+        The unit's one target (baselines of a cohort with targets); records and prediction
+        frames of a cohort with targets carry their own ``target``.
     """
 
     order: int
@@ -134,6 +143,7 @@ class UnitResult:
     seconds: float = 0.0
     setting: Setting | None = None  # TUNE units: the chosen setting
     tuning: pd.DataFrame | None = None  # TUNE units: the per-fold table
+    target: str | None = None
 
 
 def unit_seed(config: EvalConfig, split: Split, method: str) -> int:
@@ -179,7 +189,7 @@ def run_unit(ctx: Context, unit: Unit, setting: Setting | None = None) -> UnitRe
     """
     t0 = time.perf_counter()
     split = unit.split
-    out = UnitResult(unit.order, unit.method, split.protocol, split.index)
+    out = UnitResult(unit.order, unit.method, split.protocol, split.index, target=unit.target)
     if unit.method == TUNE:
         out.setting, out.tuning = tune_deepgami(ctx.data, split.train, ctx.params, unit.tune_seed)
     elif unit.method == ALONE:
@@ -192,10 +202,14 @@ def run_unit(ctx: Context, unit: Unit, setting: Setting | None = None) -> UnitRe
     return out
 
 
-def _rows(out: UnitResult, method: str, modalities: str, scores: dict) -> None:
+def _rows(
+    out: UnitResult, method: str, modalities: str, scores: dict, target: str | None = None
+) -> None:
     for metric, value in flatten_metrics(scores).items():
+        row = {} if target is None else {"target": target}
         out.records.append(
             {
+                **row,
                 "method": method,
                 "modalities": modalities,
                 "protocol": out.protocol,
@@ -204,6 +218,23 @@ def _rows(out: UnitResult, method: str, modalities: str, scores: dict) -> None:
                 "value": value,
             }
         )
+
+
+def _model_rows(data: Any, out: UnitResult, method: str, modalities: str, scores: dict) -> None:
+    """`_rows` of a DeepGAMI fit: its metrics, or each target's (``scores[target]``)."""
+    if data.targets is None:
+        _rows(out, method, modalities, scores)
+        return
+    for t in data.targets:
+        if t.name in scores:
+            _rows(out, method, modalities, scores[t.name], target=t.name)
+
+
+def _main(data: Any, scores: dict) -> dict:
+    """The metrics the progress line shows: the fit's, or ``<target>:<metric>`` per target."""
+    if data.targets is None:
+        return scores
+    return {f"{t}:{k}": v for t, found in scores.items() for k, v in found.items()}
 
 
 def _predictions(
@@ -228,15 +259,32 @@ def _predictions(
     if data.task == "classification":
         for j, c in enumerate(data.classes):
             frame[f"prob_{c}"] = values[:, j]
+    elif data.task == "survival":
+        frame["label"] = None
+        frame["time"], frame["event"] = labels[:, 0], labels[:, 1]
+        frame["risk"] = values
     else:
         frame["predicted"] = values
+    if out.target is not None:
+        frame.insert(0, "target", out.target)
     out.predictions.append(frame)
 
 
 def _table_predictions(
     data: Any, out: UnitResult, method: str, modalities: str, table: pd.DataFrame
 ) -> None:
-    """`_predictions` from a model's prediction table."""
+    """`_predictions` from a model's prediction table (a cohort with targets: one frame per
+    target, on the rows where it is known)."""
+    if data.targets is not None:
+        for t in data.targets:
+            frame = target_frame(table, t)
+            frame.insert(0, "split", out.split)
+            frame.insert(0, "protocol", out.protocol)
+            frame.insert(0, "modalities", modalities)
+            frame.insert(0, "method", method)
+            frame.insert(0, "target", t.name)
+            out.predictions.append(frame.reset_index(drop=True))
+        return
     cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
     values = table[cols].to_numpy(dtype=np.float64)
     _predictions(
@@ -265,9 +313,9 @@ def _fit_alone(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> N
         raise InputError(
             err.path, f"{ALONE} (trained on {m} alone, {where}): {err.message}"
         ) from None
-    _rows(out, ALONE, m, res.metrics["all"])
+    _model_rows(data, out, ALONE, m, res.metrics["all"])
     _table_predictions(data, out, ALONE, m, res.predictions["all"])
-    out.main = res.metrics["all"]
+    out.main = _main(data, res.metrics["all"])
 
 
 def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -> None:
@@ -288,7 +336,7 @@ def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -
             name, mods = MEANFILL, key[: -len("_meanfill")]
         else:
             name, mods = method, key
-        _rows(out, name, mods, scores)
+        _model_rows(data, out, name, mods, scores)
         _table_predictions(data, out, name, mods, res.predictions[key])
     for m, r2 in res.imputation_r2.items():
         if r2 is not None and not math.isnan(r2):
@@ -308,11 +356,18 @@ def _fit_deepgami(ctx: Context, unit: Unit, setting: Setting, out: UnitResult) -
         hist.insert(1, "protocol", split.protocol)
         hist.insert(2, "split", split.index)
         out.history = hist
-    out.main = res.metrics["all"]
+    out.main = _main(data, res.metrics["all"])
 
 
 def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
     data, split, config = ctx.data, unit.split, ctx.config
+    if unit.target is not None:  # one target: its values, the rows where it is known
+        split = dataclasses.replace(
+            split,
+            train=known_rows(data, unit.target, split.train),
+            test=known_rows(data, unit.target, split.test),
+        )
+        data = target_view(data, unit.target)
     # The baselines use only the preprocessing entries (selection, scaling), never grid ones, so the
     # untuned setting gives them the same inputs as the tuned one.
     Xtr, ytr, Xte, used = baseline_matrices(data, split.train, split.test, ctx.setting)
@@ -328,11 +383,12 @@ def _fit_baseline(ctx: Context, unit: Unit, out: UnitResult) -> None:
     )
     labels = data.labels[split.test]
     out.main = score_predictions(data, labels, values)
-    _rows(out, unit.method, "all", out.main)
+    _rows(out, unit.method, "all", out.main, target=unit.target)
     _predictions(
         data, out, unit.method, "all", [str(data.obs_names[i]) for i in split.test], labels, values
     )
     out.baseline_params = {
+        **({} if unit.target is None else {"target": unit.target}),
         "method": unit.method,
         "protocol": split.protocol,
         "split": split.index,
@@ -421,7 +477,7 @@ def baseline_matrices(
     X_train : numpy.ndarray
         The training inputs.
     y_train : numpy.ndarray
-        The training targets (class codes or values).
+        The training targets (class codes, values, or a `sksurv.util.Surv` array for survival).
     X_test : numpy.ndarray
         The held-out inputs.
     used : numpy.ndarray
@@ -439,17 +495,16 @@ def baseline_matrices(
         raise InputError(
             None, f"only {len(train)} training samples have every modality; baselines need more"
         )
-    if data.task == "classification":
-        y = np.array([data.classes.index(v) for v in data.labels[train]], dtype=np.int64)
-    else:
-        y = data.labels[train].astype(np.float64)
+    y = training_targets(data, train)
     blocks_tr, blocks_te = [], []
+    # Survival: the selection tests read the follow-up times (the default selection reads none).
+    y_sel = data.labels[train, 0] if data.task == "survival" else y
     for k, m in enumerate(data.modalities):
         prep, cols = fit_modality(
             data.X[k],
             data.var_names[k],
-            y,
-            data.task,
+            y_sel,
+            "regression" if data.task == "survival" else data.task,
             rows=train,
             **setting.preprocessing.modality_options(m),
         )
@@ -458,6 +513,31 @@ def baseline_matrices(
         raw[~data.present[test, k]] = np.nan  # transform fills NaN with the training mean
         blocks_te.append(prep.transform(raw))
     return np.concatenate(blocks_tr, axis=1), y, np.concatenate(blocks_te, axis=1), train
+
+
+def training_targets(data: Any, rows: np.ndarray) -> np.ndarray:
+    """Return a baseline's training targets on `rows`.
+
+    Parameters
+    ----------
+    data : CohortArrays
+        The cohort's arrays (one label).
+    rows : numpy.ndarray
+        The training rows.
+
+    Returns
+    -------
+    numpy.ndarray
+        Class codes, values, or a `sksurv.util.Surv` array of (event, time) for survival.
+    """
+    if data.task == "classification":
+        return np.array([data.classes.index(v) for v in data.labels[rows]], dtype=np.int64)
+    if data.task == "survival":
+        from sksurv.util import Surv
+
+        values = data.labels[rows]
+        return Surv.from_arrays(values[:, 1] == 1, values[:, 0])
+    return data.labels[rows].astype(np.float64)
 
 
 # -- metrics as tidy rows -------------------------------------------------------------------------
@@ -503,15 +583,20 @@ def score_predictions(data: Any, labels: np.ndarray, values: np.ndarray) -> dict
     labels : numpy.ndarray
         The held-out rows' true labels.
     values : numpy.ndarray
-        Class probabilities (classification) or predicted values (regression).
+        Class probabilities (classification), predicted values (regression) or risks (survival).
 
     Returns
     -------
     dict
-        `classification_metrics` or `regression_metrics` of the predictions.
+        `classification_metrics`, `regression_metrics` or (survival, `labels` the (time, event)
+        matrix) `survival_metrics` of the predictions.
     """
     from deepgami.metrics import classification_metrics, regression_metrics
 
     if data.task == "classification":
         return classification_metrics(labels, values, data.classes)
+    if data.task == "survival":
+        from deepgami.model._targets import survival_metrics
+
+        return survival_metrics(labels[:, 0], labels[:, 1], values)
     return regression_metrics(labels.astype(float), values)

@@ -77,6 +77,7 @@ from deepgami.evaluation.fits import (
     tune_deepgami,
 )
 from deepgami.evaluation.splits import Split, combine_cohorts, eligible_rows, make_splits
+from deepgami.evaluation.targets import TASKS, for_target, target_dirs, target_view, with_target
 from deepgami.utils import jsonable
 
 if TYPE_CHECKING:  # the settings module imports torch
@@ -108,6 +109,18 @@ __all__ = [
 # jobs=None runs in this process when samples x features x units is below this (a worker's start
 # costs more than such fits gain; the bundled test cohorts: 5e3, make demo's: 4e6, 1,200 samples: 2e8).
 SERIAL_BELOW = 2e7
+# What DeepGAMI's search selects by, per task (a cohort with targets: every target at once).
+SELECTION = {
+    "classification": "lowest mean log loss",
+    "regression": "highest mean R^2",
+    "targets": "highest mean over the targets of 1 - deviance / null deviance",
+}
+# The summary rows of a method not applicable to the cohort, per task.
+NOT_APPLICABLE_METRICS = {
+    "classification": ("auc", "balanced_accuracy"),
+    "regression": ("r2",),
+    "survival": ("c_index",),
+}
 
 
 @dataclass
@@ -136,6 +149,10 @@ class EvaluationResult:
         The seconds spent, by part (``total`` included).
     paired_tests : pandas.DataFrame, default empty
         The paired differences to DeepGAMI (paired_tests.tsv).
+    targets : dict of str to EvaluationResult, default {}
+        A cohort with targets: each target's own evaluation (its tables without the ``target``
+        column, its verdict and report), by target; the tables above are theirs stacked with a
+        ``target`` column.
     """
 
     metrics: pd.DataFrame
@@ -148,6 +165,7 @@ class EvaluationResult:
     info: dict
     seconds: dict[str, float] = field(default_factory=dict)
     paired_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    targets: dict[str, EvaluationResult] = field(default_factory=dict)
 
 
 # -- tables ------------------------------------------------------------------------------------------
@@ -206,17 +224,24 @@ def package_versions() -> dict[str, str]:
     )
 
 
-def _data_summary(mdata: Any, data: Any) -> dict:
-    build = mdata.uns.get("build", {}) if mdata is not None else {}
-    priors = prior_info(mdata) if mdata is not None else {}
+def _label_summary(data: Any) -> dict:
+    """The task and the samples per class (a classification) of a cohort's label."""
     return {
-        "samples": int(len(data.obs_names)),
         "task": data.task,
         "classes": {
             str(c): int(np.sum(np.asarray(data.labels, dtype=object) == c)) for c in data.classes
         }
         if data.task == "classification"
         else {},
+    }
+
+
+def _data_summary(mdata: Any, data: Any) -> dict:
+    build = mdata.uns.get("build", {}) if mdata is not None else {}
+    priors = prior_info(mdata) if mdata is not None else {}
+    return {
+        "samples": int(len(data.obs_names)),
+        **_label_summary(data),
         "modalities": {
             m: {"features": int(x.shape[1]), "samples": int(data.present[:, k].sum())}
             for k, (m, x) in enumerate(zip(data.modalities, data.X, strict=False))
@@ -253,12 +278,11 @@ def _read(mdata: Any, test_mdata: Any, protocols: list[str], test_name: str | No
             None, "the independent protocol needs a test cohort (--test-cohort OTHER.h5mu)"
         )
     data = read_arrays(mdata)
-    if data.targets is not None:
+    if data.targets is not None and test_mdata is not None:
         raise InputError(
             None,
-            f"the cohort has several targets or a survival target "
-            f"({', '.join(t.name for t in data.targets)}); evaluate compares methods on one label: "
-            "build a cohort with one --label-column to evaluate it",
+            f"the independent protocol takes one-label cohorts; this one has targets "
+            f"({', '.join(t.name for t in data.targets)}): evaluate it without --test-cohort",
         )
     own_rows = eligible_rows(data)
     own_summary = _data_summary(mdata, data)
@@ -281,12 +305,16 @@ def _read(mdata: Any, test_mdata: Any, protocols: list[str], test_name: str | No
 def _methods(data: Any, config: EvalConfig) -> tuple[list[str], dict[str, str]]:
     """The methods to run, and those not applicable to this cohort with the reason."""
     available = method_names(data.task)
+    if data.targets is not None:  # DeepGAMI's methods, then each target's baselines
+        tasks = dict.fromkeys(TASKS[t.kind] for t in data.targets)
+        available = tuple(dict.fromkeys(m for task in tasks for m in method_names(task)))
     wanted = list(config.methods) if config.methods else list(available)
     unknown = [m for m in wanted if m not in available]
     if unknown:
         raise InputError(
             None,
-            f"--methods: unknown method '{unknown[0]}' for a {data.task} cohort "
+            f"--methods: unknown method '{unknown[0]}' for "
+            f"{'this cohort' + chr(39) + 's targets' if data.targets else f'a {data.task} cohort'} "
             f"(choose from {', '.join(available)})",
         )
     not_applicable = {
@@ -323,11 +351,16 @@ def _splits(
 
 
 def _plan(
-    splits: list[Split], methods: list[str], config: EvalConfig, modalities: Sequence[str] = ()
+    splits: list[Split],
+    methods: list[str],
+    config: EvalConfig,
+    modalities: Sequence[str] = (),
+    targets: Mapping[str, str] | None = None,
 ) -> Plan:
     """Units in serial order: per split, every method (ablations only on `ablation_protocols`;
-    ALONE one unit per modality); DeepGAMI's grid search once on the first split, per split, or
-    not at all."""
+    ALONE one unit per modality; a baseline one unit per target of its task, `targets` mapping
+    each target to its task); DeepGAMI's grid search once on the first split, per split, or not
+    at all."""
     from deepgami.train import derive_seed
 
     plan = Plan()
@@ -348,7 +381,7 @@ def _plan(
                 tune_seed=derive_seed(config.seed, 7, PROTOCOLS.index(split.protocol), split.index),
             )
         start = sum(len(g.units) for g in plan.groups)
-        units = _split_units(split, n == 0, methods, config, modalities, start)
+        units = _split_units(split, n == 0, methods, config, modalities, start, targets)
         plan.groups.append(SplitGroup(units, key, repeated=split.protocol == "repeated"))
     return plan
 
@@ -360,34 +393,36 @@ def _split_units(
     config: EvalConfig,
     modalities: Sequence[str],
     start: int,
+    targets: Mapping[str, str] | None = None,
 ) -> list[Unit]:
-    """One split's units in serial order from `start`: a unit per method (ALONE: per modality)."""
+    """One split's units in serial order from `start`: a unit per method (ALONE: per modality;
+    a baseline of a cohort with targets: per target of its task)."""
     history = first or split.protocol == "independent"
     units: list[Unit] = []
     for m in methods:
         if m in PRIOR_METHODS and split.protocol not in config.ablation_protocols:
             continue
+        own = [None]
+        if targets is not None and m not in DEEPGAMI_METHODS:
+            own = [t for t, task in targets.items() if m in bl.names(task)]
         for mod in modalities if m == ALONE else [None]:
             keep = history and m in DEEPGAMI_METHODS and m != ALONE
-            units.append(Unit(start + len(units), split, m, keep_history=keep, modality=mod))
+            for t in own:
+                units.append(
+                    Unit(start + len(units), split, m, keep_history=keep, modality=mod, target=t)
+                )
     return units
 
 
-def _tuning_notes(
-    data: Any,
-    config: EvalConfig,
-    params: Settings,
-    setting: Setting,
-    outcome: RunOutcome,
-    splits: list[Split],
-) -> list[str]:
+def _tuning_notes(run: _Run, setting: Setting) -> list[str]:
     """The report's sentences on how DeepGAMI's setting was chosen and how its fits are bagged."""
     from deepgami.model._fitting import BAG_FRACTION
 
+    config, params, outcome = run.config, run.params, run.outcome
     notes = []
     if "once" in outcome.settings:
-        first = splits[0]
-        score = "lowest mean log loss" if data.task == "classification" else "highest mean R^2"
+        first = run.splits[0]
+        score = run.selection
         how = (
             f"{params.method} search ({params.cv_folds}-fold CV, {score}) once, on the "
             "training samples "
@@ -443,20 +478,12 @@ def _ablation_notes(data: Any, config: EvalConfig, dg: list[str]) -> list[str]:
     return notes
 
 
-def _notes(
-    data: Any,
-    config: EvalConfig,
-    params: Settings,
-    methods: list[str],
-    setting: Setting,
-    outcome: RunOutcome,
-    splits: list[Split],
-    inner_folds: int,
-) -> list[str]:
+def _notes(data: Any, run: _Run, setting: Setting, inner_folds: int) -> list[str]:
     """The report's sentences on how DeepGAMI was tuned and what each method is."""
-    dg = [m for m in methods if m in DEEPGAMI_METHODS]
-    base = [m for m in methods if m not in DEEPGAMI_METHODS]
-    notes = _tuning_notes(data, config, params, setting, outcome, splits) if dg else []
+    config, outcome = run.config, run.outcome
+    dg = [m for m in run.methods if m in DEEPGAMI_METHODS]
+    base = [m for m in run.methods if m not in DEEPGAMI_METHODS]
+    notes = _tuning_notes(run, setting) if dg else []
     ablations = [m for m in dg if m in PRIOR_METHODS]
     if ablations:
         where = [p for p in config.resolved_protocols() if p in config.ablation_protocols]
@@ -507,12 +534,17 @@ def _collect(
     base_params = pd.DataFrame(
         [res.baseline_params for res in outcome.results if res.baseline_params]
     )
+    return metrics, predictions, histories, base_params, _seconds(outcome, methods)
+
+
+def _seconds(outcome: RunOutcome, methods: list[str]) -> dict[str, float]:
+    """The seconds the units of each method took (and the grid searches, ``tune``)."""
     seconds = {m: 0.0 for m in methods}
     for res in outcome.results:
         seconds[res.method] += res.seconds
     if outcome.settings:
         seconds["tune"] = sum(r.seconds for r in outcome.settings.values())
-    return metrics, predictions, histories, base_params, seconds
+    return seconds
 
 
 def _summary(
@@ -533,7 +565,7 @@ def _summary(
         }
         for m, reason in not_applicable.items()
         for p in protocols
-        for metric in (("auc", "balanced_accuracy") if task == "classification" else ("r2",))
+        for metric in NOT_APPLICABLE_METRICS[task]
     ]
     return pd.concat([summary, pd.DataFrame(na_rows)], ignore_index=True) if na_rows else summary
 
@@ -673,8 +705,14 @@ def evaluate(
     setting = params.first(cohorts.data.latent_nodes is None)
     if config.fast:  # the only setting (no grid search): fewer bagged networks
         setting = setting.replace(bagging=min(int(setting.training.bagging), FAST_BAGGING))
-    run = _Run(cohorts, config, params, methods, not_applicable, protocols, splits, how, None)
+    data = cohorts.data
+    selection = SELECTION["targets"] if data.targets is not None else SELECTION[data.task]
+    run = _Run(
+        cohorts, config, params, methods, not_applicable, protocols, splits, how, None, selection
+    )
     _run_plan(run, setting, jobs, progress, log or (lambda text: None), t_start)
+    if cohorts.data.targets is not None:
+        return _target_results(run, setting, cohort_name, t_start)
     return _result(run, setting, cohort_name, test_mdata, test_name, t_start)
 
 
@@ -689,7 +727,8 @@ def _run_plan(
     """Plan the units, run them (`run_units`) and record the outcome in `run`; splits the time
     budget cut are dropped from `run.splits`."""
     data, config, splits = run.cohorts.data, run.config, run.splits
-    plan = _plan(splits, run.methods, config, data.modalities)
+    targets = None if data.targets is None else {t.name: TASKS[t.kind] for t in data.targets}
+    plan = _plan(splits, run.methods, config, data.modalities, targets)
     jobs = _jobs(jobs, data, plan)
     say(
         f"evaluate: {plan.n_units} fits ({len(splits)} splits x {len(run.methods)} methods"
@@ -734,6 +773,7 @@ class _Run:
     splits: list[Split]
     how: dict[str, str]
     outcome: RunOutcome | None  # set once the units have run
+    selection: str = SELECTION["classification"]  # what DeepGAMI's search selected by
 
 
 def _result(
@@ -752,7 +792,7 @@ def _result(
     metrics, predictions, histories, base_params, seconds = _collect(outcome, methods)
     summary = _summary(metrics, run.not_applicable, run.protocols, data.task)
     inner_folds = min(config.inner_folds, 3) if config.fast else config.inner_folds
-    notes = _notes(data, config, run.params, methods, setting, outcome, run.splits, inner_folds)
+    notes = _notes(data, run, setting, inner_folds)
     ks_tests, paired, line, more = _comparisons(
         metrics, predictions, summary, data, methods, run.splits, config
     )
@@ -772,6 +812,82 @@ def _result(
         info,
         seconds,
         paired,
+    )
+
+
+def _target_results(
+    run: _Run, setting: Setting, cohort_name: str, t_start: float
+) -> EvaluationResult:
+    """Each target's evaluation from the shared fits (`_result` on the target's one-label view and
+    its part of the outcome), and their tables stacked with a ``target`` column."""
+    data = run.cohorts.data
+    parts = {}
+    for t in data.targets:
+        view = target_view(data, t.name)
+        cohorts = dataclasses.replace(
+            run.cohorts, data=view, own_summary={**run.cohorts.own_summary, **_label_summary(view)}
+        )
+        part = dataclasses.replace(
+            run,
+            cohorts=cohorts,
+            methods=[m for m in run.methods if m in DEEPGAMI_METHODS or m in bl.names(view.task)],
+            outcome=for_target(run.outcome, t.name),
+        )
+        parts[t.name] = _result(part, setting, cohort_name, None, None, t_start)
+        parts[t.name].info["target"] = t.name
+    return _stacked(parts, run, t_start)
+
+
+def _stacked(parts: dict[str, EvaluationResult], run: _Run, t_start: float) -> EvaluationResult:
+    """The evaluation of a cohort with targets: its targets' tables with a ``target`` column, the
+    shared training histories and search, and a run record naming each target's verdict."""
+
+    def stack(name: str) -> pd.DataFrame:
+        frames = [with_target(getattr(r, name), t) for t, r in parts.items()]
+        frames = [f for f in frames if len(f)]  # concat warns on an empty frame
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    first = next(iter(parts.values()))
+    dirs = target_dirs(list(parts))
+    info = {
+        **first.info,
+        "task": run.cohorts.data.task,
+        "classes": [],
+        "data": run.cohorts.own_summary,
+        "methods": run.methods,
+        "baseline_grids": {
+            k: v for r in parts.values() for k, v in r.info["baseline_grids"].items()
+        },
+        "verdict": None,
+        "verdict_alone": [],
+        "targets": [
+            {
+                "name": t,
+                "dir": dirs[t],
+                "task": r.info["task"],
+                "classes": r.info["classes"],
+                "methods": r.info["methods"],
+                "verdict": r.info["verdict"],
+                "verdict_alone": r.info["verdict_alone"],
+            }
+            for t, r in parts.items()
+        ],
+    }
+    seconds = _seconds(run.outcome, run.methods)
+    seconds["total"] = time.perf_counter() - t_start
+    base_params = [r.baseline_params for r in parts.values() if len(r.baseline_params)]
+    return EvaluationResult(
+        stack("metrics"),
+        stack("predictions"),
+        stack("summary"),
+        stack("ks_tests"),
+        first.histories,  # DeepGAMI's fits, shared by every target
+        first.tuning,
+        pd.concat(base_params, ignore_index=True) if base_params else pd.DataFrame(),
+        info,
+        seconds,
+        stack("paired_tests"),
+        parts,
     )
 
 

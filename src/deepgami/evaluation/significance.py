@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from deepgami.evaluation.targets import value_columns
+
 KS_COLUMNS = [
     "protocol",
     "metric",
@@ -134,7 +136,11 @@ PAIRED_COLUMNS = [
     "pvalue",
     "significant",
 ]
-PAIRED_METRICS = {"classification": ("auc", "balanced_accuracy"), "regression": ("r2", "mse")}
+PAIRED_METRICS = {
+    "classification": ("auc", "balanced_accuracy"),
+    "regression": ("r2", "mse"),
+    "survival": ("c_index",),
+}
 NB_TEST = "corrected resampled t (Nadeau-Bengio)"
 BOOTSTRAP_TEST = "paired bootstrap over held-out samples"
 BOOTSTRAP_RESAMPLES = 2000
@@ -178,6 +184,8 @@ def _metric_rows(
     metric: str, task: str, y: np.ndarray, values: np.ndarray, idx: np.ndarray
 ) -> np.ndarray:
     """`metric` of each resample (rows of `idx`, positions into y / values), vectorized."""
+    if task == "survival":
+        return _harrell_rows(y, values, idx)
     yy = y[idx]
     if task == "regression":
         pred = values[idx]
@@ -216,6 +224,19 @@ def _metric_rows(
     return np.mean(np.stack(aucs), axis=0)
 
 
+def _harrell_rows(y: np.ndarray, risk: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Harrell's C of each resample; `y` holds (time, event) rows. scikit-survival's concordance
+    is not vectorized over resamples: one call per resample (about a millisecond each)."""
+    from sksurv.metrics import concordance_index_censored
+
+    out = np.full(idx.shape[0], np.nan)
+    for r, rows in enumerate(np.atleast_2d(idx)):
+        event = y[rows, 1] == 1
+        if event.any():
+            out[r] = concordance_index_censored(event, y[rows, 0], risk[rows])[0]
+    return out
+
+
 def paired_bootstrap(
     metric: str,
     task: str,
@@ -237,7 +258,7 @@ def paired_bootstrap(
     metric : str
         The metric compared.
     task : str
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival``.
     y : numpy.ndarray
         Class codes (or values) of the samples.
     reference : numpy.ndarray
@@ -312,7 +333,7 @@ def paired_tests(
     predictions : pandas.DataFrame
         The held-out predictions (for the bootstrap of single-split protocols).
     task : str
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival``.
     classes : Sequence of str
         The class names, in output order.
     methods : Sequence of str
@@ -399,7 +420,7 @@ def alone_tests(
     predictions : pandas.DataFrame
         The held-out predictions (for the bootstrap of single-split protocols).
     task : str
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival``.
     classes : Sequence of str
         The class names, in output order.
     modalities : Sequence of str
@@ -419,7 +440,7 @@ def alone_tests(
         One row per protocol, main metric and modality, with PAIRED_COLUMNS.
     """
     frames = []
-    cols = [f"prob_{c}" for c in classes] if task == "classification" else ["predicted"]
+    cols = value_columns(task, list(classes))
     for m in modalities:
         names = {reference: f"{reference}[{m}]", alone: f"{alone}[{m}]"}
         met = _as_all(metrics, m, names)
@@ -512,7 +533,11 @@ def _paired_values(
     b = p[p["method"] == method].set_index("sample")
     shared = [s for s in a.index if s in b.index]
     a, b = a.loc[shared], b.loc[shared]
-    cols = [f"prob_{c}" for c in classes] if task == "classification" else ["predicted"]
+    cols = value_columns(task, list(classes))
+    if task == "survival":
+        y = a[["time", "event"]].to_numpy(np.float64)
+        keep = np.isfinite(y).all(axis=1)
+        return y[keep], a[cols[0]].to_numpy(np.float64)[keep], b[cols[0]].to_numpy(np.float64)[keep]
     if task == "classification":
         codes = {str(c): i for i, c in enumerate(classes)}
         y = np.array([codes.get(str(v), -1) for v in a["label"]])
@@ -538,7 +563,7 @@ def verdict(
     summary : pandas.DataFrame
         The summary table (mean of each metric per protocol, method and modalities).
     task : str
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival``.
     baselines : Sequence of str
         The baselines' names.
 
@@ -582,7 +607,7 @@ def alone_verdict(paired: pd.DataFrame, task: str) -> list[dict]:
     paired : pandas.DataFrame
         The paired tests, `alone_tests` rows included (their method reads ``deepgami_alone[m]``).
     task : str
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival``.
 
     Returns
     -------

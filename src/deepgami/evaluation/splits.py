@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepgami.data.arrays import strata
 from deepgami.errors import InputError
 from deepgami.evaluation.config import PROTOCOLS, EvalConfig
 
@@ -63,8 +64,9 @@ def eligible_rows(data: Any, rows: np.ndarray | None = None) -> np.ndarray:
 def check_classes(data: Any, rows: np.ndarray, need: int, what: str) -> None:
     """Check that `rows` are enough for a protocol's splits.
 
-    A classification needs two classes and at least `need` rows of each; a numeric phenotype at
-    least twice `need` rows.
+    Splits stratified by classes (a classification; several targets: the first target's classes
+    when every row has one) need two classes and at least `need` rows of each; others at least
+    twice `need` rows.
 
     Parameters
     ----------
@@ -82,11 +84,12 @@ def check_classes(data: Any, rows: np.ndarray, need: int, what: str) -> None:
     InputError
         When the rows are too few or hold a single class.
     """
-    if data.task != "classification":
+    y, classify = strata(data, rows)
+    if not classify:
         if len(rows) < 2 * need:
             raise InputError(None, f"{len(rows)} labelled samples are too few for {what}")
         return
-    counts = pd.Series(data.labels[rows]).value_counts()
+    counts = pd.Series(y).value_counts()
     if len(counts) < 2:
         raise InputError(None, f"{what} needs two classes; the labelled samples hold one")
     if counts.min() < need:
@@ -131,8 +134,7 @@ def make_splits(
 
     from deepgami.train import cv_splits, derive_seed
 
-    classify = data.task == "classification"
-    y = data.labels[rows]
+    y, classify = strata(data, rows)  # several targets: the first target's classes, if any
     seed = derive_seed(config.seed, 10 + PROTOCOLS.index(protocol)) % 2**32
     if protocol == "holdout":
         if data.split is not None:

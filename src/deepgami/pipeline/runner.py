@@ -294,10 +294,6 @@ class _CohortPlan:
         )
 
     def evaluate(self) -> None:
-        # Cohorts of several targets (or a survival target) are not evaluated yet (`evaluate`
-        # refuses them): train, predict, prioritize and the summary cover them.
-        if self.row.survival_columns or "," in (self.row.label_columns or ""):
-            return
         # The report shows the model's training curves and the prioritization when made here.
         out, seed = self.base / "evaluate", str(self.settings.seed)
         argv = ["evaluate", str(self.cohort), "--out", str(out), *self.params]

@@ -37,6 +37,7 @@ from deepgami.report.labels import (
 MAIN_METRICS = {
     "classification": ("auc", "balanced_accuracy", "accuracy", "f1_macro"),
     "regression": ("r2", "pearson", "mse"),
+    "survival": ("c_index", "c_index_uno"),
 }
 TOP_ROWS = 15
 
@@ -902,9 +903,51 @@ def _figures_html(figs: dict[str, Path], info: dict) -> str:
     return "".join(out) or '<p class="note">No figures.</p>'
 
 
+def write_targets_report(eval_dir: str | Path) -> Path:
+    """Write the report of a cohort with targets.
+
+    It shows each target's verdict and headline, linked to the target's own report
+    (``targets/<name>/report.html``).
+
+    Parameters
+    ----------
+    eval_dir : str or pathlib.Path
+        The evaluation directory (``run.json`` with ``targets``, ``summary.tsv``).
+
+    Returns
+    -------
+    pathlib.Path
+        The written ``report.html``.
+    """
+    eval_dir = Path(eval_dir)
+    info = json.loads((eval_dir / "run.json").read_text())
+    summary = _read_outputs(eval_dir)["summary"]
+    blocks = []
+    for t in info["targets"]:
+        own = summary[summary["target"].astype(str) == t["name"]]
+        lines = [verdict_sentence(t.get("verdict")), alone_sentence(t.get("verdict_alone"))]
+        blocks.append(
+            f'<h3>{_e(t["name"])} <span class="note">({_e(t["task"])})</span></h3>'
+            + "".join(f'<p class="verdict">{_e(line)}</p>' for line in lines if line)
+            + _headline(own, {**info, "task": t["task"]}, list(info["protocols"]))
+            + f'<p><a href="targets/{_e(t["dir"])}/report.html">the whole report of '
+            f"{_e(t['name'])}</a> (tables, figures, paired and KS tests)</p>"
+        )
+    sections = [
+        ("targets", "Targets", "".join(blocks)),
+        ("data", "Data", _data_section(info)),
+        ("settings", "Parameters and versions", _settings_section(info, None, None)),
+    ]
+    path = eval_dir / "report.html"
+    path.write_text(_page(info, sections), encoding="utf-8")
+    return path
+
+
 def _page(info: dict, sections: list[tuple[str, str, str]]) -> str:
     """The whole HTML page: header with the verdict, navigation, sections."""
     title = f"DeepGAMI evaluation: {info.get('cohort', '')}"
+    if info.get("target"):
+        title += f", target {info['target']}"
     nav = "".join(f'<a href="#{k}">{_e(t)}</a>' for k, t, _ in sections)
     body = "".join(
         f'<section id="{k}"><h2>{_e(t)}</h2>{content}</section>' for k, t, content in sections

@@ -26,6 +26,8 @@ METRIC_LABELS = {
     "pearson": "Pearson r",
     "mse": "MSE",
     "rmse": "RMSE",
+    "c_index": "C-index",
+    "c_index_uno": "Uno's C",
 }
 
 PROTOCOL_LABELS = {

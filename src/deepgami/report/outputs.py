@@ -9,7 +9,7 @@ import pandas as pd
 
 from deepgami.errors import InputError, atomic_path
 from deepgami.evaluation import EvaluationResult
-from deepgami.report.html import write_report
+from deepgami.report.html import write_report, write_targets_report
 
 
 def _tsv(frame: pd.DataFrame, path: Path) -> None:
@@ -28,7 +28,10 @@ def write_evaluation(
 
     The directory gets metrics.tsv (tidy), summary.tsv, ks_tests.tsv, paired_tests.tsv,
     predictions.tsv, training_history.tsv, tuning.tsv, baseline_params.tsv (the last three when
-    there is something to write), run.json, figures/*.png and report.html.
+    there is something to write), run.json, figures/*.png and report.html. A cohort with targets:
+    those tables with a ``target`` column, and ``targets/<target>/`` with each target's own
+    tables, figures and report.html; report.html then shows each target's verdict and links
+    to its report.
 
     Parameters
     ----------
@@ -57,20 +60,37 @@ def write_evaluation(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(out, "exists and is not a directory")
+    # final_dir: the report looks for prioritize/, model/ and predictions/ beside `out`.
+    around = {"prioritize_dir": prioritize_dir, "model_dir": model_dir, "final_dir": out}
     with atomic_path(out, suffix="") as tmp:
         tmp.mkdir()
-        _tsv(result.metrics, tmp / "metrics.tsv")
-        _tsv(result.summary, tmp / "summary.tsv")
-        _tsv(result.ks_tests, tmp / "ks_tests.tsv")
-        _tsv(result.paired_tests, tmp / "paired_tests.tsv")
-        _tsv(result.predictions, tmp / "predictions.tsv")
-        if not result.histories.empty:
-            _tsv(result.histories, tmp / "training_history.tsv")
-        if result.tuning is not None:
-            _tsv(result.tuning, tmp / "tuning.tsv")
-        if not result.baseline_params.empty:
-            _tsv(result.baseline_params, tmp / "baseline_params.tsv")
-        (tmp / "run.json").write_text(json.dumps(result.info, indent=1, default=str) + "\n")
+        _write_tables(result, tmp)
+        if not result.targets:
+            if figures:
+                write_report(tmp, **around)
+            return out
+        for t in result.info["targets"]:
+            sub = tmp / "targets" / t["dir"]
+            sub.mkdir(parents=True)
+            _write_tables(result.targets[t["name"]], sub)
+            if figures:
+                write_report(sub, **around)
         if figures:
-            write_report(tmp, prioritize_dir=prioritize_dir, model_dir=model_dir, final_dir=out)
+            write_targets_report(tmp)
     return out
+
+
+def _write_tables(result: EvaluationResult, tmp: Path) -> None:
+    """An evaluation's tables and run.json into folder `tmp`."""
+    _tsv(result.metrics, tmp / "metrics.tsv")
+    _tsv(result.summary, tmp / "summary.tsv")
+    _tsv(result.ks_tests, tmp / "ks_tests.tsv")
+    _tsv(result.paired_tests, tmp / "paired_tests.tsv")
+    _tsv(result.predictions, tmp / "predictions.tsv")
+    if not result.histories.empty:
+        _tsv(result.histories, tmp / "training_history.tsv")
+    if result.tuning is not None:
+        _tsv(result.tuning, tmp / "tuning.tsv")
+    if not result.baseline_params.empty:
+        _tsv(result.baseline_params, tmp / "baseline_params.tsv")
+    (tmp / "run.json").write_text(json.dumps(result.info, indent=1, default=str) + "\n")
