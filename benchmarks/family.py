@@ -30,7 +30,25 @@ Nadeau-Bengio corrected resampled t 95% interval (`repeated_splits.corrected_res
 DeepGAMI minus the best baseline (the one with the highest mean), minus the programs oracle, and
 "trained on all, predicted from genotype" minus the genetic-part oracle (and minus "trained on
 genotype alone" where it exists). A model "ties chance" when the interval of its metric minus 0.5
-(AUC) or 0 (R^2) holds 0. ROSMAP: `--rosmap-splits` splits through repeated_splits.run_cohort.
+(AUC, C-index) or 0 (R^2) holds 0. ROSMAP: `--rosmap-splits` splits through
+repeated_splits.run_cohort.
+
+Several targets and survival (issue 25; `has_targets`): `multitarget_shared` draws two binary
+targets sharing half their causal programs, the second missing for 30% of the samples
+(`simulate --targets 2 --shared-programs 0.5 --missing-fraction 0.3 --interaction 0`);
+`survival` a time-to-event outcome from the first label's programs (`simulate --survival
+--interaction 0`). Built with `deepgami build --label-column label,label2` or `--survival-columns
+time,event`; splits stratified by every target's class (or "missing") and the event. Per split,
+scored per target on its test rows that have a value, every method fitted on its training rows
+that have one: DeepGAMI fitted on every target (the same `DeepGAMI.fit` and parameters as above;
+it trains on each training row with any target) and on this target alone (the cohort with one
+target, `multitask.only_target`), both with the same seed; the oracle handed this target's own
+causal programs (truth.json's ``targets``: L1 logistic regression; survival: the Cox model,
+`multitask.oracle_cox_c`); the baselines above (survival: the penalized Cox model `coxnet`,
+`multitask.coxnet_c`). Metric: AUC or Harrell's C. Contrasts per target: all targets minus this
+target alone, minus the best baseline and minus the oracle, with the interval above over the
+target's known rows. They make a second table, "targets".
+
 Writes family.json and family.md under --out and prints the tables.
 """
 
@@ -111,6 +129,23 @@ SETTINGS = (
         "binary, 3,000 samples, genotype drives TFs (F = 0.5), weak signal",
         {"n_samples": 3000, "effect_size": 0.5, "shared_signal": 0.5, **FEATURES},
     ),
+    Setting(
+        "multitarget_shared",
+        "2 binary targets sharing half their causal programs, label2 missing for 30%, no interaction",
+        {
+            "n_samples": 600,
+            "n_targets": 2,
+            "shared_programs": 0.5,
+            "missing_fraction": 0.3,
+            "interaction": 0.0,
+            **FEATURES,
+        },
+    ),
+    Setting(
+        "survival",
+        "time-to-event outcome from the label's causal programs, no interaction",
+        {"n_samples": 500, "survival": True, "interaction": 0.0, **FEATURES},
+    ),
 )
 QUICK_SETTINGS = (
     Setting(
@@ -136,6 +171,24 @@ QUICK_SETTINGS = (
             **QUICK_FEATURES,
         },
     ),
+    Setting(
+        "quick_multitarget",
+        "2 binary targets, half shared, label2 missing for 30% (tiny)",
+        {
+            "n_samples": 240,
+            "effect_size": 1.5,
+            "n_targets": 2,
+            "shared_programs": 0.5,
+            "missing_fraction": 0.3,
+            "interaction": 0.0,
+            **QUICK_FEATURES,
+        },
+    ),
+    Setting(
+        "quick_survival",
+        "time-to-event outcome (tiny)",
+        {"n_samples": 200, "survival": True, "interaction": 0.0, **QUICK_FEATURES},
+    ),
 )
 
 # Method keys in display order: (key, label, kind); kind decides the contrasts they enter.
@@ -143,9 +196,12 @@ METHODS = (
     ("deepgami", "DeepGAMI, snp + expr", "deepgami"),
     ("deepgami_snp", "DeepGAMI trained on all, predicted from snp (expr imputed)", "deepgami"),
     ("deepgami_snp_alone", "DeepGAMI trained on snp alone", "deepgami"),
+    # Several targets and survival: "deepgami" is there the model fitted on every target.
+    ("deepgami_single", "DeepGAMI trained on this target alone", "deepgami"),
     ("bayes", "oracle: Bayes-optimal (truth)", "oracle"),
     ("oracle_programs", "oracle: L1 on the true programs", "oracle"),
     ("oracle_genetic", "oracle: L1 on the programs' genetic part", "oracle"),
+    ("oracle_cox", "oracle: Cox on the true programs", "oracle"),
     ("lr", "L2 logistic regression", "baseline"),
     ("lasso_logistic", "L1 logistic regression", "baseline"),
     ("ridge", "ridge regression", "baseline"),
@@ -153,6 +209,7 @@ METHODS = (
     ("svm", "RBF SVM", "baseline"),
     ("random_forest", "random forest", "baseline"),
     ("mlp", "MLP", "baseline"),
+    ("coxnet", "penalized Cox (Coxnet)", "baseline"),
     ("lr_snp", "L2 logistic regression, snp only", "single"),
     ("ridge_snp", "ridge regression, snp only", "single"),
 )
@@ -177,6 +234,35 @@ OVERVIEW_COLUMNS = (
     "planted-link precision@K",
     "ties chance",
 )
+TARGET_COLUMNS = (
+    "setting",
+    "target",
+    "metric",
+    "n",
+    "oracle",
+    "best baseline",
+    "DeepGAMI, all targets",
+    "DeepGAMI, this target alone",
+    "all targets - this target alone [95% CI]",
+    "DeepGAMI - best baseline [95% CI]",
+    "DeepGAMI - oracle [95% CI]",
+    "ties chance",
+)
+BEST = "best_baseline"  # in a contrast: the baseline with the highest mean
+CONTRASTS = {
+    "deepgami_minus_best_baseline": ("deepgami", BEST),
+    "deepgami_minus_oracle_programs": ("deepgami", "oracle_programs"),
+    "deepgami_snp_minus_oracle_genetic": ("deepgami_snp", "oracle_genetic"),
+    "deepgami_snp_minus_snp_alone": ("deepgami_snp", "deepgami_snp_alone"),
+    "deepgami_minus_bayes": ("deepgami", "bayes"),
+}
+# Per target of a multi-target or survival setting (a contrast whose methods are absent is None).
+TARGET_CONTRASTS = {
+    "deepgami_minus_single": ("deepgami", "deepgami_single"),
+    "deepgami_minus_best_baseline": ("deepgami", BEST),
+    "deepgami_minus_oracle_programs": ("deepgami", "oracle_programs"),
+    "deepgami_minus_oracle_cox": ("deepgami", "oracle_cox"),
+}
 
 
 # -- cohorts --------------------------------------------------------------------------------------
@@ -212,10 +298,15 @@ def _cli(*args: object) -> tuple[int, str]:
 
 
 def _build(
-    sim_dir: Path, cohort: Path, modalities: Sequence[str], priors: bool = True
+    sim_dir: Path,
+    cohort: Path,
+    modalities: Sequence[str],
+    priors: bool = True,
+    targets: Sequence[str] = (),
 ) -> tuple[int, str]:
     files = {"snp": ("genotype.csv", "eqtl.tsv"), "expr": ("expression.csv", "grn.tsv")}
     args: list[object] = ["build", "--labels", sim_dir / "labels.csv", "--out", cohort, "--quiet"]
+    args += list(targets)
     for m in modalities:
         matrix, prior = files[m]
         args += ["--modality", f"{m}={sim_dir / matrix}"]
@@ -225,15 +316,20 @@ def _build(
 
 
 def _cohort_arrays(
-    sim_dir: Path, cohort: Path, modalities: Sequence[str], priors: bool = True
+    sim_dir: Path,
+    cohort: Path,
+    modalities: Sequence[str],
+    priors: bool = True,
+    targets: Sequence[str] = (),
 ) -> Any:
-    """`deepgami build` (unless built before) and `read_arrays`: the arrays, or why not (a str)."""
+    """`deepgami build` (unless built before; `targets`: its target options) and `read_arrays`:
+    the arrays, or why not (a str)."""
     from deepgami.data.arrays import read_arrays
     from deepgami.data.cohort import read_cohort
     from deepgami.errors import InputError
 
     if not cohort.exists():
-        code, err = _build(sim_dir, cohort, modalities, priors)
+        code, err = _build(sim_dir, cohort, modalities, priors, targets)
         if code != 0:
             return f"deepgami build: {err}"
     try:
@@ -250,6 +346,18 @@ def _simulated_as(sim_dir: Path, setting: Setting) -> bool:
         return False
     settings = json.loads(truth.read_text())["settings"]
     return all(settings.get(k) == v for k, v in setting.sim.items())
+
+
+def _simulate(work: Path, setting: Setting) -> Path:
+    """Simulate the setting into work/<name> unless it is there (its cohorts are then rebuilt)."""
+    from deepgami.data.simulate import simulate
+
+    sim_dir, name = work / setting.name, setting.name
+    if not _simulated_as(sim_dir, setting):
+        simulate(sim_dir, overwrite=True, **setting.sim)
+        for stale in work.glob(f"{name}*.h5mu"):
+            stale.unlink()
+    return sim_dir
 
 
 def prepare(work: Path, setting: Setting) -> Prepared:
@@ -269,13 +377,7 @@ def prepare(work: Path, setting: Setting) -> Prepared:
     """
     import pandas as pd
 
-    from deepgami.data.simulate import simulate
-
-    sim_dir, name = work / setting.name, setting.name
-    if not _simulated_as(sim_dir, setting):
-        simulate(sim_dir, overwrite=True, **setting.sim)
-        for stale in work.glob(f"{name}*.h5mu"):
-            stale.unlink()
+    sim_dir, name = _simulate(work, setting), setting.name
     data = _cohort_arrays(sim_dir, work / f"{name}.h5mu", ("snp", "expr"))
     unavailable = None
     if isinstance(data, str):  # DeepGAMI cannot read it; the other methods get the matrices
@@ -312,13 +414,16 @@ def prepare(work: Path, setting: Setting) -> Prepared:
     )
 
 
-def splits_of(prep: Prepared, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def splits_of(
+    prep: Prepared | TargetsPrepared, n_splits: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """The stratified 70/30 splits every method of a setting shares.
 
     Parameters
     ----------
     prep
-        The setting (its strata: classes, or quintiles of a numeric phenotype).
+        The setting (its strata: classes, or quintiles of a numeric phenotype; several targets:
+        `_target_strata`).
     n_splits
         Number of splits.
     seed
@@ -433,17 +538,7 @@ def deepgami_methods(
     out["prediction_sd"] = float(np.mean(np.std(pred, axis=0)))  # ~0: the prior (collapse)
     out["link_precision"] = link_precision(prep, model, te)
     out["r2_expr_imputed"] = r2.get("expr")
-    out["setting"] = {
-        k: model.config["setting"].get(k)
-        for k in (
-            "weight_decay",
-            "group_lasso",
-            "early_stopping_on",
-            "hidden_layers",
-            "self_edges",
-            "encoder_lr_scale",
-        )
-    }
+    out["setting"] = _chosen(model)
     if isinstance(prep.snp_only, str) or "snp_alone_unavailable" in state:
         out["deepgami_snp_alone"] = state.get("snp_alone_unavailable", prep.snp_only)
         return out
@@ -458,6 +553,19 @@ def deepgami_methods(
         prep.task, prep.y[te], _table_pred(alone, tables["all"], prep.task)
     )
     return out
+
+
+def _chosen(model: Any) -> dict:
+    """The hyperparameters DeepGAMI's search chose (the ones the family's notes show)."""
+    keys = (
+        "weight_decay",
+        "group_lasso",
+        "early_stopping_on",
+        "hidden_layers",
+        "self_edges",
+        "encoder_lr_scale",
+    )
+    return {k: model.config["setting"].get(k) for k in keys}
 
 
 def _linear_cv(task: str, penalty: str, X: np.ndarray, y: np.ndarray, seed: int) -> Any:
@@ -610,6 +718,331 @@ def run_split(
     return out
 
 
+# -- several targets and survival -----------------------------------------------------------------
+
+# What runs on a target of a multi-target or survival setting (the others need one label's truth).
+TARGET_METHODS = ("deepgami", "deepgami_single", "oracle_programs", "oracle_cox", *BASELINES)
+
+
+def has_targets(sim: dict) -> bool:
+    """Whether a setting draws several targets or a survival outcome (the "targets" table).
+
+    Parameters
+    ----------
+    sim
+        A setting's `SimulationSettings` fields.
+
+    Returns
+    -------
+    bool
+        True with ``n_targets`` above 1 or ``survival``.
+    """
+    return sim.get("n_targets", 1) > 1 or bool(sim.get("survival"))
+
+
+def _target_options(sim: dict) -> list[str]:
+    """`deepgami build`'s target options for the simulated outcomes, as `deepgami simulate` prints
+    them: every label column; time and event (a survival-only cohort without them)."""
+    out = []
+    if sim.get("n_targets", 1) > 1:
+        out += [
+            "--label-column",
+            ",".join(["label", *(f"label{t}" for t in range(2, sim["n_targets"] + 1))]),
+        ]
+    if sim.get("survival"):
+        out += ["--survival-columns", "time,event"]
+    return out
+
+
+@dataclass
+class TargetsPrepared:
+    """A multi-target or survival setting: the cohort with every target, each target as a
+    `Prepared` (its values, its own causal programs) and the cohort with that target alone."""
+
+    setting: Setting
+    data: Any  # CohortArrays with every target
+    targets: list  # data.targets (TargetArrays), in the cohort's order
+    views: dict[str, Prepared]
+    known: dict[str, np.ndarray]  # target -> whether each row has a value
+    single: dict[str, Any]  # target -> CohortArrays with it alone (several targets only)
+    strata: np.ndarray
+    truth: dict
+
+
+def _target_view(base: Prepared, t: Any, causal: Sequence[str], frames: tuple) -> Prepared:
+    """One target as a `Prepared`: class codes (-1 where missing), values or a survival array,
+    and the true programs (and their genetic part) of its own causal genes."""
+    from sksurv.util import Surv
+
+    programs, genetic = (f[list(causal)].to_numpy() for f in frames)
+    if t.kind == "survival":
+        # Rows without a value are never scored; 0 keeps Surv's checks quiet about them.
+        time, event = np.nan_to_num(t.values[:, 0]), np.nan_to_num(t.values[:, 1])
+        task, y = "survival", Surv.from_arrays(event == 1, time)
+    elif t.kind == "numeric":
+        task, y = "regression", np.asarray(t.values, dtype=np.float64)
+    else:
+        task = "classification"
+        y = np.array([-1 if v is None else t.classes.index(v) for v in t.values], dtype=np.int64)
+    return replace(base, task=task, y=y, programs=programs, genetic=genetic)
+
+
+def _target_strata(targets: Sequence[Any]) -> np.ndarray:
+    """Split strata: every classes target's class or "missing", survival's event, numeric's
+    quintile or "missing" (each split then holds the same share of every target's rows)."""
+    parts = []
+    for t in targets:
+        if t.kind == "survival":
+            parts.append(np.where(t.known(), t.values[:, 1].astype(str), "missing"))
+        elif t.kind == "numeric":
+            q = np.searchsorted(np.nanquantile(t.values, [0.2, 0.4, 0.6, 0.8]), t.values)
+            parts.append(np.where(t.known(), q.astype(str), "missing"))
+        else:
+            parts.append(np.array(["missing" if v is None else str(v) for v in t.values]))
+    return np.unique(["/".join(p) for p in zip(*parts, strict=True)], return_inverse=True)[1]
+
+
+def prepare_targets(work: Path, setting: Setting) -> TargetsPrepared:
+    """Simulate and build a multi-target or survival setting's cohort (once) and read it.
+
+    Parameters
+    ----------
+    work
+        Folder of the simulations and cohorts.
+    setting
+        The setting (`has_targets`).
+
+    Returns
+    -------
+    TargetsPrepared
+        The cohort with every target, per target its view and the cohort with it alone
+        (`multitask.only_target`), and the split strata.
+    """
+    import pandas as pd
+    from multitask import only_target
+
+    from deepgami.data.arrays import read_arrays
+    from deepgami.data.cohort import read_cohort
+
+    sim_dir, cohort = _simulate(work, setting), work / f"{setting.name}.h5mu"
+    data = _cohort_arrays(sim_dir, cohort, ("snp", "expr"), targets=_target_options(setting.sim))
+    if isinstance(data, str):
+        raise SystemExit(f"{setting.name}: {data}")
+    truth = json.loads((sim_dir / "truth.json").read_text())
+    rows = list(data.obs_names)
+    frames = tuple(
+        pd.read_csv(sim_dir / truth["files"][role], index_col=0).loc[rows]
+        for role in ("programs", "genetic_programs")
+    )
+    strata = _target_strata(data.targets)
+    none = np.empty(0)
+    base = Prepared(setting, data, None, "", "", none, none, none, none, strata, truth, cohort)
+    views = {
+        t.name: _target_view(base, t, truth["targets"][t.name]["causal_genes"], frames)
+        for t in data.targets
+    }
+    single = {}
+    if len(data.targets) > 1:
+        mdata = read_cohort(cohort)
+        single = {t.name: read_arrays(only_target(mdata, t.name)) for t in data.targets}
+    known = {t.name: t.known() for t in data.targets}
+    return TargetsPrepared(setting, data, data.targets, views, known, single, strata, truth)
+
+
+def _fit_predict(data: Any, tr: np.ndarray, te: np.ndarray, params: dict, seed: int) -> tuple:
+    """DeepGAMI.fit on the training rows (the family's parameters: its own inner CV and bagging),
+    its prediction table of the test rows (in `te`'s order), and the fit's cost and setting."""
+    from deepgami.model import DeepGAMI
+
+    split = np.full(len(data.obs_names), "test", dtype=object)
+    split[tr] = "train"
+    start, cpu = time.perf_counter(), time.process_time()
+    model = DeepGAMI.fit(replace(data, split=split), params, seed=seed)
+    info = {
+        "seconds": round(time.perf_counter() - start, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "setting": _chosen(model),
+    }
+    return model.predict(model.inputs(data, te)), info
+
+
+def _target_score(tp: TargetsPrepared, t: Any, table: Any, te: np.ndarray) -> float:
+    """A target's metric from a prediction table of rows `te`, on the rows where it is known."""
+    from multitask import harrell_c
+
+    keep = tp.known[t.name][te]
+    view, rows = tp.views[t.name], te[keep]
+    if t.kind == "survival":
+        return harrell_c(view.y[rows], table[f"{t.name}:risk"].to_numpy(np.float64)[keep])
+    columns = (
+        [f"{t.name}:predicted"]
+        if t.kind == "numeric"
+        else [f"{t.name}:prob_{c}" for c in t.classes]
+    )
+    pred = table[columns].to_numpy(np.float64)[keep]
+    return score(view.task, view.y[rows], pred[:, 0] if t.kind == "numeric" else pred)
+
+
+def survival_methods(
+    view: Prepared, tr: np.ndarray, te: np.ndarray, seed: int, methods: Sequence[str]
+) -> dict[str, Any]:
+    """The oracle Cox model and the penalized Cox baseline on one split (benchmarks/multitask.py's).
+
+    Parameters
+    ----------
+    view
+        The survival target (`prepare_targets`).
+    tr, te
+        Training and test row positions (rows with a value).
+    seed
+        Seed of Coxnet's inner CV.
+    methods
+        Which of ``oracle_cox`` and ``coxnet`` to run.
+
+    Returns
+    -------
+    dict
+        Harrell's C per method, and ``cpu_seconds``.
+    """
+    from multitask import coxnet_c, oracle_cox_c
+
+    X = np.hstack([np.asarray(x, dtype=np.float64) for x in view.data.X])
+    fits = {
+        "oracle_cox": lambda: oracle_cox_c(view.programs, view.y, tr, te),
+        "coxnet": lambda: coxnet_c(X, view.y, tr, te, seed),
+    }
+    out: dict[str, Any] = {"cpu_seconds": {}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, fit in fits.items():
+            if key in methods:
+                start = time.process_time()
+                out[key] = fit()
+                out["cpu_seconds"][key] = round(time.process_time() - start, 1)
+    return out
+
+
+def run_target_split(
+    tp: TargetsPrepared,
+    tr: np.ndarray,
+    te: np.ndarray,
+    params: dict,
+    seed: int,
+    methods: Sequence[str],
+) -> dict:
+    """Every method on one split of a multi-target or survival setting, scored per target.
+
+    Parameters
+    ----------
+    tp
+        The setting.
+    tr, te
+        Training and test row positions (every row: DeepGAMI on all targets trains on each
+        training row that has any target; each target's other methods on its known rows).
+    params
+        DeepGAMI parameters (full).
+    seed
+        Seed of the fits (DeepGAMI on all targets and on each alone share it).
+    methods
+        Keys of `TARGET_METHODS` to run.
+
+    Returns
+    -------
+    dict
+        ``targets``: per target, its known training and test rows and the metric of each method
+        on its known test rows; ``fits``: each DeepGAMI fit's cost and chosen setting.
+    """
+    out: dict = {"targets": {}, "fits": {}}
+    for t in tp.targets:
+        view, known = tp.views[t.name], tp.known[t.name]
+        ktr, kte = tr[known[tr]], te[known[te]]
+        row = {"n_train": len(ktr), "n_test": len(kte)}
+        if view.task == "survival":
+            row.update(survival_methods(view, ktr, kte, seed, methods))
+        else:
+            row.update(other_methods(view, ktr, kte, seed, methods))
+        out["targets"][t.name] = row
+    fits = [("deepgami", None, tp.data)] if "deepgami" in methods else []
+    if "deepgami_single" in methods:
+        fits += [("deepgami_single", name, data) for name, data in tp.single.items()]
+    for key, alone, data in fits:
+        table, out["fits"][f"{key}:{alone or 'all'}"] = _fit_predict(data, tr, te, params, seed)
+        for t in tp.targets:
+            if alone in (None, t.name):
+                out["targets"][t.name][key] = _target_score(tp, t, table, te)
+    return out
+
+
+def summarize_targets(splits: list[dict], tp: TargetsPrepared) -> dict:
+    """`summarize` per target, over its known rows, with the `TARGET_CONTRASTS`.
+
+    Parameters
+    ----------
+    splits
+        What `run_target_split` returned per split.
+    tp
+        The setting.
+
+    Returns
+    -------
+    dict
+        ``targets``: per target, `summarize`'s dict plus ``kind``, ``classes`` and ``n`` (the rows
+        with a value); the corrected intervals use its mean known training and test rows.
+    """
+    out = {}
+    for t in tp.targets:
+        rows = [s["targets"][t.name] for s in splits]
+        n_train = int(round(np.mean([r["n_train"] for r in rows])))
+        n_test = int(round(np.mean([r["n_test"] for r in rows])))
+        s = summarize(rows, tp.views[t.name].task, n_train, n_test, TARGET_CONTRASTS)
+        out[t.name] = {**s, "kind": t.kind, "classes": t.classes, "n": int(tp.known[t.name].sum())}
+    return {"targets": out}
+
+
+def run_target_setting(
+    setting: Setting,
+    work: Path,
+    n_splits: int,
+    params: dict,
+    seed: int = 0,
+    methods: Sequence[str] = TARGET_METHODS,
+) -> dict:
+    """Every method on `n_splits` shared splits of a multi-target or survival setting.
+
+    Parameters
+    ----------
+    setting, work, n_splits, params, seed
+        As for `run_setting`.
+    methods
+        Keys of `METHODS` to run (those outside `TARGET_METHODS` do not apply and are skipped).
+
+    Returns
+    -------
+    dict
+        ``setting``, ``task`` (``targets``), ``truth`` (truth.json's ``targets``), ``splits``,
+        ``summary`` (`summarize_targets`), ``wall_seconds``.
+    """
+    start = time.perf_counter()
+    tp = prepare_targets(work, setting)
+    methods = [m for m in methods if m in TARGET_METHODS]
+    per_split = []
+    for i, (tr, te) in enumerate(splits_of(tp, n_splits, seed)):
+        per_split.append(run_target_split(tp, tr, te, params, seed + i, methods))
+        shown = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k in LABELS)
+            for name, row in per_split[-1]["targets"].items()
+        )
+        print(f"{setting.name} split {i}: {shown}", file=sys.stderr, flush=True)
+    return {
+        "setting": asdict(setting),
+        "task": "targets",
+        "truth": tp.truth.get("targets", {}),
+        "splits": per_split,
+        "summary": summarize_targets(per_split, tp),
+        "wall_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 # -- summary --------------------------------------------------------------------------------------
 
 
@@ -647,17 +1080,25 @@ def paired(splits: list[dict], a: str, b: str, n_train: int, n_test: int) -> dic
     return {"a": a, "b": b, "mean": mean, "lo": lo, "hi": hi}
 
 
-def summarize(splits: list[dict], task: str, n_train: int, n_test: int) -> dict:
+def summarize(
+    splits: list[dict],
+    task: str,
+    n_train: int,
+    n_test: int,
+    contrasts: dict[str, tuple[str, str]] = CONTRASTS,
+) -> dict:
     """Per method: mean, sd, the interval of the mean minus chance and a tie flag; the contrasts.
 
     Parameters
     ----------
     splits
-        Per-split metrics of one setting.
+        Per-split metrics of one setting (or of one target of a multi-target setting).
     task
-        ``classification`` or ``regression``.
+        ``classification``, ``regression`` or ``survival`` (chance: C-index 0.5).
     n_train, n_test
         Training and test rows per split.
+    contrasts
+        Name -> (method a, method b) of the paired differences a - b; b may be `BEST`.
 
     Returns
     -------
@@ -684,23 +1125,17 @@ def summarize(splits: list[dict], task: str, n_train: int, n_test: int) -> dict:
         }
     present = [k for k in BASELINES if "mean" in methods.get(k, {})]
     best = max(present, key=lambda k: methods[k]["mean"]) if present else None
-    pairs = {
-        "deepgami_minus_best_baseline": ("deepgami", best),
-        "deepgami_minus_oracle_programs": ("deepgami", "oracle_programs"),
-        "deepgami_snp_minus_oracle_genetic": ("deepgami_snp", "oracle_genetic"),
-        "deepgami_snp_minus_snp_alone": ("deepgami_snp", "deepgami_snp_alone"),
-        "deepgami_minus_bayes": ("deepgami", "bayes"),
-    }
-    contrasts = {
-        name: paired(splits, a, b, n_train, n_test) if b else None for name, (a, b) in pairs.items()
-    }
+    pairs = {name: (a, best if b == BEST else b) for name, (a, b) in contrasts.items()}
     return {
         "n_splits": len(splits),
         "n_train": n_train,
         "n_test": n_test,
         "methods": methods,
         "best_baseline": best,
-        "contrasts": contrasts,
+        "contrasts": {
+            name: paired(splits, a, b, n_train, n_test) if b else None
+            for name, (a, b) in pairs.items()
+        },
     }
 
 
@@ -807,6 +1242,8 @@ def setting_markdown(name: str, result: dict) -> str:
         Markdown: every method's mean (sd), the 95% interval of its mean, the paired difference to
         the best baseline, and a line on DeepGAMI's fits.
     """
+    if has_targets(result["setting"]["sim"]):
+        return targets_setting_markdown(name, result)
     s = result["summary"]
     metric = "R^2" if result["task"] == "regression" else "AUC"
     lines = [
@@ -814,6 +1251,12 @@ def setting_markdown(name: str, result: dict) -> str:
         f"({s['n_train']} train / {s['n_test']} test), {result['wall_seconds']} s wall",
         "",
     ]
+    lines += _method_table(s, result["splits"], metric)
+    return "\n".join(lines + ["", deepgami_notes(result["splits"])])
+
+
+def _method_table(s: dict, splits: list[dict], metric: str) -> list[str]:
+    """Markdown lines: each method's mean (sd), the interval of its mean, minus the best baseline."""
     rows = []
     for key, m in s["methods"].items():
         if "unavailable" in m:
@@ -821,7 +1264,7 @@ def setting_markdown(name: str, result: dict) -> str:
                 {"method": LABELS[key], f"mean {metric} (sd)": "unavailable: " + m["unavailable"]}
             )
             continue
-        diff = paired(result["splits"], key, s["best_baseline"], s["n_train"], s["n_test"])
+        diff = paired(splits, key, s["best_baseline"], s["n_train"], s["n_test"])
         rows.append(
             {
                 "method": LABELS[key],
@@ -832,8 +1275,157 @@ def setting_markdown(name: str, result: dict) -> str:
             }
         )
     cols = ("method", f"mean {metric} (sd)", "95% CI of the mean", "minus best baseline [95% CI]")
-    lines += _md_table(cols, rows)
-    return "\n".join(lines + ["", deepgami_notes(result["splits"])])
+    return _md_table(cols, rows)
+
+
+def target_metric(s: dict) -> str:
+    """A target's metric, for the tables.
+
+    Parameters
+    ----------
+    s
+        The target's summary (`summarize_targets`).
+
+    Returns
+    -------
+    str
+        ``Harrell's C``, ``numeric R^2``, ``binary AUC`` or ``K-class macro AUC``.
+    """
+    if s["kind"] == "survival":
+        return "Harrell's C"
+    if s["kind"] == "numeric":
+        return "numeric R^2"
+    k = len(s["classes"])
+    return "binary AUC" if k == 2 else f"{k}-class macro AUC"
+
+
+def target_rows(name: str, result: dict) -> list[dict[str, str]]:
+    """The rows of the targets table for one multi-target or survival setting.
+
+    Parameters
+    ----------
+    name
+        The setting's name.
+    result
+        What `run_target_setting` returned.
+
+    Returns
+    -------
+    list of dict of str to str
+        One row per target, one cell per `TARGET_COLUMNS` entry; the oracle is L1 logistic
+        regression (lasso) on the target's causal programs, or the Cox model on them.
+    """
+    rows = []
+    for target, s in result["summary"]["targets"].items():
+        oracle = "oracle_cox" if s["kind"] == "survival" else "oracle_programs"
+        best, c = s["best_baseline"], s["contrasts"]
+        ties = [k for k, m in s["methods"].items() if m.get("ties_chance")]
+        rows.append(
+            {
+                "setting": name,
+                "target": target,
+                "metric": target_metric(s),
+                "n": f"{s['n']} of {result['setting']['sim'].get('n_samples', 600)}",
+                "oracle": _mean(s, oracle),
+                "best baseline": f"{LABELS.get(best or '', '')} {_mean(s, best)}".strip(),
+                "DeepGAMI, all targets": _mean(s, "deepgami"),
+                "DeepGAMI, this target alone": _mean(s, "deepgami_single"),
+                "all targets - this target alone [95% CI]": _ci(c["deepgami_minus_single"]),
+                "DeepGAMI - best baseline [95% CI]": _ci(c["deepgami_minus_best_baseline"]),
+                "DeepGAMI - oracle [95% CI]": _ci(c[f"deepgami_minus_{oracle}"]),
+                "ties chance": ", ".join(ties) if ties else "none",
+            }
+        )
+    return rows
+
+
+def targets_markdown(results: dict) -> str:
+    """The targets table: one row per target of each multi-target or survival setting.
+
+    Parameters
+    ----------
+    results
+        Setting name (and ``rosmap``) -> result.
+
+    Returns
+    -------
+    str
+        Markdown, or "" when no such setting ran.
+    """
+    rows = [
+        row
+        for n, r in results.items()
+        if n != "rosmap" and has_targets(r["setting"]["sim"])
+        for row in target_rows(n, r)
+    ]
+    return "\n".join(_md_table(TARGET_COLUMNS, rows)) if rows else ""
+
+
+def targets_setting_markdown(name: str, result: dict) -> str:
+    """The detail tables of a multi-target or survival setting, one per target.
+
+    Parameters
+    ----------
+    name
+        The setting's name.
+    result
+        What `run_target_setting` returned.
+
+    Returns
+    -------
+    str
+        Markdown: per target, `setting_markdown`'s table over its known rows; a line on the fits.
+    """
+    targets = result["summary"]["targets"]
+    n_splits = len(result["splits"])
+    lines = [
+        f"**{name}** ({result['setting']['what']}): {n_splits} stratified 70/30 splits, "
+        f'{result["wall_seconds"]} s wall; "DeepGAMI, snp + expr" is fitted on every target',
+        "",
+    ]
+    for target, s in targets.items():
+        metric = target_metric(s)
+        lines += [
+            f"*{target}* ({metric}; rows with a value: {s['n_train']} train / {s['n_test']} test)",
+            "",
+            *_method_table(s, [x["targets"][target] for x in result["splits"]], metric),
+            "",
+        ]
+    return "\n".join(lines + [target_fit_notes(result["splits"])])
+
+
+def target_fit_notes(splits: list[dict]) -> str:
+    """One line on the DeepGAMI fits of a multi-target or survival setting.
+
+    Parameters
+    ----------
+    splits
+        Per-split results (`run_target_split`).
+
+    Returns
+    -------
+    str
+        CPU seconds per fit (on every target; on each alone) and the setting chosen per split.
+    """
+    fits: dict[str, list[dict]] = {}
+    for s in splits:
+        for key, info in s.get("fits", {}).items():
+            fits.setdefault(key, []).append(info)
+    if not fits:
+        return "DeepGAMI: not fitted."
+    cpu = ", ".join(f"{k} {np.mean([f['cpu_seconds'] for f in v]):.1f} s" for k, v in fits.items())
+    chosen = "; ".join(_setting_text(f["setting"]) for f in fits.get("deepgami:all", []))
+    return f"DeepGAMI: CPU per fit {cpu}; chosen per split (all targets): {chosen}."
+
+
+def _setting_text(setting: dict) -> str:
+    """A chosen DeepGAMI setting in a line (penalties to 3 significant digits: the tpe search
+    draws them from a continuous range)."""
+    return ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in setting.items()
+        if k != "hidden_layers"
+    )
 
 
 def deepgami_notes(splits: list[dict]) -> str:
@@ -854,10 +1446,7 @@ def deepgami_notes(splits: list[dict]) -> str:
     if not fitted:
         return "DeepGAMI: not fitted."
     sd = np.mean([s["prediction_sd"] for s in fitted])
-    chosen = "; ".join(
-        ", ".join(f"{k} {v}" for k, v in s["setting"].items() if k != "hidden_layers")
-        for s in fitted
-    )
+    chosen = "; ".join(_setting_text(s["setting"]) for s in fitted)
     r2 = [s["r2_expr_imputed"] for s in fitted if s.get("r2_expr_imputed") is not None]
     cpu = np.mean([s["deepgami_cpu_seconds"] for s in fitted])
     return (
@@ -878,10 +1467,14 @@ def overview_markdown(results: dict) -> str:
     Returns
     -------
     str
-        Markdown, one row per simulated setting.
+        Markdown, one row per simulated one-label setting ("" without one).
     """
-    rows = [overview_row(n, r) for n, r in results.items() if n != "rosmap"]
-    return "\n".join(_md_table(OVERVIEW_COLUMNS, rows))
+    rows = [
+        overview_row(n, r)
+        for n, r in results.items()
+        if n != "rosmap" and not has_targets(r["setting"]["sim"])
+    ]
+    return "\n".join(_md_table(OVERVIEW_COLUMNS, rows)) if rows else ""
 
 
 # -- drivers --------------------------------------------------------------------------------------
@@ -921,6 +1514,8 @@ def run_setting(
     import torch
 
     torch.set_num_threads(1)
+    if has_targets(setting.sim):
+        return run_target_setting(setting, work, n_splits, params, seed, methods)
     start = time.perf_counter()
     prep = prepare(work, setting)
     per_split, state = [], {}
@@ -1031,9 +1626,13 @@ def report(results: dict) -> str:
     Returns
     -------
     str
-        The overview table, ROSMAP's tables, then each setting's detail table.
+        The overview table, the targets table (multi-target and survival settings), ROSMAP's
+        tables, then each setting's detail table.
     """
-    parts = ["## Benchmark family", "", overview_markdown(results)]
+    parts = ["## Benchmark family"]
+    overview, targets = overview_markdown(results), targets_markdown(results)
+    parts += ["", overview] if overview else []
+    parts += ["", "### Several targets and survival", "", targets] if targets else []
     if "rosmap" in results:
         parts += ["", rosmap_markdown(results["rosmap"])]
     parts += ["", *(setting_markdown(n, r) + "\n" for n, r in results.items() if n != "rosmap")]
@@ -1042,7 +1641,7 @@ def report(results: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 tiny settings, 2 splits each")
+    parser.add_argument("--quick", action="store_true", help="4 tiny settings, 2 splits each")
     parser.add_argument("--splits", type=int, default=None, help="splits per setting (5; quick 2)")
     parser.add_argument("--settings", default=None, help="comma-separated setting names")
     parser.add_argument("--rosmap-splits", type=int, default=None, help="(20; quick 2)")

@@ -15,7 +15,9 @@
     nice -n 10 python benchmarks/multitask.py --out benchmarks/results/multitask --splits 10
 
 Writes ``multitask_splits.tsv`` and ``survival_splits.tsv`` (one row per split) and
-``summary.tsv`` (mean difference, 95% interval, p per comparison).
+``summary.tsv`` (mean difference, 95% interval, p per comparison). benchmarks/family.py's
+`multitarget_shared` and `survival` settings use `only_target`, `harrell_c`, `coxnet_c` and
+`oracle_cox_c` from here.
 """
 
 from __future__ import annotations
@@ -58,8 +60,23 @@ def _cohort(sim, label_column, survival_columns=None) -> md.MuData:
     )
 
 
-def _only(mdata: md.MuData, name: str) -> md.MuData:
-    """The same cohort with one target (the multi-task code path with one target)."""
+def only_target(mdata: md.MuData, name: str) -> md.MuData:
+    """The same cohort with one of its targets (the multi-task code path with one target).
+
+    benchmarks/family.py's `multitarget_shared` setting fits its single-task arm with it too.
+
+    Parameters
+    ----------
+    mdata
+        A multi-target cohort.
+    name
+        The target to keep.
+
+    Returns
+    -------
+    mudata.MuData
+        A copy whose target table holds `name` only.
+    """
     one = mdata.copy()
     table = one.uns["deepgami"]["targets"]
     k = list(table["name"]).index(name)
@@ -110,7 +127,7 @@ def multitask(n_splits: int, seed: int, params: dict | None = None) -> pd.DataFr
         multi = _fit_score(both, train, test, seed + r, params)
         row = {"split": r}
         for name in ("label", "label2"):
-            single = _fit_score(_only(both, name), train, test, seed + r, params)
+            single = _fit_score(only_target(both, name), train, test, seed + r, params)
             row[f"{name}_multi_auc"] = multi[name]["auc"]
             row[f"{name}_single_auc"] = single[name]["auc"]
         row["seconds"] = round(time.time() - started, 1)
@@ -119,23 +136,81 @@ def multitask(n_splits: int, seed: int, params: dict | None = None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _coxnet_c(X: np.ndarray, y, train: np.ndarray, test: np.ndarray, seed: int) -> float:
-    """The registered penalized Cox baseline (evaluation.baselines "coxnet"): scaler fitted on
-    the training rows, alpha by 3-fold CV of Harrell's C on them; Harrell's C on the test rows."""
-    from sklearn.preprocessing import StandardScaler
+def harrell_c(y: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's C-index of predicted risks.
+
+    Parameters
+    ----------
+    y
+        Structured survival array (``event``, ``time``; `sksurv.util.Surv`).
+    risk
+        Predicted risk per row (higher: earlier event).
+
+    Returns
+    -------
+    float
+        The concordance index.
+    """
     from sksurv.metrics import concordance_index_censored
+
+    return float(concordance_index_censored(y["event"], y["time"], risk)[0])
+
+
+def coxnet_c(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> float:
+    """Held-out C-index of the registered penalized Cox baseline (evaluation.baselines "coxnet").
+
+    Parameters
+    ----------
+    X
+        Features, every row.
+    y
+        Structured survival array, every row.
+    train, test
+        Row positions.
+    seed
+        Seed of the inner CV.
+
+    Returns
+    -------
+    float
+        Harrell's C on the test rows of the model fitted on the training rows: scaler fitted on
+        them, alpha by 3-fold CV of Harrell's C on them.
+    """
+    from sklearn.preprocessing import StandardScaler
 
     from deepgami.evaluation import baselines as bl
 
     scaler = StandardScaler().fit(X[train])
     fitted = bl.fit_baseline("coxnet", scaler.transform(X[train]), y[train], "survival", seed, 3)
-    risk = bl.predict_scores(fitted, scaler.transform(X[test]))
-    return float(concordance_index_censored(y[test]["event"], y[test]["time"], risk)[0])
+    return harrell_c(y[test], bl.predict_scores(fitted, scaler.transform(X[test])))
+
+
+def oracle_cox_c(programs: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray) -> float:
+    """Held-out C-index of the oracle Cox model handed the true causal programs.
+
+    Parameters
+    ----------
+    programs
+        The outcome's true causal programs (samples x genes, programs.csv's columns), every row.
+    y
+        Structured survival array, every row.
+    train, test
+        Row positions.
+
+    Returns
+    -------
+    float
+        Harrell's C on the test rows of `CoxPHSurvivalAnalysis` (alpha 1e-3: a near-unpenalized
+        fit that still converges) fitted on the training rows.
+    """
+    from sksurv.linear_model import CoxPHSurvivalAnalysis
+
+    fitted = CoxPHSurvivalAnalysis(alpha=1e-3).fit(programs[train], y[train])
+    return float(fitted.score(programs[test], y[test]))
 
 
 def survival(n_splits: int, seed: int) -> pd.DataFrame:
     """DeepGAMI, the penalized Cox baseline and the oracle Cox: held-out C-index per split."""
-    from sksurv.linear_model import CoxPHSurvivalAnalysis
     from sksurv.util import Surv
 
     sim = simulate_cohort(**SURVIVAL_SIZES, seed=seed, survival=True, interaction=0)
@@ -148,13 +223,12 @@ def survival(n_splits: int, seed: int) -> pd.DataFrame:
     for r, (train, test) in enumerate(_splits(mdata.n_obs, n_splits, seed)):
         started = time.time()
         ours = _fit_score(mdata, train, test, seed + r)["survival"]
-        oracle = CoxPHSurvivalAnalysis(alpha=1e-3).fit(P[train], y[train]).score(P[test], y[test])
         row = {
             "split": r,
             "deepgami_c": ours["c_index"],
             "deepgami_c_uno": ours["c_index_uno"],
-            "coxnet_c": _coxnet_c(X, y, train, test, seed + r),
-            "oracle_c": float(oracle),
+            "coxnet_c": coxnet_c(X, y, train, test, seed + r),
+            "oracle_c": oracle_cox_c(P, y, train, test),
             "seconds": round(time.time() - started, 1),
         }
         print(row, flush=True)

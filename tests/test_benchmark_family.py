@@ -3,7 +3,9 @@
 The family itself is run by hand (benchmarks/README.md); this checks that its pieces measure what
 they claim: the oracle beats chance, the intervals bracket their means, a model that ties chance
 is flagged, a DeepGAMI variant the library cannot fit is recorded as unavailable, and the tables
-have every column.
+have every column. Several targets and survival (issue 25): each target is scored on its known
+rows only, its oracle gets its own causal programs, the oracle Cox model beats shuffled programs,
+and the contrasts are the paired means of the per-split values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +31,7 @@ def family():
 
 
 TINY = {"n_snps": 120, "n_tfs": 10, "n_genes": 24, "seed": 1}
+CHEAP = {"cv_folds": 0, "bagging": 0, "max_epochs": 20}  # the machinery, not the defaults
 
 
 def test_binary_oracle_and_logistic_regression(family, tmp_path: Path) -> None:
@@ -126,3 +130,124 @@ def test_settings_cover_what_the_issue_asks(family) -> None:
     assert min(n) == 300 and max(n) == 3000
     names = [s.name for s in family.SETTINGS + family.QUICK_SETTINGS]
     assert len(set(names)) == len(names)
+    # Issue 25: several targets sharing programs, and survival, in the full and the quick runs.
+    for catalogue in (family.SETTINGS, family.QUICK_SETTINGS):
+        extra = [s.sim for s in catalogue if family.has_targets(s.sim)]
+        assert any(s.get("n_targets", 1) == 2 and s.get("missing_fraction", 0) > 0 for s in extra)
+        assert any(s.get("survival") for s in extra)
+
+
+def _paired_mean(rows: list[dict], a: str, b: str) -> float:
+    return float(np.mean([r[a] - r[b] for r in rows]))
+
+
+@pytest.fixture(scope="module")
+def multitarget(family, tmp_path_factory):
+    """The tiny two-target setting run on 2 splits, and its prepared cohort (the cached one)."""
+    setting = family.Setting(
+        "tiny_multitarget",
+        "2 targets (tiny)",
+        {
+            "n_samples": 240,
+            "effect_size": 1.5,
+            "n_targets": 2,
+            "shared_programs": 0.5,
+            "missing_fraction": 0.3,
+            "interaction": 0.0,
+            **TINY,
+        },
+    )
+    work = tmp_path_factory.mktemp("multitarget")
+    methods = ("deepgami", "deepgami_single", "oracle_programs", "lr", "bayes", "coxnet")
+    result = family.run_setting(setting, work, 2, params=CHEAP, seed=0, methods=methods)
+    return result, family.prepare_targets(work, setting)
+
+
+def test_multitarget_scores_each_target_on_its_known_rows(family, multitarget) -> None:
+    result, tp = multitarget
+    targets = result["summary"]["targets"]
+    assert list(targets) == ["label", "label2"]
+    missing = tp.truth["targets"]["label2"]["missing"]
+    assert 0 < missing < 240 and targets["label2"]["n"] == 240 - missing
+    for (tr, te), split in zip(family.splits_of(tp, 2, 0), result["splits"], strict=True):
+        assert split["targets"]["label"]["n_test"] == len(te)
+        assert split["targets"]["label2"]["n_test"] == tp.known["label2"][te].sum() < len(te)
+        assert split["targets"]["label2"]["n_train"] == tp.known["label2"][tr].sum()
+        fits = {"deepgami:all", "deepgami_single:label", "deepgami_single:label2"}
+        assert set(split["fits"]) == fits
+    # Each target's oracle is handed that target's causal programs, not the first label's.
+    causal = tp.truth["targets"]["label2"]["causal_genes"]
+    assert tp.views["label2"].programs.shape[1] == len(causal)
+    assert set(causal) != set(tp.truth["targets"]["label"]["causal_genes"])
+    for name, s in targets.items():
+        rows = [x["targets"][name] for x in result["splits"]]
+        m, c = s["methods"], s["contrasts"]
+        # bayes (one label's truth) and coxnet (survival) do not apply to these targets
+        assert set(m) == {"deepgami", "deepgami_single", "oracle_programs", "lr"}
+        assert m["oracle_programs"]["mean"] > 0.7
+        assert c["deepgami_minus_single"]["mean"] == pytest.approx(
+            _paired_mean(rows, "deepgami", "deepgami_single")
+        )
+        assert c["deepgami_minus_oracle_programs"]["mean"] == pytest.approx(
+            _paired_mean(rows, "deepgami", "oracle_programs")
+        )
+        assert c["deepgami_minus_best_baseline"]["b"] == "lr"
+        assert c["deepgami_minus_oracle_cox"] is None
+
+
+def test_multitarget_unknown_rows_are_not_scored_and_tabled(family, multitarget) -> None:
+    from sklearn.metrics import roc_auc_score
+
+    result, tp = multitarget
+    label2, known = tp.targets[1], tp.known["label2"]
+    te = family.splits_of(tp, 2, 0)[0][1]
+    # Predictions of the rows without label2 may be anything (NaN here): they are left out.
+    prob = np.where(known[te], np.random.default_rng(0).uniform(size=len(te)), np.nan)
+    table = {
+        f"label2:prob_{c}": prob if c == label2.classes[1] else 1 - prob for c in label2.classes
+    }
+    expected = roc_auc_score(tp.views["label2"].y[te[known[te]]] == 1, prob[known[te]])
+    assert family._target_score(tp, label2, pd.DataFrame(table), te) == pytest.approx(expected)
+    text = family.report({"tiny_multitarget": result})
+    assert "### Several targets and survival" in text and "| setting | target |" in text
+    assert "| setting | metric |" not in text  # no one-label setting ran: no overview table
+    rows = family.target_rows("tiny_multitarget", result)
+    assert [r["target"] for r in rows] == ["label", "label2"]
+    assert all(tuple(r) == family.TARGET_COLUMNS for r in rows)
+    assert rows[1]["n"] == f"{known.sum()} of 240"
+    assert rows[1]["DeepGAMI, this target alone"] == (
+        f"{result['summary']['targets']['label2']['methods']['deepgami_single']['mean']:.3f}"
+    )
+
+
+def test_survival_oracle_beats_shuffled_programs(family, tmp_path: Path) -> None:
+    from multitask import oracle_cox_c
+
+    setting = family.Setting(
+        "tiny_survival",
+        "survival (tiny)",
+        {"n_samples": 200, "survival": True, "interaction": 0.0, **TINY},
+    )
+    methods = ("deepgami", "oracle_cox", "coxnet", "lr")
+    result = family.run_setting(setting, tmp_path, 3, params=CHEAP, seed=0, methods=methods)
+    s = result["summary"]["targets"]["survival"]
+    m, c = s["methods"], s["contrasts"]
+    assert set(m) == {"deepgami", "oracle_cox", "coxnet"}  # lr is not a survival method
+    tp = family.prepare_targets(tmp_path, setting)
+    view, rng = tp.views["survival"], np.random.default_rng(0)
+    shuffled = [
+        oracle_cox_c(view.programs[rng.permutation(200)], view.y, tr, te)
+        for tr, te in family.splits_of(tp, 3, 0)
+    ]
+    assert abs(np.mean(shuffled) - 0.5) < 0.1
+    assert m["oracle_cox"]["mean"] > 0.75 and m["oracle_cox"]["mean"] > np.mean(shuffled) + 0.2
+    assert not m["oracle_cox"]["ties_chance"]
+    rows = [x["targets"]["survival"] for x in result["splits"]]
+    assert s["best_baseline"] == "coxnet" and c["deepgami_minus_best_baseline"]["b"] == "coxnet"
+    assert c["deepgami_minus_oracle_cox"]["mean"] == pytest.approx(
+        _paired_mean(rows, "deepgami", "oracle_cox")
+    )
+    assert c["deepgami_minus_single"] is None and c["deepgami_minus_oracle_programs"] is None
+    row = family.target_rows("tiny_survival", result)[0]
+    assert row["metric"] == "Harrell's C" and row["DeepGAMI, this target alone"] == ""
+    assert row["oracle"] == f"{m['oracle_cox']['mean']:.3f}"
