@@ -140,10 +140,10 @@ class ArchitectureSettings:
     latent_norm : bool or str, default "trained"
         ``trained`` (standardize the latent nodes of encoders that train), True (all) or False
         (none).
-    encoder_init : str, default "targets"
-        ``targets`` (each sparse encoder starts at its own regression of its latent genes on their
-        prior sources), ``joint`` (one ridge regression per latent gene on its prior sources in
-        every modality, split among the encoders, so that a gene's blocks add up to it) or
+    encoder_init : str, default "joint"
+        ``joint`` (one ridge regression per latent gene on its prior sources in every modality,
+        split among the encoders, so that a gene's blocks add up to it), ``targets`` (each sparse
+        encoder starts at its own regression of its latent genes on their prior sources) or
         ``random`` (Kaiming-uniform).
     self_edges : bool, default False
         Whether a latent gene measured in a guided modality also feeds its own node.
@@ -159,7 +159,7 @@ class ArchitectureSettings:
     imputer: str = "scalar"
     encoder_activation: str = "linear"
     latent_norm: bool | str = "trained"
-    encoder_init: str = "targets"
+    encoder_init: str = "joint"
     self_edges: bool = False
     latent_combine: str = "auto"
 
