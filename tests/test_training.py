@@ -311,6 +311,47 @@ def test_encoders_start_at_the_regression_of_each_latent_gene_on_its_prior_sourc
     assert np.corrcoef(pre, targets[:, 0])[0, 1] > 0.99
 
 
+def test_a_joint_start_splits_one_regression_per_gene_among_the_encoders():
+    """`encoder_init: joint`: when a SNP drives a TF, separate starts both take the TF-mediated
+    genetic part (the SNP's trans edge in the genotype encoder and the TF in the expression one),
+    so the summed blocks count it twice; the joint start is one ridge fit of the gene on all its
+    sources, split among the encoders: the blocks add up to that fit (over rows having both
+    modalities) and track the gene's program better than the separate start."""
+    rng = np.random.default_rng(1)
+    n, f = 400, 0.5
+    snp = rng.normal(size=(n, 3))  # cis eQTL, driver of the TF (trans edge), decoy
+    tf = np.column_stack([np.sqrt(f) * snp[:, 1] + np.sqrt(1 - f) * rng.normal(size=n)])
+    tf = np.column_stack([tf, rng.normal(size=n)])  # the gene's TF and a decoy TF
+    program = 0.7 * snp[:, 0] + 0.7 * tf[:, 0]
+    gene = program + 0.3 * rng.normal(size=n)
+    target = ((gene - gene.mean()) / gene.std())[:, None]
+    edges = [(torch.tensor([0, 1, 2]), torch.zeros(3, dtype=torch.long))] + [
+        (torch.tensor([0, 1]), torch.zeros(2, dtype=torch.long))
+    ]
+    present = torch.ones(n, 2, dtype=torch.bool)
+    present[:40, 1] = False  # rows lacking the TFs are left out of the joint fit
+    xs = [torch.tensor(snp, dtype=torch.float32), torch.tensor(tf, dtype=torch.float32)]
+    xs[1][:40] = 0.0
+    summed = {}
+    for joint in (False, True):
+        net = DeepGAMINetwork([3, 2], 1, 2, edges=edges, hidden_layers=[])
+        done = init_encoders_from_targets(net, xs, present, target, joint=joint)
+        assert done == {"0": 1, "1": 1}
+        summed[joint] = sum(
+            enc(x).detach().double().numpy()[:, 0] for enc, x in zip(net.encoders, xs, strict=True)
+        )
+        w_snp = net.encoders[0].weight.detach().numpy()
+    rows = np.arange(40, n)
+    X = np.hstack([snp, tf])[rows]
+    Xc, yc = X - X.mean(axis=0), target[rows, 0] - target[rows, 0].mean()
+    w = np.linalg.solve(Xc.T @ Xc + 0.01 * len(rows) * np.eye(5), Xc.T @ yc)
+    ridge_fit = target[rows, 0].mean() + (np.hstack([snp, tf]) - X.mean(axis=0)) @ w
+    assert summed[True][rows] == pytest.approx(ridge_fit[rows], abs=1e-4)
+    assert w_snp == pytest.approx(w[:3], abs=1e-5) and abs(w_snp[1]) < 0.1  # no trans part
+    corr = {j: np.corrcoef(summed[j][rows], program[rows])[0, 1] for j in summed}
+    assert corr[True] > 0.99 and corr[True] - corr[False] > 0.02
+
+
 def test_target_initialization_uses_measured_latent_genes_and_no_labels():
     mdata, _ = model_fixtures.simulated_mudata(n_samples=120, seed=0)
     data = read_arrays(mdata)

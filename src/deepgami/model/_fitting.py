@@ -41,6 +41,7 @@ from deepgami.train import (
     train_network,
 )
 from deepgami.train.multitask import MultiTaskLoss
+from deepgami.train.params import REGRESSION_STARTS
 from deepgami.utils import package_versions
 
 M = TypeVar("M", bound=BaseModel)
@@ -299,10 +300,10 @@ def latent_norm_flags(data: CohortArrays, setting: Setting, edges: Edges) -> lis
     """Decide which latent blocks `LatentNorm` standardizes.
 
     `latent_norm: trained` (the default): the blocks of encoders that train. A prior-guided
-    encoder frozen at its regression start (`encoder_init: targets`, `encoder_lr_scale: 0`,
-    latent genes measured in the cohort) keeps the regression's units, the measured gene's
-    standardized scale, so one gene's genotype and expression parts add up as in a joint
-    regression (simulated cohorts: +0.01-0.03 held-out AUC over standardizing).
+    encoder frozen at its regression start (`encoder_init: targets` or `joint`,
+    `encoder_lr_scale: 0`, latent genes measured in the cohort) keeps the regression's units, the
+    measured gene's standardized scale, so one gene's genotype and expression parts add up as in
+    a joint regression (simulated cohorts: +0.01-0.03 held-out AUC over standardizing).
 
     Parameters
     ----------
@@ -326,7 +327,7 @@ def latent_norm_flags(data: CohortArrays, setting: Setting, edges: Edges) -> lis
     )
     frozen = (
         measured
-        and setting.architecture.encoder_init == "targets"
+        and setting.architecture.encoder_init in REGRESSION_STARTS
         and float(setting.training.encoder_lr_scale) == 0
     )
     return [not (frozen and e is not None) for e in edges]
@@ -424,9 +425,11 @@ def model_config(
 def _start_encoders(
     model: BaseModel, data: CohortArrays, rows: np.ndarray, train: Batch, setting: Setting
 ) -> list[int]:
-    """`encoder_init: targets`: each sparse encoder starts at the regression of its latent genes on
-    their prior sources (training rows, no labels). Returns the encoders so started."""
-    if setting.architecture.encoder_init == "targets" and data.latent_nodes is not None:
+    """`encoder_init: targets` / `joint`: each sparse encoder starts at the regression of its latent
+    genes on their prior sources (`joint`: one regression per gene over every modality's sources);
+    training rows, no labels. Returns the encoders so started."""
+    start = setting.architecture.encoder_init
+    if start in REGRESSION_STARTS and data.latent_nodes is not None:
         targets = latent_targets(data, rows, setting.preprocessing.scaling)
         if targets is not None:
             model.config["training"]["encoder_init"] = init_encoders_from_targets(
@@ -435,6 +438,7 @@ def _start_encoders(
                 train.present,
                 targets,
                 model.config["network"]["prior_edges"],
+                joint=start == "joint",
             )
     return [int(k) for k, n in model.config["training"].get("encoder_init", {}).items() if n > 0]
 

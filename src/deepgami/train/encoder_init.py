@@ -30,6 +30,7 @@ def init_encoders_from_targets(
     n_prior: Sequence[int | None] | None = None,
     ridge: float = 0.01,
     min_rows: int = 5,
+    joint: bool = False,
 ) -> dict[str, int]:
     """Start each sparse encoder at a ridge regression of its latent genes on their prior sources.
 
@@ -37,6 +38,14 @@ def init_encoders_from_targets(
     measurement of gene g; NaN where not measured or not a variable of the cohort) from g's
     sources in modality k, over rows having both. This is the eQTL / GRN regression of the prior
     itself (PrediXcan-style predicted expression); it uses no labels.
+
+    `joint`: one regression per gene on the union of its sources in every guided modality (its
+    eQTL SNPs and its TFs together, over rows having all of them), its coefficients split among
+    the encoders, so that the blocks of a gene add up to that one fit. Separate fits each take
+    the part of the gene their sources predict; when genotype drives TF expression both take the
+    TF-mediated genetic part, and a summed head counts it twice. A gene whose joint fit has too
+    few rows, or whose modalities do not all fit in one float32 copy (JOINT_INIT_MAX_VALUES in
+    all), keeps the separate start.
 
     `n_prior[k]`: the first n_prior[k] edges of encoder k are the prior's; the rest are self-edges
     (a gene's own measurement into its node), which start at weight 1 and stay out of the
@@ -64,6 +73,8 @@ def init_encoders_from_targets(
         The ridge penalty per row.
     min_rows : int, default 5
         The fewest rows a node's regression needs.
+    joint : bool, default False
+        One regression per gene over all modalities' sources instead of one per modality.
 
     Returns
     -------
@@ -73,59 +84,112 @@ def init_encoders_from_targets(
     from deepgami.nn.layers import SparseMaskedLinear
 
     out: dict[str, int] = {}
+    guided: list[tuple[int, int]] = []  # (modality, prior edges) of the in-memory encoders
     for k, enc in enumerate(net.encoders):
         if not isinstance(enc, SparseMaskedLinear) or enc.n_edges == 0:
             continue
-        have_k = present[:, k].numpy()
         prior = enc.n_edges if n_prior is None or n_prior[k] is None else int(n_prior[k])
         if xs[k].shape[0] * xs[k].shape[1] > JOINT_INIT_MAX_VALUES:
-            out[str(k)] = _marginal_init(enc, xs[k], have_k, targets, ridge, min_rows)
+            out[str(k)] = _marginal_init(
+                enc, xs[k], present[:, k].numpy(), targets, ridge, min_rows
+            )
             enc.weight[prior:] = 1.0  # the self-edges, as below
             continue
-        out[str(k)] = _joint_init(enc, xs[k], have_k, prior, targets, ridge, min_rows)
-    return out
+        guided.append((k, prior))
+    size = sum(xs[k].shape[0] * xs[k].shape[1] for k, _ in guided)
+    # Separate fits hold one modality's copy at a time; a joint fit needs them all at once.
+    together = joint and size <= JOINT_INIT_MAX_VALUES
+    for group in [guided] if together else [[g] for g in guided]:
+        sources = [_Sources(k, net.encoders[k], xs[k], present[:, k].numpy(), p) for k, p in group]
+        _ridge_init(sources, targets, ridge, min_rows)
+        out.update({str(s.k): s.store() for s in sources})
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
-def _joint_init(
-    enc: nn.Module,
-    x: InputBlock,
-    have: np.ndarray,
-    prior: int,
+class _Sources:
+    """One in-memory guided modality: its data (features x rows), its prior edges grouped by
+    latent node, and float64 copies of its encoder's weights and bias being started."""
+
+    def __init__(self, k: int, enc: nn.Module, x: InputBlock, have: np.ndarray, prior: int):
+        self.k, self.enc, self.have = k, enc, have
+        self.weight = enc.weight.detach().double().numpy().copy()
+        self.weight[prior:] = 1.0  # self-edges: the measured gene itself, out of the regression
+        self.bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
+        self.src, dst = enc.src.numpy()[:prior], enc.dst.numpy()[:prior]
+        self.by_dst = np.argsort(dst, kind="stable")
+        self.ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
+        np.cumsum(np.bincount(dst, minlength=enc.out_features), out=self.ptr[1:])
+        # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
+        self.xt = materialize([x])[0].numpy().T
+        self.done = 0
+
+    def edges(self, g: int) -> np.ndarray:
+        """The prior edges into node g."""
+        return self.by_dst[self.ptr[g] : self.ptr[g + 1]]
+
+    def columns(self, edges: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The sources of `edges` on `rows` (rows x edges, float64)."""
+        return self.xt[self.src[edges]][:, rows].T.astype(np.float64)
+
+    def set_node(self, g: int, edges: np.ndarray, w: np.ndarray, b: float) -> None:
+        """Write node g's start (its prior edges' weights and its bias)."""
+        self.weight[edges] = w
+        if self.bias is not None:
+            self.bias[g] = b
+        self.done += 1
+
+    def store(self) -> int:
+        """Copy the start into the encoder; returns the nodes set."""
+        enc = self.enc
+        enc.weight.copy_(torch.from_numpy(self.weight).to(enc.weight.dtype))
+        if self.bias is not None:
+            enc.bias.copy_(torch.from_numpy(self.bias).to(enc.bias.dtype))
+        return self.done
+
+
+def _ridge_init(
+    group: Sequence[_Sources], targets: np.ndarray, ridge: float, min_rows: int
+) -> None:
+    """Fit each measured node on its sources in every modality of `group` together (one
+    modality: the separate start); a node whose joint fit fails gets one fit per modality."""
+    target_ok = ~np.isnan(targets)
+    for g in np.flatnonzero(target_ok.any(axis=0)):
+        parts = [(s, s.edges(g)) for s in group]
+        parts = [(s, e) for s, e in parts if len(e) > 0]
+        if len(parts) > 1 and _fit_node(parts, g, targets, target_ok[:, g], ridge, min_rows):
+            continue
+        for part in parts:
+            _fit_node([part], g, targets, target_ok[:, g], ridge, min_rows)
+
+
+def _fit_node(
+    parts: Sequence[tuple[_Sources, np.ndarray]],
+    g: int,
     targets: np.ndarray,
+    ok: np.ndarray,
     ridge: float,
     min_rows: int,
-) -> int:
-    """`init_encoders_from_targets` for one encoder that fits in memory: each measured node's
-    ridge regression on its prior sources (its self-edges start at 1); returns the nodes set."""
-    target_ok = ~np.isnan(targets)
-    measured = target_ok.any(axis=0)
-    weight = enc.weight.detach().double().numpy().copy()
-    weight[prior:] = 1.0
-    src, dst = enc.src.numpy()[:prior], enc.dst.numpy()[:prior]
-    bias = enc.bias.detach().double().numpy().copy() if enc.bias is not None else None
-    by_dst = np.argsort(dst, kind="stable")
-    ptr = np.zeros(enc.out_features + 1, dtype=np.int64)  # over the prior edges only
-    np.cumsum(np.bincount(dst, minlength=enc.out_features), out=ptr[1:])
-    # (features, rows), C-contiguous: a gene's sources are whole rows of it, cheap to gather.
-    xt = materialize([x])[0].numpy().T
-    done = 0
-    for g in np.flatnonzero(measured & (np.diff(ptr) > 0)):
-        rows = np.flatnonzero(have & target_ok[:, g])
-        if len(rows) < min_rows:
-            continue
-        edges = by_dst[ptr[g] : ptr[g + 1]]
-        X = xt[src[edges]][:, rows].T.astype(np.float64)
-        fit = _ridge_node(X, targets[rows, g].astype(np.float64), ridge)
-        if fit is None:
-            continue
-        weight[edges] = fit[0]
-        if bias is not None:
-            bias[g] = fit[1]
-        done += 1
-    enc.weight.copy_(torch.from_numpy(weight).to(enc.weight.dtype))
-    if bias is not None:
-        enc.bias.copy_(torch.from_numpy(bias).to(enc.bias.dtype))
-    return done
+) -> bool:
+    """One ridge regression of target g on the sources `parts` name, over rows having all of
+    them, split back into each part's weights; False (nothing written) when it cannot be fitted."""
+    rows = np.flatnonzero(ok & np.logical_and.reduce([s.have for s, _ in parts]))
+    if len(rows) < min_rows:
+        return False
+    blocks = [s.columns(e, rows) for s, e in parts]
+    fit = _ridge_node(np.hstack(blocks), targets[rows, g].astype(np.float64), ridge)
+    if fit is None:
+        return False
+    w, intercept = fit
+    if len(parts) == 1:
+        parts[0][0].set_node(g, parts[0][1], w, intercept)
+        return True
+    # Each part takes its own centring and an equal share of the target's mean (~0 on these
+    # rows): the blocks add up to the joint fit, intercept included.
+    ym, at = targets[rows, g].mean(), np.cumsum([0] + [b.shape[1] for b in blocks])
+    for i, ((s, e), b) in enumerate(zip(parts, blocks, strict=True)):
+        wi = w[at[i] : at[i + 1]]
+        s.set_node(g, e, wi, ym / len(parts) - b.mean(axis=0) @ wi)
+    return True
 
 
 def _ridge_node(X: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, float] | None:

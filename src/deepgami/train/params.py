@@ -58,7 +58,9 @@ _LOG_KEYS = (
 MISSING = ("impute", "complete_case")
 BALANCES = ("none", "smote", "class_weights")
 MONITORS = ("total", "task")
-ENCODER_INITS = ("targets", "random")
+ENCODER_INITS = ("targets", "joint", "random")
+# The encoder_init values that start the sparse encoders at the prior's regression.
+REGRESSION_STARTS = ("targets", "joint")
 # Flat keys whose dataclass field has another name (``lambda`` is a Python keyword).
 _FIELD_OF = {"lambda": "aux_weight"}
 _KEY_OF = {v: k for k, v in _FIELD_OF.items()}
@@ -138,9 +140,11 @@ class ArchitectureSettings:
     latent_norm : bool or str, default "trained"
         ``trained`` (standardize the latent nodes of encoders that train), True (all) or False
         (none).
-    encoder_init : str, default "targets"
-        ``targets`` (each sparse encoder starts at a regression of its latent genes on their prior
-        sources) or ``random`` (Kaiming-uniform).
+    encoder_init : str, default "joint"
+        ``joint`` (one ridge regression per latent gene on its prior sources in every modality,
+        split among the encoders, so that a gene's blocks add up to it), ``targets`` (each sparse
+        encoder starts at its own regression of its latent genes on their prior sources) or
+        ``random`` (Kaiming-uniform).
     self_edges : bool, default False
         Whether a latent gene measured in a guided modality also feeds its own node.
     latent_combine : str, default "auto"
@@ -155,7 +159,7 @@ class ArchitectureSettings:
     imputer: str = "scalar"
     encoder_activation: str = "linear"
     latent_norm: bool | str = "trained"
-    encoder_init: str = "targets"
+    encoder_init: str = "joint"
     self_edges: bool = False
     latent_combine: str = "auto"
 
