@@ -147,3 +147,17 @@ def test_independent_protocol_refuses_a_cohort_with_targets(cohort, tmp_path, ca
     assert err.count("\n") == 0 and str(path) in err
     assert "the independent protocol takes one-label cohorts" in err
     assert not out.exists()
+
+
+def test_survival_bootstrap_and_metrics_survive_resamples_without_a_comparable_pair():
+    from deepgami.evaluation.significance import paired_bootstrap
+    from deepgami.model._targets import survival_metrics
+
+    # One event among six samples: most resamples lack it or any pair it can be compared in.
+    y = np.array([[1.0, 0], [2.0, 1], [3.0, 0], [4.0, 0], [5.0, 0], [6.0, 0]])
+    risk_a, risk_b = np.array([0.1, 0.9, 0.2, 0.3, 0.1, 0.0]), np.zeros(6)
+    diff, low, high, _ = paired_bootstrap("c_index", "survival", y, risk_a, risk_b, seed=0)
+    assert diff == pytest.approx(0.5) and low <= diff <= high
+    # Every event after every other time: no comparable pair, so no C (not an exception).
+    found = survival_metrics([1.0, 2.0, 3.0], [0, 0, 1], [0.3, 0.2, 0.1])
+    assert found["c_index"] is None and found["events"] == 1

@@ -231,9 +231,10 @@ def _harrell_rows(y: np.ndarray, risk: np.ndarray, idx: np.ndarray) -> np.ndarra
 
     out = np.full(idx.shape[0], np.nan)
     for r, rows in enumerate(np.atleast_2d(idx)):
-        event = y[rows, 1] == 1
-        if event.any():
-            out[r] = concordance_index_censored(event, y[rows, 0], risk[rows])[0]
+        try:  # a resample without an event or a comparable pair has no C (NaN, dropped like an AUC's)
+            out[r] = concordance_index_censored(y[rows, 1] == 1, y[rows, 0], risk[rows])[0]
+        except ValueError:
+            pass
     return out
 
 

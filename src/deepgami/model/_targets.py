@@ -318,7 +318,10 @@ def survival_metrics(time: Sequence[float], event: Sequence[float], risk: Sequen
     if not e.any():
         return {}
     out = {"n": int(len(t)), "events": int(e.sum())}
-    out["c_index"] = float(concordance_index_censored(e, t, r)[0])
+    try:  # no comparable pair (every event after every censoring, a few rows): no C
+        out["c_index"] = float(concordance_index_censored(e, t, r)[0])
+    except ValueError:
+        out["c_index"] = None
     try:
         y = Surv.from_arrays(e, t)
         out["c_index_uno"] = float(concordance_index_ipcw(y, y, r)[0])
