@@ -161,3 +161,15 @@ def test_survival_bootstrap_and_metrics_survive_resamples_without_a_comparable_p
     # Every event after every other time: no comparable pair, so no C (not an exception).
     found = survival_metrics([1.0, 2.0, 3.0], [0, 0, 1], [0.3, 0.2, 0.1])
     assert found["c_index"] is None and found["events"] == 1
+
+
+def test_a_baseline_of_no_target_task_is_a_one_line_error(cohort, tmp_path, capsys):
+    from deepgami.cli import main
+
+    path = tmp_path / "multi.h5mu"
+    write_cohort(cohort, path)
+    out = tmp_path / "e"
+    assert main(["evaluate", str(path), "--out", str(out), "--methods", "deepgami,ridge"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}: --methods: unknown method 'ridge' for this cohort's")
+    assert "coxnet" in err and "\n" not in err and not out.exists()

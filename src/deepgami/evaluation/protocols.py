@@ -310,11 +310,11 @@ def _methods(data: Any, config: EvalConfig) -> tuple[list[str], dict[str, str]]:
         available = tuple(dict.fromkeys(m for task in tasks for m in method_names(task)))
     wanted = list(config.methods) if config.methods else list(available)
     unknown = [m for m in wanted if m not in available]
+    what = "this cohort's targets" if data.targets else f"a {data.task} cohort"
     if unknown:
         raise InputError(
             None,
-            f"--methods: unknown method '{unknown[0]}' for "
-            f"{'this cohort' + chr(39) + 's targets' if data.targets else f'a {data.task} cohort'} "
+            f"--methods: unknown method '{unknown[0]}' for {what} "
             f"(choose from {', '.join(available)})",
         )
     not_applicable = {
@@ -711,7 +711,7 @@ def evaluate(
         cohorts, config, params, methods, not_applicable, protocols, splits, how, None, selection
     )
     _run_plan(run, setting, jobs, progress, log or (lambda text: None), t_start)
-    if cohorts.data.targets is not None:
+    if data.targets is not None:
         return _target_results(run, setting, cohort_name, t_start)
     return _result(run, setting, cohort_name, test_mdata, test_name, t_start)
 
