@@ -5,6 +5,7 @@ intervals and a report per target."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -173,3 +174,20 @@ def test_a_baseline_of_no_target_task_is_a_one_line_error(cohort, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {path}: --methods: unknown method 'ridge' for this cohort's")
     assert "coxnet" in err and "\n" not in err and not out.exists()
+
+
+def test_deepgami_run_takes_the_bundled_targets_samplesheet_through_every_stage(tmp_path):
+    from deepgami.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    sheet = root / "assets" / "test" / "samplesheet_targets.csv"
+    out = tmp_path / "run"
+    args = "evaluate=--fast --protocols holdout --methods deepgami,logistic_regression"
+    assert (
+        main(["run", "--samplesheet", str(sheet), "--outdir", str(out), "--stage-args", args]) == 0
+    )
+    evaluation = out / "cohort_a_targets" / "evaluate"
+    for name in ("label", "score", "survival"):
+        assert (evaluation / "targets" / name / "report.html").exists()
+    summary = pd.read_csv(out / "summary.tsv", sep="\t")
+    assert set(summary["target"]) == {"label", "score", "survival"}

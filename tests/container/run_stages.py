@@ -38,6 +38,8 @@ from nextflow_tasks import TASK_SHELL, host_executor, load_module, run_task  # n
 SHEETS = [
     REPO / "assets" / "samplesheet_test.csv",
     REPO / "assets" / "test/single_cell/samplesheet.csv",
+    # Several targets and a survival target (label,score + time,event): every stage, EVALUATE per target.
+    REPO / "assets" / "test/samplesheet_targets.csv",
 ]
 # The ext.args of conf/modules.config with the test profile (conf/test.config), seed 0.
 EXT = {
