@@ -185,9 +185,7 @@ def run(args: argparse.Namespace) -> int:
             "training mean",
             file=sys.stderr,
         )
-    metrics = model.metrics(table) if "label" in table and table["label"].notna().any() else None
-    if model.targets is not None:  # several targets: their metrics under "targets" (none: no file)
-        metrics = {"targets": model.metrics(table)} if model.metrics(table) else None
+    metrics = _table_metrics(model, table)
     with claim.atomic() as tmp:
         table.to_csv(
             tmp, sep="\t", index=False, float_format=FLOAT_FORMAT, lineterminator="\n", na_rep="NA"
@@ -201,6 +199,16 @@ def run(args: argparse.Namespace) -> int:
             }
             with metrics_claim.atomic() as mtmp:
                 mtmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    if survival_targets(model):
-        _write_km(table, survival_targets(model), km_claim)
+    survival = survival_targets(model)
+    if survival:
+        _write_km(table, survival, km_claim)
     return 0
+
+
+def _table_metrics(model: Any, table: Any) -> dict | None:
+    """The metrics of the scored rows, scored once: one label's, or each target's under
+    ``targets``; None without a known label (then no metrics file)."""
+    if model.targets is not None:
+        found = model.metrics(table)
+        return {"targets": found} if found else None
+    return model.metrics(table) if "label" in table and table["label"].notna().any() else None

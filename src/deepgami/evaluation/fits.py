@@ -31,7 +31,7 @@ from deepgami.evaluation.config import (
     EvalConfig,
 )
 from deepgami.evaluation.splits import Split
-from deepgami.evaluation.targets import known_rows, target_frame, target_view
+from deepgami.evaluation.targets import known_rows, target_predictions, target_view, value_columns
 from deepgami.utils import jsonable
 
 if TYPE_CHECKING:  # the settings module imports torch; workers import it when they fit
@@ -277,15 +277,14 @@ def _table_predictions(
     target, on the rows where it is known)."""
     if data.targets is not None:
         for t in data.targets:
-            frame = target_frame(table, t)
-            frame.insert(0, "split", out.split)
-            frame.insert(0, "protocol", out.protocol)
-            frame.insert(0, "modalities", modalities)
-            frame.insert(0, "method", method)
-            frame.insert(0, "target", t.name)
-            out.predictions.append(frame.reset_index(drop=True))
+            frame = target_predictions(table, t).reset_index(drop=True)
+            where = {"target": t.name, "method": method, "modalities": modalities}
+            where |= {"protocol": out.protocol, "split": out.split}
+            out.predictions.append(
+                pd.concat([pd.DataFrame(where, index=frame.index), frame], axis=1)
+            )
         return
-    cols = [f"prob_{c}" for c in data.classes] if data.task == "classification" else ["predicted"]
+    cols = value_columns(data.task, list(data.classes))
     values = table[cols].to_numpy(dtype=np.float64)
     _predictions(
         data,

@@ -101,7 +101,7 @@ def value_columns(task: str, classes: list[str]) -> list[str]:
     return ["risk"] if task == "survival" else ["predicted"]
 
 
-def target_frame(table: pd.DataFrame, t: Any) -> pd.DataFrame:
+def target_predictions(table: pd.DataFrame, t: Any) -> pd.DataFrame:
     """Cut one target's one-label prediction frame from a multi-target prediction table.
 
     Parameters
