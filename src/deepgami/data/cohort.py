@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from deepgami.data.readers import check_finite_cohort
-from deepgami.data.targets import TargetSpec, set_targets, target_records
+from deepgami.data.targets import TargetSpec, phenotype_kind, set_targets, target_records
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -28,8 +28,6 @@ SPLIT = "split"
 PRIOR_PREFIX = "prior:"
 # uns['deepgami'][UNMEASURED][name]: a prior's edges into targets that are not variables.
 UNMEASURED = "unmeasured_edges"
-# A label column with at least this many distinct numeric values is a numeric phenotype.
-MIN_NUMERIC_LEVELS = 10
 
 md.set_options(pull_on_update=False)
 
@@ -425,18 +423,13 @@ def _set_phenotype(
         raise InputError(
             labels_path, f"{len(bad)} samples have an empty label (e.g. {', '.join(bad[:3])})"
         )
-    numeric = pd.to_numeric(raw, errors="coerce")
-    if numeric.notna().all() and numeric.nunique() >= MIN_NUMERIC_LEVELS:
-        mdata.obs[LABEL] = numeric.to_numpy(dtype=np.float64)
+    kind, found = phenotype_kind(raw, "label column", "samples with data", labels_path)
+    if kind == "numeric":
+        mdata.obs[LABEL] = found.to_numpy(dtype=np.float64)
         report.task = "regression"
-        report.classes = {"min": float(numeric.min()), "max": float(numeric.max())}
+        report.classes = {"min": float(found.min()), "max": float(found.max())}
     else:
-        counts = raw.value_counts().sort_index()
-        if len(counts) < 2:
-            raise InputError(
-                labels_path,
-                f"label column has a single class '{counts.index[0]}' among the {len(raw)} samples with data; need at least two",
-            )
+        counts = found
         mdata.obs[LABEL] = pd.Categorical(raw.to_numpy(), categories=list(counts.index))
         report.classes = {str(k): int(v) for k, v in counts.items()}
     if "split" in obs_labels:

@@ -29,7 +29,7 @@ from deepgami.errors import InputError
 KINDS = ("classes", "numeric", "survival")
 SURVIVAL_NAME = "survival"
 RESERVED = ("split",)
-# As for one label column: at least this many distinct numeric values make a numeric target.
+# At least this many distinct numeric values make a numeric phenotype (one label or a target).
 MIN_NUMERIC_LEVELS = 10
 MISSING_TEXT = ("", "na", "nan")
 
@@ -258,22 +258,57 @@ def _set_label(
     given = raw[~missing]
     if len(given) == 0:
         raise InputError(path, f"target '{name}' has no value for any sample with data")
+    kind, found = phenotype_kind(given, f"target '{name}'", "samples with a value", path)
+    if kind == "numeric":
+        values = np.full(len(raw), np.nan)
+        values[~missing.to_numpy()] = found.to_numpy(dtype=np.float64)
+        mdata.obs[name] = values
+        return "numeric", {"kind": "numeric", "n": len(given), "min": float(found.min())}
+    counts = found
+    values = raw.where(~missing, None).to_numpy(dtype=object)
+    mdata.obs[name] = pd.Categorical(values, categories=list(counts.index))
+    return "classes", {"kind": "classes", "n": len(given), **counts.astype(int).to_dict()}
+
+
+def phenotype_kind(
+    given: pd.Series, what: str, among: str, path: Path | None
+) -> tuple[str, pd.Series]:
+    """Tell whether known phenotype values are numeric or classes (one label or one target).
+
+    Numeric: every value a number and at least MIN_NUMERIC_LEVELS distinct ones.
+
+    Parameters
+    ----------
+    given : pandas.Series
+        The known values, as strings.
+    what : str
+        The phenotype as errors name it (``label column``, ``target 'x'``).
+    among : str
+        The samples counted, as errors name them.
+    path : pathlib.Path or None
+        The labels file, named in errors.
+
+    Returns
+    -------
+    tuple of (str, pandas.Series)
+        ``("numeric", values as numbers)`` or ``("classes", samples per class, sorted)``.
+
+    Raises
+    ------
+    InputError
+        When the values hold a single class.
+    """
     numeric = pd.to_numeric(given, errors="coerce")
     if numeric.notna().all() and numeric.nunique() >= MIN_NUMERIC_LEVELS:
-        values = np.full(len(raw), np.nan)
-        values[~missing.to_numpy()] = numeric.to_numpy(dtype=np.float64)
-        mdata.obs[name] = values
-        return "numeric", {"kind": "numeric", "n": len(given), "min": float(numeric.min())}
+        return "numeric", numeric
     counts = given.value_counts().sort_index()
     if len(counts) < 2:
         raise InputError(
             path,
-            f"target '{name}' has a single class '{counts.index[0]}' among the {len(given)} "
-            "samples with a value; need at least two",
+            f"{what} has a single class '{counts.index[0]}' among the {len(given)} {among}; "
+            "need at least two",
         )
-    values = raw.where(~missing, None).to_numpy(dtype=object)
-    mdata.obs[name] = pd.Categorical(values, categories=list(counts.index))
-    return "classes", {"kind": "classes", "n": len(given), **counts.astype(int).to_dict()}
+    return "classes", counts
 
 
 def _set_survival(
