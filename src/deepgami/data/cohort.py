@@ -20,7 +20,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from deepgami.data.readers import check_finite_cohort
-from deepgami.data.targets import TargetSpec, phenotype_kind, set_targets, target_records
+from deepgami.data.targets import (
+    MISSING_TEXT,
+    TargetSpec,
+    phenotype_kind,
+    set_targets,
+    target_records,
+)
 from deepgami.errors import InputError, atomic_path
 
 LABEL = "label"
@@ -418,8 +424,9 @@ def _set_phenotype(
     mdata: md.MuData, obs_labels: pd.DataFrame, labels_path: Path | None, report: BuildReport
 ) -> None:
     raw = obs_labels["label"].astype(str)
-    if (raw == "").any() or raw.str.lower().isin(["na", "nan"]).any():
-        bad = obs_labels.index[(raw == "") | raw.str.lower().isin(["na", "nan"])]
+    empty = raw.str.lower().isin(MISSING_TEXT)
+    if empty.any():
+        bad = obs_labels.index[empty]
         raise InputError(
             labels_path, f"{len(bad)} samples have an empty label (e.g. {', '.join(bad[:3])})"
         )
