@@ -57,6 +57,45 @@ def evaluate_rows(
     r2 : dict
         The imputation R^2 per modality.
     """
+    scores, tables, r2 = score_input_sets(model, data, rows)
+    flat = {}
+    names = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
+    for key, metrics in scores.items():
+        if data.targets is not None:
+            for t in data.targets:
+                for name in MULTI_METRICS[t.kind]:
+                    flat[f"{key}_{t.name}:{name}"] = as_float(metrics.get(t.name, {}).get(name))
+            continue
+        for name in names:
+            flat[f"{key}_{name}"] = as_float(metrics.get(name))
+    for m, v in r2.items():
+        flat[f"r2_{m}"] = as_float(v)
+    return flat, tables, r2
+
+
+def score_input_sets(
+    model: BaseModel, data: CohortArrays, rows: np.ndarray
+) -> tuple[dict[str, dict], dict[str, pd.DataFrame], dict]:
+    """Predict and score rows `rows` from every input set, once each.
+
+    Parameters
+    ----------
+    model : BaseModel
+        The fitted model.
+    data : CohortArrays
+        The cohort's arrays.
+    rows : numpy.ndarray
+        The positions of the held-out rows.
+
+    Returns
+    -------
+    scores : dict of str to dict
+        `model.metrics` of each input set (`all`, each modality, `<modality>_meanfill`).
+    tables : dict of str to pandas.DataFrame
+        The prediction table of each input set.
+    r2 : dict
+        The imputation R^2 per modality.
+    """
     inputs = model.inputs(data, rows)
     labels = data.labels[rows] if data.labels is not None else None
     if data.targets is not None:
@@ -64,27 +103,14 @@ def evaluate_rows(
     input_sets = {"all": inputs}
     for k, m in enumerate(model.modalities):
         input_sets[m] = inputs.only([k])
-    flat, tables = {}, {}
-    names = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
+    scores, tables = {}, {}
     for key, given in list(input_sets.items()) + [
         (f"{m}{MEANFILL}", input_sets[m]) for m in model.modalities
     ]:
-        table = model.predict(
-            given, fill="mean" if key.endswith(MEANFILL) else "impute", labels=labels
-        )
-        tables[key] = table
-        scores = model.metrics(table)
-        if data.targets is not None:
-            for t in data.targets:
-                for name in MULTI_METRICS[t.kind]:
-                    flat[f"{key}_{t.name}:{name}"] = as_float(scores.get(t.name, {}).get(name))
-            continue
-        for name in names:
-            flat[f"{key}_{name}"] = as_float(scores.get(name))
-    r2 = model.imputation_r2(inputs)
-    for m, v in r2.items():
-        flat[f"r2_{m}"] = as_float(v)
-    return flat, tables, r2
+        fill = "mean" if key.endswith(MEANFILL) else "impute"
+        tables[key] = model.predict(given, fill=fill, labels=labels)
+        scores[key] = model.metrics(tables[key])
+    return scores, tables, model.imputation_r2(inputs)
 
 
 def target_frame(data: CohortArrays, rows: np.ndarray) -> pd.DataFrame:

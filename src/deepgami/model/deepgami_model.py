@@ -35,7 +35,7 @@ from deepgami.data.arrays import CohortArrays, PriorOverride, read_arrays
 from deepgami.data.preprocessing import ModalityPreprocessor
 from deepgami.model import _fitting, _io
 from deepgami.model._base import BaseModel
-from deepgami.model._evaluate import evaluate_rows
+from deepgami.model._evaluate import evaluate_rows, score_input_sets
 from deepgami.model._fitting import EpochHook, cohort_threads
 from deepgami.model._tuning import (
     epoch_hook,
@@ -349,8 +349,7 @@ def fit_predict_fold(
         model = DeepGAMI.fit_bagged(
             data, np.asarray(train_idx, dtype=np.int64), setting, seed, on_epoch=on_epoch
         )
-        _, tables, r2 = evaluate_rows(model, data, np.asarray(test_idx, dtype=np.int64))
-    metrics = {key: model.metrics(table) for key, table in tables.items()}
+        metrics, tables, r2 = score_input_sets(model, data, np.asarray(test_idx, dtype=np.int64))
     return FoldResult(model, metrics, tables, r2, model.history)
 
 
