@@ -251,3 +251,29 @@ def test_survival_oracle_beats_shuffled_programs(family, tmp_path: Path) -> None
     row = family.target_rows("tiny_survival", result)[0]
     assert row["metric"] == "Harrell's C" and row["DeepGAMI, this target alone"] == ""
     assert row["oracle"] == f"{m['oracle_cox']['mean']:.3f}"
+
+
+def test_multitask_disjoint_splits_are_independent(family) -> None:
+    """`multitask.py --disjoint`: each split is its own block of samples, scored with the plain
+    paired t; the default splits resample one cohort and keep the corrected interval."""
+    import multitask
+
+    splits = multitask._splits(1000, 4, seed=0, disjoint=True)
+    assert [(len(tr), len(te)) for tr, te in splits] == [(200, 50)] * 4
+    every = np.concatenate([np.concatenate(s) for s in splits])
+    assert len(np.unique(every)) == 1000  # no sample in two splits
+    resampled = multitask._splits(250, 4, seed=0)
+    assert all(len(np.union1d(tr, te)) == 250 for tr, te in resampled)
+    d = np.array([0.02, 0.05, 0.03, 0.06])
+    multi = pd.DataFrame(
+        {"label_multi_auc": 0.8 + d, "label_single_auc": 0.8, "label2_multi_auc": 0.7 + d}
+    ).assign(label2_single_auc=0.7)
+    plain, corrected = (
+        multitask.summarize(multi, None, disjoint=flag).set_index("comparison")
+        for flag in (True, False)
+    )
+    row = "label2: multi - single AUC"
+    assert plain.loc[row, "interval"] == "paired t" and corrected.loc[row, "interval"] == "corrected"
+    half = 3.182446305284263 * d.std(ddof=1) / 2  # t(3) 97.5% x SD / sqrt(4)
+    assert plain.loc[row, "low"] == pytest.approx(d.mean() - half)
+    assert corrected.loc[row, "low"] < plain.loc[row, "low"]
