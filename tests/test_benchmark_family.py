@@ -273,7 +273,9 @@ def test_multitask_disjoint_splits_are_independent(family) -> None:
         for flag in (True, False)
     )
     row = "label2: multi - single AUC"
-    assert plain.loc[row, "interval"] == "paired t" and corrected.loc[row, "interval"] == "corrected"
+    assert (
+        plain.loc[row, "interval"] == "paired t" and corrected.loc[row, "interval"] == "corrected"
+    )
     half = 3.182446305284263 * d.std(ddof=1) / 2  # t(3) 97.5% x SD / sqrt(4)
     assert plain.loc[row, "low"] == pytest.approx(d.mean() - half)
     assert corrected.loc[row, "low"] < plain.loc[row, "low"]
