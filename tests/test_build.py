@@ -187,6 +187,9 @@ def _corrupt(paths: dict[str, Path], tmp: Path, case: str) -> tuple[list[str], s
         frame["sample"] = "X" + frame["sample"]
         frame.to_csv(labels, index=False)
         return args, str(snp), "no sample shared with the labels file"
+    if case == "transposed matrix":
+        pd.read_csv(snp, index_col=0).T.to_csv(snp)
+        return args, str(snp), "its column names are sample ids: samples must be rows"
     if case == "single class":
         frame = pd.read_csv(labels)
         frame["label"] = "case"
@@ -224,6 +227,7 @@ BAD_INPUTS = [
     "nan",
     "inf",
     "no shared sample",
+    "transposed matrix",
     "single class",
     "prior unknown modality",
     "prior matches nothing",

@@ -270,10 +270,13 @@ def _labelled_part(
     """The samples of one modality that have a label; records its line of the build report."""
     shared = adata.obs_names.isin(labels.index)
     if not shared.any():
+        # A matrix saved features x samples is the usual cause; say so rather than only "no match".
+        transposed = adata.var_names.isin(labels.index).any()
+        hint = "; its column names are sample ids: samples must be rows" if transposed else ""
         raise InputError(
             paths.get(name),
             f"no sample shared with the labels file{f' {labels_path}' if labels_path else ''} "
-            f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there)",
+            f"(e.g. '{adata.obs_names[0]}' here vs '{labels.index[0]}' there){hint}",
         )
     report.samples_without_label[name] = int((~shared).sum())
     kept = adata[shared].copy() if not shared.all() else adata
