@@ -70,6 +70,13 @@ def test_read_only_destination_is_one_line(work, tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # no temporary left behind
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_folder_refusing_new_files_is_one_line(work, capsys):
+    # /proc exists but takes no new file; the error names the folder and what it refused.
+    assert main(["predict", str(work["model"]), str(work["cohort"]), "--out", "/proc/p.tsv"]) == 3
+    assert _one_line(capsys).startswith("error: /proc: cannot create files here (")
+
+
 def test_full_disk_while_writing_weights_is_one_line(work, tmp_path, capsys, monkeypatch):
     from safetensors import SafetensorError
 

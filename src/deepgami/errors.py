@@ -487,7 +487,9 @@ def _acquire(claim: OutputClaim) -> None:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             claim.release()
-            raise env_error(err, folder) from None
+            # The lock is the first file made in the folder: name the folder and what was refused
+            # (a pseudo file system such as /proc answers "No such file or directory").
+            raise EnvError(folder, f"cannot create files here ({env_error(err).message})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
