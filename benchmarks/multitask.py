@@ -32,7 +32,7 @@ import mudata as md
 import numpy as np
 import pandas as pd
 
-from deepgami import build_cohort
+from deepgami import build_cohort, metrics
 from deepgami.data.arrays import read_arrays
 from deepgami.data.simulate import simulate_cohort
 from deepgami.evaluation.significance import corrected_t
@@ -152,8 +152,8 @@ def multitask(
     return pd.DataFrame(rows)
 
 
-def harrell_c(y: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's C-index of predicted risks.
+def harrell_c(y: np.ndarray, risk: np.ndarray) -> float | None:
+    """Harrell's C-index of predicted risks (`deepgami.metrics.harrell_c` on a structured array).
 
     Parameters
     ----------
@@ -164,12 +164,10 @@ def harrell_c(y: np.ndarray, risk: np.ndarray) -> float:
 
     Returns
     -------
-    float
-        The concordance index.
+    float or None
+        The concordance index (None: no comparable pair).
     """
-    from sksurv.metrics import concordance_index_censored
-
-    return float(concordance_index_censored(y["event"], y["time"], risk)[0])
+    return metrics.harrell_c(y["event"], y["time"], risk)
 
 
 def coxnet_c(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> float:
@@ -261,18 +259,13 @@ def summarize(
     pairs = []
     if multi is not None:
         for name in ("label2", "label"):
-            pairs.append(
-                (
-                    f"{name}: multi - single AUC",
-                    multi[f"{name}_multi_auc"] - multi[f"{name}_single_auc"],
-                )
-            )
+            d = multi[f"{name}_multi_auc"] - multi[f"{name}_single_auc"]
+            pairs.append((f"{name}: multi - single AUC", d, disjoint))
     if surv is not None:
-        pairs.append(("C: deepgami - oracle Cox", surv["deepgami_c"] - surv["oracle_c"]))
-        pairs.append(("C: deepgami - coxnet", surv["deepgami_c"] - surv["coxnet_c"]))
+        pairs.append(("C: deepgami - oracle Cox", surv["deepgami_c"] - surv["oracle_c"], False))
+        pairs.append(("C: deepgami - coxnet", surv["deepgami_c"] - surv["coxnet_c"], False))
     out = []
-    for what, d in pairs:
-        independent = disjoint and what.startswith("label")
+    for what, d, independent in pairs:
         mean, lo, hi, p = corrected_t(d.to_numpy(), 0.0 if independent else ratio)
         out.append(
             {

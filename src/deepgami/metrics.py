@@ -131,6 +131,32 @@ def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> dict
     return out
 
 
+def harrell_c(event: np.ndarray, time: np.ndarray, risk: np.ndarray) -> float | None:
+    """Compute Harrell's concordance index of predicted risks (scikit-survival).
+
+    Parameters
+    ----------
+    event : numpy.ndarray
+        Whether each sample's event was observed (boolean).
+    time : numpy.ndarray
+        Follow-up times.
+    risk : numpy.ndarray
+        Predicted risks (higher: earlier event).
+
+    Returns
+    -------
+    float or None
+        The C-index; None when no pair is comparable (no event, or every event after every
+        censoring: a few rows, a bootstrap resample).
+    """
+    from sksurv.metrics import concordance_index_censored
+
+    try:
+        return float(concordance_index_censored(event, time, risk)[0])
+    except ValueError:
+        return None
+
+
 def block_r2(observed: np.ndarray, imputed: np.ndarray) -> float | None:
     """Compute the R^2 of an imputed latent block against the observed one, pooled over nodes.
 

@@ -438,10 +438,9 @@ def _set_phenotype(
         mdata.obs[LABEL] = found.to_numpy(dtype=np.float64)
         report.task = "regression"
         report.classes = {"min": float(found.min()), "max": float(found.max())}
-    else:
-        counts = found
-        mdata.obs[LABEL] = pd.Categorical(raw.to_numpy(), categories=list(counts.index))
-        report.classes = {str(k): int(v) for k, v in counts.items()}
+    else:  # found: the samples per class
+        mdata.obs[LABEL] = pd.Categorical(raw.to_numpy(), categories=list(found.index))
+        report.classes = {str(k): int(v) for k, v in found.items()}
     if "split" in obs_labels:
         mdata.obs[SPLIT] = obs_labels["split"].replace("", "train").to_numpy()
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepgami.metrics import harrell_c
+
 SURVIVAL_BASE_RATE = 0.1
 BETA_RANGE = (0.6, 1.1)
 NUMERIC_NOISE_SD = math.pi / math.sqrt(3)
@@ -80,7 +82,7 @@ def extra_targets(
             "causal_genes": [genes[g] for g in causal],
             "log_hazard_coef": [float(b) * s.effect_size for b in beta[:, 0]],
             "events": int(event.sum()),
-            "c_index_true_risk_test": _harrell(time[test], event[test], eta[test]),
+            "c_index_true_risk_test": harrell_c(event[test].astype(bool), time[test], eta[test]),
         }
     return labels, info
 
@@ -120,12 +122,3 @@ def _survival_times(rng: np.random.Generator, eta: np.ndarray) -> tuple[np.ndarr
     event_time = rng.exponential(size=len(eta)) / (SURVIVAL_BASE_RATE * np.exp(eta))
     censor = rng.exponential(scale=2.0 * float(np.median(event_time)), size=len(eta))
     return np.minimum(event_time, censor), event_time <= censor
-
-
-def _harrell(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float | None:
-    """Harrell's C of `risk` (None without an event)."""
-    if not event.any():
-        return None
-    from sksurv.metrics import concordance_index_censored
-
-    return float(concordance_index_censored(event.astype(bool), time, risk)[0])

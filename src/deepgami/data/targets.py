@@ -264,10 +264,9 @@ def _set_label(
         values[~missing.to_numpy()] = found.to_numpy(dtype=np.float64)
         mdata.obs[name] = values
         return "numeric", {"kind": "numeric", "n": len(given), "min": float(found.min())}
-    counts = found
-    values = raw.where(~missing, None).to_numpy(dtype=object)
-    mdata.obs[name] = pd.Categorical(values, categories=list(counts.index))
-    return "classes", {"kind": "classes", "n": len(given), **counts.astype(int).to_dict()}
+    values = raw.where(~missing, None).to_numpy(dtype=object)  # found: the samples per class
+    mdata.obs[name] = pd.Categorical(values, categories=list(found.index))
+    return "classes", {"kind": "classes", "n": len(given), **found.astype(int).to_dict()}
 
 
 def phenotype_kind(

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy import stats
 
 from deepgami.evaluation.targets import value_columns
+from deepgami.metrics import harrell_c
 
 KS_COLUMNS = [
     "protocol",
@@ -227,14 +228,13 @@ def _metric_rows(
 def _harrell_rows(y: np.ndarray, risk: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Harrell's C of each resample; `y` holds (time, event) rows. scikit-survival's concordance
     is not vectorized over resamples: one call per resample (about a millisecond each)."""
-    from sksurv.metrics import concordance_index_censored
-
     out = np.full(idx.shape[0], np.nan)
     for r, rows in enumerate(np.atleast_2d(idx)):
-        try:  # a resample without an event or a comparable pair has no C (NaN, dropped like an AUC's)
-            out[r] = concordance_index_censored(y[rows, 1] == 1, y[rows, 0], risk[rows])[0]
-        except ValueError:
-            pass
+        c = harrell_c(y[rows, 1] == 1, y[rows, 0], risk[rows])
+        if (
+            c is not None
+        ):  # a resample without a comparable pair has no C (NaN, dropped like an AUC's)
+            out[r] = c
     return out
 
 

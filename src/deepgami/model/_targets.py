@@ -27,7 +27,7 @@ import torch
 
 from deepgami.data.arrays import CohortArrays
 from deepgami.errors import InputError
-from deepgami.metrics import classification_metrics, regression_metrics
+from deepgami.metrics import classification_metrics, harrell_c, regression_metrics
 from deepgami.train.multitask import HeadSlice, cox_partial_nll
 
 RISK_GROUPS = ("low", "mid", "high")
@@ -309,7 +309,7 @@ def survival_metrics(time: Sequence[float], event: Sequence[float], risk: Sequen
         ``score`` (1 - Cox partial log-likelihood / that of a constant risk); empty without an
         event.
     """
-    from sksurv.metrics import concordance_index_censored, concordance_index_ipcw
+    from sksurv.metrics import concordance_index_ipcw
     from sksurv.util import Surv
 
     t, e, r = (np.asarray(v, dtype=np.float64) for v in (time, event, risk))
@@ -318,10 +318,7 @@ def survival_metrics(time: Sequence[float], event: Sequence[float], risk: Sequen
     if not e.any():
         return {}
     out = {"n": int(len(t)), "events": int(e.sum())}
-    try:  # no comparable pair (every event after every censoring, a few rows): no C
-        out["c_index"] = float(concordance_index_censored(e, t, r)[0])
-    except ValueError:
-        out["c_index"] = None
+    out["c_index"] = harrell_c(e, t, r)
     try:
         y = Surv.from_arrays(e, t)
         out["c_index_uno"] = float(concordance_index_ipcw(y, y, r)[0])
