@@ -1,6 +1,6 @@
 """DeepGAMI against tuned baselines on repeated stratified splits, paired over splits (run by hand).
 
-    .venv/bin/python benchmarks/repeated_splits.py [--cohorts rosmap,sim,shared] [--splits 20]
+    .venv/bin/python benchmarks/repeated_splits.py [--cohorts rosmap,rosmap3,sim,shared] [--splits 20]
         [--params PARAMS.yaml] [--out benchmarks/out/repeated_splits]
 
 One 5-fold CV of 245 samples has a standard error of ~0.03 AUC, too coarse to tell a 0.02 deficit
@@ -13,6 +13,7 @@ Cohorts (made as users make them, `deepgami simulate` / `deepgami build`):
 
 - rosmap: the bundled ROSMAP data (deepgami.datasets.rosmap_dir()), mrna + meth, no prior (dense encoders). The shipped split column
   is ignored: the splits are drawn over all 245 samples.
+- rosmap3: the same with miRNA, the bundle's three omics (mrna + meth + mirna).
 - sim: `deepgami simulate` defaults (600 samples, seed 0), priors eqtl (snp) and grn (expr). Extra
   rows: the Bayes-optimal AUC of each test set (truth_probabilities.csv) and an oracle L1 logistic
   regression handed the true latent programs of every gene (as in benchmarks/accuracy.py; the
@@ -46,6 +47,8 @@ from deepgami.datasets import rosmap_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 ROSMAP = Path(os.environ.get("DEEPGAMI_ROSMAP", rosmap_dir()))  # default: the bundled copy
+# The ROSMAP cohorts: mrna + meth (the issue's figures), and with miRNA, the bundle's three omics.
+ROSMAP_OMICS = {"rosmap": ("mrna", "meth"), "rosmap3": ("mrna", "meth", "mirna")}
 TEST_FRACTION = 0.3
 
 
@@ -100,14 +103,11 @@ def cli(*args: object) -> None:
 def build_cohort(work: Path, name: str) -> tuple[Path, Path | None]:
     """The cohort file (and the simulation folder, for simulated cohorts)."""
     cohort = work / f"{name}.h5mu"
-    if name == "rosmap":
+    if name in ROSMAP_OMICS:
         if not cohort.exists():
             cli(
                 "build",
-                "--modality",
-                f"mrna={ROSMAP / 'mrna.csv'}",
-                "--modality",
-                f"meth={ROSMAP / 'meth.csv'}",
+                *(f"--modality={m}={ROSMAP / f'{m}.csv'}" for m in ROSMAP_OMICS[name]),
                 "--labels",
                 ROSMAP / "labels.csv",
                 "--out",
@@ -250,34 +250,34 @@ def run_split(
 
 # -- summary --------------------------------------------------------------------------------------
 
-LABELS = {
-    "deepgami": "DeepGAMI, {a} + {b}",
-    "deepgami_{a}_imputed": "DeepGAMI, {a} only ({b} imputed)",
-    "deepgami_{a}_meanfill": "DeepGAMI, {a} only ({b} mean-fill)",
-    "deepgami_{b}_imputed": "DeepGAMI, {b} only ({a} imputed)",
-    "deepgami_{b}_meanfill": "DeepGAMI, {b} only ({a} mean-fill)",
-    "lr": "L2 logistic regression, {a} + {b}",
-    "lr_{a}": "L2 logistic regression, {a} only",
-    "lr_{b}": "L2 logistic regression, {b} only",
-    "svm": "RBF SVM, {a} + {b}",
-    "oracle_l1": "oracle: L1 logistic regression on the true programs",
-    "bayes": "Bayes-optimal (truth)",
-}
+def method_labels(mods: list[str]) -> dict[str, str]:
+    """Every method's key and label for a cohort of modalities `mods` (two or more)."""
+    every = " + ".join(mods)
+    labels = {"deepgami": f"DeepGAMI, {every}"}
+    for m in mods:
+        others = " + ".join(o for o in mods if o != m)
+        labels[f"deepgami_{m}_imputed"] = f"DeepGAMI, {m} only ({others} imputed)"
+        labels[f"deepgami_{m}_meanfill"] = f"DeepGAMI, {m} only ({others} mean-fill)"
+    labels["lr"] = f"L2 logistic regression, {every}"
+    labels.update({f"lr_{m}": f"L2 logistic regression, {m} only" for m in mods})
+    labels["svm"] = f"RBF SVM, {every}"
+    labels["oracle_l1"] = "oracle: L1 logistic regression on the true programs"
+    labels["bayes"] = "Bayes-optimal (truth)"
+    return labels
 
 
 def summarize(splits: list[dict], mods: list[str], n_train: int, n_test: int) -> dict:
     """Mean AUC per method, paired differences (to LR, and the contrasts the issue asks about)
     with corrected resampled t intervals."""
-    a, b = mods
-    keys = [k.format(a=a, b=b) for k in LABELS if k.format(a=a, b=b) in splits[0]]
+    labels = method_labels(mods)
     rows = []
-    for key in keys:
+    for key in (k for k in labels if k in splits[0]):
         values = np.array([s[key] for s in splits], dtype=np.float64)
         mean, lo, hi = corrected_resampled_t([s[key] - s["lr"] for s in splits], n_train, n_test)
         rows.append(
             {
                 "key": key,
-                "label": LABELS[_template(key, a, b)].format(a=a, b=b),
+                "label": labels[key],
                 "mean": float(values.mean()),
                 "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
                 "diff_lr": mean,
@@ -285,21 +285,21 @@ def summarize(splits: list[dict], mods: list[str], n_train: int, n_test: int) ->
                 "diff_lr_hi": hi,
             }
         )
-    contrasts = {
-        f"DeepGAMI {a} + {b} minus {a} only ({b} imputed)": ("deepgami", f"deepgami_{a}_imputed"),
-        f"DeepGAMI {a} + {b} minus {b} only ({a} imputed)": ("deepgami", f"deepgami_{b}_imputed"),
-        f"DeepGAMI {a} only: imputed minus mean-fill": (
-            f"deepgami_{a}_imputed",
-            f"deepgami_{a}_meanfill",
-        ),
-        f"DeepGAMI {b} only: imputed minus mean-fill": (
-            f"deepgami_{b}_imputed",
-            f"deepgami_{b}_meanfill",
-        ),
-        f"DeepGAMI {a} + {b} minus LR {a} only": ("deepgami", f"lr_{a}"),
-        "DeepGAMI minus oracle": ("deepgami", "oracle_l1"),
-        "DeepGAMI minus Bayes": ("deepgami", "bayes"),
-    }
+    every, contrasts = " + ".join(mods), {}
+    for m in mods:
+        others = " + ".join(o for o in mods if o != m)
+        contrasts[f"DeepGAMI {every} minus {m} only ({others} imputed)"] = (
+            "deepgami",
+            f"deepgami_{m}_imputed",
+        )
+    for m in mods:
+        contrasts[f"DeepGAMI {m} only: imputed minus mean-fill"] = (
+            f"deepgami_{m}_imputed",
+            f"deepgami_{m}_meanfill",
+        )
+    contrasts[f"DeepGAMI {every} minus LR {mods[0]} only"] = ("deepgami", f"lr_{mods[0]}")
+    contrasts["DeepGAMI minus oracle"] = ("deepgami", "oracle_l1")
+    contrasts["DeepGAMI minus Bayes"] = ("deepgami", "bayes")
     paired = []
     for label, (x, y) in contrasts.items():
         if x in splits[0] and y in splits[0]:
@@ -312,10 +312,6 @@ def summarize(splits: list[dict], mods: list[str], n_train: int, n_test: int) ->
         "methods": rows,
         "paired": paired,
     }
-
-
-def _template(key: str, a: str, b: str) -> str:
-    return next(t for t in LABELS if t.format(a=a, b=b) == key)
 
 
 def markdown(name: str, summary: dict) -> str:
@@ -349,7 +345,7 @@ def run_cohort(work: Path, name: str, n_splits: int, params: dict, seed: int, ex
     work
         Folder of the built cohorts.
     name
-        rosmap, sim or shared.
+        rosmap, rosmap3, sim or shared.
     n_splits
         Number of random stratified splits.
     params
@@ -407,7 +403,7 @@ def run_cohort(work: Path, name: str, n_splits: int, params: dict, seed: int, ex
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--cohorts", default="rosmap,sim,shared", help="comma-separated: rosmap, sim, shared"
+        "--cohorts", default="rosmap,sim,shared", help="comma-separated: rosmap (mrna + meth), rosmap3 (and mirna), sim, shared"
     )
     parser.add_argument(
         "--splits", type=int, default=20, help="random 70/30 splits per cohort (default 20)"
@@ -441,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     tables = []
     for name in args.cohorts.split(","):
-        n_splits = args.splits if name == "rosmap" or args.sim_splits is None else args.sim_splits
+        n_splits = args.splits if name in ROSMAP_OMICS or args.sim_splits is None else args.sim_splits
         extras: dict = {"svm": not args.no_baselines, "single_lr": not args.no_baselines}
         results[name] = run_cohort(work, name, n_splits, params, args.seed, extras)
         results[name]["params"] = args.params

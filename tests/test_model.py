@@ -210,6 +210,61 @@ def test_bagging_averages_networks_fitted_on_row_subsets(trained, bagged, sim):
     assert torch.equal(bagged.members[1].encoders[0].src, bagged.module.encoders[0].src)
 
 
+def test_bagged_members_stop_early_on_the_rows_out_of_their_bag(sim, monkeypatch):
+    # A member trains on its bag and stops early on the training rows left out of it (an inner
+    # split of the bag trained on 64% of the rows and left a fifth unused); val_fraction 0 asks for
+    # no early stopping, and then a member trains on its bag alone.
+    from deepgami.model import _fitting
+
+    seen = []
+    real = _fitting.train_model
+
+    def spy(model, data, rows, inputs, targets, setting, seed, on_epoch=None, validation=None):
+        real(model, data, rows, inputs, targets, setting, seed, on_epoch, validation)
+        seen.append((rows, validation, dict(model.config["training"])))
+
+    monkeypatch.setattr(_fitting, "train_model", spy)
+    DeepGAMI.fit(sim, model_fixtures.fast_params(bagging=2, cv_folds=0), seed=0)
+    (refit_rows, refit_validation, _), *members = seen
+    assert refit_validation is None and len(members) == 2
+    for rows, validation, record in members:
+        np.testing.assert_array_equal(rows, refit_rows)
+        assert 0.15 < len(validation) / len(rows) < 0.25 and np.isin(validation, rows).all()
+        assert record["n_validation"] == len(validation)
+        assert record["n_inner_train"] == len(rows) - len(validation)
+    assert not np.array_equal(members[0][1], members[1][1])
+
+    seen.clear()
+    DeepGAMI.fit(sim, model_fixtures.fast_params(bagging=1, cv_folds=0, val_fraction=0), seed=0)
+    (refit_rows, _, _), (rows, validation, record) = seen
+    assert validation is None and record["n_validation"] == 0
+    assert len(rows) == round(0.8 * len(refit_rows)) and np.isin(rows, refit_rows).all()
+
+
+def test_modality_dropout_auto_always_hides_a_side_by_side_block(sim, monkeypatch):
+    # auto: the head of a cohort without a prior (blocks side by side) never sees every block of a
+    # training row at once (late fusion); with a prior (summed blocks) a row loses one 30% of the time.
+    from deepgami.train import loop
+
+    rates = []
+    real = loop.hide_modalities
+
+    def spy(present, rate, generator):
+        rates.append(rate)
+        return real(present, rate, generator)
+
+    monkeypatch.setattr(loop, "hide_modalities", spy)
+    dense = model_fixtures.dense_mudata(n_samples=60)
+    model = DeepGAMI.fit(dense, model_fixtures.fast_params(cv_folds=0), seed=0)
+    assert model.config["network"]["latent_combine"] == "concat" and set(rates) == {1.0}
+    rates.clear()
+    model = DeepGAMI.fit(sim, model_fixtures.fast_params(cv_folds=0), seed=0)
+    assert model.config["network"]["latent_combine"] == "sum" and set(rates) == {0.3}
+    rates.clear()
+    DeepGAMI.fit(dense, model_fixtures.fast_params(cv_folds=0, modality_dropout=0.5), seed=0)
+    assert set(rates) == {0.5}
+
+
 def test_bagged_model_round_trip(bagged, sim, tmp_path):
     bagged.save(tmp_path / "m")
     state = load_file(tmp_path / "m" / "model.safetensors")
@@ -682,8 +737,9 @@ def test_predictions_match_the_recorded_golden_file(tmp_path):
     """Seed 0, an explicit params file (every key given) and a tiny fixed cohort: the predictions are
     the bytes recorded in tests/data/golden_predictions.tsv, also after a save/load round trip.
     Recorded before the model/ split (issue 13); re-recorded on purpose once, when the head's group
-    lasso became one group per latent gene over all blocks (issue 14). A change of results must
-    re-record the file on purpose."""
+    lasso became one group per latent gene over all blocks (issue 14), and when bagged members
+    began to stop early on the rows out of their bag (issue 22). A change of results must re-record
+    the file on purpose."""
     from deepgami.train import load_params
 
     mdata, _ = model_fixtures.simulated_mudata(

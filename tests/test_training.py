@@ -81,7 +81,7 @@ def test_params_file_merges_over_defaults(tmp_path):
         ("grid:\n  dropuot: [0.1]\n", "unknown grid entry 'dropuot' (did you mean 'dropout'?)"),
         ("dropout: 1.5\n", "dropout values must be in [0, 1), got 1.5"),
         ("learning_rate: -1\n", "learning_rate values must be positive numbers, got -1"),
-        ("modality_dropout: 2\n", "modality_dropout must be a number in [0.0, 1.0], got 2"),
+        ("modality_dropout: 2\n", "modality_dropout must be a number in [0.0, 1.0] or auto, got 2"),
         ("- a\n- b\n", "must be a mapping"),
         ("grid: [\n", "not valid YAML"),
     ],
@@ -158,6 +158,10 @@ def test_hide_modalities_keeps_one_block_per_row():
     assert bool((hidden[200:] == present[200:]).all())  # single-modality rows untouched
     frac = float((hidden[:200].sum(1) == 1).float().mean())
     assert 0.35 < frac < 0.65
+    # Rate 1 (auto without a prior: late fusion): every row of two or three blocks loses exactly one.
+    present = torch.tensor([[True, True, True]] * 100 + [[True, True, False]] * 100)
+    hidden = hide_modalities(present, 1.0, torch.Generator().manual_seed(0))
+    assert bool((hidden.sum(1) == present.sum(1) - 1).all()) and bool((hidden <= present).all())
 
 
 # -- the fit loop -------------------------------------------------------------------------------------

@@ -445,7 +445,7 @@ def _tuning_notes(run: _Run, setting: Setting) -> list[str]:
         notes.append(
             f"Every DeepGAMI fit is bagged as in `deepgami train`: the fit on all training samples "
             f"of the split plus {bagging} networks{fewer} on random {BAG_FRACTION:.0%} "
-            f"subsets of them, probabilities averaged."
+            f"subsets of them (each stopped early on the samples left out), probabilities averaged."
         )
     return notes
 

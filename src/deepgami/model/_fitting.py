@@ -472,11 +472,12 @@ def train_model(
     setting: Setting,
     seed: int,
     on_epoch: EpochHook | None = None,
+    validation: np.ndarray | None = None,
 ) -> None:
     """Train `model.module` on `inputs` (rows `rows` of `data`).
 
-    Training stops early on an inner validation split of the rows; the history and training
-    figures are recorded in the model.
+    Training stops early on an inner validation split of the rows (or on `validation`); the
+    history and training figures are recorded in the model.
 
     Parameters
     ----------
@@ -496,11 +497,17 @@ def train_model(
         The fit's random seed.
     on_epoch : EpochHook or None, default None
         Called after each epoch with the epoch, training loss and validation loss.
+    validation : numpy.ndarray or None, default None
+        The rows of `data` (among `rows`) to stop early on instead of a random inner split.
     """
     config, task, training = model.config, data.task, setting.training
-    tr, va = inner_split(
-        targets.y, float(training.val_fraction), derive_seed(seed, 3), strata(data, rows)[1]
-    )
+    if validation is None:
+        tr, va = inner_split(
+            targets.y, float(training.val_fraction), derive_seed(seed, 3), strata(data, rows)[1]
+        )
+    else:
+        held = np.isin(rows, validation)
+        tr, va = np.flatnonzero(~held), np.flatnonzero(held)
     batch = Batch(inputs.xs, inputs.present, targets.tensor)
     train, val = batch.rows(tr), (batch.rows(va) if len(va) else None)
     started = _start_encoders(model, data, rows[tr], train, setting)
@@ -547,6 +554,7 @@ def fit_rows(
     seed: int,
     on_epoch: EpochHook | None = None,
     shared_preprocessing: Sequence[ModalityPreprocessor] | None = None,
+    validation: np.ndarray | None = None,
 ) -> M:
     """Fit one setting on rows `rows` of `data`.
 
@@ -568,6 +576,9 @@ def fit_rows(
         Called after each epoch with the epoch, training loss and validation loss.
     shared_preprocessing : Sequence of ModalityPreprocessor or None, default None
         Preprocessing to reuse instead of fitting it (bagged members).
+    validation : numpy.ndarray or None, default None
+        The rows of `data` (among `rows`) to stop early on instead of a random inner split of
+        `rows` (bagged members: the rows out of their bag).
 
     Returns
     -------
@@ -595,7 +606,8 @@ def fit_rows(
         model_config(data, rows, setting, seed, targets, preprocessors, net),
         preprocessors,
     )
-    train_model(model, data, rows, model.inputs(data, rows), targets, setting, seed, on_epoch)
+    inputs = model.inputs(data, rows)
+    train_model(model, data, rows, inputs, targets, setting, seed, on_epoch, validation)
     return model
 
 
@@ -611,7 +623,9 @@ def fit_bagged(
     """Fit one setting on all `rows` (`fit_rows`), plus `training.bagging` networks on row subsets.
 
     Each bagged network is fitted on a random (stratified) BAG_FRACTION of the rows with the
-    first one's preprocessing; the model averages their outputs. A few hundred samples leave the
+    first one's preprocessing and stops early on the other rows (out of the bag: with an inner
+    split of the bag it would train on 64% of the rows, a fifth less, and leave a fifth unused);
+    the model averages their outputs. A few hundred samples leave the
     head's choice among hundreds of latent genes noisy, and averaging over subsets steadies it
     (+0.03 held-out AUC on simulated cohorts). The model is an instance of `cls` (`BaseModel`
     or a subclass; numpydoc does not list a parameter named `cls`).
@@ -642,14 +656,23 @@ def fit_bagged(
     rows = usable_rows(data, rows, setting.preprocessing.missing)
     y, stratify = strata(data, rows)
     for b in range(int(setting.training.bagging)):
-        bag, _ = inner_split(
+        bag, out_of_bag = inner_split(
             y if stratify else np.zeros(len(rows)),
             1 - BAG_FRACTION,
             derive_seed(seed, 6, b),
             stratify,
         )
+        # val_fraction 0 asks for no early stopping: the member trains on its bag alone.
+        stop_on = rows[out_of_bag] if setting.training.val_fraction > 0 else None
         member = fit_rows(
-            cls, data, rows[bag], setting, derive_seed(seed, 7, b), on_epoch, model.preprocessors
+            cls,
+            data,
+            rows if stop_on is not None else rows[bag],
+            setting,
+            derive_seed(seed, 7, b),
+            on_epoch,
+            model.preprocessors,
+            stop_on,
         )
         model.members.append(member.module)
         if on_fit is not None:

@@ -349,12 +349,13 @@ def _train_epoch(
     """One pass over `train` in a seeded order; returns the mean (task, auxiliary) loss."""
     device = current_device()
     lam, group_lasso = float(training.aux_weight), float(training.group_lasso)
+    hide_rate = training.hiding_rate(net.latent_combine)
     net.train()
     order = rng.permutation(len(train))
     sums = np.zeros(3)
     for start, stop in _batch_bounds(len(train), int(training.batch_size)):
         part = train.rows(order[start:stop])
-        head_present = hide_modalities(part.present, float(training.modality_dropout), gen)
+        head_present = hide_modalities(part.present, hide_rate, gen)
         xs = to_device(materialize(part.xs), device)
         present, head_present, y = to_device([part.present, head_present, part.y], device)
         out = net(xs, present, head_present=head_present)
