@@ -264,7 +264,8 @@ class TrainingSettings:
         The learning rate of encoders that start at the prior's regression, relative to the head's
         (0 freezes them).
     bagging : int, default 5
-        Networks added to the refit, each fitted on a random 80% of the training rows.
+        Networks added to the refit, each fitted on a random 80% of the training rows and
+        stopped early on the other 20%.
     aux_target : str, default "detach"
         ``detach``, ``normalize`` or ``joint``: how the auxiliary loss treats its target.
     modality_dropout : float or str, default "auto"
