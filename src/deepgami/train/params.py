@@ -58,8 +58,8 @@ _LOG_KEYS = (
 # modality_dropout: auto. Side by side (no prior) every block has its own latent nodes, and always
 # hiding one trains each block's part of the head to predict alone (late fusion, lower variance on
 # a few hundred samples). No-prior cohorts, paired over the same splits, against 0.3: ROSMAP
-# mrna + meth +0.004 AUC (20 splits), with mirna +0.001 (20), a simulated genotype + expression
-# cohort +0.008 (10); small, never below. Summed blocks are parts of the same genes: hiding one
+# mrna + meth +0.004 AUC (20 splits), a simulated genotype + expression cohort +0.008 (10);
+# small, never below. Summed blocks are parts of the same genes: hiding one
 # blanks part of every gene, so it stays occasional (benchmarks/README.md).
 AUTO_MODALITY_DROPOUT = {"concat": 1.0, "sum": 0.3}
 MISSING = ("impute", "complete_case")
